@@ -1,0 +1,306 @@
+// The engine's handle on a GPUDevice: tensors with byte accounting, a pipeline cache, many dispatches
+// per command submission, readback, optional GPU timing, and device-loss events. It takes a
+// GPUDevice and never asks where it came from, so it runs the same in a page, a worker and Node.
+
+import { MemoryTracker } from './memory';
+import type { Params } from './params';
+import { shaderSource, type ShaderName } from './shaders';
+import { Tensor, shapeString } from './tensor';
+
+export type Binding = Tensor | GPUBuffer;
+
+export interface Dispatch {
+  shader: ShaderName;
+  entry: string;
+  /** WGSL `override` constants, for example tile sizes. */
+  constants?: Record<string, number>;
+  /** Bound at @group(0) @binding(0) as a uniform struct. */
+  params?: Params;
+  /** Storage buffers by binding number (1 and up). */
+  bindings: Record<number, Binding>;
+  workgroups: readonly [number, number?, number?];
+}
+
+export class GpuError extends Error {
+  override name = 'GpuError';
+}
+
+export class DeviceLostError extends Error {
+  override name = 'DeviceLostError';
+}
+
+const UNIFORM_ALIGNMENT = 256;
+const UNIFORM_ARENA_BYTES = 1 << 20;
+const MAX_TIMED_PASSES = 256;
+
+export class GpuContext {
+  readonly memory = new MemoryTracker();
+  readonly adapterName: string;
+  private readonly pipelines = new Map<string, GPUComputePipeline>();
+  private readonly modules = new Map<string, GPUShaderModule>();
+  private encoder: GPUCommandEncoder | null = null;
+  private pass: GPUComputePassEncoder | null = null;
+  private readonly arena: GPUBuffer;
+  private readonly arenaBytes = new ArrayBuffer(UNIFORM_ARENA_BYTES);
+  private arenaUsed = 0;
+  private readonly errors: string[] = [];
+  private lostInfo: GPUDeviceLostInfo | null = null;
+  private readonly lostListeners = new Set<(info: GPUDeviceLostInfo) => void>();
+  private timing: { querySet: GPUQuerySet; passes: number; overflow: boolean } | null = null;
+  readonly canTime: boolean;
+
+  constructor(
+    readonly device: GPUDevice,
+    options: { adapterName?: string } = {},
+  ) {
+    this.adapterName = options.adapterName ?? 'unknown adapter';
+    this.canTime = device.features.has('timestamp-query');
+    this.arena = this.memory.track(
+      device.createBuffer({ label: 'uniform arena', size: UNIFORM_ARENA_BYTES, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST }),
+    );
+    device.addEventListener('uncapturederror', (event) => {
+      this.errors.push((event as GPUUncapturedErrorEvent).error.message);
+    });
+    void device.lost.then((info) => {
+      this.lostInfo = info;
+      for (const listener of this.lostListeners) listener(info);
+    });
+  }
+
+  /** Calls listener once if the device is lost (driver reset, GPU process crash, destroy()). */
+  onDeviceLost(listener: (info: GPUDeviceLostInfo) => void): () => void {
+    if (this.lostInfo) listener(this.lostInfo);
+    else this.lostListeners.add(listener);
+    return () => this.lostListeners.delete(listener);
+  }
+
+  get isLost(): boolean {
+    return this.lostInfo !== null;
+  }
+
+  // ---- tensors ------------------------------------------------------------------------------
+
+  tensor(shape: readonly number[], label: string, data?: Float32Array): Tensor {
+    const size = shape.reduce((a, b) => a * b, 1);
+    if (!Number.isInteger(size) || size < 0) throw new RangeError(`Bad tensor shape ${shapeString(shape)} for ${label}`);
+    if (data && data.length !== size) {
+      throw new RangeError(`${label}: data has ${data.length} values, shape ${shapeString(shape)} needs ${size}`);
+    }
+    const byteLength = Math.max(16, size * 4); // bindings of size 0 are invalid
+    if (byteLength > this.device.limits.maxStorageBufferBindingSize) {
+      throw new GpuError(
+        `${label} ${shapeString(shape)} needs ${byteLength} bytes, more than this GPU binds at once ` +
+          `(${this.device.limits.maxStorageBufferBindingSize}). Use a smaller batch.`,
+      );
+    }
+    const buffer = this.memory.track(
+      this.device.createBuffer({
+        label,
+        size: byteLength,
+        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+      }),
+    );
+    const tensor = new Tensor(buffer, shape, label, this.memory);
+    if (data) this.upload(tensor, data);
+    return tensor;
+  }
+
+  /** Writes data into tensor, after every command recorded so far. */
+  upload(tensor: Tensor, data: Float32Array, elementOffset = 0): void {
+    if (elementOffset + data.length > tensor.size) {
+      throw new RangeError(`${tensor.label}: ${data.length} values at ${elementOffset} overflow ${tensor.size}`);
+    }
+    this.submit(); // queue writes run before unsubmitted commands; keep program order
+    this.device.queue.writeBuffer(tensor.buffer, elementOffset * 4, data.buffer, data.byteOffset, data.byteLength);
+  }
+
+  zero(tensor: Tensor): void {
+    this.commandEncoder(false).clearBuffer(tensor.buffer);
+  }
+
+  copy(source: Tensor, destination: Tensor, elements = source.size, sourceOffset = 0, destinationOffset = 0): void {
+    this.commandEncoder(false).copyBufferToBuffer(source.buffer, sourceOffset * 4, destination.buffer, destinationOffset * 4, elements * 4);
+  }
+
+  async read(tensor: Tensor): Promise<Float32Array> {
+    const [values] = await this.readMany([tensor]);
+    return values;
+  }
+
+  async readMany(tensors: readonly Tensor[]): Promise<Float32Array[]> {
+    const staging = tensors.map((t) =>
+      this.memory.track(
+        this.device.createBuffer({ label: `read ${t.label}`, size: t.byteLength || 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }),
+      ),
+    );
+    const encoder = this.commandEncoder(false);
+    tensors.forEach((t, i) => t.size && encoder.copyBufferToBuffer(t.buffer, 0, staging[i], 0, t.byteLength));
+    this.submit();
+    try {
+      await Promise.all(staging.map((s) => s.mapAsync(GPUMapMode.READ)));
+    } catch (error) {
+      staging.forEach((s) => this.memory.release(s));
+      throw this.lostInfo ? new DeviceLostError(`GPU device lost: ${this.lostInfo.message}`) : error;
+    }
+    const result = staging.map((s, i) => {
+      const values = new Float32Array(s.getMappedRange().slice(0, tensors[i].byteLength));
+      s.unmap();
+      return values;
+    });
+    staging.forEach((s) => this.memory.release(s));
+    this.throwIfErrors();
+    return result;
+  }
+
+  // ---- dispatch -----------------------------------------------------------------------------
+
+  pipeline(shader: ShaderName, entry: string, constants: Record<string, number> = {}): GPUComputePipeline {
+    const key = `${shader}:${entry}:${JSON.stringify(constants)}`;
+    let pipeline = this.pipelines.get(key);
+    if (!pipeline) {
+      let module = this.modules.get(shader);
+      if (!module) {
+        module = this.device.createShaderModule({ label: shader, code: shaderSource(shader) });
+        this.modules.set(shader, module);
+      }
+      pipeline = this.device.createComputePipeline({
+        label: `${shader}.${entry}`,
+        layout: 'auto',
+        compute: { module, entryPoint: entry, constants },
+      });
+      this.pipelines.set(key, pipeline);
+    }
+    return pipeline;
+  }
+
+  dispatch(d: Dispatch): void {
+    const [x, y = 1, z = 1] = d.workgroups;
+    if (x === 0 || y === 0 || z === 0) return;
+    const maxPerDimension = this.device.limits.maxComputeWorkgroupsPerDimension;
+    if (x > maxPerDimension || y > maxPerDimension || z > maxPerDimension) {
+      throw new GpuError(`${d.shader}.${d.entry}: grid ${x}x${y}x${z} exceeds ${maxPerDimension} workgroups per dimension`);
+    }
+    const pipeline = this.pipeline(d.shader, d.entry, d.constants);
+    const entries: GPUBindGroupEntry[] = Object.entries(d.bindings).map(([binding, b]) => ({
+      binding: Number(binding),
+      resource: { buffer: b instanceof Tensor ? b.buffer : b },
+    }));
+    if (d.params) {
+      const size = d.params.byteLength;
+      if (this.arenaUsed + size > UNIFORM_ARENA_BYTES) this.submit();
+      d.params.writeTo(new DataView(this.arenaBytes), this.arenaUsed);
+      entries.push({ binding: 0, resource: { buffer: this.arena, offset: this.arenaUsed, size } });
+      this.arenaUsed += Math.ceil(size / UNIFORM_ALIGNMENT) * UNIFORM_ALIGNMENT;
+    }
+    const bindGroup = this.device.createBindGroup({
+      label: `${d.shader}.${d.entry}`,
+      layout: pipeline.getBindGroupLayout(0),
+      entries,
+    });
+    const pass = this.computePass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(x, y, z);
+  }
+
+  /** Sends every recorded command to the GPU. */
+  submit(): void {
+    if (!this.encoder) return;
+    this.endPass();
+    if (this.arenaUsed) this.device.queue.writeBuffer(this.arena, 0, this.arenaBytes, 0, this.arenaUsed);
+    this.arenaUsed = 0;
+    this.device.queue.submit([this.encoder.finish()]);
+    this.encoder = null;
+  }
+
+  /** Submits and waits until the GPU has finished everything; throws on recorded GPU errors. */
+  async sync(): Promise<void> {
+    this.submit();
+    await this.device.queue.onSubmittedWorkDone();
+    if (this.lostInfo) throw new DeviceLostError(`GPU device lost: ${this.lostInfo.message}`);
+    this.throwIfErrors();
+  }
+
+  /**
+   * Runs work() and returns wall-clock milliseconds until the GPU finished, and GPU milliseconds
+   * from timestamp queries when the adapter has them (summed over compute passes).
+   */
+  async time(work: () => void | Promise<void>): Promise<{ wallMs: number; gpuMs: number | null }> {
+    await this.sync();
+    if (this.canTime) {
+      this.timing = {
+        querySet: this.device.createQuerySet({ type: 'timestamp', count: 2 * MAX_TIMED_PASSES }),
+        passes: 0,
+        overflow: false,
+      };
+    }
+    const start = performance.now();
+    await work();
+    this.endPass();
+    const timing = this.timing;
+    this.timing = null;
+    let gpuMs: number | null = null;
+    if (timing && timing.passes > 0 && !timing.overflow) {
+      const count = 2 * timing.passes;
+      const resolved = this.memory.track(
+        this.device.createBuffer({ size: count * 8, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC }),
+      );
+      const readable = this.memory.track(this.device.createBuffer({ size: count * 8, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }));
+      const encoder = this.commandEncoder(false);
+      encoder.resolveQuerySet(timing.querySet, 0, count, resolved, 0);
+      encoder.copyBufferToBuffer(resolved, 0, readable, 0, count * 8);
+      await this.sync();
+      await readable.mapAsync(GPUMapMode.READ);
+      const stamps = new BigUint64Array(readable.getMappedRange().slice(0));
+      readable.unmap();
+      let nanoseconds = 0n;
+      for (let i = 0; i < timing.passes; i++) nanoseconds += stamps[2 * i + 1] - stamps[2 * i];
+      gpuMs = Number(nanoseconds) / 1e6;
+      this.memory.release(resolved);
+      this.memory.release(readable);
+      timing.querySet.destroy();
+    } else {
+      await this.sync();
+      timing?.querySet.destroy();
+    }
+    return { wallMs: performance.now() - start, gpuMs };
+  }
+
+  destroy(): void {
+    this.submit();
+    this.device.destroy();
+  }
+
+  // ---- internals ----------------------------------------------------------------------------
+
+  private commandEncoder(forPass: boolean): GPUCommandEncoder {
+    if (!forPass) this.endPass();
+    this.encoder ??= this.device.createCommandEncoder();
+    return this.encoder;
+  }
+
+  private computePass(): GPUComputePassEncoder {
+    if (this.pass) return this.pass;
+    const encoder = this.commandEncoder(true);
+    let timestampWrites: GPUComputePassTimestampWrites | undefined;
+    if (this.timing && this.timing.passes >= MAX_TIMED_PASSES) this.timing.overflow = true;
+    else if (this.timing) {
+      const i = this.timing.passes++;
+      timestampWrites = { querySet: this.timing.querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 };
+    }
+    this.pass = encoder.beginComputePass({ timestampWrites });
+    return this.pass;
+  }
+
+  private endPass(): void {
+    this.pass?.end();
+    this.pass = null;
+  }
+
+  private throwIfErrors(): void {
+    if (this.errors.length) {
+      const messages = this.errors.splice(0);
+      throw new GpuError(`GPU validation failed: ${messages.join(' | ')}`);
+    }
+  }
+}

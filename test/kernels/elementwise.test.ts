@@ -1,0 +1,58 @@
+import { describe, expect, it } from 'vitest';
+import * as elementwise from '../../src/kernels/elementwise';
+import { expectClose } from '../helpers/compare';
+import { centralDifferenceGradient, dot } from '../helpers/finite-difference';
+import { useGpu } from '../helpers/gpu';
+import { randomArray } from '../helpers/random';
+import * as reference from '../reference/elementwise';
+
+// f32 element-wise results differ from float64 by a few ulps of exp(): 1e-5 relative is ~100 ulps of headroom.
+const TOLERANCE = { rtol: 1e-5, atol: 1e-6 };
+
+const ctx = await useGpu();
+
+describe('elementwise kernels', () => {
+  // 1, a workgroup less one, and a size past one workgroup that is not a multiple of 256.
+  for (const count of [1, 255, 1000]) {
+    it(`quick_gelu forward and backward, ${count} elements`, async () => {
+      const xData = randomArray(count, 1, 4);
+      const doutData = randomArray(count, 2);
+      const x = ctx.tensor([count], 'x', xData);
+      const dout = ctx.tensor([count], 'dout', doutData);
+      const out = ctx.tensor([count], 'out');
+      const dx = ctx.tensor([count], 'dx');
+      elementwise.quickGeluForward(ctx, x, out);
+      elementwise.quickGeluBackward(ctx, x, dout, dx);
+      const [outGpu, dxGpu] = await ctx.readMany([out, dx]);
+      expectClose(outGpu, reference.quickGelu(xData), { ...TOLERANCE, label: 'quick_gelu' });
+      expectClose(dxGpu, reference.quickGeluBackward(xData, doutData), { ...TOLERANCE, label: 'quick_gelu dx' });
+      // The backward against central differences of the float64 forward: independent of the reference backward.
+      const numeric = centralDifferenceGradient((v) => dot(reference.quickGelu(v), doutData), xData);
+      expectClose(dxGpu, numeric, { rtol: 1e-4, atol: 1e-5, label: 'quick_gelu dx vs finite differences' });
+      [x, dout, out, dx].forEach((t) => t.destroy());
+    });
+  }
+
+  it('add, scale and in-place accumulation', async () => {
+    const count = 777;
+    const a = randomArray(count, 3);
+    const b = randomArray(count, 4);
+    const ta = ctx.tensor([count], 'a', a);
+    const tb = ctx.tensor([count], 'b', b);
+    const sum = ctx.tensor([count], 'sum');
+    const scaled = ctx.tensor([count], 'scaled');
+    elementwise.add(ctx, ta, tb, sum);
+    elementwise.scale(ctx, ta, -2.5, scaled);
+    elementwise.addScaledInPlace(ctx, tb, ta, 0.5);
+    const [sumGpu, scaledGpu, accumulated] = await ctx.readMany([sum, scaled, tb]);
+    expectClose(sumGpu, a.map((v, i) => v + b[i]), { rtol: 0, atol: 1e-6, label: 'add' });
+    expectClose(scaledGpu, a.map((v) => -2.5 * v), { rtol: 0, atol: 1e-6, label: 'scale' });
+    expectClose(accumulated, a.map((v, i) => b[i] + 0.5 * v), { rtol: 0, atol: 1e-6, label: 'add_scaled_inplace' });
+  });
+
+  it('rejects tensors of different sizes', async () => {
+    const a = ctx.tensor([4], 'a');
+    const b = ctx.tensor([5], 'b');
+    expect(() => elementwise.add(ctx, a, b, a)).toThrow(/b has 5 elements, expected 4/);
+  });
+});
