@@ -10,6 +10,8 @@ export class Tensor {
     readonly shape: readonly number[],
     readonly label: string,
     private readonly memory: MemoryTracker,
+    /** False for views: the buffer belongs to another tensor. */
+    private readonly ownsBuffer = true,
   ) {
     this.size = shape.reduce((a, b) => a * b, 1);
   }
@@ -18,8 +20,15 @@ export class Tensor {
     return this.size * 4;
   }
 
+  /** The same data under another shape with the same element count (no copy). */
+  view(shape: readonly number[], label = this.label): Tensor {
+    const view = new Tensor(this.buffer, shape, label, this.memory, false);
+    if (view.size !== this.size) throw new RangeError(`${label}: cannot view ${shapeString(this.shape)} as ${shapeString(shape)}`);
+    return view;
+  }
+
   destroy(): void {
-    this.memory.release(this.buffer);
+    if (this.ownsBuffer) this.memory.release(this.buffer);
   }
 }
 

@@ -1,0 +1,240 @@
+// Block-LoRA adapters on CLIP's linear layers (../shared/docs/block-lora.md): for a frozen
+// h = W0 x + b, h += s * (B_1 + ... + B_n) (A_s x). Plain LoRA is the n = 1 case.
+
+import type { GpuContext } from '../gpu/context';
+import type { Tensor } from '../gpu/tensor';
+import { sumBlocks } from '../kernels/block_lora';
+import type { ClipConfig } from '../model/config';
+
+export type Tower = 'text' | 'vision';
+export type TargetMatrix = 'q_proj' | 'k_proj' | 'v_proj' | 'out_proj' | 'fc1' | 'fc2';
+export type ScalingRule = 'alpha/sqrt(r)' | 'alpha/r';
+
+export const TARGET_MATRICES: readonly TargetMatrix[] = ['q_proj', 'k_proj', 'v_proj', 'out_proj', 'fc1', 'fc2'];
+
+export interface AdapterSettings {
+  method: 'block-lora' | 'lora';
+  rank: number;
+  /** n: the rank splits into n blocks of r/n that share one down-projection. LoRA has n = 1. */
+  blocks: number;
+  alpha: number;
+  scalingRule: ScalingRule;
+  /** Dropout probability on the adapter's input. */
+  dropout: number;
+  targets: TargetMatrix[];
+  /** Layer indices per tower; an absent tower carries no adapters. */
+  layers: Partial<Record<Tower, number[]>>;
+}
+
+/** CLIP-LoRA's recipe: both towers, all layers, q/k/v, r = 2, alpha = 1, dropout 0.25, s = alpha/sqrt(r). */
+export function defaultAdapterSettings(config: ClipConfig, overrides: Partial<AdapterSettings> = {}): AdapterSettings {
+  const all = (count: number) => Array.from({ length: count }, (_, i) => i);
+  const settings: AdapterSettings = {
+    method: 'block-lora',
+    rank: 2,
+    blocks: 2,
+    alpha: 1,
+    scalingRule: 'alpha/sqrt(r)',
+    dropout: 0.25,
+    targets: ['q_proj', 'k_proj', 'v_proj'],
+    layers: { text: all(config.text.numLayers), vision: all(config.vision.numLayers) },
+    ...overrides,
+  };
+  if (settings.method === 'lora' && overrides.blocks === undefined) settings.blocks = 1;
+  validateAdapterSettings(settings, config);
+  return settings;
+}
+
+export function validateAdapterSettings(settings: AdapterSettings, config: ClipConfig): void {
+  const { rank, blocks } = settings;
+  if (!Number.isInteger(rank) || rank < 1) throw new RangeError(`rank must be a positive integer, got ${rank}`);
+  if (!Number.isInteger(blocks) || blocks < 1 || rank % blocks !== 0) {
+    throw new RangeError(`blocks (n = ${blocks}) must divide the rank (r = ${rank})`);
+  }
+  if (settings.method === 'lora' && blocks !== 1) throw new RangeError('LoRA is Block-LoRA with one block: use blocks = 1');
+  if (!(settings.dropout >= 0 && settings.dropout < 1)) throw new RangeError(`dropout must be in [0, 1), got ${settings.dropout}`);
+  for (const target of settings.targets) {
+    if (!TARGET_MATRICES.includes(target)) throw new RangeError(`unknown target matrix ${target}`);
+  }
+  for (const tower of ['text', 'vision'] as const) {
+    for (const layer of settings.layers[tower] ?? []) {
+      if (!Number.isInteger(layer) || layer < 0 || layer >= config[tower].numLayers) {
+        throw new RangeError(`${tower} layer ${layer} does not exist (the model has ${config[tower].numLayers})`);
+      }
+    }
+  }
+}
+
+export function adapterScaling(settings: Pick<AdapterSettings, 'alpha' | 'rank' | 'scalingRule'>): number {
+  return settings.scalingRule === 'alpha/sqrt(r)' ? settings.alpha / Math.sqrt(settings.rank) : settings.alpha / settings.rank;
+}
+
+/** The frozen layer an adapter sits on, by its checkpoint name. */
+export function layerPath(tower: Tower, layer: number, matrix: TargetMatrix): string {
+  const module = matrix === 'fc1' || matrix === 'fc2' ? `mlp.${matrix}` : `self_attn.${matrix}`;
+  return `${tower}_model.encoder.layers.${layer}.${module}`;
+}
+
+export function matrixShape(config: ClipConfig, tower: Tower, matrix: TargetMatrix): { dIn: number; dOut: number } {
+  const { hiddenSize, intermediateSize } = config[tower];
+  if (matrix === 'fc1') return { dIn: hiddenSize, dOut: intermediateSize };
+  if (matrix === 'fc2') return { dIn: intermediateSize, dOut: hiddenSize };
+  return { dIn: hiddenSize, dOut: hiddenSize };
+}
+
+/** One adapted matrix: the shared down-projection A_s [r/n, d_in] and the n up-projection blocks [n, d_out, r/n]. */
+export class BlockLoraAdapter {
+  /** Gradients, allocated only for training. */
+  gradA: Tensor | null = null;
+  gradBlocks: Tensor | null = null;
+
+  constructor(
+    readonly path: string,
+    /** Position among the model's adapters: decorrelates dropout masks between matrices. */
+    readonly index: number,
+    readonly a: Tensor,
+    readonly blocks: Tensor,
+    /** sum_i B_i [d_out, r/n], refreshed once per step (n - 1 additions); a view of B when n = 1. */
+    readonly bSum: Tensor,
+    readonly scale: number,
+    readonly dropout: number,
+  ) {}
+
+  get blockRank(): number {
+    return this.a.shape[0];
+  }
+
+  get parameterCount(): number {
+    return this.a.size + this.blocks.size;
+  }
+}
+
+/** Every adapter of a model, keyed by the frozen layer it sits on. */
+export class AdapterSet {
+  private readonly byPath = new Map<string, BlockLoraAdapter>();
+  readonly scale: number;
+
+  private constructor(
+    private readonly ctx: GpuContext,
+    readonly settings: AdapterSettings,
+  ) {
+    this.scale = adapterScaling(settings);
+  }
+
+  /**
+   * Creates the adapters. `initial` gives A_s and B values by tensor name
+   * (`<layer path>.block_lora_A` / `.block_lora_B`); otherwise A_s is Kaiming-uniform (a = sqrt(5), as
+   * torch's nn.Linear default: bound 1/sqrt(d_in)) from `random`, and every B_i is zero, so the adapted
+   * model starts exactly at the pretrained one.
+   */
+  static create(
+    ctx: GpuContext,
+    config: ClipConfig,
+    settings: AdapterSettings,
+    init: { random: () => number } | { initial: Map<string, Float32Array> },
+  ): AdapterSet {
+    validateAdapterSettings(settings, config);
+    const set = new AdapterSet(ctx, settings);
+    const blockRank = settings.rank / settings.blocks;
+    let index = 0;
+    for (const tower of ['text', 'vision'] as const) {
+      for (const layer of settings.layers[tower] ?? []) {
+        for (const matrix of settings.targets) {
+          const path = layerPath(tower, layer, matrix);
+          const { dIn, dOut } = matrixShape(config, tower, matrix);
+          let aData: Float32Array;
+          let bData: Float32Array;
+          if ('initial' in init) {
+            aData = requireInitial(init.initial, `${path}.block_lora_A`, blockRank * dIn);
+            bData = requireInitial(init.initial, `${path}.block_lora_B`, settings.blocks * dOut * blockRank);
+          } else {
+            const bound = 1 / Math.sqrt(dIn);
+            aData = Float32Array.from({ length: blockRank * dIn }, () => (2 * init.random() - 1) * bound);
+            bData = new Float32Array(settings.blocks * dOut * blockRank);
+          }
+          const a = ctx.tensor([blockRank, dIn], `${path}.block_lora_A`, aData);
+          const blocks = ctx.tensor([settings.blocks, dOut, blockRank], `${path}.block_lora_B`, bData);
+          const bSum =
+            settings.blocks === 1 ? blocks.view([dOut, blockRank], `${path}.B_sum`) : ctx.tensor([dOut, blockRank], `${path}.B_sum`);
+          set.byPath.set(path, new BlockLoraAdapter(path, index++, a, blocks, bSum, set.scale, settings.dropout));
+        }
+      }
+    }
+    set.refreshSums();
+    return set;
+  }
+
+  get(tower: Tower, layer: number, matrix: TargetMatrix): BlockLoraAdapter | undefined {
+    return this.byPath.get(layerPath(tower, layer, matrix));
+  }
+
+  get adapters(): BlockLoraAdapter[] {
+    return [...this.byPath.values()];
+  }
+
+  hasTower(tower: Tower): boolean {
+    return (this.settings.layers[tower]?.length ?? 0) > 0 && this.settings.targets.length > 0;
+  }
+
+  get parameterCount(): number {
+    return this.adapters.reduce((total, adapter) => total + adapter.parameterCount, 0);
+  }
+
+  /** Recomputes every sum_i B_i after the blocks changed (an optimizer step). */
+  refreshSums(): void {
+    for (const adapter of this.byPath.values()) {
+      if (adapter.blocks.shape[0] > 1) sumBlocks(this.ctx, adapter.blocks, adapter.bSum);
+    }
+  }
+
+  /** Allocates zeroed gradient tensors for training. */
+  allocateGradients(): void {
+    for (const adapter of this.byPath.values()) {
+      adapter.gradA ??= this.ctx.tensor(adapter.a.shape, `${adapter.path}.block_lora_A.grad`);
+      adapter.gradBlocks ??= this.ctx.tensor(adapter.blocks.shape, `${adapter.path}.block_lora_B.grad`);
+    }
+    this.zeroGradients();
+  }
+
+  zeroGradients(): void {
+    for (const adapter of this.byPath.values()) {
+      if (adapter.gradA) this.ctx.zero(adapter.gradA);
+      if (adapter.gradBlocks) this.ctx.zero(adapter.gradBlocks);
+    }
+  }
+
+  /** Parameters by tensor name, in a fixed order (the adapter file's order). */
+  parameters(): { name: string; tensor: Tensor; grad: Tensor | null }[] {
+    return this.adapters.flatMap((adapter) => [
+      { name: `${adapter.path}.block_lora_A`, tensor: adapter.a, grad: adapter.gradA },
+      { name: `${adapter.path}.block_lora_B`, tensor: adapter.blocks, grad: adapter.gradBlocks },
+    ]);
+  }
+
+  destroy(): void {
+    for (const adapter of this.byPath.values()) {
+      for (const t of [adapter.a, adapter.blocks, adapter.bSum, adapter.gradA, adapter.gradBlocks]) t?.destroy();
+    }
+    this.byPath.clear();
+  }
+}
+
+function requireInitial(initial: Map<string, Float32Array>, name: string, size: number): Float32Array {
+  const data = initial.get(name);
+  if (!data) throw new RangeError(`initial adapter weights lack ${name}`);
+  if (data.length !== size) throw new RangeError(`${name} has ${data.length} values, the settings imply ${size}`);
+  return data;
+}
+
+/** Trainable parameters per adapted matrix: d_out*r + (r/n)*d_in (LoRA: d_out*r + r*d_in). */
+export function trainableParameterCount(config: ClipConfig, settings: AdapterSettings): number {
+  let total = 0;
+  for (const tower of ['text', 'vision'] as const) {
+    const layers = settings.layers[tower]?.length ?? 0;
+    for (const matrix of settings.targets) {
+      const { dIn, dOut } = matrixShape(config, tower, matrix);
+      total += layers * (dOut * settings.rank + (settings.rank / settings.blocks) * dIn);
+    }
+  }
+  return total;
+}

@@ -1,0 +1,146 @@
+// Multi-head scaled dot-product attention with an optional causal mask, forward and backward
+// (shaders/attention.wgsl).
+
+import type { GpuContext } from '../gpu/context';
+import { params, type Params } from '../gpu/params';
+import { shapeString, type Tensor } from '../gpu/tensor';
+import { grid1d } from './grid';
+
+const SHADER = 'attention';
+// The WGSL constants of the same names.
+const ROW_WORKGROUP_SIZE = 64;
+const ELEMENT_WORKGROUP_SIZE = 256;
+
+export interface AttentionShape {
+  batch: number;
+  seqLen: number;
+  heads: number;
+  headDim: number;
+  /** Query i sees keys 0..i only (CLIP's text tower). */
+  causal: boolean;
+  /** Multiplies q·k before the softmax; usually headDim ** -0.5. */
+  scale: number;
+}
+
+/**
+ * q, k, v, out: [batch, seqLen, heads * headDim], the layout of q_proj/k_proj/v_proj outputs (head h uses columns h*headDim..).
+ * probs: [batch, heads, seqLen, seqLen] softmax(scale * q k^T (+ causal mask)), saved for backward.
+ * out = probs · v, per head, written back in [batch, seqLen, heads*headDim].
+ */
+export function attentionForward(
+  ctx: GpuContext,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  out: Tensor,
+  probs: Tensor,
+  shape: AttentionShape,
+): void {
+  const op = 'attentionForward';
+  checkShape(op, shape);
+  checkTensors(op, tokenShape(shape), q, k, v, out);
+  checkTensors(op, probsShape(shape), probs);
+  ctx.dispatch({
+    shader: SHADER, entry: 'attention_probs', params: packParams(shape, false),
+    bindings: { 1: q, 2: k, 5: probs }, workgroups: grid1d(rowCount(shape), ROW_WORKGROUP_SIZE),
+  });
+  ctx.dispatch({
+    shader: SHADER, entry: 'attention_weighted_sum', params: packParams(shape, false),
+    bindings: { 7: probs, 8: v, 9: out }, workgroups: grid1d(out.size, ELEMENT_WORKGROUP_SIZE),
+  });
+}
+
+/**
+ * dq, dk, dv (+)= gradients of out w.r.t. q, k, v given dout; uses the saved probs.
+ * With accumulate the gradients are added to what dq, dk and dv hold; otherwise they are overwritten.
+ */
+export function attentionBackward(
+  ctx: GpuContext,
+  dout: Tensor,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  probs: Tensor,
+  dq: Tensor,
+  dk: Tensor,
+  dv: Tensor,
+  shape: AttentionShape,
+  options: { accumulate?: boolean } = {},
+): void {
+  const op = 'attentionBackward';
+  checkShape(op, shape);
+  checkTensors(op, tokenShape(shape), dout, q, k, v, dq, dk, dv);
+  checkTensors(op, probsShape(shape), probs);
+  const accumulate = options.accumulate ?? false;
+  const dqk = qkGradientScratch(ctx, probs.size);
+  ctx.dispatch({
+    shader: SHADER, entry: 'attention_qk_grad', params: packParams(shape, false),
+    bindings: { 3: v, 4: dout, 5: probs, 6: dqk }, workgroups: grid1d(rowCount(shape), ROW_WORKGROUP_SIZE),
+  });
+  ctx.dispatch({
+    shader: SHADER, entry: 'attention_weighted_sum', params: packParams(shape, accumulate),
+    bindings: { 7: dqk, 8: k, 9: dq }, workgroups: grid1d(dq.size, ELEMENT_WORKGROUP_SIZE),
+  });
+  ctx.dispatch({
+    shader: SHADER, entry: 'attention_key_value_grad', params: packParams(shape, accumulate),
+    bindings: { 1: q, 4: dout, 5: probs, 6: dqk, 10: dk, 11: dv }, workgroups: grid1d(dk.size, ELEMENT_WORKGROUP_SIZE),
+  });
+}
+
+// d loss / d(q kᵀ) lives only between dispatches of one backward, so one buffer per device serves every
+// layer. A buffer per call would allocate and zero-fill as much as probs (tens of MB for ViT-B/16) per
+// layer per step, and could only be freed once the GPU had finished. It grows to the largest probs seen.
+const qkGradientBuffers = new WeakMap<GpuContext, Tensor>();
+
+function qkGradientScratch(ctx: GpuContext, size: number): Tensor {
+  const current = qkGradientBuffers.get(ctx);
+  if (current && current.size >= size) return current;
+  if (current) {
+    ctx.submit(); // recorded dispatches that use the old buffer must reach the queue before it is destroyed
+    current.destroy();
+  }
+  const grown = ctx.tensor([size], 'attention d(q·k) scratch');
+  qkGradientBuffers.set(ctx, grown);
+  return grown;
+}
+
+function packParams(shape: AttentionShape, accumulate: boolean): Params {
+  return params()
+    .u32(shape.batch)
+    .u32(shape.seqLen)
+    .u32(shape.heads)
+    .u32(shape.headDim)
+    .u32(shape.causal ? 1 : 0)
+    .f32(shape.scale)
+    .u32(accumulate ? 1 : 0);
+}
+
+function tokenShape({ batch, seqLen, heads, headDim }: AttentionShape): number[] {
+  return [batch, seqLen, heads * headDim];
+}
+
+function probsShape({ batch, seqLen, heads }: AttentionShape): number[] {
+  return [batch, heads, seqLen, seqLen];
+}
+
+function rowCount({ batch, seqLen, heads }: AttentionShape): number {
+  return batch * heads * seqLen;
+}
+
+function checkShape(op: string, shape: AttentionShape): void {
+  for (const field of ['batch', 'seqLen', 'heads', 'headDim'] as const) {
+    const value = shape[field];
+    if (!Number.isInteger(value) || value < 1) throw new RangeError(`${op}: ${field} must be a positive integer, got ${value}`);
+  }
+  if (!Number.isFinite(shape.scale)) throw new RangeError(`${op}: scale must be finite, got ${shape.scale}`);
+}
+
+/** Tensors are checked by element count, so a [batch * seqLen, width] tensor serves as [batch, seqLen, width]. */
+function checkTensors(op: string, expected: number[], ...tensors: Tensor[]): void {
+  const size = expected.reduce((a, b) => a * b, 1);
+  for (const t of tensors) {
+    if (t.size !== size) {
+      throw new RangeError(`${op}: ${t.label} has shape ${shapeString(t.shape)}, expected ${shapeString(expected)}`);
+    }
+  }
+}

@@ -1,0 +1,168 @@
+// Patch extraction, CLIP's vision and text input embeddings, and row pooling (shaders/embedding.wgsl).
+
+import type { GpuContext } from '../gpu/context';
+import { params } from '../gpu/params';
+import { shapeString, type Tensor } from '../gpu/tensor';
+import { grid1d } from './grid';
+
+const SHADER = 'embedding';
+const WORKGROUP_SIZE = 256;
+
+/** Throws unless every size is a positive integer. */
+function checkSizes(op: string, sizes: Record<string, number>): void {
+  for (const [name, value] of Object.entries(sizes)) {
+    if (!Number.isInteger(value) || value < 1) throw new RangeError(`${op}: ${name} must be a positive integer, got ${value}`);
+  }
+}
+
+/** Compares element counts, so a tensor may be passed as any view of the shape ([B*N, D] for [B, N, D]). */
+function checkShape(op: string, tensor: Tensor, shape: readonly number[]): void {
+  const expected = shape.reduce((a, b) => a * b, 1);
+  if (tensor.size !== expected) {
+    throw new RangeError(`${op}: ${tensor.label} has shape ${shapeString(tensor.shape)}, expected ${shapeString(shape)}`);
+  }
+}
+
+/** Rows of a [rows, width] table, or a RangeError naming the tensor if its size is not a multiple of width. */
+function tableRows(op: string, table: Tensor, width: number): number {
+  const rows = table.size / width;
+  if (!Number.isInteger(rows) || rows < 1) {
+    throw new RangeError(`${op}: ${table.label} has shape ${shapeString(table.shape)}, expected [rows, ${width}]`);
+  }
+  return rows;
+}
+
+function embeddingParams(sizes: { batch: number; length: number; width: number; vocab?: number; patchSize?: number; imageSize?: number }) {
+  return params()
+    .u32(sizes.batch)
+    .u32(sizes.length)
+    .u32(sizes.width)
+    .u32(sizes.vocab ?? 0)
+    .u32(sizes.patchSize ?? 0)
+    .u32(sizes.imageSize ?? 0);
+}
+
+/**
+ * Patch extraction for the patch-embedding convolution (stride = kernel = P, no bias): pixels [B, 3, S, S] -> patches
+ * [B * (S/P)^2, 3*P*P], row order (b, patchRow, patchCol), column order (channel, ky, kx) = the flattened conv weight
+ * [D, 3, P, P]. The conv is then linearForward(patches, weight viewed as [D, 3*P*P]).
+ */
+export function extractPatches(
+  ctx: GpuContext,
+  pixels: Tensor,
+  patches: Tensor,
+  shape: { batch: number; imageSize: number; patchSize: number },
+): void {
+  const op = 'extractPatches';
+  const { batch, imageSize, patchSize } = shape;
+  checkSizes(op, shape);
+  if (imageSize % patchSize !== 0) throw new RangeError(`${op}: imageSize ${imageSize} is not a multiple of patchSize ${patchSize}`);
+  const patchCount = (imageSize / patchSize) ** 2;
+  const patchValues = 3 * patchSize * patchSize;
+  checkShape(op, pixels, [batch, 3, imageSize, imageSize]);
+  checkShape(op, patches, [batch * patchCount, patchValues]);
+  ctx.dispatch({
+    shader: SHADER, entry: 'extract_patches',
+    params: embeddingParams({ batch, length: patchCount, width: patchValues, patchSize, imageSize }),
+    bindings: { 1: pixels, 10: patches }, workgroups: grid1d(patches.size, WORKGROUP_SIZE),
+  });
+}
+
+/** CLIPVisionEmbeddings after the conv: out[b, 0] = classEmbedding + pos[0]; out[b, 1 + p] = patchFeatures[b * N + p] + pos[1 + p]. out [B, 1+N, D]. */
+export function visionEmbeddingsForward(
+  ctx: GpuContext,
+  patchFeatures: Tensor,
+  classEmbedding: Tensor,
+  positionEmbedding: Tensor,
+  out: Tensor,
+  shape: { batch: number; patches: number; hidden: number },
+): void {
+  const op = 'visionEmbeddingsForward';
+  const { batch, patches, hidden } = shape;
+  checkSizes(op, shape);
+  checkShape(op, patchFeatures, [batch * patches, hidden]);
+  checkShape(op, classEmbedding, [hidden]);
+  checkShape(op, positionEmbedding, [1 + patches, hidden]);
+  checkShape(op, out, [batch, 1 + patches, hidden]);
+  ctx.dispatch({
+    shader: SHADER, entry: 'vision_embeddings_forward', params: embeddingParams({ batch, length: patches, width: hidden }),
+    bindings: { 2: patchFeatures, 3: classEmbedding, 6: positionEmbedding, 10: out },
+    workgroups: grid1d(out.size, WORKGROUP_SIZE),
+  });
+}
+
+/**
+ * CLIPTextEmbeddings: out[b, t] = tokenEmbedding[ids[b, t]] + positionEmbedding[t]. ids: [B, T] token ids stored as f32
+ * (exact below 2^24). out [B, T, D]. tokenEmbedding is [vocab, D]; positionEmbedding may hold more than T rows (CLIP has
+ * 77) and its first T are used. An id outside [0, vocab) makes its output row NaN.
+ */
+export function textEmbeddingsForward(
+  ctx: GpuContext,
+  ids: Tensor,
+  tokenEmbedding: Tensor,
+  positionEmbedding: Tensor,
+  out: Tensor,
+  shape: { batch: number; seqLen: number; hidden: number },
+): void {
+  const op = 'textEmbeddingsForward';
+  const { batch, seqLen, hidden } = shape;
+  checkSizes(op, shape);
+  checkShape(op, ids, [batch, seqLen]);
+  const vocab = tableRows(op, tokenEmbedding, hidden);
+  const positions = tableRows(op, positionEmbedding, hidden);
+  if (positions < seqLen) {
+    throw new RangeError(`${op}: ${positionEmbedding.label} has ${positions} positions, fewer than seqLen ${seqLen}`);
+  }
+  checkShape(op, out, [batch, seqLen, hidden]);
+  ctx.dispatch({
+    shader: SHADER, entry: 'text_embeddings_forward', params: embeddingParams({ batch, length: seqLen, width: hidden, vocab }),
+    bindings: { 4: ids, 5: tokenEmbedding, 6: positionEmbedding, 10: out },
+    workgroups: grid1d(out.size, WORKGROUP_SIZE),
+  });
+}
+
+/**
+ * Pooling: out[b] = x[b, rows[b]] for x [B, T, D]; rows: [B] f32 row indices (0 for the vision class token, the
+ * end-of-text position for text). A row outside [0, T) makes out[b] NaN.
+ */
+export function gatherRowsForward(
+  ctx: GpuContext,
+  x: Tensor,
+  rows: Tensor,
+  out: Tensor,
+  shape: { batch: number; seqLen: number; hidden: number },
+): void {
+  const op = 'gatherRowsForward';
+  const { batch, seqLen, hidden } = shape;
+  checkSizes(op, shape);
+  checkShape(op, x, [batch, seqLen, hidden]);
+  checkShape(op, rows, [batch]);
+  checkShape(op, out, [batch, hidden]);
+  ctx.dispatch({
+    shader: SHADER, entry: 'gather_rows_forward', params: embeddingParams({ batch, length: seqLen, width: hidden }),
+    bindings: { 7: x, 8: rows, 10: out }, workgroups: grid1d(out.size, WORKGROUP_SIZE),
+  });
+}
+
+/**
+ * Backward of the pooling: dx[b, rows[b]] += dout[b]; every other row of dx untouched (caller zeroes dx first unless
+ * accumulating). A row outside [0, T) contributes nothing.
+ */
+export function gatherRowsBackward(
+  ctx: GpuContext,
+  dout: Tensor,
+  rows: Tensor,
+  dx: Tensor,
+  shape: { batch: number; seqLen: number; hidden: number },
+): void {
+  const op = 'gatherRowsBackward';
+  const { batch, seqLen, hidden } = shape;
+  checkSizes(op, shape);
+  checkShape(op, dout, [batch, hidden]);
+  checkShape(op, rows, [batch]);
+  checkShape(op, dx, [batch, seqLen, hidden]);
+  ctx.dispatch({
+    shader: SHADER, entry: 'gather_rows_backward', params: embeddingParams({ batch, length: seqLen, width: hidden }),
+    bindings: { 8: rows, 9: dout, 11: dx }, workgroups: grid1d(dout.size, WORKGROUP_SIZE),
+  });
+}

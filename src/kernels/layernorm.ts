@@ -1,0 +1,74 @@
+// Layer norm over the last dimension, forward and backward (shaders/layernorm.wgsl).
+
+import type { GpuContext } from '../gpu/context';
+import { params } from '../gpu/params';
+import { shapeString, type Tensor } from '../gpu/tensor';
+import { grid1d } from './grid';
+
+const SHADER = 'layernorm';
+const PARAMS_COLUMN_TILE = 32; // COLUMN_TILE in layernorm_backward_params
+
+/** Rows and columns of x, normalised over its last dimension C = weight.size. */
+function rowsAndColumns(op: string, x: Tensor, weight: Tensor): { rows: number; columns: number } {
+  const columns = weight.size;
+  if (columns === 0 || x.shape[x.shape.length - 1] !== columns) {
+    throw new RangeError(`${op}: ${x.label} has shape ${shapeString(x.shape)}, expected last dimension ${columns} (${weight.label}.size)`);
+  }
+  return { rows: x.size / columns, columns };
+}
+
+function expectElements(op: string, tensor: Tensor, count: number, meaning: string): void {
+  if (tensor.size !== count) {
+    throw new RangeError(`${op}: ${tensor.label} has shape ${shapeString(tensor.shape)}, expected ${count} elements (${meaning})`);
+  }
+}
+
+/**
+ * out = (x - mean) / sqrt(var + eps) * weight + bias over the last dimension (biased variance, as
+ * PyTorch). Saves mean and rstd = 1 / sqrt(var + eps), one per row, for the backward.
+ */
+export function layerNormForward(
+  ctx: GpuContext, x: Tensor, weight: Tensor, bias: Tensor, out: Tensor, mean: Tensor, rstd: Tensor, eps: number,
+): void {
+  const op = 'layerNormForward';
+  const { rows, columns } = rowsAndColumns(op, x, weight);
+  expectElements(op, bias, columns, 'one per column');
+  expectElements(op, out, x.size, `as ${x.label}`);
+  for (const perRow of [mean, rstd]) expectElements(op, perRow, rows, 'one per row');
+  ctx.dispatch({
+    shader: SHADER, entry: 'layernorm_forward', params: params().u32(rows).u32(columns).f32(eps).u32(0),
+    bindings: { 1: x, 2: weight, 3: bias, 4: out, 5: mean, 6: rstd }, workgroups: grid1d(rows, 1),
+  });
+}
+
+/**
+ * dx (+)= d(layer norm)/dx applied to dout, from the mean and rstd the forward saved. With
+ * dWeight and dBias (given together) also dWeight (+)= sum_rows dout * xhat, dBias (+)= sum_rows dout.
+ * `accumulate` adds into every gradient instead of overwriting it.
+ */
+export function layerNormBackward(
+  ctx: GpuContext, dout: Tensor, x: Tensor, weight: Tensor, mean: Tensor, rstd: Tensor, dx: Tensor,
+  options: { accumulate?: boolean; dWeight?: Tensor; dBias?: Tensor } = {},
+): void {
+  const op = 'layerNormBackward';
+  const { dWeight, dBias } = options;
+  if ((dWeight === undefined) !== (dBias === undefined)) {
+    throw new RangeError(`${op}: pass dWeight and dBias together (one kernel computes both)`);
+  }
+  const { rows, columns } = rowsAndColumns(op, x, weight);
+  for (const likeX of [dout, dx]) expectElements(op, likeX, x.size, `as ${x.label}`);
+  for (const perRow of [mean, rstd]) expectElements(op, perRow, rows, 'one per row');
+  for (const perColumn of [dWeight, dBias]) if (perColumn) expectElements(op, perColumn, columns, 'one per column');
+  const packed = params().u32(rows).u32(columns).f32(0).u32(options.accumulate ? 1 : 0);
+  ctx.dispatch({
+    shader: SHADER, entry: 'layernorm_backward_input', params: packed,
+    bindings: { 1: x, 2: weight, 5: mean, 6: rstd, 7: dout, 8: dx }, workgroups: grid1d(rows, 1),
+  });
+  if (dWeight && dBias) {
+    ctx.dispatch({
+      shader: SHADER, entry: 'layernorm_backward_params', params: packed,
+      bindings: { 1: x, 5: mean, 6: rstd, 7: dout, 9: dWeight, 10: dBias },
+      workgroups: [Math.ceil(columns / PARAMS_COLUMN_TILE)],
+    });
+  }
+}

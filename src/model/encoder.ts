@@ -1,0 +1,279 @@
+// CLIPEncoderLayer and CLIPEncoder (pre-LN transformer blocks shared by both towers), forward and
+// backward to the activations and the adapters: h += attn(LN1(h)); h += mlp(LN2(h)).
+
+import type { AdapterSet, BlockLoraAdapter, TargetMatrix, Tower } from '../adapters/block-lora';
+import type { GpuContext } from '../gpu/context';
+import type { Tensor } from '../gpu/tensor';
+import { attentionBackward, attentionForward, type AttentionShape } from '../kernels/attention';
+import { loraBackward, loraDown, loraUpAccumulate, type LoraDropout } from '../kernels/block_lora';
+import { add, quickGeluBackward, quickGeluForward } from '../kernels/elementwise';
+import { layerNormBackward, layerNormForward } from '../kernels/layernorm';
+import { linearBackwardInput, linearForward } from '../kernels/matmul';
+import type { TowerConfig } from './config';
+import type { ClipWeights } from './weights';
+
+export interface Linear {
+  weight: Tensor;
+  bias: Tensor | null;
+}
+
+export interface EncoderLayerWeights {
+  layer_norm1: { weight: Tensor; bias: Tensor };
+  self_attn: Record<'q_proj' | 'k_proj' | 'v_proj' | 'out_proj', Linear>;
+  layer_norm2: { weight: Tensor; bias: Tensor };
+  mlp: Record<'fc1' | 'fc2', Linear>;
+}
+
+export function encoderLayerWeights(weights: ClipWeights, tower: Tower, layer: number): EncoderLayerWeights {
+  const prefix = `${tower}_model.encoder.layers.${layer}`;
+  const linear = (name: string): Linear => ({ weight: weights.get(`${prefix}.${name}.weight`), bias: weights.get(`${prefix}.${name}.bias`) });
+  const norm = (name: string) => ({ weight: weights.get(`${prefix}.${name}.weight`), bias: weights.get(`${prefix}.${name}.bias`) });
+  return {
+    layer_norm1: norm('layer_norm1'),
+    self_attn: { q_proj: linear('self_attn.q_proj'), k_proj: linear('self_attn.k_proj'), v_proj: linear('self_attn.v_proj'), out_proj: linear('self_attn.out_proj') },
+    layer_norm2: norm('layer_norm2'),
+    mlp: { fc1: linear('mlp.fc1'), fc2: linear('mlp.fc2') },
+  };
+}
+
+/** Sizes of one encoder pass: `batch` sequences of `seqLen` tokens. */
+export interface EncoderShape {
+  batch: number;
+  seqLen: number;
+  causal: boolean;
+}
+
+/** What a layer's forward keeps for its backward (per layer when training; one reused set for inference). */
+export interface LayerActivations {
+  ln1: Tensor;
+  mean1: Tensor;
+  rstd1: Tensor;
+  q: Tensor;
+  k: Tensor;
+  v: Tensor;
+  probs: Tensor;
+  attn: Tensor;
+  mid: Tensor;
+  ln2: Tensor;
+  mean2: Tensor;
+  rstd2: Tensor;
+  /** fc1's output before quick_gelu; the activation itself is recomputed in backward when needed. */
+  fc1: Tensor;
+  /** Needed only inside the forward (and gelu again for an fc2 adapter's backward): shared by all layers. */
+  transient: TransientActivations;
+  /** Adapter down-projections u = A_s drop(x), per adapted matrix. */
+  loraU: Map<TargetMatrix, Tensor>;
+}
+
+export interface ForwardOptions {
+  /** Dropout on adapter inputs is active only when training. */
+  training: boolean;
+  /** Mixed with each adapter's index into its dropout seed; change it every step. */
+  dropoutSeed: number;
+}
+
+export function dropoutFor(adapter: BlockLoraAdapter, options: ForwardOptions): LoraDropout {
+  if (!options.training || adapter.dropout === 0) return { p: 0, seed: 0 };
+  // A different mask per step and per adapted matrix (splitmix-style mixing of the two counters).
+  let seed = (Math.imul(options.dropoutSeed ^ 0x9e3779b9, 0x85ebca6b) + Math.imul(adapter.index + 1, 0xc2b2ae35)) >>> 0;
+  seed = Math.imul(seed ^ (seed >>> 16), 0x45d9f3b) >>> 0;
+  return { p: adapter.dropout, seed: (seed ^ (seed >>> 16)) >>> 0 };
+}
+
+export interface TransientActivations {
+  attnOut: Tensor;
+  gelu: Tensor;
+  fc2: Tensor;
+}
+
+/** The encoder of one tower: layers' weights, adapters, and the activations of the last recorded forward. */
+export class ClipEncoder {
+  readonly layers: EncoderLayerWeights[];
+  readonly headDim: number;
+
+  constructor(
+    private readonly ctx: GpuContext,
+    weights: ClipWeights,
+    readonly tower: Tower,
+    readonly config: TowerConfig,
+  ) {
+    this.layers = Array.from({ length: config.numLayers }, (_, i) => encoderLayerWeights(weights, tower, i));
+    this.headDim = config.hiddenSize / config.numHeads;
+  }
+
+  allocateTransient(shape: EncoderShape): TransientActivations {
+    const rows = shape.batch * shape.seqLen;
+    const label = (name: string) => `${this.tower}.transient.${name}`;
+    return {
+      attnOut: this.ctx.tensor([rows, this.config.hiddenSize], label('out_proj')),
+      gelu: this.ctx.tensor([rows, this.config.intermediateSize], label('quick_gelu')),
+      fc2: this.ctx.tensor([rows, this.config.hiddenSize], label('fc2')),
+    };
+  }
+
+  /** Allocates one layer's saved activations for batch * seqLen tokens. */
+  allocateActivations(shape: EncoderShape, layer: number, adapters: AdapterSet | null, transient: TransientActivations): LayerActivations {
+    const { ctx } = this;
+    const rows = shape.batch * shape.seqLen;
+    const d = this.config.hiddenSize;
+    const label = (name: string) => `${this.tower}.layers.${layer}.${name}`;
+    const loraU = new Map<TargetMatrix, Tensor>();
+    for (const matrix of adapters?.settings.targets ?? []) {
+      const adapter = adapters!.get(this.tower, layer, matrix);
+      if (adapter) loraU.set(matrix, ctx.tensor([rows, adapter.blockRank], label(`${matrix}.lora_u`)));
+    }
+    return {
+      ln1: ctx.tensor([rows, d], label('layer_norm1')),
+      mean1: ctx.tensor([rows], label('layer_norm1.mean')),
+      rstd1: ctx.tensor([rows], label('layer_norm1.rstd')),
+      q: ctx.tensor([rows, d], label('q')),
+      k: ctx.tensor([rows, d], label('k')),
+      v: ctx.tensor([rows, d], label('v')),
+      probs: ctx.tensor([shape.batch, this.config.numHeads, shape.seqLen, shape.seqLen], label('attention_probs')),
+      attn: ctx.tensor([rows, d], label('attention')),
+      mid: ctx.tensor([rows, d], label('residual_mid')),
+      ln2: ctx.tensor([rows, d], label('layer_norm2')),
+      mean2: ctx.tensor([rows], label('layer_norm2.mean')),
+      rstd2: ctx.tensor([rows], label('layer_norm2.rstd')),
+      fc1: ctx.tensor([rows, this.config.intermediateSize], label('fc1')),
+      transient,
+      loraU,
+    };
+  }
+
+  attentionShape(shape: EncoderShape): AttentionShape {
+    return {
+      batch: shape.batch,
+      seqLen: shape.seqLen,
+      heads: this.config.numHeads,
+      headDim: this.headDim,
+      causal: shape.causal,
+      scale: this.headDim ** -0.5,
+    };
+  }
+
+  /** One CLIPEncoderLayer: output = input + attn(LN1(input)) + mlp(LN2(...)). */
+  forwardLayer(
+    layer: number,
+    input: Tensor,
+    output: Tensor,
+    acts: LayerActivations,
+    shape: EncoderShape,
+    adapters: AdapterSet | null,
+    options: ForwardOptions,
+  ): void {
+    const { ctx } = this;
+    const w = this.layers[layer];
+    const eps = this.config.layerNormEps;
+    const linear = (matrix: TargetMatrix, weights: Linear, x: Tensor, out: Tensor) => {
+      linearForward(ctx, x, weights.weight, weights.bias, out);
+      const adapter = adapters?.get(this.tower, layer, matrix);
+      if (adapter) {
+        const u = acts.loraU.get(matrix)!;
+        loraDown(ctx, x, adapter.a, u, dropoutFor(adapter, options));
+        loraUpAccumulate(ctx, u, adapter.bSum, out, adapter.scale);
+      }
+    };
+    layerNormForward(ctx, input, w.layer_norm1.weight, w.layer_norm1.bias, acts.ln1, acts.mean1, acts.rstd1, eps);
+    linear('q_proj', w.self_attn.q_proj, acts.ln1, acts.q);
+    linear('k_proj', w.self_attn.k_proj, acts.ln1, acts.k);
+    linear('v_proj', w.self_attn.v_proj, acts.ln1, acts.v);
+    attentionForward(ctx, acts.q, acts.k, acts.v, acts.attn, acts.probs, this.attentionShape(shape));
+    const { attnOut, gelu, fc2 } = acts.transient;
+    linear('out_proj', w.self_attn.out_proj, acts.attn, attnOut);
+    add(ctx, input, attnOut, acts.mid);
+    layerNormForward(ctx, acts.mid, w.layer_norm2.weight, w.layer_norm2.bias, acts.ln2, acts.mean2, acts.rstd2, eps);
+    linear('fc1', w.mlp.fc1, acts.ln2, acts.fc1);
+    quickGeluForward(ctx, acts.fc1, gelu);
+    linear('fc2', w.mlp.fc2, gelu, fc2);
+    add(ctx, acts.mid, fc2, output);
+  }
+
+  /**
+   * Backward of forwardLayer to its input and to the adapters (frozen weights get no gradient).
+   * `dOutput` is overwritten (it serves as the residual gradient at the layer's middle).
+   * Adapter gradients accumulate into adapter.gradA / gradBlocks.
+   */
+  backwardLayer(
+    layer: number,
+    input: Tensor,
+    acts: LayerActivations,
+    dOutput: Tensor,
+    dInput: Tensor,
+    scratch: BackwardScratch,
+    shape: EncoderShape,
+    adapters: AdapterSet | null,
+    options: ForwardOptions,
+  ): void {
+    const { ctx } = this;
+    const w = this.layers[layer];
+    // dx of a linear layer, plus its adapter's gradients and its adapter's share of dx.
+    const linearBackward = (matrix: TargetMatrix, weights: Linear, x: Tensor, dy: Tensor, dx: Tensor, accumulate: boolean) => {
+      linearBackwardInput(ctx, dy, weights.weight, dx, { accumulate });
+      const adapter = adapters?.get(this.tower, layer, matrix);
+      if (adapter) {
+        const du = scratch.du.get(adapter.blockRank)!;
+        loraBackward(ctx, dy, x, acts.loraU.get(matrix)!, adapter.a, adapter.bSum, du, adapter.gradA!, adapter.gradBlocks!, dx,
+          adapter.scale, dropoutFor(adapter, options), { accumulate: true });
+      }
+    };
+    const dMid = dOutput; // the residual passes dOutput through unchanged
+    // MLP: output = mid + fc2(quick_gelu(fc1(LN2(mid))))
+    const gelu = acts.transient.gelu;
+    if (adapters?.get(this.tower, layer, 'fc2')) quickGeluForward(ctx, acts.fc1, gelu); // fc2's adapter needs its input
+    linearBackward('fc2', w.mlp.fc2, gelu, dOutput, scratch.dHidden, false);
+    quickGeluBackward(ctx, acts.fc1, scratch.dHidden, scratch.dHidden2);
+    linearBackward('fc1', w.mlp.fc1, acts.ln2, scratch.dHidden2, scratch.dNorm, false);
+    layerNormBackward(ctx, scratch.dNorm, acts.mid, w.layer_norm2.weight, acts.mean2, acts.rstd2, dMid, { accumulate: true });
+    // Attention: mid = input + out_proj(attention(q, k, v)), q/k/v = projections of LN1(input)
+    linearBackward('out_proj', w.self_attn.out_proj, acts.attn, dMid, scratch.dAttn, false);
+    attentionBackward(ctx, scratch.dAttn, acts.q, acts.k, acts.v, acts.probs, scratch.dq, scratch.dk, scratch.dv, this.attentionShape(shape));
+    linearBackward('q_proj', w.self_attn.q_proj, acts.ln1, scratch.dq, scratch.dNorm, false);
+    linearBackward('k_proj', w.self_attn.k_proj, acts.ln1, scratch.dk, scratch.dNorm, true);
+    linearBackward('v_proj', w.self_attn.v_proj, acts.ln1, scratch.dv, scratch.dNorm, true);
+    ctx.copy(dMid, dInput);
+    layerNormBackward(ctx, scratch.dNorm, input, w.layer_norm1.weight, acts.mean1, acts.rstd1, dInput, { accumulate: true });
+  }
+
+  allocateScratch(shape: EncoderShape, adapters: AdapterSet | null): BackwardScratch {
+    const { ctx } = this;
+    const rows = shape.batch * shape.seqLen;
+    const d = this.config.hiddenSize;
+    const label = (name: string) => `${this.tower}.backward.${name}`;
+    const du = new Map<number, Tensor>();
+    for (const adapter of adapters?.adapters ?? []) {
+      if (!du.has(adapter.blockRank)) du.set(adapter.blockRank, ctx.tensor([rows, adapter.blockRank], label(`lora_du_${adapter.blockRank}`)));
+    }
+    return {
+      dHidden: ctx.tensor([rows, this.config.intermediateSize], label('d_gelu')),
+      dHidden2: ctx.tensor([rows, this.config.intermediateSize], label('d_fc1')),
+      dNorm: ctx.tensor([rows, d], label('d_layer_norm')),
+      dAttn: ctx.tensor([rows, d], label('d_attention')),
+      dq: ctx.tensor([rows, d], label('dq')),
+      dk: ctx.tensor([rows, d], label('dk')),
+      dv: ctx.tensor([rows, d], label('dv')),
+      du,
+    };
+  }
+}
+
+export interface BackwardScratch {
+  dHidden: Tensor;
+  dHidden2: Tensor;
+  dNorm: Tensor;
+  dAttn: Tensor;
+  dq: Tensor;
+  dk: Tensor;
+  dv: Tensor;
+  /** du = s g bSum, one scratch per block rank. */
+  du: Map<number, Tensor>;
+}
+
+/** Destroys the tensors of an activation or scratch record (not the shared transient set it points to). */
+export function destroyTensors(record: LayerActivations | BackwardScratch | TransientActivations): void {
+  for (const [key, value] of Object.entries(record)) {
+    if (key === 'transient') continue;
+    if (value instanceof Map) value.forEach((t: Tensor) => t.destroy());
+    else (value as Tensor).destroy();
+  }
+}

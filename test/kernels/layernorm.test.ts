@@ -1,0 +1,124 @@
+import { describe, expect, it } from 'vitest';
+import { layerNormBackward, layerNormForward } from '../../src/kernels/layernorm';
+import { expectClose } from '../helpers/compare';
+import { centralDifferenceGradient, dot } from '../helpers/finite-difference';
+import { useGpu } from '../helpers/gpu';
+import { randomArray } from '../helpers/random';
+import * as reference from '../reference/layernorm';
+
+const EPS = 1e-5;
+// Inputs sit on an offset of 3 (|x| < 5): x - mean carries ~ulp(5) = 5e-7 of absolute error, which
+// rstd (~0.9) and weight (< 1.5) carry into every output, plus ~ulps of the f32 reductions. 1e-5
+// leaves ~10x headroom, and the offset makes a one-pass E[x^2] - E[x]^2 variance fail it.
+const OUTPUT_TOLERANCE = { rtol: 1e-5, atol: 1e-5 };
+// Gradients sum C (dx) or rows (dWeight, dBias) f32 products of size ~1; the float64 finite
+// differences themselves are exact to ~1e-9, so the same budget holds against them.
+const GRADIENT_TOLERANCE = { rtol: 1e-5, atol: 2e-5 };
+
+const ctx = await useGpu();
+
+function layerNormInputs(rows: number, columns: number, seed: number) {
+  return {
+    x: randomArray(rows * columns, seed, 2).map((v) => v + 3),
+    weight: randomArray(columns, seed + 1, 0.5).map((v) => v + 1),
+    bias: randomArray(columns, seed + 2),
+    dout: randomArray(rows * columns, seed + 3),
+  };
+}
+
+describe('layer norm kernels', () => {
+  // One row; C = 1 (zero variance); C below, just past and far past the 256-wide workgroup,
+  // none a multiple of it except 1024 (CLIP L/14's hidden size).
+  const shapes: [number, number][] = [[1, 768], [6, 1], [3, 3], [5, 33], [2, 1000], [2, 1024]];
+  for (const [rows, columns] of shapes) {
+    it(`forward and backward, ${rows} x ${columns}`, async () => {
+      const data = layerNormInputs(rows, columns, rows * 1000 + columns);
+      const x = ctx.tensor([rows, columns], 'x', data.x);
+      const weight = ctx.tensor([columns], 'weight', data.weight);
+      const bias = ctx.tensor([columns], 'bias', data.bias);
+      const dout = ctx.tensor([rows, columns], 'dout', data.dout);
+      const out = ctx.tensor([rows, columns], 'out');
+      const mean = ctx.tensor([rows], 'mean');
+      const rstd = ctx.tensor([rows], 'rstd');
+      const dx = ctx.tensor([rows, columns], 'dx');
+      const dWeight = ctx.tensor([columns], 'dWeight');
+      const dBias = ctx.tensor([columns], 'dBias');
+      layerNormForward(ctx, x, weight, bias, out, mean, rstd, EPS);
+      layerNormBackward(ctx, dout, x, weight, mean, rstd, dx, { dWeight, dBias });
+      const [outGpu, meanGpu, rstdGpu, dxGpu, dWeightGpu, dBiasGpu] = await ctx.readMany([out, mean, rstd, dx, dWeight, dBias]);
+
+      const expected = reference.layerNorm(data.x, data.weight, data.bias, EPS);
+      expectClose(outGpu, expected.out, { ...OUTPUT_TOLERANCE, label: 'out' });
+      expectClose(meanGpu, expected.mean, { rtol: 1e-6, atol: 1e-6, label: 'mean' });
+      expectClose(rstdGpu, expected.rstd, { rtol: 1e-5, atol: 0, label: 'rstd' });
+
+      const gradients = reference.layerNormBackward(data.dout, data.x, data.weight, EPS);
+      expectClose(dxGpu, gradients.dx, { ...GRADIENT_TOLERANCE, label: 'dx' });
+      expectClose(dWeightGpu, gradients.dWeight, { ...GRADIENT_TOLERANCE, label: 'dWeight' });
+      expectClose(dBiasGpu, gradients.dBias, { ...GRADIENT_TOLERANCE, label: 'dBias' });
+
+      // Against central differences of the float64 forward: independent of the reference backward.
+      const loss = (xs: ArrayLike<number>, ws: ArrayLike<number>, bs: ArrayLike<number>) =>
+        dot(reference.layerNorm(xs, ws, bs, EPS).out, data.dout);
+      const numericDx = centralDifferenceGradient((v) => loss(v, data.weight, data.bias), data.x);
+      const numericDWeight = centralDifferenceGradient((v) => loss(data.x, v, data.bias), data.weight);
+      const numericDBias = centralDifferenceGradient((v) => loss(data.x, data.weight, v), data.bias);
+      expectClose(dxGpu, numericDx, { ...GRADIENT_TOLERANCE, label: 'dx vs finite differences' });
+      expectClose(dWeightGpu, numericDWeight, { ...GRADIENT_TOLERANCE, label: 'dWeight vs finite differences' });
+      expectClose(dBiasGpu, numericDBias, { ...GRADIENT_TOLERANCE, label: 'dBias vs finite differences' });
+      [x, weight, bias, dout, out, mean, rstd, dx, dWeight, dBias].forEach((t) => t.destroy());
+    });
+  }
+
+  it('accumulates into dx, dWeight and dBias', async () => {
+    const [rows, columns] = [3, 40];
+    const data = layerNormInputs(rows, columns, 7);
+    const initialDx = randomArray(rows * columns, 8);
+    const initialDWeight = randomArray(columns, 9);
+    const initialDBias = randomArray(columns, 10);
+    const x = ctx.tensor([rows, columns], 'x', data.x);
+    const weight = ctx.tensor([columns], 'weight', data.weight);
+    const bias = ctx.tensor([columns], 'bias', data.bias);
+    const dout = ctx.tensor([rows, columns], 'dout', data.dout);
+    const out = ctx.tensor([rows, columns], 'out');
+    const mean = ctx.tensor([rows], 'mean');
+    const rstd = ctx.tensor([rows], 'rstd');
+    const dx = ctx.tensor([rows, columns], 'dx', initialDx);
+    const dWeight = ctx.tensor([columns], 'dWeight', initialDWeight);
+    const dBias = ctx.tensor([columns], 'dBias', initialDBias);
+    layerNormForward(ctx, x, weight, bias, out, mean, rstd, EPS);
+    layerNormBackward(ctx, dout, x, weight, mean, rstd, dx, { accumulate: true, dWeight, dBias });
+    const [dxGpu, dWeightGpu, dBiasGpu] = await ctx.readMany([dx, dWeight, dBias]);
+    const gradients = reference.layerNormBackward(data.dout, data.x, data.weight, EPS);
+    const plus = (initial: Float32Array, added: Float64Array) => initial.map((v, i) => v + added[i]);
+    expectClose(dxGpu, plus(initialDx, gradients.dx), { ...GRADIENT_TOLERANCE, label: 'accumulated dx' });
+    expectClose(dWeightGpu, plus(initialDWeight, gradients.dWeight), { ...GRADIENT_TOLERANCE, label: 'accumulated dWeight' });
+    expectClose(dBiasGpu, plus(initialDBias, gradients.dBias), { ...GRADIENT_TOLERANCE, label: 'accumulated dBias' });
+  });
+
+  it('folds more than 65,535 rows into a 2-D grid', async () => {
+    // The text tower normalises classes x 77 token rows at once: 1000 classes is 77,000 rows.
+    const [rows, columns] = [70_000, 2];
+    const data = layerNormInputs(rows, columns, 11);
+    const x = ctx.tensor([rows, columns], 'x', data.x);
+    const weight = ctx.tensor([columns], 'weight', data.weight);
+    const bias = ctx.tensor([columns], 'bias', data.bias);
+    const out = ctx.tensor([rows, columns], 'out');
+    const mean = ctx.tensor([rows], 'mean');
+    const rstd = ctx.tensor([rows], 'rstd');
+    layerNormForward(ctx, x, weight, bias, out, mean, rstd, EPS);
+    expectClose(await ctx.read(out), reference.layerNorm(data.x, data.weight, data.bias, EPS).out, { ...OUTPUT_TOLERANCE, label: 'out' });
+  });
+
+  it('rejects mismatched shapes', () => {
+    const x = ctx.tensor([2, 8], 'x');
+    const weight = ctx.tensor([8], 'weight');
+    const shortBias = ctx.tensor([7], 'bias');
+    const out = ctx.tensor([2, 8], 'out');
+    const mean = ctx.tensor([2], 'mean');
+    const rstd = ctx.tensor([2], 'rstd');
+    expect(() => layerNormForward(ctx, x, weight, shortBias, out, mean, rstd, EPS)).toThrow(/bias has shape \[7\], expected 8 elements/);
+    expect(() => layerNormForward(ctx, x, ctx.tensor([4], 'w4'), shortBias, out, mean, rstd, EPS)).toThrow(/x has shape \[2, 8\], expected last dimension 4/);
+    expect(() => layerNormBackward(ctx, out, x, weight, mean, rstd, out, { dWeight: weight })).toThrow(/dWeight and dBias together/);
+  });
+});
