@@ -211,6 +211,7 @@ export class GpuContext {
     this.arenaUsed = 0;
     this.device.queue.submit([this.encoder.finish()]);
     this.encoder = null;
+    this.memory.destroyDeferred();
   }
 
   /** Submits and waits until the GPU has finished everything; throws on recorded GPU errors. */
@@ -275,7 +276,10 @@ export class GpuContext {
 
   private commandEncoder(forPass: boolean): GPUCommandEncoder {
     if (!forPass) this.endPass();
-    this.encoder ??= this.device.createCommandEncoder();
+    if (!this.encoder) {
+      this.encoder = this.device.createCommandEncoder();
+      this.memory.deferDestruction();
+    }
     return this.encoder;
   }
 

@@ -4,6 +4,7 @@ export class MemoryTracker {
   current = 0;
   peak = 0;
   private readonly live = new Map<GPUBuffer, number>();
+  private deferred: GPUBuffer[] | null = null;
 
   track(buffer: GPUBuffer): GPUBuffer {
     this.live.set(buffer, buffer.size);
@@ -17,7 +18,22 @@ export class MemoryTracker {
     if (size === undefined) return;
     this.live.delete(buffer);
     this.current -= size;
-    buffer.destroy();
+    if (this.deferred) this.deferred.push(buffer);
+    else buffer.destroy();
+  }
+
+  /**
+   * While commands are recorded but not yet submitted, destroying a buffer they use is a validation
+   * error: buffers released in that window are destroyed by destroyDeferred() right after the submit.
+   */
+  deferDestruction(): void {
+    this.deferred ??= [];
+  }
+
+  destroyDeferred(): void {
+    const buffers = this.deferred;
+    this.deferred = null;
+    buffers?.forEach((b) => b.destroy());
   }
 
   /** Start a new peak measurement from the bytes held now. */

@@ -42,7 +42,7 @@ export class ClipModel {
 
   static async load(ctx: GpuContext, files: ClipModelFiles, onProgress?: (loaded: number, total: number) => void): Promise<ClipModel> {
     const config = parseClipConfig(files.config, 'config.json');
-    const tokenizer = ClipTokenizer.fromHub(files.vocab, files.merges);
+    const tokenizer = ClipTokenizer.fromHuggingFace(files.vocab, files.merges);
     const preprocessor = parsePreprocessorConfig(files.preprocessor, config.vision.imageSize);
     const weights = await ClipWeights.load(ctx, config, files.weights, onProgress);
     return new ClipModel(ctx, files.id, config, weights, tokenizer, preprocessor);
