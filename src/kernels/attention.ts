@@ -7,9 +7,9 @@ import { shapeString, type Tensor } from '../gpu/tensor';
 import { grid1d } from './grid';
 
 const SHADER = 'attention';
-// The WGSL constants of the same names.
-const ROW_WORKGROUP_SIZE = 64;
-const ELEMENT_WORKGROUP_SIZE = 256;
+// The WGSL constants of the same names: a thread computes BLOCK query rows, or BLOCK positions x BLOCK dimensions.
+const WORKGROUP_SIZE = 64;
+const BLOCK = 4;
 
 export interface AttentionShape {
   batch: number;
@@ -42,11 +42,11 @@ export function attentionForward(
   checkTensors(op, probsShape(shape), probs);
   ctx.dispatch({
     shader: SHADER, entry: 'attention_probs', params: packParams(shape, false),
-    bindings: { 1: q, 2: k, 5: probs }, workgroups: grid1d(rowCount(shape), ROW_WORKGROUP_SIZE),
+    bindings: { 1: q, 2: k, 5: probs }, workgroups: queryBlockGrid(shape),
   });
   ctx.dispatch({
     shader: SHADER, entry: 'attention_weighted_sum', params: packParams(shape, false),
-    bindings: { 7: probs, 8: v, 9: out }, workgroups: grid1d(out.size, ELEMENT_WORKGROUP_SIZE),
+    bindings: { 7: probs, 8: v, 9: out }, workgroups: tokenBlockGrid(shape),
   });
 }
 
@@ -75,15 +75,15 @@ export function attentionBackward(
   const dqk = qkGradientScratch(ctx, probs.size);
   ctx.dispatch({
     shader: SHADER, entry: 'attention_qk_grad', params: packParams(shape, false),
-    bindings: { 3: v, 4: dout, 5: probs, 6: dqk }, workgroups: grid1d(rowCount(shape), ROW_WORKGROUP_SIZE),
+    bindings: { 3: v, 4: dout, 5: probs, 6: dqk }, workgroups: queryBlockGrid(shape),
   });
   ctx.dispatch({
     shader: SHADER, entry: 'attention_weighted_sum', params: packParams(shape, accumulate),
-    bindings: { 7: dqk, 8: k, 9: dq }, workgroups: grid1d(dq.size, ELEMENT_WORKGROUP_SIZE),
+    bindings: { 7: dqk, 8: k, 9: dq }, workgroups: tokenBlockGrid(shape),
   });
   ctx.dispatch({
     shader: SHADER, entry: 'attention_key_value_grad', params: packParams(shape, accumulate),
-    bindings: { 1: q, 4: dout, 5: probs, 6: dqk, 10: dk, 11: dv }, workgroups: grid1d(dk.size, ELEMENT_WORKGROUP_SIZE),
+    bindings: { 1: q, 4: dout, 5: probs, 6: dqk, 10: dk, 11: dv }, workgroups: tokenBlockGrid(shape),
   });
 }
 
@@ -123,8 +123,14 @@ function probsShape({ batch, seqLen, heads }: AttentionShape): number[] {
   return [batch, heads, seqLen, seqLen];
 }
 
-function rowCount({ batch, seqLen, heads }: AttentionShape): number {
-  return batch * heads * seqLen;
+/** One thread per BLOCK query rows of each (batch, head). */
+function queryBlockGrid({ batch, seqLen, heads }: AttentionShape): [number, number] {
+  return grid1d(batch * heads * Math.ceil(seqLen / BLOCK), WORKGROUP_SIZE);
+}
+
+/** One thread per BLOCK positions x BLOCK dimensions of each (batch, head). */
+function tokenBlockGrid({ batch, seqLen, heads, headDim }: AttentionShape): [number, number] {
+  return grid1d(batch * heads * Math.ceil(seqLen / BLOCK) * Math.ceil(headDim / BLOCK), WORKGROUP_SIZE);
 }
 
 function checkShape(op: string, shape: AttentionShape): void {

@@ -11,6 +11,8 @@ export interface ByteSource {
   name: string;
   size: number;
   read(offset: number, length: number): Promise<Uint8Array>;
+  /** Releases the underlying file, if any. */
+  close?(): Promise<void>;
 }
 
 export function byteSourceFromBytes(name: string, bytes: Uint8Array): ByteSource {
@@ -85,6 +87,8 @@ export class ClipWeights {
     } catch (error) {
       tensors.forEach((t) => t.destroy());
       throw error;
+    } finally {
+      await source.close?.();
     }
     return new ClipWeights(tensors, Math.min(Math.exp(logitScale), 100), fingerprintOf(fingerprintParts));
   }

@@ -33,8 +33,9 @@ function tokenCount({ batch, seqLen, heads, headDim }: AttentionShape): number {
 function setUp(gpu: GpuContext, shape: AttentionShape, seed: number, inputScale = 1) {
   const size = tokenCount(shape);
   const [q, k, v, dout] = [0, 1, 2, 3].map((i) => randomArray(size, seed + i, inputScale));
-  const input = (label: string, data: Float32Array) => gpu.tensor([shape.batch, shape.seqLen, shape.heads * shape.headDim], label, data);
-  const output = (label: string) => gpu.tensor([shape.batch, shape.seqLen, shape.heads * shape.headDim], label);
+  const tokenShape = [shape.batch, shape.seqLen, shape.heads * shape.headDim];
+  const input = (label: string, data: Float32Array) => gpu.tensor(tokenShape, label, data);
+  const output = (label: string) => gpu.tensor(tokenShape, label);
   const tensors = {
     q: input('q', q), k: input('k', k), v: input('v', v), dout: input('dout', dout),
     out: output('out'), dq: output('dq'), dk: output('dk'), dv: output('dv'),
@@ -49,12 +50,15 @@ function expectCausalZeros(probs: Float32Array, { seqLen }: AttentionShape): voi
   for (let row = 0; row < probs.length / seqLen; row++) {
     const query = row % seqLen;
     for (let key = query + 1; key < seqLen; key++) {
-      if (probs[row * seqLen + key] !== 0) expect.fail(`probs row ${row}: future key ${key} has ${probs[row * seqLen + key]}`);
+      const value = probs[row * seqLen + key];
+      if (value !== 0) expect.fail(`probs row ${row}: future key ${key} has ${value}`);
     }
   }
 }
 
 describe('attention kernels', () => {
+  // Threads work in blocks of 4 positions x 4 dimensions: seqLen 1, 5, 17, 50 and headDim 10 leave
+  // partial blocks, and seqLen 1 has one key per query (so its softmax gradient is zero).
   const shapes: AttentionShape[] = [];
   for (const causal of [false, true]) {
     for (const batch of [1, 3]) {
@@ -89,7 +93,7 @@ describe('attention kernels', () => {
 
   // The backward against central differences of the float64 forward, independent of the reference
   // backward. Float64 differences are exact to ~1e-9 here, so the f32 tolerance above applies. A scale
-  // other than headDim^-0.5 and an odd headDim check that both pass on the scale and need no vec4s.
+  // other than headDim^-0.5 checks that forward and backward both apply it; headDim 3 is a partial block.
   for (const causal of [false, true]) {
     it(`backward matches finite differences, ${causal ? 'causal' : 'full'}`, async () => {
       const shape: AttentionShape = { batch: 2, seqLen: 4, heads: 2, headDim: 3, causal, scale: 0.7 };
@@ -99,9 +103,14 @@ describe('attention kernels', () => {
       const [dq, dk, dv] = await ctx.readMany([t.dq, t.dk, t.dv]);
       const loss = (q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>) =>
         dot(reference.attentionForward(q, k, v, shape).out, host.dout);
-      expectClose(dq, centralDifferenceGradient((q) => loss(q, host.k, host.v), host.q), { ...TOLERANCE, label: 'dq vs finite differences' });
-      expectClose(dk, centralDifferenceGradient((k) => loss(host.q, k, host.v), host.k), { ...TOLERANCE, label: 'dk vs finite differences' });
-      expectClose(dv, centralDifferenceGradient((v) => loss(host.q, host.k, v), host.v), { ...TOLERANCE, label: 'dv vs finite differences' });
+      const numeric = {
+        dq: centralDifferenceGradient((q) => loss(q, host.k, host.v), host.q),
+        dk: centralDifferenceGradient((k) => loss(host.q, k, host.v), host.k),
+        dv: centralDifferenceGradient((v) => loss(host.q, host.k, v), host.v),
+      };
+      expectClose(dq, numeric.dq, { ...TOLERANCE, label: 'dq vs finite differences' });
+      expectClose(dk, numeric.dk, { ...TOLERANCE, label: 'dk vs finite differences' });
+      expectClose(dv, numeric.dv, { ...TOLERANCE, label: 'dv vs finite differences' });
       destroy();
     });
   }
@@ -123,16 +132,18 @@ describe('attention kernels', () => {
     destroy();
   });
 
-  // Inputs of +-8 give scores up to ~180 and exp(180) overflows f32: only the max-subtracted softmax
-  // survives. Score errors grow with their size (~1e-5 here), hence the looser relative tolerance.
-  it('softmax stays finite and exact for large scores', async () => {
+  // Inputs of +-16 give scores up to 277, and exp(89) already overflows f32: only a softmax that
+  // subtracts the row maximum survives. A score of 277 carries an f32 rounding error of ~2e-5, which
+  // exp turns into a relative error of that size in probs (worst seen 1e-5): rtol 1e-4. Values of
+  // +-16 scale the same relative error in out.
+  it('softmax stays finite and accurate for large scores', async () => {
     const shape = shapeOf(1, 17, 2, 8, false);
     const { host, tensors: t, destroy } = setUp(ctx, shape, 31, 16);
     attentionForward(ctx, t.q, t.k, t.v, t.out, t.probs, shape);
     const [out, probs] = await ctx.readMany([t.out, t.probs]);
     const expected = reference.attentionForward(host.q, host.k, host.v, shape);
-    expectClose(probs, expected.probs, { rtol: 1e-5, atol: 1e-9, label: 'probs' });
-    expectClose(out, expected.out, { rtol: 1e-7, atol: 1e-9, label: 'out' });
+    expectClose(probs, expected.probs, { rtol: 1e-4, atol: 1e-9, label: 'probs' });
+    expectClose(out, expected.out, { rtol: 1e-4, atol: 1e-4, label: 'out' });
     destroy();
   });
 
@@ -167,11 +178,15 @@ describe('attention kernels', () => {
     const wrongK = ctx.tensor([1, 5, 16], 'k');
     const probs = ctx.tensor([1, 2, 4, 4], 'probs');
     const wrongProbs = ctx.tensor([1, 2, 4, 5], 'probs');
-    expect(() => attentionForward(ctx, tokens, wrongK, tokens, tokens, probs, shape)).toThrow(/k has shape \[1, 5, 16\], expected \[1, 4, 16\]/);
+    expect(() => attentionForward(ctx, tokens, wrongK, tokens, tokens, probs, shape)).toThrow(
+      /k has shape \[1, 5, 16\], expected \[1, 4, 16\]/,
+    );
     expect(() => attentionBackward(ctx, tokens, tokens, tokens, tokens, wrongProbs, tokens, tokens, tokens, shape)).toThrow(
       /probs has shape \[1, 2, 4, 5\], expected \[1, 2, 4, 4\]/,
     );
-    expect(() => attentionForward(ctx, tokens, tokens, tokens, tokens, probs, { ...shape, seqLen: 0 })).toThrow(/seqLen must be a positive integer/);
+    expect(() => attentionForward(ctx, tokens, tokens, tokens, tokens, probs, { ...shape, seqLen: 0 })).toThrow(
+      /seqLen must be a positive integer/,
+    );
     [tokens, wrongK, probs, wrongProbs].forEach((t) => t.destroy());
   });
 });

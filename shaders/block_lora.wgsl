@@ -1,0 +1,170 @@
+// Block-LoRA (plain LoRA is n = 1): h += s * drop(x) A_s^T (B_1 + ... + B_n)^T, with the block sum,
+// the shared down-projection, the up-projection and their backward passes.
+//
+// Both projections are thin products between a wide activation [rows, width] (x or h, width d_in or
+// d_out) and a weight W(c, j) of logical shape [width, rank] (rank b = r / n, 1 to 8 in practice) read
+// through strides, so one kernel serves A_s (stored [b, d_in]) and B (stored [d_out, b]):
+//   project:         thin[m, j]  = scale * sum_c drop(wide)[m, c] W(c, j)      u, du
+//   expand:          wide[m, c] += drop(scale * sum_j thin[m, j] W(c, j))     h, dx
+//   weight_gradient: dW(c, j)  (+)= scale * sum_m drop(wide)[m, c] thin[m, j]  dA_s, every dB_i
+// Dropout applies to the wide operand only when it is x; its mask is regenerated from (seed, index of
+// the element of x), never stored. Every sum runs in a fixed order (no atomics): bit-reproducible.
+
+struct Params {
+  rows: u32,                 // M: every dimension of the wide operand but the last
+  width: u32,                // d_in or d_out
+  rank: u32,                 // b
+  weight_rank_stride: u32,   // W(c, j) is at c * weight_width_stride + j * weight_rank_stride
+  weight_width_stride: u32,
+  block_count: u32,          // n: sum_blocks reads, weight_gradient writes, this many blocks
+  block_size: u32,           // elements of one block (d_out * b)
+  accumulate: u32,           // weight_gradient: 1 adds into the gradient already there
+  scale: f32,
+  drop_threshold: u32,       // an element of x is dropped when its hash < drop_threshold; 0: no dropout
+  keep_scale: f32,           // 1 / (1 - p)
+  seed: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> wide: array<f32>;
+@group(0) @binding(2) var<storage, read> weight: array<f32>;
+@group(0) @binding(3) var<storage, read> thin: array<f32>;
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+@group(0) @binding(5) var<storage, read> blocks: array<f32>;
+
+// Rank columns one workgroup of project / weight_gradient keeps in registers; the grid's z walks
+// chunks of this many. src/kernels/block_lora.ts repeats it.
+const RANK_CHUNK = 8u;
+const ELEMENT_THREADS = 256u;
+// Threads sharing one row's dot products in project (a power of two, for the reduction tree).
+override PROJECT_THREADS: u32 = 64u;
+// weight_gradient tile: consecutive columns for coalesced reads, times lanes that split the rows.
+override GRADIENT_COLUMNS: u32 = 32u;
+override GRADIENT_ROW_LANES: u32 = 8u;
+
+var<workgroup> row_partials: array<array<f32, RANK_CHUNK>, PROJECT_THREADS>;
+var<workgroup> column_partials: array<array<f32, RANK_CHUNK>, GRADIENT_COLUMNS * GRADIENT_ROW_LANES>;
+
+fn flat_index(wg: vec3u, groups: vec3u, local: u32) -> u32 {
+  return (wg.y * groups.x + wg.x) * ELEMENT_THREADS + local;
+}
+
+fn weight_index(column: u32, rank_column: u32) -> u32 {
+  return column * p.weight_width_stride + rank_column * p.weight_rank_stride;
+}
+
+// lowbias32 (C. Wellons): a cheap integer mixer with good avalanche; test/reference/block_lora.ts
+// has the same function for the mask the tests expect.
+fn mix32(value: u32) -> u32 {
+  var h = value;
+  h ^= h >> 16u;
+  h *= 0x7feb352du;
+  h ^= h >> 15u;
+  h *= 0x846ca68bu;
+  h ^= h >> 16u;
+  return h;
+}
+
+// 0 or 1 / (1 - p) for element `index` of x: counter-based, so forward and backward agree.
+fn dropout_factor(index: u32) -> f32 {
+  if (p.drop_threshold == 0u) { return 1.0; }
+  return select(0.0, p.keep_scale, mix32(mix32(index) ^ p.seed) >= p.drop_threshold);
+}
+
+// out = blocks[0] + ... + blocks[n - 1], one thread per element of a block, added in block order.
+@compute @workgroup_size(ELEMENT_THREADS)
+fn sum_blocks(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) groups: vec3u,
+              @builtin(local_invocation_index) local: u32) {
+  let i = flat_index(wg, groups, local);
+  if (i >= p.block_size) { return; }
+  var total = blocks[i];
+  for (var block = 1u; block < p.block_count; block++) {
+    total += blocks[block * p.block_size + i];
+  }
+  out[i] = total;
+}
+
+// out[m, j] = scale * sum_c drop(wide)[m, c] W(c, j): one workgroup per row (folded over x and y) and
+// rank chunk (z); threads stride over c, then a tree in workgroup memory adds their partial sums.
+@compute @workgroup_size(PROJECT_THREADS)
+fn project(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) groups: vec3u,
+           @builtin(local_invocation_index) local: u32) {
+  let row = wg.y * groups.x + wg.x;
+  if (row >= p.rows) { return; } // the same for the whole workgroup, so the barriers stay uniform
+  let first_rank = wg.z * RANK_CHUNK;
+  let chunk = min(RANK_CHUNK, p.rank - first_rank);
+  var sums: array<f32, RANK_CHUNK>;
+  for (var column = local; column < p.width; column += PROJECT_THREADS) {
+    let index = row * p.width + column;
+    let value = wide[index] * dropout_factor(index);
+    for (var j = 0u; j < chunk; j++) {
+      sums[j] += value * weight[weight_index(column, first_rank + j)];
+    }
+  }
+  row_partials[local] = sums;
+  workgroupBarrier();
+  for (var stride = PROJECT_THREADS / 2u; stride > 0u; stride /= 2u) {
+    if (local < stride) {
+      for (var j = 0u; j < chunk; j++) {
+        row_partials[local][j] += row_partials[local + stride][j];
+      }
+    }
+    workgroupBarrier();
+  }
+  if (local < chunk) {
+    out[row * p.rank + first_rank + local] = p.scale * row_partials[0][local];
+  }
+}
+
+// out[m, c] += drop(scale * sum_j thin[m, j] W(c, j)): one thread per element of the wide output.
+@compute @workgroup_size(ELEMENT_THREADS)
+fn expand(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) groups: vec3u,
+          @builtin(local_invocation_index) local: u32) {
+  let i = flat_index(wg, groups, local);
+  if (i >= p.rows * p.width) { return; }
+  let row = i / p.width;
+  let column = i % p.width;
+  var sum = 0.0;
+  for (var j = 0u; j < p.rank; j++) {
+    sum += thin[row * p.rank + j] * weight[weight_index(column, j)];
+  }
+  out[i] += p.scale * sum * dropout_factor(i);
+}
+
+// dW(c, j) = scale * sum_m drop(wide)[m, c] thin[m, j], written (or added) into each of block_count
+// blocks. A workgroup owns GRADIENT_COLUMNS columns (x) and a rank chunk (z); its row lanes take
+// every GRADIENT_ROW_LANES-th row, and lane 0 adds the lanes' sums in lane order.
+@compute @workgroup_size(GRADIENT_COLUMNS, GRADIENT_ROW_LANES)
+fn weight_gradient(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u,
+                   @builtin(local_invocation_index) local: u32) {
+  let column = wg.x * GRADIENT_COLUMNS + lid.x;
+  let first_rank = wg.z * RANK_CHUNK;
+  let chunk = min(RANK_CHUNK, p.rank - first_rank);
+  var sums: array<f32, RANK_CHUNK>;
+  if (column < p.width) {
+    for (var row = lid.y; row < p.rows; row += GRADIENT_ROW_LANES) {
+      let index = row * p.width + column;
+      let value = wide[index] * dropout_factor(index);
+      for (var j = 0u; j < chunk; j++) {
+        sums[j] += value * thin[row * p.rank + first_rank + j];
+      }
+    }
+  }
+  column_partials[local] = sums;
+  workgroupBarrier();
+  if (lid.y != 0u || column >= p.width) { return; }
+  var total = column_partials[lid.x];
+  for (var lane = 1u; lane < GRADIENT_ROW_LANES; lane++) {
+    for (var j = 0u; j < chunk; j++) {
+      total[j] += column_partials[lane * GRADIENT_COLUMNS + lid.x][j];
+    }
+  }
+  for (var j = 0u; j < chunk; j++) {
+    let gradient = p.scale * total[j];
+    let at = weight_index(column, first_rank + j);
+    for (var block = 0u; block < p.block_count; block++) {
+      let i = block * p.block_size + at;
+      if (p.accumulate != 0u) { out[i] += gradient; } else { out[i] = gradient; }
+    }
+  }
+}

@@ -1,0 +1,292 @@
+import { describe, expect, it } from 'vitest';
+import * as blockLora from '../../src/kernels/block_lora';
+import type { LoraDropout } from '../../src/kernels/block_lora';
+import { expectClose } from '../helpers/compare';
+import { centralDifferenceGradient, dot } from '../helpers/finite-difference';
+import { useGpu } from '../helpers/gpu';
+import { randomArray } from '../helpers/random';
+import * as reference from '../reference/block_lora';
+import type { BlockLoraInputs, BlockLoraShape } from '../reference/block_lora';
+
+// Inputs are uniform in [-1, 1]; results reach about 40 (dA and dB sum 50 rows). The f32 kernels
+// differ from float64 by rounding only: at most 5e-6 absolute over every case here (a few ulps of the
+// largest values). atol 5e-5 leaves a 10x margin, and a wrong mask element or a missing term moves a
+// result by ~0.1, far outside it. Central differences of the float64 forward are within 1e-7 of the
+// exact gradient (the loss is linear in each of x, A_s and B_i: no truncation error, only the loss's
+// rounding over a step of 2e-6), so they share the bounds.
+const TOLERANCE = { rtol: 1e-5, atol: 5e-5 };
+
+// d_in spans more than two passes of project's 64 threads, d_out more than two 32-column gradient
+// tiles; neither is a multiple of either.
+const D_IN = 150;
+const D_OUT = 70;
+
+const ctx = await useGpu();
+
+interface Case {
+  shape: BlockLoraShape;
+  scale: number;
+  dropout: LoraDropout;
+}
+
+interface CaseData {
+  x: Float32Array;
+  a: Float32Array;
+  blocks: Float32Array;
+  /** dL/dh */
+  g: Float32Array;
+  /** The frozen layer's output, to which the adapter adds. */
+  hFrozen: Float32Array;
+  /** The frozen layer's input gradient, to which the adapter's adds. */
+  dxFrozen: Float32Array;
+}
+
+interface GpuResults {
+  bSum: Float32Array;
+  u: Float32Array;
+  h: Float32Array;
+  du: Float32Array;
+  dA: Float32Array;
+  dBlocks: Float32Array;
+  dx: Float32Array;
+}
+
+function blockLoraCase(blocks: number, rank: number, rows: number, p: number): Case {
+  const shape = { rows, dIn: D_IN, dOut: D_OUT, blockRank: rank / blocks, blocks };
+  // CLIP-LoRA's scaling alpha / sqrt(r), alpha = 1; the seed is an arbitrary u32 above 2^31.
+  return { shape, scale: 1 / Math.sqrt(rank), dropout: { p, seed: 0x9e3779b9 } };
+}
+
+function caseData({ rows, dIn, dOut, blockRank, blocks }: BlockLoraShape, seed: number): CaseData {
+  return {
+    x: randomArray(rows * dIn, seed),
+    a: randomArray(blockRank * dIn, seed + 1),
+    blocks: randomArray(blocks * dOut * blockRank, seed + 2),
+    g: randomArray(rows * dOut, seed + 3),
+    hFrozen: randomArray(rows * dOut, seed + 4),
+    dxFrozen: randomArray(rows * dIn, seed + 5),
+  };
+}
+
+function referenceInputs(c: Case, data: CaseData): BlockLoraInputs {
+  const dropFactors = reference.dropoutFactors(c.shape.rows * c.shape.dIn, c.dropout);
+  return { shape: c.shape, x: data.x, a: data.a, blocks: data.blocks, scale: c.scale, dropFactors };
+}
+
+/**
+ * Forward then backward on the GPU. dA and dB start as garbage (they are overwritten); h and dx start
+ * as the frozen path's (the adapter adds to them). With `plainLora` (n = 1 only) B itself is the
+ * up-projection, as a LoRA implementation would use it, instead of the sum of one block.
+ */
+async function runGpu(c: Case, data: CaseData, plainLora = false): Promise<GpuResults> {
+  const { rows, dIn, dOut, blockRank: b, blocks: n } = c.shape;
+  const x = ctx.tensor([rows, dIn], 'x', data.x);
+  const a = ctx.tensor([b, dIn], 'a', data.a);
+  const blocks = ctx.tensor([n, dOut, b], 'blocks', data.blocks);
+  const bSum = ctx.tensor([dOut, b], 'bSum', plainLora ? data.blocks : undefined);
+  const u = ctx.tensor([rows, b], 'u');
+  const h = ctx.tensor([rows, dOut], 'h', data.hFrozen);
+  const g = ctx.tensor([rows, dOut], 'g', data.g);
+  const du = ctx.tensor([rows, b], 'du');
+  const dA = ctx.tensor([b, dIn], 'dA', randomArray(b * dIn, 99));
+  const dBlocks = ctx.tensor([n, dOut, b], 'dBlocks', randomArray(n * dOut * b, 98));
+  const dx = ctx.tensor([rows, dIn], 'dx', data.dxFrozen);
+  if (!plainLora) blockLora.sumBlocks(ctx, blocks, bSum);
+  blockLora.loraDown(ctx, x, a, u, c.dropout);
+  blockLora.loraUpAccumulate(ctx, u, bSum, h, c.scale);
+  blockLora.loraBackward(ctx, g, x, u, a, bSum, du, dA, dBlocks, dx, c.scale, c.dropout);
+  const outputs = [bSum, u, h, du, dA, dBlocks, dx];
+  const [bSumGpu, uGpu, hGpu, duGpu, dAGpu, dBlocksGpu, dxGpu] = await ctx.readMany(outputs);
+  [x, a, blocks, g, ...outputs].forEach((t) => t.destroy());
+  return { bSum: bSumGpu, u: uGpu, h: hGpu, du: duGpu, dA: dAGpu, dBlocks: dBlocksGpu, dx: dxGpu };
+}
+
+function plus(base: ArrayLike<number>, delta: ArrayLike<number>): Float64Array {
+  return Float64Array.from(base, (v, i) => v + delta[i]);
+}
+
+function expectBitIdentical(actual: Float32Array, expected: Float32Array, label: string): void {
+  expect(actual.length, `${label}: length`).toBe(expected.length);
+  const actualBits = new Uint32Array(actual.buffer, actual.byteOffset, actual.length);
+  const expectedBits = new Uint32Array(expected.buffer, expected.byteOffset, expected.length);
+  const first = actualBits.findIndex((bits, i) => bits !== expectedBits[i]);
+  if (first >= 0) expect.fail(`${label}[${first}] = ${actual[first]}, expected exactly ${expected[first]}`);
+}
+
+/** GPU forward and backward against the float64 reference. */
+function expectMatchesReference(c: Case, data: CaseData, gpu: GpuResults): void {
+  const inputs = referenceInputs(c, data);
+  const forward = reference.blockLoraForward(inputs);
+  const backward = reference.blockLoraBackward(inputs, data.g);
+  expectClose(gpu.bSum, forward.bSum, { ...TOLERANCE, label: 'bSum' });
+  expectClose(gpu.u, forward.u, { ...TOLERANCE, label: 'u' });
+  expectClose(gpu.h, plus(data.hFrozen, forward.delta), { ...TOLERANCE, label: 'h' });
+  expectClose(gpu.du, backward.du, { ...TOLERANCE, label: 'du' });
+  expectClose(gpu.dA, backward.dA, { ...TOLERANCE, label: 'dA' });
+  expectClose(gpu.dBlocks, backward.dBlocks, { ...TOLERANCE, label: 'dBlocks' });
+  expectClose(gpu.dx, plus(data.dxFrozen, backward.dx), { ...TOLERANCE, label: 'dx' });
+}
+
+describe('block_lora kernels', () => {
+  for (const blocks of [1, 2, 4]) {
+    for (const rows of [1, 7, 50]) {
+      for (const p of [0, 0.25]) {
+        const rank = 2 * blocks;
+        it(`n = ${blocks} (r = ${rank}), ${rows} rows, dropout ${p}: forward and backward`, async () => {
+          const c = blockLoraCase(blocks, rank, rows, p);
+          const data = caseData(c.shape, 1000 * blocks + 10 * rows + 4 * p);
+          const gpu = await runGpu(c, data);
+          expectMatchesReference(c, data, gpu);
+
+          // dL/dB_i is the same for every block: one reduction, copied bit for bit.
+          const blockSize = D_OUT * c.shape.blockRank;
+          const firstBlock = gpu.dBlocks.subarray(0, blockSize);
+          for (let i = 1; i < blocks; i++) {
+            expectBitIdentical(gpu.dBlocks.subarray(i * blockSize, (i + 1) * blockSize), firstBlock, `dB_${i + 1} vs dB_1`);
+          }
+
+          // Backward against central differences of the float64 forward (the mask is fixed by the seed);
+          // the small cases keep the float64 loops short.
+          if (rows > 7) return;
+          const inputs = referenceInputs(c, data);
+          const loss = (changed: Partial<BlockLoraInputs>) => dot(reference.blockLoraForward({ ...inputs, ...changed }).delta, data.g);
+          const fdTolerance = { ...TOLERANCE, label: '' };
+          expectClose(gpu.dx, plus(data.dxFrozen, centralDifferenceGradient((x) => loss({ x }), data.x)), { ...fdTolerance, label: 'dx vs finite differences' });
+          expectClose(gpu.dA, centralDifferenceGradient((a) => loss({ a }), data.a), { ...fdTolerance, label: 'dA vs finite differences' });
+          expectClose(gpu.dBlocks, centralDifferenceGradient((b) => loss({ blocks: b }), data.blocks), { ...fdTolerance, label: 'dB_i vs finite differences' });
+        });
+      }
+    }
+  }
+
+  it('block rank above one chunk of 8 columns (n = 2, b = 12)', async () => {
+    const c = blockLoraCase(2, 24, 7, 0.25);
+    const data = caseData(c.shape, 7);
+    expectMatchesReference(c, data, await runGpu(c, data));
+  });
+
+  it('n = 1 is plain LoRA: identical outputs and gradients', async () => {
+    const c = blockLoraCase(1, 4, 50, 0.25);
+    const data = caseData(c.shape, 11);
+    const asBlocks = await runGpu(c, data);
+    const asLora = await runGpu(c, data, true);
+    for (const key of Object.keys(asBlocks) as (keyof GpuResults)[]) {
+      expectBitIdentical(asBlocks[key], asLora[key], `${key}: Block-LoRA n = 1 vs LoRA`);
+    }
+    // The same in float64, against the plain LoRA reference.
+    const inputs = referenceInputs(c, data);
+    const { rows, dIn, dOut, blockRank } = c.shape;
+    const plain = reference.lora({ rows, dIn, dOut, rank: blockRank, x: data.x, a: data.a, b: data.blocks, scale: c.scale, dropFactors: inputs.dropFactors }, data.g);
+    const backward = reference.blockLoraBackward(inputs, data.g);
+    expect(reference.blockLoraForward(inputs).delta).toEqual(plain.delta);
+    expect(backward.dA).toEqual(plain.dA);
+    expect(backward.dBlocks).toEqual(plain.dB);
+    expect(backward.dx).toEqual(plain.dx);
+    expectClose(asLora.h, plus(data.hFrozen, plain.delta), { ...TOLERANCE, label: 'h vs LoRA reference' });
+  });
+
+  it('reference: n blocks with shared A_s is rank-r LoRA with A_s repeated and B = [B_1 | ... | B_n]', () => {
+    const c = blockLoraCase(4, 8, 7, 0.25);
+    const data = caseData(c.shape, 13);
+    const { rows, dIn, dOut, blockRank: b, blocks: n } = c.shape;
+    const rank = n * b;
+    const aRepeated = new Float64Array(rank * dIn);
+    const bConcatenated = new Float64Array(dOut * rank);
+    for (let i = 0; i < n; i++) {
+      aRepeated.set(data.a, i * b * dIn);
+      for (let o = 0; o < dOut; o++) {
+        for (let j = 0; j < b; j++) bConcatenated[o * rank + i * b + j] = data.blocks[(i * dOut + o) * b + j];
+      }
+    }
+    const inputs = referenceInputs(c, data);
+    const plain = reference.lora({ rows, dIn, dOut, rank, x: data.x, a: aRepeated, b: bConcatenated, scale: c.scale, dropFactors: inputs.dropFactors }, data.g);
+    const backward = reference.blockLoraBackward(inputs, data.g);
+    // Different summation orders in float64: agreement to 1e-12.
+    const close = { rtol: 1e-12, atol: 1e-12 };
+    expectClose(reference.blockLoraForward(inputs).delta, plain.delta, { ...close, label: 'delta' });
+    expectClose(backward.dx, plain.dx, { ...close, label: 'dx' });
+    // dL/dB_i is LoRA's dL/dB restricted to block i's columns; dL/dA_s is the sum of LoRA's dL/dA_i.
+    const dBlocksFromLora = new Float64Array(n * dOut * b);
+    const dASharedFromLora = new Float64Array(b * dIn);
+    for (let i = 0; i < n; i++) {
+      for (let o = 0; o < dOut; o++) {
+        for (let j = 0; j < b; j++) dBlocksFromLora[(i * dOut + o) * b + j] = plain.dB[o * rank + i * b + j];
+      }
+      for (let k = 0; k < b * dIn; k++) dASharedFromLora[k] += plain.dA[i * b * dIn + k];
+    }
+    expectClose(backward.dBlocks, dBlocksFromLora, { ...close, label: 'dB_i' });
+    expectClose(backward.dA, dASharedFromLora, { ...close, label: 'dA_s' });
+  });
+
+  it('dropout mask: the reference hash, element for element, at the requested rate', async () => {
+    // With x = 1 and A_s = I, u = drop(x) A_s^T is the dropout factor of every element of x.
+    const rows = 64;
+    const width = 16;
+    const ones = new Float32Array(rows * width).fill(1);
+    const identity = new Float32Array(width * width).map((_, i) => (i % (width + 1) === 0 ? 1 : 0));
+    const x = ctx.tensor([rows, width], 'x', ones);
+    const a = ctx.tensor([width, width], 'identity', identity);
+    const masks = [];
+    for (const dropout of [{ p: 0.25, seed: 12345 }, { p: 0.25, seed: 12346 }, { p: 0, seed: 12345 }]) {
+      const u = ctx.tensor([rows, width], 'u');
+      blockLora.loraDown(ctx, x, a, u, dropout);
+      const mask = await ctx.read(u);
+      expectBitIdentical(mask, Float32Array.from(reference.dropoutFactors(rows * width, dropout)), `mask, seed ${dropout.seed}, p ${dropout.p}`);
+      masks.push(mask);
+      u.destroy();
+    }
+    // Kept with probability 0.75: the standard deviation of the rate over 1024 elements is 0.014.
+    const keptRate = masks[0].filter((v) => v !== 0).length / (rows * width);
+    expect(Math.abs(keptRate - 0.75)).toBeLessThan(0.05);
+    expect(masks[1]).not.toEqual(masks[0]);
+    expect(masks[2].every((v) => v === 1)).toBe(true);
+    x.destroy();
+    a.destroy();
+  });
+
+  it('accumulate adds into dA and every dB_i; dx always adds', async () => {
+    const c = blockLoraCase(2, 4, 7, 0.25);
+    const data = caseData(c.shape, 17);
+    const { rows, dIn, dOut, blockRank: b, blocks: n } = c.shape;
+    const x = ctx.tensor([rows, dIn], 'x', data.x);
+    const a = ctx.tensor([b, dIn], 'a', data.a);
+    const blocks = ctx.tensor([n, dOut, b], 'blocks', data.blocks);
+    const bSum = ctx.tensor([dOut, b], 'bSum');
+    const u = ctx.tensor([rows, b], 'u');
+    const g = ctx.tensor([rows, dOut], 'g', data.g);
+    const du = ctx.tensor([rows, b], 'du');
+    const dA = ctx.tensor([b, dIn], 'dA');
+    const dBlocks = ctx.tensor([n, dOut, b], 'dBlocks');
+    const dx = ctx.tensor([rows, dIn], 'dx', data.dxFrozen);
+    blockLora.sumBlocks(ctx, blocks, bSum);
+    blockLora.loraDown(ctx, x, a, u, c.dropout);
+    blockLora.loraBackward(ctx, g, x, u, a, bSum, du, dA, dBlocks, dx, c.scale, c.dropout);
+    blockLora.loraBackward(ctx, g, x, u, a, bSum, du, dA, dBlocks, dx, c.scale, c.dropout, { accumulate: true });
+    const [dAGpu, dBlocksGpu, dxGpu] = await ctx.readMany([dA, dBlocks, dx]);
+    const backward = reference.blockLoraBackward(referenceInputs(c, data), data.g);
+    expectClose(dAGpu, backward.dA.map((v) => 2 * v), { ...TOLERANCE, label: 'dA accumulated twice' });
+    expectClose(dBlocksGpu, backward.dBlocks.map((v) => 2 * v), { ...TOLERANCE, label: 'dBlocks accumulated twice' });
+    expectClose(dxGpu, plus(data.dxFrozen, backward.dx.map((v) => 2 * v)), { ...TOLERANCE, label: 'dx accumulated twice' });
+    [x, a, blocks, bSum, u, g, du, dA, dBlocks, dx].forEach((t) => t.destroy());
+  });
+
+  it('two runs give bit-identical results', async () => {
+    const c = blockLoraCase(2, 4, 120, 0.25);
+    const data = caseData(c.shape, 19);
+    const first = await runGpu(c, data);
+    const second = await runGpu(c, data);
+    for (const key of Object.keys(first) as (keyof GpuResults)[]) expectBitIdentical(second[key], first[key], key);
+  });
+
+  it('rejects wrong shapes and invalid dropout', () => {
+    const x = ctx.tensor([5, 6], 'x');
+    const a = ctx.tensor([2, 7], 'a');
+    const u = ctx.tensor([5, 2], 'u');
+    const a6 = ctx.tensor([2, 6], 'a6');
+    expect(() => blockLora.loraDown(ctx, x, a, u, { p: 0, seed: 0 })).toThrow(/loraDown: x has shape \[5, 6\], expected \[5, 7\]/);
+    expect(() => blockLora.loraDown(ctx, x, a6, u, { p: 1, seed: 0 })).toThrow(/dropout p must be in \[0, 1\)/);
+    expect(() => blockLora.loraDown(ctx, x, a6, u, { p: 0.1, seed: -1 })).toThrow(/dropout seed must be a u32/);
+    expect(() => blockLora.sumBlocks(ctx, a6, u)).toThrow(/sumBlocks: a6 has shape \[2, 6\], expected \[n, d_out, b\]/);
+    [x, a, u, a6].forEach((t) => t.destroy());
+  });
+});
