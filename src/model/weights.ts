@@ -59,6 +59,19 @@ export class ClipWeights {
     source: ByteSource,
     onProgress?: (loadedBytes: number, totalBytes: number) => void,
   ): Promise<ClipWeights> {
+    try {
+      return await ClipWeights.upload(ctx, config, source, onProgress);
+    } finally {
+      await source.close?.();
+    }
+  }
+
+  private static async upload(
+    ctx: GpuContext,
+    config: ClipConfig,
+    source: ByteSource,
+    onProgress?: (loadedBytes: number, totalBytes: number) => void,
+  ): Promise<ClipWeights> {
     const prefix = await source.read(0, Math.min(8, source.size));
     const headerSize = safetensorsHeaderSize(prefix, source.size, source.name);
     const header = parseSafetensorsHeader(await source.read(0, headerSize), source.size, source.name);
@@ -87,8 +100,6 @@ export class ClipWeights {
     } catch (error) {
       tensors.forEach((t) => t.destroy());
       throw error;
-    } finally {
-      await source.close?.();
     }
     return new ClipWeights(tensors, Math.min(Math.exp(logitScale), 100), fingerprintOf(fingerprintParts));
   }

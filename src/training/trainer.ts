@@ -1,0 +1,250 @@
+// The few-shot fine-tuning loop: seeded batches of the support set, GPU augmentation, AdamW (or SGD)
+// on a cosine schedule, gradient accumulation, periodic held-out evaluation, and checkpoints from
+// which a run continues exactly as if it had never stopped.
+
+import type { AdapterSet } from '../adapters/block-lora';
+import type { Tensor } from '../gpu/tensor';
+import { adamwUpdate, sgdUpdate } from '../kernels/adamw';
+import { randomResizedCropBox, type CropBox } from '../kernels/preprocess';
+import type { ClipModel } from '../model/clip';
+import { evaluationCrop, preprocessBatch, type CropChoice, type RgbaImage } from '../model/preprocessor';
+import type { TokenBatch } from '../model/text';
+import { classEmbeddings, classify, DEFAULT_TEMPLATE, promptFor } from '../model/zero-shot';
+import { Rng, type RngState } from './random';
+import { BatchSampler, type BatchSamplerState } from './sampler';
+import { learningRateAt } from './schedule';
+import { frozenClassFeatures, trainMicroBatch, type StepOptions } from './step';
+
+export interface TrainSettings {
+  seed: number;
+  iterations: number;
+  batchSize: number;
+  /** Images per forward/backward; the batch is accumulated over batchSize / microBatchSize passes. */
+  microBatchSize: number;
+  optimizer: 'adamw' | 'sgd';
+  lr: number;
+  minLr: number;
+  warmupSteps: number;
+  weightDecay: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  /** Random resized crop (scale 0.08 to 1) and horizontal flip. */
+  augment: boolean;
+  /** Evaluate on the held-out images every this many steps (0: only at the end). */
+  evalEvery: number;
+  textChunk: number;
+  template: string;
+}
+
+/** CLIP-LoRA's recipe: AdamW 2e-4, wd 1e-2, cosine to 1e-6, 500 x shots iterations, batch 32. */
+export function defaultTrainSettings(shots: number, overrides: Partial<TrainSettings> = {}): TrainSettings {
+  return {
+    seed: 1,
+    iterations: 500 * shots,
+    batchSize: 32,
+    microBatchSize: 32,
+    optimizer: 'adamw',
+    lr: 2e-4,
+    minLr: 1e-6,
+    warmupSteps: 0,
+    weightDecay: 1e-2,
+    beta1: 0.9,
+    beta2: 0.999,
+    eps: 1e-8,
+    augment: true,
+    evalEvery: 0,
+    textChunk: 64,
+    template: DEFAULT_TEMPLATE,
+    ...overrides,
+  };
+}
+
+export interface LabelledImages {
+  images: RgbaImage[];
+  labels: number[];
+}
+
+export interface StepLog {
+  step: number;
+  loss: number;
+  accuracy: number;
+  lr: number;
+  milliseconds: number;
+}
+
+export interface Evaluation {
+  accuracy: number;
+  perClassAccuracy: number[];
+  /** confusion[true][predicted] counts. */
+  confusion: number[][];
+  predictions: number[];
+}
+
+/** Everything a run needs to continue bit-identically: adapter and optimizer tensors, counters, random state. */
+export interface TrainerCheckpoint {
+  step: number;
+  tensors: Map<string, Float32Array>;
+  sampler: BatchSamplerState;
+  rng: RngState;
+}
+
+export class Trainer {
+  step = 0;
+  private readonly sampler: BatchSampler;
+  private readonly rng: Rng;
+  private readonly moments = new Map<Tensor, { m: Tensor; v: Tensor }>();
+  private readonly classTokens: TokenBatch;
+  private cachedText: Tensor | null = null;
+
+  constructor(
+    readonly model: ClipModel,
+    readonly adapters: AdapterSet,
+    readonly classNames: readonly string[],
+    readonly support: LabelledImages,
+    readonly settings: TrainSettings,
+    resumeFrom?: TrainerCheckpoint,
+  ) {
+    if (settings.batchSize % settings.microBatchSize !== 0) {
+      throw new RangeError(`batch size ${settings.batchSize} must be a multiple of the micro-batch size ${settings.microBatchSize}`);
+    }
+    const indices = support.images.map((_, i) => i);
+    this.sampler = resumeFrom ? BatchSampler.restore(indices, resumeFrom.sampler) : new BatchSampler(indices, settings.batchSize, settings.seed);
+    this.rng = resumeFrom ? Rng.fromState(resumeFrom.rng) : Rng.derive(settings.seed, 3);
+    this.classTokens = model.tokenize(classNames.map((name) => promptFor(name, settings.template)));
+    adapters.allocateGradients();
+    if (settings.optimizer === 'adamw') {
+      for (const { name, tensor } of adapters.parameters()) {
+        this.moments.set(tensor, { m: model.ctx.tensor(tensor.shape, `${name}.adam_m`), v: model.ctx.tensor(tensor.shape, `${name}.adam_v`) });
+      }
+    }
+    if (resumeFrom) this.restore(resumeFrom);
+  }
+
+  get done(): boolean {
+    return this.step >= this.settings.iterations;
+  }
+
+  learningRate(step = this.step): number {
+    return learningRateAt(step, { baseLr: this.settings.lr, totalSteps: this.settings.iterations, warmupSteps: this.settings.warmupSteps, minLr: this.settings.minLr });
+  }
+
+  /** One optimizer step over one batch (accumulated over micro-batches). */
+  async trainStep(): Promise<StepLog> {
+    const started = performance.now();
+    const { model, adapters, settings } = this;
+    const { ctx } = model;
+    const batch = this.sampler.nextBatch();
+    const crops = batch.map(() => this.augmentation());
+    const microBatches = Math.ceil(batch.length / settings.microBatchSize);
+    const options: StepOptions = {
+      dropoutSeed: (Math.imul(settings.seed, 0x9e3779b1) + this.step) >>> 0,
+      training: true,
+      accumulationSteps: microBatches,
+      textChunk: settings.textChunk,
+    };
+    if (!adapters.hasTower('text') && !this.cachedText) this.cachedText = frozenClassFeatures(model, this.classTokens, options);
+
+    adapters.zeroGradients();
+    let loss = 0;
+    let correct = 0;
+    for (let start = 0; start < batch.length; start += settings.microBatchSize) {
+      const items = batch.slice(start, start + settings.microBatchSize);
+      const images = items.map((i) => this.support.images[i]);
+      const crop: CropChoice = (image, index) => crops[start + index](image);
+      const pixels = preprocessBatch(ctx, images, model.preprocessor, crop);
+      const result = await trainMicroBatch(model, adapters, pixels, items.map((i) => this.support.labels[i]), this.classTokens,
+        { ...options, dropoutSeed: (options.dropoutSeed + Math.imul(start, 0x85ebca6b)) >>> 0 }, this.cachedText);
+      pixels.destroy();
+      loss += result.loss * items.length;
+      correct += result.correct;
+    }
+    const lr = this.learningRate();
+    this.applyUpdate(lr);
+    this.step++;
+    await ctx.sync();
+    return { step: this.step, loss: loss / batch.length, accuracy: correct / batch.length, lr, milliseconds: performance.now() - started };
+  }
+
+  /** Accuracy, per-class accuracy and confusion matrix on labelled images, with the adapters on. */
+  async evaluate(data: LabelledImages, withAdapters = true): Promise<Evaluation> {
+    return evaluate(this.model, this.classNames, data, withAdapters ? this.adapters : null, this.settings.template);
+  }
+
+  async checkpoint(): Promise<TrainerCheckpoint> {
+    const tensors = new Map<string, Float32Array>();
+    const named: { name: string; tensor: Tensor }[] = [];
+    for (const { name, tensor } of this.adapters.parameters()) {
+      named.push({ name, tensor });
+      const moments = this.moments.get(tensor);
+      if (moments) named.push({ name: `${name}.adam_m`, tensor: moments.m }, { name: `${name}.adam_v`, tensor: moments.v });
+    }
+    const values = await this.model.ctx.readMany(named.map((n) => n.tensor));
+    named.forEach((n, i) => tensors.set(n.name, values[i]));
+    return { step: this.step, tensors, sampler: this.sampler.state(), rng: this.rng.state() };
+  }
+
+  destroy(): void {
+    this.moments.forEach(({ m, v }) => {
+      m.destroy();
+      v.destroy();
+    });
+    this.moments.clear();
+    this.cachedText?.destroy();
+    this.cachedText = null;
+  }
+
+  private restore(checkpoint: TrainerCheckpoint): void {
+    const { ctx } = this.model;
+    const load = (name: string, tensor: Tensor) => {
+      const values = checkpoint.tensors.get(name);
+      if (!values || values.length !== tensor.size) throw new RangeError(`checkpoint lacks ${name} or its size differs`);
+      ctx.upload(tensor, values);
+    };
+    for (const { name, tensor } of this.adapters.parameters()) {
+      load(name, tensor);
+      const moments = this.moments.get(tensor);
+      if (moments) {
+        load(`${name}.adam_m`, moments.m);
+        load(`${name}.adam_v`, moments.v);
+      }
+    }
+    this.adapters.refreshSums();
+    this.step = checkpoint.step;
+  }
+
+  /** Seeds this image's crop and flip now, so the random stream does not depend on micro-batching. */
+  private augmentation(): (image: RgbaImage) => { box: CropBox; flip: boolean } {
+    const size = this.model.preprocessor.size;
+    if (!this.settings.augment) return (image) => evaluationCrop(size)(image, 0);
+    const imageRng = new Rng(this.rng.nextUint32());
+    return (image) => ({ box: randomResizedCropBox(image.width, image.height, () => imageRng.next(), [0.08, 1]), flip: imageRng.next() < 0.5 });
+  }
+
+  private applyUpdate(lr: number): void {
+    const { ctx } = this.model;
+    const s = this.settings;
+    for (const { tensor, grad } of this.adapters.parameters()) {
+      if (s.optimizer === 'sgd') sgdUpdate(ctx, tensor, grad!, lr);
+      else {
+        const { m, v } = this.moments.get(tensor)!;
+        adamwUpdate(ctx, tensor, grad!, m, v, { lr, beta1: s.beta1, beta2: s.beta2, eps: s.eps, weightDecay: s.weightDecay, step: this.step + 1 });
+      }
+    }
+    this.adapters.refreshSums();
+  }
+}
+
+export async function evaluate(model: ClipModel, classNames: readonly string[], data: LabelledImages, adapters: AdapterSet | null, template = DEFAULT_TEMPLATE): Promise<Evaluation> {
+  const embeddings = await classEmbeddings(model, classNames, [template], adapters);
+  const predictions = (await classify(model, data.images, embeddings, { adapters })).map((p) => p.label);
+  const classes = classNames.length;
+  const confusion = Array.from({ length: classes }, () => new Array<number>(classes).fill(0));
+  data.labels.forEach((label, i) => confusion[label][predictions[i]]++);
+  const perClassAccuracy = confusion.map((row, c) => {
+    const total = row.reduce((a, b) => a + b, 0);
+    return total ? row[c] / total : 0;
+  });
+  const correct = confusion.reduce((sum, row, c) => sum + row[c], 0);
+  return { accuracy: data.labels.length ? correct / data.labels.length : 0, perClassAccuracy, confusion, predictions };
+}
