@@ -7,13 +7,11 @@ import { randomArray } from '../helpers/random';
 import * as reference from '../reference/layernorm';
 
 const EPS = 1e-5;
-// Inputs sit on an offset of 3 (|x| < 5): x - mean carries ~ulp(5) = 5e-7 of absolute error, which
-// rstd (~0.9) and weight (< 1.5) carry into every output, plus ~ulps of the f32 reductions. 1e-5
-// leaves ~10x headroom, and the offset makes a one-pass E[x^2] - E[x]^2 variance fail it.
-const OUTPUT_TOLERANCE = { rtol: 1e-5, atol: 1e-5 };
-// Gradients sum C (dx) or rows (dWeight, dBias) f32 products of size ~1; the float64 finite
-// differences themselves are exact to ~1e-9, so the same budget holds against them.
-const GRADIENT_TOLERANCE = { rtol: 1e-5, atol: 2e-5 };
+// Inputs sit on an offset of 3 (|x| < 5), so x - mean carries ~ulp(5) = 5e-7 of absolute error into
+// every output and gradient, plus a few ulps from the f32 reductions over C (or over rows for
+// dWeight, dBias). Worst seen: 7e-7. 1e-5 leaves >10x headroom. The float64 finite differences are
+// exact to ~1e-9, so the same budget holds against them.
+const TOLERANCE = { rtol: 1e-5, atol: 1e-5 };
 
 const ctx = await useGpu();
 
@@ -48,14 +46,15 @@ describe('layer norm kernels', () => {
       const [outGpu, meanGpu, rstdGpu, dxGpu, dWeightGpu, dBiasGpu] = await ctx.readMany([out, mean, rstd, dx, dWeight, dBias]);
 
       const expected = reference.layerNorm(data.x, data.weight, data.bias, EPS);
-      expectClose(outGpu, expected.out, { ...OUTPUT_TOLERANCE, label: 'out' });
+      expectClose(outGpu, expected.out, { ...TOLERANCE, label: 'out' });
+      // mean ~3 is good to a few ulps (worst seen 3e-7); rstd reaches 1/sqrt(eps) = 316 when C = 1, so relative.
       expectClose(meanGpu, expected.mean, { rtol: 1e-6, atol: 1e-6, label: 'mean' });
       expectClose(rstdGpu, expected.rstd, { rtol: 1e-5, atol: 0, label: 'rstd' });
 
       const gradients = reference.layerNormBackward(data.dout, data.x, data.weight, EPS);
-      expectClose(dxGpu, gradients.dx, { ...GRADIENT_TOLERANCE, label: 'dx' });
-      expectClose(dWeightGpu, gradients.dWeight, { ...GRADIENT_TOLERANCE, label: 'dWeight' });
-      expectClose(dBiasGpu, gradients.dBias, { ...GRADIENT_TOLERANCE, label: 'dBias' });
+      expectClose(dxGpu, gradients.dx, { ...TOLERANCE, label: 'dx' });
+      expectClose(dWeightGpu, gradients.dWeight, { ...TOLERANCE, label: 'dWeight' });
+      expectClose(dBiasGpu, gradients.dBias, { ...TOLERANCE, label: 'dBias' });
 
       // Against central differences of the float64 forward: independent of the reference backward.
       const loss = (xs: ArrayLike<number>, ws: ArrayLike<number>, bs: ArrayLike<number>) =>
@@ -63,9 +62,9 @@ describe('layer norm kernels', () => {
       const numericDx = centralDifferenceGradient((v) => loss(v, data.weight, data.bias), data.x);
       const numericDWeight = centralDifferenceGradient((v) => loss(data.x, v, data.bias), data.weight);
       const numericDBias = centralDifferenceGradient((v) => loss(data.x, data.weight, v), data.bias);
-      expectClose(dxGpu, numericDx, { ...GRADIENT_TOLERANCE, label: 'dx vs finite differences' });
-      expectClose(dWeightGpu, numericDWeight, { ...GRADIENT_TOLERANCE, label: 'dWeight vs finite differences' });
-      expectClose(dBiasGpu, numericDBias, { ...GRADIENT_TOLERANCE, label: 'dBias vs finite differences' });
+      expectClose(dxGpu, numericDx, { ...TOLERANCE, label: 'dx vs finite differences' });
+      expectClose(dWeightGpu, numericDWeight, { ...TOLERANCE, label: 'dWeight vs finite differences' });
+      expectClose(dBiasGpu, numericDBias, { ...TOLERANCE, label: 'dBias vs finite differences' });
       [x, weight, bias, dout, out, mean, rstd, dx, dWeight, dBias].forEach((t) => t.destroy());
     });
   }
@@ -91,14 +90,17 @@ describe('layer norm kernels', () => {
     const [dxGpu, dWeightGpu, dBiasGpu] = await ctx.readMany([dx, dWeight, dBias]);
     const gradients = reference.layerNormBackward(data.dout, data.x, data.weight, EPS);
     const plus = (initial: Float32Array, added: Float64Array) => initial.map((v, i) => v + added[i]);
-    expectClose(dxGpu, plus(initialDx, gradients.dx), { ...GRADIENT_TOLERANCE, label: 'accumulated dx' });
-    expectClose(dWeightGpu, plus(initialDWeight, gradients.dWeight), { ...GRADIENT_TOLERANCE, label: 'accumulated dWeight' });
-    expectClose(dBiasGpu, plus(initialDBias, gradients.dBias), { ...GRADIENT_TOLERANCE, label: 'accumulated dBias' });
+    expectClose(dxGpu, plus(initialDx, gradients.dx), { ...TOLERANCE, label: 'accumulated dx' });
+    expectClose(dWeightGpu, plus(initialDWeight, gradients.dWeight), { ...TOLERANCE, label: 'accumulated dWeight' });
+    expectClose(dBiasGpu, plus(initialDBias, gradients.dBias), { ...TOLERANCE, label: 'accumulated dBias' });
   });
 
-  it('folds more than 65,535 rows into a 2-D grid', async () => {
-    // The text tower normalises classes x 77 token rows at once: 1000 classes is 77,000 rows.
+  // The text tower normalises classes x 77 token rows at once (77,000 for 1000 classes), past the
+  // 65,535 workgroups one grid dimension holds. SwiftShader needs ~90 s for it: real GPUs only.
+  it.skipIf(/swiftshader/i.test(ctx.adapterName))('folds more than 65,535 rows into a 2-D grid', async () => {
     const [rows, columns] = [70_000, 2];
+    // eps = 1 bounds rstd by 1: two nearly equal values in a row cannot amplify f32 rounding.
+    const largeEps = 1;
     const data = layerNormInputs(rows, columns, 11);
     const x = ctx.tensor([rows, columns], 'x', data.x);
     const weight = ctx.tensor([columns], 'weight', data.weight);
@@ -106,8 +108,9 @@ describe('layer norm kernels', () => {
     const out = ctx.tensor([rows, columns], 'out');
     const mean = ctx.tensor([rows], 'mean');
     const rstd = ctx.tensor([rows], 'rstd');
-    layerNormForward(ctx, x, weight, bias, out, mean, rstd, EPS);
-    expectClose(await ctx.read(out), reference.layerNorm(data.x, data.weight, data.bias, EPS).out, { ...OUTPUT_TOLERANCE, label: 'out' });
+    layerNormForward(ctx, x, weight, bias, out, mean, rstd, largeEps);
+    const expected = reference.layerNorm(data.x, data.weight, data.bias, largeEps).out;
+    expectClose(await ctx.read(out), expected, { ...TOLERANCE, label: 'out' });
   });
 
   it('rejects mismatched shapes', () => {

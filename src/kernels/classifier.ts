@@ -1,0 +1,158 @@
+// CLIP's contrastive classification head (shaders/classifier.wgsl): L2 normalisation of features,
+// scaled cosine logits and softmax cross-entropy, each forward and backward. Matrices are read as
+// [rows, last dimension]; outputs must not share a buffer with inputs.
+
+import type { GpuContext } from '../gpu/context';
+import { params } from '../gpu/params';
+import { shapeString, type Tensor } from '../gpu/tensor';
+import { grid1d } from './grid';
+
+const SHADER = 'classifier';
+const WORKGROUP_SIZE = 256; // WORKGROUP_SIZE in classifier.wgsl
+const PRODUCT_TILE = 16; // TILE in classifier.wgsl's scaled_product
+
+/** The [rows, columns] view of a tensor whose last dimension is the row width. */
+function matrixShape(tensor: Tensor): [number, number] {
+  const columns = tensor.shape.length ? tensor.shape[tensor.shape.length - 1] : 1;
+  return [columns ? tensor.size / columns : 0, columns];
+}
+
+function expectMatrix(op: string, tensor: Tensor, rows: number, columns: number): void {
+  const [actualRows, actualColumns] = matrixShape(tensor);
+  if (actualRows !== rows || actualColumns !== columns) {
+    throw new RangeError(`${op}: ${tensor.label} has shape ${shapeString(tensor.shape)}, expected [${rows}, ${columns}]`);
+  }
+}
+
+function expectElements(op: string, tensor: Tensor, count: number): void {
+  if (tensor.size !== count) throw new RangeError(`${op}: ${tensor.label} has shape ${shapeString(tensor.shape)}, expected [${count}]`);
+}
+
+/** How scaled_product reads its operands: A(row, k) = a[row * aRowStride + k * aInnerStride], B(k, column) likewise. */
+interface ProductLayout {
+  rows: number;
+  columns: number;
+  inner: number;
+  aRowStride: number;
+  aInnerStride: number;
+  bInnerStride: number;
+  bColumnStride: number;
+}
+
+type ClassifierParams = Pick<ProductLayout, 'rows' | 'columns'> & Partial<ProductLayout> & { scale?: number; accumulate?: boolean };
+
+/** Packs the Params struct of classifier.wgsl; fields an entry point does not read are zero. */
+function packParams(fields: ClassifierParams) {
+  const { rows, columns, inner = 0, aRowStride = 0, aInnerStride = 0, bInnerStride = 0, bColumnStride = 0 } = fields;
+  return params()
+    .u32(rows).u32(columns).u32(inner)
+    .u32(aRowStride).u32(aInnerStride).u32(bInnerStride).u32(bColumnStride)
+    .f32(fields.scale ?? 0).u32(fields.accumulate ? 1 : 0);
+}
+
+/** out = x / max(||x||, 1e-12) row by row (F.normalize); norms [rows] saves the divisor for the backward. */
+export function l2NormalizeForward(ctx: GpuContext, x: Tensor, out: Tensor, norms: Tensor): void {
+  const op = 'l2NormalizeForward';
+  const [rows, columns] = matrixShape(x);
+  expectMatrix(op, out, rows, columns);
+  expectElements(op, norms, rows);
+  ctx.dispatch({
+    shader: SHADER, entry: 'l2_normalize_forward', params: packParams({ rows, columns }),
+    bindings: { 1: x, 2: out, 3: norms }, workgroups: grid1d(rows, 1),
+  });
+}
+
+/** dx (+)= (dout - y (dout . y)) / norm row by row, from the forward's output y and norms. */
+export function l2NormalizeBackward(
+  ctx: GpuContext, dout: Tensor, normalized: Tensor, norms: Tensor, dx: Tensor, options: { accumulate?: boolean } = {},
+): void {
+  const op = 'l2NormalizeBackward';
+  const [rows, columns] = matrixShape(normalized);
+  expectMatrix(op, dout, rows, columns);
+  expectMatrix(op, dx, rows, columns);
+  expectElements(op, norms, rows);
+  ctx.dispatch({
+    shader: SHADER, entry: 'l2_normalize_backward', params: packParams({ rows, columns, accumulate: options.accumulate }),
+    bindings: { 2: normalized, 3: norms, 4: dout, 5: dx }, workgroups: grid1d(rows, 1),
+  });
+}
+
+/** product[rows, columns] (+)= scale * A B. */
+function scaledProduct(ctx: GpuContext, a: Tensor, b: Tensor, product: Tensor, layout: ProductLayout, scale: number, accumulate: boolean): void {
+  ctx.dispatch({
+    shader: SHADER, entry: 'scaled_product', constants: { TILE: PRODUCT_TILE },
+    params: packParams({ ...layout, scale, accumulate }),
+    bindings: { 6: a, 7: b, 8: product },
+    workgroups: [Math.ceil(layout.columns / PRODUCT_TILE), Math.ceil(layout.rows / PRODUCT_TILE)],
+  });
+}
+
+function cosineLogitsShapes(op: string, imageFeatures: Tensor, textFeatures: Tensor, logits: Tensor) {
+  const [batch, width] = matrixShape(imageFeatures);
+  const classes = matrixShape(textFeatures)[0];
+  expectMatrix(op, textFeatures, classes, width);
+  expectMatrix(op, logits, batch, classes);
+  return { batch, classes, width };
+}
+
+/** logits[B, C] = scale * img[B, D] · txt[C, D]^T for L2-normalised features */
+export function cosineLogitsForward(ctx: GpuContext, imageFeatures: Tensor, textFeatures: Tensor, logits: Tensor, scale: number): void {
+  const { batch, classes, width } = cosineLogitsShapes('cosineLogitsForward', imageFeatures, textFeatures, logits);
+  // A(b, d) = img[b, d]; B(d, c) = txt[c, d].
+  scaledProduct(ctx, imageFeatures, textFeatures, logits, {
+    rows: batch, columns: classes, inner: width, aRowStride: width, aInnerStride: 1, bInnerStride: 1, bColumnStride: width,
+  }, scale, false);
+}
+
+/** dImage[B, D] (+)= scale * dLogits · txt; dText[C, D] (+)= scale * dLogits^T · img (either may be null) */
+export function cosineLogitsBackward(
+  ctx: GpuContext, dLogits: Tensor, imageFeatures: Tensor, textFeatures: Tensor, dImage: Tensor | null, dText: Tensor | null,
+  scale: number, options: { accumulate?: boolean } = {},
+): void {
+  const op = 'cosineLogitsBackward';
+  const { batch, classes, width } = cosineLogitsShapes(op, imageFeatures, textFeatures, dLogits);
+  const accumulate = options.accumulate ?? false;
+  if (dImage) {
+    expectMatrix(op, dImage, batch, width);
+    // A(b, c) = dLogits[b, c]; B(c, d) = txt[c, d].
+    scaledProduct(ctx, dLogits, textFeatures, dImage, {
+      rows: batch, columns: width, inner: classes, aRowStride: classes, aInnerStride: 1, bInnerStride: width, bColumnStride: 1,
+    }, scale, accumulate);
+  }
+  if (dText) {
+    expectMatrix(op, dText, classes, width);
+    // A(c, b) = dLogits[b, c]; B(b, d) = img[b, d].
+    scaledProduct(ctx, dLogits, imageFeatures, dText, {
+      rows: classes, columns: width, inner: batch, aRowStride: 1, aInnerStride: classes, bInnerStride: width, bColumnStride: 1,
+    }, scale, accumulate);
+  }
+}
+
+/**
+ * Per-row loss = logsumexp(logits) - logits[label]; probs = softmax(logits). labels: f32 class
+ * indices [B], which must lie in [0, C): the GPU cannot report a bad one (validate where they are made).
+ */
+export function softmaxCrossEntropyForward(ctx: GpuContext, logits: Tensor, labels: Tensor, losses: Tensor, probs: Tensor): void {
+  const op = 'softmaxCrossEntropyForward';
+  const [rows, columns] = matrixShape(logits);
+  if (columns === 0) throw new RangeError(`${op}: ${logits.label} has shape ${shapeString(logits.shape)}, expected at least one class`);
+  expectElements(op, labels, rows);
+  expectElements(op, losses, rows);
+  expectMatrix(op, probs, rows, columns);
+  ctx.dispatch({
+    shader: SHADER, entry: 'softmax_cross_entropy_forward', params: packParams({ rows, columns }),
+    bindings: { 9: logits, 10: labels, 11: losses, 12: probs }, workgroups: grid1d(rows, 1),
+  });
+}
+
+/** dLogits = (probs - onehot(label)) * lossScale  (lossScale = 1/B for the batch mean, times any accumulation factor) */
+export function softmaxCrossEntropyBackward(ctx: GpuContext, probs: Tensor, labels: Tensor, dLogits: Tensor, lossScale: number): void {
+  const op = 'softmaxCrossEntropyBackward';
+  const [rows, columns] = matrixShape(probs);
+  expectElements(op, labels, rows);
+  expectMatrix(op, dLogits, rows, columns);
+  ctx.dispatch({
+    shader: SHADER, entry: 'softmax_cross_entropy_backward', params: packParams({ rows, columns, scale: lossScale }),
+    bindings: { 10: labels, 12: probs, 13: dLogits }, workgroups: grid1d(rows * columns, WORKGROUP_SIZE),
+  });
+}
