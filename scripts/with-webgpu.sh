@@ -7,4 +7,6 @@ if [ -z "${VK_ICD_FILENAMES:-}" ] && [ -z "${VK_DRIVER_FILES:-}" ] && [ -f /usr/
    && ! ls /usr/share/vulkan/icd.d/nvidia*.json /etc/vulkan/icd.d/nvidia*.json /usr/local/nvidia/share/vulkan/icd.d/*.json >/dev/null 2>&1; then
   export VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json
 fi
-exec npx --no-install "$@"
+# The project's own tools, whatever the working directory (the octoclip CLI runs from anywhere).
+export PATH="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/node_modules/.bin:$PATH"
+exec "$@"

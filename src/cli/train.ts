@@ -185,22 +185,16 @@ export async function trainCommand(args: string[]): Promise<void> {
 
 function adapterMetadata(model: ClipModel, adapter: AdapterSettings, classNames: string[], settings: TrainSettings, metrics: Record<string, number | null>, shots: number): AdapterMetadata {
   return {
-    method: adapter.method,
-    rank: adapter.rank,
-    blocks: adapter.blocks,
-    alpha: adapter.alpha,
-    scalingRule: adapter.scalingRule,
+    ...adapter,
+    layers: { text: adapter.layers.text ?? [], vision: adapter.layers.vision ?? [] },
     scaling: adapterScaling(adapter),
-    dropout: adapter.dropout,
-    targets: adapter.targets,
-    layers: adapter.layers,
     baseModel: model.id,
     baseModelFingerprint: model.weights.fingerprint,
     classNames,
     promptTemplate: settings.template,
     training: { ...settings, shots },
     metrics,
-  } as unknown as AdapterMetadata;
+  };
 }
 
 async function readAdapter(path: string, model: ClipModel) {
@@ -238,8 +232,7 @@ export async function evalCommand(args: string[]): Promise<void> {
   const { meta, tensors } = await readAdapter(required(values.adapter, '--adapter'), model);
   const data = await loadLabelledImages(required(values.images, '--images'));
   const indices = values.shots ? fewShotSplit(data.labels, Number(values.shots), numberOption(values.seed, '--seed', 1)).heldOut : data.labels.map((_, i) => i);
-  const settings: AdapterSettings = { method: meta.method, rank: meta.rank, blocks: meta.blocks, alpha: meta.alpha, scalingRule: meta.scalingRule, dropout: meta.dropout, targets: meta.targets, layers: meta.layers } as AdapterSettings;
-  const adapters = values['no-adapter'] ? null : AdapterSet.create(model.ctx, model.config, settings, { initial: tensors });
+  const adapters = values['no-adapter'] ? null : AdapterSet.create(model.ctx, model.config, meta, { initial: tensors });
   const evaluation = await evaluate(model, data.classNames, subset(data, indices), adapters, meta.promptTemplate);
   await emit({ model: model.id, adapter: values['no-adapter'] ? null : values.adapter, device: model.ctx.adapterName, images: indices.length, classes: data.classNames, ...summarize(evaluation, data.classNames), skipped: data.skipped }, values.out);
 }

@@ -18,8 +18,9 @@ export interface TextConfig extends TowerConfig {
   vocabSize: number;
   maxPositions: number;
   /**
-   * The end-of-text id the text tower pools at. Undefined when the config has none or HF's legacy
-   * placeholder 2 (OpenAI's checkpoints): then pool at the row's highest id, as transformers does.
+   * The end-of-text id the text tower pools at. Undefined when the config has none or transformers' legacy
+   * placeholder 2 (OpenAI's checkpoints): then pool at the row's highest id, as transformers does for 2.
+   * End-of-text is the last token of every CLIP vocabulary, so both rules find the same position.
    */
   eosTokenId?: number;
 }
@@ -37,11 +38,14 @@ export interface ClipConfig {
   vision: VisionConfig;
 }
 
-/** transformers' CLIPConfig, CLIPTextConfig and CLIPVisionConfig defaults, for fields a config leaves out. */
+/**
+ * transformers' CLIPConfig, CLIPTextConfig and CLIPVisionConfig defaults, for fields a config leaves out.
+ * Not eos_token_id: its default 49407 fits only the full vocabulary, and pooling at the highest id is equivalent.
+ */
 const CLIP_DEFAULTS = { projection_dim: 512, logit_scale_init_value: 2.6592 };
 const TEXT_DEFAULTS = {
   hidden_size: 512, intermediate_size: 2048, num_attention_heads: 8, num_hidden_layers: 12, vocab_size: 49408,
-  max_position_embeddings: 77, layer_norm_eps: 1e-5, hidden_act: 'quick_gelu', eos_token_id: 49407,
+  max_position_embeddings: 77, layer_norm_eps: 1e-5, hidden_act: 'quick_gelu',
 };
 const VISION_DEFAULTS = {
   hidden_size: 768, intermediate_size: 3072, num_attention_heads: 12, num_hidden_layers: 12, image_size: 224,
@@ -98,7 +102,7 @@ export function parseClipConfig(source: string | object, fileName = 'config.json
   const text = new ConfigFields(objectOrEmpty(json.text_config, 'text_config', fail), TEXT_DEFAULTS, 'text_config.', fail);
   const vision = new ConfigFields(objectOrEmpty(json.vision_config, 'vision_config', fail), VISION_DEFAULTS, 'vision_config.', fail);
 
-  const eosTokenId = text.integer('eos_token_id', 0);
+  const eosTokenId = text.optionalInteger('eos_token_id');
   const config: ClipConfig = {
     projectionDim: fields.integer('projection_dim'),
     logitScaleInit: fields.number('logit_scale_init_value'),
@@ -115,6 +119,10 @@ export function parseClipConfig(source: string | object, fileName = 'config.json
       fail(`${prefix}.hidden_size ${tower.hiddenSize} is not a multiple of num_attention_heads ${tower.numHeads}`);
     }
   }
+  // The engine cuts whole patches; transformers' conv would silently drop a remainder.
+  if (config.vision.imageSize % config.vision.patchSize !== 0) {
+    fail(`vision_config.image_size ${config.vision.imageSize} is not a multiple of patch_size ${config.vision.patchSize}`);
+  }
   if (config.text.eosTokenId !== undefined && config.text.eosTokenId >= config.text.vocabSize) {
     fail(`text_config.eos_token_id ${config.text.eosTokenId} is outside the vocabulary of ${config.text.vocabSize}`);
   }
@@ -123,7 +131,7 @@ export function parseClipConfig(source: string | object, fileName = 'config.json
 
 /** Patches plus the class token. */
 export function visionTokenCount(vision: VisionConfig): number {
-  return Math.floor(vision.imageSize / vision.patchSize) ** 2 + 1;
+  return (vision.imageSize / vision.patchSize) ** 2 + 1;
 }
 
 /** Every tensor the model reads, with its shape, named as in HF checkpoints, in HF's state-dict order. */
@@ -206,12 +214,20 @@ class ConfigFields {
     private readonly fail: (problem: string) => never,
   ) {}
 
-  /** A positive integer (or non-negative with `min` 0). */
-  integer(key: string, min = 1): number {
+  integer(key: string): number {
     const value = this.value(key);
-    return Number.isSafeInteger(value) && (value as number) >= min
+    return Number.isSafeInteger(value) && (value as number) >= 1
       ? (value as number)
-      : this.fail(`${this.prefix}${key} must be an integer of at least ${min}, got ${JSON.stringify(value)}`);
+      : this.fail(`${this.prefix}${key} must be a positive integer, got ${JSON.stringify(value)}`);
+  }
+
+  /** A token id: a non-negative integer, or undefined when absent. */
+  optionalInteger(key: string): number | undefined {
+    const value = this.value(key);
+    if (value === undefined) return undefined;
+    return Number.isSafeInteger(value) && (value as number) >= 0
+      ? (value as number)
+      : this.fail(`${this.prefix}${key} must be a non-negative integer, got ${JSON.stringify(value)}`);
   }
 
   number(key: string): number {

@@ -56,8 +56,7 @@ export function preprocessBatch(ctx: GpuContext, images: readonly RgbaImage[], c
     const source = uploadRgba(ctx, image.rgba, image.width, image.height);
     const { box, flip } = crop(image, index);
     preprocessImage(ctx, source, pixels, index, { size: config.size, box, flip, mean: config.mean, std: config.std });
-    ctx.submit(); // the source buffer may go once its commands are queued
-    ctx.memory.release(source.buffer);
+    ctx.memory.release(source.buffer); // destroyed once the recorded commands are submitted
   });
   return pixels;
 }

@@ -9,6 +9,19 @@ const TWO_POW_32 = 2 ** 32;
 /** Outputs thrown away after seeding, so the first numbers drawn do not echo the seed mixing. */
 const WARM_UP_DRAWS = 12;
 
+/**
+ * Stream ids for `Rng.derive(seed, id)`, one per use of a run's seed, so that no two uses draw the same
+ * numbers and a change in how many numbers one use draws leaves the others alone.
+ */
+export const RNG_STREAM = {
+  /** fewShotSplit (with the class label as a second id). */
+  fewShotSplit: 1,
+  /** BatchSampler's epoch shuffles. */
+  batches: 2,
+  /** The trainer's own draws (augmentation, dropout seeds). */
+  training: 3,
+} as const;
+
 /** A saved `Rng` state: four unsigned 32-bit words. */
 export type RngState = [number, number, number, number];
 

@@ -5,6 +5,7 @@
 
 import { DeviceLostError, GpuContext, GpuError } from '../gpu/context';
 import { acquireDevice, WebGpuUnavailableError } from '../gpu/device';
+import type { Tensor } from '../gpu/tensor';
 import { add } from '../kernels/elementwise';
 import type {
   EngineError,
@@ -74,12 +75,16 @@ async function selfTest(): Promise<SelfTestResult> {
   const a = Float32Array.from({ length: SELF_TEST_LENGTH }, (_, i) => i + 1);
   const b = Float32Array.from({ length: SELF_TEST_LENGTH }, (_, i) => 10 * (i + 1));
   const start = performance.now();
-  const ta = ctx.tensor([SELF_TEST_LENGTH], 'self-test a', a);
-  const tb = ctx.tensor([SELF_TEST_LENGTH], 'self-test b', b);
-  const tsum = ctx.tensor([SELF_TEST_LENGTH], 'self-test a + b');
+  const created: Tensor[] = [];
+  const tensor = (label: string, data?: Float32Array): Tensor => {
+    const t = ctx.tensor([SELF_TEST_LENGTH], label, data);
+    created.push(t);
+    return t;
+  };
   try {
-    add(ctx, ta, tb, tsum);
-    const sum = await ctx.read(tsum);
+    const out = tensor('self-test a + b');
+    add(ctx, tensor('self-test a', a), tensor('self-test b', b), out);
+    const sum = await ctx.read(out);
     const milliseconds = performance.now() - start;
     const maxAbsError = sum.reduce((max, value, i) => Math.max(max, Math.abs(value - (a[i] + b[i]))), 0);
     return {
@@ -92,7 +97,7 @@ async function selfTest(): Promise<SelfTestResult> {
       milliseconds,
     };
   } finally {
-    for (const t of [ta, tb, tsum]) t.destroy();
+    for (const t of created) t.destroy();
   }
 }
 

@@ -1,0 +1,77 @@
+// End-to-end tests of the studio in the system's Chromium (Playwright cannot download browsers on
+// every machine). On machines without a GPU, Chromium's bundled SwiftShader serves WebGPU when
+// launched with --enable-unsafe-webgpu; on a GPU machine the same flags reach the real driver.
+// Run through `bash scripts/with-webgpu.sh playwright test` (npm test does).
+//
+//   OCTOCLIP_CHROMIUM=/path/to/chrome   another Chromium build (default /usr/bin/chromium)
+//   OCTOCLIP_E2E_SERVER=dev             test against the Vite dev server instead of a production build
+
+import { defineConfig } from '@playwright/test';
+
+const CHROMIUM = process.env.OCTOCLIP_CHROMIUM || '/usr/bin/chromium';
+const PORT = 4317; // not Vite's defaults (5173, 4173), so a running `npm start` does not collide
+const BASE_URL = `http://127.0.0.1:${PORT}`; // a secure context: navigator.gpu exists only in those
+const BUILD_DIR = '.cache/e2e-dist'; // not dist/, which `npm run build` owns
+
+/** Headless, as root, without network: no sandbox, no first-run UI, no background traffic. */
+const QUIET_CHROMIUM = [
+  '--no-sandbox',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--disable-dev-shm-usage',
+];
+
+// Tried here (Chromium 156, SwiftShader): --enable-unsafe-webgpu alone gives the "google /
+// swiftshader" adapter in pages and dedicated workers, and --enable-features=Vulkan changes nothing;
+// without the flag, or with --disable-webgpu, navigator.gpu exists but offers no adapter.
+const WEBGPU = ['--enable-unsafe-webgpu'];
+const NO_WEBGPU = ['--disable-webgpu'];
+
+const server =
+  process.env.OCTOCLIP_E2E_SERVER === 'dev'
+    ? `npx --no-install vite --host 127.0.0.1 --port ${PORT} --strictPort`
+    : `npx --no-install vite build --outDir ${BUILD_DIR} --emptyOutDir --logLevel warn && ` +
+      `npx --no-install vite preview --outDir ${BUILD_DIR} --host 127.0.0.1 --port ${PORT} --strictPort`;
+
+export default defineConfig({
+  testDir: 'e2e',
+  outputDir: 'test-results',
+  // SwiftShader compiles and runs kernels on the CPU: one browser at a time, generous timeouts.
+  workers: 1,
+  fullyParallel: false,
+  timeout: 90_000,
+  expect: { timeout: 45_000 },
+  forbidOnly: !!process.env.CI,
+  retries: 0,
+  reporter: [['list']],
+  use: {
+    baseURL: BASE_URL,
+    headless: true,
+    viewport: { width: 1280, height: 800 },
+    trace: 'retain-on-failure',
+    screenshot: 'only-on-failure',
+  },
+  projects: [
+    {
+      name: 'webgpu',
+      testIgnore: /no-webgpu\.spec\.ts$/,
+      use: { launchOptions: { executablePath: CHROMIUM, args: [...QUIET_CHROMIUM, ...WEBGPU] } },
+    },
+    {
+      name: 'no-webgpu',
+      testMatch: /no-webgpu\.spec\.ts$/,
+      use: { launchOptions: { executablePath: CHROMIUM, args: [...QUIET_CHROMIUM, ...NO_WEBGPU] } },
+    },
+  ],
+  webServer: {
+    command: server,
+    url: BASE_URL,
+    // Never test a stale server left on the port: fail instead (strictPort).
+    reuseExistingServer: false,
+    timeout: 180_000,
+    stdout: 'ignore',
+    stderr: 'pipe',
+  },
+});
