@@ -111,8 +111,8 @@ fn project(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) groups: ve
     }
     workgroupBarrier();
   }
-  if (local < chunk) {
-    out[row * p.rank + first_rank + local] = p.scale * row_partials[0][local];
+  for (var j = local; j < chunk; j += PROJECT_THREADS) { // PROJECT_THREADS may be below RANK_CHUNK
+    out[row * p.rank + first_rank + j] = p.scale * row_partials[0][j];
   }
 }
 

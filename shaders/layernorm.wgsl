@@ -21,7 +21,8 @@ struct Params {
 @group(0) @binding(9) var<storage, read_write> dweight: array<f32>;
 @group(0) @binding(10) var<storage, read_write> dbias: array<f32>;
 
-const WORKGROUP_SIZE = 256u;
+// Threads per row, chosen per adapter by the wrapper (see layernorm.ts).
+override WORKGROUP_SIZE: u32 = 256u;
 var<workgroup> partial_sums: array<vec2f, WORKGROUP_SIZE>;
 
 fn row_index(wg: vec3u, groups: vec3u) -> u32 {

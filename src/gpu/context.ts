@@ -31,7 +31,7 @@ export class DeviceLostError extends Error {
 
 const UNIFORM_ALIGNMENT = 256;
 const UNIFORM_ARENA_BYTES = 1 << 20;
-const MAX_TIMED_PASSES = 256;
+const MAX_TIMED_PASSES = 2048; // a query set holds at most 4096 timestamps
 
 export class GpuContext {
   readonly memory = new MemoryTracker();
@@ -46,7 +46,7 @@ export class GpuContext {
   private readonly errors: string[] = [];
   private lostInfo: GPUDeviceLostInfo | null = null;
   private readonly lostListeners = new Set<(info: GPUDeviceLostInfo) => void>();
-  private timing: { querySet: GPUQuerySet; passes: number; overflow: boolean } | null = null;
+  private timing: { querySet: GPUQuerySet; passes: number; overflow: boolean; passLabels: string[] | null } | null = null;
   readonly canTime: boolean;
 
   constructor(
@@ -197,10 +197,16 @@ export class GpuContext {
       layout: pipeline.getBindGroupLayout(0),
       entries,
     });
+    const profiling = this.timing?.passLabels;
+    if (profiling) this.endPass();
     const pass = this.computePass();
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(x, y, z);
+    if (profiling) {
+      profiling.push(`${d.shader}.${d.entry}`);
+      this.endPass();
+    }
   }
 
   /** Sends every recorded command to the GPU. */
@@ -224,15 +230,21 @@ export class GpuContext {
 
   /**
    * Runs work() and returns wall-clock milliseconds until the GPU finished, and GPU milliseconds
-   * from timestamp queries when the adapter has them (summed over compute passes).
+   * from timestamp queries when the adapter has them (summed over compute passes). With
+   * `perKernel`, every dispatch gets its own pass and `byKernel` sums GPU time per shader entry point
+   * (a profile: the extra passes cost some speed).
    */
-  async time(work: () => void | Promise<void>): Promise<{ wallMs: number; gpuMs: number | null }> {
+  async time(
+    work: () => void | Promise<void>,
+    options: { perKernel?: boolean } = {},
+  ): Promise<{ wallMs: number; gpuMs: number | null; byKernel: Map<string, number> | null }> {
     await this.sync();
     if (this.canTime) {
       this.timing = {
         querySet: this.device.createQuerySet({ type: 'timestamp', count: 2 * MAX_TIMED_PASSES }),
         passes: 0,
         overflow: false,
+        passLabels: options.perKernel ? [] : null,
       };
     }
     const start = performance.now();
@@ -241,6 +253,7 @@ export class GpuContext {
     const timing = this.timing;
     this.timing = null;
     let gpuMs: number | null = null;
+    let byKernel: Map<string, number> | null = null;
     if (timing && timing.passes > 0 && !timing.overflow) {
       const count = 2 * timing.passes;
       const resolved = this.memory.track(
@@ -257,6 +270,12 @@ export class GpuContext {
       let nanoseconds = 0n;
       for (let i = 0; i < timing.passes; i++) nanoseconds += stamps[2 * i + 1] - stamps[2 * i];
       gpuMs = Number(nanoseconds) / 1e6;
+      if (timing.passLabels) {
+        byKernel = new Map();
+        for (const [i, label] of timing.passLabels.entries()) {
+          byKernel.set(label, (byKernel.get(label) ?? 0) + Number(stamps[2 * i + 1] - stamps[2 * i]) / 1e6);
+        }
+      }
       this.memory.release(resolved);
       this.memory.release(readable);
       timing.querySet.destroy();
@@ -264,7 +283,7 @@ export class GpuContext {
       await this.sync();
       timing?.querySet.destroy();
     }
-    return { wallMs: performance.now() - start, gpuMs };
+    return { wallMs: performance.now() - start, gpuMs, byKernel };
   }
 
   destroy(): void {
