@@ -69,7 +69,9 @@ async function makeTinyModelCommand(args: string[]): Promise<void> {
 }
 
 async function embedCommand(args: string[]): Promise<void> {
-  const { values } = parse(args, { model: { type: 'string' }, images: { type: 'string' }, texts: { type: 'string', multiple: true }, out: { type: 'string' } });
+  const { values, positionals } = parse(args, { model: { type: 'string' }, images: { type: 'string' }, texts: { type: 'string', multiple: true }, out: { type: 'string' } });
+  // `--texts a b c`: the words after the first text are positionals.
+  const texts = values.texts ? [...values.texts, ...positionals] : [];
   const model = await loadModel(required(values.model, '--model'));
   const result: { images?: { path: string; features: number[] }[]; texts?: { text: string; features: number[] }[] } = {};
   if (values.images) {
@@ -85,12 +87,12 @@ async function embedCommand(args: string[]): Promise<void> {
       batch.forEach((_, i) => result.images!.push({ path: data.paths[start + i], features: Array.from(values.subarray(i * model.config.projectionDim, (i + 1) * model.config.projectionDim)) }));
     }
   }
-  if (values.texts?.length) {
-    const features = model.textFeatures(model.tokenize(values.texts));
+  if (texts.length) {
+    const features = model.textFeatures(model.tokenize(texts));
     const data = await model.ctx.read(features);
     features.destroy();
     const dim = model.config.projectionDim;
-    result.texts = values.texts.map((text, i) => ({ text, features: Array.from(data.subarray(i * dim, (i + 1) * dim)) }));
+    result.texts = texts.map((text, i) => ({ text, features: Array.from(data.subarray(i * dim, (i + 1) * dim)) }));
   }
   if (!result.images && !result.texts) throw new UsageError('embed needs --images DIR and/or --texts TEXT...');
   await emit(result, values.out);

@@ -152,7 +152,12 @@ function initStd(config: ClipConfig, name: string): number {
   const { hiddenSize: hidden, numLayers: layers } = name.startsWith('text_model') ? config.text : config.vision;
   if (name.endsWith('class_embedding')) return hidden ** -0.5;
   if (name.includes('.embeddings.')) return 0.02; // token, position and patch embeddings
-  if (/(q|k|v)_proj\.weight$|fc2\.weight$/.test(name)) return hidden ** -0.5 * (2 * layers) ** -0.5;
+  // q and k 4x wider than transformers' init: with its near-uniform attention the class token averages
+  // every patch, so digit images' features were 0.998 cosine-similar and few-shot training stalled at
+  // chance; sharper attention makes the random tower a usable feature extractor (measured: 3 digit
+  // classes, 16 shots, held-out accuracy 51% zero-shot -> 96% after 120 steps).
+  if (/(q|k)_proj\.weight$/.test(name)) return 4 * hidden ** -0.5 * (2 * layers) ** -0.5;
+  if (/v_proj\.weight$|fc2\.weight$/.test(name)) return hidden ** -0.5 * (2 * layers) ** -0.5;
   if (name.endsWith('out_proj.weight')) return hidden ** -0.5;
   if (name.endsWith('fc1.weight')) return (2 * hidden) ** -0.5;
   throw new Error(`tiny CLIP: no initialisation for ${name}`);

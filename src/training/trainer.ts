@@ -56,7 +56,8 @@ export function defaultTrainSettings(shots: number, overrides: Partial<TrainSett
     evalEvery: 0,
     textChunk: 64,
     template: DEFAULT_TEMPLATE,
-    ...overrides,
+    // An override given as undefined (an absent command-line flag) keeps the default.
+    ...Object.fromEntries(Object.entries(overrides).filter(([, value]) => value !== undefined)),
   };
 }
 

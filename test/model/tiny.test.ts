@@ -66,7 +66,7 @@ describe('tiny CLIP', () => {
     expect(tiny.header.metadata).toEqual({ format: 'pt' });
   });
 
-  it("draws weights at transformers' initialisation scales, layer norms near 1, biases small but nonzero", () => {
+  it("draws weights at transformers' initialisation scales (q and k 4x),  layer norms near 1, biases small but nonzero", () => {
     expect(tiny.tensor('logit_scale')).toEqual(Float32Array.of(Math.fround(Math.log(100))));
     // Matrices of 1,000+ values: the sample mean and std are within a few percent of the drawn ones.
     const drawnWith = (name: string, std: number) => {
@@ -76,7 +76,8 @@ describe('tiny CLIP', () => {
       expect(actual.std / std, `${name} std`).toBeLessThan(1.1);
     };
     drawnWith('text_model.embeddings.token_embedding.weight', 0.02);
-    drawnWith('vision_model.encoder.layers.2.self_attn.q_proj.weight', 48 ** -0.5 * (2 * 3) ** -0.5);
+    drawnWith('vision_model.encoder.layers.2.self_attn.q_proj.weight', 4 * 48 ** -0.5 * (2 * 3) ** -0.5); // sharpened (tiny.ts)
+    drawnWith('vision_model.encoder.layers.2.self_attn.v_proj.weight', 48 ** -0.5 * (2 * 3) ** -0.5);
     drawnWith('vision_model.encoder.layers.2.self_attn.out_proj.weight', 48 ** -0.5);
     drawnWith('text_model.encoder.layers.1.mlp.fc1.weight', (2 * 32) ** -0.5);
     drawnWith('visual_projection.weight', 48 ** -0.5);

@@ -1,0 +1,108 @@
+// The octoclip command line as a user runs it (bin/octoclip.js in a child process): make a tiny
+// model, classify a folder zero-shot, train an adapter, evaluate it, and the errors for bad input.
+
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import sharp from 'sharp';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { decodeAdapterFile } from '../../src/adapters/adapter-file';
+
+const BIN = resolve('bin/octoclip.js');
+const work = mkdtempSync(join(tmpdir(), 'octoclip-cli-'));
+const model = join(work, 'tiny');
+const images = join(work, 'images');
+
+function octoclip(...args: string[]) {
+  const result = spawnSync(process.execPath, [BIN, ...args], { cwd: work, encoding: 'utf8', timeout: 300_000 });
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+/** Three classes of small synthetic images in different formats and sizes, plus two bad files. */
+async function writeDataset() {
+  const colours: Record<string, [number, number, number]> = { red: [220, 30, 30], green: [30, 200, 40], blue: [30, 40, 220] };
+  for (const [name, [r, g, b]] of Object.entries(colours)) {
+    mkdirSync(join(images, name), { recursive: true });
+    for (let i = 0; i < 4; i++) {
+      const image = sharp({ create: { width: 24 + 9 * i, height: 30 - 3 * i, channels: 3, background: { r: r - 10 * i, g, b } } });
+      const file = join(images, name, `${i}.${['png', 'jpg', 'webp', 'gif'][i]}`);
+      await (i === 0 ? image.png() : i === 1 ? image.jpeg() : i === 2 ? image.webp() : image.gif()).toFile(file);
+    }
+  }
+  writeFileSync(join(images, 'red', 'notes.txt'), 'not an image');
+  writeFileSync(join(images, 'green', 'broken.png'), readFileSync(join(images, 'green', '0.png')).subarray(0, 40));
+}
+
+beforeAll(async () => {
+  await writeDataset();
+  const made = octoclip('make-tiny-model', model);
+  expect(made.status, made.stderr).toBe(0);
+}, 300_000);
+
+describe('octoclip CLI', () => {
+  it('make-tiny-model writes the Hub layout', () => {
+    for (const file of ['config.json', 'model.safetensors', 'vocab.json', 'merges.txt', 'preprocessor_config.json']) {
+      expect(existsSync(join(model, file)), file).toBe(true);
+    }
+  });
+
+  it('zero-shot prints accuracy JSON and reports each bad file by name', () => {
+    const run = octoclip('zero-shot', '--model', model, '--images', images);
+    expect(run.status, run.stderr).toBe(0);
+    const result = JSON.parse(run.stdout);
+    expect(result.classes).toEqual(['blue', 'green', 'red']);
+    expect(result.images).toBe(12);
+    expect(result.accuracy).toBeGreaterThanOrEqual(0);
+    expect(Object.keys(result.perClassAccuracy)).toEqual(['blue', 'green', 'red']);
+    expect(run.stderr).toMatch(/notes\.txt: not an image/);
+    expect(run.stderr).toMatch(/broken\.png: corrupt or truncated/);
+  }, 300_000);
+
+  it('embed gives features for images and texts', () => {
+    const run = octoclip('embed', '--model', model, '--images', join(images, 'red'), '--texts', 'a photo of a cat.', 'zero');
+    expect(run.status, run.stderr).toBe(0);
+    const result = JSON.parse(run.stdout);
+    expect(result.images).toHaveLength(4);
+    expect(result.texts.map((t: { text: string }) => t.text)).toEqual(['a photo of a cat.', 'zero']);
+    expect(result.texts[0].features.every(Number.isFinite)).toBe(true);
+  }, 300_000);
+
+  it('train writes a log, an adapter with its metadata and a PEFT export; eval reads the adapter back', () => {
+    const adapter = join(work, 'colours.safetensors');
+    const trained = octoclip('train', '--model', model, '--images', images, '--shots', '2', '--iterations', '3', '--batch-size', '4',
+      '--rank', '4', '--blocks', '2', '--seed', '5', '--out', adapter, '--log', join(work, 'log.json'), '--peft', join(work, 'peft'));
+    expect(trained.status, trained.stderr).toBe(0);
+    expect(trained.stderr).toMatch(/step 3\/3/);
+    const log = JSON.parse(readFileSync(join(work, 'log.json'), 'utf8'));
+    expect(log.steps).toHaveLength(3);
+    expect(log.steps.every((s: { loss: number }) => Number.isFinite(s.loss))).toBe(true);
+    expect(log.trainableParameters).toBeGreaterThan(0);
+
+    const { meta, tensors } = decodeAdapterFile(new Uint8Array(readFileSync(adapter)), adapter);
+    expect(meta.method).toBe('block-lora');
+    expect([meta.rank, meta.blocks]).toEqual([4, 2]);
+    expect(meta.classNames).toEqual(['blue', 'green', 'red']);
+    expect(meta.targets).toEqual(['q_proj', 'k_proj', 'v_proj']);
+    expect(tensors.get('vision_model.encoder.layers.0.self_attn.q_proj.block_lora_B')?.shape).toEqual([2, 48, 2]);
+    const peft = JSON.parse(readFileSync(join(work, 'peft', 'adapter_config.json'), 'utf8'));
+    expect(peft.r).toBe(2);
+
+    const evaluated = octoclip('eval', '--model', model, '--adapter', adapter, '--images', images, '--shots', '2', '--seed', '5');
+    expect(evaluated.status, evaluated.stderr).toBe(0);
+    const result = JSON.parse(evaluated.stdout);
+    expect(result.images).toBe(6); // 4 usable images per class, 2 of them trained on
+    expect(result.confusion).toHaveLength(3);
+  }, 300_000);
+
+  it('refuses bad input with a message and a non-zero status', () => {
+    const missing = octoclip('zero-shot', '--model', join(work, 'nowhere'), '--images', images);
+    expect(missing.status).toBe(1);
+    expect(missing.stderr).toMatch(/nowhere.*neither a directory nor a Hugging Face repo id/);
+    const usage = octoclip('train', '--model', model);
+    expect(usage.status).toBe(2);
+    expect(usage.stderr).toMatch(/missing --shots/);
+    const unknown = octoclip('frobnicate');
+    expect(unknown.status).toBe(2);
+  }, 300_000);
+});
