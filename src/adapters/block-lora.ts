@@ -4,7 +4,9 @@
 import type { GpuContext } from '../gpu/context';
 import type { Tensor } from '../gpu/tensor';
 import { sumBlocks } from '../kernels/block_lora';
+import { matmul } from '../kernels/matmul';
 import type { ClipConfig } from '../model/config';
+import type { ClipWeights } from '../model/weights';
 
 export type Tower = 'text' | 'vision';
 export type TargetMatrix = 'q_proj' | 'k_proj' | 'v_proj' | 'out_proj' | 'fc1' | 'fc2';
@@ -184,6 +186,27 @@ export class AdapterSet {
   refreshSums(): void {
     for (const adapter of this.byPath.values()) {
       if (adapter.blocks.shape[0] > 1) sumBlocks(this.ctx, adapter.blocks, adapter.bSum);
+    }
+  }
+
+  /**
+   * Folds the adapters into the frozen weights, W += s (sum_i B_i) A_s, so that inference runs at the
+   * frozen model's cost with no adapter set passed. Undo with unmerge(); in f32 the round trip
+   * restores W to within a few ulps (W + D - D), not bit for bit.
+   */
+  merge(weights: ClipWeights): void {
+    this.addDeltas(weights, this.scale);
+  }
+
+  unmerge(weights: ClipWeights): void {
+    this.addDeltas(weights, -this.scale);
+  }
+
+  private addDeltas(weights: ClipWeights, scale: number): void {
+    for (const adapter of this.byPath.values()) {
+      const weight = weights.get(`${adapter.path}.weight`);
+      const [dOut, dIn] = weight.shape;
+      matmul(this.ctx, adapter.bSum, adapter.a, weight, { m: dOut, n: dIn, k: adapter.blockRank, alpha: scale, accumulate: true });
     }
   }
 

@@ -168,3 +168,31 @@ describe('loading refuses broken checkpoints before uploading anything', () => {
     await expect(ClipModel.load(ctx, { ...files, config: JSON.stringify({ model_type: 'bert', hidden_size: 768 }) })).rejects.toThrow(/not a CLIP/);
   });
 });
+
+describe('merging adapters into the frozen weights', () => {
+  it('gives the adapted features without adapters, and unmerging restores the weights', async () => {
+    const settings = defaultAdapterSettings(config, { rank: 4, blocks: 2, targets: ['q_proj', 'v_proj', 'fc1'] });
+    const probe = AdapterSet.create(ctx, config, settings, { random: Math.random });
+    const initial = new Map(probe.parameters().map(({ name, tensor }, i) => [name, randomArray(tensor.size, 500 + i, 0.3)]));
+    probe.destroy();
+    const adapters = AdapterSet.create(ctx, config, settings, { initial });
+    const pixels = randomPixels(2, 15);
+    const tokens = model.tokenize(prompts);
+    const adapted = [model.imageFeatures(pixels.tensor, 2, adapters), model.textFeatures(tokens, adapters)];
+    const fc1 = model.weights.get('vision_model.encoder.layers.1.mlp.fc1.weight');
+    const original = await ctx.read(fc1);
+
+    adapters.merge(model.weights);
+    const merged = [model.imageFeatures(pixels.tensor, 2), model.textFeatures(tokens)];
+    const [adaptedImage, adaptedText, mergedImage, mergedText] = await ctx.readMany([...adapted, ...merged]);
+    // Same math, another summation order: f32 agreement.
+    expectClose(mergedImage, adaptedImage, { rtol: 1e-5, atol: 1e-5, label: 'merged image features' });
+    expectClose(mergedText, adaptedText, { rtol: 1e-5, atol: 1e-5, label: 'merged text features' });
+    expect(Math.max(...(await ctx.read(fc1)).map((v, i) => Math.abs(v - original[i])))).toBeGreaterThan(1e-3);
+
+    adapters.unmerge(model.weights);
+    expectClose(await ctx.read(fc1), original, { rtol: 0, atol: 1e-6, label: 'fc1 after unmerge' });
+    [pixels.tensor, ...adapted, ...merged].forEach((t) => t.destroy());
+    adapters.destroy();
+  });
+});
