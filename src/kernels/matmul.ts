@@ -1,0 +1,202 @@
+// Matrix products and nn.Linear's forward and backward (shaders/matmul.wgsl).
+
+import type { GpuContext } from '../gpu/context';
+import { params } from '../gpu/params';
+import { shapeString, type Tensor } from '../gpu/tensor';
+import { grid1d } from './grid';
+
+const SHADER = 'matmul';
+const BLOCK = 4; // every thread computes a 4x4 block of out
+const COLUMN_SUMS_WORKGROUP = 64;
+
+export interface MatmulOptions {
+  m: number; n: number; k: number;       // out is [batch, m, n]
+  batch?: number;                          // default 1; a, b, out are contiguous per batch
+  transposeA?: boolean;                    // a stored [batch, k, m] instead of [batch, m, k]
+  transposeB?: boolean;                    // b stored [batch, n, k] instead of [batch, k, n]
+  alpha?: number;                          // out = alpha * op(a) op(b) (+ bias)
+  accumulate?: boolean;                    // out += ... instead of out = ...
+  bias?: Tensor | null;                    // [n], added to every row (not scaled by alpha)
+  broadcastB?: boolean;                    // one b shared by every batch entry (weights)
+  /** Kernel and tile shape; by default matmulConfigFor(ctx.adapterName). For benchmarks and tests. */
+  config?: MatmulConfig;
+}
+
+/** How the product is computed: which kernel, and its tile shape (WGSL override constants). */
+export interface MatmulConfig {
+  /** 'direct': each thread reads its operands from storage; 'shared': workgroups stage tiles in workgroup memory. */
+  kernel: 'direct' | 'shared';
+  /** Threads per workgroup along n and along m; a workgroup covers 4*workgroupY rows by 4*workgroupX columns. */
+  workgroupX: number;
+  workgroupY: number;
+  /** 'shared' only: k-slice staged in workgroup memory per step, in blocks of 4. */
+  kBlocks: number;
+}
+
+const direct = (workgroupX: number, workgroupY: number): MatmulConfig => ({ kernel: 'direct', workgroupX, workgroupY, kBlocks: 0 });
+const shared = (workgroupX: number, workgroupY: number, kSlice: number): MatmulConfig =>
+  ({ kernel: 'shared', workgroupX, workgroupY, kBlocks: kSlice / 4 });
+
+/** The candidates for matmulConfigFor: threads per workgroup (x along n, y along m) and, for 'shared', the k-slice. */
+export const MATMUL_CONFIGS = {
+  direct8x8: direct(8, 8),
+  direct16x16: direct(16, 16),
+  shared8x8k16: shared(8, 8, 16),
+  shared8x8k32: shared(8, 8, 32),
+  shared16x8k16: shared(16, 8, 16),
+  shared16x16k16: shared(16, 16, 16),
+} as const satisfies Record<string, MatmulConfig>;
+
+// Measured in the linearForward layout, GFLOP/s at M x K x N.
+//
+// NVIDIA H100 (Dawn, Vulkan; `npm run bench:kernels -- --matmul-variants`, GPU timestamps, median of 5):
+//                  50x768x768  197x768x3072  1600x768x2304  77x512x512  512x512x512  total ms, 5 shapes
+//   direct8x8            608         1587           1831         607         1759     3.99
+//   direct16x16          235         1187           1868         201         1332     4.47
+//   shared8x8k16        1156        11003          17334        1128         7219     0.535
+//   shared8x8k32        1503         9407          11715        1450         8525     0.681
+//   shared16x8k16       1050        11207          19749        1034         6776     0.505  <- real GPUs
+//   shared16x16k16       894        10031          21642         882         5777     0.513
+// Also slower there: direct16x4, 8-wide k-slices (4.6-17.5 TFLOP/s), and 2x2 blocks of 4x4 per thread
+// (64x64 to 128x128 tiles of out: 2.5-4.3 TFLOP/s at 1600x768x2304).
+//
+// SwiftShader, 2 cores shared with other jobs, so GFLOP per CPU-second of the process x 2 (about
+// what an idle machine gives; wall-clock rates were 2-4 times lower and noisy):
+//                  50x768x768  77x512x512  197x768x3072  512x512x512
+//   direct8x8           1.56        1.74          1.81         1.70  <- SwiftShader
+//   direct16x16         1.40        1.47          1.65         1.71
+//   direct16x4          1.39        1.71          1.37         1.79
+//   shared8x8k16        0.61        0.54          0.65         0.66  (shared 16x8 or 16x16, k16 or k32: 0.62-0.76 at 512^3)
+// Barriers and workgroup memory cost more than they save on a CPU; a GPU's cache hierarchy wants them.
+export function matmulConfigFor(adapterName: string): MatmulConfig {
+  return /swiftshader/i.test(adapterName) ? MATMUL_CONFIGS.direct8x8 : MATMUL_CONFIGS.shared16x8k16;
+}
+
+/** The Params struct of shaders/matmul.wgsl, field by field. */
+function matmulParams(fields: {
+  m: number; n: number; k: number; aBatchStride: number; bBatchStride: number;
+  firstWorkgroup: readonly [number, number, number]; alpha: number; accumulate: boolean;
+}) {
+  const { m, n, k, aBatchStride, bBatchStride, firstWorkgroup: [x, y, z], alpha, accumulate } = fields;
+  return params().u32(m).u32(n).u32(k).u32(aBatchStride).u32(bBatchStride).u32(x).u32(y).u32(z).f32(alpha).u32(Number(accumulate));
+}
+
+function checkDimension(op: string, name: string, value: number): void {
+  if (!Number.isInteger(value) || value < 1) throw new RangeError(`${op}: ${name} must be a positive integer, got ${value}`);
+}
+
+function checkSize(op: string, role: string, tensor: Tensor, expectedShape: string, expectedSize: number): void {
+  if (tensor.size !== expectedSize) {
+    throw new RangeError(
+      `${op}: ${role} "${tensor.label}" has shape ${shapeString(tensor.shape)} (${tensor.size} elements), expected ${expectedShape} (${expectedSize})`,
+    );
+  }
+}
+
+/** out[batch, m, n] (+)= alpha * op(a) op(b) (+ bias), with op(a) [m, k] and op(b) [k, n]. */
+export function matmul(ctx: GpuContext, a: Tensor, b: Tensor, out: Tensor, options: MatmulOptions): void {
+  const { m, n, k, batch = 1, transposeA = false, transposeB = false, alpha = 1, accumulate = false } = options;
+  const { bias = null, broadcastB = false } = options;
+  for (const [name, value] of Object.entries({ m, n, k, batch })) checkDimension('matmul', name, value);
+  const bBatches = broadcastB ? 1 : batch;
+  checkSize('matmul', 'a', a, transposeA ? `[${batch}, k ${k}, m ${m}]` : `[${batch}, m ${m}, k ${k}]`, batch * m * k);
+  checkSize('matmul', 'b', b, transposeB ? `[${bBatches}, n ${n}, k ${k}]` : `[${bBatches}, k ${k}, n ${n}]`, bBatches * k * n);
+  checkSize('matmul', 'out', out, `[${batch}, m ${m}, n ${n}]`, batch * m * n);
+  if (bias) checkSize('matmul', 'bias', bias, `[n ${n}]`, n);
+
+  const config = options.config ?? matmulConfigFor(ctx.adapterName);
+  const constants: Record<string, number> = {
+    TRANSPOSE_A: Number(transposeA),
+    TRANSPOSE_B: Number(transposeB),
+    // vec4 loads need the operand's contiguous dimension to be a multiple of 4 (which also aligns every batch entry).
+    VEC4_A: Number((transposeA ? m : k) % 4 === 0),
+    VEC4_B: Number((transposeB ? k : n) % 4 === 0),
+    WORKGROUP_X: config.workgroupX,
+    WORKGROUP_Y: config.workgroupY,
+  };
+  if (config.kernel === 'shared') constants.K_BLOCKS = config.kBlocks;
+  const entry = `matmul_${config.kernel}${bias ? '_bias' : ''}`;
+  const bindings: Record<number, Tensor> = { 1: a, 2: a, 3: b, 4: b, 6: out };
+  if (bias) bindings[5] = bias;
+
+  // Columns in x, rows in y, batch entries in z; a grid past the per-dimension limit runs in pieces.
+  const groups = [Math.ceil(n / (BLOCK * config.workgroupX)), Math.ceil(m / (BLOCK * config.workgroupY)), batch];
+  const limit = ctx.device.limits.maxComputeWorkgroupsPerDimension;
+  for (let z = 0; z < groups[2]; z += limit) {
+    for (let y = 0; y < groups[1]; y += limit) {
+      for (let x = 0; x < groups[0]; x += limit) {
+        ctx.dispatch({
+          shader: SHADER,
+          entry,
+          constants,
+          params: matmulParams({
+            m, n, k, aBatchStride: m * k, bBatchStride: broadcastB ? 0 : k * n, firstWorkgroup: [x, y, z], alpha, accumulate,
+          }),
+          bindings,
+          workgroups: [Math.min(limit, groups[0] - x), Math.min(limit, groups[1] - y), Math.min(limit, groups[2] - z)],
+        });
+      }
+    }
+  }
+}
+
+/** out and in from a tensor shaped like nn.Linear's weight, and rows = size / width of an activation tensor. */
+function linearDimensions(
+  op: string, [weightRole, weight]: [string, Tensor], [activationRole, activation]: [string, Tensor], width: 'in' | 'out',
+) {
+  if (weight.shape.length !== 2) {
+    throw new RangeError(`${op}: ${weightRole} "${weight.label}" has shape ${shapeString(weight.shape)}, expected [out, in]`);
+  }
+  const [outFeatures, inFeatures] = weight.shape;
+  const columns = width === 'in' ? inFeatures : outFeatures;
+  const rows = activation.size / columns;
+  if (!Number.isInteger(rows) || rows < 1) {
+    throw new RangeError(
+      `${op}: ${activationRole} "${activation.label}" has shape ${shapeString(activation.shape)}, expected [rows, ${width} ${columns}]`,
+    );
+  }
+  return { outFeatures, inFeatures, rows };
+}
+
+/** y[rows, out] = x[rows, in] · W[out, in]^T + bias[out]  (PyTorch nn.Linear, weights stored [out, in]); rows = x.size / in */
+export function linearForward(
+  ctx: GpuContext, x: Tensor, weight: Tensor, bias: Tensor | null, y: Tensor, options: { accumulate?: boolean } = {},
+): void {
+  const op = 'linearForward';
+  const { outFeatures, inFeatures, rows } = linearDimensions(op, ['weight', weight], ['x', x], 'in');
+  checkSize(op, 'y', y, `[rows ${rows}, out ${outFeatures}]`, rows * outFeatures);
+  if (bias) checkSize(op, 'bias', bias, `[out ${outFeatures}]`, outFeatures);
+  matmul(ctx, x, weight, y, { m: rows, n: outFeatures, k: inFeatures, transposeB: true, bias, accumulate: options.accumulate });
+}
+
+/** dx[rows, in] (+)= dy[rows, out] · W[out, in] */
+export function linearBackwardInput(
+  ctx: GpuContext, dy: Tensor, weight: Tensor, dx: Tensor, options: { accumulate?: boolean } = {},
+): void {
+  const op = 'linearBackwardInput';
+  const { outFeatures, inFeatures, rows } = linearDimensions(op, ['weight', weight], ['dy', dy], 'out');
+  checkSize(op, 'dx', dx, `[rows ${rows}, in ${inFeatures}]`, rows * inFeatures);
+  matmul(ctx, dy, weight, dx, { m: rows, n: inFeatures, k: outFeatures, accumulate: options.accumulate });
+}
+
+/** dW[out, in] (+)= dy[rows, out]^T · x[rows, in]; dBias[out] (+)= column sums of dy (when given) */
+export function linearBackwardWeight(
+  ctx: GpuContext, dy: Tensor, x: Tensor, dWeight: Tensor, dBias: Tensor | null, options: { accumulate?: boolean } = {},
+): void {
+  const op = 'linearBackwardWeight';
+  const { outFeatures, inFeatures, rows } = linearDimensions(op, ['dWeight', dWeight], ['x', x], 'in');
+  checkSize(op, 'dy', dy, `[rows ${rows}, out ${outFeatures}]`, rows * outFeatures);
+  if (dBias) checkSize(op, 'dBias', dBias, `[out ${outFeatures}]`, outFeatures);
+  const accumulate = options.accumulate ?? false;
+  matmul(ctx, dy, x, dWeight, { m: outFeatures, n: inFeatures, k: rows, transposeA: true, accumulate });
+  if (dBias) {
+    // One thread per column sums the rows: a sweep of dy, small beside the dWeight product.
+    ctx.dispatch({
+      shader: SHADER,
+      entry: 'column_sums',
+      params: matmulParams({ m: rows, n: outFeatures, k: 0, aBatchStride: 0, bBatchStride: 0, firstWorkgroup: [0, 0, 0], alpha: 1, accumulate }),
+      bindings: { 1: dy, 6: dBias },
+      workgroups: grid1d(outFeatures, COLUMN_SUMS_WORKGROUP),
+    });
+  }
+}
