@@ -28,6 +28,8 @@ const QUIET_CHROMIUM = [
 // without the flag, or with --disable-webgpu, navigator.gpu exists but offers no adapter.
 const WEBGPU = ['--enable-unsafe-webgpu'];
 const NO_WEBGPU = ['--disable-webgpu'];
+/** A synthetic camera (a moving test pattern) that needs no permission prompt: Try it's camera path. */
+const FAKE_CAMERA = ['--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream'];
 
 const server =
   process.env.OCTOCLIP_E2E_SERVER === 'dev'
@@ -38,6 +40,8 @@ const server =
 export default defineConfig({
   testDir: 'e2e',
   outputDir: 'test-results',
+  // The tiny CLIP and the image set the tests load, written once per run.
+  globalSetup: './e2e/global-setup.ts',
   // SwiftShader compiles and runs kernels on the CPU: one browser at a time, generous timeouts.
   workers: 1,
   fullyParallel: false,
@@ -57,7 +61,7 @@ export default defineConfig({
     {
       name: 'webgpu',
       testIgnore: /no-webgpu\.spec\.ts$/,
-      use: { launchOptions: { executablePath: CHROMIUM, args: [...QUIET_CHROMIUM, ...WEBGPU] } },
+      use: { launchOptions: { executablePath: CHROMIUM, args: [...QUIET_CHROMIUM, ...WEBGPU, ...FAKE_CAMERA] } },
     },
     {
       name: 'no-webgpu',

@@ -1,17 +1,45 @@
-// The studio shell: brand header, section navigation, and the current section's screen.
+// The studio shell: brand header, section navigation, a banner for a training run that did not finish,
+// and the current section's screen. On start it opens the engine and restores what the browser kept:
+// the dataset, the adapters, the last model, an interrupted run.
 
-import { useEffect } from 'react';
-import { SECTIONS, sectionHref, useCurrentSection, type Section } from './navigation';
+import { useEffect, type ComponentType } from 'react';
+import { formatDateTime } from './format';
+import { SECTIONS, sectionHref, useCurrentSection, type Section, type SectionId } from './navigation';
+import { DatasetScreen } from './screens/DatasetScreen';
+import { DeviceScreen } from './screens/DeviceScreen';
+import { EvaluateScreen } from './screens/EvaluateScreen';
+import { LibraryScreen } from './screens/LibraryScreen';
+import { ModelScreen } from './screens/ModelScreen';
+import { TrainScreen } from './screens/TrainScreen';
+import { TryScreen } from './screens/TryScreen';
+import { useAdaptersStore } from './stores/adapters';
+import { useDatasetStore } from './stores/dataset';
 import { useEngineStore } from './stores/engine';
+import { useModelStore } from './stores/model';
+import { useTrainingStore } from './stores/training';
+
+const SCREENS: Record<SectionId, ComponentType> = {
+  gpu: DeviceScreen,
+  model: ModelScreen,
+  dataset: DatasetScreen,
+  train: TrainScreen,
+  evaluate: EvaluateScreen,
+  try: TryScreen,
+  adapters: LibraryScreen,
+};
 
 export function App() {
   const connect = useEngineStore((s) => s.connect);
   const current = useCurrentSection();
-  const Screen = current.screen;
+  const Screen = SCREENS[current.id];
 
-  // The engine starts with the page: every screen needs the GPU.
   useEffect(() => {
+    // The engine starts with the page: every screen needs the GPU.
     void connect();
+    void useDatasetStore.getState().load();
+    void useAdaptersStore.getState().load();
+    void useTrainingStore.getState().findInterrupted();
+    void useModelStore.getState().restore();
   }, [connect]);
 
   useEffect(() => {
@@ -24,7 +52,7 @@ export function App() {
         Skip to content
       </a>
       <header className="topbar">
-        <a className="brand" href={sectionHref(SECTIONS[0])}>
+        <a className="brand" href={sectionHref(SECTIONS[0].id)}>
           <img src="/favicon.svg" alt="" width="28" height="28" />
           <span>octoclip</span>
         </a>
@@ -40,25 +68,52 @@ export function App() {
         </ul>
       </nav>
       <main id="content" className="content" tabIndex={-1}>
-        {Screen && <Screen />}
+        <InterruptedRunBanner />
+        <Screen />
       </main>
     </div>
   );
 }
 
 function NavItem({ section, current }: { section: Section; current: boolean }) {
-  if (!section.screen) {
-    // Not a link: there is nothing to go to yet.
-    return (
-      <span className="nav-item nav-item-coming" aria-disabled="true" title={section.summary}>
-        <span>{section.title}</span>
-        <span className="coming">coming next</span>
-      </span>
-    );
-  }
   return (
-    <a className="nav-item" href={sectionHref(section)} aria-current={current ? 'page' : undefined} title={section.summary}>
+    <a className="nav-item" href={sectionHref(section.id)} aria-current={current ? 'page' : undefined} title={section.summary}>
       {section.title}
     </a>
+  );
+}
+
+/** Offers to resume a run that stopped before its end (a reload, a closed tab, a lost GPU), on every screen. */
+function InterruptedRunBanner() {
+  const interrupted = useTrainingStore((s) => s.interrupted);
+  const resume = useTrainingStore((s) => s.resumeInterrupted);
+  const discard = useTrainingStore((s) => s.discardInterrupted);
+  if (!interrupted) return null;
+  return (
+    <div className="banner" role="region" aria-label="Interrupted training run">
+      <p>
+        <strong data-testid="interrupted-run">
+          A run was interrupted at step {interrupted.step} of {interrupted.iterations}
+        </strong>{' '}
+        <span className="muted">
+          ({interrupted.modelId}, saved {formatDateTime(interrupted.savedAt)})
+        </span>
+      </p>
+      {interrupted.reason && <p className="detail">{interrupted.reason}</p>}
+      <div className="actions">
+        <button
+          type="button"
+          onClick={() => {
+            window.location.hash = sectionHref('train');
+            void resume();
+          }}
+        >
+          Resume
+        </button>
+        <button type="button" className="secondary" onClick={() => void discard()}>
+          Discard
+        </button>
+      </div>
+    </div>
   );
 }

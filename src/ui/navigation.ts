@@ -1,20 +1,20 @@
 // The studio's sections and which one is shown, kept in the URL hash (#/gpu) so that reloads, the
-// back button and links work. Sections without a screen are listed as coming next.
+// back button and links work. Screens are mapped to sections in App, so that screens can link to
+// sections without importing one another.
 
-import { useSyncExternalStore, type ComponentType } from 'react';
-import { DeviceScreen } from './screens/DeviceScreen';
+import { useSyncExternalStore } from 'react';
+
+export type SectionId = 'gpu' | 'model' | 'dataset' | 'train' | 'evaluate' | 'try' | 'adapters';
 
 export interface Section {
-  id: string;
+  id: SectionId;
   title: string;
   /** One line on what the section is for. */
   summary: string;
-  /** Absent while the section is still to come. */
-  screen?: ComponentType;
 }
 
 export const SECTIONS: readonly Section[] = [
-  { id: 'gpu', title: 'GPU', summary: 'The WebGPU device the engine trains on', screen: DeviceScreen },
+  { id: 'gpu', title: 'GPU', summary: 'The WebGPU device the engine trains on' },
   { id: 'model', title: 'Model', summary: 'Load CLIP weights into the browser' },
   { id: 'dataset', title: 'Dataset', summary: 'Your labelled images' },
   { id: 'train', title: 'Train', summary: 'Fine-tune with Block-LoRA' },
@@ -25,14 +25,13 @@ export const SECTIONS: readonly Section[] = [
 
 const DEFAULT_SECTION = SECTIONS[0];
 
-export function sectionHref(section: Section): string {
-  return `#/${section.id}`;
+export function sectionHref(id: SectionId): string {
+  return `#/${id}`;
 }
 
 function sectionFromHash(hash: string): Section {
   const id = hash.replace(/^#\/?/, '');
-  const section = SECTIONS.find((s) => s.id === id);
-  return section?.screen ? section : DEFAULT_SECTION;
+  return SECTIONS.find((s) => s.id === id) ?? DEFAULT_SECTION;
 }
 
 function subscribe(onChange: () => void): () => void {
@@ -40,7 +39,7 @@ function subscribe(onChange: () => void): () => void {
   return () => window.removeEventListener('hashchange', onChange);
 }
 
-/** The section the URL names, or the first one when it names none that is ready. */
+/** The section the URL names, or the first one when it names none. */
 export function useCurrentSection(): Section {
   const hash = useSyncExternalStore(subscribe, () => window.location.hash);
   return sectionFromHash(hash);

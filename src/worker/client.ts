@@ -32,7 +32,7 @@ export interface EnginePort {
 }
 
 /** Methods without params take no argument: `client.request('hello')`. */
-type ParamsArgs<M extends EngineMethod> = EngineParams<M> extends undefined ? [] : [params: EngineParams<M>];
+export type ParamsArgs<M extends EngineMethod> = EngineParams<M> extends undefined ? [] : [params: EngineParams<M>];
 
 interface Pending {
   resolve(result: unknown): void;

@@ -1,12 +1,22 @@
 /// <reference lib="webworker" />
 // The engine worker: the only place the studio holds a GPU device. It opens the device on the first
 // request, answers requests from the page (protocol.ts), and reports device loss as an event; the
-// next request after a loss opens a fresh device.
+// next request after a loss opens a fresh device. It holds at most one model and one training run.
 
+import { AdapterFileError, AdapterMismatchError, decodeAdapterFile } from '../adapters/adapter-file';
+import { trainableParameterCount } from '../adapters/block-lora';
+import { toPeft, PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE } from '../adapters/peft';
 import { DeviceLostError, GpuContext, GpuError } from '../gpu/context';
 import { acquireDevice, WebGpuUnavailableError } from '../gpu/device';
 import type { Tensor } from '../gpu/tensor';
 import { add } from '../kernels/elementwise';
+import { ModelFileError } from '../model/safetensors';
+import { planTrainingMemory } from '../training/memory-plan';
+import { DivergenceError } from '../training/step';
+import { defaultTrainSettings } from '../training/trainer';
+import { ImageDecodeError } from './decode';
+import { exclusive } from './gpu-queue';
+import { ModelSession } from './model-session';
 import type {
   EngineError,
   EngineEvent,
@@ -18,6 +28,8 @@ import type {
   EngineResult,
   SelfTestResult,
 } from './protocol';
+import { EngineRefusal } from './refusal';
+import { adapterSettingsFor, asSettingsRefusal, TrainingRun } from './training-run';
 
 const scope = self as unknown as DedicatedWorkerGlobalScope;
 
@@ -27,6 +39,9 @@ interface Engine {
 }
 
 let engine: Promise<Engine> | null = null;
+/** The loaded model; gone with the device that held it. */
+let session: ModelSession | null = null;
+let run: TrainingRun | null = null;
 
 /** The open engine, opening a device first if there is none (or the last one was lost). */
 function openEngine(): Promise<Engine> {
@@ -39,6 +54,8 @@ function openEngine(): Promise<Engine> {
     const ctx = new GpuContext(device, { adapterName });
     ctx.onDeviceLost((info) => {
       if (engine === opening) engine = null;
+      session = null;
+      run?.abandon(new DeviceLostError(`GPU device lost: ${info.message || 'no detail given'}`));
       if (info.reason !== 'destroyed') {
         post({ kind: 'event', type: 'device-lost', reason: info.reason, message: info.message || 'no detail given' });
       }
@@ -71,6 +88,10 @@ const SELF_TEST_LENGTH = 8;
 
 async function selfTest(): Promise<SelfTestResult> {
   const { ctx } = await openEngine();
+  return exclusive(() => addOnGpu(ctx));
+}
+
+async function addOnGpu(ctx: GpuContext): Promise<SelfTestResult> {
   // Small integers: their sums are exact in f32, so anything but a zero error is a real fault.
   const a = Float32Array.from({ length: SELF_TEST_LENGTH }, (_, i) => i + 1);
   const b = Float32Array.from({ length: SELF_TEST_LENGTH }, (_, i) => 10 * (i + 1));
@@ -103,9 +124,79 @@ async function selfTest(): Promise<SelfTestResult> {
 
 type Handlers = { [M in EngineMethod]: (params: EngineParams<M>) => Promise<EngineResult<M>> };
 
+function loadedModel(): ModelSession {
+  if (!session) throw new EngineRefusal('no-model', 'No model is loaded: load one on the Model screen first.');
+  return session;
+}
+
+function currentRun(runId: string): TrainingRun {
+  if (run?.runId !== runId) throw new EngineRefusal('bad-request', 'That training run is not running any more.');
+  return run;
+}
+
+async function loadModel({ id, files }: EngineParams<'loadModel'>): Promise<EngineResult<'loadModel'>> {
+  if (run) throw new EngineRefusal('busy', 'A training run is using the model: let it finish or cancel it before loading another model.');
+  const { ctx } = await openEngine();
+  const loaded = await exclusive(() =>
+    ModelSession.load(ctx, id, files, (loadedBytes, totalBytes) => post({ kind: 'event', type: 'model-progress', loadedBytes, totalBytes })),
+  );
+  // Replaced only now: a model file that fails to load leaves the previous model in place.
+  session?.destroy();
+  session = loaded;
+  return loaded.describe();
+}
+
+async function planTraining(params: EngineParams<'planTraining'>): Promise<EngineResult<'planTraining'>> {
+  const { model } = loadedModel();
+  const adapter = adapterSettingsFor(model.config, params.adapter);
+  let memory: ReturnType<typeof planTrainingMemory>;
+  try {
+    memory = planTrainingMemory(model.config, {
+      batchSize: params.batchSize,
+      microBatchSize: params.microBatchSize,
+      classes: params.classes,
+      adapter,
+      textChunk: defaultTrainSettings(1).textChunk, // the recipe's: the studio does not change it
+    });
+  } catch (error) {
+    throw asSettingsRefusal(error);
+  }
+  return {
+    trainableParameters: trainableParameterCount(model.config, adapter),
+    peakBytes: memory.peakBytes,
+    breakdown: memory.breakdown,
+  };
+}
+
+async function trainStart(request: EngineParams<'trainStart'>): Promise<EngineResult<'trainStart'>> {
+  if (run) throw new EngineRefusal('busy', 'A training run is already going: one run at a time.');
+  const started = new TrainingRun(loadedModel(), request, (event, transfer) => scope.postMessage(event, transfer ?? []));
+  run = started;
+  try {
+    return await started.run();
+  } finally {
+    if (run === started) run = null;
+  }
+}
+
 const handlers: Handlers = {
   hello: async () => (await openEngine()).info,
   selfTest,
+  loadModel,
+  planTraining,
+  trainStart,
+  trainPause: async ({ runId }) => currentRun(runId).pause(),
+  trainResume: async ({ runId }) => currentRun(runId).resume(),
+  trainCancel: async ({ runId }) => currentRun(runId).cancel(),
+  evaluate: (params) => exclusive(() => loadedModel().evaluate(params)),
+  predict: (params) => exclusive(() => loadedModel().predict(params)),
+  inspectAdapter: async ({ file, fileName }) => (await loadedModel().readAdapter(file, fileName)).meta,
+  exportPeft: async ({ file }) => {
+    // Conversion needs no model: the adapter file holds everything PEFT's files say.
+    const { meta, tensors } = decodeAdapterFile(new Uint8Array(await file.arrayBuffer()), 'the adapter');
+    const files = toPeft(meta, tensors);
+    return { weights: files[PEFT_WEIGHTS_FILE], config: files[PEFT_CONFIG_FILE] };
+  },
 };
 
 function post(message: EngineResponse | EngineEvent): void {
@@ -114,9 +205,14 @@ function post(message: EngineResponse | EngineEvent): void {
 
 function toEngineError(error: unknown): EngineError {
   const message = error instanceof Error ? error.message : String(error);
+  if (error instanceof EngineRefusal) return { kind: error.kind, message };
   if (error instanceof WebGpuUnavailableError) return { kind: 'webgpu-unavailable', message };
   if (error instanceof DeviceLostError) return { kind: 'device-lost', message };
   if (error instanceof GpuError) return { kind: 'gpu-error', message };
+  if (error instanceof ModelFileError) return { kind: 'model-file', message };
+  if (error instanceof AdapterFileError || error instanceof AdapterMismatchError) return { kind: 'adapter-file', message };
+  if (error instanceof ImageDecodeError) return { kind: 'image-decode', message };
+  if (error instanceof DivergenceError) return { kind: 'diverged', message };
   return { kind: 'internal', message: `The engine failed unexpectedly: ${message}` };
 }
 

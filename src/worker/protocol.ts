@@ -3,6 +3,13 @@
 // response carrying the same id, and posts events (such as device loss) whenever they happen.
 // Everything here is structured-clone data: no GPU objects ever cross to the page.
 
+import type { AdapterMetadata } from '../adapters/adapter-file';
+import type { AdapterSettings, ScalingRule, TargetMatrix, Tower } from '../adapters/block-lora';
+import type { ClipConfig } from '../model/config';
+import type { Evaluation, StepLog, TrainerCheckpoint } from '../training/trainer';
+
+export type { AdapterMetadata, ClipConfig, Evaluation, StepLog, TargetMatrix, TrainerCheckpoint, Tower };
+
 /** The limits of the opened device that bound what the engine can run. */
 export interface DeviceLimits {
   /** Bytes in the largest buffer the device can create. */
@@ -38,12 +45,158 @@ export interface SelfTestResult {
   milliseconds: number;
 }
 
+/** A CLIP model's files as Blobs (IndexedDB blobs, or the user's dropped files). */
+export interface ModelFileBlobs {
+  config: Blob;
+  weights: Blob;
+  vocab: Blob;
+  merges: Blob;
+  preprocessor?: Blob;
+}
+
+/** What the engine reports about the model it loaded. */
+export interface LoadedModel {
+  id: string;
+  /** Identifies the weights: adapter files record it, and adapters for other weights are refused. */
+  fingerprint: string;
+  config: ClipConfig;
+  /** Bytes the frozen weights occupy on the GPU. */
+  weightBytes: number;
+}
+
+/** The adapter choices the studio offers; the adapters cover every layer of the chosen towers. */
+export interface AdapterChoice {
+  method: AdapterSettings['method'];
+  rank: number;
+  blocks: number;
+  alpha: number;
+  scalingRule: ScalingRule;
+  dropout: number;
+  targets: TargetMatrix[];
+  towers: Tower[];
+}
+
+/** Training settings the studio sends; the rest are the recipe's (defaultTrainSettings). */
+export interface TrainChoice {
+  /** Training images per class (recorded in the adapter: evaluation re-derives the held-out split from it). */
+  shots: number;
+  seed: number;
+  iterations: number;
+  batchSize: number;
+  microBatchSize: number;
+  lr: number;
+  minLr: number;
+  warmupSteps: number;
+  weightDecay: number;
+  augment: boolean;
+  /** Held-out evaluation every this many steps (0: only before and after training). */
+  evalEvery: number;
+  /** Send a checkpoint every this many steps. */
+  checkpointEvery: number;
+}
+
+/** What a run would cost, before it starts. */
+export interface TrainingPlan {
+  trainableParameters: number;
+  /** Expected peak GPU memory of training, weights included (planTrainingMemory). */
+  peakBytes: number;
+  /** Where the peak's bytes go (planTrainingMemory's breakdown). */
+  breakdown: Record<string, number>;
+}
+
+/** Images as Blobs with their file names (for messages) and class labels (indices into the class names). */
+export interface LabelledBlobs {
+  images: Blob[];
+  names: string[];
+  labels: number[];
+}
+
+export interface TrainRequest {
+  /** Chosen by the page; every event of the run carries it. */
+  runId: string;
+  /** The classes, by label; their prompts are "a photo of a {}.". */
+  classNames: string[];
+  support: LabelledBlobs;
+  heldOut: LabelledBlobs;
+  adapter: AdapterChoice;
+  training: TrainChoice;
+  /** A checkpoint of this run (same data and settings) to continue from. */
+  resumeFrom?: TrainerCheckpoint;
+}
+
+export interface TrainedAdapter {
+  /** The .safetensors adapter file (encodeAdapterFile). */
+  file: Uint8Array;
+  meta: AdapterMetadata;
+}
+
+export type TrainResult =
+  | { status: 'completed'; adapter: TrainedAdapter; zeroShot: Evaluation | null; adapted: Evaluation | null }
+  | { status: 'cancelled' };
+
+/** An adapter from the library: its id (the engine keeps the last one loaded) and its file. */
+export interface AdapterRef {
+  id: string;
+  file: Blob;
+}
+
+export interface EvaluateRequest {
+  adapter: AdapterRef;
+  images: LabelledBlobs;
+}
+
+export interface EvaluateResult {
+  zeroShot: Evaluation;
+  adapted: Evaluation;
+}
+
+export interface PredictRequest {
+  image: Blob;
+  /** Without an adapter: the classes to tell apart. With one, its own classes are used. */
+  classNames: string[];
+  adapter: AdapterRef | null;
+}
+
+export interface PredictResult {
+  classNames: string[];
+  /** Class probabilities of the base model. */
+  withoutAdapter: number[];
+  /** Class probabilities with the adapter, when one was given. */
+  withAdapter: number[] | null;
+}
+
 /** Each request method: what it takes and what its successful response carries. */
 export interface EngineMethods {
   /** Opens the device if it is not open yet, and describes it. */
   hello: { params: undefined; result: EngineInfo };
   /** Runs one real kernel on the device and reads the result back. */
   selfTest: { params: undefined; result: SelfTestResult };
+  /** Loads a CLIP from its files (streaming the weights), replacing the loaded one only on success. Posts model-progress. */
+  loadModel: { params: { id: string; files: ModelFileBlobs }; result: LoadedModel };
+  /** Trainable parameters and expected GPU memory of a run on the loaded model. */
+  planTraining: { params: { adapter: AdapterChoice; batchSize: number; microBatchSize: number; classes: number }; result: TrainingPlan };
+  /** Trains an adapter; answers when the run completes or is cancelled. Posts train-* events meanwhile. */
+  trainStart: { params: TrainRequest; result: TrainResult };
+  /** Pauses the run after its current step (and posts a checkpoint). */
+  trainPause: { params: { runId: string }; result: void };
+  trainResume: { params: { runId: string }; result: void };
+  /** Stops the run after its current step; trainStart then answers "cancelled". */
+  trainCancel: { params: { runId: string }; result: void };
+  /** Zero-shot and adapted accuracy on labelled images. */
+  evaluate: { params: EvaluateRequest; result: EvaluateResult };
+  /** Class probabilities of one image, with and without an adapter. */
+  predict: { params: PredictRequest; result: PredictResult };
+  /** Reads an adapter file and checks it against the loaded model. */
+  inspectAdapter: { params: { file: Blob; fileName: string }; result: AdapterMetadata };
+  /** The adapter in Hugging Face PEFT's LoRA layout. */
+  exportPeft: { params: { file: Blob }; result: PeftFiles };
+}
+
+export interface PeftFiles {
+  /** adapter_model.safetensors */
+  weights: Uint8Array;
+  /** adapter_config.json */
+  config: string;
 }
 
 export type EngineMethod = keyof EngineMethods;
@@ -57,6 +210,20 @@ export type EngineErrorKind =
   | 'device-lost'
   /** The device reported a validation or out-of-memory error. */
   | 'gpu-error'
+  /** A model file cannot be used (ModelFileError: the message names the file and the problem). */
+  | 'model-file'
+  /** An adapter file cannot be used, or was made for another base model. */
+  | 'adapter-file'
+  /** An image could not be decoded. */
+  | 'image-decode'
+  /** The request needs a loaded model and there is none. */
+  | 'no-model'
+  /** The engine is training and cannot do this now (load another model, start a second run). */
+  | 'busy'
+  /** Training settings that cannot work together (the message says which). */
+  | 'invalid-settings'
+  /** The loss became NaN or infinite. */
+  | 'diverged'
   /** The worker does not know the method: the page and the worker are from different builds. */
   | 'bad-request'
   /** The worker could not start or stopped (raised by the client, never sent by the worker). */
@@ -78,13 +245,25 @@ export type EngineResponse<M extends EngineMethod = EngineMethod> =
   | { kind: 'response'; id: number; ok: true; result: EngineResult<M> }
   | { kind: 'response'; id: number; ok: false; error: EngineError };
 
-export type EngineEvent = {
-  kind: 'event';
-  type: 'device-lost';
-  /** GPUDeviceLostReason: "unknown" for crashes and resets, "destroyed" when the engine closed it. */
-  reason: string;
-  message: string;
-};
+export type EngineEvent = { kind: 'event' } & (
+  | {
+      type: 'device-lost';
+      /** GPUDeviceLostReason: "unknown" for crashes and resets, "destroyed" when the engine closed it. */
+      reason: string;
+      message: string;
+    }
+  /** Weights streamed to the GPU so far, while loadModel runs. */
+  | { type: 'model-progress'; loadedBytes: number; totalBytes: number }
+  | { type: 'train-phase'; runId: string; phase: TrainPhase }
+  | { type: 'train-progress'; runId: string; iterations: number; log: StepLog }
+  /** Held-out accuracy during the run (every evalEvery steps, and before the first step). */
+  | { type: 'train-evaluation'; runId: string; step: number; accuracy: number }
+  /** Everything needed to continue the run from this step, to be stored by the page. */
+  | { type: 'train-checkpoint'; runId: string; checkpoint: TrainerCheckpoint }
+);
+
+/** What a run is doing: decoding images, measuring the zero-shot baseline, training, paused, or evaluating the result. */
+export type TrainPhase = 'preparing' | 'baseline' | 'training' | 'paused' | 'evaluating';
 
 /** Page to worker. */
 export type ToEngine = EngineRequest;

@@ -1,7 +1,7 @@
 // The GPU screen: which WebGPU device the engine worker opened and what it allows, or why there is
 // none and what to do; and a self-test that runs a real kernel on that device.
 
-import type { ReactNode } from 'react';
+import { Problem } from '../components/Notice';
 import { useEngineStore, type Connection, type SelfTest } from '../stores/engine';
 import { formatBytes, formatDuration } from '../format';
 import type { DeviceLimits, EngineInfo, SelfTestResult } from '../../worker/protocol';
@@ -124,18 +124,6 @@ function DeviceDetails({ info }: { info: EngineInfo }) {
         )}
       </p>
     </>
-  );
-}
-
-function Problem(props: { title: string; action: string; onAction: () => void; children: ReactNode }) {
-  return (
-    <div className="problem">
-      <h3>{props.title}</h3>
-      {props.children}
-      <button type="button" onClick={props.onAction}>
-        {props.action}
-      </button>
-    </div>
   );
 }
 

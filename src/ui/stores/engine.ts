@@ -2,8 +2,8 @@
 // compute on it works. Components read this store; only its actions talk to the worker.
 
 import { create } from 'zustand';
-import { EngineRequestError, startEngine, type EngineClient } from '../../worker/client';
-import type { EngineErrorKind, EngineEvent, EngineInfo, SelfTestResult } from '../../worker/protocol';
+import { EngineRequestError, startEngine, type EngineClient, type ParamsArgs } from '../../worker/client';
+import type { EngineErrorKind, EngineEvent, EngineInfo, EngineMethod, EngineResult, SelfTestResult } from '../../worker/protocol';
 
 export type Connection =
   | { phase: 'connecting' }
@@ -27,6 +27,10 @@ export interface EngineState {
   connect(): Promise<void>;
   /** Runs the worker's self-test kernel; does nothing unless the device is ready and idle. */
   runSelfTest(): Promise<void>;
+  /** Sends a request to the engine (the other stores' only way to it); a lost device or worker also updates `connection`. */
+  request<M extends EngineMethod>(method: M, ...args: ParamsArgs<M>): Promise<EngineResult<M>>;
+  /** Calls listener for every engine event, across worker restarts; returns the unsubscribe function. */
+  listen(listener: (event: EngineEvent) => void): () => void;
 }
 
 function describeFailure(error: unknown, info: EngineInfo | null): Connection {
@@ -43,7 +47,11 @@ function describeFailure(error: unknown, info: EngineInfo | null): Connection {
   }
 }
 
-function errorMessage(error: unknown): string {
+function isConnectionFailure(error: unknown): error is EngineRequestError {
+  return error instanceof EngineRequestError && (error.kind === 'device-lost' || error.kind === 'worker-failed');
+}
+
+export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
@@ -53,8 +61,10 @@ export function createEngineStore(start: () => EngineClient = startEngine) {
     let connecting: Promise<void> | null = null;
     // Bumped by every connect and every device loss, so that answers about an older device are dropped.
     let generation = 0;
+    const listeners = new Set<(event: EngineEvent) => void>();
 
     function onEvent(event: EngineEvent): void {
+      for (const listener of listeners) listener(event);
       if (event.type !== 'device-lost') return;
       generation++;
       const { connection } = get();
@@ -109,12 +119,32 @@ export function createEngineStore(start: () => EngineClient = startEngine) {
           if (current === generation) set({ selfTest: { phase: 'done', result } });
         } catch (error) {
           if (current !== generation) return;
-          if (error instanceof EngineRequestError && (error.kind === 'device-lost' || error.kind === 'worker-failed')) {
+          if (isConnectionFailure(error)) {
             set({ connection: describeFailure(error, connection.info), selfTest: { phase: 'idle' } });
           } else {
             set({ selfTest: { phase: 'failed', message: errorMessage(error) } });
           }
         }
+      },
+
+      async request(method, ...args) {
+        const current = generation;
+        try {
+          return await engine().request(method, ...args);
+        } catch (error) {
+          // A device-lost event has usually said so already; a failed worker has no other way to.
+          if (isConnectionFailure(error) && current === generation && get().connection.phase === 'ready') {
+            generation++;
+            const { connection } = get();
+            set({ connection: describeFailure(error, connection.phase === 'ready' ? connection.info : null), selfTest: { phase: 'idle' } });
+          }
+          throw error;
+        }
+      },
+
+      listen(listener) {
+        listeners.add(listener);
+        return () => listeners.delete(listener);
       },
     };
   });

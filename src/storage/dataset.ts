@@ -1,0 +1,58 @@
+// The dataset in IndexedDB: classes (in label order) and their images, each image stored with a
+// thumbnail. Writes that touch several records (a folder of new classes, a class and its images) are
+// single transactions.
+
+import { studioDatabase, write, type ClassRecord, type ImageRecord } from './db';
+
+export interface StoredDataset {
+  classes: ClassRecord[];
+  images: ImageRecord[];
+}
+
+/** Classes by position; images in the order they were added (the order fewShotSplit sees them in). */
+export async function loadDataset(): Promise<StoredDataset> {
+  const db = await studioDatabase();
+  const tx = db.transaction(['classes', 'images']);
+  const [classes, images] = await Promise.all([tx.objectStore('classes').getAll(), tx.objectStore('images').getAll()]);
+  await tx.done;
+  classes.sort((a, b) => a.position - b.position);
+  images.sort((a, b) => a.addedAt - b.addedAt || a.id.localeCompare(b.id));
+  return { classes, images };
+}
+
+/** Adds new classes and images together: a dropped folder lands whole or not at all. */
+export async function addToDataset(classes: readonly ClassRecord[], images: readonly ImageRecord[]): Promise<void> {
+  await write(['classes', 'images'], async (tx) => {
+    for (const record of classes) await tx.objectStore('classes').add(record);
+    for (const record of images) await tx.objectStore('images').add(record);
+  });
+}
+
+export async function renameClass(id: string, name: string): Promise<void> {
+  await write(['classes'], async (tx) => {
+    const record = await tx.objectStore('classes').get(id);
+    if (record) await tx.objectStore('classes').put({ ...record, name });
+  });
+}
+
+/** Deletes a class with all its images. */
+export async function deleteClass(id: string): Promise<void> {
+  await write(['classes', 'images'], async (tx) => {
+    const images = tx.objectStore('images');
+    for (const key of await images.index('byClass').getAllKeys(id)) await images.delete(key);
+    await tx.objectStore('classes').delete(id);
+  });
+}
+
+export async function deleteImage(id: string): Promise<void> {
+  await write(['images'], (tx) => tx.objectStore('images').delete(id));
+}
+
+/** The stored images with these ids, in the same order; undefined where one was deleted. */
+export async function getImages(ids: readonly string[]): Promise<(ImageRecord | undefined)[]> {
+  const db = await studioDatabase();
+  const tx = db.transaction('images');
+  const records = await Promise.all(ids.map((id) => tx.store.get(id)));
+  await tx.done;
+  return records;
+}

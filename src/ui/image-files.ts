@@ -1,0 +1,69 @@
+// Checking the images a user adds, and making their thumbnails. The browser decodes them off the main
+// thread (createImageBitmap) and encodes thumbnails on an OffscreenCanvas; a file it cannot decode is
+// rejected with the reason, and the others go on.
+
+const THUMBNAIL_SIZE = 128;
+const IMAGE_EXTENSIONS = /\.(png|jpe?g|gif|webp|bmp|avif|ico)$/i;
+
+export interface PreparedImage {
+  name: string;
+  blob: Blob;
+  thumbnail: Blob;
+  width: number;
+  height: number;
+}
+
+export interface RejectedFile {
+  name: string;
+  reason: string;
+}
+
+export class ImageRejected extends Error {
+  override name = 'ImageRejected';
+}
+
+async function prepareImage(file: File): Promise<PreparedImage> {
+  const looksLikeImage = file.type.startsWith('image/') || (file.type === '' && IMAGE_EXTENSIONS.test(file.name));
+  if (!looksLikeImage) throw new ImageRejected(`not an image (${file.type || 'unknown type'})`);
+  let bitmap: ImageBitmap;
+  try {
+    bitmap = await createImageBitmap(file);
+  } catch {
+    throw new ImageRejected('could not be decoded: the file is damaged or in a format this browser cannot read');
+  }
+  const { width, height } = bitmap;
+  bitmap.close();
+  return { name: file.name, blob: file, thumbnail: await thumbnail(file, width, height), width, height };
+}
+
+/** Prepares files in turn, collecting the ones that failed with their reasons. */
+export async function prepareImages(files: readonly File[], onProgress?: (done: number) => void): Promise<{ prepared: PreparedImage[]; rejected: RejectedFile[] }> {
+  const prepared: PreparedImage[] = [];
+  const rejected: RejectedFile[] = [];
+  for (const [index, file] of files.entries()) {
+    try {
+      prepared.push(await prepareImage(file));
+    } catch (error) {
+      if (!(error instanceof ImageRejected)) throw error;
+      rejected.push({ name: file.name, reason: error.message });
+    }
+    onProgress?.(index + 1);
+  }
+  return { prepared, rejected };
+}
+
+/** A JPEG whose longer side is at most THUMBNAIL_SIZE (small images keep their size). */
+async function thumbnail(file: Blob, width: number, height: number): Promise<Blob> {
+  const scale = Math.min(1, THUMBNAIL_SIZE / Math.max(width, height));
+  const w = Math.max(1, Math.round(width * scale));
+  const h = Math.max(1, Math.round(height * scale));
+  const bitmap = await createImageBitmap(file, { resizeWidth: w, resizeHeight: h, resizeQuality: 'medium' });
+  const canvas = new OffscreenCanvas(w, h);
+  const context = canvas.getContext('2d');
+  if (!context) throw new Error('This browser gives no 2D canvas for thumbnails.');
+  context.fillStyle = '#fff'; // transparent pixels on white, as JPEG has no alpha
+  context.fillRect(0, 0, w, h);
+  context.drawImage(bitmap, 0, 0);
+  bitmap.close();
+  return canvas.convertToBlob({ type: 'image/jpeg', quality: 0.85 });
+}

@@ -1,0 +1,253 @@
+// The Model screen: a CLIP from the Hugging Face Hub (downloaded once into the browser's storage,
+// resumable) or from local files, the model cache with its size, and the model the engine has loaded.
+
+import { useEffect, useId, useState, type ReactNode } from 'react';
+import { Badge, Card } from '../components/Card';
+import { DropZone, FilePicker } from '../components/DropZone';
+import { Note, Problem } from '../components/Notice';
+import { ProgressBar } from '../components/ProgressBar';
+import { filesFromDrop } from '../dropped-files';
+import { formatByteRate, formatBytes, formatDateTime, formatTimeLeft } from '../format';
+import { DEFAULT_HUB_MODEL, SUGGESTED_HUB_MODELS, useModelStore, type ModelActivity } from '../stores/model';
+
+export function ModelScreen() {
+  return (
+    <section className="screen" aria-labelledby="model-title">
+      <header className="screen-header">
+        <h1 id="model-title">Model</h1>
+        <p>
+          Choose the CLIP to fine-tune. Its files are kept in this browser, so the next visit loads them from disk, even
+          offline.
+        </p>
+      </header>
+      <LoadedModelCard />
+      <ModelProblem />
+      <HubCard />
+      <LocalFilesCard />
+      <CacheCard />
+    </section>
+  );
+}
+
+function LoadedModelCard() {
+  const loaded = useModelStore((s) => s.loaded);
+  const activity = useModelStore((s) => s.activity);
+  const lostModelId = useModelStore((s) => s.lostModelId);
+  return (
+    <Card title="Loaded model" badge={loaded ? <Badge tone="good">Loaded</Badge> : activity.kind === 'loading' ? <Badge tone="pending">Loading</Badge> : <Badge tone="bad">None</Badge>}>
+      <ActivityProgress activity={activity} />
+      {loaded ? (
+        <>
+          <p className="model-id" data-testid="loaded-model">
+            {loaded.id}
+          </p>
+          <dl className="facts">
+            <Fact term="Vision tower" value={`${loaded.config.vision.numLayers} layers, width ${loaded.config.vision.hiddenSize}, ${loaded.config.vision.imageSize} px images in ${loaded.config.vision.patchSize} px patches`} />
+            <Fact term="Text tower" value={`${loaded.config.text.numLayers} layers, width ${loaded.config.text.hiddenSize}`} />
+            <Fact term="Weights on the GPU" value={formatBytes(loaded.weightBytes)} />
+            <Fact term="Fingerprint" value={<code>{loaded.fingerprint}</code>} />
+          </dl>
+        </>
+      ) : (
+        activity.kind !== 'loading' && <p>{lostModelId ? `${lostModelId} was on the GPU that was lost: it loads again when the GPU reconnects.` : 'No model yet: download one from the Hub or load local files below.'}</p>
+      )}
+    </Card>
+  );
+}
+
+function Fact(props: { term: string; value: ReactNode }) {
+  return (
+    <div>
+      <dt>{props.term}</dt>
+      <dd>{props.value}</dd>
+    </div>
+  );
+}
+
+function ActivityProgress({ activity }: { activity: ModelActivity }) {
+  if (activity.kind === 'loading') {
+    return <ProgressBar label={`Loading ${activity.id} onto the GPU`} value={activity.loadedBytes} max={activity.totalBytes} detail={`${formatBytes(activity.loadedBytes)} of ${formatBytes(activity.totalBytes)}`} />;
+  }
+  return null;
+}
+
+function ModelProblem() {
+  const problem = useModelStore((s) => s.problem);
+  const download = useModelStore((s) => s.download);
+  const dismiss = useModelStore((s) => s.dismissProblem);
+  if (!problem) return null;
+  const repo = problem.resumableRepo;
+  return (
+    <Problem title="The model could not be loaded" action={repo ? 'Retry download' : undefined} onAction={repo ? () => void download(repo) : undefined} onDismiss={dismiss}>
+      <p data-testid="model-problem">{problem.message}</p>
+    </Problem>
+  );
+}
+
+function HubCard() {
+  const activity = useModelStore((s) => s.activity);
+  const download = useModelStore((s) => s.download);
+  const stop = useModelStore((s) => s.stopDownload);
+  const [repo, setRepo] = useState<string>(DEFAULT_HUB_MODEL);
+  const inputId = useId();
+  const listId = useId();
+  const busy = activity.kind !== 'idle';
+  return (
+    <Card title="From the Hugging Face Hub">
+      <form
+        className="inline-form"
+        onSubmit={(event) => {
+          event.preventDefault();
+          void download(repo.trim());
+        }}
+      >
+        <div className="field grow">
+          <label htmlFor={inputId}>Repository</label>
+          <input id={inputId} list={listId} value={repo} onChange={(event) => setRepo(event.target.value)} spellCheck={false} autoComplete="off" />
+          <datalist id={listId}>
+            {SUGGESTED_HUB_MODELS.map((model) => (
+              <option key={model.id} value={model.id}>
+                {model.label}
+              </option>
+            ))}
+          </datalist>
+          <small className="help">
+            {SUGGESTED_HUB_MODELS.map((m) => m.label).join('; ')}. Any CLIP repo in the transformers layout works.
+          </small>
+        </div>
+        <button type="submit" disabled={busy || !repo.trim()}>
+          Download and load
+        </button>
+      </form>
+      {activity.kind === 'downloading' && (
+        <div className="download">
+          <ProgressBar
+            label={activity.progress ? `Downloading ${activity.progress.file} (file ${activity.progress.fileIndex + 1} of ${activity.progress.fileCount})` : `Connecting to the Hub for ${activity.repo}`}
+            value={activity.progress?.receivedBytes ?? 0}
+            max={activity.progress?.totalBytes ?? null}
+            detail={downloadDetail(activity)}
+          />
+          <button type="button" className="secondary" onClick={stop}>
+            Stop download
+          </button>
+        </div>
+      )}
+    </Card>
+  );
+}
+
+function downloadDetail(activity: Extract<ModelActivity, { kind: 'downloading' }>): string {
+  const { progress, bytesPerSecond, secondsLeft } = activity;
+  if (!progress) return '';
+  const parts = [progress.totalBytes === null ? formatBytes(progress.receivedBytes) : `${formatBytes(progress.receivedBytes)} of ${formatBytes(progress.totalBytes)}`];
+  if (bytesPerSecond !== null) parts.push(formatByteRate(bytesPerSecond));
+  if (secondsLeft !== null) parts.push(`${formatTimeLeft(secondsLeft)} left`);
+  return parts.join(' · ');
+}
+
+function LocalFilesCard() {
+  const activity = useModelStore((s) => s.activity);
+  const loadLocal = useModelStore((s) => s.loadLocal);
+  const [name, setName] = useState('my-clip');
+  const nameId = useId();
+  const busy = activity.kind !== 'idle';
+  const load = (files: File[]) => void loadLocal(name, files);
+  return (
+    <Card title="From files on this computer">
+      <p>
+        Download <code>config.json</code>, <code>model.safetensors</code>, <code>vocab.json</code>, <code>merges.txt</code> and{' '}
+        <code>preprocessor_config.json</code> from a CLIP repo once, then load them here without a connection.
+      </p>
+      <div className="field">
+        <label htmlFor={nameId}>Name for this model</label>
+        <input id={nameId} value={name} onChange={(event) => setName(event.target.value)} spellCheck={false} />
+        <small className="help">Adapters record it; they are matched to the model by its weights.</small>
+      </div>
+      <DropZone label="Drop model files" disabled={busy} onDrop={(dataTransfer) => void filesFromDrop(dataTransfer).then((picked) => load(picked.map((p) => p.file)))}>
+        <p>Drop the model files (or their folder) here, or</p>
+        <FilePicker label="Choose model files" multiple disabled={busy} accept=".json,.safetensors,.txt" onFiles={(files) => load([...files])} />
+      </DropZone>
+    </Card>
+  );
+}
+
+function CacheCard() {
+  const cached = useModelStore((s) => s.cached);
+  const loaded = useModelStore((s) => s.loaded);
+  const activity = useModelStore((s) => s.activity);
+  const download = useModelStore((s) => s.download);
+  const loadCached = useModelStore((s) => s.loadCached);
+  const deleteCached = useModelStore((s) => s.deleteCached);
+  const clearCache = useModelStore((s) => s.clearCache);
+  const total = cached.reduce((sum, model) => sum + model.bytes, 0);
+  const estimate = useStorageEstimate(total);
+  const busy = activity.kind !== 'idle';
+  return (
+    <Card title="Model cache">
+      <p data-testid="cache-size">
+        Models in this browser: <strong>{formatBytes(total)}</strong>
+        {estimate && ` (the site uses ${formatBytes(estimate.usage)} of the ${formatBytes(estimate.quota)} the browser allows it)`}.
+      </p>
+      {cached.length === 0 ? (
+        <p>Nothing cached yet.</p>
+      ) : (
+        <ul className="cache-list">
+          {cached.map(({ record, complete, bytes }) => (
+            <li key={record.id} className="cache-item">
+              <div>
+                <strong>{record.id}</strong>
+                <span className="muted">
+                  {' '}
+                  · {formatBytes(bytes)} · {record.source === 'hub' ? 'Hugging Face Hub' : 'local files'}
+                  {record.lastLoadedAt ? ` · last loaded ${formatDateTime(record.lastLoadedAt)}` : ''}
+                </span>
+                {!complete && <Badge tone="pending">Partly downloaded</Badge>}
+                {loaded?.id === record.id && <Badge tone="good">Loaded</Badge>}
+              </div>
+              <div className="actions">
+                {complete ? (
+                  loaded?.id !== record.id && (
+                    <button type="button" disabled={busy} onClick={() => void loadCached(record.id)} aria-label={`Load ${record.id}`}>
+                      Load
+                    </button>
+                  )
+                ) : (
+                  record.source === 'hub' && (
+                    <button type="button" disabled={busy} onClick={() => void download(record.id)} aria-label={`Resume download of ${record.id}`}>
+                      Resume download
+                    </button>
+                  )
+                )}
+                <button type="button" className="secondary" disabled={busy} onClick={() => void deleteCached(record.id)} aria-label={`Delete ${record.id} from the cache`}>
+                  Delete
+                </button>
+              </div>
+            </li>
+          ))}
+        </ul>
+      )}
+      <button type="button" className="danger" disabled={busy || cached.length === 0} onClick={() => void clearCache()}>
+        Clear model cache
+      </button>
+      <Note>
+        Clearing removes downloaded model files only; the loaded model stays on the GPU until the page closes, and your
+        dataset and adapters are kept.
+      </Note>
+    </Card>
+  );
+}
+
+/** The browser's own figure for this site's storage, refreshed when the cache changes. */
+function useStorageEstimate(revision: unknown): { usage: number; quota: number } | null {
+  const [estimate, setEstimate] = useState<{ usage: number; quota: number } | null>(null);
+  useEffect(() => {
+    let current = true;
+    void navigator.storage?.estimate().then(({ usage, quota }) => {
+      if (current && usage !== undefined && quota !== undefined) setEstimate({ usage, quota });
+    });
+    return () => {
+      current = false;
+    };
+  }, [revision]);
+  return estimate;
+}

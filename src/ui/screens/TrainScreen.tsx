@@ -1,0 +1,354 @@
+// The Train screen: the recipe's settings (with an Advanced panel), what a run will cost before it
+// starts, and the run itself: live loss and accuracy, speed, time left, pause, resume and cancel.
+
+import { useEffect } from 'react';
+import type { TargetMatrix, Tower } from '../../worker/protocol';
+import { Badge, Card } from '../components/Card';
+import { CheckboxGroup, NumberField, RadioGroup, SelectField } from '../components/fields';
+import { LineChart, type ChartSeries } from '../components/LineChart';
+import { Note } from '../components/Notice';
+import { ProgressBar } from '../components/ProgressBar';
+import { formatBytes, formatCount, formatPercent, formatTimeLeft } from '../format';
+import { sectionHref } from '../navigation';
+import { useDatasetSplit } from '../split';
+import { useDatasetStore } from '../stores/dataset';
+import { useModelStore } from '../stores/model';
+import { ITERATIONS_PER_SHOT, useTrainingStore, type RunState } from '../stores/training';
+
+const TARGET_OPTIONS: { value: TargetMatrix; label: string }[] = [
+  { value: 'q_proj', label: 'q' },
+  { value: 'k_proj', label: 'k' },
+  { value: 'v_proj', label: 'v' },
+  { value: 'out_proj', label: 'o (attention output)' },
+  { value: 'fc1', label: 'fc1' },
+  { value: 'fc2', label: 'fc2' },
+];
+const TOWER_OPTIONS: { value: Tower; label: string }[] = [
+  { value: 'text', label: 'Text encoder' },
+  { value: 'vision', label: 'Vision encoder' },
+];
+/** How long settings rest before the engine is asked what they cost. */
+const PLAN_DELAY_MS = 250;
+
+export function TrainScreen() {
+  return (
+    <section className="screen" aria-labelledby="train-title">
+      <header className="screen-header">
+        <h1 id="train-title">Train</h1>
+        <p>Fine-tune small adapters on both CLIP encoders. The defaults are CLIP-LoRA&rsquo;s recipe; the frozen model is never changed.</p>
+      </header>
+      <ReadinessCard />
+      <RunCard />
+      <SettingsCard />
+    </section>
+  );
+}
+
+function ReadinessCard() {
+  const loaded = useModelStore((s) => s.loaded);
+  const activity = useModelStore((s) => s.activity);
+  const lostModelId = useModelStore((s) => s.lostModelId);
+  const classes = useDatasetStore((s) => s.classes);
+  const { shots, seed } = useTrainingStore((s) => s.settings);
+  const split = useDatasetSplit(shots, seed);
+  return (
+    <Card title="What will train">
+      <ul className="checklist">
+        <li className={loaded ? 'ok' : 'missing'}>
+          Model:{' '}
+          {loaded ? (
+            <strong>{loaded.id}</strong>
+          ) : activity.kind === 'loading' ? (
+            `loading ${activity.id}…`
+          ) : lostModelId ? (
+            `${lostModelId} was on the GPU that was lost; it loads again when the GPU reconnects`
+          ) : (
+            <a href={sectionHref('model')}>load one on the Model screen</a>
+          )}
+        </li>
+        <li className={classes.length >= 2 ? 'ok' : 'missing'} data-testid="train-data-summary">
+          Data: {classes.length} {classes.length === 1 ? 'class' : 'classes'}, {split.support.imageIds.length} training and {split.heldOut.imageIds.length} held-out images ({shots} shots per class)
+          {classes.length < 2 && (
+            <>
+              {' '}
+              — <a href={sectionHref('dataset')}>add at least two classes</a>
+            </>
+          )}
+        </li>
+      </ul>
+    </Card>
+  );
+}
+
+function SettingsCard() {
+  const settings = useTrainingStore((s) => s.settings);
+  const update = useTrainingStore((s) => s.update);
+  const reset = useTrainingStore((s) => s.resetSettings);
+  const refreshPlan = useTrainingStore((s) => s.refreshPlan);
+  const running = useTrainingStore((s) => s.run.status === 'running' || s.run.status === 'starting');
+  const loaded = useModelStore((s) => s.loaded);
+  const classCount = useDatasetStore((s) => s.classes.length);
+
+  useEffect(() => {
+    const timer = setTimeout(() => void refreshPlan(), PLAN_DELAY_MS);
+    return () => clearTimeout(timer);
+  }, [settings, loaded, classCount, refreshPlan]);
+
+  const blockLora = settings.method === 'block-lora';
+  return (
+    <Card title="Settings">
+      <fieldset className="settings" disabled={running}>
+        <legend className="visually-hidden">Training settings</legend>
+        <RadioGroup
+          label="Method"
+          value={settings.method}
+          options={[
+            { value: 'block-lora', label: 'Block-LoRA' },
+            { value: 'lora', label: 'LoRA' },
+          ]}
+          onChange={(method) => update({ method, blocks: method === 'lora' ? 1 : Math.max(2, settings.blocks) })}
+          help="Block-LoRA shares one down-projection between n blocks: fewer parameters, less compute."
+        />
+        <div className="field-row">
+          <NumberField label="Rank r" integer min={1} value={settings.rank} onChange={(rank) => update({ rank })} />
+          <NumberField label="Blocks n" integer min={1} value={settings.blocks} disabled={!blockLora} onChange={(blocks) => update({ blocks })} help={blockLora ? 'n must divide r.' : 'LoRA has one block.'} />
+          <NumberField label="Learning rate" min={0} value={settings.lr} onChange={(lr) => update({ lr })} />
+        </div>
+        <CheckboxGroup label="Adapted matrices" value={settings.targets} options={TARGET_OPTIONS} onChange={(targets) => update({ targets })} help="In every layer of the chosen encoders." />
+        <div className="field-row">
+          <NumberField label="Iterations" integer min={1} value={settings.iterations} onChange={(iterations) => update({ iterations })} help={`The recipe: ${ITERATIONS_PER_SHOT} × shots.`} />
+          <NumberField label="Batch size" integer min={1} value={settings.batchSize} onChange={(batchSize) => update({ batchSize })} />
+          <NumberField label="Shots per class" integer min={1} value={settings.shots} onChange={(shots) => update({ shots })} />
+          <NumberField label="Seed" integer value={settings.seed} onChange={(seed) => update({ seed })} />
+        </div>
+        <details className="advanced">
+          <summary>Advanced</summary>
+          <div className="field-row">
+            <NumberField label="Alpha" min={0} value={settings.alpha} onChange={(alpha) => update({ alpha })} />
+            <SelectField
+              label="Scaling"
+              value={settings.scalingRule}
+              options={[
+                { value: 'alpha/sqrt(r)', label: 'alpha / √r (CLIP-LoRA)' },
+                { value: 'alpha/r', label: 'alpha / r (LoRA paper, PEFT)' },
+              ]}
+              onChange={(scalingRule) => update({ scalingRule })}
+            />
+            <NumberField label="Adapter dropout" min={0} max={0.99} step={0.05} value={settings.dropout} onChange={(dropout) => update({ dropout })} />
+          </div>
+          <CheckboxGroup label="Encoders with adapters" value={settings.towers} options={TOWER_OPTIONS} onChange={(towers) => update({ towers })} />
+          <div className="field-row">
+            <NumberField label="Images per pass (micro-batch)" integer min={1} value={settings.microBatchSize} onChange={(microBatchSize) => update({ microBatchSize })} help="Smaller passes need less GPU memory; the batch is accumulated." />
+            <NumberField label="Final learning rate" min={0} value={settings.minLr} onChange={(minLr) => update({ minLr })} help="Cosine schedule down to this." />
+            <NumberField label="Warm-up steps" integer min={0} value={settings.warmupSteps} onChange={(warmupSteps) => update({ warmupSteps })} />
+            <NumberField label="Weight decay" min={0} value={settings.weightDecay} onChange={(weightDecay) => update({ weightDecay })} />
+          </div>
+          <div className="field-row">
+            <NumberField label="Held-out evaluation every (steps)" integer min={0} value={settings.evalEvery} onChange={(evalEvery) => update({ evalEvery })} help="0: before and after training only." />
+            <NumberField label="Checkpoint every (steps)" integer min={1} value={settings.checkpointEvery} onChange={(checkpointEvery) => update({ checkpointEvery })} help="A reload or a lost GPU resumes from the last one." />
+            <label className="checkbox standalone">
+              <input type="checkbox" checked={settings.augment} onChange={(event) => update({ augment: event.target.checked })} />
+              Augment (random crops and flips)
+            </label>
+          </div>
+          <button type="button" className="secondary" onClick={reset}>
+            Reset to the recipe
+          </button>
+        </details>
+      </fieldset>
+      <PlanSummary />
+      <StartButton />
+    </Card>
+  );
+}
+
+function PlanSummary() {
+  const plan = useTrainingStore((s) => s.plan);
+  switch (plan.status) {
+    case 'none':
+      return <p className="muted">{plan.reason}</p>;
+    case 'planning':
+      return <p className="muted">Working out what this costs…</p>;
+    case 'invalid':
+      return (
+        <p className="invalid" role="alert" data-testid="settings-problem">
+          {plan.message}
+        </p>
+      );
+    case 'ready': {
+      const { trainableParameters, peakBytes, breakdown } = plan.plan;
+      return (
+        <div className="plan" data-testid="training-plan">
+          <dl className="facts">
+            <div>
+              <dt>Trainable parameters</dt>
+              <dd data-testid="trainable-parameters">{formatCount(trainableParameters)}</dd>
+            </div>
+            <div>
+              <dt>Expected GPU memory</dt>
+              <dd data-testid="expected-memory">{formatBytes(peakBytes)}</dd>
+            </div>
+          </dl>
+          <details>
+            <summary>Where the memory goes</summary>
+            <ul className="breakdown">
+              {Object.entries(breakdown)
+                .sort(([, a], [, b]) => b - a)
+                .map(([part, bytes]) => (
+                  <li key={part}>
+                    {part}: {formatBytes(bytes)}
+                  </li>
+                ))}
+            </ul>
+          </details>
+        </div>
+      );
+    }
+  }
+}
+
+function StartButton() {
+  const start = useTrainingStore((s) => s.start);
+  const run = useTrainingStore((s) => s.run);
+  const plan = useTrainingStore((s) => s.plan);
+  const interrupted = useTrainingStore((s) => s.interrupted);
+  const loaded = useModelStore((s) => s.loaded);
+  const busy = run.status === 'running' || run.status === 'starting';
+  return (
+    <div className="actions">
+      <button type="button" onClick={() => void start()} disabled={busy || !loaded || plan.status !== 'ready'}>
+        Start training
+      </button>
+      {interrupted && <span className="muted">Starting a new run leaves the interrupted one to resume or discard.</span>}
+    </div>
+  );
+}
+
+function RunCard() {
+  const run = useTrainingStore((s) => s.run);
+  if (run.status === 'idle') return null;
+  return (
+    <Card title="Training run" badge={<RunBadge run={run} />} busy={run.status === 'running'}>
+      <RunStatus run={run} />
+      <RunControls run={run} />
+      {run.iterations > 0 && <RunProgress run={run} />}
+      <RunCharts run={run} />
+      {run.status === 'finished' && run.adapter && (
+        <Note>
+          Saved to the adapter library as <strong data-testid="trained-adapter-name">{run.adapter.name}</strong>. Next:{' '}
+          <a href={sectionHref('evaluate')}>see how it does</a>, <a href={sectionHref('try')}>try it on an image</a> or{' '}
+          <a href={sectionHref('adapters')}>download it</a>.
+        </Note>
+      )}
+    </Card>
+  );
+}
+
+function RunBadge({ run }: { run: RunState }) {
+  if (run.status === 'finished') return <Badge tone="good">Finished</Badge>;
+  if (run.status === 'failed') return <Badge tone="bad">Failed</Badge>;
+  if (run.status === 'cancelled') return <Badge tone="bad">Cancelled</Badge>;
+  if (run.status === 'interrupted') return <Badge tone="bad">Interrupted</Badge>;
+  if (run.phase === 'paused') return <Badge tone="pending">Paused</Badge>;
+  return <Badge tone="pending">Running</Badge>;
+}
+
+const PHASE_TEXT = {
+  preparing: 'Decoding the images…',
+  baseline: 'Measuring the zero-shot baseline on the held-out images…',
+  training: 'Training…',
+  paused: 'Paused. The run resumes from this step.',
+  evaluating: 'Evaluating the adapter on the held-out images…',
+} as const;
+
+function RunStatus({ run }: { run: RunState }) {
+  let text: string;
+  if (run.status === 'failed') text = run.message ?? 'The run failed.';
+  else if (run.status === 'cancelled') text = 'Cancelled: nothing was saved.';
+  else if (run.status === 'interrupted') text = `Interrupted. Resume it from its checkpoint (step ${run.savedStep ?? 0}) with the button above.`;
+  else if (run.status === 'finished') text = 'Finished.';
+  else if (run.pending === 'pause') text = 'Pausing after this step…';
+  else if (run.pending === 'cancel') text = 'Cancelling after this step…';
+  else text = run.phase ? PHASE_TEXT[run.phase] : 'Starting…';
+  return (
+    <>
+      <p role="status" className="status-line" data-testid="run-status">
+        {text}
+      </p>
+      {run.status !== 'failed' && run.message && <p className="invalid">{run.message}</p>}
+    </>
+  );
+}
+
+function RunControls({ run }: { run: RunState }) {
+  const pause = useTrainingStore((s) => s.pause);
+  const resume = useTrainingStore((s) => s.resume);
+  const cancel = useTrainingStore((s) => s.cancel);
+  if (run.status !== 'running') return null;
+  const paused = run.phase === 'paused';
+  return (
+    <div className="actions">
+      {paused ? (
+        <button type="button" onClick={() => void resume()}>
+          Resume
+        </button>
+      ) : (
+        <button type="button" onClick={() => void pause()} disabled={run.pending !== null || run.phase !== 'training'}>
+          Pause
+        </button>
+      )}
+      <button type="button" className="danger" onClick={() => void cancel()} disabled={run.pending === 'cancel'}>
+        Cancel
+      </button>
+    </div>
+  );
+}
+
+function RunProgress({ run }: { run: RunState }) {
+  const step = run.history.steps.at(-1)?.step ?? run.savedStep ?? 0;
+  const training = run.status === 'running' && run.phase === 'training';
+  const parts = [`step ${step} of ${run.iterations}`];
+  if (run.stepsPerSecond !== null) parts.push(`${run.stepsPerSecond.toFixed(2)} steps/s`);
+  if (run.secondsLeft !== null && training) parts.push(`${formatTimeLeft(run.secondsLeft)} left`);
+  if (run.savedStep !== null && run.status === 'running') parts.push(`checkpoint at step ${run.savedStep}`);
+  return <ProgressBar label="Progress" value={step} max={run.iterations} detail={parts.join(' · ')} />;
+}
+
+/** Exponential moving average: a readable trend through noisy per-batch values. */
+function smooth(points: { x: number; y: number }[], weight = 0.8): { x: number; y: number }[] {
+  let average: number | null = null;
+  return points.map(({ x, y }) => {
+    average = average === null ? y : weight * average + (1 - weight) * y;
+    return { x, y: average };
+  });
+}
+
+function RunCharts({ run }: { run: RunState }) {
+  const { steps, evaluations } = run.history;
+  const loss = steps.map((s) => ({ x: s.step, y: s.loss }));
+  const batchAccuracy = steps.map((s) => ({ x: s.step, y: s.accuracy }));
+  const heldOut = evaluations.map((e) => ({ x: e.step, y: e.accuracy }));
+  const lossSeries: ChartSeries[] = [
+    { name: 'batch loss', points: loss, tone: 'faint' },
+    { name: 'trend', points: smooth(loss), tone: 'accent' },
+  ];
+  const accuracySeries: ChartSeries[] = [
+    { name: 'training batches (trend)', points: smooth(batchAccuracy), tone: 'accent' },
+    { name: 'held-out images', points: heldOut, tone: 'good', dots: true },
+  ];
+  const lastLoss = steps.at(-1)?.loss;
+  const lastHeldOut = evaluations.at(-1);
+  return (
+    <div className="charts">
+      <LineChart title="Loss" series={lossSeries} xMax={run.iterations} formatY={(v) => v.toFixed(2)} summary={lastLoss === undefined ? 'no steps yet' : `${steps.length} steps, latest ${lastLoss.toFixed(3)}`} />
+      <LineChart
+        title="Accuracy"
+        series={accuracySeries}
+        xMax={run.iterations}
+        yRange={[0, 1]}
+        formatY={(v) => `${Math.round(100 * v)}%`}
+        summary={lastHeldOut ? `held out ${formatPercent(lastHeldOut.accuracy)} at step ${lastHeldOut.step}` : 'no evaluation yet'}
+      />
+    </div>
+  );
+}

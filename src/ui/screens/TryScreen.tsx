@@ -1,0 +1,176 @@
+// The Try it screen: drop, paste, pick or photograph an image and compare the class probabilities of
+// the base model with those of an adapter.
+
+import { useEffect, useRef, useState } from 'react';
+import { Bar } from '../components/Bar';
+import { Card } from '../components/Card';
+import { DropZone, FilePicker } from '../components/DropZone';
+import { SelectField } from '../components/fields';
+import { Problem } from '../components/Notice';
+import { useAdaptersStore } from '../stores/adapters';
+import { usePredictionStore } from '../stores/prediction';
+import type { PredictResult } from '../../worker/protocol';
+
+const NO_ADAPTER = '';
+
+export function TryScreen() {
+  const setImage = usePredictionStore((s) => s.setImage);
+
+  // A pasted image (from a screenshot or a copied picture) is tried like a dropped one.
+  useEffect(() => {
+    const onPaste = (event: ClipboardEvent) => {
+      const file = [...(event.clipboardData?.files ?? [])].find((f) => f.type.startsWith('image/'));
+      if (file) void setImage(file);
+    };
+    window.addEventListener('paste', onPaste);
+    return () => window.removeEventListener('paste', onPaste);
+  }, [setImage]);
+
+  return (
+    <section className="screen" aria-labelledby="try-title">
+      <header className="screen-header">
+        <h1 id="try-title">Try it</h1>
+        <p>Classify a new image with and without an adapter. Paste an image anywhere on this page, drop one, pick one or use the camera.</p>
+      </header>
+      <ImageCard />
+      <ResultCard />
+    </section>
+  );
+}
+
+function ImageCard() {
+  const { image, setImage, adapterId, chooseAdapter } = usePredictionStore();
+  const adapters = useAdaptersStore((s) => s.adapters);
+  return (
+    <Card title="Image">
+      <SelectField
+        label="Adapter"
+        value={adapterId ?? NO_ADAPTER}
+        options={[{ value: NO_ADAPTER, label: 'None: zero-shot on the dataset’s classes' }, ...adapters.map((a) => ({ value: a.id, label: a.name }))]}
+        onChange={(id) => void chooseAdapter(id === NO_ADAPTER ? null : id)}
+      />
+      <div className="try-input">
+        <DropZone
+          label="Drop an image to classify"
+          onDrop={(dataTransfer) => {
+            const file = [...dataTransfer.files].find((f) => f.type.startsWith('image/')) ?? dataTransfer.files[0];
+            if (file) void setImage(file);
+          }}
+        >
+          {image ? <img className="try-image" src={image.url} alt="The image being classified" /> : <p>Drop an image here, paste one, or</p>}
+          <FilePicker label="Choose an image" accept="image/*" secondary={image !== null} onFiles={(files) => void setImage(files[0])} />
+        </DropZone>
+        <Camera onCapture={(blob) => void setImage(blob)} />
+      </div>
+    </Card>
+  );
+}
+
+function Camera({ onCapture }: { onCapture(blob: Blob): void }) {
+  const [stream, setStream] = useState<MediaStream | null>(null);
+  const [problem, setProblem] = useState<string | null>(null);
+  const video = useRef<HTMLVideoElement>(null);
+
+  useEffect(() => {
+    if (video.current) video.current.srcObject = stream;
+    return () => stream?.getTracks().forEach((track) => track.stop());
+  }, [stream]);
+
+  const start = async () => {
+    setProblem(null);
+    try {
+      setStream(await navigator.mediaDevices.getUserMedia({ video: { facingMode: 'environment' }, audio: false }));
+    } catch (error) {
+      setProblem(`The camera could not be opened (${(error as Error).message}). Allow camera access for this site, or pick a file instead.`);
+    }
+  };
+  const capture = () => {
+    const source = video.current;
+    if (!source || !source.videoWidth) return;
+    const canvas = document.createElement('canvas');
+    canvas.width = source.videoWidth;
+    canvas.height = source.videoHeight;
+    canvas.getContext('2d')?.drawImage(source, 0, 0);
+    canvas.toBlob((blob) => blob && onCapture(blob), 'image/jpeg', 0.92);
+  };
+
+  return (
+    <div className="camera">
+      {stream ? (
+        <>
+          <video ref={video} autoPlay playsInline muted aria-label="Camera preview" />
+          <div className="actions">
+            <button type="button" onClick={capture}>
+              Take photo
+            </button>
+            <button type="button" className="secondary" onClick={() => setStream(null)}>
+              Close camera
+            </button>
+          </div>
+        </>
+      ) : (
+        <button type="button" className="secondary" onClick={() => void start()} disabled={!navigator.mediaDevices?.getUserMedia}>
+          Use the camera
+        </button>
+      )}
+      {problem && <p className="invalid">{problem}</p>}
+    </div>
+  );
+}
+
+function ResultCard() {
+  const { result, running, problem, image } = usePredictionStore();
+  if (!image) return null;
+  return (
+    <Card title="Prediction" busy={running}>
+      {running && <p role="status">Classifying…</p>}
+      {problem && (
+        <Problem title="Could not classify">
+          <p>{problem}</p>
+        </Problem>
+      )}
+      {result && <Probabilities result={result} />}
+    </Card>
+  );
+}
+
+function Probabilities({ result }: { result: PredictResult }) {
+  const top = (values: number[]) => values.indexOf(Math.max(...values));
+  const baseTop = top(result.withoutAdapter);
+  const adaptedTop = result.withAdapter ? top(result.withAdapter) : -1;
+  return (
+    <>
+      <p className="status-line" data-testid="prediction-summary">
+        {result.withAdapter
+          ? `With the adapter: ${result.classNames[adaptedTop]}. Without: ${result.classNames[baseTop]}.`
+          : `Zero-shot: ${result.classNames[baseTop]}.`}
+      </p>
+      <div className="table-scroll">
+        <table className="data-table" aria-label="Class probabilities">
+          <thead>
+            <tr>
+              <th scope="col">Class</th>
+              <th scope="col">Without adapter</th>
+              {result.withAdapter && <th scope="col">With adapter</th>}
+            </tr>
+          </thead>
+          <tbody>
+            {result.classNames.map((name, c) => (
+              <tr key={name}>
+                <th scope="row">{name}</th>
+                <td>
+                  <Bar value={result.withoutAdapter[c]} highlight={c === baseTop} />
+                </td>
+                {result.withAdapter && (
+                  <td>
+                    <Bar value={result.withAdapter[c]} highlight={c === adaptedTop} />
+                  </td>
+                )}
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+    </>
+  );
+}

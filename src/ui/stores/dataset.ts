@@ -1,0 +1,172 @@
+// The dataset: classes in label order and their images (kept in IndexedDB), thumbnails for the page,
+// and the files that could not be added, with the reason. Image bytes stay in storage as Blobs; the
+// engine decodes them when a run needs them.
+
+import { create } from 'zustand';
+import type { ClassRecord, ImageRecord } from '../../storage/db';
+import { addToDataset, deleteClass, deleteImage, loadDataset, renameClass } from '../../storage/dataset';
+import type { ClassFiles } from '../dropped-files';
+import { prepareImages, type PreparedImage, type RejectedFile } from '../image-files';
+import { errorMessage } from './engine';
+
+export interface DatasetImage {
+  id: string;
+  classId: string;
+  name: string;
+  width: number;
+  height: number;
+  /** An object URL of the stored thumbnail. */
+  thumbnailUrl: string;
+}
+
+export interface DatasetState {
+  loaded: boolean;
+  classes: ClassRecord[];
+  images: DatasetImage[];
+  /** Files left out of the last additions, with the reason. */
+  rejected: RejectedFile[];
+  /** Files of the addition in progress: done of total. */
+  adding: { done: number; total: number } | null;
+  problem: string | null;
+  load(): Promise<void>;
+  /** Adds classes from folders; a folder named like an existing class adds to it. */
+  addFolders(classes: readonly ClassFiles[], rejected?: readonly RejectedFile[]): Promise<void>;
+  addImages(classId: string, files: readonly File[]): Promise<void>;
+  addClass(name: string): Promise<void>;
+  renameClass(id: string, name: string): Promise<void>;
+  deleteClass(id: string): Promise<void>;
+  deleteImage(id: string): Promise<void>;
+  dismissRejected(): void;
+  dismissProblem(): void;
+}
+
+/** "cat " and "Cat" stay distinct classes; only surrounding spaces are dropped. */
+function cleanClassName(name: string): string {
+  return name.trim().replace(/\s+/g, ' ');
+}
+
+function toDatasetImage(record: ImageRecord): DatasetImage {
+  const { id, classId, name, width, height } = record;
+  return { id, classId, name, width, height, thumbnailUrl: URL.createObjectURL(record.thumbnail) };
+}
+
+function imageRecord(classId: string, image: PreparedImage, addedAt: number): ImageRecord {
+  return { id: crypto.randomUUID(), classId, addedAt, ...image };
+}
+
+export const useDatasetStore = create<DatasetState>()((set, get) => {
+  /** Stores new classes and images in one transaction, then shows them. */
+  async function store(newClasses: ClassRecord[], records: ImageRecord[], rejected: RejectedFile[]): Promise<void> {
+    try {
+      await addToDataset(newClasses, records);
+    } catch (error) {
+      set({ adding: null, problem: errorMessage(error), rejected: [...get().rejected, ...rejected] });
+      return;
+    }
+    set((state) => ({
+      adding: null,
+      classes: [...state.classes, ...newClasses],
+      images: [...state.images, ...records.map(toDatasetImage)],
+      rejected: [...state.rejected, ...rejected],
+    }));
+  }
+
+  function nextPosition(): number {
+    return Math.max(-1, ...get().classes.map((c) => c.position)) + 1;
+  }
+
+  return {
+    loaded: false,
+    classes: [],
+    images: [],
+    rejected: [],
+    adding: null,
+    problem: null,
+
+    async load() {
+      const { classes, images } = await loadDataset();
+      get().images.forEach((image) => URL.revokeObjectURL(image.thumbnailUrl));
+      set({ loaded: true, classes, images: images.map(toDatasetImage) });
+    },
+
+    async addFolders(folders, rejectedBefore = []) {
+      if (get().adding) return;
+      const total = folders.reduce((sum, folder) => sum + folder.files.length, 0);
+      set({ adding: { done: 0, total }, problem: null, rejected: [] });
+      const newClasses: ClassRecord[] = [];
+      const records: ImageRecord[] = [];
+      const rejected: RejectedFile[] = [...rejectedBefore];
+      let done = 0;
+      let position = nextPosition();
+      const addedAt = Date.now();
+      for (const folder of folders) {
+        const { prepared, rejected: failed } = await prepareImages(folder.files, (count) => set({ adding: { done: done + count, total } }));
+        done += folder.files.length;
+        rejected.push(...failed.map((file) => ({ ...file, name: `${folder.className}/${file.name}` })));
+        if (prepared.length === 0) continue;
+        const name = cleanClassName(folder.className);
+        let target = get().classes.find((c) => c.name === name) ?? newClasses.find((c) => c.name === name);
+        if (!target) newClasses.push((target = { id: crypto.randomUUID(), name, position: position++ }));
+        const classId = target.id;
+        records.push(...prepared.map((image, i) => imageRecord(classId, image, addedAt + records.length + i)));
+      }
+      await store(newClasses, records, rejected);
+    },
+
+    async addImages(classId, files) {
+      if (get().adding) return;
+      set({ adding: { done: 0, total: files.length }, problem: null, rejected: [] });
+      const { prepared, rejected } = await prepareImages(files, (done) => set({ adding: { done, total: files.length } }));
+      const addedAt = Date.now();
+      await store([], prepared.map((image, i) => imageRecord(classId, image, addedAt + i)), rejected);
+    },
+
+    async addClass(name) {
+      const clean = cleanClassName(name);
+      if (!clean) return;
+      if (get().classes.some((c) => c.name === clean)) {
+        set({ problem: `There is already a class named “${clean}”.` });
+        return;
+      }
+      await store([{ id: crypto.randomUUID(), name: clean, position: nextPosition() }], [], []);
+    },
+
+    async renameClass(id, name) {
+      const clean = cleanClassName(name);
+      const current = get().classes.find((c) => c.id === id);
+      if (!current || !clean || clean === current.name) return;
+      if (get().classes.some((c) => c.name === clean)) {
+        set({ problem: `There is already a class named “${clean}”.` });
+        return;
+      }
+      try {
+        await renameClass(id, clean);
+        set((state) => ({ classes: state.classes.map((c) => (c.id === id ? { ...c, name: clean } : c)), problem: null }));
+      } catch (error) {
+        set({ problem: errorMessage(error) });
+      }
+    },
+
+    async deleteClass(id) {
+      await deleteClass(id);
+      const gone = get().images.filter((image) => image.classId === id);
+      gone.forEach((image) => URL.revokeObjectURL(image.thumbnailUrl));
+      set((state) => ({ classes: state.classes.filter((c) => c.id !== id), images: state.images.filter((image) => image.classId !== id) }));
+    },
+
+    async deleteImage(id) {
+      await deleteImage(id);
+      const image = get().images.find((i) => i.id === id);
+      if (image) URL.revokeObjectURL(image.thumbnailUrl);
+      set((state) => ({ images: state.images.filter((i) => i.id !== id) }));
+    },
+
+    dismissRejected() {
+      set({ rejected: [] });
+    },
+
+    dismissProblem() {
+      set({ problem: null });
+    },
+  };
+});

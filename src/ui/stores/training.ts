@@ -1,0 +1,405 @@
+// The training run: its settings (CLIP-LoRA's recipe unless changed), what the run would cost, and the
+// run itself as the engine reports it (phase, loss and accuracy curves, speed). Every checkpoint the
+// engine posts is stored, so a run interrupted by a reload or a lost GPU can be resumed.
+
+import { create } from 'zustand';
+import { persist } from 'zustand/middleware';
+import type { AdapterRecord, CheckpointRecord, RunHistory } from '../../storage/db';
+import { deleteCheckpoint, latestCheckpoint, saveCheckpoint } from '../../storage/checkpoints';
+import { getImages } from '../../storage/dataset';
+import { EngineRequestError } from '../../worker/client';
+import type { AdapterChoice, EngineEvent, TrainChoice, TrainingPlan, TrainPhase, TrainResult } from '../../worker/protocol';
+import { RateMeter } from '../rate';
+import { splitDataset } from '../split';
+import { useAdaptersStore } from './adapters';
+import { useDatasetStore } from './dataset';
+import { errorMessage, useEngineStore } from './engine';
+import { useEvaluationStore } from './evaluation';
+import { useModelStore } from './model';
+
+export type TrainingSettings = AdapterChoice & TrainChoice;
+
+/** CLIP-LoRA's iterations per shot. */
+export const ITERATIONS_PER_SHOT = 500;
+
+/** CLIP-LoRA's recipe with Block-LoRA (n = 2) at 4 shots. */
+export const RECIPE: TrainingSettings = {
+  method: 'block-lora',
+  rank: 2,
+  blocks: 2,
+  alpha: 1,
+  scalingRule: 'alpha/sqrt(r)',
+  dropout: 0.25,
+  targets: ['q_proj', 'k_proj', 'v_proj'],
+  towers: ['text', 'vision'],
+  shots: 4,
+  seed: 1,
+  iterations: 4 * ITERATIONS_PER_SHOT,
+  batchSize: 32,
+  microBatchSize: 32,
+  lr: 2e-4,
+  minLr: 1e-6,
+  warmupSteps: 0,
+  weightDecay: 1e-2,
+  augment: true,
+  evalEvery: 0,
+  checkpointEvery: 50,
+};
+
+export type PlanState =
+  | { status: 'none'; reason: string }
+  | { status: 'planning' }
+  | { status: 'ready'; plan: TrainingPlan }
+  | { status: 'invalid'; message: string };
+
+/** `interrupted`: stopped by a reload or a lost GPU; the banner offers to resume it from its checkpoint. */
+export type RunStatus = 'idle' | 'starting' | 'running' | 'finished' | 'cancelled' | 'failed' | 'interrupted';
+
+export interface RunState {
+  status: RunStatus;
+  runId: string | null;
+  phase: TrainPhase | null;
+  /** Pause or cancel asked for, not yet reached (the engine finishes its step first). */
+  pending: 'pause' | 'cancel' | null;
+  iterations: number;
+  history: RunHistory;
+  stepsPerSecond: number | null;
+  secondsLeft: number | null;
+  /** The step of the last checkpoint stored. */
+  savedStep: number | null;
+  /** Why the run failed, or why its checkpoint could not be stored. */
+  message: string | null;
+  /** The adapter a finished run saved. */
+  adapter: AdapterRecord | null;
+}
+
+/** A run that did not finish, found in storage (after a reload) or left by a lost device. */
+export interface InterruptedRun {
+  runId: string;
+  step: number;
+  iterations: number;
+  modelId: string;
+  savedAt: number;
+  /** What stopped it, when this page saw it happen. */
+  reason: string | null;
+}
+
+export interface TrainingState {
+  settings: TrainingSettings;
+  plan: PlanState;
+  run: RunState;
+  interrupted: InterruptedRun | null;
+  update(patch: Partial<TrainingSettings>): void;
+  resetSettings(): void;
+  /** Asks the engine what the current settings cost (parameters, GPU memory). */
+  refreshPlan(): Promise<void>;
+  start(): Promise<void>;
+  pause(): Promise<void>;
+  resume(): Promise<void>;
+  cancel(): Promise<void>;
+  /** Looks in storage for a run that did not finish. */
+  findInterrupted(): Promise<void>;
+  resumeInterrupted(): Promise<void>;
+  discardInterrupted(): Promise<void>;
+}
+
+const EMPTY_HISTORY: RunHistory = { steps: [], evaluations: [] };
+const IDLE_RUN: RunState = {
+  status: 'idle',
+  runId: null,
+  phase: null,
+  pending: null,
+  iterations: 0,
+  history: EMPTY_HISTORY,
+  stepsPerSecond: null,
+  secondsLeft: null,
+  savedStep: null,
+  message: null,
+  adapter: null,
+};
+
+function describeRun(settings: TrainingSettings, classes: number): string {
+  const method = settings.method === 'lora' ? `LoRA r${settings.rank}` : `Block-LoRA r${settings.rank} n${settings.blocks}`;
+  return `${method} · ${classes} classes · ${settings.shots}-shot`;
+}
+
+function interruptedFrom(record: CheckpointRecord, reason: string | null): InterruptedRun {
+  return {
+    runId: record.runId,
+    step: record.checkpoint?.step ?? 0,
+    iterations: record.training.iterations,
+    modelId: record.modelId,
+    savedAt: record.savedAt,
+    reason,
+  };
+}
+
+/** Where the settings are kept between visits (localStorage: a small preference, not data). */
+const SETTINGS_STORAGE_KEY = 'octoclip.training-settings';
+
+export const useTrainingStore = create<TrainingState>()(
+  persist((set, get) => {
+    const engine = () => useEngineStore.getState();
+    /** The stored record of the run in progress; each checkpoint replaces its checkpoint and history. */
+    let active: CheckpointRecord | null = null;
+    const meter = new RateMeter();
+
+    function updateRun(patch: Partial<RunState>): void {
+      set((state) => ({ run: { ...state.run, ...patch } }));
+    }
+
+    function onEvent(event: EngineEvent): void {
+      if (!('runId' in event) || event.runId !== get().run.runId) return;
+      const { run } = get();
+      switch (event.type) {
+        case 'train-phase':
+          updateRun({ phase: event.phase, pending: event.phase === 'paused' && run.pending === 'pause' ? null : run.pending });
+          if (event.phase === 'paused') meter.reset();
+          break;
+        case 'train-progress': {
+          meter.add(event.log.step);
+          const history = { ...run.history, steps: [...run.history.steps, event.log] };
+          updateRun({ history, iterations: event.iterations, stepsPerSecond: meter.perSecond(), secondsLeft: meter.secondsUntil(event.iterations) });
+          break;
+        }
+        case 'train-evaluation':
+          updateRun({ history: { ...run.history, evaluations: [...run.history.evaluations, { step: event.step, accuracy: event.accuracy }] } });
+          break;
+        case 'train-checkpoint':
+          if (active) void storeCheckpoint({ ...active, checkpoint: event.checkpoint, history: run.history, savedAt: Date.now() });
+          break;
+      }
+    }
+    engine().listen(onEvent);
+
+    async function storeCheckpoint(record: CheckpointRecord): Promise<void> {
+      active = record;
+      try {
+        await saveCheckpoint(record);
+        updateRun({ savedStep: record.checkpoint?.step ?? 0, message: null });
+      } catch (error) {
+        updateRun({ message: `Checkpoint not saved: ${errorMessage(error)}` });
+      }
+    }
+
+    /** Runs a stored run (new, or resumed from its checkpoint) to its end. */
+    async function execute(record: CheckpointRecord): Promise<void> {
+      active = record;
+      meter.reset();
+      set({
+        // The form shows what the run trains with (a resumed run keeps its own settings).
+        settings: { ...record.adapter, ...record.training },
+        interrupted: null,
+        run: { ...IDLE_RUN, status: 'starting', runId: record.runId, iterations: record.training.iterations, history: record.history, savedStep: record.checkpoint?.step ?? null },
+      });
+      let result: TrainResult;
+      try {
+        const ids = [...record.support.imageIds, ...record.heldOut.imageIds];
+        const images = await getImages(ids);
+        if (images.some((image) => image === undefined)) {
+          throw new Error('Images this run trains on were deleted since it started, so it cannot continue. Discard it and start a new run.');
+        }
+        const supportCount = record.support.imageIds.length;
+        updateRun({ status: 'running' });
+        result = await engine().request('trainStart', {
+          runId: record.runId,
+          classNames: record.classNames,
+          support: { images: images.slice(0, supportCount).map((i) => i!.blob), names: images.slice(0, supportCount).map((i) => i!.name), labels: record.support.labels },
+          heldOut: { images: images.slice(supportCount).map((i) => i!.blob), names: images.slice(supportCount).map((i) => i!.name), labels: record.heldOut.labels },
+          adapter: record.adapter,
+          training: record.training,
+          resumeFrom: record.checkpoint ?? undefined,
+        });
+      } catch (error) {
+        await stopped(record, error);
+        return;
+      } finally {
+        active = null;
+      }
+      if (result.status === 'cancelled') {
+        await deleteCheckpoint(record.runId);
+        updateRun({ status: 'cancelled', phase: null, pending: null });
+        return;
+      }
+      const adapter: AdapterRecord = {
+        id: crypto.randomUUID(),
+        name: describeRun({ ...record.adapter, ...record.training }, record.classNames.length),
+        createdAt: Date.now(),
+        source: 'trained',
+        meta: result.adapter.meta,
+        file: new Blob([new Uint8Array(result.adapter.file)], { type: 'application/octet-stream' }),
+      };
+      try {
+        await useAdaptersStore.getState().add(adapter, record.runId);
+      } catch (error) {
+        // The checkpoint stays: once there is room, resuming it finishes the run again.
+        updateRun({ status: 'failed', phase: null, message: `Training finished, but the adapter could not be saved: ${errorMessage(error)}` });
+        return;
+      }
+      updateRun({ status: 'finished', phase: null, pending: null, adapter, secondsLeft: 0 });
+      if (result.zeroShot && result.adapted) {
+        useEvaluationStore.getState().show({
+          adapterId: adapter.id,
+          classNames: record.classNames,
+          images: record.heldOut,
+          allImages: false,
+          source: 'training',
+          zeroShot: result.zeroShot,
+          adapted: result.adapted,
+        });
+      }
+    }
+
+    /** A run that ended with an error: resumable from its checkpoint unless its settings cannot work. */
+    async function stopped(record: CheckpointRecord, error: unknown): Promise<void> {
+      const kind = error instanceof EngineRequestError ? error.kind : null;
+      if (kind === 'invalid-settings' || kind === 'diverged') {
+        await deleteCheckpoint(record.runId);
+        // Resuming a diverged run would diverge again at the same learning rate: it ends here.
+        const message = kind === 'diverged' ? 'Training diverged: the loss became NaN or infinite. Lower the learning rate and start a new run.' : errorMessage(error);
+        updateRun({ status: 'failed', phase: null, pending: null, message });
+        return;
+      }
+      const latest = active ?? record;
+      updateRun({ status: 'idle', phase: null, pending: null, runId: null });
+      set({ interrupted: interruptedFrom(latest, errorMessage(error)) });
+    }
+
+    return {
+      settings: RECIPE,
+      plan: { status: 'none', reason: 'Load a model to see what training will cost.' },
+      run: IDLE_RUN,
+      interrupted: null,
+
+      update(patch) {
+        set(({ settings }) => {
+          const next = { ...settings, ...patch };
+          // Iterations and the micro-batch follow the recipe until the user sets them apart from it.
+          if (patch.shots !== undefined && settings.iterations === settings.shots * ITERATIONS_PER_SHOT) next.iterations = patch.shots * ITERATIONS_PER_SHOT;
+          if (patch.batchSize !== undefined && settings.microBatchSize === settings.batchSize) next.microBatchSize = patch.batchSize;
+          if (next.method === 'lora') next.blocks = 1;
+          return { settings: next };
+        });
+      },
+
+      resetSettings() {
+        set({ settings: RECIPE });
+      },
+
+      async refreshPlan() {
+        const model = useModelStore.getState().loaded;
+        const classes = useDatasetStore.getState().classes.length;
+        if (!model) {
+          set({ plan: { status: 'none', reason: 'Load a model to see what training will cost.' } });
+          return;
+        }
+        const { settings } = get();
+        set({ plan: { status: 'planning' } });
+        try {
+          const plan = await engine().request('planTraining', {
+            adapter: settings,
+            batchSize: settings.batchSize,
+            microBatchSize: settings.microBatchSize,
+            classes: Math.max(classes, 1),
+          });
+          if (get().settings === settings) set({ plan: { status: 'ready', plan } });
+        } catch (error) {
+          if (get().settings === settings) set({ plan: { status: 'invalid', message: errorMessage(error) } });
+        }
+      },
+
+      async start() {
+        const { run, settings } = get();
+        if (run.status === 'starting' || run.status === 'running') return;
+        const model = useModelStore.getState().loaded;
+        const { classes, images } = useDatasetStore.getState();
+        const fail = (message: string): void => {
+          set({ run: { ...IDLE_RUN, status: 'failed', message } });
+        };
+        if (!model) return fail('Load a model first (the Model screen).');
+        if (classes.length < 2) return fail('Training needs at least two classes with images (the Dataset screen).');
+        const empty = classes.filter((c) => !images.some((image) => image.classId === c.id));
+        if (empty.length) return fail(`Add images to ${empty.map((c) => `“${c.name}”`).join(', ')}, or delete ${empty.length === 1 ? 'it' : 'them'}: every class needs images.`);
+        const split = splitDataset(classes, images, settings.shots, settings.seed);
+        const { method, rank, blocks, alpha, scalingRule, dropout, targets, towers, ...training } = settings;
+        const record: CheckpointRecord = {
+          runId: crypto.randomUUID(),
+          modelId: model.id,
+          modelFingerprint: model.fingerprint,
+          classNames: classes.map((c) => c.name),
+          support: split.support,
+          heldOut: split.heldOut,
+          adapter: { method, rank, blocks, alpha, scalingRule, dropout, targets, towers },
+          training,
+          checkpoint: null,
+          history: EMPTY_HISTORY,
+          savedAt: Date.now(),
+        };
+        try {
+          await saveCheckpoint(record);
+        } catch (error) {
+          return fail(errorMessage(error));
+        }
+        await execute(record);
+      },
+
+      async pause() {
+        const { run } = get();
+        if (run.status !== 'running' || !run.runId || run.pending) return;
+        updateRun({ pending: 'pause' });
+        await engine().request('trainPause', { runId: run.runId });
+      },
+
+      async resume() {
+        const { run } = get();
+        if (run.status !== 'running' || !run.runId) return;
+        updateRun({ pending: null });
+        await engine().request('trainResume', { runId: run.runId });
+      },
+
+      async cancel() {
+        const { run } = get();
+        if (run.status !== 'running' || !run.runId) return;
+        updateRun({ pending: 'cancel' });
+        await engine().request('trainCancel', { runId: run.runId });
+      },
+
+      async findInterrupted() {
+        const record = await latestCheckpoint();
+        if (record && record.runId !== get().run.runId) set({ interrupted: interruptedFrom(record, null) });
+      },
+
+      async resumeInterrupted() {
+        const { interrupted } = get();
+        if (!interrupted) return;
+        const record = await latestCheckpoint();
+        if (!record || record.runId !== interrupted.runId) {
+          set({ interrupted: null });
+          return;
+        }
+        if (engine().connection.phase !== 'ready') await engine().connect();
+        const model = useModelStore.getState();
+        const ready = await model.ensureLoaded(record.modelId);
+        const loaded = useModelStore.getState().loaded;
+        if (!ready || loaded?.fingerprint !== record.modelFingerprint) {
+          set({ interrupted: { ...interrupted, reason: `This run trains ${record.modelId}: it must be loaded (and complete in the model cache) to resume.` } });
+          return;
+        }
+        await execute(record);
+      },
+
+      async discardInterrupted() {
+        const { interrupted } = get();
+        if (!interrupted) return;
+        await deleteCheckpoint(interrupted.runId);
+        set({ interrupted: null });
+      },
+    };
+  }, {
+    name: SETTINGS_STORAGE_KEY,
+    version: 1,
+    partialize: (state) => ({ settings: state.settings }),
+    // Settings saved by an older version gain the fields added since.
+    merge: (saved, current) => ({ ...current, settings: { ...RECIPE, ...(saved as Partial<TrainingState> | undefined)?.settings } }),
+  }),
+);
