@@ -280,6 +280,9 @@ function vocabJson(vocab: string[]): string {
   return `{${vocab.map((token, id) => `${JSON.stringify(token)}:${id}`).join(',')}}`;
 }
 
+/** Config fields that transformers types as float: written as 1.0, not 1, so Python reads a float (its strict config classes refuse an int). */
+const FLOAT_FIELDS = /("(?:initializer_factor|initializer_range|layer_norm_eps|logit_scale_init_value|attention_dropout|dropout)": -?\d+)(?=,?\n)/g;
+
 function json(value: unknown): string {
-  return JSON.stringify(value, null, 2) + '\n';
+  return JSON.stringify(value, null, 2).replace(FLOAT_FIELDS, '$1.0') + '\n';
 }
