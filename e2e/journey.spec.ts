@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { decodeAdapterFile, encodeAdapterFile } from '../src/adapters/adapter-file';
 import { parseSafetensorsHeader } from '../src/model/safetensors';
-import { defaultAdapterSettings, trainableParameterCount } from '../src/adapters/block-lora';
+import { defaultAdapterSettings, trainableParameterCount } from '../src/adapters/settings';
 import { parseClipConfig } from '../src/model/config';
 import {
   CORRUPT_IMAGE,

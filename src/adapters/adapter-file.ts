@@ -14,7 +14,7 @@
 // metrics (JSON object). Readers ignore other keys, so later versions may add some.
 
 import { decodeTensor, encodeSafetensors, ModelFileError, parseSafetensorsHeader, type SafetensorsHeader } from '../model/safetensors';
-import type { AdapterSettings, ScalingRule, TargetMatrix, Tower } from './block-lora';
+import { layerPath, scalingFor, TARGET_MATRICES, type AdapterSettings, type ScalingRule, type TargetMatrix, type Tower } from './settings';
 
 export const ADAPTER_FORMAT = 'octoclip-adapter';
 export const ADAPTER_FORMAT_VERSION = 1;
@@ -22,7 +22,6 @@ export const ADAPTER_FORMAT_VERSION = 1;
 export const ADAPTER_FILE_EXTENSION = '.octoclip.safetensors';
 
 const TOWERS: readonly Tower[] = ['text', 'vision'];
-const TARGETS: readonly TargetMatrix[] = ['q_proj', 'k_proj', 'v_proj', 'out_proj', 'fc1', 'fc2'];
 const SCALING_RULES: readonly ScalingRule[] = ['alpha/sqrt(r)', 'alpha/r'];
 const METHODS: readonly AdapterSettings['method'][] = ['block-lora', 'lora'];
 
@@ -34,7 +33,7 @@ export interface AdapterMetadata extends AdapterSettings {
   scaling: number;
   /** The base model's id, e.g. "openai/clip-vit-base-patch32". */
   baseModel: string;
-  /** `fingerprintWeights` of the base model (see there): adapters for another base are refused. */
+  /** `fingerprintWeights` of the base model (src/model/fingerprint.ts): adapters for another base are refused. */
   baseModelFingerprint: string;
   /** The classes the adapter was trained on, by label. */
   classNames: string[];
@@ -87,18 +86,13 @@ export class AdapterMismatchError extends Error {
   }
 }
 
-/** The frozen layer an adapter sits on, by its checkpoint name. */
-export function adapterLayerPath(tower: Tower, layer: number, target: TargetMatrix): string {
-  const module = target === 'fc1' || target === 'fc2' ? `mlp.${target}` : `self_attn.${target}`;
-  return `${tower}_model.encoder.layers.${layer}.${module}`;
-}
 
 /** Every adapted matrix, in file order: text then vision, layers as listed, targets as listed. */
 export function adaptedMatrices(meta: Pick<AdapterMetadata, 'layers' | 'targets'>): AdaptedMatrix[] {
   return TOWERS.flatMap((tower) =>
     (meta.layers[tower] ?? []).flatMap((layer) =>
       meta.targets.map((target) => {
-        const path = adapterLayerPath(tower, layer, target);
+        const path = layerPath(tower, layer, target);
         return { tower, layer, target, path, aName: `${path}.block_lora_A`, bName: `${path}.block_lora_B` };
       }),
     ),
@@ -106,9 +100,6 @@ export function adaptedMatrices(meta: Pick<AdapterMetadata, 'layers' | 'targets'
 }
 
 /** s from alpha and rank under a scaling rule: alpha / sqrt(r) (CLIP-LoRA) or alpha / r (LoRA paper, PEFT). */
-export function scalingFor(rule: ScalingRule, alpha: number, rank: number): number {
-  return rule === 'alpha/sqrt(r)' ? alpha / Math.sqrt(rank) : alpha / rank;
-}
 
 /**
  * Writes an adapter file. `tensors` must hold exactly the tensors `meta` names (`adaptedMatrices`), with
@@ -185,47 +176,6 @@ export function assertAdapterMatchesBase(
     `${name} was trained on ${meta.baseModel} (fingerprint ${meta.baseModelFingerprint}), ` +
       `the loaded model is ${baseModelId} (fingerprint ${baseFingerprint}): load ${meta.baseModel} to use it`,
   );
-}
-
-/**
- * The checkpoint tensors a base model's fingerprint covers, in the order to pass them to `fingerprintWeights`:
- * small (0.66 M values for ViT-B/32, hashed in tens of milliseconds), yet different in every released CLIP
- * and changed by any fine-tune of the projections.
- */
-export const FINGERPRINT_TENSORS = ['logit_scale', 'text_projection.weight', 'visual_projection.weight'] as const;
-
-/**
- * A cheap, stable fingerprint of some weights: 64-bit FNV-1a over each array's length and f32 bit patterns
- * (little-endian), e.g. "fnv1a64:cbf29ce484222325". The caller passes the decoded f32 values of
- * `FINGERPRINT_TENSORS`, in that order. The same checkpoint gives the same fingerprint in a browser and in
- * Node; a copy stored at another precision (F16) gives another fingerprint, and is refused like another base.
- */
-export function fingerprintWeights(samples: readonly Float32Array[]): string {
-  const state = { hi: 0xcbf29ce4, lo: 0x84222325 };
-  for (const sample of samples) {
-    fnv1a64Words(state, new Uint32Array([sample.length]));
-    // The f32 bit patterns as integers: the same on hosts of either byte order.
-    fnv1a64Words(state, new Uint32Array(sample.buffer, sample.byteOffset, sample.length));
-  }
-  return `fnv1a64:${state.hi.toString(16).padStart(8, '0')}${state.lo.toString(16).padStart(8, '0')}`;
-}
-
-/**
- * FNV-1a 64 over each word's four bytes, least significant first, with the state in two 32-bit halves. The
- * prime is 2^40 + 0x1b3, so h * prime = h * 0x1b3 + (low half << 40), all mod 2^64.
- */
-function fnv1a64Words(state: { hi: number; lo: number }, words: Uint32Array): void {
-  let { hi, lo } = state;
-  for (const word of words) {
-    for (let shift = 0; shift < 32; shift += 8) {
-      lo = (lo ^ ((word >>> shift) & 0xff)) >>> 0;
-      const low = lo * 0x1b3; // < 2^41: exact in a double
-      hi = (Math.imul(hi, 0x1b3) + Math.floor(low / 0x100000000) + (lo << 8)) >>> 0;
-      lo = low >>> 0;
-    }
-  }
-  state.hi = hi;
-  state.lo = lo;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -349,7 +299,7 @@ function checkMetadata(meta: AdapterMetadata): string | null {
   if (!(dropout >= 0 && dropout < 1)) return `dropout ${dropout} is not in [0, 1)`;
   if (meta.targets.length === 0) return 'targets is empty: the adapter adapts nothing';
   for (const target of meta.targets) {
-    if (!TARGETS.includes(target)) return `target "${target}" is not one of ${TARGETS.join(', ')}`;
+    if (!TARGET_MATRICES.includes(target)) return `target "${target}" is not one of ${TARGET_MATRICES.join(', ')}`;
   }
   if (new Set(meta.targets).size !== meta.targets.length) return `targets ${JSON.stringify(meta.targets)} repeat a matrix`;
   for (const tower of TOWERS) {
@@ -418,4 +368,30 @@ function checkTensors(meta: AdapterMetadata, tensors: AdapterTensors): string | 
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * The metadata of an adapter a training run produced: its settings, the base model it was trained on,
+ * the classes and prompt, every training setting and the final metrics. The CLI and the studio both
+ * write their adapters with it.
+ */
+export function adapterMetadata(
+  settings: AdapterSettings,
+  training: { template: string } & object,
+  base: { id: string; weights: { fingerprint: string } },
+  classNames: readonly string[],
+  shots: number,
+  metrics: Record<string, unknown>,
+): AdapterMetadata {
+  return {
+    ...settings,
+    layers: { text: settings.layers.text ?? [], vision: settings.layers.vision ?? [] },
+    scaling: scalingFor(settings.scalingRule, settings.alpha, settings.rank),
+    baseModel: base.id,
+    baseModelFingerprint: base.weights.fingerprint,
+    classNames: [...classNames],
+    promptTemplate: training.template,
+    training: { ...training, shots },
+    metrics,
+  };
 }

@@ -3,12 +3,13 @@
 import { existsSync } from 'node:fs';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { decodeAdapterFile, encodeAdapterFile, assertAdapterMatchesBase, type AdapterMetadata } from '../adapters/adapter-file';
-import { AdapterSet, adapterScaling, defaultAdapterSettings, TARGET_MATRICES, trainableParameterCount, type AdapterSettings, type TargetMatrix, type Tower } from '../adapters/block-lora';
+import { adapterMetadata, assertAdapterMatchesBase, decodeAdapterFile, encodeAdapterFile, type AdapterMetadata } from '../adapters/adapter-file';
+import { AdapterSet } from '../adapters/block-lora';
+import { defaultAdapterSettings, TARGET_MATRICES, trainableParameterCount, type AdapterSettings, type TargetMatrix, type Tower } from '../adapters/settings';
 import { toPeft } from '../adapters/peft';
 import type { ClipModel } from '../model/clip';
 import { decodeTensor, encodeSafetensors, parseSafetensorsHeader } from '../model/safetensors';
-import { Rng } from '../training/random';
+import { Rng, RNG_STREAM } from '../training/random';
 import { fewShotSplit } from '../training/sampler';
 import { defaultTrainSettings, evaluate, Trainer, type Evaluation, type LabelledImages, type TrainerCheckpoint, type TrainSettings } from '../training/trainer';
 import { loadLabelledImages, type LabelledImageSet } from './images';
@@ -124,7 +125,7 @@ export async function trainCommand(args: string[]): Promise<void> {
   const support = subset(data, split.support);
   const heldOut = subset(data, split.heldOut);
   const initial = values.init ? (await readAdapter(values.init, model)).tensors : undefined;
-  const initRng = Rng.derive(seed, 4);
+  const initRng = Rng.derive(seed, RNG_STREAM.adapterInit);
   const adapters = AdapterSet.create(model.ctx, model.config, adapterSettings, initial ? { initial } : { random: () => initRng.next() });
   const resume = values.resume ? await readCheckpoint(values.resume) : undefined;
   const trainer = new Trainer(model, adapters, data.classNames, support, settings, resume);
@@ -158,7 +159,7 @@ export async function trainCommand(args: string[]): Promise<void> {
     finalLoss: steps.at(-1)?.loss ?? null,
     heldOutImages: heldOut.images.length,
   };
-  const meta: AdapterMetadata = adapterMetadata(model, adapterSettings, data.classNames, settings, metrics, shots);
+  const meta: AdapterMetadata = adapterMetadata(adapterSettings, settings, model, data.classNames, shots, metrics);
   const checkpoint = await trainer.checkpoint();
   const tensors = new Map(adapters.parameters().map(({ name, tensor }) => [name, { shape: [...tensor.shape], data: checkpoint.tensors.get(name)! }]));
   await writeFile(out, encodeAdapterFile(meta, tensors));
@@ -181,20 +182,6 @@ export async function trainCommand(args: string[]): Promise<void> {
     final: final && summarize(final, data.classNames),
     skipped: data.skipped,
   }, values.log);
-}
-
-function adapterMetadata(model: ClipModel, adapter: AdapterSettings, classNames: string[], settings: TrainSettings, metrics: Record<string, number | null>, shots: number): AdapterMetadata {
-  return {
-    ...adapter,
-    layers: { text: adapter.layers.text ?? [], vision: adapter.layers.vision ?? [] },
-    scaling: adapterScaling(adapter),
-    baseModel: model.id,
-    baseModelFingerprint: model.weights.fingerprint,
-    classNames,
-    promptTemplate: settings.template,
-    training: { ...settings, shots },
-    metrics,
-  };
 }
 
 async function readAdapter(path: string, model: ClipModel) {

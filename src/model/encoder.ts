@@ -1,7 +1,8 @@
 // CLIPEncoderLayer and CLIPEncoder (pre-LN transformer blocks shared by both towers), forward and
 // backward to the activations and the adapters: h += attn(LN1(h)); h += mlp(LN2(h)).
 
-import type { AdapterSet, BlockLoraAdapter, TargetMatrix, Tower } from '../adapters/block-lora';
+import type { AdapterSet, BlockLoraAdapter } from '../adapters/block-lora';
+import type { TargetMatrix, Tower } from '../adapters/settings';
 import type { GpuContext } from '../gpu/context';
 import type { Tensor } from '../gpu/tensor';
 import { attentionBackward, attentionForward, type AttentionShape } from '../kernels/attention';

@@ -4,6 +4,7 @@
 import type { GpuContext } from '../gpu/context';
 import type { Tensor } from '../gpu/tensor';
 import { checkTensors, expectedTensors, type ClipConfig } from './config';
+import { FINGERPRINT_TENSORS, fingerprintWeights } from './fingerprint';
 import { decodeTensor, ModelFileError, parseSafetensorsHeader, safetensorsHeaderSize } from './safetensors';
 
 /** Random access to a file's bytes: a File/Blob slice in a browser, a file handle in Node. */
@@ -79,7 +80,7 @@ export class ClipWeights {
 
     const tensors = new Map<string, Tensor>();
     let logitScale = Math.log(100);
-    const fingerprintParts: Float32Array[] = [];
+    const fingerprinted = new Map<string, Float32Array>();
     const expected = expectedTensors(config);
     const total = [...expected.keys()].reduce((sum, name) => sum + header.tensors.get(name)!.byteLength, 0);
     let loaded = 0;
@@ -91,7 +92,7 @@ export class ClipWeights {
           throw new ModelFileError(`tensor ${name} holds NaN or infinite values: the file is corrupt`, source.name);
         }
         if (name === 'logit_scale') logitScale = values[0];
-        if (name === 'logit_scale' || name.endsWith('_projection.weight')) fingerprintParts.push(values);
+        if ((FINGERPRINT_TENSORS as readonly string[]).includes(name)) fingerprinted.set(name, values);
         const gpuShape = name === 'vision_model.embeddings.patch_embedding.weight' ? [shape[0], shape[1] * shape[2] * shape[3]] : shape;
         tensors.set(name, ctx.tensor(gpuShape.length ? gpuShape : [1], name, values));
         loaded += entry.byteLength;
@@ -101,20 +102,7 @@ export class ClipWeights {
       tensors.forEach((t) => t.destroy());
       throw error;
     }
-    return new ClipWeights(tensors, Math.min(Math.exp(logitScale), 100), fingerprintOf(fingerprintParts));
+    const fingerprint = fingerprintWeights(FINGERPRINT_TENSORS.map((name) => fingerprinted.get(name)!));
+    return new ClipWeights(tensors, Math.min(Math.exp(logitScale), 100), fingerprint);
   }
-}
-
-/** FNV-1a over the bytes of the given tensors, as 16 hex digits (two 32-bit lanes). */
-function fingerprintOf(parts: Float32Array[]): string {
-  let h1 = 0x811c9dc5;
-  let h2 = 0x01000193 ^ 0x5bd1e995;
-  for (const part of parts) {
-    const bytes = new Uint8Array(part.buffer, part.byteOffset, part.byteLength);
-    for (let i = 0; i < bytes.length; i++) {
-      h1 = Math.imul(h1 ^ bytes[i], 0x01000193);
-      h2 = Math.imul(h2 ^ bytes[i], 0x01000193 + 2 * i + 1);
-    }
-  }
-  return (h1 >>> 0).toString(16).padStart(8, '0') + (h2 >>> 0).toString(16).padStart(8, '0');
 }

@@ -20,6 +20,8 @@ export const RNG_STREAM = {
   batches: 2,
   /** The trainer's own draws (augmentation, dropout seeds). */
   training: 3,
+  /** The adapters' random initialisation (A_s), the same in the CLI and the studio. */
+  adapterInit: 4,
 } as const;
 
 /** A saved `Rng` state: four unsigned 32-bit words. */

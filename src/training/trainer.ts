@@ -10,7 +10,7 @@ import type { ClipModel } from '../model/clip';
 import { evaluationCrop, preprocessBatch, type CropChoice, type RgbaImage } from '../model/preprocessor';
 import type { TokenBatch } from '../model/text';
 import { classEmbeddings, classify, DEFAULT_TEMPLATE, promptFor } from '../model/zero-shot';
-import { Rng, type RngState } from './random';
+import { Rng, RNG_STREAM, type RngState } from './random';
 import { BatchSampler, type BatchSamplerState } from './sampler';
 import { learningRateAt } from './schedule';
 import { frozenClassFeatures, trainMicroBatch, type StepOptions } from './step';
@@ -111,7 +111,7 @@ export class Trainer {
     }
     const indices = support.images.map((_, i) => i);
     this.sampler = resumeFrom ? BatchSampler.restore(indices, resumeFrom.sampler) : new BatchSampler(indices, settings.batchSize, settings.seed);
-    this.rng = resumeFrom ? Rng.fromState(resumeFrom.rng) : Rng.derive(settings.seed, 3);
+    this.rng = resumeFrom ? Rng.fromState(resumeFrom.rng) : Rng.derive(settings.seed, RNG_STREAM.training);
     this.classTokens = model.tokenize(classNames.map((name) => promptFor(name, settings.template)));
     adapters.allocateGradients();
     if (settings.optimizer === 'adamw') {

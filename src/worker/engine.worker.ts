@@ -4,7 +4,7 @@
 // next request after a loss opens a fresh device. It holds at most one model and one training run.
 
 import { AdapterFileError, AdapterMismatchError, decodeAdapterFile } from '../adapters/adapter-file';
-import { trainableParameterCount } from '../adapters/block-lora';
+import { trainableParameterCount } from '../adapters/settings';
 import { toPeft, PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE } from '../adapters/peft';
 import { DeviceLostError, GpuContext, GpuError } from '../gpu/context';
 import { acquireDevice, WebGpuUnavailableError } from '../gpu/device';

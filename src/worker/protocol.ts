@@ -4,7 +4,7 @@
 // Everything here is structured-clone data: no GPU objects ever cross to the page.
 
 import type { AdapterMetadata } from '../adapters/adapter-file';
-import type { AdapterSettings, ScalingRule, TargetMatrix, Tower } from '../adapters/block-lora';
+import type { AdapterSettings, ScalingRule, TargetMatrix, Tower } from '../adapters/settings';
 import type { ClipConfig } from '../model/config';
 import type { Evaluation, StepLog, TrainerCheckpoint } from '../training/trainer';
 

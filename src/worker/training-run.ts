@@ -2,10 +2,11 @@
 // (one GPU turn per step, so the page can pause, cancel or predict between steps), post progress and
 // checkpoints, and finish with the held-out evaluation and the adapter file.
 
-import { encodeAdapterFile, type AdapterMetadata, type AdapterTensors } from '../adapters/adapter-file';
-import { AdapterSet, adapterScaling, defaultAdapterSettings, type AdapterSettings } from '../adapters/block-lora';
+import { adapterMetadata, encodeAdapterFile, type AdapterTensors } from '../adapters/adapter-file';
+import { AdapterSet } from '../adapters/block-lora';
+import { defaultAdapterSettings, type AdapterSettings } from '../adapters/settings';
 import type { ClipConfig } from '../model/config';
-import { Rng } from '../training/random';
+import { Rng, RNG_STREAM } from '../training/random';
 import { defaultTrainSettings, evaluate, Trainer, type Evaluation, type LabelledImages, type TrainerCheckpoint, type TrainSettings } from '../training/trainer';
 import { decodeImages } from './decode';
 import { exclusive } from './gpu-queue';
@@ -14,7 +15,6 @@ import type { AdapterChoice, EngineEvent, LabelledBlobs, TrainChoice, TrainPhase
 import { EngineRefusal } from './refusal';
 
 /** The stream the CLI seeds adapter initialisation from too, so one seed gives one run in both. */
-const ADAPTER_INIT_STREAM = 4;
 
 type TrainEvent = Extract<EngineEvent, { runId: string }>;
 type Emit = (event: TrainEvent, transfer?: Transferable[]) => void;
@@ -127,7 +127,7 @@ export class TrainingRun {
     }
     if (this.cancelled) return { status: 'cancelled' };
 
-    const initRng = Rng.derive(settings.seed, ADAPTER_INIT_STREAM);
+    const initRng = Rng.derive(settings.seed, RNG_STREAM.adapterInit);
     const adapters = AdapterSet.create(model.ctx, model.config, adapterSettings, { random: () => initRng.next() });
     let trainer: Trainer | null = null;
     try {
@@ -141,7 +141,7 @@ export class TrainingRun {
       if (adapted) this.emit({ kind: 'event', type: 'train-evaluation', runId: this.runId, step: final.step, accuracy: adapted.accuracy });
       const supportAccuracy = (await exclusive(() => final.evaluate(support))).accuracy;
       const { tensors } = await exclusive(() => final.checkpoint());
-      const meta = this.metadata(adapterSettings, settings, {
+      const meta = adapterMetadata(adapterSettings, settings, this.session.model, this.request.classNames, this.request.training.shots, {
         zeroShotAccuracy: zeroShot?.accuracy ?? null,
         heldOutAccuracy: adapted?.accuracy ?? null,
         supportAccuracy,
@@ -199,22 +199,6 @@ export class TrainingRun {
 
   private phase(phase: TrainPhase): void {
     this.emit({ kind: 'event', type: 'train-phase', runId: this.runId, phase });
-  }
-
-  /** The adapter file's metadata, as the CLI writes it. */
-  private metadata(adapter: AdapterSettings, settings: TrainSettings, metrics: Record<string, number | null>): AdapterMetadata {
-    const { model } = this.session;
-    return {
-      ...adapter,
-      layers: { text: adapter.layers.text ?? [], vision: adapter.layers.vision ?? [] },
-      scaling: adapterScaling(adapter),
-      baseModel: model.id,
-      baseModelFingerprint: model.weights.fingerprint,
-      classNames: [...this.request.classNames],
-      promptTemplate: settings.template,
-      training: { ...settings, shots: this.request.training.shots },
-      metrics,
-    };
   }
 }
 

@@ -6,11 +6,11 @@ import {
   assertAdapterMatchesBase,
   decodeAdapterFile,
   encodeAdapterFile,
-  fingerprintWeights,
-  scalingFor,
   type AdapterMetadata,
   type AdapterTensors,
 } from '../../src/adapters/adapter-file';
+import { scalingFor } from '../../src/adapters/settings';
+import { fingerprintWeights } from '../../src/model/fingerprint';
 import { encodeSafetensors, parseSafetensorsHeader } from '../../src/model/safetensors';
 import { randomArray } from '../helpers/random';
 

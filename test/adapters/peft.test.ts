@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { adaptedMatrices, scalingFor, type AdapterMetadata, type AdapterTensors } from '../../src/adapters/adapter-file';
+import { adaptedMatrices, type AdapterMetadata, type AdapterTensors } from '../../src/adapters/adapter-file';
+import { scalingFor } from '../../src/adapters/settings';
 import { loraAlphaFor, peftPythonRecipe, toPeft, type PeftLoraConfig } from '../../src/adapters/peft';
 import { decodeTensor, parseSafetensorsHeader } from '../../src/model/safetensors';
 import { mulberry32, randomArray } from '../helpers/random';

@@ -2,7 +2,8 @@
 // features, text features and logits agree within 1e-4 relative, with and without adapters.
 
 import { describe, expect, it } from 'vitest';
-import { AdapterSet, defaultAdapterSettings } from '../../src/adapters/block-lora';
+import { AdapterSet } from '../../src/adapters/block-lora';
+import { defaultAdapterSettings } from '../../src/adapters/settings';
 import { ClipModel } from '../../src/model/clip';
 import { encodeSafetensors, ModelFileError, parseSafetensorsHeader } from '../../src/model/safetensors';
 import { byteSourceFromBytes } from '../../src/model/weights';

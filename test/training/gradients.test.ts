@@ -2,7 +2,8 @@
 // matrix) against central finite differences of the float64 reference loss, on the tiny CLIP.
 
 import { describe, expect, it } from 'vitest';
-import { AdapterSet, defaultAdapterSettings, type AdapterSettings } from '../../src/adapters/block-lora';
+import { AdapterSet } from '../../src/adapters/block-lora';
+import { defaultAdapterSettings, type AdapterSettings } from '../../src/adapters/settings';
 import { trainMicroBatch } from '../../src/training/step';
 import { promptFor } from '../../src/model/zero-shot';
 import { useGpu } from '../helpers/gpu';

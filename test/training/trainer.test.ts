@@ -4,7 +4,8 @@
 
 import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { AdapterSet, defaultAdapterSettings, type AdapterSettings } from '../../src/adapters/block-lora';
+import { AdapterSet } from '../../src/adapters/block-lora';
+import { defaultAdapterSettings, type AdapterSettings } from '../../src/adapters/settings';
 import type { RgbaImage } from '../../src/model/preprocessor';
 import { loadLabelledImages } from '../../src/cli/images';
 import { Rng } from '../../src/training/random';

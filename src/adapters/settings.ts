@@ -1,0 +1,95 @@
+// Block-LoRA settings (../shared/docs/block-lora.md): where adapters go, their rank, blocks and scaling,
+// CLIP-LoRA's defaults, and the sizes they imply. Plain data and arithmetic, no GPU: the studio's page,
+// the adapter files and the memory planner use it too.
+
+import type { ClipConfig } from '../model/config';
+
+export type Tower = 'text' | 'vision';
+export type TargetMatrix = 'q_proj' | 'k_proj' | 'v_proj' | 'out_proj' | 'fc1' | 'fc2';
+export type ScalingRule = 'alpha/sqrt(r)' | 'alpha/r';
+
+export const TARGET_MATRICES: readonly TargetMatrix[] = ['q_proj', 'k_proj', 'v_proj', 'out_proj', 'fc1', 'fc2'];
+
+export interface AdapterSettings {
+  method: 'block-lora' | 'lora';
+  rank: number;
+  /** n: the rank splits into n blocks of r/n that share one down-projection. LoRA has n = 1. */
+  blocks: number;
+  alpha: number;
+  scalingRule: ScalingRule;
+  /** Dropout probability on the adapter's input. */
+  dropout: number;
+  targets: TargetMatrix[];
+  /** Layer indices per tower; an absent tower carries no adapters. */
+  layers: Partial<Record<Tower, number[]>>;
+}
+
+/** CLIP-LoRA's recipe: both towers, all layers, q/k/v, r = 2, alpha = 1, dropout 0.25, s = alpha/sqrt(r). */
+export function defaultAdapterSettings(config: ClipConfig, overrides: Partial<AdapterSettings> = {}): AdapterSettings {
+  const all = (count: number) => Array.from({ length: count }, (_, i) => i);
+  const settings: AdapterSettings = {
+    method: 'block-lora',
+    rank: 2,
+    blocks: 2,
+    alpha: 1,
+    scalingRule: 'alpha/sqrt(r)',
+    dropout: 0.25,
+    targets: ['q_proj', 'k_proj', 'v_proj'],
+    layers: { text: all(config.text.numLayers), vision: all(config.vision.numLayers) },
+    ...overrides,
+  };
+  if (settings.method === 'lora' && overrides.blocks === undefined) settings.blocks = 1;
+  validateAdapterSettings(settings, config);
+  return settings;
+}
+
+export function validateAdapterSettings(settings: AdapterSettings, config: ClipConfig): void {
+  const { rank, blocks } = settings;
+  if (!Number.isInteger(rank) || rank < 1) throw new RangeError(`rank must be a positive integer, got ${rank}`);
+  if (!Number.isInteger(blocks) || blocks < 1 || rank % blocks !== 0) {
+    throw new RangeError(`blocks (n = ${blocks}) must divide the rank (r = ${rank})`);
+  }
+  if (settings.method === 'lora' && blocks !== 1) throw new RangeError('LoRA is Block-LoRA with one block: use blocks = 1');
+  if (!(settings.dropout >= 0 && settings.dropout < 1)) throw new RangeError(`dropout must be in [0, 1), got ${settings.dropout}`);
+  for (const target of settings.targets) {
+    if (!TARGET_MATRICES.includes(target)) throw new RangeError(`unknown target matrix ${target}`);
+  }
+  for (const tower of ['text', 'vision'] as const) {
+    for (const layer of settings.layers[tower] ?? []) {
+      if (!Number.isInteger(layer) || layer < 0 || layer >= config[tower].numLayers) {
+        throw new RangeError(`${tower} layer ${layer} does not exist (the model has ${config[tower].numLayers})`);
+      }
+    }
+  }
+}
+
+/** s in delta W = s (sum_i B_i) A_s. */
+export function scalingFor(rule: ScalingRule, alpha: number, rank: number): number {
+  return rule === 'alpha/sqrt(r)' ? alpha / Math.sqrt(rank) : alpha / rank;
+}
+
+/** The frozen layer an adapter sits on, by its checkpoint name. */
+export function layerPath(tower: Tower, layer: number, matrix: TargetMatrix): string {
+  const module = matrix === 'fc1' || matrix === 'fc2' ? `mlp.${matrix}` : `self_attn.${matrix}`;
+  return `${tower}_model.encoder.layers.${layer}.${module}`;
+}
+
+export function matrixShape(config: ClipConfig, tower: Tower, matrix: TargetMatrix): { dIn: number; dOut: number } {
+  const { hiddenSize, intermediateSize } = config[tower];
+  if (matrix === 'fc1') return { dIn: hiddenSize, dOut: intermediateSize };
+  if (matrix === 'fc2') return { dIn: intermediateSize, dOut: hiddenSize };
+  return { dIn: hiddenSize, dOut: hiddenSize };
+}
+
+/** Trainable parameters per adapted matrix: d_out*r + (r/n)*d_in (LoRA: d_out*r + r*d_in). */
+export function trainableParameterCount(config: ClipConfig, settings: AdapterSettings): number {
+  let total = 0;
+  for (const tower of ['text', 'vision'] as const) {
+    const layers = settings.layers[tower]?.length ?? 0;
+    for (const matrix of settings.targets) {
+      const { dIn, dOut } = matrixShape(config, tower, matrix);
+      total += layers * (dOut * settings.rank + (settings.rank / settings.blocks) * dIn);
+    }
+  }
+  return total;
+}
