@@ -2,8 +2,9 @@
 
 import type { GpuContext } from '../gpu/context';
 import { params } from '../gpu/params';
-import { shapeString, type Tensor } from '../gpu/tensor';
+import type { Tensor } from '../gpu/tensor';
 import { grid1d } from './grid';
+import { sameSize } from './shapes';
 
 const SHADER = 'adamw';
 const WORKGROUP_SIZE = 256;
@@ -18,15 +19,6 @@ export interface AdamWSettings {
   step: number;
   /** Multiplies the gradient first, e.g. 1 / accumulationSteps. */
   gradScale?: number;
-}
-
-function checkSameSize(op: string, param: Tensor, ...others: Tensor[]): number {
-  for (const t of others) {
-    if (t.size !== param.size) {
-      throw new RangeError(`${op}: ${t.label} has shape ${shapeString(t.shape)}, expected ${param.size} elements like ${param.label}`);
-    }
-  }
-  return param.size;
 }
 
 interface OptimizerParams {
@@ -58,7 +50,7 @@ function packParams({ count, gradScale, stepSize, lrTimesDecay = 0, beta1 = 0, b
 export function adamwUpdate(ctx: GpuContext, param: Tensor, grad: Tensor, m: Tensor, v: Tensor, settings: AdamWSettings): void {
   const { lr, beta1, beta2, eps, weightDecay, step, gradScale = 1 } = settings;
   if (!Number.isInteger(step) || step < 1) throw new RangeError(`adamwUpdate: step must be an integer from 1, got ${step}`);
-  const count = checkSameSize('adamwUpdate', param, grad, m, v);
+  const count = sameSize('adamwUpdate', param, grad, m, v);
   const packed = packParams({
     count, gradScale, stepSize: lr / (1 - beta1 ** step), lrTimesDecay: lr * weightDecay,
     beta1, beta2, biasCorrection2Sqrt: Math.sqrt(1 - beta2 ** step), eps,
@@ -71,7 +63,7 @@ export function adamwUpdate(ctx: GpuContext, param: Tensor, grad: Tensor, m: Ten
 
 /** param -= lr * gradScale * grad: plain SGD, for exact comparison with outside references. */
 export function sgdUpdate(ctx: GpuContext, param: Tensor, grad: Tensor, lr: number, gradScale = 1): void {
-  const count = checkSameSize('sgdUpdate', param, grad);
+  const count = sameSize('sgdUpdate', param, grad);
   ctx.dispatch({
     shader: SHADER, entry: 'sgd_update', params: packParams({ count, gradScale, stepSize: lr }),
     bindings: { 1: grad, 2: param }, workgroups: grid1d(count, WORKGROUP_SIZE),

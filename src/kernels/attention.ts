@@ -3,8 +3,9 @@
 
 import type { GpuContext } from '../gpu/context';
 import { params, type Params } from '../gpu/params';
-import { shapeString, type Tensor } from '../gpu/tensor';
+import type { Tensor } from '../gpu/tensor';
 import { grid1d } from './grid';
+import { expectElements, expectPositiveIntegers } from './shapes';
 
 const SHADER = 'attention';
 // The WGSL constants of the same names: a thread computes BLOCK query rows, or BLOCK positions x BLOCK dimensions.
@@ -37,9 +38,7 @@ export function attentionForward(
   shape: AttentionShape,
 ): void {
   const op = 'attentionForward';
-  checkShape(op, shape);
-  checkTensors(op, tokenShape(shape), q, k, v, out);
-  checkTensors(op, probsShape(shape), probs);
+  checkShapes(op, shape, [q, k, v, out], probs);
   ctx.dispatch({
     shader: SHADER, entry: 'attention_probs', params: packParams(shape, false),
     bindings: { 1: q, 2: k, 5: probs }, workgroups: queryBlockGrid(shape),
@@ -68,9 +67,7 @@ export function attentionBackward(
   options: { accumulate?: boolean } = {},
 ): void {
   const op = 'attentionBackward';
-  checkShape(op, shape);
-  checkTensors(op, tokenShape(shape), dout, q, k, v, dq, dk, dv);
-  checkTensors(op, probsShape(shape), probs);
+  checkShapes(op, shape, [dout, q, k, v, dq, dk, dv], probs);
   const accumulate = options.accumulate ?? false;
   const dqk = qkGradientScratch(ctx, probs.size);
   ctx.dispatch({
@@ -133,20 +130,14 @@ function tokenBlockGrid({ batch, seqLen, heads, headDim }: AttentionShape): [num
   return grid1d(batch * heads * Math.ceil(seqLen / BLOCK) * Math.ceil(headDim / BLOCK), WORKGROUP_SIZE);
 }
 
-function checkShape(op: string, shape: AttentionShape): void {
-  for (const field of ['batch', 'seqLen', 'heads', 'headDim'] as const) {
-    const value = shape[field];
-    if (!Number.isInteger(value) || value < 1) throw new RangeError(`${op}: ${field} must be a positive integer, got ${value}`);
-  }
+/**
+ * Checks the shape's fields, then the tensors by element count, so a [batch * seqLen, width] tensor
+ * serves as [batch, seqLen, width].
+ */
+function checkShapes(op: string, shape: AttentionShape, tokens: Tensor[], probs: Tensor): void {
+  const { batch, seqLen, heads, headDim } = shape;
+  expectPositiveIntegers(op, { batch, seqLen, heads, headDim });
   if (!Number.isFinite(shape.scale)) throw new RangeError(`${op}: scale must be finite, got ${shape.scale}`);
-}
-
-/** Tensors are checked by element count, so a [batch * seqLen, width] tensor serves as [batch, seqLen, width]. */
-function checkTensors(op: string, expected: number[], ...tensors: Tensor[]): void {
-  const size = expected.reduce((a, b) => a * b, 1);
-  for (const t of tensors) {
-    if (t.size !== size) {
-      throw new RangeError(`${op}: ${t.label} has shape ${shapeString(t.shape)}, expected ${shapeString(expected)}`);
-    }
-  }
+  for (const t of tokens) expectElements(op, t, tokenShape(shape));
+  expectElements(op, probs, probsShape(shape));
 }

@@ -3,8 +3,9 @@
 
 import type { GpuContext } from '../gpu/context';
 import { params, type Params } from '../gpu/params';
-import { shapeString, type Tensor } from '../gpu/tensor';
+import type { Tensor } from '../gpu/tensor';
 import { grid1d } from './grid';
+import { dimensionsOf, expectShape } from './shapes';
 import { isCpuAdapter } from './tuning';
 
 /**
@@ -120,20 +121,6 @@ function weightGradient(
 
 // ---- shape checks -----------------------------------------------------------------------------
 
-function expectShape(op: string, tensor: Tensor, expected: readonly number[]): void {
-  if (tensor.shape.length !== expected.length || tensor.shape.some((d, i) => d !== expected[i])) {
-    throw new RangeError(`${op}: ${tensor.label} has shape ${shapeString(tensor.shape)}, expected ${shapeString(expected)}`);
-  }
-}
-
-/** The sizes of a tensor that must have `dimensions` dimensions, described as in `expected` if not. */
-function dimensionsOf(op: string, tensor: Tensor, dimensions: number, expected: string): readonly number[] {
-  if (tensor.shape.length !== dimensions) {
-    throw new RangeError(`${op}: ${tensor.label} has shape ${shapeString(tensor.shape)}, expected ${expected}`);
-  }
-  return tensor.shape;
-}
-
 /** The leading dimensions (the rows) of activation x [..., width]. */
 function leadingDimensions(op: string, x: Tensor, width: number): number[] {
   const leading = x.shape.slice(0, -1);
@@ -154,7 +141,7 @@ function checkDropout(op: string, { p, seed }: LoraDropout): void {
 
 /** bSum [d_out, b] = sum_i blocks[i] over blocks [n, d_out, b], in block order (n - 1 additions; n = 1 copies). */
 export function sumBlocks(ctx: GpuContext, blocks: Tensor, bSum: Tensor): void {
-  const [blockCount, dOut, rank] = dimensionsOf('sumBlocks', blocks, 3, '[n, d_out, b]');
+  const [blockCount, dOut, rank] = dimensionsOf('sumBlocks', blocks, ['n', 'd_out', 'b']);
   if (blockCount < 1) throw new RangeError(`sumBlocks: ${blocks.label} has no blocks`);
   expectShape('sumBlocks', bSum, [dOut, rank]);
   ctx.dispatch({
@@ -165,7 +152,7 @@ export function sumBlocks(ctx: GpuContext, blocks: Tensor, bSum: Tensor): void {
 
 /** u [..., b] = drop(x) A_s^T for x [..., d_in] and a = A_s [b, d_in]: the shared down-projection. */
 export function loraDown(ctx: GpuContext, x: Tensor, a: Tensor, u: Tensor, dropout: LoraDropout): void {
-  const [rank, dIn] = dimensionsOf('loraDown', a, 2, '[b, d_in]');
+  const [rank, dIn] = dimensionsOf('loraDown', a, ['b', 'd_in']);
   const leading = leadingDimensions('loraDown', x, dIn);
   expectShape('loraDown', u, [...leading, rank]);
   checkDropout('loraDown', dropout);
@@ -174,7 +161,7 @@ export function loraDown(ctx: GpuContext, x: Tensor, a: Tensor, u: Tensor, dropo
 
 /** h [..., d_out] += scale * u bSum^T for u [..., b] and bSum [d_out, b]: the adapter's output added to the frozen layer's. */
 export function loraUpAccumulate(ctx: GpuContext, u: Tensor, bSum: Tensor, h: Tensor, scale: number): void {
-  const [dOut, rank] = dimensionsOf('loraUpAccumulate', bSum, 2, '[d_out, b]');
+  const [dOut, rank] = dimensionsOf('loraUpAccumulate', bSum, ['d_out', 'b']);
   const leading = leadingDimensions('loraUpAccumulate', u, rank);
   expectShape('loraUpAccumulate', h, [...leading, dOut]);
   expand(ctx, u, bSum, h, { rows: rowCount(leading), width: dOut, rank, layout: layoutOfB(rank), scale, dropout: NO_DROPOUT });
@@ -194,9 +181,9 @@ export function loraBackward(
   dx: Tensor | null, scale: number, dropout: LoraDropout, options: { accumulate?: boolean } = {},
 ): void {
   const op = 'loraBackward';
-  const [rank, dIn] = dimensionsOf(op, a, 2, '[b, d_in]');
-  const [dOut] = dimensionsOf(op, bSum, 2, '[d_out, b]');
-  const [blockCount] = dimensionsOf(op, dBlocks, 3, '[n, d_out, b]');
+  const [rank, dIn] = dimensionsOf(op, a, ['b', 'd_in']);
+  const [dOut] = dimensionsOf(op, bSum, ['d_out', 'b']);
+  const [blockCount] = dimensionsOf(op, dBlocks, ['n', 'd_out', 'b']);
   const leading = leadingDimensions(op, x, dIn);
   expectShape(op, bSum, [dOut, rank]);
   expectShape(op, dBlocks, [blockCount, dOut, rank]);

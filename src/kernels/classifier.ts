@@ -4,8 +4,9 @@
 
 import type { GpuContext } from '../gpu/context';
 import { params } from '../gpu/params';
-import { shapeString, type Tensor } from '../gpu/tensor';
+import type { Tensor } from '../gpu/tensor';
 import { grid1d } from './grid';
+import { expectElements, shapeError } from './shapes';
 
 const SHADER = 'classifier';
 const WORKGROUP_SIZE = 256; // WORKGROUP_SIZE in classifier.wgsl
@@ -20,12 +21,8 @@ function matrixShape(tensor: Tensor): [number, number] {
 function expectMatrix(op: string, tensor: Tensor, rows: number, columns: number): void {
   const [actualRows, actualColumns] = matrixShape(tensor);
   if (actualRows !== rows || actualColumns !== columns) {
-    throw new RangeError(`${op}: ${tensor.label} has shape ${shapeString(tensor.shape)}, expected [${rows}, ${columns}]`);
+    throw shapeError(op, tensor, `[${rows}, ${columns}] as [rows, last dimension]`);
   }
-}
-
-function expectElements(op: string, tensor: Tensor, count: number): void {
-  if (tensor.size !== count) throw new RangeError(`${op}: ${tensor.label} has shape ${shapeString(tensor.shape)}, expected [${count}]`);
 }
 
 /** How scaled_product reads its operands: A(row, k) = a[row * aRowStride + k * aInnerStride], B(k, column) likewise. */
@@ -55,7 +52,7 @@ export function l2NormalizeForward(ctx: GpuContext, x: Tensor, out: Tensor, norm
   const op = 'l2NormalizeForward';
   const [rows, columns] = matrixShape(x);
   expectMatrix(op, out, rows, columns);
-  expectElements(op, norms, rows);
+  expectElements(op, norms, rows, 'one per row');
   ctx.dispatch({
     shader: SHADER, entry: 'l2_normalize_forward', params: packParams({ rows, columns }),
     bindings: { 1: x, 2: out, 3: norms }, workgroups: grid1d(rows, 1),
@@ -70,7 +67,7 @@ export function l2NormalizeBackward(
   const [rows, columns] = matrixShape(normalized);
   expectMatrix(op, dout, rows, columns);
   expectMatrix(op, dx, rows, columns);
-  expectElements(op, norms, rows);
+  expectElements(op, norms, rows, 'one per row');
   ctx.dispatch({
     shader: SHADER, entry: 'l2_normalize_backward', params: packParams({ rows, columns, accumulate: options.accumulate }),
     bindings: { 2: normalized, 3: norms, 4: dout, 5: dx }, workgroups: grid1d(rows, 1),
@@ -135,9 +132,9 @@ export function cosineLogitsBackward(
 export function softmaxCrossEntropyForward(ctx: GpuContext, logits: Tensor, labels: Tensor, losses: Tensor, probs: Tensor): void {
   const op = 'softmaxCrossEntropyForward';
   const [rows, columns] = matrixShape(logits);
-  if (columns === 0) throw new RangeError(`${op}: ${logits.label} has shape ${shapeString(logits.shape)}, expected at least one class`);
-  expectElements(op, labels, rows);
-  expectElements(op, losses, rows);
+  if (columns === 0) throw shapeError(op, logits, 'at least one class');
+  expectElements(op, labels, rows, 'one per row');
+  expectElements(op, losses, rows, 'one per row');
   expectMatrix(op, probs, rows, columns);
   ctx.dispatch({
     shader: SHADER, entry: 'softmax_cross_entropy_forward', params: packParams({ rows, columns }),
@@ -149,7 +146,7 @@ export function softmaxCrossEntropyForward(ctx: GpuContext, logits: Tensor, labe
 export function softmaxCrossEntropyBackward(ctx: GpuContext, probs: Tensor, labels: Tensor, dLogits: Tensor, lossScale: number): void {
   const op = 'softmaxCrossEntropyBackward';
   const [rows, columns] = matrixShape(probs);
-  expectElements(op, labels, rows);
+  expectElements(op, labels, rows, 'one per row');
   expectMatrix(op, dLogits, rows, columns);
   ctx.dispatch({
     shader: SHADER, entry: 'softmax_cross_entropy_backward', params: packParams({ rows, columns, scale: lossScale }),

@@ -4,21 +4,14 @@ import type { GpuContext } from '../gpu/context';
 import { params } from '../gpu/params';
 import type { Tensor } from '../gpu/tensor';
 import { grid1d } from './grid';
+import { sameSize } from './shapes';
 
 const SHADER = 'elementwise';
 const WORKGROUP_SIZE = 256;
 
-function checkSameSize(op: string, ...tensors: Tensor[]): number {
-  const count = tensors[0].size;
-  for (const t of tensors) {
-    if (t.size !== count) throw new RangeError(`${op}: ${t.label} has ${t.size} elements, expected ${count}`);
-  }
-  return count;
-}
-
 /** out = x * sigmoid(1.702 x) */
 export function quickGeluForward(ctx: GpuContext, x: Tensor, out: Tensor): void {
-  const count = checkSameSize('quickGeluForward', x, out);
+  const count = sameSize('quickGeluForward', x, out);
   ctx.dispatch({
     shader: SHADER, entry: 'quick_gelu_forward', params: params().u32(count).f32(0),
     bindings: { 1: x, 3: out }, workgroups: grid1d(count, WORKGROUP_SIZE),
@@ -27,7 +20,7 @@ export function quickGeluForward(ctx: GpuContext, x: Tensor, out: Tensor): void 
 
 /** dx = dout * quick_gelu'(x) */
 export function quickGeluBackward(ctx: GpuContext, x: Tensor, dout: Tensor, dx: Tensor): void {
-  const count = checkSameSize('quickGeluBackward', x, dout, dx);
+  const count = sameSize('quickGeluBackward', x, dout, dx);
   ctx.dispatch({
     shader: SHADER, entry: 'quick_gelu_backward', params: params().u32(count).f32(0),
     bindings: { 1: x, 2: dout, 3: dx }, workgroups: grid1d(count, WORKGROUP_SIZE),
@@ -36,7 +29,7 @@ export function quickGeluBackward(ctx: GpuContext, x: Tensor, dout: Tensor, dx: 
 
 /** out = a + b (residual add forward; its backward passes the gradient to both inputs unchanged). */
 export function add(ctx: GpuContext, a: Tensor, b: Tensor, out: Tensor): void {
-  const count = checkSameSize('add', a, b, out);
+  const count = sameSize('add', a, b, out);
   ctx.dispatch({
     shader: SHADER, entry: 'add', params: params().u32(count).f32(0),
     bindings: { 1: a, 2: b, 3: out }, workgroups: grid1d(count, WORKGROUP_SIZE),
@@ -45,7 +38,7 @@ export function add(ctx: GpuContext, a: Tensor, b: Tensor, out: Tensor): void {
 
 /** target += scale * x (residual add in place, gradient accumulation). */
 export function addScaledInPlace(ctx: GpuContext, target: Tensor, x: Tensor, scale = 1): void {
-  const count = checkSameSize('addScaledInPlace', target, x);
+  const count = sameSize('addScaledInPlace', target, x);
   ctx.dispatch({
     shader: SHADER, entry: 'add_scaled_inplace', params: params().u32(count).f32(scale),
     bindings: { 1: x, 4: target }, workgroups: grid1d(count, WORKGROUP_SIZE),
@@ -54,7 +47,7 @@ export function addScaledInPlace(ctx: GpuContext, target: Tensor, x: Tensor, sca
 
 /** out = scale * x; the backward of scaling is scaling the gradient by the same factor. */
 export function scale(ctx: GpuContext, x: Tensor, factor: number, out: Tensor): void {
-  const count = checkSameSize('scale', x, out);
+  const count = sameSize('scale', x, out);
   ctx.dispatch({
     shader: SHADER, entry: 'scale', params: params().u32(count).f32(factor),
     bindings: { 1: x, 3: out }, workgroups: grid1d(count, WORKGROUP_SIZE),

@@ -2,32 +2,20 @@
 
 import type { GpuContext } from '../gpu/context';
 import { params } from '../gpu/params';
-import { shapeString, type Tensor } from '../gpu/tensor';
+import type { Tensor } from '../gpu/tensor';
 import { grid1d } from './grid';
+import { expectElements, expectPositiveIntegers, shapeError } from './shapes';
 
 const SHADER = 'embedding';
 const WORKGROUP_SIZE = 256;
 
-/** Throws unless every size is a positive integer. */
-function checkSizes(op: string, sizes: Record<string, number>): void {
-  for (const [name, value] of Object.entries(sizes)) {
-    if (!Number.isInteger(value) || value < 1) throw new RangeError(`${op}: ${name} must be a positive integer, got ${value}`);
-  }
-}
-
-/** Compares element counts, so a tensor may be passed as any view of the shape ([B*N, D] for [B, N, D]). */
-function checkShape(op: string, tensor: Tensor, shape: readonly number[]): void {
-  const expected = shape.reduce((a, b) => a * b, 1);
-  if (tensor.size !== expected) {
-    throw new RangeError(`${op}: ${tensor.label} has shape ${shapeString(tensor.shape)}, expected ${shapeString(shape)}`);
-  }
-}
+// Tensors are checked by element count, so any view of the shape will do ([B*N, D] for [B, N, D]).
 
 /** Rows of a [rows, width] table, or a RangeError naming the tensor if its size is not a multiple of width. */
 function tableRows(op: string, table: Tensor, width: number): number {
   const rows = table.size / width;
   if (!Number.isInteger(rows) || rows < 1) {
-    throw new RangeError(`${op}: ${table.label} has shape ${shapeString(table.shape)}, expected [rows, ${width}]`);
+    throw shapeError(op, table, `[rows, ${width}]`);
   }
   return rows;
 }
@@ -55,12 +43,12 @@ export function extractPatches(
 ): void {
   const op = 'extractPatches';
   const { batch, imageSize, patchSize } = shape;
-  checkSizes(op, shape);
+  expectPositiveIntegers(op, shape);
   if (imageSize % patchSize !== 0) throw new RangeError(`${op}: imageSize ${imageSize} is not a multiple of patchSize ${patchSize}`);
   const patchCount = (imageSize / patchSize) ** 2;
   const patchValues = 3 * patchSize * patchSize;
-  checkShape(op, pixels, [batch, 3, imageSize, imageSize]);
-  checkShape(op, patches, [batch * patchCount, patchValues]);
+  expectElements(op, pixels, [batch, 3, imageSize, imageSize]);
+  expectElements(op, patches, [batch * patchCount, patchValues]);
   ctx.dispatch({
     shader: SHADER, entry: 'extract_patches',
     params: embeddingParams({ batch, length: patchCount, width: patchValues, patchSize, imageSize }),
@@ -79,11 +67,11 @@ export function visionEmbeddingsForward(
 ): void {
   const op = 'visionEmbeddingsForward';
   const { batch, patches, hidden } = shape;
-  checkSizes(op, shape);
-  checkShape(op, patchFeatures, [batch * patches, hidden]);
-  checkShape(op, classEmbedding, [hidden]);
-  checkShape(op, positionEmbedding, [1 + patches, hidden]);
-  checkShape(op, out, [batch, 1 + patches, hidden]);
+  expectPositiveIntegers(op, shape);
+  expectElements(op, patchFeatures, [batch * patches, hidden]);
+  expectElements(op, classEmbedding, [hidden]);
+  expectElements(op, positionEmbedding, [1 + patches, hidden]);
+  expectElements(op, out, [batch, 1 + patches, hidden]);
   ctx.dispatch({
     shader: SHADER, entry: 'vision_embeddings_forward', params: embeddingParams({ batch, length: patches, width: hidden }),
     bindings: { 2: patchFeatures, 3: classEmbedding, 6: positionEmbedding, 10: out },
@@ -106,14 +94,14 @@ export function textEmbeddingsForward(
 ): void {
   const op = 'textEmbeddingsForward';
   const { batch, seqLen, hidden } = shape;
-  checkSizes(op, shape);
-  checkShape(op, ids, [batch, seqLen]);
+  expectPositiveIntegers(op, shape);
+  expectElements(op, ids, [batch, seqLen]);
   const vocab = tableRows(op, tokenEmbedding, hidden);
   const positions = tableRows(op, positionEmbedding, hidden);
   if (positions < seqLen) {
     throw new RangeError(`${op}: ${positionEmbedding.label} has ${positions} positions, fewer than seqLen ${seqLen}`);
   }
-  checkShape(op, out, [batch, seqLen, hidden]);
+  expectElements(op, out, [batch, seqLen, hidden]);
   ctx.dispatch({
     shader: SHADER, entry: 'text_embeddings_forward', params: embeddingParams({ batch, length: seqLen, width: hidden, vocab }),
     bindings: { 4: ids, 5: tokenEmbedding, 6: positionEmbedding, 10: out },
@@ -134,10 +122,10 @@ export function gatherRowsForward(
 ): void {
   const op = 'gatherRowsForward';
   const { batch, seqLen, hidden } = shape;
-  checkSizes(op, shape);
-  checkShape(op, x, [batch, seqLen, hidden]);
-  checkShape(op, rows, [batch]);
-  checkShape(op, out, [batch, hidden]);
+  expectPositiveIntegers(op, shape);
+  expectElements(op, x, [batch, seqLen, hidden]);
+  expectElements(op, rows, [batch]);
+  expectElements(op, out, [batch, hidden]);
   ctx.dispatch({
     shader: SHADER, entry: 'gather_rows_forward', params: embeddingParams({ batch, length: seqLen, width: hidden }),
     bindings: { 7: x, 8: rows, 10: out }, workgroups: grid1d(out.size, WORKGROUP_SIZE),
@@ -157,10 +145,10 @@ export function gatherRowsBackward(
 ): void {
   const op = 'gatherRowsBackward';
   const { batch, seqLen, hidden } = shape;
-  checkSizes(op, shape);
-  checkShape(op, dout, [batch, hidden]);
-  checkShape(op, rows, [batch]);
-  checkShape(op, dx, [batch, seqLen, hidden]);
+  expectPositiveIntegers(op, shape);
+  expectElements(op, dout, [batch, hidden]);
+  expectElements(op, rows, [batch]);
+  expectElements(op, dx, [batch, seqLen, hidden]);
   ctx.dispatch({
     shader: SHADER, entry: 'gather_rows_backward', params: embeddingParams({ batch, length: seqLen, width: hidden }),
     bindings: { 8: rows, 9: dout, 11: dx }, workgroups: grid1d(dout.size, WORKGROUP_SIZE),

@@ -2,8 +2,9 @@
 
 import type { GpuContext } from '../gpu/context';
 import { params } from '../gpu/params';
-import { shapeString, type Tensor } from '../gpu/tensor';
+import type { Tensor } from '../gpu/tensor';
 import { grid1d } from './grid';
+import { expectElements, shapeError } from './shapes';
 import { isCpuAdapter } from './tuning';
 
 const SHADER = 'layernorm';
@@ -13,15 +14,9 @@ const PARAMS_COLUMN_TILE = 32; // COLUMN_TILE in layernorm_backward_params
 function rowsAndColumns(op: string, x: Tensor, weight: Tensor): { rows: number; columns: number } {
   const columns = weight.size;
   if (columns === 0 || x.shape[x.shape.length - 1] !== columns) {
-    throw new RangeError(`${op}: ${x.label} has shape ${shapeString(x.shape)}, expected last dimension ${columns} (${weight.label}.size)`);
+    throw shapeError(op, x, `last dimension ${columns} (${weight.label}.size)`);
   }
   return { rows: x.size / columns, columns };
-}
-
-function expectElements(op: string, tensor: Tensor, count: number, meaning: string): void {
-  if (tensor.size !== count) {
-    throw new RangeError(`${op}: ${tensor.label} has shape ${shapeString(tensor.shape)}, expected ${count} elements (${meaning})`);
-  }
 }
 
 /**

@@ -2,8 +2,9 @@
 
 import type { GpuContext } from '../gpu/context';
 import { params } from '../gpu/params';
-import { shapeString, type Tensor } from '../gpu/tensor';
+import type { Tensor } from '../gpu/tensor';
 import { grid1d } from './grid';
+import { dimensionsOf, expectElements, expectPositiveIntegers, shapeError } from './shapes';
 
 const SHADER = 'matmul';
 const BLOCK = 4; // every thread computes a 4x4 block of out
@@ -81,28 +82,17 @@ function matmulParams(fields: {
   return params().u32(m).u32(n).u32(k).u32(aBatchStride).u32(bBatchStride).u32(x).u32(y).u32(z).f32(alpha).u32(Number(accumulate));
 }
 
-function checkDimension(op: string, name: string, value: number): void {
-  if (!Number.isInteger(value) || value < 1) throw new RangeError(`${op}: ${name} must be a positive integer, got ${value}`);
-}
-
-function checkSize(op: string, role: string, tensor: Tensor, expectedShape: string, expectedSize: number): void {
-  if (tensor.size !== expectedSize) {
-    throw new RangeError(
-      `${op}: ${role} "${tensor.label}" has shape ${shapeString(tensor.shape)} (${tensor.size} elements), expected ${expectedShape} (${expectedSize})`,
-    );
-  }
-}
-
 /** out[batch, m, n] (+)= alpha * op(a) op(b) (+ bias), with op(a) [m, k] and op(b) [k, n]. */
 export function matmul(ctx: GpuContext, a: Tensor, b: Tensor, out: Tensor, options: MatmulOptions): void {
   const { m, n, k, batch = 1, transposeA = false, transposeB = false, alpha = 1, accumulate = false } = options;
   const { bias = null, broadcastB = false } = options;
-  for (const [name, value] of Object.entries({ m, n, k, batch })) checkDimension('matmul', name, value);
+  expectPositiveIntegers('matmul', { m, n, k, batch });
   const bBatches = broadcastB ? 1 : batch;
-  checkSize('matmul', 'a', a, transposeA ? `[${batch}, k ${k}, m ${m}]` : `[${batch}, m ${m}, k ${k}]`, batch * m * k);
-  checkSize('matmul', 'b', b, transposeB ? `[${bBatches}, n ${n}, k ${k}]` : `[${bBatches}, k ${k}, n ${n}]`, bBatches * k * n);
-  checkSize('matmul', 'out', out, `[${batch}, m ${m}, n ${n}]`, batch * m * n);
-  if (bias) checkSize('matmul', 'bias', bias, `[n ${n}]`, n);
+  // By element count: a [batch * m, k] tensor serves as [batch, m, k].
+  expectElements('matmul', ['a', a], transposeA ? [batch, k, m] : [batch, m, k], transposeA ? '[batch, k, m]' : '[batch, m, k]');
+  expectElements('matmul', ['b', b], transposeB ? [bBatches, n, k] : [bBatches, k, n], transposeB ? '[batch, n, k]' : '[batch, k, n]');
+  expectElements('matmul', ['out', out], [batch, m, n], '[batch, m, n]');
+  if (bias) expectElements('matmul', ['bias', bias], [n], '[n]');
 
   const config = options.config ?? matmulConfigFor(ctx.adapterName);
   const constants: Record<string, number> = {
@@ -144,16 +134,11 @@ export function matmul(ctx: GpuContext, a: Tensor, b: Tensor, out: Tensor, optio
 function linearDimensions(
   op: string, [weightRole, weight]: [string, Tensor], [activationRole, activation]: [string, Tensor], width: 'in' | 'out',
 ) {
-  if (weight.shape.length !== 2) {
-    throw new RangeError(`${op}: ${weightRole} "${weight.label}" has shape ${shapeString(weight.shape)}, expected [out, in]`);
-  }
-  const [outFeatures, inFeatures] = weight.shape;
+  const [outFeatures, inFeatures] = dimensionsOf(op, [weightRole, weight], ['out', 'in']);
   const columns = width === 'in' ? inFeatures : outFeatures;
   const rows = activation.size / columns;
   if (!Number.isInteger(rows) || rows < 1) {
-    throw new RangeError(
-      `${op}: ${activationRole} "${activation.label}" has shape ${shapeString(activation.shape)}, expected [rows, ${width} ${columns}]`,
-    );
+    throw shapeError(op, [activationRole, activation], `[rows, ${width} ${columns}]`);
   }
   return { outFeatures, inFeatures, rows };
 }
@@ -164,8 +149,8 @@ export function linearForward(
 ): void {
   const op = 'linearForward';
   const { outFeatures, inFeatures, rows } = linearDimensions(op, ['weight', weight], ['x', x], 'in');
-  checkSize(op, 'y', y, `[rows ${rows}, out ${outFeatures}]`, rows * outFeatures);
-  if (bias) checkSize(op, 'bias', bias, `[out ${outFeatures}]`, outFeatures);
+  expectElements(op, ['y', y], [rows, outFeatures], '[rows, out]');
+  if (bias) expectElements(op, ['bias', bias], [outFeatures], '[out]');
   matmul(ctx, x, weight, y, { m: rows, n: outFeatures, k: inFeatures, transposeB: true, bias, accumulate: options.accumulate });
 }
 
@@ -175,7 +160,7 @@ export function linearBackwardInput(
 ): void {
   const op = 'linearBackwardInput';
   const { outFeatures, inFeatures, rows } = linearDimensions(op, ['weight', weight], ['dy', dy], 'out');
-  checkSize(op, 'dx', dx, `[rows ${rows}, in ${inFeatures}]`, rows * inFeatures);
+  expectElements(op, ['dx', dx], [rows, inFeatures], '[rows, in]');
   matmul(ctx, dy, weight, dx, { m: rows, n: inFeatures, k: outFeatures, accumulate: options.accumulate });
 }
 
@@ -185,8 +170,8 @@ export function linearBackwardWeight(
 ): void {
   const op = 'linearBackwardWeight';
   const { outFeatures, inFeatures, rows } = linearDimensions(op, ['dWeight', dWeight], ['x', x], 'in');
-  checkSize(op, 'dy', dy, `[rows ${rows}, out ${outFeatures}]`, rows * outFeatures);
-  if (dBias) checkSize(op, 'dBias', dBias, `[out ${outFeatures}]`, outFeatures);
+  expectElements(op, ['dy', dy], [rows, outFeatures], '[rows, out]');
+  if (dBias) expectElements(op, ['dBias', dBias], [outFeatures], '[out]');
   const accumulate = options.accumulate ?? false;
   matmul(ctx, dy, x, dWeight, { m: outFeatures, n: inFeatures, k: rows, transposeA: true, accumulate });
   if (dBias) {

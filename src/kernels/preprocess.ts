@@ -3,8 +3,9 @@
 
 import type { GpuContext } from '../gpu/context';
 import { params } from '../gpu/params';
-import { shapeString, type Tensor } from '../gpu/tensor';
+import type { Tensor } from '../gpu/tensor';
 import { grid1d } from './grid';
+import { shapeError } from './shapes';
 
 const SHADER = 'preprocess';
 const WORKGROUP_SIZE = 256;
@@ -139,7 +140,7 @@ export function preprocessImage(
   const { size, box, flip = false, mean, std } = options;
   const [batch, channels, outHeight, outWidth] = out.shape;
   if (out.shape.length !== 4 || channels !== 3 || outHeight !== size || outWidth !== size) {
-    throw new RangeError(`${op}: ${out.label} has shape ${shapeString(out.shape)}, expected [batch, 3, ${size}, ${size}]`);
+    throw shapeError(op, out, `[batch, 3, ${size}, ${size}]`);
   }
   if (!Number.isInteger(batchIndex) || batchIndex < 0 || batchIndex >= batch) {
     throw new RangeError(`${op}: batchIndex ${batchIndex} is outside ${out.label}'s batch of ${batch}`);

@@ -179,10 +179,10 @@ describe('attention kernels', () => {
     const probs = ctx.tensor([1, 2, 4, 4], 'probs');
     const wrongProbs = ctx.tensor([1, 2, 4, 5], 'probs');
     expect(() => attentionForward(ctx, tokens, wrongK, tokens, tokens, probs, shape)).toThrow(
-      /k has shape \[1, 5, 16\], expected \[1, 4, 16\]/,
+      /attentionForward: k has shape \[1, 5, 16\] \(80 elements\), expected \[1, 4, 16\] \(64 elements\)/,
     );
     expect(() => attentionBackward(ctx, tokens, tokens, tokens, tokens, wrongProbs, tokens, tokens, tokens, shape)).toThrow(
-      /probs has shape \[1, 2, 4, 5\], expected \[1, 2, 4, 4\]/,
+      /attentionBackward: probs has shape \[1, 2, 4, 5\] \(40 elements\), expected \[1, 2, 4, 4\] \(32 elements\)/,
     );
     expect(() => attentionForward(ctx, tokens, tokens, tokens, tokens, probs, { ...shape, seqLen: 0 })).toThrow(
       /seqLen must be a positive integer/,

@@ -59,7 +59,7 @@ describe('extractPatches', () => {
       /imageSize 12 is not a multiple of patchSize 5/,
     );
     expect(() => embedding.extractPatches(ctx, pixels, patches, { batch: 1, imageSize: 12, patchSize: 4 })).toThrow(
-      /patches has shape \[9, 40\], expected \[9, 48\]/,
+      /extractPatches: patches has shape \[9, 40\] \(360 elements\), expected \[9, 48\] \(432 elements\)/,
     );
     [pixels, patches].forEach((t) => t.destroy());
   });
@@ -94,7 +94,7 @@ describe('visionEmbeddingsForward', () => {
     const out = ctx.tensor([1, 5, 3], 'out');
     expect(() =>
       embedding.visionEmbeddingsForward(ctx, features, classEmbedding, positionEmbedding, out, { batch: 1, patches: 4, hidden: 3 }),
-    ).toThrow(/positions has shape \[4, 3\], expected \[5, 3\]/);
+    ).toThrow(/visionEmbeddingsForward: positions has shape \[4, 3\] \(12 elements\), expected \[5, 3\] \(15 elements\)/);
     [features, classEmbedding, positionEmbedding, out].forEach((t) => t.destroy());
   });
 });
