@@ -112,16 +112,20 @@ export class ClipEncoder {
     };
   }
 
-  /** Allocates one layer's saved activations for batch * seqLen tokens. */
-  allocateActivations(shape: EncoderShape, layer: number, adapters: AdapterSet | null, transient: TransientActivations): LayerActivations {
+  /**
+   * Allocates one layer's saved activations for batch * seqLen tokens, or with `layer` 'every' the one
+   * set an inference pass reuses in every layer (with room for any layer's adapters).
+   */
+  allocateActivations(shape: EncoderShape, layer: number | 'every', adapters: AdapterSet | null, transient: TransientActivations): LayerActivations {
     const { ctx } = this;
     const rows = shape.batch * shape.seqLen;
     const d = this.config.hiddenSize;
     const label = (name: string) => `${this.tower}.layers.${layer}.${name}`;
     const loraU = new Map<TargetMatrix, Tensor>();
+    const adapted = (matrix: TargetMatrix) =>
+      layer === 'every' ? adapters!.hasTower(this.tower) : adapters!.get(this.tower, layer, matrix) !== undefined;
     for (const matrix of adapters?.settings.targets ?? []) {
-      const adapter = adapters!.get(this.tower, layer, matrix);
-      if (adapter) loraU.set(matrix, ctx.tensor([rows, adapter.blockRank], label(`${matrix}.lora_u`)));
+      if (adapted(matrix)) loraU.set(matrix, ctx.tensor([rows, adapters!.settings.rank / adapters!.settings.blocks], label(`${matrix}.lora_u`)));
     }
     return {
       ln1: ctx.tensor([rows, d], label('layer_norm1')),

@@ -39,7 +39,7 @@ export class TowerRun {
     this.hiddens = Array.from({ length: residuals }, (_, i) => ctx.tensor([rows, d], `${encoder.tower}.hidden_states.${i}`));
     this.transient = encoder.allocateTransient(shape);
     const perLayer = this.record ? layers : 1;
-    this.activations = Array.from({ length: perLayer }, (_, i) => encoder.allocateActivations(shape, i, adapters, this.transient));
+    this.activations = Array.from({ length: perLayer }, (_, i) => encoder.allocateActivations(shape, this.record ? i : 'every', adapters, this.transient));
   }
 
   /** The encoder's input (the embeddings after any pre-norm are written here). */

@@ -197,3 +197,25 @@ describe('merging adapters into the frozen weights', () => {
     adapters.destroy();
   });
 });
+
+describe('adapters on some layers only', () => {
+  it('inference and a training step run, and match the reference', async () => {
+    // Regression: the inference pass once allocated adapter scratch for layer 0's adapters only.
+    const settings = defaultAdapterSettings(config, { rank: 2, blocks: 2, layers: { text: [1], vision: [2] } });
+    const probe = AdapterSet.create(ctx, config, settings, { random: Math.random });
+    const initial = new Map(probe.parameters().map(({ name, tensor }, i) => [name, randomArray(tensor.size, 700 + i, 0.3)]));
+    probe.destroy();
+    const adapters = AdapterSet.create(ctx, config, settings, { initial });
+    const referenceAdapters: reference.ReferenceAdapters = new Map(
+      adapters.adapters.map((a) => [a.path, { a: initial.get(`${a.path}.block_lora_A`)!, blocks: initial.get(`${a.path}.block_lora_B`)!, blockCount: 2, blockRank: 1, scale: adapters.scale }]),
+    );
+    const pixels = randomPixels(2, 16);
+    const tokens = model.tokenize(prompts);
+    const features = [model.imageFeatures(pixels.tensor, 2, adapters), model.textFeatures(tokens, adapters)];
+    const [image, text] = await ctx.readMany(features);
+    expectFeaturesClose(image, reference.imageFeatures(config, weights, pixels.data, 2, referenceAdapters), 'image features, vision layer 2 adapted');
+    expectFeaturesClose(text, reference.textFeatures(config, weights, tokens.ids, tokens.eotIndex, referenceAdapters), 'text features, text layer 1 adapted');
+    [pixels.tensor, ...features].forEach((t) => t.destroy());
+    adapters.destroy();
+  });
+});
