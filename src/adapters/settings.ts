@@ -24,17 +24,23 @@ export interface AdapterSettings {
   layers: Partial<Record<Tower, number[]>>;
 }
 
+/** CLIP-LoRA's adapter recipe (with Block-LoRA n = 2), but for the layers, which depend on the model. */
+export const RECIPE_ADAPTER: Readonly<Omit<AdapterSettings, 'layers' | 'targets'>> & { targets: readonly TargetMatrix[] } = {
+  method: 'block-lora',
+  rank: 2,
+  blocks: 2,
+  alpha: 1,
+  scalingRule: 'alpha/sqrt(r)',
+  dropout: 0.25,
+  targets: ['q_proj', 'k_proj', 'v_proj'],
+};
+
 /** CLIP-LoRA's recipe: both towers, all layers, q/k/v, r = 2, alpha = 1, dropout 0.25, s = alpha/sqrt(r). */
 export function defaultAdapterSettings(config: ClipConfig, overrides: Partial<AdapterSettings> = {}): AdapterSettings {
   const all = (count: number) => Array.from({ length: count }, (_, i) => i);
   const settings: AdapterSettings = {
-    method: 'block-lora',
-    rank: 2,
-    blocks: 2,
-    alpha: 1,
-    scalingRule: 'alpha/sqrt(r)',
-    dropout: 0.25,
-    targets: ['q_proj', 'k_proj', 'v_proj'],
+    ...RECIPE_ADAPTER,
+    targets: [...RECIPE_ADAPTER.targets],
     layers: { text: all(config.text.numLayers), vision: all(config.vision.numLayers) },
     ...overrides,
   };

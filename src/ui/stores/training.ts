@@ -4,6 +4,7 @@
 
 import { create } from 'zustand';
 import { persist } from 'zustand/middleware';
+import { RECIPE_ADAPTER } from '../../adapters/settings';
 import type { AdapterRecord, CheckpointRecord, RunHistory } from '../../storage/db';
 import { deleteCheckpoint, latestCheckpoint, saveCheckpoint } from '../../storage/checkpoints';
 import { getImages } from '../../storage/dataset';
@@ -24,13 +25,8 @@ export const ITERATIONS_PER_SHOT = 500;
 
 /** CLIP-LoRA's recipe with Block-LoRA (n = 2) at 4 shots. */
 export const RECIPE: TrainingSettings = {
-  method: 'block-lora',
-  rank: 2,
-  blocks: 2,
-  alpha: 1,
-  scalingRule: 'alpha/sqrt(r)',
-  dropout: 0.25,
-  targets: ['q_proj', 'k_proj', 'v_proj'],
+  ...RECIPE_ADAPTER,
+  targets: [...RECIPE_ADAPTER.targets],
   towers: ['text', 'vision'],
   shots: 4,
   seed: 1,
