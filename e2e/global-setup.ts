@@ -20,7 +20,7 @@ import {
   TRY_IMAGE,
 } from './fixtures';
 
-const SHARED_DIGITS = '/work/shared/data/digits';
+const SHARED_DIGITS = path.resolve('../shared/data/digits'); // beside the checkout, when present
 
 export default async function globalSetup(): Promise<void> {
   const { files } = makeTinyClip();

@@ -1,11 +1,12 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { makeTinyClip } from '../../src/model/tiny';
 import { BASE_SYMBOLS, ClipTokenizer, END_OF_TEXT, START_OF_TEXT } from '../../src/model/tokenizer';
 import { ModelFileError } from '../../src/model/safetensors';
 
-const OPENAI_MERGES_PATH = '/work/shared/data/clip-tokenizer/bpe_simple_vocab_16e6.txt.gz';
+const OPENAI_MERGES_PATH = resolve('../shared/data/clip-tokenizer/bpe_simple_vocab_16e6.txt.gz'); // beside the checkout
 const hasOpenAiMerges = existsSync(OPENAI_MERGES_PATH);
 if (!hasOpenAiMerges) console.log(`Skipping the real CLIP vocabulary tests: ${OPENAI_MERGES_PATH} is not here.`);
 

@@ -1,13 +1,13 @@
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DatasetError, loadImageFolder, type SkippedFile } from '../../src/node/dataset';
 import { decodeImageFile } from '../../src/node/images';
 import { BROKEN_FIXTURES, IMAGE_FIXTURES, writeSolidPng, writeTree } from '../fixtures/images/generate';
 
-const DIGITS = '/work/shared/data/digits';
+const DIGITS = resolve('../shared/data/digits'); // the project's shared data sits beside the checkout
 
 let root: string;
 const png = (rgb: [number, number, number]) => (path: string) => writeSolidPng(path, 4, 4, rgb);
