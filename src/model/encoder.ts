@@ -46,7 +46,6 @@ export interface EncoderShape {
 
 /** What a layer's forward keeps for its backward (per layer when training; one reused set for inference). */
 export interface LayerActivations {
-  ln1: Tensor;
   mean1: Tensor;
   rstd1: Tensor;
   q: Tensor;
@@ -55,7 +54,6 @@ export interface LayerActivations {
   probs: Tensor;
   attn: Tensor;
   mid: Tensor;
-  ln2: Tensor;
   mean2: Tensor;
   rstd2: Tensor;
   /** fc1's output before quick_gelu; the activation itself is recomputed in backward when needed. */
@@ -85,6 +83,12 @@ export interface TransientActivations {
   attnOut: Tensor;
   gelu: Tensor;
   fc2: Tensor;
+  /**
+   * The layer norms' outputs: backward recomputes them from the saved mean and rstd when an adapter
+   * needs its input (q/k/v read LN1's, fc1 LN2's), which saves two [tokens, hidden] tensors a layer.
+   */
+  ln1: Tensor;
+  ln2: Tensor;
 }
 
 /** The encoder of one tower: layers' weights, adapters, and the activations of the last recorded forward. */
@@ -109,6 +113,8 @@ export class ClipEncoder {
       attnOut: this.ctx.tensor([rows, this.config.hiddenSize], label('out_proj')),
       gelu: this.ctx.tensor([rows, this.config.intermediateSize], label('quick_gelu')),
       fc2: this.ctx.tensor([rows, this.config.hiddenSize], label('fc2')),
+      ln1: this.ctx.tensor([rows, this.config.hiddenSize], label('layer_norm1')),
+      ln2: this.ctx.tensor([rows, this.config.hiddenSize], label('layer_norm2')),
     };
   }
 
@@ -128,7 +134,6 @@ export class ClipEncoder {
       if (adapted(matrix)) loraU.set(matrix, ctx.tensor([rows, adapters!.settings.rank / adapters!.settings.blocks], label(`${matrix}.lora_u`)));
     }
     return {
-      ln1: ctx.tensor([rows, d], label('layer_norm1')),
       mean1: ctx.tensor([rows], label('layer_norm1.mean')),
       rstd1: ctx.tensor([rows], label('layer_norm1.rstd')),
       q: ctx.tensor([rows, d], label('q')),
@@ -137,7 +142,6 @@ export class ClipEncoder {
       probs: ctx.tensor([shape.batch, this.config.numHeads, shape.seqLen, shape.seqLen], label('attention_probs')),
       attn: ctx.tensor([rows, d], label('attention')),
       mid: ctx.tensor([rows, d], label('residual_mid')),
-      ln2: ctx.tensor([rows, d], label('layer_norm2')),
       mean2: ctx.tensor([rows], label('layer_norm2.mean')),
       rstd2: ctx.tensor([rows], label('layer_norm2.rstd')),
       fc1: ctx.tensor([rows, this.config.intermediateSize], label('fc1')),
@@ -179,16 +183,16 @@ export class ClipEncoder {
         loraUpAccumulate(ctx, u, adapter.bSum, out, adapter.scale);
       }
     };
-    layerNormForward(ctx, input, w.layer_norm1.weight, w.layer_norm1.bias, acts.ln1, acts.mean1, acts.rstd1, eps);
-    linear('q_proj', w.self_attn.q_proj, acts.ln1, acts.q);
-    linear('k_proj', w.self_attn.k_proj, acts.ln1, acts.k);
-    linear('v_proj', w.self_attn.v_proj, acts.ln1, acts.v);
+    const { attnOut, gelu, fc2, ln1, ln2 } = acts.transient;
+    layerNormForward(ctx, input, w.layer_norm1.weight, w.layer_norm1.bias, ln1, acts.mean1, acts.rstd1, eps);
+    linear('q_proj', w.self_attn.q_proj, ln1, acts.q);
+    linear('k_proj', w.self_attn.k_proj, ln1, acts.k);
+    linear('v_proj', w.self_attn.v_proj, ln1, acts.v);
     attentionForward(ctx, acts.q, acts.k, acts.v, acts.attn, acts.probs, this.attentionShape(shape));
-    const { attnOut, gelu, fc2 } = acts.transient;
     linear('out_proj', w.self_attn.out_proj, acts.attn, attnOut);
     add(ctx, input, attnOut, acts.mid);
-    layerNormForward(ctx, acts.mid, w.layer_norm2.weight, w.layer_norm2.bias, acts.ln2, acts.mean2, acts.rstd2, eps);
-    linear('fc1', w.mlp.fc1, acts.ln2, acts.fc1);
+    layerNormForward(ctx, acts.mid, w.layer_norm2.weight, w.layer_norm2.bias, ln2, acts.mean2, acts.rstd2, eps);
+    linear('fc1', w.mlp.fc1, ln2, acts.fc1);
     quickGeluForward(ctx, acts.fc1, gelu);
     linear('fc2', w.mlp.fc2, gelu, fc2);
     add(ctx, acts.mid, fc2, output);
@@ -224,18 +228,25 @@ export class ClipEncoder {
     };
     const dMid = dOutput; // the residual passes dOutput through unchanged
     // MLP: output = mid + fc2(quick_gelu(fc1(LN2(mid))))
-    const gelu = acts.transient.gelu;
-    if (adapters?.get(this.tower, layer, 'fc2')) quickGeluForward(ctx, acts.fc1, gelu); // fc2's adapter needs its input
+    const { gelu, ln1, ln2 } = acts.transient;
+    const eps = this.config.layerNormEps;
+    const adapted = (matrix: TargetMatrix) => adapters?.get(this.tower, layer, matrix) !== undefined;
+    // Adapters need their inputs, which the forward did not keep: recompute them (bit-identical).
+    if (adapted('fc2')) quickGeluForward(ctx, acts.fc1, gelu);
+    if (adapted('fc1')) layerNormForward(ctx, acts.mid, w.layer_norm2.weight, w.layer_norm2.bias, ln2, acts.mean2, acts.rstd2, eps);
     linearBackward('fc2', w.mlp.fc2, gelu, dOutput, scratch.dHidden, false);
     quickGeluBackward(ctx, acts.fc1, scratch.dHidden, scratch.dHidden2);
-    linearBackward('fc1', w.mlp.fc1, acts.ln2, scratch.dHidden2, scratch.dNorm, false);
+    linearBackward('fc1', w.mlp.fc1, ln2, scratch.dHidden2, scratch.dNorm, false);
     layerNormBackward(ctx, scratch.dNorm, acts.mid, w.layer_norm2.weight, acts.mean2, acts.rstd2, dMid, { accumulate: true });
     // Attention: mid = input + out_proj(attention(q, k, v)), q/k/v = projections of LN1(input)
     linearBackward('out_proj', w.self_attn.out_proj, acts.attn, dMid, scratch.dAttn, false);
     attentionBackward(ctx, scratch.dAttn, acts.q, acts.k, acts.v, acts.probs, scratch.dq, scratch.dk, scratch.dv, this.attentionShape(shape));
-    linearBackward('q_proj', w.self_attn.q_proj, acts.ln1, scratch.dq, scratch.dNorm, false);
-    linearBackward('k_proj', w.self_attn.k_proj, acts.ln1, scratch.dk, scratch.dNorm, true);
-    linearBackward('v_proj', w.self_attn.v_proj, acts.ln1, scratch.dv, scratch.dNorm, true);
+    if (adapted('q_proj') || adapted('k_proj') || adapted('v_proj')) {
+      layerNormForward(ctx, input, w.layer_norm1.weight, w.layer_norm1.bias, ln1, acts.mean1, acts.rstd1, eps);
+    }
+    linearBackward('q_proj', w.self_attn.q_proj, ln1, scratch.dq, scratch.dNorm, false);
+    linearBackward('k_proj', w.self_attn.k_proj, ln1, scratch.dk, scratch.dNorm, true);
+    linearBackward('v_proj', w.self_attn.v_proj, ln1, scratch.dv, scratch.dNorm, true);
     ctx.copy(dMid, dInput);
     layerNormBackward(ctx, scratch.dNorm, input, w.layer_norm1.weight, acts.mean1, acts.rstd1, dInput, { accumulate: true });
   }

@@ -395,8 +395,9 @@ class StepPlanner {
     const tensors: Allocation[] = [];
     const residuals = record ? tc.numLayers + 1 : Math.min(2, tc.numLayers + 1);
     for (let i = 0; i < residuals; i++) tensors.push(trace.tensor(holder, rows * tc.hiddenSize));
-    // allocateTransient: out_proj and fc2 outputs, quick_gelu
+    // allocateTransient: out_proj output, quick_gelu, fc2 output, the two layer norms' outputs
     tensors.push(trace.tensor(holder, rows * tc.hiddenSize), trace.tensor(holder, rows * tc.intermediateSize), trace.tensor(holder, rows * tc.hiddenSize));
+    tensors.push(trace.tensor(holder, rows * tc.hiddenSize), trace.tensor(holder, rows * tc.hiddenSize));
     if (record) for (let layer = 0; layer < tc.numLayers; layer++) tensors.push(...this.layerActivations(tower, shape, layer, adapter));
     else tensors.push(...this.layerActivations(tower, shape, 'every', adapter));
     return { tensors, head: [], features: null };
@@ -414,8 +415,8 @@ class StepPlanner {
     const hasLayer = layer === 'every' ? layers.length > 0 : layers.includes(layer); // AdapterSet.hasTower / get
     const adapted = adapter && hasLayer ? adapter.targets.length : 0;
     for (let i = 0; i < adapted; i++) tensors.push(trace.tensor(holder, rows * this.blockRank)); // lora_u
-    // ln1, q, k, v, attention, residual_mid, ln2: [rows, d]; two layer-norm statistics each [rows]; probs; fc1.
-    for (let i = 0; i < 7; i++) tensors.push(trace.tensor(holder, rows * d));
+    // q, k, v, attention, residual_mid: [rows, d]; two layer-norm statistics each [rows]; probs; fc1.
+    for (let i = 0; i < 5; i++) tensors.push(trace.tensor(holder, rows * d));
     for (let i = 0; i < 4; i++) tensors.push(trace.tensor(holder, rows));
     tensors.push(trace.tensor(holder, this.probsSize(tower, shape)), trace.tensor(holder, rows * tc.intermediateSize));
     return tensors;
