@@ -78,7 +78,7 @@ async function loadFromFiles(ctx: GpuContext, id: string, files: Record<string, 
 }
 
 /** Small uniform weights (layer-norm scales near 1), from a per-tensor LCG: activations stay finite through 12 layers. */
-function randomWeights(shape: number[], name: string, seed: number): Float32Array {
+export function randomWeights(shape: number[], name: string, seed: number): Float32Array {
   if (name === 'logit_scale') return Float32Array.of(Math.log(100));
   const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
   const isNormScale = /layer_?norm|layrnorm/.test(name) && name.endsWith('.weight');

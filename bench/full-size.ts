@@ -14,22 +14,9 @@ import { encodeSafetensors } from '../src/model/safetensors';
 import { makeTinyClip } from '../src/model/tiny';
 import { createNodeGpuContext } from '../src/node/gpu';
 import { openModel } from '../src/node/model-files';
+import { randomWeights } from './clip-models';
 
 const { values } = parseArgs({ options: { keep: { type: 'string' } } });
-
-function randomWeights(shape: number[], name: string, seed: number): Float32Array {
-  const size = shape.reduce((a, b) => a * b, 1);
-  if (name === 'logit_scale') return Float32Array.of(Math.log(100));
-  const isNorm = /layer_?norm|layrnorm/.test(name);
-  const data = new Float32Array(size);
-  let state = seed >>> 0;
-  for (let i = 0; i < size; i++) {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    const uniform = state / 4294967296 - 0.5;
-    data[i] = isNorm && name.endsWith('.weight') ? 1 + 0.02 * uniform : 0.04 * uniform;
-  }
-  return data;
-}
 
 const started = performance.now();
 const seconds = (from: number) => Number(((performance.now() - from) / 1000).toFixed(2));
