@@ -4,7 +4,7 @@
 // Everything here is structured-clone data: no GPU objects ever cross to the page.
 
 import type { AdapterMetadata } from '../adapters/adapter-file';
-import type { AdapterSettings, ScalingRule, TargetMatrix, Tower } from '../adapters/settings';
+import type { AdapterSettings, TargetMatrix, Tower } from '../adapters/settings';
 import type { ClipConfig } from '../model/config';
 import type { Evaluation, StepLog, TrainerCheckpoint } from '../training/trainer';
 
@@ -65,16 +65,7 @@ export interface LoadedModel {
 }
 
 /** The adapter choices the studio offers; the adapters cover every layer of the chosen towers. */
-export interface AdapterChoice {
-  method: AdapterSettings['method'];
-  rank: number;
-  blocks: number;
-  alpha: number;
-  scalingRule: ScalingRule;
-  dropout: number;
-  targets: TargetMatrix[];
-  towers: Tower[];
-}
+export type AdapterChoice = Omit<AdapterSettings, 'layers'> & { towers: Tower[] };
 
 /** Training settings the studio sends; the rest are the recipe's (defaultTrainSettings). */
 export interface TrainChoice {
