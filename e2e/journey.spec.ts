@@ -21,7 +21,7 @@ import {
   TINY_MODEL_DIR,
 } from './fixtures';
 import { collectErrors, saveScreen } from './helpers';
-import { classCard as classCardOf, loadTinyModel } from './steps';
+import { classCard as classCardOf, loadTinyModel, openSection } from './steps';
 
 test.describe.configure({ mode: 'serial' });
 
@@ -47,6 +47,11 @@ function classCard(name: string) {
 
 function chart(name: 'Loss' | 'Accuracy') {
   return page.getByRole('img', { name: new RegExp(`^${name}:`) });
+}
+
+/** Try it's adapter choice (the Evaluate screen has an "Adapter to evaluate"). */
+function adapterChoice() {
+  return page.getByRole('combobox', { name: 'Adapter', exact: true });
 }
 
 async function chartPoints(name: 'Loss' | 'Accuracy'): Promise<number> {
@@ -189,8 +194,8 @@ test('evaluates the adapter against zero-shot: per class, confusion matrix, mist
 });
 
 test('tries an image with and without the adapter: picked, pasted, and from the camera', async ({}, testInfo) => {
-  await page.getByRole('link', { name: 'Try it' }).click();
-  await page.getByLabel('Adapter').selectOption({ label: `Block-LoRA r2 n2 · 3 classes · ${SHOTS}-shot` });
+  await openSection(page, 'Try it');
+  await adapterChoice().selectOption({ label: `Block-LoRA r2 n2 · 3 classes · ${SHOTS}-shot` });
   await page.getByLabel('Choose an image').setInputFiles(TRY_IMAGE);
   const table = page.getByRole('table', { name: 'Class probabilities' });
   await expect(table.getByRole('rowheader')).toHaveText(DATASET_CLASSES);
@@ -204,7 +209,7 @@ test('tries an image with and without the adapter: picked, pasted, and from the 
   await saveScreen(page, testInfo, 'try');
 
   // A pasted image is classified the same way, here without an adapter (zero-shot on the dataset's classes).
-  await page.getByLabel('Adapter').selectOption({ label: 'None: zero-shot on the dataset’s classes' });
+  await adapterChoice().selectOption({ label: 'None: zero-shot on the dataset’s classes' });
   const png = (await readFile(TRY_IMAGE)).toString('base64');
   await page.evaluate((base64) => {
     const transfer = new DataTransfer();
@@ -229,10 +234,10 @@ test('tries an image with and without the adapter: picked, pasted, and from the 
 
 test('keeps the dataset and the adapter across a reload; downloads, checks and imports adapter files', async ({}, testInfo) => {
   await page.reload();
-  await page.getByRole('link', { name: 'Dataset' }).click();
+  await openSection(page, 'Dataset');
   for (const name of DATASET_CLASSES) await expect(classCard(name).getByRole('img')).toHaveCount(IMAGES_PER_CLASS);
 
-  await page.getByRole('link', { name: 'Adapter library' }).click();
+  await openSection(page, 'Adapter library');
   const adapterName = `Block-LoRA r2 n2 · 3 classes · ${SHOTS}-shot`;
   const item = page.getByRole('listitem', { name: `Adapter ${adapterName}` });
   await expect(item).toBeVisible();
@@ -292,7 +297,7 @@ test('keeps the dataset and the adapter across a reload; downloads, checks and i
   const copy = page.getByRole('listitem', { name: 'Adapter digits copy' });
   await copy.getByRole('link', { name: 'Try digits copy' }).click();
   await expect(page.getByRole('heading', { level: 1, name: 'Try it' })).toBeVisible();
-  await expect(page.getByLabel('Adapter').locator('option:checked')).toHaveText('digits copy');
+  await expect(adapterChoice().locator('option:checked')).toHaveText('digits copy');
   await page.goBack();
   await copy.getByRole('button', { name: 'Delete digits copy' }).click();
   await expect(page.getByRole('list', { name: 'Adapters' }).getByRole('listitem')).toHaveCount(1);

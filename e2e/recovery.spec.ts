@@ -5,7 +5,7 @@
 
 import { chromium, expect, test } from '@playwright/test';
 import { collectErrors, saveScreen } from './helpers';
-import { addDatasetFolder, loadTinyModel } from './steps';
+import { addDatasetFolder, loadTinyModel, openSection } from './steps';
 
 test('resumes a run from its checkpoint after the GPU device is lost, and cancels it', async ({}, testInfo) => {
   test.setTimeout(180_000);
@@ -48,7 +48,7 @@ test('resumes a run from its checkpoint after the GPU device is lost, and cancel
 
     await run.getByRole('button', { name: 'Cancel' }).click();
     await expect(page.getByTestId('run-status')).toHaveText('Cancelled: nothing was saved.');
-    await page.getByRole('link', { name: 'Adapter library' }).click();
+    await openSection(page, 'Adapter library');
     await expect(page.getByRole('heading', { name: 'No adapters yet' })).toBeVisible();
     // A cancelled run leaves nothing to resume.
     await page.reload();

@@ -20,6 +20,15 @@ export async function addDatasetFolder(page: Page): Promise<void> {
   for (const name of DATASET_CLASSES) await expect(classCard(page, name).getByRole('img')).toHaveCount(IMAGES_PER_CLASS);
 }
 
+/**
+ * Opens a studio section from the navigation and waits until its screen is shown, so that the next
+ * locator cannot resolve on the screen being left.
+ */
+export async function openSection(page: Page, title: string): Promise<void> {
+  await page.getByRole('navigation', { name: 'Studio sections' }).getByRole('link', { name: title, exact: true }).click();
+  await expect(page.getByRole('heading', { level: 1, name: title, exact: true })).toBeVisible();
+}
+
 export function classCard(page: Page, name: string) {
   return page.getByRole('article', { name: `Class ${name}` });
 }
