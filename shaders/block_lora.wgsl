@@ -1,14 +1,14 @@
 // Block-LoRA (plain LoRA is n = 1): h += s * drop(x) A_s^T (B_1 + ... + B_n)^T, with the block sum,
-// the shared down-projection, the up-projection and their backward passes.
+// the shared down-projection and the weight gradients. The up-projection and the adapter's share of
+// dx are added by matmul.wgsl as it stores the frozen layer's product (its low-rank term).
 //
-// Both projections are thin products between a wide activation [rows, width] (x or h, width d_in or
-// d_out) and a weight W(c, j) of logical shape [width, rank] (rank b = r / n, 1 to 8 in practice) read
+// Both products here are thin: between a wide activation [rows, width] (x or h, width d_in or d_out)
+// and a weight W(c, j) of logical shape [width, rank] (rank b = r / n, 1 to 8 in practice) read
 // through strides, so one kernel serves A_s (stored [b, d_in]) and B (stored [d_out, b]):
 //   project:         thin[m, j]  = scale * sum_c drop(wide)[m, c] W(c, j)      u, du
-//   expand:          wide[m, c] += drop(scale * sum_j thin[m, j] W(c, j))     h, dx
 //   weight_gradient: dW(c, j)  (+)= scale * sum_m drop(wide)[m, c] thin[m, j]  dA_s, every dB_i
-// Dropout applies to the wide operand only when it is x; its mask is regenerated from (seed, index of
-// the element of x), never stored. Every sum runs in a fixed order (no atomics): bit-reproducible.
+// Dropout (dropout.wgsl) applies to the wide operand only when it is x. Every sum runs in a fixed
+// order (no atomics): bit-reproducible.
 
 struct Params {
   rows: u32,                 // M: every dimension of the wide operand but the last
@@ -36,13 +36,15 @@ struct Params {
 // chunks of this many. src/kernels/block_lora.ts repeats it.
 const RANK_CHUNK = 8u;
 const ELEMENT_THREADS = 256u;
-// Threads sharing one row's dot products in project (a power of two, for the reduction tree).
+// project's workgroup: threads sharing one row's dot products (a power of two, for the reduction
+// tree; 1: a thread per row, no reduction), times rows.
 override PROJECT_THREADS: u32 = 64u;
+override PROJECT_ROWS: u32 = 1u;
 // weight_gradient tile: consecutive columns for coalesced reads, times lanes that split the rows.
 override GRADIENT_COLUMNS: u32 = 32u;
 override GRADIENT_ROW_LANES: u32 = 8u;
 
-var<workgroup> row_partials: array<array<f32, RANK_CHUNK>, PROJECT_THREADS>;
+var<workgroup> row_partials: array<array<f32, RANK_CHUNK>, PROJECT_THREADS * PROJECT_ROWS>;
 var<workgroup> column_partials: array<array<f32, RANK_CHUNK>, GRADIENT_COLUMNS * GRADIENT_ROW_LANES>;
 
 fn flat_index(wg: vec3u, groups: vec3u, local: u32) -> u32 {
@@ -53,23 +55,7 @@ fn weight_index(column: u32, rank_column: u32) -> u32 {
   return column * p.weight_width_stride + rank_column * p.weight_rank_stride;
 }
 
-// lowbias32 (C. Wellons): a cheap integer mixer with good avalanche; test/reference/block_lora.ts
-// has the same function for the mask the tests expect.
-fn mix32(value: u32) -> u32 {
-  var h = value;
-  h ^= h >> 16u;
-  h *= 0x7feb352du;
-  h ^= h >> 15u;
-  h *= 0x846ca68bu;
-  h ^= h >> 16u;
-  return h;
-}
-
-// 0 or 1 / (1 - p) for element `index` of x: counter-based, so forward and backward agree.
-fn dropout_factor(index: u32) -> f32 {
-  if (p.drop_threshold == 0u) { return 1.0; }
-  return select(0.0, p.keep_scale, mix32(mix32(index) ^ p.seed) >= p.drop_threshold);
-}
+// #include "dropout.wgsl"
 
 // out = blocks[0] + ... + blocks[n - 1], one thread per element of a block, added in block order.
 @compute @workgroup_size(ELEMENT_THREADS)
@@ -84,51 +70,42 @@ fn sum_blocks(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) groups:
   out[i] = total;
 }
 
-// out[m, j] = scale * sum_c drop(wide)[m, c] W(c, j): one workgroup per row (folded over x and y) and
-// rank chunk (z); threads stride over c, then a tree in workgroup memory adds their partial sums.
-@compute @workgroup_size(PROJECT_THREADS)
+// out[m, j] = scale * sum_c drop(wide)[m, c] W(c, j): a workgroup takes PROJECT_ROWS rows (folded over
+// x and y) and a rank chunk (z); a row's threads stride over c, then a tree in workgroup memory adds
+// their partial sums.
+@compute @workgroup_size(PROJECT_THREADS, PROJECT_ROWS)
 fn project(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) groups: vec3u,
-           @builtin(local_invocation_index) local: u32) {
-  let row = wg.y * groups.x + wg.x;
-  if (row >= p.rows) { return; } // the same for the whole workgroup, so the barriers stay uniform
+           @builtin(local_invocation_id) lid: vec3u, @builtin(local_invocation_index) local: u32) {
+  let row = (wg.y * groups.x + wg.x) * PROJECT_ROWS + lid.y;
   let first_rank = wg.z * RANK_CHUNK;
   let chunk = min(RANK_CHUNK, p.rank - first_rank);
   var sums: array<f32, RANK_CHUNK>;
-  for (var column = local; column < p.width; column += PROJECT_THREADS) {
-    let index = row * p.width + column;
-    let value = wide[index] * dropout_factor(index);
-    for (var j = 0u; j < chunk; j++) {
-      sums[j] += value * weight[weight_index(column, first_rank + j)];
-    }
-  }
-  row_partials[local] = sums;
-  workgroupBarrier();
-  for (var stride = PROJECT_THREADS / 2u; stride > 0u; stride /= 2u) {
-    if (local < stride) {
+  if (row < p.rows) {
+    for (var column = lid.x; column < p.width; column += PROJECT_THREADS) {
+      let index = row * p.width + column;
+      let value = wide[index] * dropout_factor(index);
       for (var j = 0u; j < chunk; j++) {
-        row_partials[local][j] += row_partials[local + stride][j];
+        sums[j] += value * weight[weight_index(column, first_rank + j)];
       }
     }
+  }
+  if (PROJECT_THREADS > 1u) {
+    row_partials[local] = sums;
     workgroupBarrier();
+    for (var stride = PROJECT_THREADS / 2u; stride > 0u; stride /= 2u) {
+      if (lid.x < stride) {
+        for (var j = 0u; j < chunk; j++) {
+          row_partials[local][j] += row_partials[local + stride][j];
+        }
+      }
+      workgroupBarrier();
+    }
+    sums = row_partials[local - lid.x];
   }
-  for (var j = local; j < chunk; j += PROJECT_THREADS) { // PROJECT_THREADS may be below RANK_CHUNK
-    out[row * p.rank + first_rank + j] = p.scale * row_partials[0][j];
+  if (row >= p.rows) { return; }
+  for (var j = lid.x; j < chunk; j += PROJECT_THREADS) { // PROJECT_THREADS may be below RANK_CHUNK
+    out[row * p.rank + first_rank + j] = p.scale * sums[j];
   }
-}
-
-// out[m, c] += drop(scale * sum_j thin[m, j] W(c, j)): one thread per element of the wide output.
-@compute @workgroup_size(ELEMENT_THREADS)
-fn expand(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) groups: vec3u,
-          @builtin(local_invocation_index) local: u32) {
-  let i = flat_index(wg, groups, local);
-  if (i >= p.rows * p.width) { return; }
-  let row = i / p.width;
-  let column = i % p.width;
-  var sum = 0.0;
-  for (var j = 0u; j < p.rank; j++) {
-    sum += thin[row * p.rank + j] * weight[weight_index(column, j)];
-  }
-  out[i] += p.scale * sum * dropout_factor(i);
 }
 
 // dW(c, j) = scale * sum_m drop(wide)[m, c] thin[m, j], written (or added) into each of block_count

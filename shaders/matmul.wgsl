@@ -1,5 +1,11 @@
-// Matrix products out = alpha * op(a) op(b) (+ bias) (+ out), batched, op an optional transpose: the
-// forward and both backward products of nn.Linear and of attention, and the bias gradient (column sums).
+// Matrix products out = alpha * op(a) op(b) (+ bias) (+ low-rank term) (+ out), batched, op an optional
+// transpose: the forward and both backward products of nn.Linear and of attention, and the bias
+// gradient (column sums).
+//
+// The low-rank term is a Block-LoRA adapter's share of a linear layer, added as the frozen product is
+// stored instead of by a pass of its own: scale * drop(thin[m, :] . thin_weight(n, :)), with thin [m, b]
+// (b = r / n, at most a few columns) and thin_weight read through strides. In the forward it is
+// s * u (B_1 + ... + B_n)^T added to x W0^T + b; in the input gradient, drop(du A_s) added to dy W0.
 
 struct Params {
   m: u32,
@@ -12,6 +18,13 @@ struct Params {
   first_workgroup_z: u32,
   alpha: f32,
   accumulate: u32,          // 1: out += product; 0: out = product
+  low_rank: u32,            // b, the columns of thin; 0: no low-rank term (batch 1 only otherwise)
+  thin_weight_rank_stride: u32,   // thin_weight(col, j) is at col * thin_weight_width_stride + j * thin_weight_rank_stride
+  thin_weight_width_stride: u32,
+  low_rank_scale: f32,
+  drop_threshold: u32,      // dropout on the low-rank term, by out's flat index (dropout.wgsl)
+  keep_scale: f32,
+  seed: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -23,6 +36,9 @@ struct Params {
 @group(0) @binding(4) var<storage, read> b4: array<vec4f>;
 @group(0) @binding(5) var<storage, read> bias: array<f32>;
 @group(0) @binding(6) var<storage, read_write> out: array<f32>;
+// The low-rank term's operands; without one, a is bound here (never read).
+@group(0) @binding(7) var<storage, read> thin: array<f32>;
+@group(0) @binding(8) var<storage, read> thin_weight: array<f32>;
 
 override TRANSPOSE_A: bool = false;  // a stored [k, m] instead of [m, k]
 override TRANSPOSE_B: bool = false;  // b stored [n, k] instead of [k, n]
@@ -170,12 +186,32 @@ fn bias_row(col0: u32) -> vec4f {
   return vec4f(bias[cols.x], bias[cols.y], bias[cols.z], bias[cols.w]);
 }
 
-// Writes alpha * product + bias_values (+ out) for the part of the block inside out; column i of
-// product_transposed is row row0 + i of the block.
+// #include "dropout.wgsl"
+
+fn thin_weight_at(col: u32, j: u32) -> f32 {
+  return thin_weight[col * p.thin_weight_width_stride + j * p.thin_weight_rank_stride];
+}
+
+// The low-rank term at row `row`, columns col0..col0+3 (clamped like bias_row: only stored ones count).
+fn low_rank_row(row: u32, col0: u32) -> vec4f {
+  let cols = clamped_cols(col0);
+  var sum = vec4f(0.0);
+  for (var j = 0u; j < p.low_rank; j++) {
+    let weights = vec4f(thin_weight_at(cols.x, j), thin_weight_at(cols.y, j), thin_weight_at(cols.z, j), thin_weight_at(cols.w, j));
+    sum += thin[row * p.low_rank + j] * weights;
+  }
+  let at = row * p.n + cols;
+  let kept = vec4f(dropout_factor(at.x), dropout_factor(at.y), dropout_factor(at.z), dropout_factor(at.w));
+  return p.low_rank_scale * sum * kept;
+}
+
+// Writes alpha * product + bias_values (+ the low-rank term) (+ out) for the part of the block inside
+// out; column i of product_transposed is row row0 + i of the block.
 fn store_block(product_transposed: mat4x4f, batch: u32, row0: u32, col0: u32, bias_values: vec4f) {
   let base = batch * p.m * p.n;
   for (var i = 0u; i < 4u && row0 + i < p.m; i++) {
-    let values = p.alpha * product_transposed[i] + bias_values;
+    var values = p.alpha * product_transposed[i] + bias_values;
+    if (p.low_rank != 0u) { values += low_rank_row(row0 + i, col0); }
     let row_start = base + (row0 + i) * p.n + col0;
     for (var j = 0u; j < 4u && col0 + j < p.n; j++) {
       var value = values[j];

@@ -3,6 +3,7 @@
 import type { GpuContext } from '../gpu/context';
 import { params } from '../gpu/params';
 import type { Tensor } from '../gpu/tensor';
+import { checkDropout, NO_DROPOUT, packDropout, type LoraDropout } from './dropout';
 import { grid1d } from './grid';
 import { dimensionsOf, expectElements, expectPositiveIntegers, shapeError } from './shapes';
 
@@ -19,8 +20,25 @@ export interface MatmulOptions {
   accumulate?: boolean;                    // out += ... instead of out = ...
   bias?: Tensor | null;                    // [n], added to every row (not scaled by alpha)
   broadcastB?: boolean;                    // one b shared by every batch entry (weights)
+  /** Added as the product is stored (batch 1 only): a Block-LoRA adapter's share of a linear layer. */
+  lowRank?: LowRankTerm | null;
   /** Kernel and tile shape; by default matmulConfigFor(ctx.adapterName). For benchmarks and tests. */
   config?: MatmulConfig;
+}
+
+/**
+ * out[row, col] += scale * drop(sum_j thin[row, j] W(col, j)) for thin [m, rank], with W(col, j) at
+ * col * weightWidthStride + j * weightRankStride of `weight`, and dropout by out's flat index. Made by
+ * block_lora.ts's loraUp and loraInputGradient.
+ */
+export interface LowRankTerm {
+  thin: Tensor;
+  weight: Tensor;
+  rank: number;
+  weightWidthStride: number;
+  weightRankStride: number;
+  scale: number;
+  dropout: LoraDropout;
 }
 
 /** How the product is computed: which kernel, and its tile shape (WGSL override constants). */
@@ -76,16 +94,33 @@ export function matmulConfigFor(adapterName: string): MatmulConfig {
 /** The Params struct of shaders/matmul.wgsl, field by field. */
 function matmulParams(fields: {
   m: number; n: number; k: number; aBatchStride: number; bBatchStride: number;
-  firstWorkgroup: readonly [number, number, number]; alpha: number; accumulate: boolean;
+  firstWorkgroup: readonly [number, number, number]; alpha: number; accumulate: boolean; lowRank: LowRankTerm | null;
 }) {
-  const { m, n, k, aBatchStride, bBatchStride, firstWorkgroup: [x, y, z], alpha, accumulate } = fields;
-  return params().u32(m).u32(n).u32(k).u32(aBatchStride).u32(bBatchStride).u32(x).u32(y).u32(z).f32(alpha).u32(Number(accumulate));
+  const { m, n, k, aBatchStride, bBatchStride, firstWorkgroup: [x, y, z], alpha, accumulate, lowRank } = fields;
+  const packed = params().u32(m).u32(n).u32(k).u32(aBatchStride).u32(bBatchStride).u32(x).u32(y).u32(z).f32(alpha).u32(Number(accumulate))
+    .u32(lowRank?.rank ?? 0)
+    .u32(lowRank?.weightRankStride ?? 0)
+    .u32(lowRank?.weightWidthStride ?? 0)
+    .f32(lowRank?.scale ?? 0);
+  return packDropout(packed, lowRank?.dropout ?? NO_DROPOUT);
+}
+
+function checkLowRank(term: LowRankTerm, m: number, n: number, batch: number): void {
+  const { thin, weight, rank, weightWidthStride, weightRankStride, dropout } = term;
+  if (batch !== 1) throw new RangeError(`matmul: a low-rank term needs batch 1, got ${batch}`);
+  expectPositiveIntegers('matmul', { rank });
+  expectElements('matmul', ['low-rank thin', thin], [m, rank], '[m, rank]');
+  const lastWeightIndex = (n - 1) * weightWidthStride + (rank - 1) * weightRankStride;
+  if (lastWeightIndex >= weight.size) {
+    throw new RangeError(`matmul: low-rank weight ${weight.label} has ${weight.size} values, its strides reach index ${lastWeightIndex}`);
+  }
+  checkDropout('matmul', dropout);
 }
 
 /** out[batch, m, n] (+)= alpha * op(a) op(b) (+ bias), with op(a) [m, k] and op(b) [k, n]. */
 export function matmul(ctx: GpuContext, a: Tensor, b: Tensor, out: Tensor, options: MatmulOptions): void {
   const { m, n, k, batch = 1, transposeA = false, transposeB = false, alpha = 1, accumulate = false } = options;
-  const { bias = null, broadcastB = false } = options;
+  const { bias = null, broadcastB = false, lowRank = null } = options;
   expectPositiveIntegers('matmul', { m, n, k, batch });
   const bBatches = broadcastB ? 1 : batch;
   // By element count: a [batch * m, k] tensor serves as [batch, m, k].
@@ -93,6 +128,7 @@ export function matmul(ctx: GpuContext, a: Tensor, b: Tensor, out: Tensor, optio
   expectElements('matmul', ['b', b], transposeB ? [bBatches, n, k] : [bBatches, k, n], transposeB ? '[batch, n, k]' : '[batch, k, n]');
   expectElements('matmul', ['out', out], [batch, m, n], '[batch, m, n]');
   if (bias) expectElements('matmul', ['bias', bias], [n], '[n]');
+  if (lowRank) checkLowRank(lowRank, m, n, batch);
 
   const config = options.config ?? matmulConfigFor(ctx.adapterName);
   const constants: Record<string, number> = {
@@ -106,7 +142,7 @@ export function matmul(ctx: GpuContext, a: Tensor, b: Tensor, out: Tensor, optio
   };
   if (config.kernel === 'shared') constants.K_BLOCKS = config.kBlocks;
   const entry = `matmul_${config.kernel}${bias ? '_bias' : ''}`;
-  const bindings: Record<number, Tensor> = { 1: a, 2: a, 3: b, 4: b, 6: out };
+  const bindings: Record<number, Tensor> = { 1: a, 2: a, 3: b, 4: b, 6: out, 7: lowRank?.thin ?? a, 8: lowRank?.weight ?? a };
   if (bias) bindings[5] = bias;
 
   // Columns in x, rows in y, batch entries in z; a grid past the per-dimension limit runs in pieces.
@@ -120,7 +156,7 @@ export function matmul(ctx: GpuContext, a: Tensor, b: Tensor, out: Tensor, optio
           entry,
           constants,
           params: matmulParams({
-            m, n, k, aBatchStride: m * k, bBatchStride: broadcastB ? 0 : k * n, firstWorkgroup: [x, y, z], alpha, accumulate,
+            m, n, k, aBatchStride: m * k, bBatchStride: broadcastB ? 0 : k * n, firstWorkgroup: [x, y, z], alpha, accumulate, lowRank,
           }),
           bindings,
           workgroups: [Math.min(limit, groups[0] - x), Math.min(limit, groups[1] - y), Math.min(limit, groups[2] - z)],
@@ -143,25 +179,34 @@ function linearDimensions(
   return { outFeatures, inFeatures, rows };
 }
 
-/** y[rows, out] = x[rows, in] · W[out, in]^T + bias[out]  (PyTorch nn.Linear, weights stored [out, in]); rows = x.size / in */
+/** Options of the linear layer's products: accumulate into the output, and an adapter's low-rank term. */
+export interface LinearOptions {
+  accumulate?: boolean;
+  lowRank?: LowRankTerm | null;
+}
+
+/**
+ * y[rows, out] = x[rows, in] · W[out, in]^T + bias[out] (+ lowRank)  (PyTorch nn.Linear, weights stored
+ * [out, in]); rows = x.size / in
+ */
 export function linearForward(
-  ctx: GpuContext, x: Tensor, weight: Tensor, bias: Tensor | null, y: Tensor, options: { accumulate?: boolean } = {},
+  ctx: GpuContext, x: Tensor, weight: Tensor, bias: Tensor | null, y: Tensor, options: LinearOptions = {},
 ): void {
   const op = 'linearForward';
   const { outFeatures, inFeatures, rows } = linearDimensions(op, ['weight', weight], ['x', x], 'in');
   expectElements(op, ['y', y], [rows, outFeatures], '[rows, out]');
   if (bias) expectElements(op, ['bias', bias], [outFeatures], '[out]');
-  matmul(ctx, x, weight, y, { m: rows, n: outFeatures, k: inFeatures, transposeB: true, bias, accumulate: options.accumulate });
+  matmul(ctx, x, weight, y, { m: rows, n: outFeatures, k: inFeatures, transposeB: true, bias, ...options });
 }
 
-/** dx[rows, in] (+)= dy[rows, out] · W[out, in] */
+/** dx[rows, in] (+)= dy[rows, out] · W[out, in] (+ lowRank) */
 export function linearBackwardInput(
-  ctx: GpuContext, dy: Tensor, weight: Tensor, dx: Tensor, options: { accumulate?: boolean } = {},
+  ctx: GpuContext, dy: Tensor, weight: Tensor, dx: Tensor, options: LinearOptions = {},
 ): void {
   const op = 'linearBackwardInput';
   const { outFeatures, inFeatures, rows } = linearDimensions(op, ['weight', weight], ['dy', dy], 'out');
   expectElements(op, ['dx', dx], [rows, inFeatures], '[rows, in]');
-  matmul(ctx, dy, weight, dx, { m: rows, n: inFeatures, k: outFeatures, accumulate: options.accumulate });
+  matmul(ctx, dy, weight, dx, { m: rows, n: inFeatures, k: outFeatures, ...options });
 }
 
 /** dW[out, in] (+)= dy[rows, out]^T · x[rows, in]; dBias[out] (+)= column sums of dy (when given) */
@@ -179,7 +224,7 @@ export function linearBackwardWeight(
     ctx.dispatch({
       shader: SHADER,
       entry: 'column_sums',
-      params: matmulParams({ m: rows, n: outFeatures, k: 0, aBatchStride: 0, bBatchStride: 0, firstWorkgroup: [0, 0, 0], alpha: 1, accumulate }),
+      params: matmulParams({ m: rows, n: outFeatures, k: 0, aBatchStride: 0, bBatchStride: 0, firstWorkgroup: [0, 0, 0], alpha: 1, accumulate, lowRank: null }),
       bindings: { 1: dy, 6: dBias },
       workgroups: grid1d(outFeatures, COLUMN_SUMS_WORKGROUP),
     });

@@ -6,7 +6,8 @@ import type { TargetMatrix, Tower } from '../adapters/settings';
 import type { GpuContext } from '../gpu/context';
 import type { Tensor } from '../gpu/tensor';
 import { attentionBackward, attentionForward, type AttentionShape } from '../kernels/attention';
-import { loraBackward, loraDown, loraUpAccumulate, type LoraDropout } from '../kernels/block_lora';
+import { loraBackward, loraDown, loraInputGradient, loraUp } from '../kernels/block_lora';
+import type { LoraDropout } from '../kernels/dropout';
 import { add, quickGeluBackward, quickGeluForward } from '../kernels/elementwise';
 import { layerNormBackward, layerNormForward } from '../kernels/layernorm';
 import { linearBackwardInput, linearForward } from '../kernels/matmul';
@@ -174,14 +175,16 @@ export class ClipEncoder {
     const { ctx } = this;
     const w = this.layers[layer];
     const eps = this.config.layerNormEps;
+    // An adapter's down-projection runs first; matmul adds its up-projection as it stores x W0^T + b.
     const linear = (matrix: TargetMatrix, weights: Linear, x: Tensor, out: Tensor) => {
-      linearForward(ctx, x, weights.weight, weights.bias, out);
       const adapter = adapters?.get(this.tower, layer, matrix);
+      let lowRank = null;
       if (adapter) {
         const u = acts.loraU.get(matrix)!;
         loraDown(ctx, x, adapter.a, u, dropoutFor(adapter, options));
-        loraUpAccumulate(ctx, u, adapter.bSum, out, adapter.scale);
+        lowRank = loraUp(u, adapter.bSum, adapter.scale);
       }
+      linearForward(ctx, x, weights.weight, weights.bias, out, { lowRank });
     };
     const { attnOut, gelu, fc2, ln1, ln2 } = acts.transient;
     layerNormForward(ctx, input, w.layer_norm1.weight, w.layer_norm1.bias, ln1, acts.mean1, acts.rstd1, eps);
@@ -216,15 +219,18 @@ export class ClipEncoder {
   ): void {
     const { ctx } = this;
     const w = this.layers[layer];
-    // dx of a linear layer, plus its adapter's gradients and its adapter's share of dx.
+    // A linear layer's adapter gradients, then its dx with the adapter's share added by the matmul.
     const linearBackward = (matrix: TargetMatrix, weights: Linear, x: Tensor, dy: Tensor, dx: Tensor, accumulate: boolean) => {
-      linearBackwardInput(ctx, dy, weights.weight, dx, { accumulate });
       const adapter = adapters?.get(this.tower, layer, matrix);
+      let lowRank = null;
       if (adapter) {
         const du = scratch.du.get(adapter.blockRank)!;
-        loraBackward(ctx, dy, x, acts.loraU.get(matrix)!, adapter.a, adapter.bSum, du, adapter.gradA!, adapter.gradBlocks!, dx,
-          adapter.scale, dropoutFor(adapter, options), { accumulate: true });
+        const dropout = dropoutFor(adapter, options);
+        loraBackward(ctx, dy, x, acts.loraU.get(matrix)!, adapter.a, adapter.bSum, du, adapter.gradA!, adapter.gradBlocks!,
+          adapter.scale, dropout, { accumulate: true });
+        lowRank = loraInputGradient(du, adapter.a, dropout);
       }
+      linearBackwardInput(ctx, dy, weights.weight, dx, { accumulate, lowRank });
     };
     const dMid = dOutput; // the residual passes dOutput through unchanged
     // MLP: output = mid + fc2(quick_gelu(fc1(LN2(mid))))

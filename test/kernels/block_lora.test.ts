@@ -1,11 +1,14 @@
 import { describe, expect, it } from 'vitest';
+import { GpuContext } from '../../src/gpu/context';
 import * as blockLora from '../../src/kernels/block_lora';
-import type { LoraDropout } from '../../src/kernels/block_lora';
+import { linearBackwardInput, linearForward } from '../../src/kernels/matmul';
+import type { LoraDropout } from '../../src/kernels/dropout';
 import { expectClose } from '../helpers/compare';
 import { centralDifferenceGradient, dot } from '../helpers/finite-difference';
 import { useGpu } from '../helpers/gpu';
 import { randomArray } from '../helpers/random';
 import * as reference from '../reference/block_lora';
+import * as matmulReference from '../reference/matmul';
 import type { BlockLoraInputs, BlockLoraShape } from '../reference/block_lora';
 
 // Inputs are uniform in [-1, 1]; results reach about 40 (dA and dB sum 50 rows). The f32 kernels
@@ -35,10 +38,11 @@ interface CaseData {
   blocks: Float32Array;
   /** dL/dh */
   g: Float32Array;
-  /** The frozen layer's output, to which the adapter adds. */
-  hFrozen: Float32Array;
-  /** The frozen layer's input gradient, to which the adapter's adds. */
-  dxFrozen: Float32Array;
+  /** The frozen layer W0 [d_out, d_in] and bias, whose products the adapter's terms are added to. */
+  weight: Float32Array;
+  bias: Float32Array;
+  /** What dx holds before the layer's backward (another layer's share): the backward adds to it. */
+  dxBefore: Float32Array;
 }
 
 interface GpuResults {
@@ -63,8 +67,9 @@ function caseData({ rows, dIn, dOut, blockRank, blocks }: BlockLoraShape, seed: 
     a: randomArray(blockRank * dIn, seed + 1),
     blocks: randomArray(blocks * dOut * blockRank, seed + 2),
     g: randomArray(rows * dOut, seed + 3),
-    hFrozen: randomArray(rows * dOut, seed + 4),
-    dxFrozen: randomArray(rows * dIn, seed + 5),
+    weight: randomArray(dOut * dIn, seed + 4),
+    bias: randomArray(dOut, seed + 5),
+    dxBefore: randomArray(rows * dIn, seed + 6),
   };
 }
 
@@ -74,31 +79,44 @@ function referenceInputs(c: Case, data: CaseData): BlockLoraInputs {
 }
 
 /**
- * Forward then backward on the GPU. dA and dB start as garbage (they are overwritten); h and dx start
- * as the frozen path's (the adapter adds to them). With `plainLora` (n = 1 only) B itself is the
- * up-projection, as a LoRA implementation would use it, instead of the sum of one block.
+ * The adapted linear layer forward then backward on the GPU: h = x W0^T + b + the adapter's term, and
+ * dx = dxBefore + g W0 + the adapter's share. dA and dB start as garbage (they are overwritten). With
+ * `plainLora` (n = 1 only) B itself is the up-projection, as a LoRA implementation would use it,
+ * instead of the sum of one block.
  */
-async function runGpu(c: Case, data: CaseData, plainLora = false): Promise<GpuResults> {
+async function runGpu(c: Case, data: CaseData, plainLora = false, context: GpuContext = ctx): Promise<GpuResults> {
   const { rows, dIn, dOut, blockRank: b, blocks: n } = c.shape;
-  const x = ctx.tensor([rows, dIn], 'x', data.x);
-  const a = ctx.tensor([b, dIn], 'a', data.a);
-  const blocks = ctx.tensor([n, dOut, b], 'blocks', data.blocks);
-  const bSum = ctx.tensor([dOut, b], 'bSum', plainLora ? data.blocks : undefined);
-  const u = ctx.tensor([rows, b], 'u');
-  const h = ctx.tensor([rows, dOut], 'h', data.hFrozen);
-  const g = ctx.tensor([rows, dOut], 'g', data.g);
-  const du = ctx.tensor([rows, b], 'du');
-  const dA = ctx.tensor([b, dIn], 'dA', randomArray(b * dIn, 99));
-  const dBlocks = ctx.tensor([n, dOut, b], 'dBlocks', randomArray(n * dOut * b, 98));
-  const dx = ctx.tensor([rows, dIn], 'dx', data.dxFrozen);
-  if (!plainLora) blockLora.sumBlocks(ctx, blocks, bSum);
-  blockLora.loraDown(ctx, x, a, u, c.dropout);
-  blockLora.loraUpAccumulate(ctx, u, bSum, h, c.scale);
-  blockLora.loraBackward(ctx, g, x, u, a, bSum, du, dA, dBlocks, dx, c.scale, c.dropout);
+  const x = context.tensor([rows, dIn], 'x', data.x);
+  const weight = context.tensor([dOut, dIn], 'weight', data.weight);
+  const bias = context.tensor([dOut], 'bias', data.bias);
+  const a = context.tensor([b, dIn], 'a', data.a);
+  const blocks = context.tensor([n, dOut, b], 'blocks', data.blocks);
+  const bSum = context.tensor([dOut, b], 'bSum', plainLora ? data.blocks : undefined);
+  const u = context.tensor([rows, b], 'u');
+  const h = context.tensor([rows, dOut], 'h', randomArray(rows * dOut, 97));
+  const g = context.tensor([rows, dOut], 'g', data.g);
+  const du = context.tensor([rows, b], 'du');
+  const dA = context.tensor([b, dIn], 'dA', randomArray(b * dIn, 99));
+  const dBlocks = context.tensor([n, dOut, b], 'dBlocks', randomArray(n * dOut * b, 98));
+  const dx = context.tensor([rows, dIn], 'dx', data.dxBefore);
+  if (!plainLora) blockLora.sumBlocks(context, blocks, bSum);
+  blockLora.loraDown(context, x, a, u, c.dropout);
+  linearForward(context, x, weight, bias, h, { lowRank: blockLora.loraUp(u, bSum, c.scale) });
+  blockLora.loraBackward(context, g, x, u, a, bSum, du, dA, dBlocks, c.scale, c.dropout);
+  linearBackwardInput(context, g, weight, dx, { accumulate: true, lowRank: blockLora.loraInputGradient(du, a, c.dropout) });
   const outputs = [bSum, u, h, du, dA, dBlocks, dx];
-  const [bSumGpu, uGpu, hGpu, duGpu, dAGpu, dBlocksGpu, dxGpu] = await ctx.readMany(outputs);
-  [x, a, blocks, g, ...outputs].forEach((t) => t.destroy());
+  const [bSumGpu, uGpu, hGpu, duGpu, dAGpu, dBlocksGpu, dxGpu] = await context.readMany(outputs);
+  [x, weight, bias, a, blocks, g, ...outputs].forEach((t) => t.destroy());
   return { bSum: bSumGpu, u: uGpu, h: hGpu, du: duGpu, dA: dAGpu, dBlocks: dBlocksGpu, dx: dxGpu };
+}
+
+/** The frozen layer's output x W0^T + b and its input gradient dxBefore + g W0, in float64. */
+function frozenPath(c: Case, data: CaseData): { h: Float64Array; dx: Float64Array } {
+  const { dIn, dOut } = c.shape;
+  return {
+    h: matmulReference.linearForward(data.x, data.weight, data.bias, dOut, dIn),
+    dx: plus(data.dxBefore, matmulReference.linearBackwardInput(data.g, data.weight, dOut, dIn)),
+  };
 }
 
 function plus(base: ArrayLike<number>, delta: ArrayLike<number>): Float64Array {
@@ -118,13 +136,14 @@ function expectMatchesReference(c: Case, data: CaseData, gpu: GpuResults): void 
   const inputs = referenceInputs(c, data);
   const forward = reference.blockLoraForward(inputs);
   const backward = reference.blockLoraBackward(inputs, data.g);
+  const frozen = frozenPath(c, data);
   expectClose(gpu.bSum, forward.bSum, { ...TOLERANCE, label: 'bSum' });
   expectClose(gpu.u, forward.u, { ...TOLERANCE, label: 'u' });
-  expectClose(gpu.h, plus(data.hFrozen, forward.delta), { ...TOLERANCE, label: 'h' });
+  expectClose(gpu.h, plus(frozen.h, forward.delta), { ...TOLERANCE, label: 'h' });
   expectClose(gpu.du, backward.du, { ...TOLERANCE, label: 'du' });
   expectClose(gpu.dA, backward.dA, { ...TOLERANCE, label: 'dA' });
   expectClose(gpu.dBlocks, backward.dBlocks, { ...TOLERANCE, label: 'dBlocks' });
-  expectClose(gpu.dx, plus(data.dxFrozen, backward.dx), { ...TOLERANCE, label: 'dx' });
+  expectClose(gpu.dx, plus(frozen.dx, backward.dx), { ...TOLERANCE, label: 'dx' });
 }
 
 describe('block_lora kernels', () => {
@@ -151,7 +170,7 @@ describe('block_lora kernels', () => {
           const inputs = referenceInputs(c, data);
           const loss = (changed: Partial<BlockLoraInputs>) => dot(reference.blockLoraForward({ ...inputs, ...changed }).delta, data.g);
           const fdTolerance = { ...TOLERANCE, label: '' };
-          expectClose(gpu.dx, plus(data.dxFrozen, centralDifferenceGradient((x) => loss({ x }), data.x)), { ...fdTolerance, label: 'dx vs finite differences' });
+          expectClose(gpu.dx, plus(frozenPath(c, data).dx, centralDifferenceGradient((x) => loss({ x }), data.x)), { ...fdTolerance, label: 'dx vs finite differences' });
           expectClose(gpu.dA, centralDifferenceGradient((a) => loss({ a }), data.a), { ...fdTolerance, label: 'dA vs finite differences' });
           expectClose(gpu.dBlocks, centralDifferenceGradient((b) => loss({ blocks: b }), data.blocks), { ...fdTolerance, label: 'dB_i vs finite differences' });
         });
@@ -163,6 +182,15 @@ describe('block_lora kernels', () => {
     const c = blockLoraCase(2, 24, 7, 0.25);
     const data = caseData(c.shape, 7);
     expectMatchesReference(c, data, await runGpu(c, data));
+  });
+
+  it('the wide workgroups real GPUs get (tuning.ts) give the same results', async () => {
+    // The same device under a GPU's name: 64 threads per row in project, 8 row lanes in weight_gradient,
+    // the shared-memory matmul.
+    const asRealGpu = new GpuContext(ctx.device, { adapterName: 'nvidia / any real GPU' });
+    const c = blockLoraCase(2, 4, 50, 0.25);
+    const data = caseData(c.shape, 23);
+    expectMatchesReference(c, data, await runGpu(c, data, false, asRealGpu));
   });
 
   it('n = 1 is plain LoRA: identical outputs and gradients', async () => {
@@ -182,7 +210,7 @@ describe('block_lora kernels', () => {
     expect(backward.dA).toEqual(plain.dA);
     expect(backward.dBlocks).toEqual(plain.dB);
     expect(backward.dx).toEqual(plain.dx);
-    expectClose(asLora.h, plus(data.hFrozen, plain.delta), { ...TOLERANCE, label: 'h vs LoRA reference' });
+    expectClose(asLora.h, plus(frozenPath(c, data).h, plain.delta), { ...TOLERANCE, label: 'h vs LoRA reference' });
   });
 
   it('reference: n blocks with shared A_s is rank-r LoRA with A_s repeated and B = [B_1 | ... | B_n]', () => {
@@ -244,7 +272,7 @@ describe('block_lora kernels', () => {
     a.destroy();
   });
 
-  it('accumulate adds into dA and every dB_i; dx always adds', async () => {
+  it('accumulate adds into dA and every dB_i', async () => {
     const c = blockLoraCase(2, 4, 7, 0.25);
     const data = caseData(c.shape, 17);
     const { rows, dIn, dOut, blockRank: b, blocks: n } = c.shape;
@@ -257,17 +285,15 @@ describe('block_lora kernels', () => {
     const du = ctx.tensor([rows, b], 'du');
     const dA = ctx.tensor([b, dIn], 'dA');
     const dBlocks = ctx.tensor([n, dOut, b], 'dBlocks');
-    const dx = ctx.tensor([rows, dIn], 'dx', data.dxFrozen);
     blockLora.sumBlocks(ctx, blocks, bSum);
     blockLora.loraDown(ctx, x, a, u, c.dropout);
-    blockLora.loraBackward(ctx, g, x, u, a, bSum, du, dA, dBlocks, dx, c.scale, c.dropout);
-    blockLora.loraBackward(ctx, g, x, u, a, bSum, du, dA, dBlocks, dx, c.scale, c.dropout, { accumulate: true });
-    const [dAGpu, dBlocksGpu, dxGpu] = await ctx.readMany([dA, dBlocks, dx]);
+    blockLora.loraBackward(ctx, g, x, u, a, bSum, du, dA, dBlocks, c.scale, c.dropout);
+    blockLora.loraBackward(ctx, g, x, u, a, bSum, du, dA, dBlocks, c.scale, c.dropout, { accumulate: true });
+    const [dAGpu, dBlocksGpu] = await ctx.readMany([dA, dBlocks]);
     const backward = reference.blockLoraBackward(referenceInputs(c, data), data.g);
     expectClose(dAGpu, backward.dA.map((v) => 2 * v), { ...TOLERANCE, label: 'dA accumulated twice' });
     expectClose(dBlocksGpu, backward.dBlocks.map((v) => 2 * v), { ...TOLERANCE, label: 'dBlocks accumulated twice' });
-    expectClose(dxGpu, plus(data.dxFrozen, backward.dx.map((v) => 2 * v)), { ...TOLERANCE, label: 'dx accumulated twice' });
-    [x, a, blocks, bSum, u, g, du, dA, dBlocks, dx].forEach((t) => t.destroy());
+    [x, a, blocks, bSum, u, g, du, dA, dBlocks].forEach((t) => t.destroy());
   });
 
   it('two runs give bit-identical results', async () => {
@@ -287,6 +313,14 @@ describe('block_lora kernels', () => {
     expect(() => blockLora.loraDown(ctx, x, a6, u, { p: 1, seed: 0 })).toThrow(/dropout p must be in \[0, 1\)/);
     expect(() => blockLora.loraDown(ctx, x, a6, u, { p: 0.1, seed: -1 })).toThrow(/dropout seed must be a u32/);
     expect(() => blockLora.sumBlocks(ctx, a6, u)).toThrow(/sumBlocks: a6 has shape \[2, 6\], expected \[n, d_out, b\]/);
-    [x, a, u, a6].forEach((t) => t.destroy());
+    expect(() => blockLora.loraInputGradient(u, a6, { p: 1, seed: 0 })).toThrow(/dropout p must be in \[0, 1\)/);
+    // The low-rank term must fit the product it is added to: u has 5 rows, y here 4.
+    const x4 = ctx.tensor([4, 6], 'x4');
+    const w = ctx.tensor([3, 6], 'w');
+    const y = ctx.tensor([4, 3], 'y');
+    const bSum = ctx.tensor([3, 2], 'bSum');
+    expect(() => linearForward(ctx, x4, w, null, y, { lowRank: blockLora.loraUp(u, bSum, 1) }))
+      .toThrow(/matmul: low-rank thin "u" has shape \[5, 2\].*, expected \[m, rank\] = \[4, 2\]/);
+    [x, a, u, a6, x4, w, y, bSum].forEach((t) => t.destroy());
   });
 });

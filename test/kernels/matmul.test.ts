@@ -6,6 +6,7 @@ import { expectClose } from '../helpers/compare';
 import { centralDifferenceGradient, dot } from '../helpers/finite-difference';
 import { useGpu } from '../helpers/gpu';
 import { randomArray } from '../helpers/random';
+import { dropoutFactors } from '../reference/block_lora';
 import * as reference from '../reference/matmul';
 
 const ctx = await useGpu();
@@ -120,6 +121,43 @@ describe('matmul', () => {
       ['accumulate', { m: 3, n: 5, k: 4, accumulate: true }],
       ['everything at once', { m: 19, n: 10, k: 14, batch: 2, alpha: 0.5, bias: true, accumulate: true, broadcastB: true, transposeA: true }],
     ]);
+  });
+
+  it('adds a low-rank term with dropout as it stores the product (Block-LoRA), in both kernels and both weight layouts', async () => {
+    // linearForward's layout with a bias and accumulation: every term of the epilogue at once.
+    const [m, n, k, rank, scale] = [19, 37, 24, 3, 0.7];
+    const dropout = { p: 0.25, seed: 0xdeadbeef };
+    const factors = dropoutFactors(m * n, dropout);
+    const layouts = { 'W [n, rank]': { weightWidthStride: rank, weightRankStride: 1 }, 'W [rank, n]': { weightWidthStride: 1, weightRankStride: n } };
+    for (const [kernel, config] of [['direct', undefined], ['shared', smallSharedConfig]] as const) {
+      for (const [layout, strides] of Object.entries(layouts)) {
+        const data = [m * k, n * k, n, m * n, m * rank, n * rank].map((size, i) => randomArray(size, 40 + i));
+        const [aData, bData, biasData, initialData, thinData, weightData] = data;
+        const [a, b, bias, out, thin, weight] = data.map((values, i) => ctx.tensor([values.length], `operand ${i}`, values));
+        kernels.matmul(ctx, a, b, out, {
+          m, n, k, transposeB: true, bias, accumulate: true, config,
+          lowRank: { thin, weight, rank, ...strides, scale, dropout },
+        });
+        const options = { m, n, k, transposeB: true };
+        const expected = reference.matmul(aData, bData, { ...options, bias: biasData, initial: initialData });
+        const termSums = reference.matmul(abs(aData), abs(bData), { ...options, bias: abs(biasData), initial: abs(initialData) });
+        for (let row = 0; row < m; row++) {
+          for (let col = 0; col < n; col++) {
+            let sum = 0;
+            let absSum = 0;
+            for (let j = 0; j < rank; j++) {
+              const term = thinData[row * rank + j] * weightData[col * strides.weightWidthStride + j * strides.weightRankStride];
+              sum += term;
+              absSum += Math.abs(term);
+            }
+            expected[row * n + col] += scale * factors[row * n + col] * sum;
+            termSums[row * n + col] += scale * factors[row * n + col] * absSum;
+          }
+        }
+        expectClose(await ctx.read(out), expected, { ...accumulationTolerance(k + rank, termSums), label: `${kernel} kernel, ${layout}` });
+        [a, b, bias, out, thin, weight].forEach((t) => t.destroy());
+      }
+    }
   });
 
   it('splits a grid past 65,535 workgroups per dimension into several dispatches', async () => {

@@ -1,7 +1,7 @@
 // Plain float64 references for shaders/block_lora.wgsl: Block-LoRA, plain LoRA (to check that the
 // two agree), and the dropout mask, which must be the shader's hash bit for bit.
 
-import type { LoraDropout } from '../../src/kernels/block_lora';
+import type { LoraDropout } from '../../src/kernels/dropout';
 
 /** lowbias32 (C. Wellons), as mix32 in the shader: u32 in, u32 out. */
 export function mix32(value: number): number {
