@@ -6,7 +6,6 @@
 import { AdapterSet } from '../src/adapters/block-lora';
 import { defaultAdapterSettings, trainableParameterCount, type AdapterSettings } from '../src/adapters/settings';
 import type { GpuContext } from '../src/gpu/context';
-import type { Tensor } from '../src/gpu/tensor';
 import type { TokenBatch } from '../src/model/text';
 import { adamwUpdate } from '../src/kernels/adamw';
 import { planStepMemory, planTrainingMemory, type MemoryPlan } from '../src/training/memory-plan';
@@ -85,7 +84,9 @@ function plan(bench: BenchModel, variant: StepVariant, shape: StepShape, promptT
     return planTrainingMemory(config, { ...common, batchSize: shape.batch, adapter: adapterSettings(bench, variant), optimizer: 'adamw' });
   }
   const backward = variant.kind === 'forward + backward, no adapters';
-  return planStepMemory(config, { ...common, optimizer: 'adamw', adapter: null, backward: { vision: backward, text: backward }, cachedClassFeatures: false });
+  // The adapter set without adapters still holds its (empty) flat tensors and moments: 16 bytes each.
+  const adapter = adapterSettings(bench, variant);
+  return planStepMemory(config, { ...common, optimizer: 'adamw', adapter, backward: { vision: backward, text: backward }, cachedClassFeatures: false });
 }
 
 /** One variant's adapters, optimizer moments and pixels, and its training step. */
@@ -100,7 +101,7 @@ function prepareStep(ctx: GpuContext, bench: BenchModel, variant: StepVariant, s
   const size = model.config.vision.imageSize;
   const adapters = createAdapterSet(ctx, bench, variant);
   adapters.allocateGradients();
-  const moments = adapters.parameters().map(({ tensor, name }) => ({ m: ctx.tensor(tensor.shape, `${name}.adam_m`), v: ctx.tensor(tensor.shape, `${name}.adam_v`) }));
+  const moments = { m: adapters.flatLike('adam_m'), v: adapters.flatLike('adam_v') };
   const pixels = ctx.tensor([shape.batch, 3, size, size], 'pixel_values', Float32Array.from({ length: shape.batch * 3 * size * size }, (_, i) => Math.sin(i * 0.37)));
   const labels = Array.from({ length: shape.batch }, (_, i) => i % shape.classes.length);
   let stepIndex = 0;
@@ -111,16 +112,16 @@ function prepareStep(ctx: GpuContext, bench: BenchModel, variant: StepVariant, s
       const options: StepOptions = { dropoutSeed: stepIndex, training: true, accumulationSteps: 1, textChunk: shape.textChunk };
       adapters.zeroGradients();
       await trainMicroBatch(model, adapters, pixels, labels, classes, options, null);
-      // Trainer.applyUpdate: AdamW on every adapter tensor, then the block sums.
-      adapters.parameters().forEach(({ tensor, grad }, i) => {
-        adamwUpdate(ctx, tensor, grad!, moments[i].m, moments[i].v, { lr: 2e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 1e-2, step: stepIndex });
-      });
+      // Trainer.applyUpdate: AdamW on every adapter parameter at once, then the block sums.
+      adamwUpdate(ctx, adapters.flatParameters, adapters.flatGradients!, moments.m, moments.v,
+        { lr: 2e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 1e-2, step: stepIndex });
       adapters.refreshSums();
       await ctx.sync();
     },
     destroy() {
       pixels.destroy();
-      moments.forEach(({ m, v }) => [m, v].forEach((t: Tensor) => t.destroy()));
+      moments.m.destroy();
+      moments.v.destroy();
       adapters.destroy();
     },
   };

@@ -8,7 +8,7 @@ import { sumBlocks } from '../kernels/block_lora';
 import { matmul } from '../kernels/matmul';
 import type { ClipConfig } from '../model/config';
 import type { ClipWeights } from '../model/weights';
-import { layerPath, matrixShape, scalingFor, validateAdapterSettings, type AdapterSettings, type TargetMatrix, type Tower } from './settings';
+import { adapterLayout, layerPath, scalingFor, validateAdapterSettings, type AdaptedMatrix, type AdapterSettings, type TargetMatrix, type Tower } from './settings';
 
 /** One adapted matrix: the shared down-projection A_s [r/n, d_in] and the n up-projection blocks [n, d_out, r/n]. */
 export class BlockLoraAdapter {
@@ -37,16 +37,28 @@ export class BlockLoraAdapter {
   }
 }
 
-/** Every adapter of a model, keyed by the frozen layer it sits on. */
+/**
+ * Every adapter of a model, keyed by the frozen layer it sits on. Their parameters are slices of one
+ * flat tensor, and so are their gradients (adapterLayout), so that zeroing the gradients and the
+ * optimizer step are one command each.
+ */
 export class AdapterSet {
   private readonly byPath = new Map<string, BlockLoraAdapter>();
   readonly scale: number;
+  /** Every A_s and B of every adapter, in adapterLayout's order. */
+  readonly flatParameters: Tensor;
+  /** Their gradients, in the same layout; allocated for training. */
+  flatGradients: Tensor | null = null;
 
   private constructor(
     private readonly ctx: GpuContext,
     readonly settings: AdapterSettings,
+    private readonly matrices: readonly AdaptedMatrix[],
+    elements: number,
+    data: Float32Array,
   ) {
     this.scale = scalingFor(settings.scalingRule, settings.alpha, settings.rank);
+    this.flatParameters = ctx.tensor([elements], 'adapters', data);
   }
 
   /**
@@ -62,31 +74,25 @@ export class AdapterSet {
     init: { random: () => number } | { initial: Map<string, Float32Array> },
   ): AdapterSet {
     validateAdapterSettings(settings, config);
-    const set = new AdapterSet(ctx, settings);
     const blockRank = settings.rank / settings.blocks;
-    let index = 0;
-    for (const tower of ['text', 'vision'] as const) {
-      for (const layer of settings.layers[tower] ?? []) {
-        for (const matrix of settings.targets) {
-          const path = layerPath(tower, layer, matrix);
-          const { dIn, dOut } = matrixShape(config, tower, matrix);
-          let aData: Float32Array;
-          let bData: Float32Array;
-          if ('initial' in init) {
-            aData = requireInitial(init.initial, `${path}.block_lora_A`, blockRank * dIn);
-            bData = requireInitial(init.initial, `${path}.block_lora_B`, settings.blocks * dOut * blockRank);
-          } else {
-            const bound = 1 / Math.sqrt(dIn);
-            aData = Float32Array.from({ length: blockRank * dIn }, () => (2 * init.random() - 1) * bound);
-            bData = new Float32Array(settings.blocks * dOut * blockRank);
-          }
-          const a = ctx.tensor([blockRank, dIn], `${path}.block_lora_A`, aData);
-          const blocks = ctx.tensor([settings.blocks, dOut, blockRank], `${path}.block_lora_B`, bData);
-          const bSum =
-            settings.blocks === 1 ? blocks.view([dOut, blockRank], `${path}.B_sum`) : ctx.tensor([dOut, blockRank], `${path}.B_sum`);
-          set.byPath.set(path, new BlockLoraAdapter(path, index++, a, blocks, bSum, set.scale, settings.dropout));
-        }
+    const { matrices, elements } = adapterLayout(config, settings);
+    const data = new Float32Array(elements);
+    for (const { path, dIn, dOut, aOffset, blocksOffset } of matrices) {
+      if ('initial' in init) {
+        data.set(requireInitial(init.initial, `${path}.block_lora_A`, blockRank * dIn), aOffset);
+        data.set(requireInitial(init.initial, `${path}.block_lora_B`, settings.blocks * dOut * blockRank), blocksOffset);
+      } else {
+        const bound = 1 / Math.sqrt(dIn);
+        for (let i = 0; i < blockRank * dIn; i++) data[aOffset + i] = (2 * init.random() - 1) * bound;
       }
+    }
+    const set = new AdapterSet(ctx, settings, matrices, elements, data);
+    for (const [index, { path, dIn, dOut, aOffset, blocksOffset }] of matrices.entries()) {
+      const a = set.flatParameters.slice(aOffset, [blockRank, dIn], `${path}.block_lora_A`);
+      const blocks = set.flatParameters.slice(blocksOffset, [settings.blocks, dOut, blockRank], `${path}.block_lora_B`);
+      const bSum =
+        settings.blocks === 1 ? blocks.view([dOut, blockRank], `${path}.B_sum`) : ctx.tensor([dOut, blockRank], `${path}.B_sum`);
+      set.byPath.set(path, new BlockLoraAdapter(path, index, a, blocks, bSum, set.scale, settings.dropout));
     }
     set.refreshSums();
     return set;
@@ -136,20 +142,41 @@ export class AdapterSet {
     }
   }
 
-  /** Allocates zeroed gradient tensors for training. */
+  /** Allocates zeroed gradients for training. */
   allocateGradients(): void {
-    for (const adapter of this.byPath.values()) {
-      adapter.gradA ??= this.ctx.tensor(adapter.a.shape, `${adapter.path}.block_lora_A.grad`);
-      adapter.gradBlocks ??= this.ctx.tensor(adapter.blocks.shape, `${adapter.path}.block_lora_B.grad`);
+    if (!this.flatGradients) {
+      this.flatGradients = this.flatLike('adapter gradients');
+      const gradients = this.slicesOf(this.flatGradients, '.grad');
+      for (const [i, adapter] of this.adapters.entries()) {
+        adapter.gradA = gradients[2 * i].tensor;
+        adapter.gradBlocks = gradients[2 * i + 1].tensor;
+      }
     }
     this.zeroGradients();
   }
 
   zeroGradients(): void {
-    for (const adapter of this.byPath.values()) {
-      if (adapter.gradA) this.ctx.zero(adapter.gradA);
-      if (adapter.gradBlocks) this.ctx.zero(adapter.gradBlocks);
-    }
+    if (this.flatGradients) this.ctx.zero(this.flatGradients);
+  }
+
+  /** A zeroed tensor in the flat parameters' layout (gradients, optimizer moments). */
+  flatLike(label: string): Tensor {
+    return this.ctx.tensor(this.flatParameters.shape, label);
+  }
+
+  /**
+   * The parameters' places in a flat tensor of their layout, named as the parameters plus `suffix`
+   * (`<layer path>.block_lora_A<suffix>`), in parameters() order.
+   */
+  slicesOf(flat: Tensor, suffix: string): { name: string; tensor: Tensor }[] {
+    const blockRank = this.settings.rank / this.settings.blocks;
+    return this.matrices.flatMap(({ path, dIn, dOut, aOffset, blocksOffset }) => [
+      { name: `${path}.block_lora_A${suffix}`, tensor: flat.slice(aOffset, [blockRank, dIn], `${path}.block_lora_A${suffix}`) },
+      {
+        name: `${path}.block_lora_B${suffix}`,
+        tensor: flat.slice(blocksOffset, [this.settings.blocks, dOut, blockRank], `${path}.block_lora_B${suffix}`),
+      },
+    ]);
   }
 
   /** Parameters by tensor name, in a fixed order (the adapter file's order). */
@@ -161,9 +188,9 @@ export class AdapterSet {
   }
 
   destroy(): void {
-    for (const adapter of this.byPath.values()) {
-      for (const t of [adapter.a, adapter.blocks, adapter.bSum, adapter.gradA, adapter.gradBlocks]) t?.destroy();
-    }
+    for (const adapter of this.byPath.values()) adapter.bSum.destroy(); // a view of B (a no-op) when n = 1
+    this.flatParameters.destroy();
+    this.flatGradients?.destroy();
     this.byPath.clear();
   }
 }

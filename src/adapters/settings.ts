@@ -99,3 +99,44 @@ export function trainableParameterCount(config: ClipConfig, settings: AdapterSet
   }
   return total;
 }
+
+/** One adapted matrix and where its parameters sit in the adapter set's flat buffers. */
+export interface AdaptedMatrix {
+  tower: Tower;
+  layer: number;
+  matrix: TargetMatrix;
+  path: string;
+  dIn: number;
+  dOut: number;
+  /** Element offsets of A_s [r/n, d_in] and of the blocks [n, d_out, r/n]. */
+  aOffset: number;
+  blocksOffset: number;
+}
+
+/**
+ * Every adapter parameter lives in one flat buffer (so are its gradients and optimizer moments), so
+ * that zeroing the gradients and the optimizer step are one command each instead of one per tensor.
+ * Each tensor starts at a multiple of 64 elements (256 bytes, where any WebGPU adapter can bind a
+ * slice). The order is text then vision tower, layers, targets: the adapter file's.
+ */
+export function adapterLayout(config: ClipConfig, settings: AdapterSettings): { matrices: AdaptedMatrix[]; elements: number } {
+  const blockRank = settings.rank / settings.blocks;
+  const aligned = (elements: number) => Math.ceil(elements / FLAT_ALIGNMENT_ELEMENTS) * FLAT_ALIGNMENT_ELEMENTS;
+  const matrices: AdaptedMatrix[] = [];
+  let elements = 0;
+  for (const tower of ['text', 'vision'] as const) {
+    for (const layer of settings.layers[tower] ?? []) {
+      for (const matrix of settings.targets) {
+        const { dIn, dOut } = matrixShape(config, tower, matrix);
+        const aOffset = elements;
+        const blocksOffset = aOffset + aligned(blockRank * dIn);
+        elements = blocksOffset + aligned(settings.blocks * dOut * blockRank);
+        matrices.push({ tower, layer, matrix, path: layerPath(tower, layer, matrix), dIn, dOut, aOffset, blocksOffset });
+      }
+    }
+  }
+  return { matrices, elements };
+}
+
+/** SLICE_ALIGNMENT_BYTES of src/gpu/tensor.ts in f32 elements. */
+const FLAT_ALIGNMENT_ELEMENTS = 64;

@@ -111,15 +111,18 @@ export class GpuContext {
       throw new RangeError(`${tensor.label}: ${data.length} values at ${elementOffset} overflow ${tensor.size}`);
     }
     this.submit(); // queue writes run before unsubmitted commands; keep program order
-    this.device.queue.writeBuffer(tensor.buffer, elementOffset * 4, data.buffer, data.byteOffset, data.byteLength);
+    this.device.queue.writeBuffer(tensor.buffer, tensor.byteOffset + elementOffset * 4, data.buffer, data.byteOffset, data.byteLength);
   }
 
   zero(tensor: Tensor): void {
-    this.commandEncoder(false).clearBuffer(tensor.buffer);
+    const { offset, size } = tensor.binding; // a whole tensor clears to its buffer's end
+    this.commandEncoder(false).clearBuffer(tensor.buffer, offset, size);
   }
 
   copy(source: Tensor, destination: Tensor, elements = source.size, sourceOffset = 0, destinationOffset = 0): void {
-    this.commandEncoder(false).copyBufferToBuffer(source.buffer, sourceOffset * 4, destination.buffer, destinationOffset * 4, elements * 4);
+    this.commandEncoder(false).copyBufferToBuffer(
+      source.buffer, source.byteOffset + sourceOffset * 4, destination.buffer, destination.byteOffset + destinationOffset * 4, elements * 4,
+    );
   }
 
   async read(tensor: Tensor): Promise<Float32Array> {
@@ -134,7 +137,7 @@ export class GpuContext {
       ),
     );
     const encoder = this.commandEncoder(false);
-    tensors.forEach((t, i) => t.size && encoder.copyBufferToBuffer(t.buffer, 0, staging[i], 0, t.byteLength));
+    tensors.forEach((t, i) => t.size && encoder.copyBufferToBuffer(t.buffer, t.byteOffset, staging[i], 0, t.byteLength));
     this.submit();
     try {
       await Promise.all(staging.map((s) => s.mapAsync(GPUMapMode.READ)));
@@ -183,7 +186,7 @@ export class GpuContext {
     const pipeline = this.pipeline(d.shader, d.entry, d.constants);
     const entries: GPUBindGroupEntry[] = Object.entries(d.bindings).map(([binding, b]) => ({
       binding: Number(binding),
-      resource: { buffer: b instanceof Tensor ? b.buffer : b },
+      resource: b instanceof Tensor ? b.binding : { buffer: b },
     }));
     if (d.params) {
       const size = d.params.byteLength;

@@ -1,6 +1,15 @@
-// A dense row-major f32 tensor in one GPU storage buffer.
+// A dense row-major f32 tensor in a GPU storage buffer: the whole buffer, or a slice of another
+// tensor's (parameters that one kernel updates together live in one buffer; see AdapterSet). WebGPU
+// treats a buffer as one resource: a dispatch may not write one slice of a buffer while it reads
+// another, and a copy may not go between slices of one buffer.
 
 import type { MemoryTracker } from './memory';
+
+/**
+ * Where a slice may start, in bytes: the largest minStorageBufferOffsetAlignment WebGPU allows, so
+ * slices bind on every adapter.
+ */
+export const SLICE_ALIGNMENT_BYTES = 256;
 
 export class Tensor {
   readonly size: number;
@@ -10,8 +19,11 @@ export class Tensor {
     readonly shape: readonly number[],
     readonly label: string,
     private readonly memory: MemoryTracker,
-    /** False for views: the buffer belongs to another tensor. */
+    /** False for views and slices: the buffer belongs to another tensor. */
     private readonly ownsBuffer = true,
+    /** Where the data starts in the buffer; a tensor that starts at 0 spans the whole buffer. */
+    readonly byteOffset = 0,
+    private readonly isSlice = false,
   ) {
     this.size = shape.reduce((a, b) => a * b, 1);
   }
@@ -20,11 +32,28 @@ export class Tensor {
     return this.size * 4;
   }
 
+  /** How kernels bind it: the whole buffer, or a slice's own range. */
+  get binding(): GPUBufferBinding {
+    return this.isSlice ? { buffer: this.buffer, offset: this.byteOffset, size: this.byteLength } : { buffer: this.buffer };
+  }
+
   /** The same data under another shape with the same element count (no copy). */
   view(shape: readonly number[], label = this.label): Tensor {
-    const view = new Tensor(this.buffer, shape, label, this.memory, false);
+    const view = new Tensor(this.buffer, shape, label, this.memory, false, this.byteOffset, this.isSlice);
     if (view.size !== this.size) throw new RangeError(`${label}: cannot view ${shapeString(this.shape)} as ${shapeString(shape)}`);
     return view;
+  }
+
+  /** The elements from `elementOffset` on, as a tensor of `shape` (no copy); the start must be aligned. */
+  slice(elementOffset: number, shape: readonly number[], label: string): Tensor {
+    const slice = new Tensor(this.buffer, shape, label, this.memory, false, this.byteOffset + elementOffset * 4, true);
+    if (!Number.isInteger(elementOffset) || elementOffset < 0 || elementOffset + slice.size > this.size) {
+      throw new RangeError(`${label}: ${shapeString(shape)} at element ${elementOffset} does not fit in ${this.label} ${shapeString(this.shape)}`);
+    }
+    if (slice.byteOffset % SLICE_ALIGNMENT_BYTES !== 0) {
+      throw new RangeError(`${label}: a slice must start at a multiple of ${SLICE_ALIGNMENT_BYTES} bytes, not ${slice.byteOffset}`);
+    }
+    return slice;
   }
 
   destroy(): void {

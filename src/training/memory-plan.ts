@@ -7,8 +7,8 @@
 // src/model/{vision,text,tower-run,encoder}.ts and src/kernels/attention.ts. test/training/memory-plan.test.ts
 // compares the plan with ctx.memory.peak of real steps.
 
-import type { AdapterSettings, TargetMatrix, Tower } from '../adapters/settings';
-import { matrixShape, validateAdapterSettings } from '../adapters/settings';
+import type { AdapterSettings, Tower } from '../adapters/settings';
+import { adapterLayout, validateAdapterSettings } from '../adapters/settings';
 import { expectedTensors, visionTokenCount, type ClipConfig } from '../model/config';
 
 export interface TrainingMemoryOptions {
@@ -214,10 +214,7 @@ class StepPlanner {
     for (const shape of expectedTensors(config).values()) trace.tensor('weights', product(shape));
     const adapter = options.adapter;
     if (adapter) {
-      for (const tower of ['text', 'vision'] as const) {
-        const layers = adapter.layers[tower]?.length ?? 0; // every layer's adapters have the same shapes
-        for (let i = 0; i < layers; i++) for (const matrix of adapter.targets) this.adapterTensors(adapter, tower, matrix);
-      }
+      this.adapterTensors(adapter);
     }
     // The attention backward's d(q·k) scratch, at the largest attention probabilities of the step.
     const probs = [this.options.backward.vision ? this.probsSize('vision', this.visionPass()) : 0];
@@ -225,18 +222,15 @@ class StepPlanner {
     if (Math.max(...probs) > 0) trace.tensor('attention backward scratch', Math.max(...probs));
   }
 
-  /** AdapterSet.create, allocateGradients and the Trainer's AdamW moments for one adapted matrix. */
-  private adapterTensors(adapter: AdapterSettings, tower: Tower, matrix: TargetMatrix): void {
+  /** AdapterSet.create (flat parameters, the sums of blocks), allocateGradients, the Trainer's AdamW moments. */
+  private adapterTensors(adapter: AdapterSettings): void {
     const { trace, blockRank } = this;
-    const { dIn, dOut } = matrixShape(this.config, tower, matrix);
-    const a = blockRank * dIn;
-    const blocks = adapter.blocks * dOut * blockRank;
-    trace.tensor('adapters', a);
-    trace.tensor('adapters', blocks);
-    if (adapter.blocks > 1) trace.tensor('adapters', dOut * blockRank); // sum_i B_i (a view of B when n = 1)
-    trace.tensor('adapter gradients', a);
-    trace.tensor('adapter gradients', blocks);
-    if (this.options.optimizer === 'adamw') for (const size of [a, a, blocks, blocks]) trace.tensor('optimizer moments', size);
+    const { matrices, elements } = adapterLayout(this.config, adapter);
+    trace.tensor('adapters', elements);
+    // sum_i B_i (a view of B when n = 1)
+    if (adapter.blocks > 1) for (const { dOut } of matrices) trace.tensor('adapters', dOut * blockRank);
+    trace.tensor('adapter gradients', elements);
+    if (this.options.optimizer === 'adamw') for (let i = 0; i < 2; i++) trace.tensor('optimizer moments', elements);
   }
 
   // ---- src/training/step.ts ------------------------------------------------------------------

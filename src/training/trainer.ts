@@ -94,7 +94,8 @@ export class Trainer {
   step = 0;
   private readonly sampler: BatchSampler;
   private readonly rng: Rng;
-  private readonly moments = new Map<Tensor, { m: Tensor; v: Tensor }>();
+  /** AdamW's moments, in the adapters' flat layout (AdapterSet.slicesOf names their parts). */
+  private moments: { m: Tensor; v: Tensor } | null = null;
   private readonly classTokens: TokenBatch;
   private cachedText: Tensor | null = null;
 
@@ -114,11 +115,7 @@ export class Trainer {
     this.rng = resumeFrom ? Rng.fromState(resumeFrom.rng) : Rng.derive(settings.seed, RNG_STREAM.training);
     this.classTokens = model.tokenize(classNames.map((name) => promptFor(name, settings.template)));
     adapters.allocateGradients();
-    if (settings.optimizer === 'adamw') {
-      for (const { name, tensor } of adapters.parameters()) {
-        this.moments.set(tensor, { m: model.ctx.tensor(tensor.shape, `${name}.adam_m`), v: model.ctx.tensor(tensor.shape, `${name}.adam_v`) });
-      }
-    }
+    if (settings.optimizer === 'adamw') this.moments = { m: adapters.flatLike('adam_m'), v: adapters.flatLike('adam_v') };
     if (resumeFrom) this.restore(resumeFrom);
   }
 
@@ -174,23 +171,16 @@ export class Trainer {
 
   async checkpoint(): Promise<TrainerCheckpoint> {
     const tensors = new Map<string, Float32Array>();
-    const named: { name: string; tensor: Tensor }[] = [];
-    for (const { name, tensor } of this.adapters.parameters()) {
-      named.push({ name, tensor });
-      const moments = this.moments.get(tensor);
-      if (moments) named.push({ name: `${name}.adam_m`, tensor: moments.m }, { name: `${name}.adam_v`, tensor: moments.v });
-    }
+    const named = this.namedState();
     const values = await this.model.ctx.readMany(named.map((n) => n.tensor));
     named.forEach((n, i) => tensors.set(n.name, values[i]));
     return { step: this.step, tensors, sampler: this.sampler.state(), rng: this.rng.state() };
   }
 
   destroy(): void {
-    this.moments.forEach(({ m, v }) => {
-      m.destroy();
-      v.destroy();
-    });
-    this.moments.clear();
+    this.moments?.m.destroy();
+    this.moments?.v.destroy();
+    this.moments = null;
     this.cachedText?.destroy();
     this.cachedText = null;
   }
@@ -202,16 +192,16 @@ export class Trainer {
       if (!values || values.length !== tensor.size) throw new RangeError(`checkpoint lacks ${name} or its size differs`);
       ctx.upload(tensor, values);
     };
-    for (const { name, tensor } of this.adapters.parameters()) {
-      load(name, tensor);
-      const moments = this.moments.get(tensor);
-      if (moments) {
-        load(`${name}.adam_m`, moments.m);
-        load(`${name}.adam_v`, moments.v);
-      }
-    }
+    for (const { name, tensor } of this.namedState()) load(name, tensor);
     this.adapters.refreshSums();
     this.step = checkpoint.step;
+  }
+
+  /** What a checkpoint holds on the GPU: every adapter parameter, then the AdamW moments of each, by name. */
+  private namedState(): { name: string; tensor: Tensor }[] {
+    const parameters = this.adapters.parameters().map(({ name, tensor }) => ({ name, tensor }));
+    if (!this.moments) return parameters;
+    return [...parameters, ...this.adapters.slicesOf(this.moments.m, '.adam_m'), ...this.adapters.slicesOf(this.moments.v, '.adam_v')];
   }
 
   /** Seeds this image's crop and flip now, so the random stream does not depend on micro-batching. */
@@ -225,12 +215,13 @@ export class Trainer {
   private applyUpdate(lr: number): void {
     const { ctx } = this.model;
     const s = this.settings;
-    for (const { tensor, grad } of this.adapters.parameters()) {
-      if (s.optimizer === 'sgd') sgdUpdate(ctx, tensor, grad!, lr);
-      else {
-        const { m, v } = this.moments.get(tensor)!;
-        adamwUpdate(ctx, tensor, grad!, m, v, { lr, beta1: s.beta1, beta2: s.beta2, eps: s.eps, weightDecay: s.weightDecay, step: this.step + 1 });
-      }
+    // One command over every adapter parameter at once (the flat layout's padding stays zero).
+    const parameters = this.adapters.flatParameters;
+    const gradients = this.adapters.flatGradients!;
+    if (!this.moments) sgdUpdate(ctx, parameters, gradients, lr);
+    else {
+      const { m, v } = this.moments;
+      adamwUpdate(ctx, parameters, gradients, m, v, { lr, beta1: s.beta1, beta2: s.beta2, eps: s.eps, weightDecay: s.weightDecay, step: this.step + 1 });
     }
     this.adapters.refreshSums();
   }
