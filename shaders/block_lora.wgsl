@@ -17,7 +17,7 @@ struct Params {
   weight_rank_stride: u32,   // W(c, j) is at c * weight_width_stride + j * weight_rank_stride
   weight_width_stride: u32,
   block_count: u32,          // n: sum_blocks reads, weight_gradient writes, this many blocks
-  block_size: u32,           // elements of one block (d_out * b)
+  block_size: u32,           // weight_gradient: elements of one block (d_out * b)
   accumulate: u32,           // weight_gradient: 1 adds into the gradient already there
   scale: f32,
   drop_threshold: u32,       // an element of x is dropped when its hash < drop_threshold; 0: no dropout
@@ -31,6 +31,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read> thin: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 @group(0) @binding(5) var<storage, read> blocks: array<f32>;
+@group(0) @binding(6) var<storage, read> block_sums_table: array<vec4u>;
 
 // Rank columns one workgroup of project / weight_gradient keeps in registers; the grid's z walks
 // chunks of this many. src/kernels/block_lora.ts repeats it.
@@ -47,27 +48,25 @@ override GRADIENT_ROW_LANES: u32 = 8u;
 var<workgroup> row_partials: array<array<f32, RANK_CHUNK>, PROJECT_THREADS * PROJECT_ROWS>;
 var<workgroup> column_partials: array<array<f32, RANK_CHUNK>, GRADIENT_COLUMNS * GRADIENT_ROW_LANES>;
 
-fn flat_index(wg: vec3u, groups: vec3u, local: u32) -> u32 {
-  return (wg.y * groups.x + wg.x) * ELEMENT_THREADS + local;
-}
-
 fn weight_index(column: u32, rank_column: u32) -> u32 {
   return column * p.weight_width_stride + rank_column * p.weight_rank_stride;
 }
 
 // #include "dropout.wgsl"
 
-// out = blocks[0] + ... + blocks[n - 1], one thread per element of a block, added in block order.
+// Every adapted matrix's sum of blocks in one dispatch: out[sum_offset + i] = blocks[blocks_offset + i]
+// + ... + blocks[blocks_offset + (n - 1) * block_size + i], added in block order. Row y of the grid
+// is entry y of the table (sum_offset, blocks_offset, block_size, unused); a thread per element.
 @compute @workgroup_size(ELEMENT_THREADS)
-fn sum_blocks(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) groups: vec3u,
-              @builtin(local_invocation_index) local: u32) {
-  let i = flat_index(wg, groups, local);
-  if (i >= p.block_size) { return; }
-  var total = blocks[i];
+fn sum_blocks(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) local: u32) {
+  let entry = block_sums_table[wg.y];
+  let i = wg.x * ELEMENT_THREADS + local;
+  if (i >= entry.z) { return; }
+  var total = blocks[entry.y + i];
   for (var block = 1u; block < p.block_count; block++) {
-    total += blocks[block * p.block_size + i];
+    total += blocks[entry.y + block * entry.z + i];
   }
-  out[i] = total;
+  out[entry.x + i] = total;
 }
 
 // out[m, j] = scale * sum_c drop(wide)[m, c] W(c, j): a workgroup takes PROJECT_ROWS rows (folded over

@@ -4,7 +4,7 @@
 
 import type { GpuContext } from '../gpu/context';
 import type { Tensor } from '../gpu/tensor';
-import { sumBlocks } from '../kernels/block_lora';
+import { BlockSumTable, sumBlocks } from '../kernels/block_lora';
 import { matmul } from '../kernels/matmul';
 import type { ClipConfig } from '../model/config';
 import type { ClipWeights } from '../model/weights';
@@ -22,7 +22,7 @@ export class BlockLoraAdapter {
     readonly index: number,
     readonly a: Tensor,
     readonly blocks: Tensor,
-    /** sum_i B_i [d_out, r/n], refreshed once per step (n - 1 additions); a view of B when n = 1. */
+    /** sum_i B_i [d_out, r/n], refreshed once per step (n - 1 additions) in the set's flat block sums; a view of B when n = 1. */
     readonly bSum: Tensor,
     readonly scale: number,
     readonly dropout: number,
@@ -49,16 +49,23 @@ export class AdapterSet {
   readonly flatParameters: Tensor;
   /** Their gradients, in the same layout; allocated for training. */
   flatGradients: Tensor | null = null;
+  /** Every sum_i B_i, and where each sits, when n > 1 (with n = 1 the sum is B itself). */
+  private readonly blockSums: { flat: Tensor; table: BlockSumTable } | null = null;
 
   private constructor(
     private readonly ctx: GpuContext,
     readonly settings: AdapterSettings,
     private readonly matrices: readonly AdaptedMatrix[],
-    elements: number,
+    { elements, sumElements }: { elements: number; sumElements: number },
     data: Float32Array,
   ) {
     this.scale = scalingFor(settings.scalingRule, settings.alpha, settings.rank);
     this.flatParameters = ctx.tensor([elements], 'adapters', data);
+    if (settings.blocks > 1 && matrices.length > 0) {
+      const blockRank = settings.rank / settings.blocks;
+      const placements = matrices.map(({ dOut, blocksOffset, sumOffset }) => ({ blocksOffset, sumOffset, blockSize: dOut * blockRank }));
+      this.blockSums = { flat: ctx.tensor([sumElements], 'adapter block sums'), table: new BlockSumTable(ctx, placements, settings.blocks) };
+    }
   }
 
   /**
@@ -75,8 +82,9 @@ export class AdapterSet {
   ): AdapterSet {
     validateAdapterSettings(settings, config);
     const blockRank = settings.rank / settings.blocks;
-    const { matrices, elements } = adapterLayout(config, settings);
-    const data = new Float32Array(elements);
+    const layout = adapterLayout(config, settings);
+    const { matrices } = layout;
+    const data = new Float32Array(layout.elements);
     for (const { path, dIn, dOut, aOffset, blocksOffset } of matrices) {
       if ('initial' in init) {
         data.set(requireInitial(init.initial, `${path}.block_lora_A`, blockRank * dIn), aOffset);
@@ -86,12 +94,13 @@ export class AdapterSet {
         for (let i = 0; i < blockRank * dIn; i++) data[aOffset + i] = (2 * init.random() - 1) * bound;
       }
     }
-    const set = new AdapterSet(ctx, settings, matrices, elements, data);
-    for (const [index, { path, dIn, dOut, aOffset, blocksOffset }] of matrices.entries()) {
+    const set = new AdapterSet(ctx, settings, matrices, layout, data);
+    for (const [index, { path, dIn, dOut, aOffset, blocksOffset, sumOffset }] of matrices.entries()) {
       const a = set.flatParameters.slice(aOffset, [blockRank, dIn], `${path}.block_lora_A`);
       const blocks = set.flatParameters.slice(blocksOffset, [settings.blocks, dOut, blockRank], `${path}.block_lora_B`);
-      const bSum =
-        settings.blocks === 1 ? blocks.view([dOut, blockRank], `${path}.B_sum`) : ctx.tensor([dOut, blockRank], `${path}.B_sum`);
+      const bSum = set.blockSums
+        ? set.blockSums.flat.slice(sumOffset, [dOut, blockRank], `${path}.B_sum`)
+        : blocks.view([dOut, blockRank], `${path}.B_sum`);
       set.byPath.set(path, new BlockLoraAdapter(path, index, a, blocks, bSum, set.scale, settings.dropout));
     }
     set.refreshSums();
@@ -116,9 +125,7 @@ export class AdapterSet {
 
   /** Recomputes every sum_i B_i after the blocks changed (an optimizer step). */
   refreshSums(): void {
-    for (const adapter of this.byPath.values()) {
-      if (adapter.blocks.shape[0] > 1) sumBlocks(this.ctx, adapter.blocks, adapter.bSum);
-    }
+    if (this.blockSums) sumBlocks(this.ctx, this.flatParameters, this.blockSums.flat, this.blockSums.table);
   }
 
   /**
@@ -188,7 +195,8 @@ export class AdapterSet {
   }
 
   destroy(): void {
-    for (const adapter of this.byPath.values()) adapter.bSum.destroy(); // a view of B (a no-op) when n = 1
+    this.blockSums?.flat.destroy();
+    this.blockSums?.table.destroy();
     this.flatParameters.destroy();
     this.flatGradients?.destroy();
     this.byPath.clear();

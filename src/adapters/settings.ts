@@ -108,34 +108,42 @@ export interface AdaptedMatrix {
   path: string;
   dIn: number;
   dOut: number;
-  /** Element offsets of A_s [r/n, d_in] and of the blocks [n, d_out, r/n]. */
+  /** Element offsets of A_s [r/n, d_in] and of the blocks [n, d_out, r/n] in the flat parameters. */
   aOffset: number;
   blocksOffset: number;
+  /** Element offset of sum_i B_i [d_out, r/n] in the flat block sums (kept when n > 1). */
+  sumOffset: number;
 }
 
 /**
- * Every adapter parameter lives in one flat buffer (so are its gradients and optimizer moments), so
- * that zeroing the gradients and the optimizer step are one command each instead of one per tensor.
- * Each tensor starts at a multiple of 64 elements (256 bytes, where any WebGPU adapter can bind a
- * slice). The order is text then vision tower, layers, targets: the adapter file's.
+ * Every adapter parameter lives in one flat buffer (and so do its gradients and optimizer moments), and
+ * every sum of blocks in another, so that zeroing the gradients, the optimizer step and the block sums
+ * are one command each instead of one per tensor. Each tensor starts at a multiple of 64 elements (256
+ * bytes, where any WebGPU adapter can bind a slice). The order is text then vision tower, layers,
+ * targets: the adapter file's.
  */
-export function adapterLayout(config: ClipConfig, settings: AdapterSettings): { matrices: AdaptedMatrix[]; elements: number } {
+export function adapterLayout(
+  config: ClipConfig, settings: AdapterSettings,
+): { matrices: AdaptedMatrix[]; elements: number; sumElements: number } {
   const blockRank = settings.rank / settings.blocks;
   const aligned = (elements: number) => Math.ceil(elements / FLAT_ALIGNMENT_ELEMENTS) * FLAT_ALIGNMENT_ELEMENTS;
   const matrices: AdaptedMatrix[] = [];
   let elements = 0;
+  let sumElements = 0;
   for (const tower of ['text', 'vision'] as const) {
     for (const layer of settings.layers[tower] ?? []) {
       for (const matrix of settings.targets) {
         const { dIn, dOut } = matrixShape(config, tower, matrix);
         const aOffset = elements;
         const blocksOffset = aOffset + aligned(blockRank * dIn);
+        const sumOffset = sumElements;
         elements = blocksOffset + aligned(settings.blocks * dOut * blockRank);
-        matrices.push({ tower, layer, matrix, path: layerPath(tower, layer, matrix), dIn, dOut, aOffset, blocksOffset });
+        sumElements = sumOffset + aligned(dOut * blockRank);
+        matrices.push({ tower, layer, matrix, path: layerPath(tower, layer, matrix), dIn, dOut, aOffset, blocksOffset, sumOffset });
       }
     }
   }
-  return { matrices, elements };
+  return { matrices, elements, sumElements };
 }
 
 /** SLICE_ALIGNMENT_BYTES of src/gpu/tensor.ts in f32 elements. */

@@ -120,14 +120,60 @@ function rowCount(leading: readonly number[]): number {
 
 // ---- public API -------------------------------------------------------------------------------
 
-/** bSum [d_out, b] = sum_i blocks[i] over blocks [n, d_out, b], in block order (n - 1 additions; n = 1 copies). */
-export function sumBlocks(ctx: GpuContext, blocks: Tensor, bSum: Tensor): void {
-  const [blockCount, dOut, rank] = dimensionsOf('sumBlocks', blocks, ['n', 'd_out', 'b']);
-  if (blockCount < 1) throw new RangeError(`sumBlocks: ${blocks.label} has no blocks`);
-  expectShape('sumBlocks', bSum, [dOut, rank]);
+/** Where one adapted matrix's blocks [n, d_out, b] and their sum [d_out, b] start in two flat tensors. */
+export interface BlockSumPlacement {
+  blocksOffset: number;
+  sumOffset: number;
+  /** d_out * b: the elements of one block, and of the sum. */
+  blockSize: number;
+}
+
+/** The placements of every adapted matrix of a set, uploaded once, for sumBlocks. */
+export class BlockSumTable {
+  readonly buffer: GPUBuffer;
+  readonly largestBlock: number;
+
+  constructor(
+    private readonly ctx: GpuContext,
+    readonly placements: readonly BlockSumPlacement[],
+    readonly blockCount: number,
+  ) {
+    if (placements.length === 0) throw new RangeError('BlockSumTable: no adapted matrices');
+    const entries = new Uint32Array(4 * placements.length);
+    placements.forEach(({ sumOffset, blocksOffset, blockSize }, i) => entries.set([sumOffset, blocksOffset, blockSize, 0], 4 * i));
+    this.largestBlock = Math.max(...placements.map((p) => p.blockSize));
+    this.buffer = ctx.memory.track(
+      ctx.device.createBuffer({ label: 'block sums table', size: entries.byteLength, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST }),
+    );
+    // A new buffer: no recorded command reads it yet, so the queue write needs no submit to keep program order.
+    ctx.device.queue.writeBuffer(this.buffer, 0, entries);
+  }
+
+  destroy(): void {
+    this.ctx.memory.release(this.buffer);
+  }
+}
+
+/**
+ * For every placement of the table, sums [d_out, b] = blocks[0] + ... + blocks[n - 1] in block order
+ * (n - 1 additions), reading the blocks from `flatBlocks` and writing the sums into `flatSums`: one
+ * dispatch for all adapted matrices.
+ */
+export function sumBlocks(ctx: GpuContext, flatBlocks: Tensor, flatSums: Tensor, table: BlockSumTable): void {
+  const { blockCount } = table;
+  if (!Number.isInteger(blockCount) || blockCount < 1) throw new RangeError(`sumBlocks: block count must be a positive integer, got ${blockCount}`);
+  for (const { blocksOffset, sumOffset, blockSize } of table.placements) {
+    if (blocksOffset + blockCount * blockSize > flatBlocks.size || sumOffset + blockSize > flatSums.size) {
+      throw new RangeError(
+        `sumBlocks: ${blockCount} blocks of ${blockSize} at ${blocksOffset} and their sum at ${sumOffset} ` +
+          `do not fit in ${flatBlocks.label} (${flatBlocks.size}) and ${flatSums.label} (${flatSums.size})`,
+      );
+    }
+  }
   ctx.dispatch({
-    shader: SHADER, entry: 'sum_blocks', params: kernelParams({ blockCount, blockSize: bSum.size }),
-    bindings: { 4: bSum, 5: blocks }, workgroups: grid1d(bSum.size, ELEMENT_THREADS),
+    shader: SHADER, entry: 'sum_blocks', params: kernelParams({ blockCount }),
+    bindings: { 4: flatSums, 5: flatBlocks, 6: table.buffer },
+    workgroups: [Math.ceil(table.largestBlock / ELEMENT_THREADS), table.placements.length],
   });
 }
 

@@ -41,6 +41,8 @@ const UNIFORM_ARENA_BYTES = 1 << 20;
 /** ctx.tensor never makes a buffer smaller than this (bindings of size 0 are invalid). */
 const MIN_TENSOR_BYTES = 16;
 const F32 = 4;
+/** BlockSumTable (src/kernels/block_lora.ts): a vec4u per adapted matrix. */
+const BLOCK_SUM_TABLE_ENTRY_BYTES = 16;
 
 /**
  * Peak GPU bytes of a training step of the Trainer with these settings: frozen weights, adapters with
@@ -222,13 +224,15 @@ class StepPlanner {
     if (Math.max(...probs) > 0) trace.tensor('attention backward scratch', Math.max(...probs));
   }
 
-  /** AdapterSet.create (flat parameters, the sums of blocks), allocateGradients, the Trainer's AdamW moments. */
+  /** AdapterSet.create (flat parameters, the block sums and their table), allocateGradients, the Trainer's AdamW moments. */
   private adapterTensors(adapter: AdapterSettings): void {
-    const { trace, blockRank } = this;
-    const { matrices, elements } = adapterLayout(this.config, adapter);
+    const { trace } = this;
+    const { matrices, elements, sumElements } = adapterLayout(this.config, adapter);
     trace.tensor('adapters', elements);
-    // sum_i B_i (a view of B when n = 1)
-    if (adapter.blocks > 1) for (const { dOut } of matrices) trace.tensor('adapters', dOut * blockRank);
+    if (adapter.blocks > 1 && matrices.length > 0) { // with n = 1 the sum is B itself
+      trace.tensor('adapters', sumElements);
+      trace.buffer('adapters', BLOCK_SUM_TABLE_ENTRY_BYTES * matrices.length);
+    }
     trace.tensor('adapter gradients', elements);
     if (this.options.optimizer === 'adamw') for (let i = 0; i < 2; i++) trace.tensor('optimizer moments', elements);
   }

@@ -99,7 +99,11 @@ async function runGpu(c: Case, data: CaseData, plainLora = false, context: GpuCo
   const dA = context.tensor([b, dIn], 'dA', randomArray(b * dIn, 99));
   const dBlocks = context.tensor([n, dOut, b], 'dBlocks', randomArray(n * dOut * b, 98));
   const dx = context.tensor([rows, dIn], 'dx', data.dxBefore);
-  if (!plainLora) blockLora.sumBlocks(context, blocks, bSum);
+  if (!plainLora) {
+    const table = new blockLora.BlockSumTable(context, [{ blocksOffset: 0, sumOffset: 0, blockSize: dOut * b }], n);
+    blockLora.sumBlocks(context, blocks, bSum, table);
+    table.destroy();
+  }
   blockLora.loraDown(context, x, a, u, c.dropout);
   linearForward(context, x, weight, bias, h, { lowRank: blockLora.loraUp(u, bSum, c.scale) });
   blockLora.loraBackward(context, g, x, u, a, bSum, du, dA, dBlocks, c.scale, c.dropout);
@@ -246,6 +250,34 @@ describe('block_lora kernels', () => {
     expectClose(backward.dA, dASharedFromLora, { ...close, label: 'dA_s' });
   });
 
+  it('sums the blocks of every adapted matrix in one dispatch, each in its place', async () => {
+    // Three matrices of different d_out (b = 2, n = 3) at 64-element aligned places, as adapterLayout puts them.
+    const n = 3;
+    const b = 2;
+    const blockSizes = [70 * b, 5 * b, 200 * b];
+    const placements = [
+      { blocksOffset: 0, sumOffset: 0, blockSize: blockSizes[0] },
+      { blocksOffset: 448, sumOffset: 192, blockSize: blockSizes[1] },
+      { blocksOffset: 512, sumOffset: 256, blockSize: blockSizes[2] },
+    ];
+    const blocksData = randomArray(512 + n * blockSizes[2], 31);
+    const sumsBefore = randomArray(256 + blockSizes[2] + 5, 32);
+    const flatBlocks = ctx.tensor([blocksData.length], 'flat blocks', blocksData);
+    const flatSums = ctx.tensor([sumsBefore.length], 'flat sums', sumsBefore);
+    const table = new blockLora.BlockSumTable(ctx, placements, n);
+    blockLora.sumBlocks(ctx, flatBlocks, flatSums, table);
+    const sums = await ctx.read(flatSums);
+    const expected = Float64Array.from(sumsBefore);
+    for (const { blocksOffset, sumOffset, blockSize } of placements) {
+      const stacked = blocksData.subarray(blocksOffset, blocksOffset + n * blockSize);
+      expected.set(reference.sumBlocks({ rows: 0, dIn: 0, dOut: blockSize / b, blockRank: b, blocks: n }, stacked), sumOffset);
+    }
+    // Two f32 additions against float64: a few ulps of values below 3. Elements between places keep their values.
+    expectClose(sums, expected, { rtol: 1e-6, atol: 1e-6, label: 'flat sums' });
+    [flatBlocks, flatSums].forEach((t) => t.destroy());
+    table.destroy();
+  });
+
   it('dropout mask: the reference hash, element for element, at the requested rate', async () => {
     // With x = 1 and A_s = I, u = drop(x) A_s^T is the dropout factor of every element of x.
     const rows = 64;
@@ -278,14 +310,12 @@ describe('block_lora kernels', () => {
     const { rows, dIn, dOut, blockRank: b, blocks: n } = c.shape;
     const x = ctx.tensor([rows, dIn], 'x', data.x);
     const a = ctx.tensor([b, dIn], 'a', data.a);
-    const blocks = ctx.tensor([n, dOut, b], 'blocks', data.blocks);
-    const bSum = ctx.tensor([dOut, b], 'bSum');
+    const bSum = ctx.tensor([dOut, b], 'bSum', Float32Array.from(reference.sumBlocks(c.shape, data.blocks)));
     const u = ctx.tensor([rows, b], 'u');
     const g = ctx.tensor([rows, dOut], 'g', data.g);
     const du = ctx.tensor([rows, b], 'du');
     const dA = ctx.tensor([b, dIn], 'dA');
     const dBlocks = ctx.tensor([n, dOut, b], 'dBlocks');
-    blockLora.sumBlocks(ctx, blocks, bSum);
     blockLora.loraDown(ctx, x, a, u, c.dropout);
     blockLora.loraBackward(ctx, g, x, u, a, bSum, du, dA, dBlocks, c.scale, c.dropout);
     blockLora.loraBackward(ctx, g, x, u, a, bSum, du, dA, dBlocks, c.scale, c.dropout, { accumulate: true });
@@ -293,7 +323,7 @@ describe('block_lora kernels', () => {
     const backward = reference.blockLoraBackward(referenceInputs(c, data), data.g);
     expectClose(dAGpu, backward.dA.map((v) => 2 * v), { ...TOLERANCE, label: 'dA accumulated twice' });
     expectClose(dBlocksGpu, backward.dBlocks.map((v) => 2 * v), { ...TOLERANCE, label: 'dBlocks accumulated twice' });
-    [x, a, blocks, bSum, u, g, du, dA, dBlocks].forEach((t) => t.destroy());
+    [x, a, bSum, u, g, du, dA, dBlocks].forEach((t) => t.destroy());
   });
 
   it('two runs give bit-identical results', async () => {
@@ -312,7 +342,9 @@ describe('block_lora kernels', () => {
     expect(() => blockLora.loraDown(ctx, x, a, u, { p: 0, seed: 0 })).toThrow(/loraDown: x has shape \[5, 6\], expected \[5, 7\]/);
     expect(() => blockLora.loraDown(ctx, x, a6, u, { p: 1, seed: 0 })).toThrow(/dropout p must be in \[0, 1\)/);
     expect(() => blockLora.loraDown(ctx, x, a6, u, { p: 0.1, seed: -1 })).toThrow(/dropout seed must be a u32/);
-    expect(() => blockLora.sumBlocks(ctx, a6, u)).toThrow(/sumBlocks: a6 has shape \[2, 6\], expected \[n, d_out, b\]/);
+    const table = new blockLora.BlockSumTable(ctx, [{ blocksOffset: 0, sumOffset: 0, blockSize: 7 }], 2);
+    expect(() => blockLora.sumBlocks(ctx, a6, u, table)).toThrow('sumBlocks: 2 blocks of 7 at 0 and their sum at 0 do not fit in a6 (12) and u (10)');
+    table.destroy();
     expect(() => blockLora.loraInputGradient(u, a6, { p: 1, seed: 0 })).toThrow(/dropout p must be in \[0, 1\)/);
     // The low-rank term must fit the product it is added to: u has 5 rows, y here 4.
     const x4 = ctx.tensor([4, 6], 'x4');
