@@ -13,14 +13,14 @@ import { dimensionsOf, expectShape } from './shapes';
 import { isCpuAdapter } from './tuning';
 
 const SHADER = 'block_lora';
-/** Rank columns one workgroup of project / weight_gradient computes: RANK_CHUNK in the shader. */
+/** Rank columns one workgroup of project / weight_gradients computes: RANK_CHUNK in the shader. */
 const RANK_CHUNK = 8;
 const ELEMENT_THREADS = 256;
 /**
- * project's workgroup (threads per row, rows) and weight_gradient's tile (the grid is cut by
+ * project's workgroup (threads per row, rows) and weight_gradients' tile (the grid is cut by
  * GRADIENT_COLUMNS): override constants of the shader. On SwiftShader, a tiny-CLIP training step
  * (batch 16, q/k/v adapters) spent 936 ms in project with 64 threads per row and 30-66 ms with 4-8,
- * and 122 ms in weight_gradient with 8 row lanes against 27-31 ms with 1: barriers dominate there, and
+ * and 122 ms in weight_gradients with 8 row lanes against 27-31 ms with 1: barriers dominate there, and
  * so does the count of workgroups, so a thread takes a whole row, 64 rows a workgroup. GPUs keep the
  * wide shapes.
  */
@@ -60,6 +60,8 @@ interface KernelParams extends Partial<ThinProduct> {
   blockCount?: number;
   blockSize?: number;
   accumulate?: boolean;
+  aWidth?: number;
+  bColumnTiles?: number;
 }
 
 /** Packs Params in the order of the shader's struct; an entry point ignores the fields it does not use. */
@@ -74,7 +76,9 @@ function kernelParams(k: KernelParams): Params {
     .u32(k.blockSize ?? 0)
     .u32(k.accumulate ? 1 : 0)
     .f32(k.scale ?? 1);
-  return packDropout(fields, k.dropout ?? NO_DROPOUT);
+  return packDropout(fields, k.dropout ?? NO_DROPOUT)
+    .u32(k.aWidth ?? 0)
+    .u32(k.bColumnTiles ?? 0);
 }
 
 function rankChunks(rank: number): number {
@@ -91,17 +95,25 @@ function project(ctx: GpuContext, wide: Tensor, weight: Tensor, thin: Tensor, pr
   });
 }
 
-/** dW (+)= scale * drop(wide)^T thin, in the weight's layout, into each of blockCount blocks of gradient. */
-function weightGradient(
-  ctx: GpuContext, wide: Tensor, thin: Tensor, gradient: Tensor, product: ThinProduct, blockCount: number, accumulate: boolean,
+/**
+ * dB_i (+)= scale * g^T u into every block i, and dA_s (+)= du^T drop(x), in one dispatch.
+ * `throughB` and `throughA` describe the two products (loraBackward).
+ */
+function weightGradients(
+  ctx: GpuContext, g: Tensor, u: Tensor, dBlocks: Tensor, x: Tensor, du: Tensor, dA: Tensor,
+  throughB: ThinProduct, throughA: ThinProduct, blockCount: number, accumulate: boolean,
 ): void {
-  const blockSize = product.width * product.rank;
   const tile = tuningFor(ctx).gradientTile;
+  const bColumnTiles = Math.ceil(throughB.width / tile.GRADIENT_COLUMNS);
+  const aColumnTiles = Math.ceil(throughA.width / tile.GRADIENT_COLUMNS);
   ctx.dispatch({
-    shader: SHADER, entry: 'weight_gradient', constants: tile,
-    params: kernelParams({ ...product, blockCount, blockSize, accumulate }),
-    bindings: { 1: wide, 3: thin, 4: gradient },
-    workgroups: [Math.ceil(product.width / tile.GRADIENT_COLUMNS), 1, rankChunks(product.rank)],
+    shader: SHADER, entry: 'weight_gradients', constants: tile,
+    params: kernelParams({
+      ...throughB, blockCount, blockSize: throughB.width * throughB.rank, accumulate,
+      dropout: throughA.dropout, aWidth: throughA.width, bColumnTiles,
+    }),
+    bindings: { 1: g, 3: u, 4: dBlocks, 7: x, 8: du, 9: dA },
+    workgroups: [bColumnTiles + aColumnTiles, 1, rankChunks(throughB.rank)],
   });
 }
 
@@ -242,6 +254,5 @@ export function loraBackward(
 
   project(ctx, g, bSum, du, throughB);
   // dL/dB_i does not depend on i: one reduction, written into every block.
-  weightGradient(ctx, g, u, dBlocks, throughB, blockCount, accumulate);
-  weightGradient(ctx, x, du, dA, throughA, 1, accumulate);
+  weightGradients(ctx, g, u, dBlocks, x, du, dA, throughB, throughA, blockCount, accumulate);
 }
