@@ -29,10 +29,13 @@ struct Params {
 @group(0) @binding(13) var<storage, read_write> dlogits: array<f32>;
 
 const WORKGROUP_SIZE = 256u;
+// Threads sharing one row in the row reductions (a power of two, for the tree): narrow on
+// SwiftShader, where barriers are costly (src/kernels/classifier.ts).
+override ROW_THREADS: u32 = 256u;
 // F.normalize's floor on the norm: a zero row normalises to zero instead of NaN.
 const MIN_NORM = 1e-12;
 
-var<workgroup> partials: array<f32, WORKGROUP_SIZE>;
+var<workgroup> partials: array<f32, ROW_THREADS>;
 
 fn row_index(wg: vec3u, groups: vec3u) -> u32 {
   return wg.y * groups.x + wg.x;
@@ -46,7 +49,7 @@ fn flat_index(wg: vec3u, groups: vec3u, local: u32) -> u32 {
 fn workgroup_sum(local: u32, value: f32) -> f32 {
   partials[local] = value;
   workgroupBarrier();
-  for (var stride = WORKGROUP_SIZE / 2u; stride > 0u; stride = stride / 2u) {
+  for (var stride = ROW_THREADS / 2u; stride > 0u; stride = stride / 2u) {
     if (local < stride) {
       partials[local] += partials[local + stride];
     }
@@ -61,7 +64,7 @@ fn workgroup_sum(local: u32, value: f32) -> f32 {
 fn workgroup_max(local: u32, value: f32) -> f32 {
   partials[local] = value;
   workgroupBarrier();
-  for (var stride = WORKGROUP_SIZE / 2u; stride > 0u; stride = stride / 2u) {
+  for (var stride = ROW_THREADS / 2u; stride > 0u; stride = stride / 2u) {
     if (local < stride) {
       partials[local] = max(partials[local], partials[local + stride]);
     }
@@ -73,18 +76,18 @@ fn workgroup_max(local: u32, value: f32) -> f32 {
 }
 
 // normalized = x / norm, norm = max(||x||, MIN_NORM) saved per row. One workgroup per row.
-@compute @workgroup_size(WORKGROUP_SIZE)
+@compute @workgroup_size(ROW_THREADS)
 fn l2_normalize_forward(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) groups: vec3u,
                         @builtin(local_invocation_index) local: u32) {
   let row = row_index(wg, groups);
   if (row >= p.rows) { return; }
   let start = row * p.columns;
   var squares = 0.0;
-  for (var c = local; c < p.columns; c += WORKGROUP_SIZE) {
+  for (var c = local; c < p.columns; c += ROW_THREADS) {
     squares += x[start + c] * x[start + c];
   }
   let norm = max(sqrt(workgroup_sum(local, squares)), MIN_NORM);
-  for (var c = local; c < p.columns; c += WORKGROUP_SIZE) {
+  for (var c = local; c < p.columns; c += ROW_THREADS) {
     normalized[start + c] = x[start + c] / norm;
   }
   if (local == 0u) {
@@ -93,19 +96,19 @@ fn l2_normalize_forward(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroup
 }
 
 // dx (+)= (dout - y * (dout . y)) / norm, with y the normalized row.
-@compute @workgroup_size(WORKGROUP_SIZE)
+@compute @workgroup_size(ROW_THREADS)
 fn l2_normalize_backward(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) groups: vec3u,
                          @builtin(local_invocation_index) local: u32) {
   let row = row_index(wg, groups);
   if (row >= p.rows) { return; }
   let start = row * p.columns;
   var projection = 0.0;
-  for (var c = local; c < p.columns; c += WORKGROUP_SIZE) {
+  for (var c = local; c < p.columns; c += ROW_THREADS) {
     projection += dout[start + c] * normalized[start + c];
   }
   let dout_dot_y = workgroup_sum(local, projection);
   let norm = norms[row];
-  for (var c = local; c < p.columns; c += WORKGROUP_SIZE) {
+  for (var c = local; c < p.columns; c += ROW_THREADS) {
     let i = start + c;
     let gradient = (dout[i] - normalized[i] * dout_dot_y) / norm;
     dx[i] = select(gradient, dx[i] + gradient, p.accumulate != 0u);
@@ -154,23 +157,23 @@ fn scaled_product(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id
 
 // losses[row] = logsumexp(logits[row]) - logits[row, label]; probs = softmax(logits[row]), both
 // after subtracting the row maximum. One workgroup per row.
-@compute @workgroup_size(WORKGROUP_SIZE)
+@compute @workgroup_size(ROW_THREADS)
 fn softmax_cross_entropy_forward(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) groups: vec3u,
                                  @builtin(local_invocation_index) local: u32) {
   let row = row_index(wg, groups);
   if (row >= p.rows) { return; }
   let start = row * p.columns;
   var row_max = logits[start];
-  for (var c = local; c < p.columns; c += WORKGROUP_SIZE) {
+  for (var c = local; c < p.columns; c += ROW_THREADS) {
     row_max = max(row_max, logits[start + c]);
   }
   row_max = workgroup_max(local, row_max);
   var exp_sum = 0.0;
-  for (var c = local; c < p.columns; c += WORKGROUP_SIZE) {
+  for (var c = local; c < p.columns; c += ROW_THREADS) {
     exp_sum += exp(logits[start + c] - row_max);
   }
   exp_sum = workgroup_sum(local, exp_sum);
-  for (var c = local; c < p.columns; c += WORKGROUP_SIZE) {
+  for (var c = local; c < p.columns; c += ROW_THREADS) {
     probs[start + c] = exp(logits[start + c] - row_max) / exp_sum;
   }
   if (local == 0u) {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { GpuContext } from '../../src/gpu/context';
 import * as classifier from '../../src/kernels/classifier';
 import { expectClose } from '../helpers/compare';
 import { centralDifferenceGradient, dot } from '../helpers/finite-difference';
@@ -10,6 +11,8 @@ import * as reference from '../reference/classifier';
 const LOGIT_SCALE = 100;
 
 const ctx = await useGpu();
+// The same device under a GPU's name: the row reductions take the 256 threads GPUs get (tuning.ts).
+const asRealGpu = new GpuContext(ctx.device, { adapterName: 'nvidia / any real GPU' });
 
 function largestMagnitude(values: ArrayLike<number>): number {
   let largest = 0;
@@ -27,27 +30,35 @@ describe('L2 normalisation', () => {
   // squares and the division: 1e-6 relative plus 1e-6 absolute is ~10x that.
   const TOLERANCE = { rtol: 1e-6, atol: 1e-6 };
   const shapes: [number, number][] = [[1, 512], [3, 1], [2, 3], [4, 33], [2, 768], [3, 1000]];
-  for (const [rows, width] of shapes) {
-    it(`forward and backward, ${rows} x ${width}`, async () => {
-      const xData = randomArray(rows * width, rows * 100 + width);
-      const doutData = randomArray(rows * width, rows * 100 + width + 1);
-      const x = ctx.tensor([rows, width], 'x', xData);
-      const dout = ctx.tensor([rows, width], 'dout', doutData);
-      const out = ctx.tensor([rows, width], 'out');
-      const norms = ctx.tensor([rows], 'norms');
-      const dx = ctx.tensor([rows, width], 'dx');
-      classifier.l2NormalizeForward(ctx, x, out, norms);
-      classifier.l2NormalizeBackward(ctx, dout, out, norms, dx);
-      const [outGpu, normsGpu, dxGpu] = await ctx.readMany([out, norms, dx]);
-      const expected = reference.l2Normalize(xData, width);
-      expectClose(outGpu, expected.out, { ...TOLERANCE, label: 'normalized' });
-      expectClose(normsGpu, expected.norms, { ...TOLERANCE, label: 'norms' });
-      expectClose(dxGpu, reference.l2NormalizeBackward(doutData, xData, width), { ...TOLERANCE, label: 'dx' });
+  async function checkL2(context: GpuContext, rows: number, width: number, withFiniteDifferences: boolean): Promise<void> {
+    const xData = randomArray(rows * width, rows * 100 + width);
+    const doutData = randomArray(rows * width, rows * 100 + width + 1);
+    const x = context.tensor([rows, width], 'x', xData);
+    const dout = context.tensor([rows, width], 'dout', doutData);
+    const out = context.tensor([rows, width], 'out');
+    const norms = context.tensor([rows], 'norms');
+    const dx = context.tensor([rows, width], 'dx');
+    classifier.l2NormalizeForward(context, x, out, norms);
+    classifier.l2NormalizeBackward(context, dout, out, norms, dx);
+    const [outGpu, normsGpu, dxGpu] = await context.readMany([out, norms, dx]);
+    const expected = reference.l2Normalize(xData, width);
+    expectClose(outGpu, expected.out, { ...TOLERANCE, label: 'normalized' });
+    expectClose(normsGpu, expected.norms, { ...TOLERANCE, label: 'norms' });
+    expectClose(dxGpu, reference.l2NormalizeBackward(doutData, xData, width), { ...TOLERANCE, label: 'dx' });
+    if (withFiniteDifferences) {
       const numeric = centralDifferenceGradient((v) => dot(reference.l2Normalize(v, width).out, doutData), xData);
       expectClose(dxGpu, numeric, { ...TOLERANCE, label: 'dx vs finite differences' });
-      [x, dout, out, norms, dx].forEach((t) => t.destroy());
-    });
+    }
+    [x, dout, out, norms, dx].forEach((t) => t.destroy());
   }
+
+  for (const [rows, width] of shapes) {
+    it(`forward and backward, ${rows} x ${width}`, () => checkL2(ctx, rows, width, true));
+  }
+
+  it('with the 256 threads per row real GPUs get', async () => {
+    for (const [rows, width] of [[3, 1], [4, 33], [3, 1000]]) await checkL2(asRealGpu, rows, width, false);
+  });
 
   it('maps a zero row to zero and accumulates its gradient', async () => {
     const width = 5;
@@ -161,34 +172,40 @@ describe('softmax cross-entropy', () => {
 
   // C = 1 (loss 0), small odd sizes, one row, and CLIP's 1000 ImageNet classes at batch 32.
   const shapes: [number, number][] = [[3, 1], [4, 3], [1, 33], [2, 300], [32, 1000]];
-  for (const [rows, classes] of shapes) {
-    it(`forward and backward, ${rows} x ${classes}`, async () => {
-      const seed = rows * 10_000 + classes;
-      const logitsData = randomArray(rows * classes, seed, LOGIT_SCALE);
-      const labelsData = randomLabels(rows, classes, seed + 1);
-      const lossScale = ACCUMULATION_FACTOR / rows;
-      const logits = ctx.tensor([rows, classes], 'logits', logitsData);
-      const labels = ctx.tensor([rows], 'labels', labelsData);
-      const losses = ctx.tensor([rows], 'losses');
-      const probs = ctx.tensor([rows, classes], 'probs');
-      const dLogits = ctx.tensor([rows, classes], 'dLogits');
-      classifier.softmaxCrossEntropyForward(ctx, logits, labels, losses, probs);
-      classifier.softmaxCrossEntropyBackward(ctx, probs, labels, dLogits, lossScale);
-      const [lossesGpu, probsGpu, dLogitsGpu] = await ctx.readMany([losses, probs, dLogits]);
-      const expected = reference.softmaxCrossEntropy(logitsData, labelsData, classes);
-      expectClose(lossesGpu, expected.losses, { ...TOLERANCE, label: 'losses' });
-      expectClose(probsGpu, expected.probs, { ...TOLERANCE, label: 'probs' });
-      expectClose(dLogitsGpu, reference.softmaxCrossEntropyBackward(expected.probs, labelsData, classes, lossScale), {
-        ...TOLERANCE, label: 'dLogits',
-      });
-      // Finite differences cost rows * classes forwards of the whole batch: only where that is cheap.
-      if (rows * classes <= 1000) {
-        const meanLoss = (v: ArrayLike<number>) => lossScale * reference.softmaxCrossEntropy(v, labelsData, classes).losses.reduce((a, b) => a + b, 0);
-        // The logits are ~100, so the float64 step sits well above rounding at 1e-4.
-        const numeric = centralDifferenceGradient(meanLoss, logitsData, 1e-4);
-        expectClose(dLogitsGpu, numeric, { ...TOLERANCE, label: 'dLogits vs finite differences' });
-      }
-      [logits, labels, losses, probs, dLogits].forEach((t) => t.destroy());
+  async function checkSoftmax(context: GpuContext, rows: number, classes: number, withFiniteDifferences: boolean): Promise<void> {
+    const seed = rows * 10_000 + classes;
+    const logitsData = randomArray(rows * classes, seed, LOGIT_SCALE);
+    const labelsData = randomLabels(rows, classes, seed + 1);
+    const lossScale = ACCUMULATION_FACTOR / rows;
+    const logits = context.tensor([rows, classes], 'logits', logitsData);
+    const labels = context.tensor([rows], 'labels', labelsData);
+    const losses = context.tensor([rows], 'losses');
+    const probs = context.tensor([rows, classes], 'probs');
+    const dLogits = context.tensor([rows, classes], 'dLogits');
+    classifier.softmaxCrossEntropyForward(context, logits, labels, losses, probs);
+    classifier.softmaxCrossEntropyBackward(context, probs, labels, dLogits, lossScale);
+    const [lossesGpu, probsGpu, dLogitsGpu] = await context.readMany([losses, probs, dLogits]);
+    const expected = reference.softmaxCrossEntropy(logitsData, labelsData, classes);
+    expectClose(lossesGpu, expected.losses, { ...TOLERANCE, label: 'losses' });
+    expectClose(probsGpu, expected.probs, { ...TOLERANCE, label: 'probs' });
+    expectClose(dLogitsGpu, reference.softmaxCrossEntropyBackward(expected.probs, labelsData, classes, lossScale), {
+      ...TOLERANCE, label: 'dLogits',
     });
+    // Finite differences cost rows * classes forwards of the whole batch: only where that is cheap.
+    if (withFiniteDifferences && rows * classes <= 1000) {
+      const meanLoss = (v: ArrayLike<number>) => lossScale * reference.softmaxCrossEntropy(v, labelsData, classes).losses.reduce((a, b) => a + b, 0);
+      // The logits are ~100, so the float64 step sits well above rounding at 1e-4.
+      const numeric = centralDifferenceGradient(meanLoss, logitsData, 1e-4);
+      expectClose(dLogitsGpu, numeric, { ...TOLERANCE, label: 'dLogits vs finite differences' });
+    }
+    [logits, labels, losses, probs, dLogits].forEach((t) => t.destroy());
   }
+
+  for (const [rows, classes] of shapes) {
+    it(`forward and backward, ${rows} x ${classes}`, () => checkSoftmax(ctx, rows, classes, true));
+  }
+
+  it('with the 256 threads per row real GPUs get', async () => {
+    for (const [rows, classes] of [[3, 1], [1, 33], [32, 1000]]) await checkSoftmax(asRealGpu, rows, classes, false);
+  });
 });
