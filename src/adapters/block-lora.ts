@@ -39,8 +39,8 @@ export class BlockLoraAdapter {
 
 /**
  * Every adapter of a model, keyed by the frozen layer it sits on. Their parameters are slices of one
- * flat tensor, and so are their gradients (adapterLayout), so that zeroing the gradients and the
- * optimizer step are one command each.
+ * flat tensor, and so are their gradients and their sums of blocks (adapterLayout), so that zeroing
+ * the gradients, the optimizer step and refreshing the sums are one command each.
  */
 export class AdapterSet {
   private readonly byPath = new Map<string, BlockLoraAdapter>();
