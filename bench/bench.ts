@@ -2,10 +2,11 @@
 // peak GPU memory and the memory planner's figure) at tiny and ViT-B/32 scale, the text tower per class
 // prompt, and the planned ViT-B/16 training peak against the 4 GiB target.
 //
-//   npm run bench [-- --quick] [--json FILE]
+//   npm run bench [-- --quick] [--profile] [--json FILE]
 //
 // --quick: fewer repeats, no ViT-B/32 (the text tower is timed on the tiny model instead) and no
-// 1600x768x2304 product. --json FILE: write the JSON there instead of printing it after the tables.
+// 1600x768x2304 product. --profile: also one step of each variant with GPU time and dispatches per
+// kernel. --json FILE: write the JSON there instead of printing it after the tables.
 // Times are wall-clock to the GPU's completion; beside them, this process's CPU time, which on SwiftShader
 // (a GPU on the CPU, inside the process) measures the work done even while other programs share the cores.
 // The targets are reported, never asserted.
@@ -21,9 +22,13 @@ import { loadRandomVitB32, loadTinyBenchModel, vitB16Config, type BenchModel } f
 import { benchMatmul, CLIP_LINEAR_SHAPES, matmulConfigName, type MatmulResult } from './matmul-vs-tfjs';
 import { fixed, GIB, mib, percent, printTable, progress, type RepeatPolicy } from './measure';
 import { loadTfjsWebGpu, type TfjsWebGpu } from './tfjs-webgpu';
-import { benchTextPerPrompt, benchTrainingSteps, type RoundsPolicy, type StepResult, type StepShape, type TextPromptResult } from './training-step';
+import {
+  benchTextPerPrompt, benchTrainingSteps, profileTrainingSteps, type RoundsPolicy, type StepProfile, type StepResult, type StepShape, type TextPromptResult,
+} from './training-step';
 
-const { values: args } = parseArgs({ options: { quick: { type: 'boolean', default: false }, json: { type: 'string' } } });
+const { values: args } = parseArgs({
+  options: { quick: { type: 'boolean', default: false }, profile: { type: 'boolean', default: false }, json: { type: 'string' } },
+});
 const quick = args.quick;
 
 const MATMUL_POLICY: RepeatPolicy = quick ? { budgetMs: 500, minRepeats: 1, maxRepeats: 5 } : { budgetMs: 3000, minRepeats: 3, maxRepeats: 20 };
@@ -106,6 +111,26 @@ function printSteps(results: StepResult[]): void {
   if (first) {
     const shapes = [...new Set(results.map((r) => `${r.scale}: batch ${r.batch}, ${r.classes} classes in chunks of ${r.textChunk}, prompts of ${r.promptTokens} tokens`))];
     console.log(`(${shapes.join('; ')}; adapters on q, k, v of every layer of both towers; AdamW)`);
+  }
+}
+
+/** A column pair (dispatches, GPU ms) per variant, a row per kernel, the busiest first; then the totals. */
+function printProfiles(profiles: StepProfile[]): void {
+  for (const scale of [...new Set(profiles.map((p) => p.scale))]) {
+    const ofScale = profiles.filter((p) => p.scale === scale);
+    const total = (kernel: string) => ofScale.reduce((sum, p) => sum + (p.byKernel[kernel]?.ms ?? 0), 0);
+    const kernels = [...new Set(ofScale.flatMap((p) => Object.keys(p.byKernel)))].sort((a, b) => total(b) - total(a));
+    const cells = (kernel: string) => ofScale.flatMap((p) => {
+      const k = p.byKernel[kernel];
+      return k ? [`${k.dispatches}`, fixed(k.ms, 2)] : ['', ''];
+    });
+    console.log(`${scale}: dispatches and GPU ms per kernel, one step of each variant:`);
+    printTable(
+      ['kernel', ...ofScale.flatMap((p) => [`${p.step}: n`, 'ms'])],
+      [...kernels.map((kernel) => [kernel, ...cells(kernel)]), ['all', ...ofScale.flatMap((p) => [`${p.dispatches}`, fixed(p.gpuMs, 1)])]],
+      new Set(ofScale.flatMap((_, i) => [1 + 2 * i, 2 + 2 * i])),
+    );
+    console.log('');
   }
 }
 
@@ -217,11 +242,21 @@ async function main(): Promise<void> {
   printMatmul(matmul);
 
   const steps: StepResult[] = [];
+  const profiles: StepProfile[] = [];
+  let profileNote = '';
+  const profile = async (ctx: GpuContext, bench: BenchModel, shape: StepShape) => {
+    if (!args.profile) return;
+    progress(`${bench.scale} profile`);
+    const result = await profileTrainingSteps(ctx, bench, shape);
+    if (result) profiles.push(...result);
+    else profileNote = `(no ${bench.scale} profile: the adapter has no timestamp queries, or a step has more passes than one query set holds)`;
+  };
   const text: TextPromptResult[] = [];
   const tinyCtx = await createNodeGpuContext();
   await withModel(tinyCtx, loadTinyBenchModel, async (bench) => {
     progress('tiny training steps');
     steps.push(...(await benchTrainingSteps(tinyCtx, bench, TINY_STEP, TINY_STEP_ROUNDS)));
+    await profile(tinyCtx, bench, TINY_STEP);
     if (quick) text.push(await benchTextPerPrompt(tinyCtx, bench, DIGITS, { stopped: TEXT_POLICY, full: TEXT_POLICY }));
   });
   tinyCtx.destroy();
@@ -231,6 +266,7 @@ async function main(): Promise<void> {
       console.log(`\n(ViT-B/32 prompts tokenised with ${bench.tokenizer})`);
       progress('ViT-B/32 training steps');
       steps.push(...(await benchTrainingSteps(b32Ctx, bench, B32_STEP, B32_STEP_ROUNDS)));
+      await profile(b32Ctx, bench, B32_STEP);
       progress('ViT-B/32 text tower');
       text.push(await benchTextPerPrompt(b32Ctx, bench, B32_STEP.classes, { stopped: TEXT_POLICY, full: { ...TEXT_POLICY, budgetMs: 0 } }));
     });
@@ -238,6 +274,11 @@ async function main(): Promise<void> {
   }
   console.log('\n## One training step: trainMicroBatch + AdamW update, median wall-clock; peak GPU bytes measured and planned');
   printSteps(steps);
+  if (args.profile) {
+    console.log('\n## Where a step\'s GPU time goes (--profile: a compute pass and two timestamps per dispatch)');
+    printProfiles(profiles);
+    if (profileNote) console.log(profileNote);
+  }
   console.log('\n## Text tower per class prompt (frozen), stopping at end-of-text vs all 77 positions');
   printText(text);
 
@@ -257,7 +298,7 @@ async function main(): Promise<void> {
 
   const json = JSON.stringify({
     date: new Date().toISOString(), quick, adapter, tfjsAdapter: tfjs?.adapterName ?? null, tfjsError, machine,
-    matmul, steps, text, b16: { target: B16_TARGET, ...b16 }, targets: targetList,
+    matmul, steps, profiles, text, b16: { target: B16_TARGET, ...b16 }, targets: targetList,
   }, null, 2);
   if (args.json) {
     writeFileSync(args.json, `${json}\n`);

@@ -5,7 +5,7 @@
 
 import { AdapterSet } from '../src/adapters/block-lora';
 import { defaultAdapterSettings, trainableParameterCount, type AdapterSettings } from '../src/adapters/settings';
-import type { GpuContext } from '../src/gpu/context';
+import type { GpuContext, KernelTime } from '../src/gpu/context';
 import type { TokenBatch } from '../src/model/text';
 import { adamwUpdate } from '../src/kernels/adamw';
 import { planStepMemory, planTrainingMemory, type MemoryPlan } from '../src/training/memory-plan';
@@ -187,6 +187,40 @@ export async function benchTrainingSteps(
       planError: (planned.peakBytes - peakBytes) / peakBytes,
     };
   });
+}
+
+/** Where one step's GPU time goes: per shader entry point, its dispatches and GPU milliseconds. */
+export interface StepProfile {
+  scale: string;
+  step: string;
+  /** The step's GPU time with a pass per dispatch (slower than the timed steps above). */
+  gpuMs: number;
+  dispatches: number;
+  byKernel: Record<string, KernelTime>;
+}
+
+/**
+ * One step of each variant after a warm-up step, with a compute pass and a pair of timestamps per
+ * dispatch (GpuContext.time's perKernel). Null where the adapter has no timestamp queries.
+ */
+export async function profileTrainingSteps(
+  ctx: GpuContext, bench: BenchModel, shape: StepShape, variants: readonly StepVariant[] = STEP_VARIANTS,
+): Promise<StepProfile[] | null> {
+  if (!ctx.canTime) return null;
+  const classes = bench.prompts(shape.classes);
+  const profiles: StepProfile[] = [];
+  for (const variant of variants) {
+    const prepared = prepareStep(ctx, bench, variant, shape, classes);
+    await prepared.step();
+    const { gpuMs, byKernel } = await ctx.time(() => prepared.step(), { perKernel: true });
+    prepared.destroy();
+    if (gpuMs === null || byKernel === null) return null; // more passes than the query set holds
+    const kernels = Object.fromEntries(byKernel);
+    const dispatches = [...byKernel.values()].reduce((total, k) => total + k.dispatches, 0);
+    profiles.push({ scale: bench.scale, step: variant.name, gpuMs, dispatches, byKernel: kernels });
+    progress(`${bench.scale} ${variant.name}: ${dispatches} dispatches, ${gpuMs.toFixed(1)} GPU ms profiled`);
+  }
+  return profiles;
 }
 
 export interface TextPromptResult {

@@ -29,6 +29,12 @@ export class DeviceLostError extends Error {
   override name = 'DeviceLostError';
 }
 
+/** A shader entry point's share of a profiled run (GpuContext.time with perKernel). */
+export interface KernelTime {
+  ms: number;
+  dispatches: number;
+}
+
 const UNIFORM_ALIGNMENT = 256;
 const UNIFORM_ARENA_BYTES = 1 << 20;
 const MAX_TIMED_PASSES = 2048; // a query set holds at most 4096 timestamps
@@ -234,13 +240,13 @@ export class GpuContext {
   /**
    * Runs work() and returns wall-clock milliseconds until the GPU finished, and GPU milliseconds
    * from timestamp queries when the adapter has them (summed over compute passes). With
-   * `perKernel`, every dispatch gets its own pass and `byKernel` sums GPU time per shader entry point
-   * (a profile: the extra passes cost some speed).
+   * `perKernel`, every dispatch gets its own pass and `byKernel` sums GPU time and counts dispatches
+   * per shader entry point (a profile: the extra passes cost some speed).
    */
   async time(
     work: () => void | Promise<void>,
     options: { perKernel?: boolean } = {},
-  ): Promise<{ wallMs: number; gpuMs: number | null; byKernel: Map<string, number> | null }> {
+  ): Promise<{ wallMs: number; gpuMs: number | null; byKernel: Map<string, KernelTime> | null }> {
     await this.sync();
     if (this.canTime) {
       this.timing = {
@@ -256,7 +262,7 @@ export class GpuContext {
     const timing = this.timing;
     this.timing = null;
     let gpuMs: number | null = null;
-    let byKernel: Map<string, number> | null = null;
+    let byKernel: Map<string, KernelTime> | null = null;
     if (timing && timing.passes > 0 && !timing.overflow) {
       const count = 2 * timing.passes;
       const resolved = this.memory.track(
@@ -276,7 +282,8 @@ export class GpuContext {
       if (timing.passLabels) {
         byKernel = new Map();
         for (const [i, label] of timing.passLabels.entries()) {
-          byKernel.set(label, (byKernel.get(label) ?? 0) + Number(stamps[2 * i + 1] - stamps[2 * i]) / 1e6);
+          const kernel = byKernel.get(label) ?? { ms: 0, dispatches: 0 };
+          byKernel.set(label, { ms: kernel.ms + Number(stamps[2 * i + 1] - stamps[2 * i]) / 1e6, dispatches: kernel.dispatches + 1 });
         }
       }
       this.memory.release(resolved);
