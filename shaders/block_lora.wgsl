@@ -148,15 +148,18 @@ fn weight_gradients(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_
       }
     }
   }
-  column_partials[local] = sums;
-  workgroupBarrier();
-  if (lid.y != 0u || column >= width) { return; }
-  var total = column_partials[lid.x];
-  for (var lane = 1u; lane < GRADIENT_ROW_LANES; lane++) {
-    for (var j = 0u; j < chunk; j++) {
-      total[j] += column_partials[lane * GRADIENT_COLUMNS + lid.x][j];
+  var total = sums;
+  if (GRADIENT_ROW_LANES > 1u) { // one lane (SwiftShader's choice) has nothing to add, nor a barrier to pay
+    column_partials[local] = sums;
+    workgroupBarrier();
+    total = column_partials[lid.x];
+    for (var lane = 1u; lane < GRADIENT_ROW_LANES; lane++) {
+      for (var j = 0u; j < chunk; j++) {
+        total[j] += column_partials[lane * GRADIENT_COLUMNS + lid.x][j];
+      }
     }
   }
+  if (lid.y != 0u || column >= width) { return; }
   for (var j = 0u; j < chunk; j++) {
     if (for_b) {
       let gradient = p.scale * total[j];
