@@ -2,11 +2,13 @@
 // peak GPU memory and the memory planner's figure) at tiny and ViT-B/32 scale, the text tower per class
 // prompt, and the planned ViT-B/16 training peak against the 4 GiB target.
 //
-//   npm run bench [-- --quick] [--profile] [--json FILE]
+//   npm run bench [-- --quick] [--profile] [--b32-rounds N] [--json FILE]
 //
 // --quick: fewer repeats, no ViT-B/32 (the text tower is timed on the tiny model instead) and no
 // 1600x768x2304 product. --profile: also one step of each variant with GPU time and dispatches per
-// kernel. --json FILE: write the JSON there instead of printing it after the tables.
+// kernel. --b32-rounds N: N interleaved rounds of the ViT-B/32 steps whatever they take (by default
+// as many as fit in a minute: none on SwiftShader, where a step takes about 30 s). --json FILE: write
+// the JSON there instead of printing it after the tables.
 // Times are wall-clock to the GPU's completion; beside them, this process's CPU time, which on SwiftShader
 // (a GPU on the CPU, inside the process) measures the work done even while other programs share the cores.
 // The targets are reported, never asserted.
@@ -27,14 +29,18 @@ import {
 } from './training-step';
 
 const { values: args } = parseArgs({
-  options: { quick: { type: 'boolean', default: false }, profile: { type: 'boolean', default: false }, json: { type: 'string' } },
+  options: {
+    quick: { type: 'boolean', default: false }, profile: { type: 'boolean', default: false }, 'b32-rounds': { type: 'string' }, json: { type: 'string' },
+  },
 });
 const quick = args.quick;
 
 const MATMUL_POLICY: RepeatPolicy = quick ? { budgetMs: 500, minRepeats: 1, maxRepeats: 5 } : { budgetMs: 3000, minRepeats: 3, maxRepeats: 20 };
 const TINY_STEP_ROUNDS: RoundsPolicy = quick ? { budgetMs: 3000, maxRounds: 4 } : { budgetMs: 30_000, maxRounds: 20 };
 /** A ViT-B/32 step takes tens of seconds on SwiftShader: there, only each variant's measured step; rounds on a GPU. */
-const B32_STEP_ROUNDS: RoundsPolicy = { budgetMs: 60_000, maxRounds: 10 };
+const b32Rounds = args['b32-rounds'] === undefined ? null : Number(args['b32-rounds']);
+if (b32Rounds !== null && !(Number.isInteger(b32Rounds) && b32Rounds >= 0)) throw new Error('--b32-rounds takes a whole number of rounds');
+const B32_STEP_ROUNDS: RoundsPolicy = b32Rounds === null ? { budgetMs: 60_000, maxRounds: 10 } : { budgetMs: Infinity, maxRounds: b32Rounds };
 const TEXT_POLICY: RepeatPolicy = { budgetMs: quick ? 500 : 3000, minRepeats: 1, maxRepeats: 10 };
 
 const DIGITS = ['zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine'];
