@@ -1,4 +1,5 @@
-// A fraction as a horizontal bar with its percentage, for accuracies and probabilities in tables.
+// A fraction as a horizontal bar with its percentage, for accuracies and probabilities in tables, and
+// the table of them a row per class.
 
 import { formatPercent } from '../format';
 
@@ -8,5 +9,44 @@ export function Bar({ value, highlight }: { value: number; highlight?: boolean }
       <span className="bar-fill" style={{ width: `${Math.round(100 * value)}%` }} />
       <span className="bar-value">{formatPercent(value)}</span>
     </span>
+  );
+}
+
+/** One column of ClassBarTable: a value per class; `highlight` marks one class's bar (the top one). */
+export interface ClassBarColumn {
+  title: string;
+  values: readonly number[];
+  highlight?: number;
+}
+
+/** A row per class with a Bar per column: Evaluate's per-class accuracy, Try it's probabilities. */
+export function ClassBarTable({ label, classNames, columns }: { label: string; classNames: readonly string[]; columns: readonly ClassBarColumn[] }) {
+  return (
+    <div className="table-scroll">
+      <table className="data-table" aria-label={label}>
+        <thead>
+          <tr>
+            <th scope="col">Class</th>
+            {columns.map((column) => (
+              <th key={column.title} scope="col">
+                {column.title}
+              </th>
+            ))}
+          </tr>
+        </thead>
+        <tbody>
+          {classNames.map((name, c) => (
+            <tr key={name}>
+              <th scope="row">{name}</th>
+              {columns.map((column) => (
+                <td key={column.title}>
+                  <Bar value={column.values[c]} highlight={c === column.highlight} />
+                </td>
+              ))}
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
   );
 }

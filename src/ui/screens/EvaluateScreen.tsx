@@ -2,7 +2,7 @@
 // overall and per-class accuracy, the confusion matrix, and the images it gets wrong.
 
 import { useMemo, type CSSProperties } from 'react';
-import { Bar } from '../components/Bar';
+import { ClassBarTable } from '../components/Bar';
 import { Card } from '../components/Card';
 import { SelectField } from '../components/fields';
 import { Note, Problem } from '../components/Notice';
@@ -99,30 +99,14 @@ function SummaryCard({ result }: { result: EvaluationResult }) {
 function PerClassCard({ result }: { result: EvaluationResult }) {
   return (
     <Card title="Per class">
-      <div className="table-scroll">
-        <table className="data-table" aria-label="Per-class accuracy">
-          <thead>
-            <tr>
-              <th scope="col">Class</th>
-              <th scope="col">Zero-shot</th>
-              <th scope="col">Adapted</th>
-            </tr>
-          </thead>
-          <tbody>
-            {result.classNames.map((name, c) => (
-              <tr key={name}>
-                <th scope="row">{name}</th>
-                <td>
-                  <Bar value={result.zeroShot.perClassAccuracy[c]} />
-                </td>
-                <td>
-                  <Bar value={result.adapted.perClassAccuracy[c]} />
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
+      <ClassBarTable
+        label="Per-class accuracy"
+        classNames={result.classNames}
+        columns={[
+          { title: 'Zero-shot', values: result.zeroShot.perClassAccuracy },
+          { title: 'Adapted', values: result.adapted.perClassAccuracy },
+        ]}
+      />
     </Card>
   );
 }

@@ -2,7 +2,7 @@
 // the base model with those of an adapter.
 
 import { useEffect, useRef, useState } from 'react';
-import { Bar } from '../components/Bar';
+import { ClassBarTable } from '../components/Bar';
 import { Card } from '../components/Card';
 import { DropZone, FilePicker } from '../components/DropZone';
 import { SelectField } from '../components/fields';
@@ -145,32 +145,14 @@ function Probabilities({ result }: { result: PredictResult }) {
           ? `With the adapter: ${result.classNames[adaptedTop]}. Without: ${result.classNames[baseTop]}.`
           : `Zero-shot: ${result.classNames[baseTop]}.`}
       </p>
-      <div className="table-scroll">
-        <table className="data-table" aria-label="Class probabilities">
-          <thead>
-            <tr>
-              <th scope="col">Class</th>
-              <th scope="col">Without adapter</th>
-              {result.withAdapter && <th scope="col">With adapter</th>}
-            </tr>
-          </thead>
-          <tbody>
-            {result.classNames.map((name, c) => (
-              <tr key={name}>
-                <th scope="row">{name}</th>
-                <td>
-                  <Bar value={result.withoutAdapter[c]} highlight={c === baseTop} />
-                </td>
-                {result.withAdapter && (
-                  <td>
-                    <Bar value={result.withAdapter[c]} highlight={c === adaptedTop} />
-                  </td>
-                )}
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
+      <ClassBarTable
+        label="Class probabilities"
+        classNames={result.classNames}
+        columns={[
+          { title: 'Without adapter', values: result.withoutAdapter, highlight: baseTop },
+          ...(result.withAdapter ? [{ title: 'With adapter', values: result.withAdapter, highlight: adaptedTop }] : []),
+        ]}
+      />
     </>
   );
 }
