@@ -5,6 +5,7 @@
 import { useId, useState } from 'react';
 import type { ClassRecord } from '../../storage/db';
 import { promptFor } from '../../model/zero-shot';
+import { Screen } from '../components/Screen';
 import { Badge, Card } from '../components/Card';
 import { DropZone, FilePicker } from '../components/DropZone';
 import { InlineRename, NumberField } from '../components/fields';
@@ -23,14 +24,15 @@ export function DatasetScreen() {
   const seed = useTrainingStore((s) => s.settings.seed);
   const split = useDatasetSplit(shots, seed);
   return (
-    <section className="screen" aria-labelledby="dataset-title">
-      <header className="screen-header">
-        <h1 id="dataset-title">Dataset</h1>
-        <p>
+    <Screen
+      title="Dataset"
+      intro={
+        <>
           Your labelled images, one class per folder. Each class name becomes a prompt such as <q>{promptFor('golden_retriever')}</q>.
           Images stay in this browser.
-        </p>
-      </header>
+        </>
+      }
+    >
       <AddCard />
       <DatasetProblems />
       <SplitCard split={split} />
@@ -39,7 +41,7 @@ export function DatasetScreen() {
           <ClassCard key={c.id} record={c} split={split} />
         ))}
       </div>
-    </section>
+    </Screen>
   );
 }
 

@@ -1,6 +1,7 @@
 // The GPU screen: which WebGPU device the engine worker opened and what it allows, or why there is
 // none and what to do; and a self-test that runs a real kernel on that device.
 
+import { Screen } from '../components/Screen';
 import { Problem } from '../components/Notice';
 import { useEngineStore, type Connection, type SelfTest } from '../stores/engine';
 import { formatBytes, formatDuration } from '../format';
@@ -8,17 +9,18 @@ import type { DeviceLimits, EngineInfo, SelfTestResult } from '../../worker/prot
 
 export function DeviceScreen() {
   return (
-    <section className="screen" aria-labelledby="gpu-title">
-      <header className="screen-header">
-        <h1 id="gpu-title">GPU</h1>
-        <p>
+    <Screen
+      title="GPU"
+      intro={
+        <>
           octoclip fine-tunes CLIP on this computer&rsquo;s graphics card through WebGPU. A background worker holds the
           GPU, so the page stays responsive while it computes.
-        </p>
-      </header>
+        </>
+      }
+    >
       <DeviceCard />
       <SelfTestCard />
-    </section>
+    </Screen>
   );
 }
 

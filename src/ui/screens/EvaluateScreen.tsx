@@ -2,6 +2,7 @@
 // overall and per-class accuracy, the confusion matrix, and the images it gets wrong.
 
 import { useMemo, type CSSProperties } from 'react';
+import { Screen } from '../components/Screen';
 import { ClassBarTable } from '../components/Bar';
 import { Card } from '../components/Card';
 import { SelectField } from '../components/fields';
@@ -17,11 +18,10 @@ export function EvaluateScreen() {
   const adapterId = useEvaluationStore((s) => s.adapterId);
   const shown = result && result.adapterId === adapterId ? result : null;
   return (
-    <section className="screen" aria-labelledby="evaluate-title">
-      <header className="screen-header">
-        <h1 id="evaluate-title">Evaluate</h1>
-        <p>How an adapter does on images it never trained on, against CLIP&rsquo;s zero-shot accuracy on the same images.</p>
-      </header>
+    <Screen
+      title="Evaluate"
+      intro={<>How an adapter does on images it never trained on, against CLIP&rsquo;s zero-shot accuracy on the same images.</>}
+    >
       <ChooseCard />
       {shown && (
         <>
@@ -31,7 +31,7 @@ export function EvaluateScreen() {
           <MistakesCard result={shown} />
         </>
       )}
-    </section>
+    </Screen>
   );
 }
 

@@ -3,6 +3,7 @@
 // and import.
 
 import type { AdapterRecord } from '../../storage/db';
+import { Screen } from '../components/Screen';
 import { Badge, Card } from '../components/Card';
 import { FilePicker } from '../components/DropZone';
 import { InlineRename } from '../components/fields';
@@ -16,14 +17,15 @@ import { usePredictionStore } from '../stores/prediction';
 export function LibraryScreen() {
   const adapters = useAdaptersStore((s) => s.adapters);
   return (
-    <section className="screen" aria-labelledby="library-title">
-      <header className="screen-header">
-        <h1 id="library-title">Adapter library</h1>
-        <p>
+    <Screen
+      title="Adapter library"
+      intro={
+        <>
           Adapters are small: a few hundred kilobytes on top of the base model. They are kept in this browser; download them to
           use elsewhere, with octoclip or with Hugging Face PEFT.
-        </p>
-      </header>
+        </>
+      }
+    >
       <ImportCard />
       <CompareCard />
       {adapters.length === 0 ? (
@@ -39,7 +41,7 @@ export function LibraryScreen() {
           ))}
         </ul>
       )}
-    </section>
+    </Screen>
   );
 }
 

@@ -2,6 +2,7 @@
 // resumable) or from local files, the model cache with its size, and the model the engine has loaded.
 
 import { useEffect, useId, useState, type ReactNode } from 'react';
+import { Screen } from '../components/Screen';
 import { Badge, Card } from '../components/Card';
 import { DropZone, FilePicker } from '../components/DropZone';
 import { Note, Problem } from '../components/Notice';
@@ -12,20 +13,21 @@ import { DEFAULT_HUB_MODEL, SUGGESTED_HUB_MODELS, useModelStore, type ModelActiv
 
 export function ModelScreen() {
   return (
-    <section className="screen" aria-labelledby="model-title">
-      <header className="screen-header">
-        <h1 id="model-title">Model</h1>
-        <p>
+    <Screen
+      title="Model"
+      intro={
+        <>
           Choose the CLIP to fine-tune. Its files are kept in this browser, so the next visit loads them from disk, even
           offline.
-        </p>
-      </header>
+        </>
+      }
+    >
       <LoadedModelCard />
       <ModelProblem />
       <HubCard />
       <LocalFilesCard />
       <CacheCard />
-    </section>
+    </Screen>
   );
 }
 

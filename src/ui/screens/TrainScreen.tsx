@@ -3,6 +3,7 @@
 
 import { useEffect } from 'react';
 import type { TargetMatrix, Tower } from '../../worker/protocol';
+import { Screen } from '../components/Screen';
 import { Badge, Card } from '../components/Card';
 import { CheckboxGroup, NumberField, RadioGroup, SelectField } from '../components/fields';
 import { LineChart, type ChartSeries } from '../components/LineChart';
@@ -32,15 +33,14 @@ const PLAN_DELAY_MS = 250;
 
 export function TrainScreen() {
   return (
-    <section className="screen" aria-labelledby="train-title">
-      <header className="screen-header">
-        <h1 id="train-title">Train</h1>
-        <p>Fine-tune small adapters on both CLIP encoders. The defaults are CLIP-LoRA&rsquo;s recipe; the frozen model is never changed.</p>
-      </header>
+    <Screen
+      title="Train"
+      intro={<>Fine-tune small adapters on both CLIP encoders. The defaults are CLIP-LoRA&rsquo;s recipe; the frozen model is never changed.</>}
+    >
       <ReadinessCard />
       <RunCard />
       <SettingsCard />
-    </section>
+    </Screen>
   );
 }
 

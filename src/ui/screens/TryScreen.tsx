@@ -2,6 +2,7 @@
 // the base model with those of an adapter.
 
 import { useEffect, useRef, useState } from 'react';
+import { Screen } from '../components/Screen';
 import { ClassBarTable } from '../components/Bar';
 import { Card } from '../components/Card';
 import { DropZone, FilePicker } from '../components/DropZone';
@@ -27,14 +28,13 @@ export function TryScreen() {
   }, [setImage]);
 
   return (
-    <section className="screen" aria-labelledby="try-title">
-      <header className="screen-header">
-        <h1 id="try-title">Try it</h1>
-        <p>Classify a new image with and without an adapter. Paste an image anywhere on this page, drop one, pick one or use the camera.</p>
-      </header>
+    <Screen
+      title="Try it"
+      intro="Classify a new image with and without an adapter. Paste an image anywhere on this page, drop one, pick one or use the camera."
+    >
       <ImageCard />
       <ResultCard />
-    </section>
+    </Screen>
   );
 }
 
