@@ -14,7 +14,7 @@ import { ProgressBar } from '../components/ProgressBar';
 import { filesFromDrop, filesFromInput, groupIntoClasses } from '../dropped-files';
 import { useDatasetSplit, type DatasetSplit } from '../split';
 import { useDatasetStore, type DatasetImage } from '../stores/dataset';
-import { useTrainingStore } from '../stores/training';
+import { isRunActive, useTrainingStore } from '../stores/training';
 
 const IMAGE_TYPES = 'image/*';
 
@@ -115,7 +115,7 @@ function DatasetProblems() {
 function SplitCard({ split }: { split: DatasetSplit }) {
   const settings = useTrainingStore((s) => s.settings);
   const update = useTrainingStore((s) => s.update);
-  const running = useTrainingStore((s) => s.run.status === 'running' || s.run.status === 'starting');
+  const running = useTrainingStore((s) => isRunActive(s.run.status));
   const train = split.support.imageIds.length;
   const heldOut = split.heldOut.imageIds.length;
   return (

@@ -14,7 +14,7 @@ import { sectionHref } from '../navigation';
 import { useDatasetSplit } from '../split';
 import { useDatasetStore } from '../stores/dataset';
 import { useModelStore } from '../stores/model';
-import { ITERATIONS_PER_SHOT, useTrainingStore, type RunState } from '../stores/training';
+import { isRunActive, ITERATIONS_PER_SHOT, type RunState, useTrainingStore } from '../stores/training';
 
 const TARGET_OPTIONS: { value: TargetMatrix; label: string }[] = [
   { value: 'q_proj', label: 'q' },
@@ -85,7 +85,7 @@ function SettingsCard() {
   const update = useTrainingStore((s) => s.update);
   const reset = useTrainingStore((s) => s.resetSettings);
   const refreshPlan = useTrainingStore((s) => s.refreshPlan);
-  const running = useTrainingStore((s) => s.run.status === 'running' || s.run.status === 'starting');
+  const running = useTrainingStore((s) => isRunActive(s.run.status));
   const loaded = useModelStore((s) => s.loaded);
   const classCount = useDatasetStore((s) => s.classes.length);
 
@@ -213,7 +213,7 @@ function StartButton() {
   const plan = useTrainingStore((s) => s.plan);
   const interrupted = useTrainingStore((s) => s.interrupted);
   const loaded = useModelStore((s) => s.loaded);
-  const busy = run.status === 'running' || run.status === 'starting';
+  const busy = isRunActive(run.status);
   return (
     <div className="actions">
       <button type="button" onClick={() => void start()} disabled={busy || !loaded || plan.status !== 'ready'}>

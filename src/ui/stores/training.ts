@@ -51,6 +51,11 @@ export type PlanState =
 /** `interrupted`: stopped by a reload or a lost GPU; the banner offers to resume it from its checkpoint. */
 export type RunStatus = 'idle' | 'starting' | 'running' | 'finished' | 'cancelled' | 'failed' | 'interrupted';
 
+/** A run is under way (settings and the dataset are locked, and Start is off) while starting or running. */
+export function isRunActive(status: RunStatus): boolean {
+  return status === 'starting' || status === 'running';
+}
+
 export interface RunState {
   status: RunStatus;
   runId: string | null;
@@ -306,7 +311,7 @@ export const useTrainingStore = create<TrainingState>()(
 
       async start() {
         const { run, settings } = get();
-        if (run.status === 'starting' || run.status === 'running') return;
+        if (isRunActive(run.status)) return;
         const model = useModelStore.getState().loaded;
         const { classes, images } = useDatasetStore.getState();
         const fail = (message: string): void => {
