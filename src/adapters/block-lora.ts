@@ -95,9 +95,9 @@ export class AdapterSet {
       }
     }
     const set = new AdapterSet(ctx, settings, matrices, layout, data);
-    for (const [index, { path, dIn, dOut, aOffset, blocksOffset, sumOffset }] of matrices.entries()) {
-      const a = set.flatParameters.slice(aOffset, [blockRank, dIn], `${path}.block_lora_A`);
-      const blocks = set.flatParameters.slice(blocksOffset, [settings.blocks, dOut, blockRank], `${path}.block_lora_B`);
+    for (const [index, matrix] of matrices.entries()) {
+      const { path, dOut, sumOffset } = matrix;
+      const { a, blocks } = set.sliceMatrix(set.flatParameters, matrix, '');
       const bSum = set.blockSums
         ? set.blockSums.flat.slice(sumOffset, [dOut, blockRank], `${path}.B_sum`)
         : blocks.view([dOut, blockRank], `${path}.B_sum`);
@@ -153,10 +153,10 @@ export class AdapterSet {
   allocateGradients(): void {
     if (!this.flatGradients) {
       this.flatGradients = this.flatLike('adapter gradients');
-      const gradients = this.slicesOf(this.flatGradients, '.grad');
       for (const [i, adapter] of this.adapters.entries()) {
-        adapter.gradA = gradients[2 * i].tensor;
-        adapter.gradBlocks = gradients[2 * i + 1].tensor;
+        const { a, blocks } = this.sliceMatrix(this.flatGradients, this.matrices[i], '.grad');
+        adapter.gradA = a;
+        adapter.gradBlocks = blocks;
       }
     }
     this.zeroGradients();
@@ -176,15 +176,21 @@ export class AdapterSet {
    * (`<layer path>.block_lora_A<suffix>`), in parameters() order.
    */
   slicesOf(flat: Tensor, suffix: string): { name: string; tensor: Tensor }[] {
-    const blockRank = this.settings.rank / this.settings.blocks;
-    return this.matrices.flatMap(({ path, dIn, dOut, aOffset, blocksOffset }) => [
-      { name: `${path}.block_lora_A${suffix}`, tensor: flat.slice(aOffset, [blockRank, dIn], `${path}.block_lora_A${suffix}`) },
-      {
-        name: `${path}.block_lora_B${suffix}`,
-        tensor: flat.slice(blocksOffset, [this.settings.blocks, dOut, blockRank], `${path}.block_lora_B${suffix}`),
-      },
-    ]);
+    return this.matrices.flatMap((matrix) => {
+      const { a, blocks } = this.sliceMatrix(flat, matrix, suffix);
+      return [{ name: a.label, tensor: a }, { name: blocks.label, tensor: blocks }];
+    });
   }
+
+  /** One adapted matrix's A_s and blocks inside a flat tensor of the parameters' layout, labelled with `suffix`. */
+  private sliceMatrix(flat: Tensor, { path, dIn, dOut, aOffset, blocksOffset }: AdaptedMatrix, suffix: string): { a: Tensor; blocks: Tensor } {
+    const blockRank = this.settings.rank / this.settings.blocks;
+    return {
+      a: flat.slice(aOffset, [blockRank, dIn], `${path}.block_lora_A${suffix}`),
+      blocks: flat.slice(blocksOffset, [this.settings.blocks, dOut, blockRank], `${path}.block_lora_B${suffix}`),
+    };
+  }
+
 
   /** Parameters by tensor name, in a fixed order (the adapter file's order). */
   parameters(): { name: string; tensor: Tensor; grad: Tensor | null }[] {
