@@ -7,9 +7,10 @@ import { AdapterSet } from '../src/adapters/block-lora';
 import { defaultAdapterSettings, trainableParameterCount, type AdapterSettings } from '../src/adapters/settings';
 import type { GpuContext, KernelTime } from '../src/gpu/context';
 import type { TokenBatch } from '../src/model/text';
-import { adamwUpdate } from '../src/kernels/adamw';
 import { planStepMemory, planTrainingMemory, type MemoryPlan } from '../src/training/memory-plan';
+import { AdapterOptimizer } from '../src/training/optimizer';
 import { trainMicroBatch, type StepOptions } from '../src/training/step';
+import { defaultTrainSettings } from '../src/training/trainer';
 import type { BenchModel } from './clip-models';
 import { medianTiming, progress, sample, timeMedian, type RepeatPolicy, type Sample } from './measure';
 
@@ -101,7 +102,7 @@ function prepareStep(ctx: GpuContext, bench: BenchModel, variant: StepVariant, s
   const size = model.config.vision.imageSize;
   const adapters = createAdapterSet(ctx, bench, variant);
   adapters.allocateGradients();
-  const moments = { m: adapters.flatLike('adam_m'), v: adapters.flatLike('adam_v') };
+  const optimizer = new AdapterOptimizer(ctx, adapters, defaultTrainSettings(1)); // CLIP-LoRA's AdamW
   const pixels = ctx.tensor([shape.batch, 3, size, size], 'pixel_values', Float32Array.from({ length: shape.batch * 3 * size * size }, (_, i) => Math.sin(i * 0.37)));
   const labels = Array.from({ length: shape.batch }, (_, i) => i % shape.classes.length);
   let stepIndex = 0;
@@ -112,16 +113,12 @@ function prepareStep(ctx: GpuContext, bench: BenchModel, variant: StepVariant, s
       const options: StepOptions = { dropoutSeed: stepIndex, training: true, accumulationSteps: 1, textChunk: shape.textChunk };
       adapters.zeroGradients();
       await trainMicroBatch(model, adapters, pixels, labels, classes, options, null);
-      // Trainer.applyUpdate: AdamW on every adapter parameter at once, then the block sums.
-      adamwUpdate(ctx, adapters.flatParameters, adapters.flatGradients!, moments.m, moments.v,
-        { lr: 2e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 1e-2, step: stepIndex });
-      adapters.refreshSums();
+      optimizer.update(2e-4, stepIndex);
       await ctx.sync();
     },
     destroy() {
       pixels.destroy();
-      moments.m.destroy();
-      moments.v.destroy();
+      optimizer.destroy();
       adapters.destroy();
     },
   };

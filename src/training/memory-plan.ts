@@ -3,7 +3,7 @@
 // replayed in the same order on a byte counter that tracks what is alive, as ctx.memory does.
 //
 // Keep in step with: src/gpu/context.ts (uniform arena, tensor and staging sizes), src/adapters/block-lora.ts
-// (adapter tensors), src/training/trainer.ts (moments, cached class features), src/training/step.ts,
+// (adapter tensors), src/training/optimizer.ts (moments), src/training/trainer.ts (cached class features), src/training/step.ts,
 // src/model/{vision,text,tower-run,encoder}.ts and src/kernels/attention.ts. test/training/memory-plan.test.ts
 // compares the plan with ctx.memory.peak of real steps.
 
@@ -224,7 +224,7 @@ class StepPlanner {
     if (Math.max(...probs) > 0) trace.tensor('attention backward scratch', Math.max(...probs));
   }
 
-  /** AdapterSet.create (flat parameters, the block sums and their table), allocateGradients, the Trainer's AdamW moments. */
+  /** AdapterSet.create (flat parameters, the block sums and their table), allocateGradients, AdapterOptimizer's AdamW moments. */
   private adapterTensors(adapter: AdapterSettings): void {
     const { trace } = this;
     const { matrices, elements, sumElements } = adapterLayout(this.config, adapter);

@@ -4,12 +4,12 @@
 
 import type { AdapterSet } from '../adapters/block-lora';
 import type { Tensor } from '../gpu/tensor';
-import { adamwUpdate, sgdUpdate } from '../kernels/adamw';
 import { randomResizedCropBox, type CropBox } from '../kernels/preprocess';
 import type { ClipModel } from '../model/clip';
 import { evaluationCrop, preprocessBatch, type CropChoice, type RgbaImage } from '../model/preprocessor';
 import type { TokenBatch } from '../model/text';
 import { classEmbeddings, classify, DEFAULT_TEMPLATE, promptFor } from '../model/zero-shot';
+import { AdapterOptimizer } from './optimizer';
 import { Rng, RNG_STREAM, type RngState } from './random';
 import { BatchSampler, type BatchSamplerState } from './sampler';
 import { learningRateAt } from './schedule';
@@ -94,8 +94,7 @@ export class Trainer {
   step = 0;
   private readonly sampler: BatchSampler;
   private readonly rng: Rng;
-  /** AdamW's moments, in the adapters' flat layout (AdapterSet.slicesOf names their parts). */
-  private moments: { m: Tensor; v: Tensor } | null = null;
+  private readonly optimizer: AdapterOptimizer;
   private readonly classTokens: TokenBatch;
   private cachedText: Tensor | null = null;
 
@@ -115,7 +114,7 @@ export class Trainer {
     this.rng = resumeFrom ? Rng.fromState(resumeFrom.rng) : Rng.derive(settings.seed, RNG_STREAM.training);
     this.classTokens = model.tokenize(classNames.map((name) => promptFor(name, settings.template)));
     adapters.allocateGradients();
-    if (settings.optimizer === 'adamw') this.moments = { m: adapters.flatLike('adam_m'), v: adapters.flatLike('adam_v') };
+    this.optimizer = new AdapterOptimizer(model.ctx, adapters, settings);
     if (resumeFrom) this.restore(resumeFrom);
   }
 
@@ -158,7 +157,7 @@ export class Trainer {
       correct += result.correct;
     }
     const lr = this.learningRate();
-    this.applyUpdate(lr);
+    this.optimizer.update(lr, this.step + 1);
     this.step++;
     await ctx.sync();
     return { step: this.step, loss: loss / batch.length, accuracy: correct / batch.length, lr, milliseconds: performance.now() - started };
@@ -178,9 +177,7 @@ export class Trainer {
   }
 
   destroy(): void {
-    this.moments?.m.destroy();
-    this.moments?.v.destroy();
-    this.moments = null;
+    this.optimizer.destroy();
     this.cachedText?.destroy();
     this.cachedText = null;
   }
@@ -199,9 +196,7 @@ export class Trainer {
 
   /** What a checkpoint holds on the GPU: every adapter parameter, then the AdamW moments of each, by name. */
   private namedState(): { name: string; tensor: Tensor }[] {
-    const parameters = this.adapters.parameters().map(({ name, tensor }) => ({ name, tensor }));
-    if (!this.moments) return parameters;
-    return [...parameters, ...this.adapters.slicesOf(this.moments.m, '.adam_m'), ...this.adapters.slicesOf(this.moments.v, '.adam_v')];
+    return [...this.adapters.parameters().map(({ name, tensor }) => ({ name, tensor })), ...this.optimizer.namedState()];
   }
 
   /** Seeds this image's crop and flip now, so the random stream does not depend on micro-batching. */
@@ -210,20 +205,6 @@ export class Trainer {
     if (!this.settings.augment) return (image) => evaluationCrop(size)(image, 0);
     const imageRng = new Rng(this.rng.nextUint32());
     return (image) => ({ box: randomResizedCropBox(image.width, image.height, () => imageRng.next(), [0.08, 1]), flip: imageRng.next() < 0.5 });
-  }
-
-  private applyUpdate(lr: number): void {
-    const { ctx } = this.model;
-    const s = this.settings;
-    // One command over every adapter parameter at once (the flat layout's padding stays zero).
-    const parameters = this.adapters.flatParameters;
-    const gradients = this.adapters.flatGradients!;
-    if (!this.moments) sgdUpdate(ctx, parameters, gradients, lr);
-    else {
-      const { m, v } = this.moments;
-      adamwUpdate(ctx, parameters, gradients, m, v, { lr, beta1: s.beta1, beta2: s.beta2, eps: s.eps, weightDecay: s.weightDecay, step: this.step + 1 });
-    }
-    this.adapters.refreshSums();
   }
 }
 
