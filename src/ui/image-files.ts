@@ -2,16 +2,13 @@
 // thread (createImageBitmap) and encodes thumbnails on an OffscreenCanvas; a file it cannot decode is
 // rejected with the reason, and the others go on.
 
+import type { ImageRecord } from '../storage/db';
+
 const THUMBNAIL_SIZE = 128;
 const IMAGE_EXTENSIONS = /\.(png|jpe?g|gif|webp|bmp|avif|ico)$/i;
 
-export interface PreparedImage {
-  name: string;
-  blob: Blob;
-  thumbnail: Blob;
-  width: number;
-  height: number;
-}
+/** What the dataset stores of an image, before it is given an id and a class. */
+export type PreparedImage = Omit<ImageRecord, 'id' | 'classId' | 'addedAt'>;
 
 export interface RejectedFile {
   name: string;
