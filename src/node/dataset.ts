@@ -16,6 +16,7 @@
 import type { Dirent } from 'node:fs';
 import { readdir, realpath, stat } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
+import { compareCodePoints } from '../training/dataset-order';
 import { decodeImageFile, type DecodeImageOptions, ImageDecodeError, probeImageFile } from './images';
 
 export interface DatasetImage {
@@ -178,15 +179,4 @@ async function forEachConcurrently(count: number, limit: number, task: (index: n
     while (next < count) await task(next++);
   };
   await Promise.all(Array.from({ length: Math.min(limit, count) }, worker));
-}
-
-/** Code-point order, as Python sorts strings (localeCompare would depend on the machine's locale). */
-function compareCodePoints(x: string, y: string): number {
-  const a = [...x];
-  const b = [...y];
-  for (let i = 0; i < Math.min(a.length, b.length); i++) {
-    const difference = (a[i].codePointAt(0) ?? 0) - (b[i].codePointAt(0) ?? 0);
-    if (difference !== 0) return difference;
-  }
-  return a.length - b.length;
 }

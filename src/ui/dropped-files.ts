@@ -4,6 +4,7 @@
 // their images are ordered as the CLI's loader orders them (src/node/dataset.ts: code-point order of
 // class names, then of paths within a class), so one folder and one seed give the same split in both.
 
+import { compareCodePoints } from '../training/dataset-order';
 import type { RejectedFile } from './image-files';
 
 export interface PickedFile {
@@ -55,16 +56,6 @@ export function groupIntoClasses(picked: readonly PickedFile[]): { classes: Clas
   return { classes, rejected };
 }
 
-/** Code-point order, as Python's sorted() and the CLI order names (localeCompare depends on the locale). */
-function compareCodePoints(x: string, y: string): number {
-  const a = [...x];
-  const b = [...y];
-  for (let i = 0; i < Math.min(a.length, b.length); i++) {
-    const difference = a[i].codePointAt(0)! - b[i].codePointAt(0)!;
-    if (difference !== 0) return difference;
-  }
-  return a.length - b.length;
-}
 
 /** .DS_Store, Thumbs.db and friends come along with folders; nobody means them as images. */
 function isHidden(name: string): boolean {
