@@ -5,11 +5,12 @@
 //
 //   OCTOCLIP_CHROMIUM=/path/to/chrome   another Chromium build (default /usr/bin/chromium)
 //   OCTOCLIP_E2E_SERVER=dev             test against the Vite dev server instead of a production build
+//   OCTOCLIP_E2E_PORT=4318              another port, for two checkouts testing at once
 
 import { defineConfig } from '@playwright/test';
 
 const CHROMIUM = process.env.OCTOCLIP_CHROMIUM || '/usr/bin/chromium';
-const PORT = 4317; // not Vite's defaults (5173, 4173), so a running `npm start` does not collide
+const PORT = Number(process.env.OCTOCLIP_E2E_PORT || 4317); // not Vite's defaults (5173, 4173), so a running `npm start` does not collide
 const BASE_URL = `http://127.0.0.1:${PORT}`; // a secure context: navigator.gpu exists only in those
 const BUILD_DIR = '.cache/e2e-dist'; // not dist/, which `npm run build` owns
 
