@@ -7,7 +7,7 @@
 // The device implements the part of GPUDevice that a GpuContext uses when it records no dispatches;
 // engine code that calls more of the WebGPU API fails here with a TypeError naming the missing method.
 
-import { GpuContext } from './context';
+import { GpuContext, GpuError } from './context';
 
 /** The limits a dry run checks against, by default none that a plan could reach. */
 export type DryRunLimits = Partial<Record<'maxBufferSize' | 'maxStorageBufferBindingSize', number>>;
@@ -42,8 +42,8 @@ function createDryRunDevice(limits: DryRunLimits): GPUDevice {
 }
 
 function dryRunBuffer({ size, label = '', usage }: GPUBufferDescriptor, maxBufferSize: number): GPUBuffer {
-  // The one check a real createBuffer makes that the engine does not make first.
-  if (size > maxBufferSize) throw new RangeError(`${label}: a buffer of ${size} bytes exceeds maxBufferSize (${maxBufferSize})`);
+  // The one check a real createBuffer makes that the engine does not make first (a GPU reports it at the next sync).
+  if (size > maxBufferSize) throw new GpuError(`${label}: a buffer of ${size} bytes exceeds maxBufferSize (${maxBufferSize})`);
   const buffer = {
     size,
     label,

@@ -5,6 +5,7 @@
 
 import { AdapterSet } from '../adapters/block-lora';
 import { validateAdapterSettings, type AdapterSettings } from '../adapters/settings';
+import { GpuError } from '../gpu/context';
 import { createDryRunContext, type DryRunLimits } from '../gpu/dry-run';
 import { ClipModel } from '../model/clip';
 import type { ClipConfig } from '../model/config';
@@ -53,14 +54,8 @@ export const DEFAULT_PROMPT_TOKENS = 8;
  * settings change). test/training/memory-plan.test.ts checks this against Trainer steps of several.
  */
 export async function planTrainingMemory(config: ClipConfig, options: TrainingMemoryOptions): Promise<MemoryPlan> {
-  const { batchSize, microBatchSize, classes, textChunk } = options;
-  for (const [name, value] of Object.entries({ batchSize, microBatchSize, classes, textChunk })) {
-    if (!Number.isInteger(value) || value < 1) throw new RangeError(`${name} must be a positive integer, got ${value}`);
-  }
-  if (batchSize % microBatchSize !== 0) {
-    throw new RangeError(`batch size ${batchSize} must be a multiple of the micro-batch size ${microBatchSize}`);
-  }
-  validateAdapterSettings(options.adapter, config);
+  validateTrainingOptions(config, options);
+  const { microBatchSize, classes, textChunk } = options;
   const settings = defaultTrainSettings(1, { batchSize: microBatchSize, microBatchSize, textChunk, optimizer: options.optimizer, augment: false });
   return dryRun(config, { promptTokens: options.textPromptTokens, limits: options.limits }, async (model) => {
     const adapters = AdapterSet.create(model.ctx, config, options.adapter, { random: () => 0 });
@@ -71,6 +66,92 @@ export async function planTrainingMemory(config: ClipConfig, options: TrainingMe
     model.ctx.memory.resetPeak();
     await trainer.trainStep();
   });
+}
+
+function validateTrainingOptions(config: ClipConfig, options: TrainingMemoryOptions): void {
+  const { batchSize, microBatchSize, classes, textChunk } = options;
+  for (const [name, value] of Object.entries({ batchSize, microBatchSize, classes, textChunk })) {
+    if (!Number.isInteger(value) || value < 1) throw new RangeError(`${name} must be a positive integer, got ${value}`);
+  }
+  if (batchSize % microBatchSize !== 0) {
+    throw new RangeError(`batch size ${batchSize} must be a multiple of the micro-batch size ${microBatchSize}`);
+  }
+  validateAdapterSettings(options.adapter, config);
+}
+
+/** What a device allows: its buffer limits (GPUDevice.limits) and the bytes a run may hold at its peak. */
+export interface DeviceMemory {
+  limits: Pick<GPUSupportedLimits, 'maxBufferSize' | 'maxStorageBufferBindingSize'>;
+  /** WebGPU does not say how much memory a GPU has: the caller decides (a setting, a known GPU's size less a margin). */
+  budgetBytes: number;
+}
+
+export interface PassSizes {
+  microBatchSize: number;
+  textChunk: number;
+  plan: MemoryPlan;
+}
+
+export class TrainingDoesNotFitError extends Error {
+  override name = 'TrainingDoesNotFitError';
+}
+
+/**
+ * The largest passes that fit the device, so that a run does not fail for memory when smaller ones
+ * would fit: options.microBatchSize and options.textChunk are the largest wanted (the user's or the
+ * recipe's). The micro-batch shrinks first, through the divisors of the batch; the text chunk is
+ * halved only when no micro-batch fits with it, as its activations are small beside the vision
+ * tower's (ViT-B/16: 64 prompts of 8 tokens are 512 tokens, under 3 images' 591) and a plan with
+ * small chunks takes long (each chunk is a pass). A pass fits when no buffer passes the device's
+ * limits and the planned peak is within the budget. Throws TrainingDoesNotFitError when even a
+ * micro-batch of 1 with a text chunk of 1 does not fit, with what fell short.
+ */
+export async function choosePassSizes(config: ClipConfig, options: Omit<TrainingMemoryOptions, 'limits'>, device: DeviceMemory): Promise<PassSizes> {
+  const { batchSize, microBatchSize: largestMicroBatch, textChunk: largestChunk } = options;
+  const limits = { maxBufferSize: device.limits.maxBufferSize, maxStorageBufferBindingSize: device.limits.maxStorageBufferBindingSize };
+  validateTrainingOptions(config, options); // bad settings are refused, not searched for a size that fits
+  const microBatches = divisors(batchSize).filter((m) => m <= largestMicroBatch); // ascending
+  let shortfall = ''; // of the last pass tried: the smallest, when none fits
+  for (let textChunk = Math.min(largestChunk, options.classes); ; textChunk = Math.ceil(textChunk / 2)) {
+    const fits = async (microBatchSize: number): Promise<PassSizes | null> => {
+      try {
+        const plan = await planTrainingMemory(config, { ...options, microBatchSize, textChunk, limits });
+        if (plan.peakBytes <= device.budgetBytes) return { microBatchSize, textChunk, plan };
+        shortfall = `its peak of ${plan.peakBytes} bytes is over the budget of ${device.budgetBytes}`;
+      } catch (error) {
+        if (!(error instanceof GpuError)) throw error;
+        shortfall = error.message;
+      }
+      return null;
+    };
+    const chosen = await largestFitting(microBatches, fits);
+    if (chosen) return chosen;
+    if (textChunk === 1) break;
+  }
+  throw new TrainingDoesNotFitError(`Training does not fit this GPU even with a micro-batch of 1 and a text chunk of 1: ${shortfall}`);
+}
+
+/** The largest candidate (ascending) for which fits() gives a result, fits() being monotone: binary search, trying the largest first. */
+async function largestFitting<T>(candidates: readonly number[], fits: (candidate: number) => Promise<T | null>): Promise<T | null> {
+  const largest = await fits(candidates[candidates.length - 1]);
+  if (largest) return largest;
+  let best: T | null = null;
+  let [low, high] = [0, candidates.length - 2]; // candidates above high do not fit
+  while (low <= high) {
+    const middle = Math.floor((low + high) / 2);
+    const result = await fits(candidates[middle]);
+    if (result) {
+      best = result;
+      low = middle + 1;
+    } else {
+      high = middle - 1;
+    }
+  }
+  return best;
+}
+
+function divisors(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => i + 1).filter((d) => n % d === 0);
 }
 
 export interface DryRunOptions {

@@ -6,13 +6,13 @@
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { AdapterSet } from '../../src/adapters/block-lora';
 import { defaultAdapterSettings, type AdapterSettings } from '../../src/adapters/settings';
-import { GpuContext } from '../../src/gpu/context';
+import { GpuContext, GpuError } from '../../src/gpu/context';
 import type { ClipModel } from '../../src/model/clip';
 import { parseClipConfig } from '../../src/model/config';
 import { makeTinyClip } from '../../src/model/tiny';
 import { promptFor } from '../../src/model/zero-shot';
 import { createNodeGpuContext } from '../../src/node/gpu';
-import { planTrainingMemory } from '../../src/training/memory-plan';
+import { choosePassSizes, planTrainingMemory, TrainingDoesNotFitError, type TrainingMemoryOptions } from '../../src/training/memory-plan';
 import { frozenClassFeatures, trainMicroBatch, type StepOptions } from '../../src/training/step';
 import { defaultTrainSettings, Trainer } from '../../src/training/trainer';
 import { randomArray } from '../helpers/random';
@@ -189,5 +189,59 @@ describe('planTrainingMemory', () => {
     const config = tinyConfig;
     await expect(planTrainingMemory(config, { batchSize: 6, microBatchSize: 4, classes: 3, adapter: defaultAdapterSettings(config), textChunk: 3 }))
       .rejects.toThrow(RangeError);
+  });
+});
+
+describe('choosePassSizes', () => {
+  beforeAll(async () => {
+    Object.assign(globalThis, (await import('webgpu')).globals);
+  });
+
+  const config = tinyConfig;
+  const unlimited = { maxBufferSize: Number.MAX_SAFE_INTEGER, maxStorageBufferBindingSize: Number.MAX_SAFE_INTEGER };
+  const wanted: TrainingMemoryOptions = { batchSize: 8, microBatchSize: 8, classes: 10, adapter: defaultAdapterSettings(config), textChunk: 4 };
+
+  it('keeps the passes wanted when they fit, with their plan', async () => {
+    const chosen = await choosePassSizes(config, wanted, { limits: unlimited, budgetBytes: Number.MAX_SAFE_INTEGER });
+    expect(chosen).toEqual({ microBatchSize: 8, textChunk: 4, plan: await planTrainingMemory(config, wanted) });
+  });
+
+  it('chooses the largest micro-batch within the budget', async () => {
+    for (const microBatchSize of [4, 2, 1]) {
+      const { peakBytes } = await planTrainingMemory(config, { ...wanted, microBatchSize });
+      const chosen = await choosePassSizes(config, wanted, { limits: unlimited, budgetBytes: peakBytes });
+      expect([chosen.microBatchSize, chosen.textChunk, chosen.plan.peakBytes]).toEqual([microBatchSize, 4, peakBytes]);
+    }
+  });
+
+  it('halves the text chunk when no micro-batch fits with it', async () => {
+    // The text tower alone carries adapters: a chunk of 10 prompts outweighs an image.
+    const textOnly: TrainingMemoryOptions = {
+      ...wanted, batchSize: 2, microBatchSize: 2, textChunk: 10,
+      adapter: defaultAdapterSettings(config, { layers: { text: [0, 1] } }),
+    };
+    const fitting = await planTrainingMemory(config, { ...textOnly, microBatchSize: 1, textChunk: 5 });
+    expect((await planTrainingMemory(config, { ...textOnly, microBatchSize: 1 })).peakBytes).toBeGreaterThan(fitting.peakBytes);
+    const chosen = await choosePassSizes(config, textOnly, { limits: unlimited, budgetBytes: fitting.peakBytes });
+    expect([chosen.microBatchSize, chosen.textChunk]).toEqual([1, 5]);
+  });
+
+  it('keeps every buffer within the device\'s binding limit', async () => {
+    // Vision fc1 holds 13,056 bytes per image; the largest weight (the token embedding) 116,992.
+    const limits = { ...unlimited, maxStorageBufferBindingSize: 150_000 };
+    const options = { ...wanted, batchSize: 16, microBatchSize: 16 };
+    await expect(planTrainingMemory(config, { ...options, limits })).rejects.toThrow(GpuError);
+    const chosen = await choosePassSizes(config, options, { limits, budgetBytes: Number.MAX_SAFE_INTEGER });
+    expect([chosen.microBatchSize, chosen.textChunk]).toEqual([8, 4]);
+  });
+
+  it('says what falls short when nothing fits', async () => {
+    const tooSmall = choosePassSizes(config, wanted, { limits: unlimited, budgetBytes: 1 << 20 });
+    await expect(tooSmall).rejects.toThrow(TrainingDoesNotFitError);
+    await expect(tooSmall).rejects.toThrow(/micro-batch of 1 and a text chunk of 1: its peak of \d+ bytes is over the budget of 1048576/);
+  });
+
+  it('refuses bad settings instead of searching', async () => {
+    await expect(choosePassSizes(config, { ...wanted, microBatchSize: 3 }, { limits: unlimited, budgetBytes: 1 << 30 })).rejects.toThrow(RangeError);
   });
 });
