@@ -157,6 +157,7 @@ function divisors(n: number): number[] {
 export interface DryRunOptions {
   /** Every prompt the model tokenises runs to its end-of-text at this many tokens. Default DEFAULT_PROMPT_TOKENS. */
   promptTokens?: number;
+  /** As TrainingMemoryOptions.limits. */
   limits?: DryRunLimits;
 }
 
@@ -182,7 +183,7 @@ export async function dryRun(config: ClipConfig, options: DryRunOptions, work: (
  * What holds a buffer, from the label the engine gives it: the keys of MemoryPlan.breakdown. A label
  * no rule knows is its own holder, so that new allocations show up by name.
  */
-export function holderOf(label: string): string {
+function holderOf(label: string): string {
   for (const [pattern, holder] of HOLDERS) if (pattern.test(label)) return holder;
   return label;
 }
