@@ -62,7 +62,7 @@ function promptTokens(model: ClipModel, classes: number): number {
 }
 
 function expectExact(planned: number, measured: number, label: string): void {
-  expect(planned, `${label}: planned ${planned} bytes, measured ${measured} (${planned - measured} more)`).toBe(measured);
+  expect(planned, `${label}: planned ${planned} bytes, measured ${measured} (off by ${planned - measured})`).toBe(measured);
 }
 
 /** A real Trainer's second step (the first grows the attention scratch), or its plan. */
