@@ -59,9 +59,9 @@ interface B16Plan {
   plan: MemoryPlan;
 }
 
-function planB16(microBatchSize: number, textChunk: number, textPromptTokens?: number): B16Plan {
+async function planB16(microBatchSize: number, textChunk: number, textPromptTokens?: number): Promise<B16Plan> {
   const config = vitB16Config();
-  const plan = planTrainingMemory(config, {
+  const plan = await planTrainingMemory(config, {
     batchSize: B16_TARGET.batchSize, microBatchSize, classes: B16_TARGET.classes, adapter: defaultAdapterSettings(config),
     textChunk, optimizer: 'adamw', textPromptTokens,
   });
@@ -69,15 +69,17 @@ function planB16(microBatchSize: number, textChunk: number, textPromptTokens?: n
 }
 
 /** The full batch, then each smaller micro-batch dividing it; the text chunk at the Trainer's default and below. */
-function b16Plans(): { full: B16Plan; microBatches: B16Plan[]; textChunks: B16Plan[]; longPrompts: B16Plan } {
-  const microBatches = [32, 16, 8, 4, 2, 1].map((micro) => planB16(micro, B16_TARGET.textChunk));
+type B16Plans = { full: B16Plan; microBatches: B16Plan[]; textChunks: B16Plan[]; longPrompts: B16Plan };
+
+async function b16Plans(): Promise<B16Plans> {
+  const microBatches = await Promise.all([32, 16, 8, 4, 2, 1].map((micro) => planB16(micro, B16_TARGET.textChunk)));
   const fitting = microBatches.find((p) => p.plan.peakBytes <= B16_TARGET.budgetBytes) ?? microBatches[microBatches.length - 1];
   return {
     full: microBatches[0],
     microBatches,
-    textChunks: [64, 32, 16, 8].map((chunk) => planB16(fitting.microBatchSize, chunk)),
+    textChunks: await Promise.all([64, 32, 16, 8].map((chunk) => planB16(fitting.microBatchSize, chunk))),
     // ImageNet's longest names make prompts of about 20 tokens: a chunk runs at its longest prompt's length.
-    longPrompts: planB16(fitting.microBatchSize, B16_TARGET.textChunk, 20),
+    longPrompts: await planB16(fitting.microBatchSize, B16_TARGET.textChunk, 20),
   };
 }
 
@@ -151,7 +153,7 @@ function printText(results: TextPromptResult[]): void {
   );
 }
 
-function printB16(plans: ReturnType<typeof b16Plans>): void {
+function printB16(plans: B16Plans): void {
   const { full } = plans;
   const verdict = (bytes: number) => (bytes <= B16_TARGET.budgetBytes ? 'fits' : 'over');
   console.log(`Batch 32, 1,000 classes, Block-LoRA r=2 n=2 on q, k, v of both towers, AdamW, text chunk 64, 8-token prompts:`);
@@ -184,7 +186,7 @@ function timeTarget(target: string, a: StepResult, b: StepResult, limit: number)
   return { target, figure: percent(wall), met: wall <= limit, cpuFigure: percent(cpu), metByCpu: cpu <= limit };
 }
 
-function targets(matmul: MatmulResult[], steps: StepResult[], b16: ReturnType<typeof b16Plans>): Target[] {
+function targets(matmul: MatmulResult[], steps: StepResult[], b16: B16Plans): Target[] {
   const list: Target[] = [];
   for (const scale of [...new Set(steps.map((s) => s.scale))]) {
     const of = (name: string) => steps.find((s) => s.scale === scale && s.step === name);
@@ -289,7 +291,7 @@ async function main(): Promise<void> {
   printText(text);
 
   console.log('\n## Planned ViT-B/16 training peak (planTrainingMemory)');
-  const b16 = b16Plans();
+  const b16 = await b16Plans();
   printB16(b16);
 
   console.log('\n## Targets (reported, not asserted)');

@@ -7,7 +7,7 @@ import { AdapterSet } from '../src/adapters/block-lora';
 import { defaultAdapterSettings, trainableParameterCount, type AdapterSettings } from '../src/adapters/settings';
 import type { GpuContext, KernelTime } from '../src/gpu/context';
 import type { TokenBatch } from '../src/model/text';
-import { planStepMemory, planTrainingMemory, type MemoryPlan } from '../src/training/memory-plan';
+import { dryRun, planTrainingMemory, type MemoryPlan } from '../src/training/memory-plan';
 import { AdapterOptimizer } from '../src/training/optimizer';
 import { trainMicroBatch, type StepOptions } from '../src/training/step';
 import { defaultTrainSettings } from '../src/training/trainer';
@@ -78,16 +78,25 @@ function createAdapterSet(ctx: GpuContext, bench: BenchModel, variant: StepVaria
   return set;
 }
 
-function plan(bench: BenchModel, variant: StepVariant, shape: StepShape, promptTokens: number): MemoryPlan {
+/**
+ * The variant's planned peak: planTrainingMemory for adapters; for the references, which the Trainer
+ * does not run, this benchmark's own step run dry (the same warm-up step, then the measured one).
+ */
+async function plan(bench: BenchModel, variant: StepVariant, shape: StepShape, classes: TokenBatch): Promise<MemoryPlan> {
   const { config } = bench.model;
-  const common = { microBatchSize: shape.batch, classes: shape.classes.length, textChunk: shape.textChunk, textPromptTokens: promptTokens };
+  const textPromptTokens = Math.max(...classes.eotIndex) + 1;
   if (variant.kind === 'adapters') {
-    return planTrainingMemory(config, { ...common, batchSize: shape.batch, adapter: adapterSettings(bench, variant), optimizer: 'adamw' });
+    return planTrainingMemory(config, {
+      batchSize: shape.batch, microBatchSize: shape.batch, classes: shape.classes.length, textChunk: shape.textChunk, textPromptTokens,
+      adapter: adapterSettings(bench, variant), optimizer: 'adamw',
+    });
   }
-  const backward = variant.kind === 'forward + backward, no adapters';
-  // The adapter set without adapters still holds its (empty) flat tensors and moments: 16 bytes each.
-  const adapter = adapterSettings(bench, variant);
-  return planStepMemory(config, { ...common, optimizer: 'adamw', adapter, backward: { vision: backward, text: backward }, cachedClassFeatures: false });
+  return dryRun(config, { promptTokens: textPromptTokens }, async (model) => {
+    const prepared = prepareStep(model.ctx, { ...bench, model }, variant, shape, classes);
+    await prepared.step();
+    model.ctx.memory.resetPeak();
+    await prepared.step();
+  });
 }
 
 /** One variant's adapters, optimizer moments and pixels, and its training step. */
@@ -168,9 +177,10 @@ export async function benchTrainingSteps(
     progress(`${bench.scale}: ${rounds} interleaved rounds`);
   }
 
-  return measured.map(({ variant, samples, peakBytes, trainable }) => {
-    const planned = plan(bench, variant, shape, promptTokens);
-    return {
+  const results: StepResult[] = [];
+  for (const { variant, samples, peakBytes, trainable } of measured) {
+    const planned = await plan(bench, variant, shape, classes);
+    results.push({
       scale: bench.scale,
       step: variant.name,
       batch: shape.batch,
@@ -182,8 +192,9 @@ export async function benchTrainingSteps(
       measuredPeakBytes: peakBytes,
       planned,
       planError: (planned.peakBytes - peakBytes) / peakBytes,
-    };
-  });
+    });
+  }
+  return results;
 }
 
 /** Where one step's GPU time goes: per shader entry point, its dispatches and GPU milliseconds. */

@@ -54,12 +54,15 @@ export class GpuContext {
   private readonly lostListeners = new Set<(info: GPUDeviceLostInfo) => void>();
   private timing: { querySet: GPUQuerySet; passes: number; overflow: boolean; passLabels: string[] | null } | null = null;
   readonly canTime: boolean;
+  /** False on a dry run: dispatches are checked, then dropped (see src/gpu/dry-run.ts). */
+  private readonly recordsDispatches: boolean;
 
   constructor(
     readonly device: GPUDevice,
-    options: { adapterName?: string } = {},
+    options: { adapterName?: string; recordsDispatches?: boolean } = {},
   ) {
     this.adapterName = options.adapterName ?? 'unknown adapter';
+    this.recordsDispatches = options.recordsDispatches ?? true;
     this.canTime = device.features.has('timestamp-query');
     this.arena = this.memory.track(
       device.createBuffer({ label: 'uniform arena', size: UNIFORM_ARENA_BYTES, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST }),
@@ -189,6 +192,7 @@ export class GpuContext {
     if (x > maxPerDimension || y > maxPerDimension || z > maxPerDimension) {
       throw new GpuError(`${d.shader}.${d.entry}: grid ${x}x${y}x${z} exceeds ${maxPerDimension} workgroups per dimension`);
     }
+    if (!this.recordsDispatches) return;
     const pipeline = this.pipeline(d.shader, d.entry, d.constants);
     const entries: GPUBindGroupEntry[] = Object.entries(d.bindings).map(([binding, b]) => ({
       binding: Number(binding),

@@ -22,6 +22,9 @@ export interface ClipModelFiles {
   preprocessor?: string;
 }
 
+/** What a model needs of a tokenizer: a prompt as a row for the text tower. */
+export type PromptTokenizer = Pick<ClipTokenizer, 'tokenize'>;
+
 const INFERENCE = { training: false, dropoutSeed: 0, record: false } as const;
 
 export class ClipModel {
@@ -33,7 +36,7 @@ export class ClipModel {
     readonly id: string,
     readonly config: ClipConfig,
     readonly weights: ClipWeights,
-    readonly tokenizer: ClipTokenizer,
+    readonly tokenizer: PromptTokenizer,
     readonly preprocessor: PreprocessorConfig,
   ) {
     this.vision = new ClipVisionTransformer(ctx, weights, config);
@@ -46,6 +49,12 @@ export class ClipModel {
     const preprocessor = parsePreprocessorConfig(files.preprocessor, config.vision.imageSize);
     const weights = await ClipWeights.load(ctx, config, files.weights, onProgress);
     return new ClipModel(ctx, files.id, config, weights, tokenizer, preprocessor);
+  }
+
+  /** Zero weights (ClipWeights.zeros) and the given tokenizer: for dry runs that measure what the engine allocates. */
+  static zeros(ctx: GpuContext, config: ClipConfig, tokenizer: PromptTokenizer): ClipModel {
+    const preprocessor = parsePreprocessorConfig(undefined, config.vision.imageSize);
+    return new ClipModel(ctx, 'zeros', config, ClipWeights.zeros(ctx, config), tokenizer, preprocessor);
   }
 
   get logitScale(): number {

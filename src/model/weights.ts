@@ -51,6 +51,16 @@ export class ClipWeights {
   }
 
   /**
+   * Every tensor the model needs, all zero (WebGPU zero-fills new buffers), without a file: for a dry
+   * run, where only the allocations matter (src/training/memory-plan.ts).
+   */
+  static zeros(ctx: GpuContext, config: ClipConfig): ClipWeights {
+    const tensors = new Map<string, Tensor>();
+    for (const [name, shape] of expectedTensors(config)) tensors.set(name, ctx.tensor(gpuShape(name, shape), name));
+    return new ClipWeights(tensors, 1, 'zeros'); // exp(logit_scale) of a zero logit_scale
+  }
+
+  /**
    * Validates the whole header against the config before uploading anything, then uploads each
    * tensor the model needs (the patch convolution as the [hidden, 3*P*P] matrix it multiplies as).
    */
@@ -93,8 +103,7 @@ export class ClipWeights {
         }
         if (name === 'logit_scale') logitScale = values[0];
         if ((FINGERPRINT_TENSORS as readonly string[]).includes(name)) fingerprinted.set(name, values);
-        const gpuShape = name === 'vision_model.embeddings.patch_embedding.weight' ? [shape[0], shape[1] * shape[2] * shape[3]] : shape;
-        tensors.set(name, ctx.tensor(gpuShape.length ? gpuShape : [1], name, values));
+        tensors.set(name, ctx.tensor(gpuShape(name, shape), name, values));
         loaded += entry.byteLength;
         onProgress?.(loaded, total);
       }
@@ -105,4 +114,10 @@ export class ClipWeights {
     const fingerprint = fingerprintWeights(FINGERPRINT_TENSORS.map((name) => fingerprinted.get(name)!));
     return new ClipWeights(tensors, Math.min(Math.exp(logitScale), 100), fingerprint);
   }
+}
+
+/** How a checkpoint tensor lives on the GPU: the patch convolution as the [hidden, 3*P*P] matrix it multiplies as, a scalar as [1]. */
+function gpuShape(name: string, shape: readonly number[]): readonly number[] {
+  if (name === 'vision_model.embeddings.patch_embedding.weight') return [shape[0], shape[1] * shape[2] * shape[3]];
+  return shape.length ? shape : [1];
 }

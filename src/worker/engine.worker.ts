@@ -11,7 +11,7 @@ import { acquireDevice, WebGpuUnavailableError } from '../gpu/device';
 import type { Tensor } from '../gpu/tensor';
 import { add } from '../kernels/elementwise';
 import { ModelFileError } from '../model/safetensors';
-import { planTrainingMemory } from '../training/memory-plan';
+import { planTrainingMemory, type MemoryPlan } from '../training/memory-plan';
 import { DivergenceError } from '../training/step';
 import { defaultTrainSettings } from '../training/trainer';
 import { ImageDecodeError } from './decode';
@@ -149,9 +149,9 @@ async function loadModel({ id, files }: EngineParams<'loadModel'>): Promise<Engi
 async function planTraining(params: EngineParams<'planTraining'>): Promise<EngineResult<'planTraining'>> {
   const { model } = loadedModel();
   const adapter = adapterSettingsFor(model.config, params.adapter);
-  let memory: ReturnType<typeof planTrainingMemory>;
+  let memory: MemoryPlan;
   try {
-    memory = planTrainingMemory(model.config, {
+    memory = await planTrainingMemory(model.config, {
       batchSize: params.batchSize,
       microBatchSize: params.microBatchSize,
       classes: params.classes,
