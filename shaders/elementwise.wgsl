@@ -14,9 +14,7 @@ struct Params {
 
 const WORKGROUP_SIZE = 256u;
 
-fn flat_index(wg: vec3u, groups: vec3u, local: u32) -> u32 {
-  return (wg.y * groups.x + wg.x) * WORKGROUP_SIZE + local;
-}
+// #include "grid.wgsl"
 
 fn sigmoid(v: f32) -> f32 {
   return 1.0 / (1.0 + exp(-v));

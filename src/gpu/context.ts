@@ -3,8 +3,8 @@
 // GPUDevice and never asks where it came from, so it runs the same in a page, a worker and Node.
 
 import { MemoryTracker } from './memory';
-import type { Params } from './params';
-import { shaderSource, type ShaderName } from './shaders';
+import type { ParamValues } from './params';
+import { shaderInterface, shaderSource, type ShaderName } from './shaders';
 import { Tensor, shapeString } from './tensor';
 
 export type Binding = Tensor | GPUBuffer;
@@ -14,10 +14,10 @@ export interface Dispatch {
   entry: string;
   /** WGSL `override` constants, for example tile sizes. */
   constants?: Record<string, number>;
-  /** Bound at @group(0) @binding(0) as a uniform struct. */
-  params?: Params;
-  /** Storage buffers by binding number (1 and up). */
-  bindings: Record<number, Binding>;
+  /** The shader's `struct Params` (bound at @binding(0)), every field by the camelCase of its WGSL name. */
+  params?: ParamValues;
+  /** Storage buffers by the camelCase of their WGSL variable names. */
+  bindings: Record<string, Binding>;
   workgroups: readonly [number, number?, number?];
 }
 
@@ -190,14 +190,16 @@ export class GpuContext {
       throw new GpuError(`${d.shader}.${d.entry}: grid ${x}x${y}x${z} exceeds ${maxPerDimension} workgroups per dimension`);
     }
     const pipeline = this.pipeline(d.shader, d.entry, d.constants);
-    const entries: GPUBindGroupEntry[] = Object.entries(d.bindings).map(([binding, b]) => ({
-      binding: Number(binding),
+    const shader = shaderInterface(d.shader);
+    const entries: GPUBindGroupEntry[] = Object.entries(d.bindings).map(([name, b]) => ({
+      binding: shader.binding(d.entry, name),
       resource: b instanceof Tensor ? b.binding : { buffer: b },
     }));
     if (d.params) {
-      const size = d.params.byteLength;
+      if (!shader.params) throw new Error(`${d.shader}.${d.entry}: shaders/${d.shader}.wgsl has no struct Params`);
+      const size = shader.params.byteLength;
       if (this.arenaUsed + size > UNIFORM_ARENA_BYTES) this.submit();
-      d.params.writeTo(new DataView(this.arenaBytes), this.arenaUsed);
+      shader.params.write(d.entry, d.params, new DataView(this.arenaBytes), this.arenaUsed);
       entries.push({ binding: 0, resource: { buffer: this.arena, offset: this.arenaUsed, size } });
       this.arenaUsed += Math.ceil(size / UNIFORM_ALIGNMENT) * UNIFORM_ALIGNMENT;
     }

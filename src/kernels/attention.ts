@@ -2,15 +2,16 @@
 // (shaders/attention.wgsl).
 
 import type { GpuContext } from '../gpu/context';
-import { params, type Params } from '../gpu/params';
+import type { ParamValues } from '../gpu/params';
+import { shaderInterface } from '../gpu/shaders';
 import type { Tensor } from '../gpu/tensor';
 import { grid1d } from './grid';
 import { expectElements, expectPositiveIntegers } from './shapes';
 
 const SHADER = 'attention';
-// The WGSL constants of the same names: a thread computes BLOCK query rows, or BLOCK positions x BLOCK dimensions.
-const WORKGROUP_SIZE = 64;
-const BLOCK = 4;
+// A thread computes BLOCK query rows, or BLOCK positions x BLOCK dimensions.
+const WORKGROUP_SIZE = shaderInterface(SHADER).constant('WORKGROUP_SIZE');
+const BLOCK = shaderInterface(SHADER).constant('BLOCK');
 
 export interface AttentionShape {
   batch: number;
@@ -41,11 +42,11 @@ export function attentionForward(
   checkShapes(op, shape, [q, k, v, out], probs);
   ctx.dispatch({
     shader: SHADER, entry: 'attention_probs', params: packParams(shape, false),
-    bindings: { 1: q, 2: k, 5: probs }, workgroups: queryBlockGrid(shape),
+    bindings: { q, k, probs }, workgroups: queryBlockGrid(shape),
   });
   ctx.dispatch({
     shader: SHADER, entry: 'attention_weighted_sum', params: packParams(shape, false),
-    bindings: { 7: probs, 8: v, 9: out }, workgroups: tokenBlockGrid(shape),
+    bindings: { weights: probs, values: v, result: out }, workgroups: tokenBlockGrid(shape),
   });
 }
 
@@ -72,15 +73,15 @@ export function attentionBackward(
   const dqk = qkGradientScratch(ctx, probs.size);
   ctx.dispatch({
     shader: SHADER, entry: 'attention_qk_grad', params: packParams(shape, false),
-    bindings: { 3: v, 4: dout, 5: probs, 6: dqk }, workgroups: queryBlockGrid(shape),
+    bindings: { v, dout, probs, dqk }, workgroups: queryBlockGrid(shape),
   });
   ctx.dispatch({
     shader: SHADER, entry: 'attention_weighted_sum', params: packParams(shape, accumulate),
-    bindings: { 7: dqk, 8: k, 9: dq }, workgroups: tokenBlockGrid(shape),
+    bindings: { weights: dqk, values: k, result: dq }, workgroups: tokenBlockGrid(shape),
   });
   ctx.dispatch({
     shader: SHADER, entry: 'attention_key_value_grad', params: packParams(shape, accumulate),
-    bindings: { 1: q, 4: dout, 5: probs, 6: dqk, 10: dk, 11: dv }, workgroups: tokenBlockGrid(shape),
+    bindings: { q, dout, probs, dqk, dk, dv }, workgroups: tokenBlockGrid(shape),
   });
 }
 
@@ -101,15 +102,8 @@ function qkGradientScratch(ctx: GpuContext, size: number): Tensor {
   return grown;
 }
 
-function packParams(shape: AttentionShape, accumulate: boolean): Params {
-  return params()
-    .u32(shape.batch)
-    .u32(shape.seqLen)
-    .u32(shape.heads)
-    .u32(shape.headDim)
-    .u32(shape.causal ? 1 : 0)
-    .f32(shape.scale)
-    .u32(accumulate ? 1 : 0);
+function packParams({ batch, seqLen, heads, headDim, causal, scale }: AttentionShape, accumulate: boolean): ParamValues {
+  return { batch, seqLen, heads, headDim, causal, scale, accumulate };
 }
 
 function tokenShape({ batch, seqLen, heads, headDim }: AttentionShape): number[] {
