@@ -53,6 +53,7 @@ export function attentionForward(
 /**
  * dq, dk, dv (+)= gradients of out w.r.t. q, k, v given dout; uses the saved probs.
  * With accumulate the gradients are added to what dq, dk and dv hold; otherwise they are overwritten.
+ * `scratch` holds d loss / d(q kᵀ) between the backward's dispatches.
  */
 export function attentionBackward(
   ctx: GpuContext,
@@ -65,12 +66,13 @@ export function attentionBackward(
   dk: Tensor,
   dv: Tensor,
   shape: AttentionShape,
+  scratch: AttentionScratch,
   options: { accumulate?: boolean } = {},
 ): void {
   const op = 'attentionBackward';
   checkShapes(op, shape, [dout, q, k, v, dq, dk, dv], probs);
   const accumulate = options.accumulate ?? false;
-  const dqk = qkGradientScratch(ctx, probs.size);
+  const dqk = scratch.qkGradientOf(probs.size);
   ctx.dispatch({
     shader: SHADER, entry: 'attention_qk_grad', params: packParams(shape, false),
     bindings: { v, dout, probs, dqk }, workgroups: queryBlockGrid(shape),
@@ -85,21 +87,32 @@ export function attentionBackward(
   });
 }
 
-// d loss / d(q kᵀ) lives only between dispatches of one backward, so one buffer per device serves every
-// layer. A buffer per call would allocate and zero-fill as much as probs (tens of MB for ViT-B/16) per
-// layer per step, and could only be freed once the GPU had finished. It grows to the largest probs seen.
-const qkGradientBuffers = new WeakMap<GpuContext, Tensor>();
+/**
+ * The backward's d loss / d(q kᵀ), which lives only between the dispatches of one backward, so one
+ * buffer serves every layer of both towers; its owner (ClipModel) keeps it across steps. A buffer per
+ * call would allocate and zero-fill as much as probs (tens of MB for ViT-B/16) per layer per step, and
+ * could only be freed once the GPU had finished. It grows to the largest probs seen.
+ */
+export class AttentionScratch {
+  private qkGradient: Tensor | null = null;
 
-function qkGradientScratch(ctx: GpuContext, size: number): Tensor {
-  const current = qkGradientBuffers.get(ctx);
-  if (current && current.size >= size) return current;
-  if (current) {
-    ctx.submit(); // recorded dispatches that use the old buffer must reach the queue before it is destroyed
-    current.destroy();
+  constructor(private readonly ctx: GpuContext) {}
+
+  /** A tensor of at least `size` elements. */
+  qkGradientOf(size: number): Tensor {
+    if (this.qkGradient && this.qkGradient.size >= size) return this.qkGradient;
+    if (this.qkGradient) {
+      this.ctx.submit(); // recorded dispatches that use the old buffer must reach the queue before it is destroyed
+      this.qkGradient.destroy();
+    }
+    this.qkGradient = this.ctx.tensor([size], 'attention d(q·k) scratch');
+    return this.qkGradient;
   }
-  const grown = ctx.tensor([size], 'attention d(q·k) scratch');
-  qkGradientBuffers.set(ctx, grown);
-  return grown;
+
+  destroy(): void {
+    this.qkGradient?.destroy();
+    this.qkGradient = null;
+  }
 }
 
 function packParams({ batch, seqLen, heads, headDim, causal, scale }: AttentionShape, accumulate: boolean): ParamValues {

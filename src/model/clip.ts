@@ -4,6 +4,7 @@
 import type { AdapterSet } from '../adapters/block-lora';
 import type { GpuContext } from '../gpu/context';
 import type { Tensor } from '../gpu/tensor';
+import { AttentionScratch } from '../kernels/attention';
 import { cosineLogitsForward, l2NormalizeForward } from '../kernels/classifier';
 import { parseClipConfig, type ClipConfig } from './config';
 import { parsePreprocessorConfig, type PreprocessorConfig } from './preprocessor';
@@ -27,6 +28,8 @@ const INFERENCE = { training: false, dropoutSeed: 0, record: false } as const;
 export class ClipModel {
   readonly vision: ClipVisionTransformer;
   readonly text: ClipTextTransformer;
+  /** One d(q·k) buffer for every attention backward of both towers, kept across steps. */
+  private readonly attentionScratch: AttentionScratch;
 
   private constructor(
     readonly ctx: GpuContext,
@@ -36,8 +39,9 @@ export class ClipModel {
     readonly tokenizer: ClipTokenizer,
     readonly preprocessor: PreprocessorConfig,
   ) {
-    this.vision = new ClipVisionTransformer(ctx, weights, config);
-    this.text = new ClipTextTransformer(ctx, weights, config);
+    this.attentionScratch = new AttentionScratch(ctx);
+    this.vision = new ClipVisionTransformer(ctx, weights, config, this.attentionScratch);
+    this.text = new ClipTextTransformer(ctx, weights, config, this.attentionScratch);
   }
 
   static async load(ctx: GpuContext, files: ClipModelFiles, onProgress?: (loaded: number, total: number) => void): Promise<ClipModel> {
@@ -87,6 +91,7 @@ export class ClipModel {
   }
 
   destroy(): void {
+    this.attentionScratch.destroy();
     this.weights.destroy();
   }
 }

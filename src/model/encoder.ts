@@ -5,7 +5,7 @@ import type { AdapterSet, BlockLoraAdapter } from '../adapters/block-lora';
 import type { TargetMatrix, Tower } from '../adapters/settings';
 import type { GpuContext } from '../gpu/context';
 import type { Tensor } from '../gpu/tensor';
-import { attentionBackward, attentionForward, type AttentionShape } from '../kernels/attention';
+import { attentionBackward, attentionForward, type AttentionScratch, type AttentionShape } from '../kernels/attention';
 import { loraBackward, loraDown, loraInputGradient, loraUp } from '../kernels/block_lora';
 import type { LoraDropout } from '../kernels/dropout';
 import { add, quickGeluBackward, quickGeluForward } from '../kernels/elementwise';
@@ -102,6 +102,8 @@ export class ClipEncoder {
     weights: ClipWeights,
     readonly tower: Tower,
     readonly config: TowerConfig,
+    /** The attention backward's scratch, shared with the other tower. */
+    private readonly attentionScratch: AttentionScratch,
   ) {
     this.layers = Array.from({ length: config.numLayers }, (_, i) => encoderLayerWeights(weights, tower, i));
     this.headDim = config.hiddenSize / config.numHeads;
@@ -246,7 +248,8 @@ export class ClipEncoder {
     layerNormBackward(ctx, scratch.dNorm, acts.mid, w.layer_norm2.weight, acts.mean2, acts.rstd2, dMid, { accumulate: true });
     // Attention: mid = input + out_proj(attention(q, k, v)), q/k/v = projections of LN1(input)
     linearBackward('out_proj', w.self_attn.out_proj, acts.attn, dMid, scratch.dAttn, false);
-    attentionBackward(ctx, scratch.dAttn, acts.q, acts.k, acts.v, acts.probs, scratch.dq, scratch.dk, scratch.dv, this.attentionShape(shape));
+    attentionBackward(ctx, scratch.dAttn, acts.q, acts.k, acts.v, acts.probs, scratch.dq, scratch.dk, scratch.dv, this.attentionShape(shape),
+      this.attentionScratch);
     if (adapted('q_proj') || adapted('k_proj') || adapted('v_proj')) {
       layerNormForward(ctx, input, w.layer_norm1.weight, w.layer_norm1.bias, ln1, acts.mean1, acts.rstd1, eps);
     }
