@@ -1,4 +1,4 @@
-// quick_gelu, residual add and scaling (shaders/elementwise.wgsl).
+// MLP activations, residual add and scaling (shaders/elementwise.wgsl).
 
 import type { GpuContext } from '../gpu/context';
 import { shaderInterface } from '../gpu/shaders';
@@ -9,20 +9,26 @@ import { sameSize } from './shapes';
 const SHADER = 'elementwise';
 const WORKGROUP_SIZE = shaderInterface(SHADER).constant('WORKGROUP_SIZE');
 
-/** out = x * sigmoid(1.702 x) */
-export function quickGeluForward(ctx: GpuContext, x: Tensor, out: Tensor): void {
-  const count = sameSize('quickGeluForward', x, out);
+/**
+ * The activations the shader computes, by the names of its entry points:
+ * quick_gelu x sigmoid(1.702 x); gelu x Phi(x) (erf form); gelu_tanh x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+ */
+export type Activation = 'quick_gelu' | 'gelu' | 'gelu_tanh';
+
+/** out = act(x) */
+export function activationForward(ctx: GpuContext, activation: Activation, x: Tensor, out: Tensor): void {
+  const count = sameSize('activationForward', x, out);
   ctx.dispatch({
-    shader: SHADER, entry: 'quick_gelu_forward', params: { count, scale: 0 },
+    shader: SHADER, entry: `${activation}_forward`, params: { count, scale: 0 },
     bindings: { x, out }, workgroups: grid1d(count, WORKGROUP_SIZE),
   });
 }
 
-/** dx = dout * quick_gelu'(x) */
-export function quickGeluBackward(ctx: GpuContext, x: Tensor, dout: Tensor, dx: Tensor): void {
-  const count = sameSize('quickGeluBackward', x, dout, dx);
+/** dx = dout * act'(x) */
+export function activationBackward(ctx: GpuContext, activation: Activation, x: Tensor, dout: Tensor, dx: Tensor): void {
+  const count = sameSize('activationBackward', x, dout, dx);
   ctx.dispatch({
-    shader: SHADER, entry: 'quick_gelu_backward', params: { count, scale: 0 },
+    shader: SHADER, entry: `${activation}_backward`, params: { count, scale: 0 },
     bindings: { x, y: dout, out: dx }, workgroups: grid1d(count, WORKGROUP_SIZE),
   });
 }
