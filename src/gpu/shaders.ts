@@ -31,6 +31,12 @@ export function camelCase(wgslName: string): string {
   return wgslName.replace(/_([a-z0-9])/g, (_, next: string) => next.toUpperCase());
 }
 
+/** What an entry point reads or writes: storage bindings by (camelCase) name, and whether it reads `p`. */
+export interface EntryUses {
+  bindings: ReadonlySet<string>;
+  params: boolean;
+}
+
 /** What TypeScript may pass to one shader file's entry points. */
 export class ShaderInterface {
   constructor(
@@ -41,15 +47,32 @@ export class ShaderInterface {
     readonly bindings: ReadonlyMap<string, number>,
     /** Module-scope integer `const`s, and the defaults of integer `override`s. */
     readonly constants: ReadonlyMap<string, number>,
+    /** The @compute entry points and what each uses, through the functions it calls. */
+    readonly entries: ReadonlyMap<string, EntryUses>,
   ) {}
 
-  /** The binding number of a storage buffer by its (camelCase) name. */
-  binding(entry: string, name: string): number {
-    const binding = this.bindings.get(name);
-    if (binding === undefined) {
-      throw new Error(`${this.name}.${entry}: shaders/${this.name}.wgsl has no binding named "${name}" (it has ${[...this.bindings.keys()].join(', ')})`);
-    }
-    return binding;
+  /**
+   * The binding numbers of the storage buffers a dispatch gives by name. Throws, naming them, if a name
+   * is not the shader's, or the names (and params) are not exactly what the entry point uses: layout
+   * 'auto' would reject either, but only when the GPU validates the call, without names.
+   */
+  bindingNumbers(entry: string, names: readonly string[], withParams: boolean): number[] {
+    const where = `${this.name}.${entry}`;
+    const uses = this.entries.get(entry);
+    if (!uses) throw new Error(`${where}: shaders/${this.name}.wgsl has no @compute entry point ${entry}`);
+    const numbers = names.map((name) => {
+      const binding = this.bindings.get(name);
+      if (binding === undefined) {
+        throw new Error(`${where}: shaders/${this.name}.wgsl has no binding named "${name}" (it has ${[...this.bindings.keys()].join(', ')})`);
+      }
+      return binding;
+    });
+    const missing = [...uses.bindings].filter((name) => !names.includes(name));
+    const unused = names.filter((name) => !uses.bindings.has(name));
+    if (missing.length) throw new Error(`${where}: binding ${missing.join(', ')} not given (the entry point uses ${[...uses.bindings].join(', ')})`);
+    if (unused.length) throw new Error(`${where}: binding ${unused.join(', ')} given but not used by the entry point`);
+    if (uses.params !== withParams) throw new Error(`${where}: the entry point ${uses.params ? 'reads' : 'does not read'} Params`);
+    return numbers;
   }
 
   constant(name: string): number {
@@ -87,6 +110,7 @@ export function parseShaderInterface(name: ShaderName, wgsl: string): ShaderInte
     params = new ParamsLayout(name, fields);
   }
   const bindings = new Map<string, number>();
+  const camelByWgslName = new Map<string, string>();
   const numbers = new Set<number>();
   for (const [, number, addressSpace, variable, type] of code.matchAll(BINDING)) {
     const binding = Number(number);
@@ -100,11 +124,59 @@ export function parseShaderInterface(name: ShaderName, wgsl: string): ShaderInte
     }
     if (bindings.has(camelCase(variable))) fail(`two bindings named ${camelCase(variable)}`);
     bindings.set(camelCase(variable), binding);
+    camelByWgslName.set(variable, camelCase(variable));
   }
   if (params && !numbers.has(0)) fail('struct Params is declared but not bound at @binding(0)');
   const constants = new Map<string, number>();
   for (const [, constant, value] of code.matchAll(INTEGER_CONSTANT)) constants.set(constant, Number(value));
-  return new ShaderInterface(name, params, bindings, constants);
+  return new ShaderInterface(name, params, bindings, constants, entryUses(code, camelByWgslName));
+}
+
+const FUNCTION = /\bfn\s+(\w+)\s*\(/g;
+const PARAMETER_NAME = /(\w+)\s*:(?!:)/g;
+const LOCAL_NAME = /\b(?:let|var|const)(?:<[^>]*>)?\s+(\w+)/g;
+const IDENTIFIER = /(?<![.\w])[A-Za-z_]\w*/g; // not a member or swizzle (`p.rows`, `v.x`)
+
+/** The text from `open` (an opening bracket's index) to its closing bracket. */
+function bracketed(code: string, open: number): string {
+  const [opening, closing] = code[open] === '(' ? ['(', ')'] : ['{', '}'];
+  let depth = 0;
+  for (let i = open; i < code.length; i++) {
+    if (code[i] === opening) depth++;
+    else if (code[i] === closing && --depth === 0) return code.slice(open + 1, i);
+  }
+  throw new Error(`unbalanced ${opening} in WGSL`);
+}
+
+/**
+ * The bindings each @compute entry point uses, directly or through the functions it calls: the names
+ * its functions' bodies mention that no parameter or local of theirs shadows.
+ */
+function entryUses(code: string, bindingNames: ReadonlyMap<string, string>): Map<string, EntryUses> {
+  const functions = new Map<string, { names: Set<string>; entry: boolean }>();
+  let previousEnd = 0;
+  for (const match of code.matchAll(FUNCTION)) {
+    const signature = bracketed(code, match.index + match[0].length - 1);
+    const bodyStart = code.indexOf('{', match.index + match[0].length + signature.length);
+    const body = bracketed(code, bodyStart);
+    const shadowed = new Set([...signature.matchAll(PARAMETER_NAME), ...body.matchAll(LOCAL_NAME)].map((m) => m[1]));
+    const names = new Set([...body.matchAll(IDENTIFIER)].map((m) => m[0]).filter((id) => !shadowed.has(id)));
+    functions.set(match[1], { names, entry: code.slice(previousEnd, match.index).includes('@compute') });
+    previousEnd = bodyStart + body.length + 2;
+  }
+  const reached = (fn: string, seen: Set<string>): Set<string> => {
+    seen.add(fn);
+    for (const id of functions.get(fn)!.names) if (functions.has(id) && !seen.has(id)) reached(id, seen);
+    return seen;
+  };
+  const entries = new Map<string, EntryUses>();
+  for (const [fn, { entry }] of functions) {
+    if (!entry) continue;
+    const names = new Set([...reached(fn, new Set())].flatMap((f) => [...functions.get(f)!.names]));
+    const used = [...bindingNames].filter(([wgslName]) => names.has(wgslName)).map(([, name]) => name);
+    entries.set(fn, { bindings: new Set(used), params: names.has('p') });
+  }
+  return entries;
 }
 
 const interfaces = new Map<ShaderName, ShaderInterface>();

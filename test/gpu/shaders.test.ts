@@ -43,6 +43,37 @@ describe('uniform parameters by name', () => {
     );
   });
 
+  it('refuses a binding the entry point uses but the call leaves out, or one it does not use', async () => {
+    expect(() => dispatch({ count: 3, scale: 2 }, { out })).toThrow('elementwise.scale: binding x not given (the entry point uses x, out)');
+    expect(() => dispatch({ count: 3, scale: 2 }, { x, y: x, out })).toThrow('elementwise.scale: binding y given but not used by the entry point');
+    expect(() => ctx.dispatch({ shader: 'elementwise', entry: 'scale', bindings: { x, out }, workgroups: [1] })).toThrow(
+      'elementwise.scale: the entry point reads Params',
+    );
+    expect(() => ctx.dispatch({ shader: 'elementwise', entry: 'gelu', bindings: { x, out }, workgroups: [1] })).toThrow(
+      'elementwise.gelu: shaders/elementwise.wgsl has no @compute entry point gelu',
+    );
+    await ctx.sync(); // refused before anything reached the GPU: no validation error recorded
+  });
+
+  it('finds the bindings an entry point uses through the functions it calls, not through shadowing names', () => {
+    const wgsl = `struct Params { n: u32 }
+${BINDING_ZERO}
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+fn helper(i: u32) -> f32 { return x[i]; }
+fn shadowing(x: f32) -> f32 { let out = x; return out; }
+@compute @workgroup_size(1)
+fn through_helper(@builtin(global_invocation_id) id: vec3u) { out[id.x] = helper(id.x) * f32(p.n); }
+@compute @workgroup_size(1)
+fn swizzle_only(@builtin(global_invocation_id) id: vec3u) { let v = vec2f(1.0, 2.0); out[id.x] = shadowing(v.x); }`;
+    const { entries } = parseShaderInterface('test', wgsl);
+    expect([...entries.get('through_helper')!.bindings]).toEqual(['x', 'out']);
+    expect(entries.get('through_helper')!.params).toBe(true);
+    expect([...entries.get('swizzle_only')!.bindings]).toEqual(['out']);
+    expect(entries.get('swizzle_only')!.params).toBe(false);
+    expect([...entries.keys()]).toEqual(['through_helper', 'swizzle_only']);
+  });
+
   it('packs fields in the order the WGSL declares them, whatever order the caller writes', () => {
     const forward = packedWords(`struct Params { count: u32, scale: f32 }\n${BINDING_ZERO}`, { scale: 0.5, count: 7 });
     expect([forward.getUint32(0, true), forward.getFloat32(4, true)]).toEqual([7, 0.5]);
@@ -54,7 +85,7 @@ describe('uniform parameters by name', () => {
   it('names fields and bindings by the camelCase of their WGSL names', () => {
     const attention = shaderInterface('attention');
     expect(attention.params!.fields.map((field) => field.name)).toEqual(['batch', 'seqLen', 'heads', 'headDim', 'causal', 'scale', 'accumulate']);
-    expect(shaderInterface('block_lora').binding('weight_gradients', 'dA')).toBe(9);
+    expect(shaderInterface('block_lora').bindingNumbers('sum_blocks', ['out', 'blocks', 'blockSumsTable'], true)).toEqual([4, 5, 6]);
   });
 });
 
