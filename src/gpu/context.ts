@@ -205,10 +205,10 @@ export class GpuContext {
       resource: b instanceof Tensor ? b.binding : { buffer: b },
     }));
     if (d.params) {
-      if (!shader.params) throw new Error(`${d.shader}.${d.entry}: shaders/${d.shader}.wgsl has no struct Params`);
-      const size = shader.params.byteLength;
+      const layout = shader.params!; // bindingNumbers checked that the entry point reads p
+      const size = layout.byteLength;
       if (this.arenaUsed + size > UNIFORM_ARENA_BYTES) this.submit();
-      shader.params.write(d.entry, d.params, new DataView(this.arenaBytes), this.arenaUsed);
+      layout.write(d.entry, d.params, new DataView(this.arenaBytes), this.arenaUsed);
       entries.push({ binding: 0, resource: { buffer: this.arena, offset: this.arenaUsed, size } });
       this.arenaUsed += Math.ceil(size / UNIFORM_ALIGNMENT) * UNIFORM_ALIGNMENT;
     }

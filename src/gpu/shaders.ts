@@ -27,7 +27,7 @@ export function shaderSource(name: ShaderName, includedBy: readonly ShaderName[]
 }
 
 /** A WGSL identifier as TypeScript spells it: seq_len -> seqLen, d_a -> dA. */
-export function camelCase(wgslName: string): string {
+function camelCase(wgslName: string): string {
   return wgslName.replace(/_([a-z0-9])/g, (_, next: string) => next.toUpperCase());
 }
 
