@@ -2,7 +2,7 @@
 // (one sub-folder per class), images by dropping them onto a class. Class names become the prompts;
 // the split shows which images train and which are held out for evaluation.
 
-import { useId, useState } from 'react';
+import { useId, useMemo, useState } from 'react';
 import type { ClassRecord } from '../../storage/db';
 import { promptFor } from '../../model/zero-shot';
 import { Screen } from '../components/Screen';
@@ -13,16 +13,27 @@ import { Note, Problem } from '../components/Notice';
 import { ProgressBar } from '../components/ProgressBar';
 import { filesFromDrop, filesFromInput, groupIntoClasses } from '../dropped-files';
 import { useDatasetSplit, type DatasetSplit } from '../split';
-import { useDatasetStore, type DatasetImage } from '../stores/dataset';
+import { classNameProblem, useDatasetStore, type DatasetImage } from '../stores/dataset';
 import { isRunActive, useTrainingStore } from '../stores/training';
 
 const IMAGE_TYPES = 'image/*';
 
 export function DatasetScreen() {
   const classes = useDatasetStore((s) => s.classes);
+  const images = useDatasetStore((s) => s.images);
   const shots = useTrainingStore((s) => s.settings.shots);
   const seed = useTrainingStore((s) => s.settings.seed);
   const split = useDatasetSplit(shots, seed);
+  // Grouped once, not filtered per card: 100 classes of 20 images stay quick to edit.
+  const imagesByClass = useMemo(() => {
+    const byClass = new Map<string, DatasetImage[]>();
+    for (const image of images) {
+      const list = byClass.get(image.classId);
+      if (list) list.push(image);
+      else byClass.set(image.classId, [image]);
+    }
+    return byClass;
+  }, [images]);
   return (
     <Screen
       title="Dataset"
@@ -38,7 +49,7 @@ export function DatasetScreen() {
       <SplitCard split={split} />
       <div className="class-grid">
         {classes.map((c) => (
-          <ClassCard key={c.id} record={c} split={split} />
+          <ClassCard key={c.id} record={c} images={imagesByClass.get(c.id) ?? []} split={split} />
         ))}
       </div>
     </Screen>
@@ -140,18 +151,25 @@ function SplitCard({ split }: { split: DatasetSplit }) {
   );
 }
 
-function ClassCard({ record, split }: { record: ClassRecord; split: DatasetSplit }) {
-  const images = useDatasetStore((s) => s.images);
+function ClassCard({ record, images: mine, split }: { record: ClassRecord; images: readonly DatasetImage[]; split: DatasetSplit }) {
+  const classes = useDatasetStore((s) => s.classes);
   const renameClass = useDatasetStore((s) => s.renameClass);
   const deleteClass = useDatasetStore((s) => s.deleteClass);
   const addImages = useDatasetStore((s) => s.addImages);
   const busy = useDatasetStore((s) => s.adding !== null);
-  const mine = images.filter((image) => image.classId === record.id);
   const counts = split.counts.find((c) => c.classId === record.id);
   return (
     <article className="card class-card" aria-label={`Class ${record.name}`}>
       <header className="class-header">
-        <InlineRename label={`Name of class ${record.name}`} value={record.name} onCommit={(name) => void renameClass(record.id, name)} />
+        <InlineRename
+          label={`Name of class ${record.name}`}
+          value={record.name}
+          check={(name) => {
+            const problem = classNameProblem(name, classes, record.id);
+            return problem && `${problem} The name stays “${record.name}”.`;
+          }}
+          onCommit={(name) => void renameClass(record.id, name)}
+        />
         <button type="button" className="secondary small" onClick={() => void deleteClass(record.id)} aria-label={`Delete class ${record.name}`}>
           Delete
         </button>

@@ -104,8 +104,8 @@ function TimeEstimate() {
     if (!key || !planReady || running) return;
     const timer = setTimeout(() => void calibrate(key, { adapter, training, classes, trainingImages }), CALIBRATION_DELAY_MS);
     return () => clearTimeout(timer);
-    // The key holds everything the timing depends on: a change of anything else needs no new calibration.
-  }, [key, planReady, running]);
+    // The key holds everything the timing depends on; once a calibration ends, the settings of now get theirs.
+  }, [key, planReady, running, measuring]);
 
   const stepTime = key ? stepTimes[key] : undefined;
   return (
@@ -126,8 +126,8 @@ function TimeEstimate() {
         <p className="muted" role="status">
           Timing a few training steps on this device…
         </p>
-      ) : problem ? (
-        <p className="invalid">{problem}</p>
+      ) : problem?.key === key ? (
+        <p className="invalid">{problem.message}</p>
       ) : null}
     </div>
   );

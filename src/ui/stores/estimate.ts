@@ -18,7 +18,8 @@ export interface EstimateState {
   stepTimes: Record<string, StepTime>;
   /** The key being calibrated now. */
   measuring: string | null;
-  problem: string | null;
+  /** Why calibrating a key failed (it is not tried again for that key). */
+  problem: { key: string; message: string } | null;
   calibrate(key: string, request: CalibrationRequest): Promise<void>;
   /** A step of a run took this long: the estimate follows the run. */
   recordStep(key: string, milliseconds: number): void;
@@ -53,14 +54,15 @@ export const useEstimateStore = create<EstimateState>()(
         problem: null,
 
         async calibrate(key, request) {
-          if (get().measuring || get().stepTimes[key]) return;
+          const { measuring, stepTimes, problem } = get();
+          if (measuring || stepTimes[key] || problem?.key === key) return;
           set({ measuring: key, problem: null });
           try {
             const { millisecondsPerStep } = await useEngineStore.getState().request('calibrateTraining', request);
             keep(key, { millisecondsPerStep, source: 'calibration' });
             set({ measuring: null });
           } catch (error) {
-            set({ measuring: null, problem: `The time could not be measured: ${errorMessage(error)}` });
+            set({ measuring: null, problem: { key, message: `The time could not be measured: ${errorMessage(error)}` } });
           }
         },
 
