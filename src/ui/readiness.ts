@@ -22,7 +22,6 @@ export interface ReadinessInput {
   classes: readonly ClassRecord[];
   images: readonly DatasetImage[];
   split: DatasetSplit;
-  shots: number;
   plan: PlanState;
   elsewhere: ElsewhereRun | null;
 }
@@ -30,7 +29,7 @@ export interface ReadinessInput {
 const fixOn = (label: string, section: SectionId) => ({ label, href: sectionHref(section) });
 const quoted = (names: readonly string[]) => names.map((name) => `“${name}”`).join(', ');
 
-export function trainingProblems({ model, classes, images, split, shots, plan, elsewhere }: ReadinessInput): ReadinessProblem[] {
+export function trainingProblems({ model, classes, images, split, plan, elsewhere }: ReadinessInput): ReadinessProblem[] {
   const problems: ReadinessProblem[] = [];
   if (elsewhere) {
     problems.push({ check: 'elsewhere', text: 'Training in another tab: one run at a time in this browser.', fix: null });
@@ -52,13 +51,15 @@ export function trainingProblems({ model, classes, images, split, shots, plan, e
       fix: fixOn('Add images to them or delete them on the Dataset screen', 'dataset'),
     });
   }
+  // fewShotSplit holds one image out of every class with two or more: only a single image holds none out.
   const noHeldOut = split.counts.filter((count) => count.train > 0 && count.heldOut === 0);
   if (noHeldOut.length) {
     const names = noHeldOut.map((count) => classes.find((c) => c.id === count.classId)?.name ?? '?');
+    const one = names.length === 1;
     problems.push({
       check: 'no-held-out',
-      text: `${quoted(names)} ${names.length === 1 ? 'has' : 'have'} no held-out image (all are among the ${shots} shots), so the adapter cannot be evaluated on ${names.length === 1 ? 'it' : 'them'}.`,
-      fix: fixOn(`Add images, or lower the shots per class below ${Math.min(...noHeldOut.map((count) => count.train))}, on the Dataset screen`, 'dataset'),
+      text: `${quoted(names)} ${one ? 'has' : 'have'} one image, which trains: none is held out to evaluate the adapter on.`,
+      fix: fixOn(`Add at least one more image to ${one ? 'it' : 'each'} on the Dataset screen`, 'dataset'),
     });
   }
   if (model && plan.status === 'invalid') problems.push({ check: 'settings', text: `${plan.message} Change it in the settings below.`, fix: null });

@@ -3,17 +3,16 @@
 // micro-batches); the first one compiles the pipelines and is not timed.
 
 import { AdapterSet } from '../adapters/block-lora';
+import type { ClipModel } from '../model/clip';
 import { Trainer } from '../training/trainer';
 import { exclusive } from './gpu-queue';
-import type { ModelSession } from './model-session';
 import type { CalibrationRequest, CalibrationResult } from './protocol';
 import { adapterSettingsFor, trainSettingsFor } from './training-run';
 
 /** Steps timed after the untimed first one. */
 const TIMED_STEPS = 2;
 
-export async function calibrateTraining(session: ModelSession, request: CalibrationRequest): Promise<CalibrationResult> {
-  const { model } = session;
+export async function calibrateTraining(model: ClipModel, request: CalibrationRequest): Promise<CalibrationResult> {
   const adapterSettings = adapterSettingsFor(model.config, request.adapter);
   const settings = trainSettingsFor({ ...request.training, iterations: TIMED_STEPS + 1 });
   // A run's batch is at most its training set (an epoch is cut into batches): time that many images.

@@ -187,7 +187,7 @@ async function trainStart(request: EngineParams<'trainStart'>): Promise<EngineRe
 
 async function calibrate(params: EngineParams<'calibrateTraining'>): Promise<EngineResult<'calibrateTraining'>> {
   if (run) throw new EngineRefusal('busy', 'A training run is going: its own steps show how fast training is.');
-  return calibrateTraining(loadedModel(), params);
+  return calibrateTraining(loadedModel().model, params);
 }
 
 const handlers: Handlers = {

@@ -41,7 +41,7 @@ function useTrainingProblems(): ReadinessProblem[] {
   const plan = useTrainingStore((s) => s.plan);
   const elsewhere = useTrainingStore((s) => s.elsewhere);
   const split = useDatasetSplit(shots, seed);
-  return trainingProblems({ model, classes, images, split, shots, plan, elsewhere });
+  return trainingProblems({ model, classes, images, split, plan, elsewhere });
 }
 
 function ModelLine() {
@@ -119,7 +119,7 @@ function TimeEstimate() {
       )}
       {stepTime ? (
         <p data-testid="time-estimate">
-          About <strong>{formatTimeLeft((stepTime.millisecondsPerStep * settings.iterations) / 1000)}</strong> for {settings.iterations.toLocaleString('en-US')} steps (
+          About <strong>{formatRunTime((stepTime.millisecondsPerStep * settings.iterations) / 1000)}</strong> for {settings.iterations.toLocaleString('en-US')} steps (
           {(stepTime.millisecondsPerStep / 1000).toFixed(2)} s per step on {info?.adapterName}, {stepTime.source === 'run' ? 'as measured by the last run' : 'from timed steps'}).
         </p>
       ) : measuring === key && key ? (
@@ -131,6 +131,11 @@ function TimeEstimate() {
       ) : null}
     </div>
   );
+}
+
+/** "under a second" rather than "0 s" for a tiny model's short run. */
+function formatRunTime(seconds: number): string {
+  return seconds < 1 ? 'under a second' : formatTimeLeft(seconds);
 }
 
 function StartButton({ ready }: { ready: boolean }) {

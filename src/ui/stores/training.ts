@@ -391,7 +391,7 @@ export const useTrainingStore = create<TrainingState>()(
         const { classes, images } = useDatasetStore.getState();
         const split = splitDataset(classes, images, settings.shots, settings.seed);
         // Start is disabled while the checklist shows problems; this guards the same rule.
-        if (!model || trainingProblems({ model, classes, images, split, shots: settings.shots, plan, elsewhere }).length) return;
+        if (!model || trainingProblems({ model, classes, images, split, plan, elsewhere }).length) return;
         const { adapter, training } = splitSettings(settings);
         const record: CheckpointRecord = {
           runId: crypto.randomUUID(),
