@@ -16,6 +16,8 @@ export interface AcquiredDevice {
   device: GPUDevice;
   adapterName: string;
   hasTimestampQuery: boolean;
+  /** The browser's software fallback (GPUAdapterInfo.isFallbackAdapter, where the browser reports it). */
+  isFallbackAdapter: boolean;
 }
 
 /** A short, human-readable adapter name such as "google / swiftshader" or "nvidia / hopper". */
@@ -69,5 +71,6 @@ export async function openDevice(adapter: GPUAdapter): Promise<AcquiredDevice> {
     requiredLimits,
     requiredFeatures: hasTimestampQuery ? ['timestamp-query'] : [],
   });
-  return { device, adapterName: describeAdapter(adapter.info), hasTimestampQuery };
+  const isFallbackAdapter = (adapter.info as GPUAdapterInfo & { isFallbackAdapter?: boolean }).isFallbackAdapter ?? false;
+  return { device, adapterName: describeAdapter(adapter.info), hasTimestampQuery, isFallbackAdapter };
 }

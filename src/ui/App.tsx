@@ -3,7 +3,7 @@
 // the dataset, the adapters, the last model, an interrupted run.
 
 import { useEffect, type ComponentType } from 'react';
-import { formatDateTime } from './format';
+import { formatDateTime, formatTimeLeft } from './format';
 import { SECTIONS, sectionHref, useCurrentSection, type Section, type SectionId } from './navigation';
 import { DatasetScreen } from './screens/DatasetScreen';
 import { DeviceScreen } from './screens/DeviceScreen';
@@ -68,6 +68,7 @@ export function App() {
         </ul>
       </nav>
       <main id="content" className="content" tabIndex={-1}>
+        <ElsewhereRunBanner />
         <InterruptedRunBanner />
         <Screen />
       </main>
@@ -80,6 +81,25 @@ function NavItem({ section, current }: { section: Section; current: boolean }) {
     <a className="nav-item" href={sectionHref(section.id)} aria-current={current ? 'page' : undefined} title={section.summary}>
       {section.title}
     </a>
+  );
+}
+
+/** Another tab of this browser profile trains: its progress, on every screen (one run at a time). */
+function ElsewhereRunBanner() {
+  const elsewhere = useTrainingStore((s) => s.elsewhere);
+  if (!elsewhere) return null;
+  const { step, iterations, stepsPerSecond, secondsLeft } = elsewhere;
+  const parts = step !== null && iterations !== null ? [`step ${step} of ${iterations}`] : ['waiting for its next step'];
+  if (stepsPerSecond !== null) parts.push(`${stepsPerSecond.toFixed(2)} steps/s`);
+  if (secondsLeft !== null) parts.push(`${formatTimeLeft(secondsLeft)} left`);
+  return (
+    <div className="banner" role="region" aria-label="Training in another tab">
+      <p>
+        <strong>Training in another tab</strong> <span data-testid="elsewhere-progress">{parts.join(' · ')}</span>
+      </p>
+      {step !== null && iterations !== null && <progress max={iterations} value={step} aria-label="Progress of the run in another tab" />}
+      <p className="detail">One run at a time in this browser: that tab shows the run and its controls. Its adapter appears in the library here when it finishes.</p>
+    </div>
   );
 }
 

@@ -33,19 +33,37 @@ async function prepareImage(file: File): Promise<PreparedImage> {
   return { name: file.name, blob: file, thumbnail: await thumbnail(file, width, height), width, height };
 }
 
-/** Prepares files in turn, collecting the ones that failed with their reasons. */
+/** Images decoded at once: the browser decodes off the main thread, so a few overlap well. */
+const CONCURRENT_IMAGES = 4;
+/** Progress is reported at most this often: a re-render per image would cost more than the image. */
+const PROGRESS_INTERVAL_MS = 100;
+
+/** Prepares files (a few at a time, results in file order), collecting the ones that failed with their reasons. */
 export async function prepareImages(files: readonly File[], onProgress?: (done: number) => void): Promise<{ prepared: PreparedImage[]; rejected: RejectedFile[] }> {
-  const prepared: PreparedImage[] = [];
-  const rejected: RejectedFile[] = [];
-  for (const [index, file] of files.entries()) {
-    try {
-      prepared.push(await prepareImage(file));
-    } catch (error) {
-      if (!(error instanceof ImageRejected)) throw error;
-      rejected.push({ name: file.name, reason: error.message });
+  const results: (PreparedImage | RejectedFile)[] = new Array(files.length);
+  let next = 0;
+  let done = 0;
+  let reportedAt = 0;
+  const worker = async () => {
+    while (next < files.length) {
+      const index = next++;
+      const file = files[index];
+      try {
+        results[index] = await prepareImage(file);
+      } catch (error) {
+        if (!(error instanceof ImageRejected)) throw error;
+        results[index] = { name: file.name, reason: error.message };
+      }
+      done++;
+      if (performance.now() - reportedAt >= PROGRESS_INTERVAL_MS || done === files.length) {
+        reportedAt = performance.now();
+        onProgress?.(done);
+      }
     }
-    onProgress?.(index + 1);
-  }
+  };
+  await Promise.all(Array.from({ length: Math.min(CONCURRENT_IMAGES, files.length) }, worker));
+  const prepared = results.filter((result): result is PreparedImage => 'blob' in result);
+  const rejected = results.filter((result): result is RejectedFile => !('blob' in result));
   return { prepared, rejected };
 }
 

@@ -14,6 +14,7 @@ import { ModelFileError } from '../model/safetensors';
 import { planTrainingMemory, type MemoryPlan } from '../training/memory-plan';
 import { DivergenceError } from '../training/step';
 import { defaultTrainSettings } from '../training/trainer';
+import { calibrateTraining } from './calibration';
 import { ImageDecodeError } from './decode';
 import { exclusive } from './gpu-queue';
 import { ModelSession } from './model-session';
@@ -29,7 +30,7 @@ import type {
   SelfTestResult,
 } from './protocol';
 import { EngineRefusal } from './refusal';
-import { adapterSettingsFor, asSettingsRefusal, TrainingRun } from './training-run';
+import { adapterSettingsFor, asSettingsRefusal, TrainingRun, trainSettingsFor } from './training-run';
 
 const scope = self as unknown as DedicatedWorkerGlobalScope;
 
@@ -50,7 +51,7 @@ function openEngine(): Promise<Engine> {
     // navigator.gpu is typed as always present, but it is absent outside secure contexts and in
     // browsers without WebGPU; acquireDevice explains what to do in each case.
     const gpu: GPU | undefined = scope.navigator.gpu;
-    const { device, adapterName } = await acquireDevice(gpu);
+    const { device, adapterName, isFallbackAdapter } = await acquireDevice(gpu);
     const ctx = new GpuContext(device, { adapterName });
     ctx.onDeviceLost((info) => {
       if (engine === opening) engine = null;
@@ -60,7 +61,7 @@ function openEngine(): Promise<Engine> {
         post({ kind: 'event', type: 'device-lost', reason: info.reason, message: info.message || 'no detail given' });
       }
     });
-    return { ctx, info: describeDevice(device, adapterName) };
+    return { ctx, info: describeDevice(device, adapterName, isFallbackAdapter) };
   })();
   engine = opening;
   // A failed attempt is not kept: the next request tries again (after the user changed a setting).
@@ -70,7 +71,10 @@ function openEngine(): Promise<Engine> {
   return opening;
 }
 
-function describeDevice(device: GPUDevice, adapterName: string): EngineInfo {
+/** CPU implementations of Vulkan or WebGPU, which not every browser flags as fallback adapters. */
+const SOFTWARE_ADAPTER = /swiftshader|llvmpipe|lavapipe|software|warp/i;
+
+function describeDevice(device: GPUDevice, adapterName: string, isFallbackAdapter: boolean): EngineInfo {
   const { limits } = device;
   return {
     adapterName,
@@ -81,6 +85,7 @@ function describeDevice(device: GPUDevice, adapterName: string): EngineInfo {
       maxComputeInvocationsPerWorkgroup: limits.maxComputeInvocationsPerWorkgroup,
     },
     features: [...device.features].sort(),
+    software: isFallbackAdapter || SOFTWARE_ADAPTER.test(adapterName),
   };
 }
 
@@ -149,11 +154,12 @@ async function loadModel({ id, files }: EngineParams<'loadModel'>): Promise<Engi
 async function planTraining(params: EngineParams<'planTraining'>): Promise<EngineResult<'planTraining'>> {
   const { model } = loadedModel();
   const adapter = adapterSettingsFor(model.config, params.adapter);
+  const { batchSize, microBatchSize } = trainSettingsFor(params.training);
   let memory: MemoryPlan;
   try {
     memory = await planTrainingMemory(model.config, {
-      batchSize: params.batchSize,
-      microBatchSize: params.microBatchSize,
+      batchSize,
+      microBatchSize,
       classes: params.classes,
       adapter,
       textChunk: defaultTrainSettings(1).textChunk, // the recipe's: the studio does not change it
@@ -179,11 +185,17 @@ async function trainStart(request: EngineParams<'trainStart'>): Promise<EngineRe
   }
 }
 
+async function calibrate(params: EngineParams<'calibrateTraining'>): Promise<EngineResult<'calibrateTraining'>> {
+  if (run) throw new EngineRefusal('busy', 'A training run is going: its own steps show how fast training is.');
+  return calibrateTraining(loadedModel().model, params);
+}
+
 const handlers: Handlers = {
   hello: async () => (await openEngine()).info,
   selfTest,
   loadModel,
   planTraining,
+  calibrateTraining: calibrate,
   trainStart,
   trainPause: async ({ runId }) => currentRun(runId).pause(),
   trainResume: async ({ runId }) => currentRun(runId).resume(),

@@ -29,6 +29,8 @@ export interface EngineInfo {
   limits: DeviceLimits;
   /** Optional features enabled on the device, such as "timestamp-query". */
   features: string[];
+  /** A software (CPU) implementation such as SwiftShader: training is orders of magnitude slower. */
+  software: boolean;
 }
 
 /** The worker's proof that compute works: `a + b` by a WGSL kernel on the device, read back. */
@@ -93,6 +95,20 @@ export interface TrainingPlan {
   peakBytes: number;
   /** Where the peak's bytes go (planTrainingMemory's breakdown). */
   breakdown: Record<string, number>;
+}
+
+/** A few timed training steps with these settings (on synthetic images), before a run starts. */
+export interface CalibrationRequest {
+  adapter: AdapterChoice;
+  training: TrainChoice;
+  classes: number;
+  /** Images the run would train on: a batch is at most that many. */
+  trainingImages: number;
+}
+
+export interface CalibrationResult {
+  /** Mean time of a training step after the first (which compiles the pipelines). */
+  millisecondsPerStep: number;
 }
 
 /** Images as Blobs with their file names (for messages) and class labels (indices into the class names). */
@@ -164,8 +180,10 @@ export interface EngineMethods {
   selfTest: { params: undefined; result: SelfTestResult };
   /** Loads a CLIP from its files (streaming the weights), replacing the loaded one only on success. Posts model-progress. */
   loadModel: { params: { id: string; files: ModelFileBlobs }; result: LoadedModel };
-  /** Trainable parameters and expected GPU memory of a run on the loaded model. */
-  planTraining: { params: { adapter: AdapterChoice; batchSize: number; microBatchSize: number; classes: number }; result: TrainingPlan };
+  /** Trainable parameters and expected GPU memory of a run on the loaded model; refuses settings trainStart would refuse. */
+  planTraining: { params: { adapter: AdapterChoice; training: TrainChoice; classes: number }; result: TrainingPlan };
+  /** Times a few training steps with these settings on the loaded model. */
+  calibrateTraining: { params: CalibrationRequest; result: CalibrationResult };
   /** Trains an adapter; answers when the run completes or is cancelled. Posts train-* events meanwhile. */
   trainStart: { params: TrainRequest; result: TrainResult };
   /** Pauses the run after its current step (and posts a checkpoint). */

@@ -19,8 +19,18 @@ export interface ClassBarColumn {
   highlight?: number;
 }
 
-/** A row per class with a Bar per column: Evaluate's per-class accuracy, Try it's probabilities. */
-export function ClassBarTable({ label, classNames, columns }: { label: string; classNames: readonly string[]; columns: readonly ClassBarColumn[] }) {
+/**
+ * A row per class with a Bar per column: Evaluate's per-class accuracy, Try it's probabilities.
+ * `order` lists the classes to show, in the order to show them (default: all, in class order);
+ * `emptyRows` are classes with nothing to show, which say why instead of showing a 0% bar.
+ */
+export function ClassBarTable({ label, classNames, columns, order, emptyRows }: {
+  label: string;
+  classNames: readonly string[];
+  columns: readonly ClassBarColumn[];
+  order?: readonly number[];
+  emptyRows?: { rows: ReadonlySet<number>; text: string };
+}) {
   return (
     <div className="table-scroll">
       <table className="data-table" aria-label={label}>
@@ -35,14 +45,20 @@ export function ClassBarTable({ label, classNames, columns }: { label: string; c
           </tr>
         </thead>
         <tbody>
-          {classNames.map((name, c) => (
-            <tr key={name}>
-              <th scope="row">{name}</th>
-              {columns.map((column) => (
-                <td key={column.title}>
-                  <Bar value={column.values[c]} highlight={c === column.highlight} />
+          {(order ?? classNames.map((_, c) => c)).map((c) => (
+            <tr key={classNames[c]}>
+              <th scope="row">{classNames[c]}</th>
+              {emptyRows?.rows.has(c) ? (
+                <td colSpan={columns.length} className="muted">
+                  {emptyRows.text}
                 </td>
-              ))}
+              ) : (
+                columns.map((column) => (
+                  <td key={column.title}>
+                    <Bar value={column.values[c]} highlight={c === column.highlight} />
+                  </td>
+                ))
+              )}
             </tr>
           ))}
         </tbody>

@@ -14,6 +14,15 @@ const WIDTH = 560;
 const HEIGHT = 200;
 const PAD = { left: 48, right: 12, top: 10, bottom: 28 };
 const Y_TICKS = 4;
+/** Points drawn per series at most: about one per two pixels of the plot; a long run's thousands of steps would only slow the page. */
+const MAX_POINTS = 256;
+
+/** Every k-th point and the last, so that at most MAX_POINTS remain. */
+function thin<T>(points: readonly T[]): readonly T[] {
+  if (points.length <= MAX_POINTS) return points;
+  const stride = Math.ceil(points.length / MAX_POINTS);
+  return points.filter((_, i) => i % stride === 0 || i === points.length - 1);
+}
 
 export function LineChart(props: {
   title: string;
@@ -30,7 +39,8 @@ export function LineChart(props: {
   const x = (value: number) => PAD.left + (value / xMax) * (WIDTH - PAD.left - PAD.right);
   const y = (value: number) => HEIGHT - PAD.bottom - ((value - yMin) / (yMax - yMin || 1)) * (HEIGHT - PAD.top - PAD.bottom);
   const ticks = Array.from({ length: Y_TICKS + 1 }, (_, i) => yMin + ((yMax - yMin) * i) / Y_TICKS);
-  const pointCount = props.series.reduce((sum, s) => sum + s.points.length, 0);
+  const series = props.series.map((s) => ({ ...s, points: thin(s.points) }));
+  const pointCount = series.reduce((sum, s) => sum + s.points.length, 0);
   return (
     <figure className="chart">
       <figcaption>
@@ -60,7 +70,7 @@ export function LineChart(props: {
             step {xMax}
           </text>
         </g>
-        {props.series.map((s) => (
+        {series.map((s) => (
           <g key={s.name} className={`series series-${s.tone}`}>
             {s.points.length > 1 && (
               <polyline points={s.points.map((p) => `${x(p.x).toFixed(1)},${y(p.y).toFixed(1)}`).join(' ')} strokeDasharray={s.dashed ? '6 4' : undefined} />

@@ -108,28 +108,46 @@ export function RadioGroup<T extends string>(props: FieldProps & { value: T; opt
   );
 }
 
-/** A text field that reports its value when committed (Enter or leaving the field), as renames want. */
-export function InlineRename(props: { label: string; value: string; onCommit(value: string): void }) {
+/**
+ * A text field that reports its value when committed (Enter or leaving the field), as renames want.
+ * `check` refuses a name with the reason: the reason shows beside the field and the field goes back
+ * to the current name, so it never shows a name that was not taken.
+ */
+export function InlineRename(props: { label: string; value: string; check?(value: string): string | null; onCommit(value: string): void }) {
   const [text, setText] = useState(props.value);
+  const [refusal, setRefusal] = useState<string | null>(null);
+  const refusalId = useId();
   useEffect(() => setText(props.value), [props.value]);
   const commit = () => {
-    if (text.trim() && text !== props.value) props.onCommit(text);
+    if (text === props.value) return;
+    const problem = props.check?.(text) ?? (text.trim() ? null : '');
+    setRefusal(problem || null);
+    if (problem === null) props.onCommit(text);
     else setText(props.value);
   };
   return (
-    <input
-      className="inline-rename"
-      aria-label={props.label}
-      value={text}
-      onChange={(event) => setText(event.target.value)}
-      onBlur={commit}
-      onKeyDown={(event) => {
-        if (event.key === 'Enter') event.currentTarget.blur();
-        if (event.key === 'Escape') {
-          setText(props.value);
-          event.currentTarget.blur();
-        }
-      }}
-    />
+    <span className="inline-rename-field">
+      <input
+        className="inline-rename"
+        aria-label={props.label}
+        aria-invalid={refusal ? true : undefined}
+        aria-describedby={refusal ? refusalId : undefined}
+        value={text}
+        onChange={(event) => setText(event.target.value)}
+        onBlur={commit}
+        onKeyDown={(event) => {
+          if (event.key === 'Enter') event.currentTarget.blur();
+          if (event.key === 'Escape') {
+            setText(props.value);
+            event.currentTarget.blur();
+          }
+        }}
+      />
+      {refusal && (
+        <small id={refusalId} className="invalid" role="alert">
+          {refusal}
+        </small>
+      )}
+    </span>
   );
 }

@@ -2,7 +2,7 @@
 // (one sub-folder per class), images by dropping them onto a class. Class names become the prompts;
 // the split shows which images train and which are held out for evaluation.
 
-import { useId, useState } from 'react';
+import { memo, useEffect, useId, useMemo, useRef, useState, type RefObject } from 'react';
 import type { ClassRecord } from '../../storage/db';
 import { promptFor } from '../../model/zero-shot';
 import { Screen } from '../components/Screen';
@@ -13,16 +13,38 @@ import { Note, Problem } from '../components/Notice';
 import { ProgressBar } from '../components/ProgressBar';
 import { filesFromDrop, filesFromInput, groupIntoClasses } from '../dropped-files';
 import { useDatasetSplit, type DatasetSplit } from '../split';
-import { useDatasetStore, type DatasetImage } from '../stores/dataset';
+import { classNameProblem, useDatasetStore, type DatasetImage } from '../stores/dataset';
 import { isRunActive, useTrainingStore } from '../stores/training';
 
 const IMAGE_TYPES = 'image/*';
+/** How far outside the window a class card starts showing its thumbnails (so they are there when scrolled to). */
+const THUMBNAIL_MARGIN = '600px';
+/** Height of a row of thumbnails in rem (3.5rem and the gap), and thumbnails per row in a class card: a placeholder's size. */
+const THUMBNAIL_ROW_REM = 3.85;
+const THUMBNAILS_PER_ROW = 4;
+
+/** Whether the element has come near the window once (it then stays true): thumbnails render lazily. */
+function useSeen<T extends Element>(): [RefObject<T | null>, boolean] {
+  const ref = useRef<T>(null);
+  const [seen, setSeen] = useState(false);
+  useEffect(() => {
+    const element = ref.current;
+    if (seen || !element) return;
+    const observer = new IntersectionObserver((entries) => entries.some((entry) => entry.isIntersecting) && setSeen(true), { rootMargin: THUMBNAIL_MARGIN });
+    observer.observe(element);
+    return () => observer.disconnect();
+  }, [seen]);
+  return [ref, seen];
+}
 
 export function DatasetScreen() {
   const classes = useDatasetStore((s) => s.classes);
+  const images = useDatasetStore((s) => s.images);
   const shots = useTrainingStore((s) => s.settings.shots);
   const seed = useTrainingStore((s) => s.settings.seed);
   const split = useDatasetSplit(shots, seed);
+  const imagesByClass = useImagesByClass(images);
+  const countsByClass = new Map(split.counts.map((counts) => [counts.classId, counts]));
   return (
     <Screen
       title="Dataset"
@@ -37,9 +59,12 @@ export function DatasetScreen() {
       <DatasetProblems />
       <SplitCard split={split} />
       <div className="class-grid">
-        {classes.map((c) => (
-          <ClassCard key={c.id} record={c} split={split} />
-        ))}
+        {classes.map((c) => {
+          const mine = imagesByClass.get(c.id) ?? NO_IMAGES;
+          const counts = countsByClass.get(c.id);
+          const heldOut = mine.map((image) => (split.roles.get(image.id) === 'held-out' ? 'h' : '-')).join('');
+          return <ClassCard key={c.id} record={c} images={mine} heldOut={heldOut} train={counts?.train ?? 0} heldOutCount={counts?.heldOut ?? 0} />;
+        })}
       </div>
     </Screen>
   );
@@ -140,18 +165,56 @@ function SplitCard({ split }: { split: DatasetSplit }) {
   );
 }
 
-function ClassCard({ record, split }: { record: ClassRecord; split: DatasetSplit }) {
-  const images = useDatasetStore((s) => s.images);
+const NO_IMAGES: readonly DatasetImage[] = [];
+
+/**
+ * The images of each class, grouped once rather than filtered per card; a class whose images did not
+ * change keeps its array, so that its (memoised) card is not rendered again when another class changes.
+ */
+function useImagesByClass(images: readonly DatasetImage[]): Map<string, readonly DatasetImage[]> {
+  const previous = useRef(new Map<string, readonly DatasetImage[]>());
+  return useMemo(() => {
+    const lists = new Map<string, DatasetImage[]>();
+    for (const image of images) {
+      const list = lists.get(image.classId);
+      if (list) list.push(image);
+      else lists.set(image.classId, [image]);
+    }
+    const byClass = new Map<string, readonly DatasetImage[]>(lists);
+    for (const [classId, list] of byClass) {
+      const before = previous.current.get(classId);
+      if (before && before.length === list.length && before.every((image, i) => image === list[i])) byClass.set(classId, before);
+    }
+    previous.current = byClass;
+    return byClass;
+  }, [images]);
+}
+
+/** `heldOut` marks each image's role in the split, in order ('h' held out, '-' trains): a string, so that memo compares it by value. */
+const ClassCard = memo(function ClassCard({ record, images: mine, heldOut, train, heldOutCount }: {
+  record: ClassRecord;
+  images: readonly DatasetImage[];
+  heldOut: string;
+  train: number;
+  heldOutCount: number;
+}) {
   const renameClass = useDatasetStore((s) => s.renameClass);
   const deleteClass = useDatasetStore((s) => s.deleteClass);
   const addImages = useDatasetStore((s) => s.addImages);
   const busy = useDatasetStore((s) => s.adding !== null);
-  const mine = images.filter((image) => image.classId === record.id);
-  const counts = split.counts.find((c) => c.classId === record.id);
+  const [card, seen] = useSeen<HTMLElement>();
   return (
-    <article className="card class-card" aria-label={`Class ${record.name}`}>
+    <article ref={card} className="card class-card" aria-label={`Class ${record.name}`}>
       <header className="class-header">
-        <InlineRename label={`Name of class ${record.name}`} value={record.name} onCommit={(name) => void renameClass(record.id, name)} />
+        <InlineRename
+          label={`Name of class ${record.name}`}
+          value={record.name}
+          check={(name) => {
+            const problem = classNameProblem(name, useDatasetStore.getState().classes, record.id);
+            return problem && `${problem} The name stays “${record.name}”.`;
+          }}
+          onCommit={(name) => void renameClass(record.id, name)}
+        />
         <button type="button" className="secondary small" onClick={() => void deleteClass(record.id)} aria-label={`Delete class ${record.name}`}>
           Delete
         </button>
@@ -161,26 +224,30 @@ function ClassCard({ record, split }: { record: ClassRecord; split: DatasetSplit
       </p>
       <p className="muted" data-testid="class-count">
         {mine.length} {mine.length === 1 ? 'image' : 'images'}
-        {counts && mine.length > 0 && ` · ${counts.train} train · ${counts.heldOut} held out`}
+        {mine.length > 0 && ` · ${train} train · ${heldOutCount} held out`}
       </p>
       <DropZone label={`Drop images onto ${record.name}`} disabled={busy} onDrop={(dataTransfer) => void filesFromDrop(dataTransfer).then((picked) => addImages(record.id, picked.map((p) => p.file)))}>
-        <ul className="thumbnails">
-          {mine.map((image) => (
-            <Thumbnail key={image.id} image={image} role={split.roles.get(image.id)} />
-          ))}
-        </ul>
+        {seen ? (
+          <ul className="thumbnails">
+            {mine.map((image, i) => (
+              <Thumbnail key={image.id} image={image} heldOut={heldOut[i] === 'h'} />
+            ))}
+          </ul>
+        ) : (
+          <div className="thumbnails" style={{ height: `${Math.ceil(mine.length / THUMBNAILS_PER_ROW) * THUMBNAIL_ROW_REM}rem` }} />
+        )}
         <FilePicker label={`Add images to ${record.name}`} multiple accept={IMAGE_TYPES} disabled={busy} secondary onFiles={(files) => void addImages(record.id, [...files])} />
       </DropZone>
     </article>
   );
-}
+});
 
-function Thumbnail({ image, role }: { image: DatasetImage; role: 'train' | 'held-out' | undefined }) {
+function Thumbnail({ image, heldOut }: { image: DatasetImage; heldOut: boolean }) {
   const deleteImage = useDatasetStore((s) => s.deleteImage);
   return (
-    <li className={`thumbnail ${role ?? ''}`}>
+    <li className={`thumbnail ${heldOut ? 'held-out' : 'train'}`}>
       <img src={image.thumbnailUrl} alt={image.name} title={`${image.name} (${image.width}×${image.height})`} loading="lazy" />
-      {role === 'held-out' && <Badge tone="pending">held out</Badge>}
+      {heldOut && <Badge tone="pending">held out</Badge>}
       <button type="button" className="thumbnail-delete" onClick={() => void deleteImage(image.id)} aria-label={`Delete image ${image.name}`}>
         ×
       </button>

@@ -97,7 +97,7 @@ function AdapterItem({ adapter }: { adapter: AdapterRecord }) {
           <dt>Method</dt>
           <dd>{methodLabel(adapter)}</dd>
         </div>
-        <div>
+        <div className="class-list">
           <dt>Classes</dt>
           <dd>{meta.classNames.join(', ')}</dd>
         </div>

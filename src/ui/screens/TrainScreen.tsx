@@ -1,7 +1,7 @@
 // The Train screen: the recipe's settings (with an Advanced panel), what a run will cost before it
 // starts, and the run itself: live loss and accuracy, speed, time left, pause, resume and cancel.
 
-import { useEffect } from 'react';
+import { useEffect, useRef } from 'react';
 import type { TargetMatrix, Tower } from '../../worker/protocol';
 import { Screen } from '../components/Screen';
 import { Badge, Card } from '../components/Card';
@@ -11,9 +11,10 @@ import { Note } from '../components/Notice';
 import { ProgressBar } from '../components/ProgressBar';
 import { formatBytes, formatCount, formatPercent, formatTimeLeft } from '../format';
 import { sectionHref } from '../navigation';
-import { useDatasetSplit } from '../split';
+import { StartCard } from './StartCard';
 import { useDatasetStore } from '../stores/dataset';
 import { useModelStore } from '../stores/model';
+import { usePredictionStore } from '../stores/prediction';
 import { isRunActive, ITERATIONS_PER_SHOT, type RunState, useTrainingStore } from '../stores/training';
 
 const TARGET_OPTIONS: { value: TargetMatrix; label: string }[] = [
@@ -37,46 +38,10 @@ export function TrainScreen() {
       title="Train"
       intro={<>Fine-tune small adapters on both CLIP encoders. The defaults are CLIP-LoRA&rsquo;s recipe; the frozen model is never changed.</>}
     >
-      <ReadinessCard />
       <RunCard />
       <SettingsCard />
+      <StartCard />
     </Screen>
-  );
-}
-
-function ReadinessCard() {
-  const loaded = useModelStore((s) => s.loaded);
-  const activity = useModelStore((s) => s.activity);
-  const lostModelId = useModelStore((s) => s.lostModelId);
-  const classes = useDatasetStore((s) => s.classes);
-  const { shots, seed } = useTrainingStore((s) => s.settings);
-  const split = useDatasetSplit(shots, seed);
-  return (
-    <Card title="What will train">
-      <ul className="checklist">
-        <li className={loaded ? 'ok' : 'missing'}>
-          Model:{' '}
-          {loaded ? (
-            <strong>{loaded.id}</strong>
-          ) : activity.kind === 'loading' ? (
-            `loading ${activity.id}…`
-          ) : lostModelId ? (
-            `${lostModelId} was on the GPU that was lost; it loads again when the GPU reconnects`
-          ) : (
-            <a href={sectionHref('model')}>load one on the Model screen</a>
-          )}
-        </li>
-        <li className={classes.length >= 2 ? 'ok' : 'missing'} data-testid="train-data-summary">
-          Data: {classes.length} {classes.length === 1 ? 'class' : 'classes'}, {split.support.imageIds.length} training and {split.heldOut.imageIds.length} held-out images ({shots} shots per class)
-          {classes.length < 2 && (
-            <>
-              {' '}
-              — <a href={sectionHref('dataset')}>add at least two classes</a>
-            </>
-          )}
-        </li>
-      </ul>
-    </Card>
   );
 }
 
@@ -157,7 +122,6 @@ function SettingsCard() {
         </details>
       </fieldset>
       <PlanSummary />
-      <StartButton />
     </Card>
   );
 }
@@ -207,28 +171,17 @@ function PlanSummary() {
   }
 }
 
-function StartButton() {
-  const start = useTrainingStore((s) => s.start);
-  const run = useTrainingStore((s) => s.run);
-  const plan = useTrainingStore((s) => s.plan);
-  const interrupted = useTrainingStore((s) => s.interrupted);
-  const loaded = useModelStore((s) => s.loaded);
-  const busy = isRunActive(run.status);
-  return (
-    <div className="actions">
-      <button type="button" onClick={() => void start()} disabled={busy || !loaded || plan.status !== 'ready'}>
-        Start training
-      </button>
-      {interrupted && <span className="muted">Starting a new run leaves the interrupted one to resume or discard.</span>}
-    </div>
-  );
-}
-
 function RunCard() {
   const run = useTrainingStore((s) => s.run);
+  const chooseAdapter = usePredictionStore((s) => s.chooseAdapter);
+  const card = useRef<HTMLElement>(null);
+  // Start is below the settings: bring a new run's card into view.
+  useEffect(() => {
+    if (run.runId) card.current?.scrollIntoView({ block: 'start' });
+  }, [run.runId]);
   if (run.status === 'idle') return null;
   return (
-    <Card title="Training run" badge={<RunBadge run={run} />} busy={run.status === 'running'}>
+    <Card ref={card} title="Training run" badge={<RunBadge run={run} />} busy={run.status === 'running'}>
       <RunStatus run={run} />
       <RunControls run={run} />
       {run.iterations > 0 && <RunProgress run={run} />}
@@ -236,7 +189,7 @@ function RunCard() {
       {run.status === 'finished' && run.adapter && (
         <Note>
           Saved to the adapter library as <strong data-testid="trained-adapter-name">{run.adapter.name}</strong>. Next:{' '}
-          <a href={sectionHref('evaluate')}>see how it does</a>, <a href={sectionHref('try')}>try it on an image</a> or{' '}
+          <a href={sectionHref('evaluate')}>see how it does</a>, <a href={sectionHref('try')} onClick={() => void chooseAdapter(run.adapter!.id)}>try it on an image</a> or{' '}
           <a href={sectionHref('adapters')}>download it</a>.
         </Note>
       )}

@@ -11,6 +11,12 @@ import { Problem } from '../components/Notice';
 import { useAdaptersStore } from '../stores/adapters';
 import { usePredictionStore } from '../stores/prediction';
 import type { PredictResult } from '../../worker/protocol';
+import { MANY_CLASSES } from '../scale';
+
+/** Class indices, most probable first. */
+function byProbability(probabilities: readonly number[]): number[] {
+  return probabilities.map((_, c) => c).sort((a, b) => probabilities[b] - probabilities[a]);
+}
 
 const NO_ADAPTER = '';
 
@@ -138,6 +144,7 @@ function Probabilities({ result }: { result: PredictResult }) {
   const top = (values: number[]) => values.indexOf(Math.max(...values));
   const baseTop = top(result.withoutAdapter);
   const adaptedTop = result.withAdapter ? top(result.withAdapter) : -1;
+  const many = result.classNames.length > MANY_CLASSES;
   return (
     <>
       <p className="status-line" data-testid="prediction-summary">
@@ -145,9 +152,11 @@ function Probabilities({ result }: { result: PredictResult }) {
           ? `With the adapter: ${result.classNames[adaptedTop]}. Without: ${result.classNames[baseTop]}.`
           : `Zero-shot: ${result.classNames[baseTop]}.`}
       </p>
+      {many && <p className="muted">{result.classNames.length} classes, most likely first.</p>}
       <ClassBarTable
         label="Class probabilities"
         classNames={result.classNames}
+        order={many ? byProbability(result.withAdapter ?? result.withoutAdapter) : undefined}
         columns={[
           { title: 'Without adapter', values: result.withoutAdapter, highlight: baseTop },
           ...(result.withAdapter ? [{ title: 'With adapter', values: result.withAdapter, highlight: adaptedTop }] : []),

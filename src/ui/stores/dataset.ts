@@ -45,6 +45,14 @@ function cleanClassName(name: string): string {
   return name.trim().replace(/\s+/g, ' ');
 }
 
+/** Why a class cannot be named `name` (no name, or another class has it), or null when it can. */
+export function classNameProblem(name: string, classes: readonly ClassRecord[], ownId?: string): string | null {
+  const clean = cleanClassName(name);
+  if (!clean) return 'A class needs a name.';
+  if (classes.some((c) => c.name === clean && c.id !== ownId)) return `There is already a class named “${clean}”.`;
+  return null;
+}
+
 function toDatasetImage(record: ImageRecord): DatasetImage {
   const { id, classId, name, width, height } = record;
   return { id, classId, name, width, height, thumbnailUrl: URL.createObjectURL(record.thumbnail) };
@@ -55,20 +63,20 @@ function imageRecord(classId: string, image: PreparedImage, addedAt: number): Im
 }
 
 export const useDatasetStore = create<DatasetState>()((set, get) => {
-  /** Stores new classes and images in one transaction, then shows them. */
-  async function store(newClasses: ClassRecord[], records: ImageRecord[], rejected: RejectedFile[]): Promise<void> {
+  /** Stores new classes and images in one transaction, then shows them; false when storing failed (the problem says why). */
+  async function store(newClasses: ClassRecord[], records: ImageRecord[], rejected: RejectedFile[]): Promise<boolean> {
     try {
       await addToDataset(newClasses, records);
     } catch (error) {
-      set({ adding: null, problem: errorMessage(error), rejected: [...get().rejected, ...rejected] });
-      return;
+      set({ problem: errorMessage(error), rejected: [...get().rejected, ...rejected] });
+      return false;
     }
     set((state) => ({
-      adding: null,
       classes: [...state.classes, ...newClasses],
       images: [...state.images, ...records.map(toDatasetImage)],
       rejected: [...state.rejected, ...rejected],
     }));
+    return true;
   }
 
   function nextPosition(): number {
@@ -92,25 +100,22 @@ export const useDatasetStore = create<DatasetState>()((set, get) => {
     async addFolders(folders, rejectedBefore = []) {
       if (get().adding) return;
       const total = folders.reduce((sum, folder) => sum + folder.files.length, 0);
-      set({ adding: { done: 0, total }, problem: null, rejected: [] });
-      const newClasses: ClassRecord[] = [];
-      const records: ImageRecord[] = [];
-      const rejected: RejectedFile[] = [...rejectedBefore];
+      set({ adding: { done: 0, total }, problem: null, rejected: [...rejectedBefore] });
       let done = 0;
-      let position = nextPosition();
-      const addedAt = Date.now();
+      // One transaction per class folder: each class shows as soon as it is stored.
       for (const folder of folders) {
-        const { prepared, rejected: failed } = await prepareImages(folder.files, (count) => set({ adding: { done: done + count, total } }));
+        const { prepared, rejected } = await prepareImages(folder.files, (count) => set({ adding: { done: done + count, total } }));
         done += folder.files.length;
-        rejected.push(...failed.map((file) => ({ ...file, name: `${folder.className}/${file.name}` })));
-        if (prepared.length === 0) continue;
+        const skipped = rejected.map((file) => ({ ...file, name: `${folder.className}/${file.name}` }));
         const name = cleanClassName(folder.className);
-        let target = get().classes.find((c) => c.name === name) ?? newClasses.find((c) => c.name === name);
-        if (!target) newClasses.push((target = { id: crypto.randomUUID(), name, position: position++ }));
-        const classId = target.id;
-        records.push(...prepared.map((image, i) => imageRecord(classId, image, addedAt + records.length + i)));
+        const existing = get().classes.find((c) => c.name === name);
+        const target = existing ?? { id: crypto.randomUUID(), name, position: nextPosition() };
+        const addedAt = Date.now();
+        const records = prepared.map((image, i) => imageRecord(target.id, image, addedAt + i));
+        const newClasses = existing || prepared.length === 0 ? [] : [target];
+        if (!(await store(newClasses, records, skipped))) break;
       }
-      await store(newClasses, records, rejected);
+      set({ adding: null });
     },
 
     async addImages(classId, files) {
@@ -119,13 +124,14 @@ export const useDatasetStore = create<DatasetState>()((set, get) => {
       const { prepared, rejected } = await prepareImages(files, (done) => set({ adding: { done, total: files.length } }));
       const addedAt = Date.now();
       await store([], prepared.map((image, i) => imageRecord(classId, image, addedAt + i)), rejected);
+      set({ adding: null });
     },
 
     async addClass(name) {
       const clean = cleanClassName(name);
-      if (!clean) return;
-      if (get().classes.some((c) => c.name === clean)) {
-        set({ problem: `There is already a class named “${clean}”.` });
+      const problem = classNameProblem(clean, get().classes);
+      if (problem) {
+        set({ problem });
         return;
       }
       await store([{ id: crypto.randomUUID(), name: clean, position: nextPosition() }], [], []);
@@ -134,11 +140,8 @@ export const useDatasetStore = create<DatasetState>()((set, get) => {
     async renameClass(id, name) {
       const clean = cleanClassName(name);
       const current = get().classes.find((c) => c.id === id);
-      if (!current || !clean || clean === current.name) return;
-      if (get().classes.some((c) => c.name === clean)) {
-        set({ problem: `There is already a class named “${clean}”.` });
-        return;
-      }
+      // The screen checks first (classNameProblem) and says why beside the field; this only guards.
+      if (!current || clean === current.name || classNameProblem(clean, get().classes, id)) return;
       try {
         await renameClass(id, clean);
         set((state) => ({ classes: state.classes.map((c) => (c.id === id ? { ...c, name: clean } : c)), problem: null }));

@@ -8,13 +8,16 @@ import { RECIPE_ADAPTER } from '../../adapters/settings';
 import type { AdapterRecord, CheckpointRecord, RunHistory } from '../../storage/db';
 import { deleteCheckpoint, latestCheckpoint, saveCheckpoint } from '../../storage/checkpoints';
 import { getImages } from '../../storage/dataset';
+import { broadcastRun, isTrainingLockHeld, listenToRuns, whenTrainingLockFree, withTrainingLock } from '../../storage/run-lock';
 import { EngineRequestError } from '../../worker/client';
 import type { AdapterChoice, EngineEvent, TrainChoice, TrainingPlan, TrainPhase, TrainResult } from '../../worker/protocol';
 import { RateMeter } from '../rate';
+import { trainingProblems } from '../readiness';
 import { splitDataset } from '../split';
 import { useAdaptersStore } from './adapters';
 import { useDatasetStore } from './dataset';
 import { errorMessage, useEngineStore } from './engine';
+import { estimateKey, useEstimateStore } from './estimate';
 import { useEvaluationStore } from './evaluation';
 import { useModelStore } from './model';
 
@@ -85,11 +88,21 @@ export interface InterruptedRun {
   reason: string | null;
 }
 
+/** A run another tab of this browser profile is training (one run at a time per profile). */
+export interface ElsewhereRun {
+  /** Unknown (null) until that tab reports its next step. */
+  step: number | null;
+  iterations: number | null;
+  stepsPerSecond: number | null;
+  secondsLeft: number | null;
+}
+
 export interface TrainingState {
   settings: TrainingSettings;
   plan: PlanState;
   run: RunState;
   interrupted: InterruptedRun | null;
+  elsewhere: ElsewhereRun | null;
   update(patch: Partial<TrainingSettings>): void;
   resetSettings(): void;
   /** Asks the engine what the current settings cost (parameters, GPU memory). */
@@ -124,6 +137,28 @@ function describeRun(settings: TrainingSettings, classes: number): string {
   return `${method} · ${classes} classes · ${settings.shots}-shot`;
 }
 
+/** `name`, or `name (2)`, `name (3)`… : the first the library does not hold yet. */
+function uniqueName(name: string, taken: readonly string[]): string {
+  let candidate = name;
+  for (let n = 2; taken.includes(candidate); n++) candidate = `${name} (${n})`;
+  return candidate;
+}
+
+/** The settings as the engine takes them: the adapter's, and the run's. */
+export function splitSettings(settings: TrainingSettings): { adapter: AdapterChoice; training: TrainChoice } {
+  const { method, rank, blocks, alpha, scalingRule, dropout, targets, towers, ...training } = settings;
+  return { adapter: { method, rank, blocks, alpha, scalingRule, dropout, targets, towers }, training };
+}
+
+/** The key of the step time a run's steps update (see estimateKey). */
+function estimateKeyOf(record: CheckpointRecord): string | null {
+  const { connection } = useEngineStore.getState();
+  if (connection.phase !== 'ready') return null;
+  return estimateKey(connection.info.adapterName, record.modelFingerprint, record.adapter, record.training, record.classNames.length, record.support.imageIds.length);
+}
+
+const NO_ELSEWHERE_PROGRESS: ElsewhereRun = { step: null, iterations: null, stepsPerSecond: null, secondsLeft: null };
+
 function interruptedFrom(record: CheckpointRecord, reason: string | null): InterruptedRun {
   return {
     runId: record.runId,
@@ -144,6 +179,8 @@ export const useTrainingStore = create<TrainingState>()(
     /** The stored record of the run in progress; each checkpoint replaces its checkpoint and history. */
     let active: CheckpointRecord | null = null;
     const meter = new RateMeter();
+    /** Steps reported since the run (re)started: the first compiles the pipelines and does not count towards the estimate. */
+    let stepsSinceStart = 0;
 
     function updateRun(patch: Partial<RunState>): void {
       set((state) => ({ run: { ...state.run, ...patch } }));
@@ -160,7 +197,11 @@ export const useTrainingStore = create<TrainingState>()(
         case 'train-progress': {
           meter.add(event.log.step);
           const history = { ...run.history, steps: [...run.history.steps, event.log] };
-          updateRun({ history, iterations: event.iterations, stepsPerSecond: meter.perSecond(), secondsLeft: meter.secondsUntil(event.iterations) });
+          const progress = { iterations: event.iterations, stepsPerSecond: meter.perSecond(), secondsLeft: meter.secondsUntil(event.iterations) };
+          updateRun({ history, ...progress });
+          broadcastRun({ type: 'progress', step: event.log.step, ...progress });
+          const key = active && ++stepsSinceStart > 1 ? estimateKeyOf(active) : null;
+          if (key) useEstimateStore.getState().recordStep(key, event.log.milliseconds);
           break;
         }
         case 'train-evaluation':
@@ -172,6 +213,42 @@ export const useTrainingStore = create<TrainingState>()(
       }
     }
     engine().listen(onEvent);
+
+    // Another tab's run: its progress while it trains; once its lock is free, what it left behind.
+    listenToRuns((message) => {
+      if (isRunActive(get().run.status)) return;
+      if (message.type === 'progress') set({ elsewhere: { ...message }, interrupted: null });
+      else void afterRunElsewhere();
+    });
+
+    async function afterRunElsewhere(): Promise<void> {
+      await whenTrainingLockFree();
+      set({ elsewhere: null });
+      // What that run left: an adapter in the library, or a checkpoint to resume.
+      await Promise.all([useAdaptersStore.getState().load(), get().findInterrupted()]);
+    }
+
+    /**
+     * Runs a run (a new one is stored first) while holding the profile's training lock; when another
+     * tab trains, shows that instead.
+     */
+    async function executeAlone(record: CheckpointRecord, isNew: boolean): Promise<void> {
+      const ran = await withTrainingLock(async () => {
+        if (isNew) {
+          try {
+            await saveCheckpoint(record);
+          } catch (error) {
+            set({ run: { ...IDLE_RUN, status: 'failed', message: errorMessage(error) } });
+            return;
+          }
+        }
+        await execute(record);
+      });
+      if (!ran) {
+        set((state) => ({ elsewhere: state.elsewhere ?? NO_ELSEWHERE_PROGRESS, interrupted: null }));
+        void afterRunElsewhere();
+      }
+    }
 
     async function storeCheckpoint(record: CheckpointRecord): Promise<void> {
       active = record;
@@ -187,6 +264,7 @@ export const useTrainingStore = create<TrainingState>()(
     async function execute(record: CheckpointRecord): Promise<void> {
       active = record;
       meter.reset();
+      stepsSinceStart = 0;
       set({
         // The form shows what the run trains with (a resumed run keeps its own settings).
         settings: { ...record.adapter, ...record.training },
@@ -224,7 +302,7 @@ export const useTrainingStore = create<TrainingState>()(
       }
       const adapter: AdapterRecord = {
         id: crypto.randomUUID(),
-        name: describeRun({ ...record.adapter, ...record.training }, record.classNames.length),
+        name: uniqueName(describeRun({ ...record.adapter, ...record.training }, record.classNames.length), useAdaptersStore.getState().adapters.map((a) => a.name)),
         createdAt: Date.now(),
         source: 'trained',
         meta: result.adapter.meta,
@@ -271,6 +349,7 @@ export const useTrainingStore = create<TrainingState>()(
       plan: { status: 'none', reason: 'Load a model to see what training will cost.' },
       run: IDLE_RUN,
       interrupted: null,
+      elsewhere: null,
 
       update(patch) {
         set(({ settings }) => {
@@ -297,12 +376,8 @@ export const useTrainingStore = create<TrainingState>()(
         const { settings } = get();
         set({ plan: { status: 'planning' } });
         try {
-          const plan = await engine().request('planTraining', {
-            adapter: settings,
-            batchSize: settings.batchSize,
-            microBatchSize: settings.microBatchSize,
-            classes: Math.max(classes, 1),
-          });
+          const { adapter, training } = splitSettings(settings);
+          const plan = await engine().request('planTraining', { adapter, training, classes: Math.max(classes, 1) });
           if (get().settings === settings) set({ plan: { status: 'ready', plan } });
         } catch (error) {
           if (get().settings === settings) set({ plan: { status: 'invalid', message: errorMessage(error) } });
@@ -310,19 +385,14 @@ export const useTrainingStore = create<TrainingState>()(
       },
 
       async start() {
-        const { run, settings } = get();
+        const { run, settings, plan, elsewhere } = get();
         if (isRunActive(run.status)) return;
         const model = useModelStore.getState().loaded;
         const { classes, images } = useDatasetStore.getState();
-        const fail = (message: string): void => {
-          set({ run: { ...IDLE_RUN, status: 'failed', message } });
-        };
-        if (!model) return fail('Load a model first (the Model screen).');
-        if (classes.length < 2) return fail('Training needs at least two classes with images (the Dataset screen).');
-        const empty = classes.filter((c) => !images.some((image) => image.classId === c.id));
-        if (empty.length) return fail(`Add images to ${empty.map((c) => `“${c.name}”`).join(', ')}, or delete ${empty.length === 1 ? 'it' : 'them'}: every class needs images.`);
         const split = splitDataset(classes, images, settings.shots, settings.seed);
-        const { method, rank, blocks, alpha, scalingRule, dropout, targets, towers, ...training } = settings;
+        // Start is disabled while the checklist shows problems; this guards the same rule.
+        if (!model || trainingProblems({ model, classes, images, split, plan, elsewhere }).length) return;
+        const { adapter, training } = splitSettings(settings);
         const record: CheckpointRecord = {
           runId: crypto.randomUUID(),
           modelId: model.id,
@@ -330,18 +400,13 @@ export const useTrainingStore = create<TrainingState>()(
           classNames: classes.map((c) => c.name),
           support: split.support,
           heldOut: split.heldOut,
-          adapter: { method, rank, blocks, alpha, scalingRule, dropout, targets, towers },
+          adapter,
           training,
           checkpoint: null,
           history: EMPTY_HISTORY,
           savedAt: Date.now(),
         };
-        try {
-          await saveCheckpoint(record);
-        } catch (error) {
-          return fail(errorMessage(error));
-        }
-        await execute(record);
+        await executeAlone(record, true);
       },
 
       async pause() {
@@ -367,7 +432,14 @@ export const useTrainingStore = create<TrainingState>()(
 
       async findInterrupted() {
         const record = await latestCheckpoint();
-        if (record && record.runId !== get().run.runId) set({ interrupted: interruptedFrom(record, null) });
+        if (!record || record.runId === get().run.runId) return;
+        // A checkpoint whose run another tab is training is not interrupted.
+        if (await isTrainingLockHeld()) {
+          set((state) => ({ elsewhere: state.elsewhere ?? { ...NO_ELSEWHERE_PROGRESS, step: record.checkpoint?.step ?? 0, iterations: record.training.iterations } }));
+          void afterRunElsewhere();
+          return;
+        }
+        set({ interrupted: interruptedFrom(record, null) });
       },
 
       async resumeInterrupted() {
@@ -386,7 +458,7 @@ export const useTrainingStore = create<TrainingState>()(
           set({ interrupted: { ...interrupted, reason: `This run trains ${record.modelId}: it must be loaded (and complete in the model cache) to resume.` } });
           return;
         }
-        await execute(record);
+        await executeAlone(record, false);
       },
 
       async discardInterrupted() {

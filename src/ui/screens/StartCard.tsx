@@ -1,0 +1,153 @@
+// Next to Start on the Train screen: what will train, every problem that keeps the run from starting
+// (with where to fix it), how long it will take on this device, and the Start button itself.
+
+import { useEffect } from 'react';
+import { Card } from '../components/Card';
+import { Note } from '../components/Notice';
+import { formatTimeLeft } from '../format';
+import { trainingProblems, type ReadinessProblem } from '../readiness';
+import { useDatasetSplit } from '../split';
+import { useDatasetStore } from '../stores/dataset';
+import { useEngineStore } from '../stores/engine';
+import { estimateKey, useEstimateStore } from '../stores/estimate';
+import { useModelStore } from '../stores/model';
+import { isRunActive, splitSettings, useTrainingStore } from '../stores/training';
+
+/** How long settings rest before calibration steps are timed for them. */
+const CALIBRATION_DELAY_MS = 600;
+
+export function StartCard() {
+  const problems = useTrainingProblems();
+  return (
+    <Card title="What will train" className="start-card">
+      <ul className="checklist" aria-label="What will train">
+        <ModelLine />
+        <DataLine />
+        {problems.map((problem) => (
+          <ProblemLine key={problem.check} problem={problem} />
+        ))}
+      </ul>
+      <TimeEstimate />
+      <StartButton ready={problems.length === 0} />
+    </Card>
+  );
+}
+
+function useTrainingProblems(): ReadinessProblem[] {
+  const model = useModelStore((s) => s.loaded);
+  const classes = useDatasetStore((s) => s.classes);
+  const images = useDatasetStore((s) => s.images);
+  const { shots, seed } = useTrainingStore((s) => s.settings);
+  const plan = useTrainingStore((s) => s.plan);
+  const elsewhere = useTrainingStore((s) => s.elsewhere);
+  const split = useDatasetSplit(shots, seed);
+  return trainingProblems({ model, classes, images, split, plan, elsewhere });
+}
+
+function ModelLine() {
+  const loaded = useModelStore((s) => s.loaded);
+  const activity = useModelStore((s) => s.activity);
+  const lostModelId = useModelStore((s) => s.lostModelId);
+  if (loaded) {
+    return (
+      <li className="ok">
+        Model: <strong>{loaded.id}</strong>
+      </li>
+    );
+  }
+  if (activity.kind === 'loading') return <li className="pending">Model: loading {activity.id}…</li>;
+  if (lostModelId) return <li className="pending">Model: {lostModelId} was on the GPU that was lost; it loads again when the GPU reconnects</li>;
+  return null;
+}
+
+function DataLine() {
+  const classes = useDatasetStore((s) => s.classes);
+  const { shots, seed } = useTrainingStore((s) => s.settings);
+  const split = useDatasetSplit(shots, seed);
+  return (
+    <li className={classes.length >= 2 ? 'ok' : 'missing'} data-testid="train-data-summary">
+      Data: {classes.length} {classes.length === 1 ? 'class' : 'classes'}, {split.support.imageIds.length} training and {split.heldOut.imageIds.length} held-out images ({shots} shots per class)
+    </li>
+  );
+}
+
+function ProblemLine({ problem }: { problem: ReadinessProblem }) {
+  return (
+    <li className={problem.check === 'planning' || problem.check === 'elsewhere' ? 'pending' : 'missing'} data-check={problem.check}>
+      {problem.text}
+      {problem.fix && (
+        <>
+          {' '}
+          <a href={problem.fix.href}>{problem.fix.label}</a>.
+        </>
+      )}
+    </li>
+  );
+}
+
+/** The time a run with these settings takes here, from timed steps; and a warning on a software adapter. */
+function TimeEstimate() {
+  const connection = useEngineStore((s) => s.connection);
+  const model = useModelStore((s) => s.loaded);
+  const settings = useTrainingStore((s) => s.settings);
+  const planReady = useTrainingStore((s) => s.plan.status === 'ready');
+  const running = useTrainingStore((s) => isRunActive(s.run.status));
+  const classes = useDatasetStore((s) => s.classes.length);
+  const split = useDatasetSplit(settings.shots, settings.seed);
+  const trainingImages = split.support.imageIds.length;
+  const { stepTimes, measuring, problem, calibrate } = useEstimateStore();
+  const info = connection.phase === 'ready' ? connection.info : null;
+  const { adapter, training } = splitSettings(settings);
+  const key = info && model && trainingImages > 0 ? estimateKey(info.adapterName, model.fingerprint, adapter, training, classes, trainingImages) : null;
+
+  useEffect(() => {
+    if (!key || !planReady || running) return;
+    const timer = setTimeout(() => void calibrate(key, { adapter, training, classes, trainingImages }), CALIBRATION_DELAY_MS);
+    return () => clearTimeout(timer);
+    // The key holds everything the timing depends on; once a calibration ends, the settings of now get theirs.
+  }, [key, planReady, running, measuring]);
+
+  const stepTime = key ? stepTimes[key] : undefined;
+  return (
+    <div className="time-estimate">
+      {info?.software && (
+        <Note>
+          <strong data-testid="software-adapter">This browser gave a software GPU adapter ({info.adapterName}).</strong> It runs WebGPU on the CPU, often
+          hundreds of times slower than a GPU: one ViT-B/32 step can take half a minute. Enable hardware acceleration in the browser, or use a computer with a
+          GPU, for full-size models.
+        </Note>
+      )}
+      {stepTime ? (
+        <p data-testid="time-estimate">
+          About <strong>{formatRunTime((stepTime.millisecondsPerStep * settings.iterations) / 1000)}</strong> for {settings.iterations.toLocaleString('en-US')} steps (
+          {(stepTime.millisecondsPerStep / 1000).toFixed(2)} s per step on {info?.adapterName}, {stepTime.source === 'run' ? 'as measured by the last run' : 'from timed steps'}).
+        </p>
+      ) : measuring === key && key ? (
+        <p className="muted" role="status">
+          Timing a few training steps on this device…
+        </p>
+      ) : problem?.key === key ? (
+        <p className="invalid">{problem.message}</p>
+      ) : null}
+    </div>
+  );
+}
+
+/** "under a second" rather than "0 s" for a tiny model's short run. */
+function formatRunTime(seconds: number): string {
+  return seconds < 1 ? 'under a second' : formatTimeLeft(seconds);
+}
+
+function StartButton({ ready }: { ready: boolean }) {
+  const start = useTrainingStore((s) => s.start);
+  const busy = useTrainingStore((s) => isRunActive(s.run.status));
+  const interrupted = useTrainingStore((s) => s.interrupted);
+  return (
+    <div className="actions">
+      <button type="button" onClick={() => void start()} disabled={busy || !ready}>
+        Start training
+      </button>
+      {interrupted && <span className="muted">Starting a new run leaves the interrupted one to resume or discard.</span>}
+    </div>
+  );
+}
