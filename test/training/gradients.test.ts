@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { AdapterSet } from '../../src/adapters/block-lora';
 import { defaultAdapterSettings, type AdapterSettings } from '../../src/adapters/settings';
 import { trainMicroBatch } from '../../src/training/step';
-import { promptFor } from '../../src/model/zero-shot';
+import { promptFor } from '../../src/common/prompts';
 import { useGpu } from '../helpers/gpu';
 import { mulberry32, randomArray } from '../helpers/random';
 import { loadTinyModel } from '../helpers/tiny-model';

@@ -2,6 +2,7 @@
 // starts, and the run itself: live loss and accuracy, speed, time left, pause, resume and cancel.
 
 import { useEffect } from 'react';
+import { ITERATIONS_PER_SHOT, RECIPE_ADAPTER } from '../../common/recipe';
 import type { TargetMatrix, Tower } from '../../worker/protocol';
 import { Screen } from '../components/Screen';
 import { Badge, Card } from '../components/Card';
@@ -14,7 +15,7 @@ import { sectionHref } from '../navigation';
 import { useDatasetSplit } from '../split';
 import { useDatasetStore } from '../stores/dataset';
 import { useModelStore } from '../stores/model';
-import { isRunActive, ITERATIONS_PER_SHOT, type RunState, useTrainingStore } from '../stores/training';
+import { isRunActive, type RunState, useTrainingStore } from '../stores/training';
 
 const TARGET_OPTIONS: { value: TargetMatrix; label: string }[] = [
   { value: 'q_proj', label: 'q' },
@@ -106,7 +107,7 @@ function SettingsCard() {
             { value: 'block-lora', label: 'Block-LoRA' },
             { value: 'lora', label: 'LoRA' },
           ]}
-          onChange={(method) => update({ method, blocks: method === 'lora' ? 1 : Math.max(2, settings.blocks) })}
+          onChange={(method) => update({ method, blocks: Math.max(RECIPE_ADAPTER.blocks, settings.blocks) })}
           help="Block-LoRA shares one down-projection between n blocks: fewer parameters, less compute."
         />
         <div className="field-row">
