@@ -101,7 +101,23 @@ export const RECIPE_TRAINING: Readonly<Omit<TrainSettings, 'iterations'>> = {
 export function defaultTrainSettings(shots: number, overrides: Partial<TrainSettings> = {}): TrainSettings {
   const given = definedOnly(overrides);
   const batchSize = given.batchSize ?? RECIPE_TRAINING.batchSize;
-  return { ...RECIPE_TRAINING, iterations: recipeIterations(shots), microBatchSize: batchSize, ...given };
+  const settings: TrainSettings = { ...RECIPE_TRAINING, iterations: recipeIterations(shots), microBatchSize: batchSize, ...given };
+  validateTrainSettings(settings);
+  return settings;
+}
+
+/** Throws a RangeError, worded for the user, when the settings cannot train. */
+export function validateTrainSettings(settings: TrainSettings): void {
+  const positiveInteger = (value: number, what: string) => {
+    if (!Number.isInteger(value) || value < 1) throw new RangeError(`${what} must be a whole number of at least 1`);
+  };
+  positiveInteger(settings.iterations, 'iterations');
+  positiveInteger(settings.batchSize, 'the batch size');
+  positiveInteger(settings.microBatchSize, 'the micro-batch size');
+  if (settings.batchSize % settings.microBatchSize !== 0) {
+    throw new RangeError(`the batch size (${settings.batchSize}) must be a multiple of the micro-batch size (${settings.microBatchSize})`);
+  }
+  if (!(settings.lr > 0)) throw new RangeError('the learning rate must be above 0');
 }
 
 /** The overrides that are given: an absent command-line flag (undefined) keeps the default. */

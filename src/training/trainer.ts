@@ -5,7 +5,7 @@
 import type { AdapterSet } from '../adapters/block-lora';
 import { DEFAULT_TEMPLATE, promptFor } from '../common/prompts';
 import { Rng, RNG_STREAM, type RngState } from '../common/random';
-import type { TrainSettings } from '../common/recipe';
+import { validateTrainSettings, type TrainSettings } from '../common/recipe';
 import type { Tensor } from '../gpu/tensor';
 import { randomResizedCropBox, type CropBox } from '../kernels/preprocess';
 import type { ClipModel } from '../model/clip';
@@ -62,9 +62,7 @@ export class Trainer {
     readonly settings: TrainSettings,
     resumeFrom?: TrainerCheckpoint,
   ) {
-    if (settings.batchSize % settings.microBatchSize !== 0) {
-      throw new RangeError(`batch size ${settings.batchSize} must be a multiple of the micro-batch size ${settings.microBatchSize}`);
-    }
+    validateTrainSettings(settings);
     const indices = support.images.map((_, i) => i);
     this.sampler = resumeFrom ? BatchSampler.restore(indices, resumeFrom.sampler) : new BatchSampler(indices, settings.batchSize, settings.seed);
     this.rng = resumeFrom ? Rng.fromState(resumeFrom.rng) : Rng.derive(settings.seed, RNG_STREAM.training);

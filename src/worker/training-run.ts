@@ -39,30 +39,27 @@ export function asSettingsRefusal(error: unknown): unknown {
   return error instanceof RangeError ? new EngineRefusal('invalid-settings', `${capitalize(error.message)}.`) : error;
 }
 
+/** The engine settings of a choice: the recipe's, changed by the form. Throws EngineRefusal when they cannot work. */
 export function trainSettingsFor(choice: TrainChoice): TrainSettings {
-  const positiveInteger = (value: number, what: string) => {
-    if (!Number.isInteger(value) || value < 1) throw new EngineRefusal('invalid-settings', `${capitalize(what)} must be a whole number of at least 1.`);
-  };
-  positiveInteger(choice.iterations, 'iterations');
-  positiveInteger(choice.batchSize, 'the batch size');
-  positiveInteger(choice.microBatchSize, 'the micro-batch size');
-  positiveInteger(choice.checkpointEvery, 'the checkpoint interval');
-  if (choice.batchSize % choice.microBatchSize !== 0) {
-    throw new EngineRefusal('invalid-settings', `The batch size (${choice.batchSize}) must be a multiple of the micro-batch size (${choice.microBatchSize}).`);
+  if (!Number.isInteger(choice.checkpointEvery) || choice.checkpointEvery < 1) {
+    throw new EngineRefusal('invalid-settings', 'The checkpoint interval must be a whole number of at least 1.');
   }
-  if (!(choice.lr > 0)) throw new EngineRefusal('invalid-settings', 'The learning rate must be above 0.');
-  return defaultTrainSettings(choice.shots, {
-    seed: choice.seed,
-    iterations: choice.iterations,
-    batchSize: choice.batchSize,
-    microBatchSize: choice.microBatchSize,
-    lr: choice.lr,
-    minLr: Math.min(choice.minLr, choice.lr),
-    warmupSteps: choice.warmupSteps,
-    weightDecay: choice.weightDecay,
-    augment: choice.augment,
-    evalEvery: choice.evalEvery,
-  });
+  try {
+    return defaultTrainSettings(choice.shots, {
+      seed: choice.seed,
+      iterations: choice.iterations,
+      batchSize: choice.batchSize,
+      microBatchSize: choice.microBatchSize,
+      lr: choice.lr,
+      minLr: Math.min(choice.minLr, choice.lr),
+      warmupSteps: choice.warmupSteps,
+      weightDecay: choice.weightDecay,
+      augment: choice.augment,
+      evalEvery: choice.evalEvery,
+    });
+  } catch (error) {
+    throw asSettingsRefusal(error);
+  }
 }
 
 export class TrainingRun {

@@ -49,11 +49,12 @@ describe('the recipe', () => {
     expect(help('--template')).toContain(DEFAULT_TEMPLATE);
   });
 
-  it('holds its rules on the command line: LoRA means n = 1, the micro-batch follows the batch', () => {
+  it('holds its rules on the command line: LoRA means n = 1, the micro-batch follows the batch and divides it', () => {
     expect(cliSettings('--method', 'lora').adapter.blocks).toBe(LORA_BLOCKS);
     expect(() => cliSettings('--method', 'lora', '--blocks', '2')).toThrow(/LoRA is Block-LoRA with one block/);
     expect(cliSettings('--batch-size', '8').training).toMatchObject({ batchSize: 8, microBatchSize: 8 });
     expect(cliSettings('--batch-size', '8', '--micro-batch', '4').training).toMatchObject({ batchSize: 8, microBatchSize: 4 });
+    expect(() => cliSettings('--batch-size', '8', '--micro-batch', '3')).toThrow('the batch size (8) must be a multiple of the micro-batch size (3)');
     expect(cliSettings('--no-dropout', '--no-augment').adapter.dropout).toBe(0);
     expect(() => cliSettings('--method', 'dora')).toThrow(/--method must be block-lora or lora, got dora/);
   });
