@@ -5,7 +5,8 @@
 
 import { AdapterFileError, AdapterMismatchError, decodeAdapterFile } from '../adapters/adapter-file';
 import { trainableParameterCount } from '../adapters/settings';
-import { toPeft, PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE } from '../adapters/peft';
+import { toPeft } from '../adapters/peft';
+import { PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE } from '../common/file-names';
 import { RECIPE_TRAINING } from '../common/recipe';
 import { DeviceLostError, GpuContext, GpuError } from '../gpu/context';
 import { acquireDevice, WebGpuUnavailableError } from '../gpu/device';
