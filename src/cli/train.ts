@@ -9,9 +9,8 @@ import { assertAdapterMatchesBase, decodeAdapterFile } from '../adapters/adapter
 import { AdapterSet } from '../adapters/block-lora';
 import { toPeft } from '../adapters/peft';
 import { allLayers, defaultAdapterSettings, trainableParameterCount, type AdapterSettings } from '../adapters/settings';
-import { DEFAULT_TEMPLATE } from '../common/prompts';
 import {
-  blocksFor, defaultTrainSettings, ITERATIONS_PER_SHOT, LORA_BLOCKS, RECIPE_ADAPTER, RECIPE_CHECKPOINT_EVERY, RECIPE_TRAINING,
+  defaultTrainSettings, ITERATIONS_PER_SHOT, LORA_BLOCKS, RECIPE_ADAPTER, RECIPE_CHECKPOINT_EVERY, RECIPE_TRAINING,
   TARGET_MATRICES, TOWERS, type AdapterMethod, type ScalingRule, type TargetMatrix, type Tower, type TrainSettings,
 } from '../common/recipe';
 import { fewShotSplit } from '../common/split';
@@ -51,10 +50,12 @@ export const TRAIN_OPTIONS = `octoclip train --model M --images DIR --shots N --
   --weight-decay WD           AdamW weight decay (default ${shortNumber(T.weightDecay)})
   --optimizer adamw|sgd       (default ${T.optimizer})
   --no-augment                no random resized crop / flip (centre crop instead)
-  --template T                class prompt template (default "${DEFAULT_TEMPLATE}")
+  --template T                class prompt template (default "${T.template}")
   --seed S                    seeds the split, batches, augmentation, dropout and init (default ${T.seed})
   --init ADAPTER              start from this adapter's weights instead of the random init
   --eval-every N              held-out evaluation every N steps (default: start and end)
+  --early-stop K              stop when K evaluations in a row have not beaten the best held-out
+                              accuracy, and keep the best one's adapter (needs --eval-every)
   --checkpoint FILE           save adapter + optimizer + sampler state every --checkpoint-every steps (default ${RECIPE_CHECKPOINT_EVERY})
   --resume FILE               continue a run from its checkpoint (same data and settings)
   --log FILE                  write the JSON log there instead of stdout
@@ -74,7 +75,7 @@ const TRAIN_FLAGS = {
   iterations: { type: 'string' }, 'batch-size': { type: 'string' }, 'micro-batch': { type: 'string' }, lr: { type: 'string' },
   'min-lr': { type: 'string' }, warmup: { type: 'string' }, 'weight-decay': { type: 'string' }, optimizer: { type: 'string' },
   'no-augment': { type: 'boolean' }, seed: { type: 'string' }, init: { type: 'string' }, 'eval-every': { type: 'string' },
-  checkpoint: { type: 'string' }, 'checkpoint-every': { type: 'string' }, resume: { type: 'string' }, log: { type: 'string' },
+  'early-stop': { type: 'string' }, checkpoint: { type: 'string' }, 'checkpoint-every': { type: 'string' }, resume: { type: 'string' }, log: { type: 'string' },
   peft: { type: 'string' }, template: { type: 'string' },
 } as const;
 
@@ -105,7 +106,7 @@ export function trainSettingsFromOptions(values: TrainValues, config: ClipConfig
   const adapter: AdapterSettings = defaultAdapterSettings(config, {
     method,
     rank: numberOption(values.rank, '--rank'),
-    blocks: numberOption(values.blocks, '--blocks') ?? blocksFor(method, R.blocks),
+    blocks: numberOption(values.blocks, '--blocks'),
     alpha: numberOption(values.alpha, '--alpha'),
     scalingRule: oneOf<ScalingRule>(values.scaling, '--scaling', ['alpha/sqrt(r)', 'alpha/r']),
     dropout: values['no-dropout'] ? 0 : numberOption(values.dropout, '--dropout'),
@@ -127,7 +128,9 @@ export function trainSettingsFromOptions(values: TrainValues, config: ClipConfig
     template: values.template,
   });
   const checkpointEvery = numberOption(values['checkpoint-every'], '--checkpoint-every') ?? RECIPE_CHECKPOINT_EVERY;
-  return { adapter, training, checkpointEvery };
+  const patience = numberOption(values['early-stop'], '--early-stop') ?? 0;
+  if (patience > 0 && !training.evalEvery) throw new UsageError('--early-stop needs --eval-every: it counts held-out evaluations');
+  return { adapter, training, checkpointEvery, patience };
 }
 
 function subset(data: LabelledImageSet, indices: number[]): LabelledImages {
@@ -150,7 +153,7 @@ export async function trainCommand(args: string[]): Promise<void> {
   const out = required(values.out, '--out');
   const model = await loadModel(required(values.model, '--model'));
   const data = await loadLabelledImages(required(values.images, '--images'));
-  const { adapter, training, checkpointEvery } = trainSettingsFromOptions(values, model.config, shots);
+  const { adapter, training, checkpointEvery, patience } = trainSettingsFromOptions(values, model.config, shots);
 
   const split = fewShotSplit(data.labels, shots, training.seed, data.classNames);
   split.warnings.forEach((w) => log(`warning: ${w}`));
@@ -165,7 +168,7 @@ export async function trainCommand(args: string[]): Promise<void> {
   const evaluations: { step: number; accuracy: number }[] = [];
   const checkpointPath = values.checkpoint;
   const outcome = await runTraining(
-    { model, classNames: data.classNames, support, heldOut, adapter, training, shots, checkpointEvery, initial, resumeFrom },
+    { model, classNames: data.classNames, support, heldOut, adapter, training, shots, checkpointEvery, patience, initial, resumeFrom },
     {
       step(entry) {
         steps.push(entry);
@@ -179,9 +182,11 @@ export async function trainCommand(args: string[]): Promise<void> {
     },
   );
   if (outcome.status !== 'completed') throw new Error('a command-line run is never cancelled');
-  const { zeroShot, adapted, supportAccuracy } = outcome;
+  const { zeroShot, adapted, supportAccuracy, lastStep, finalCheckpoint } = outcome;
+  if (lastStep < training.iterations) log(`stopped early at step ${lastStep}: ${patience} evaluations without a better held-out accuracy`);
+  if (finalCheckpoint.step < lastStep) log(`keeping the adapter of step ${finalCheckpoint.step}, the best held-out accuracy`);
   if (zeroShot && adapted) log(`held-out accuracy: ${percent(adapted.accuracy)} (zero-shot ${percent(zeroShot.accuracy)}); support set ${percent(supportAccuracy)}`);
-  if (checkpointPath) await writeCheckpoint(checkpointPath, outcome.finalCheckpoint);
+  if (checkpointPath) await writeCheckpoint(checkpointPath, finalCheckpoint);
 
   await writeAtomically(out, outcome.adapter.file);
   log(`wrote adapter ${out}`);

@@ -25,6 +25,11 @@ export interface RunSetup {
   shots: number;
   /** Steps between checkpoints (besides the one taken on pause). */
   checkpointEvery: number;
+  /**
+   * Early stopping: stop once this many periodic held-out evaluations in a row have not beaten the best,
+   * and keep the best one's adapter (0 or absent: train every step). Needs held-out images and evalEvery.
+   */
+  patience?: number;
   /** Adapter tensors to start from instead of the seeded random initialisation. */
   initial?: Map<string, Float32Array>;
   /** A checkpoint of this run (same data and settings) to continue from. */
@@ -62,8 +67,10 @@ export type RunOutcome =
       adapted: Evaluation | null;
       /** Accuracy on the training images themselves, with the adapter. */
       supportAccuracy: number;
-      /** The run's last state, the one its adapter file holds. */
+      /** The state its adapter file holds: the last step's, or with early stopping the best evaluation's. */
       finalCheckpoint: TrainerCheckpoint;
+      /** The step training ended at (before `iterations` when it stopped early). */
+      lastStep: number;
     };
 
 /** Pause, resume and cancel from outside the run; each takes effect between steps. */
@@ -118,6 +125,11 @@ export class RunControl {
 
 export async function runTraining(setup: RunSetup, hooks: RunHooks = {}, control = new RunControl()): Promise<RunOutcome> {
   const { model, classNames, support, heldOut, training } = setup;
+  const patience = setup.patience ?? 0;
+  if (!Number.isInteger(patience) || patience < 0) throw new RangeError(`the patience of early stopping must be a whole number, got ${patience}`);
+  if (patience > 0 && !(heldOut.images.length > 0 && training.evalEvery > 0)) {
+    throw new RangeError('early stopping needs held-out images and an evaluation interval');
+  }
   const gpuTurn = hooks.gpuTurn ?? (<T>(work: () => Promise<T>) => work());
   const holdsOut = heldOut.images.length > 0;
 
@@ -135,15 +147,29 @@ export async function runTraining(setup: RunSetup, hooks: RunHooks = {}, control
   let trainer: Trainer | null = null;
   try {
     trainer = new Trainer(model, adapters, classNames, support, training, setup.resumeFrom);
-    const lastLoss = await trainSteps(trainer, setup, hooks, control, gpuTurn);
+    const best = new BestEvaluation(patience);
+    const { lastLoss, lastEvaluation } = await trainSteps(trainer, setup, hooks, control, gpuTurn, best);
     if (control.isCancelled) return { status: 'cancelled' };
 
     hooks.phase?.('evaluating');
     const final = trainer;
-    const adapted = holdsOut ? await gpuTurn(() => final.evaluate(heldOut)) : null;
-    if (adapted) hooks.evaluation?.(final.step, adapted);
+    const lastStep = final.step;
+    let adapted = lastEvaluation?.step === lastStep ? lastEvaluation.evaluation : null;
+    if (holdsOut && !adapted) {
+      adapted = await gpuTurn(() => final.evaluate(heldOut));
+      hooks.evaluation?.(lastStep, adapted);
+    }
+    let finalCheckpoint: TrainerCheckpoint;
+    // The first evaluation to reach the best accuracy keeps its adapter: a later tie is no improvement.
+    if (best.kept && adapted && best.kept.evaluation.accuracy >= adapted.accuracy) {
+      finalCheckpoint = best.kept.state;
+      adapted = best.kept.evaluation;
+      const kept = finalCheckpoint;
+      await gpuTurn(async () => final.restore(kept));
+    } else {
+      finalCheckpoint = await gpuTurn(() => final.checkpoint());
+    }
     const supportAccuracy = (await gpuTurn(() => final.evaluate(support))).accuracy;
-    const finalCheckpoint = await gpuTurn(() => final.checkpoint());
     const meta = adapterMetadata(setup.adapter, training, model, classNames, setup.shots, {
       zeroShotAccuracy: zeroShot?.accuracy ?? null,
       heldOutAccuracy: adapted?.accuracy ?? null,
@@ -151,26 +177,47 @@ export async function runTraining(setup: RunSetup, hooks: RunHooks = {}, control
       finalLoss: lastLoss,
       heldOutImages: heldOut.images.length,
       trainingImages: support.images.length,
+      ...(patience > 0 && { lastStep, keptStep: finalCheckpoint.step }),
     });
     const tensors: AdapterTensors = new Map(
       adapters.parameters().map(({ name, tensor }) => [name, { shape: [...tensor.shape], data: finalCheckpoint.tensors.get(name)! }]),
     );
-    return { status: 'completed', adapter: { file: encodeAdapterFile(meta, tensors), meta, tensors }, zeroShot, adapted, supportAccuracy, finalCheckpoint };
+    return { status: 'completed', adapter: { file: encodeAdapterFile(meta, tensors), meta, tensors }, zeroShot, adapted, supportAccuracy, finalCheckpoint, lastStep };
   } finally {
     trainer?.destroy();
     adapters.destroy();
   }
 }
 
-/** Steps until done or cancelled; returns the last step's loss (null when no step ran). */
+/** The best held-out evaluation so far and its state, and whether patience has run out since. */
+class BestEvaluation {
+  kept: { evaluation: Evaluation; state: TrainerCheckpoint } | null = null;
+  private stale = 0;
+
+  constructor(readonly patience: number) {}
+
+  /** Records a periodic evaluation; true when the run should stop. */
+  async record(evaluation: Evaluation, state: () => Promise<TrainerCheckpoint>): Promise<boolean> {
+    if (this.patience === 0) return false;
+    if (!this.kept || evaluation.accuracy > this.kept.evaluation.accuracy) {
+      this.kept = { evaluation, state: await state() };
+      this.stale = 0;
+      return false;
+    }
+    return ++this.stale >= this.patience;
+  }
+}
+
+/** Steps until done, cancelled or stopped early; returns the last step's loss (null when none ran) and the last evaluation. */
 async function trainSteps(
-  trainer: Trainer, setup: RunSetup, hooks: RunHooks, control: RunControl, gpuTurn: NonNullable<RunHooks['gpuTurn']>,
-): Promise<number | null> {
+  trainer: Trainer, setup: RunSetup, hooks: RunHooks, control: RunControl, gpuTurn: NonNullable<RunHooks['gpuTurn']>, best: BestEvaluation,
+): Promise<{ lastLoss: number | null; lastEvaluation: { step: number; evaluation: Evaluation } | null }> {
   const { heldOut, training, checkpointEvery } = setup;
   const checkpoint = async () => {
     if (hooks.checkpoint) await hooks.checkpoint(await gpuTurn(() => trainer.checkpoint()));
   };
   let lastLoss: number | null = null;
+  let lastEvaluation: { step: number; evaluation: Evaluation } | null = null;
   hooks.phase?.('training');
   while (!trainer.done && !control.isCancelled) {
     control.throwIfAbandoned();
@@ -187,9 +234,12 @@ async function trainSteps(
     // The last step's evaluation and state are the run's result, taken after the loop.
     if (trainer.done) break;
     if (training.evalEvery > 0 && log.step % training.evalEvery === 0 && heldOut.images.length) {
-      hooks.evaluation?.(log.step, await gpuTurn(() => trainer.evaluate(heldOut)));
+      const evaluation = await gpuTurn(() => trainer.evaluate(heldOut));
+      lastEvaluation = { step: log.step, evaluation };
+      hooks.evaluation?.(log.step, evaluation);
+      if (await best.record(evaluation, () => gpuTurn(() => trainer.checkpoint()))) break;
     }
     if (log.step % checkpointEvery === 0) await checkpoint();
   }
-  return lastLoss;
+  return { lastLoss, lastEvaluation };
 }

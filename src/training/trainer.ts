@@ -136,7 +136,8 @@ export class Trainer {
     this.cachedText = null;
   }
 
-  private restore(checkpoint: TrainerCheckpoint): void {
+  /** Puts a checkpoint's adapters, optimizer moments and step back (the constructor restores its sampler and random state). */
+  restore(checkpoint: TrainerCheckpoint): void {
     const { ctx } = this.model;
     const load = (name: string, tensor: Tensor) => {
       const values = checkpoint.tensors.get(name);

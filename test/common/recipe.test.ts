@@ -57,6 +57,8 @@ describe('the recipe', () => {
     expect(() => cliSettings('--batch-size', '8', '--micro-batch', '3')).toThrow('the batch size (8) must be a multiple of the micro-batch size (3)');
     expect(cliSettings('--no-dropout', '--no-augment').adapter.dropout).toBe(0);
     expect(() => cliSettings('--method', 'dora')).toThrow(/--method must be block-lora or lora, got dora/);
+    expect(cliSettings('--eval-every', '5', '--early-stop', '3').patience).toBe(3);
+    expect(() => cliSettings('--early-stop', '3')).toThrow(/--early-stop needs --eval-every/);
   });
 
   it('is the studio\'s form, and the worker turns that form into the recipe', () => {

@@ -139,6 +139,44 @@ describe('runTraining', () => {
     for (const [name, values] of straight.finalCheckpoint.tensors) expect(sameBits(outcome.finalCheckpoint.tensors.get(name)!, values), name).toBe(true);
   });
 
+  it('stops early once held-out accuracy has not improved for `patience` evaluations, keeping the best adapter', async () => {
+    const patience = 2;
+    const early: RunSetup = { ...setup, training: { ...setup.training, iterations: 12, evalEvery: 1, lr: 5e-2 }, patience };
+    const evaluations: { step: number; accuracy: number }[] = [];
+    const outcome = completed(await runTraining(early, { evaluation: (step, { accuracy }) => evaluations.push({ step, accuracy }) }));
+
+    // The same rule, applied by hand to what the run reported.
+    const periodic = evaluations.filter((e) => e.step > 0);
+    let best = periodic[0];
+    let stale = 0;
+    let stopAt = periodic.at(-1)!.step;
+    for (const e of periodic.slice(1)) {
+      if (e.accuracy > best.accuracy) [best, stale] = [e, 0];
+      else if (++stale === patience) {
+        stopAt = e.step;
+        break;
+      }
+    }
+    expect(outcome.lastStep).toBe(stopAt);
+    expect(outcome.lastStep).toBeLessThan(12);
+    expect(periodic.at(-1)!.step).toBe(stopAt);
+    expect(outcome.finalCheckpoint.step).toBe(best.step);
+    expect(outcome.adapted!.accuracy).toBe(best.accuracy);
+    expect(outcome.adapter.meta.metrics).toMatchObject({ heldOutAccuracy: best.accuracy, lastStep: stopAt, keptStep: best.step });
+
+    // The kept adapter is the one a Trainer stepped by hand holds at the best step.
+    const initRng = Rng.derive(early.training.seed, RNG_STREAM.adapterInit);
+    const adapters = AdapterSet.create(ctx, model.config, early.adapter, { random: () => initRng.next() });
+    const trainer = new Trainer(model, adapters, classNames, support, early.training);
+    while (trainer.step < best.step) await trainer.trainStep();
+    const expected = await ctx.readMany(adapters.parameters().map((p) => p.tensor));
+    adapters.parameters().forEach(({ name }, i) => expect(sameBits(outcome.adapter.tensors.get(name)!.data, expected[i]), name).toBe(true));
+    trainer.destroy();
+    adapters.destroy();
+
+    await expect(runTraining({ ...setup, training: { ...setup.training, evalEvery: 0 }, patience: 2 })).rejects.toThrow(/early stopping needs held-out images and an evaluation interval/);
+  });
+
   it('cancelled before its first step, it trains nothing', async () => {
     const control = new RunControl();
     const { reports, hooks } = recorder();
