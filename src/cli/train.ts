@@ -13,7 +13,7 @@ import {
   defaultTrainSettings, ITERATIONS_PER_SHOT, LORA_BLOCKS, RECIPE_ADAPTER, RECIPE_CHECKPOINT_EVERY, RECIPE_TRAINING,
   TARGET_MATRICES, TOWERS, type AdapterMethod, type ScalingRule, type TargetMatrix, type Tower, type TrainSettings,
 } from '../common/recipe';
-import { fewShotSplit } from '../common/split';
+import { fewShotSplit, holdoutSplit } from '../common/split';
 import type { ClipModel } from '../model/clip';
 import type { ClipConfig } from '../model/config';
 import { decodeTensor, encodeSafetensors, parseSafetensorsHeader } from '../model/safetensors';
@@ -33,8 +33,10 @@ const R = RECIPE_ADAPTER;
 const T = RECIPE_TRAINING;
 const otherTargets = TARGET_MATRICES.filter((target) => !R.targets.includes(target));
 
-export const TRAIN_OPTIONS = `octoclip train --model M --images DIR --shots N --out ADAPTER [options]
+export const TRAIN_OPTIONS = `octoclip train --model M --images DIR (--shots N | --holdout F) --out ADAPTER [options]
 
+  --shots N trains on N images per class and holds out the rest; --holdout 0.15 holds out 15% of
+  each class and trains on the rest (its shots, for the iterations, are the training images per class).
   The defaults are CLIP-LoRA's recipe.
   --method block-lora|lora   adapter kind (default ${R.method})
   --rank R                    rank r (default ${R.rank})
@@ -62,14 +64,14 @@ export const TRAIN_OPTIONS = `octoclip train --model M --images DIR --shots N --
   --peft DIR                  also export the Hugging Face PEFT LoRA layout to DIR
 `;
 
-export const EVAL_OPTIONS = `octoclip eval --model M --adapter FILE --images DIR [--shots N --seed S] [--out FILE]
+export const EVAL_OPTIONS = `octoclip eval --model M --adapter FILE --images DIR [--shots N | --holdout F] [--seed S] [--out FILE]
 
-  With --shots and --seed, only the images that a training run with the same split held out are used.
+  With --shots (or --holdout) and --seed, only the images that a training run with the same split held out are used.
   --no-adapter gives the zero-shot baseline on the same images.
 `;
 
 const TRAIN_FLAGS = {
-  model: { type: 'string' }, images: { type: 'string' }, shots: { type: 'string' }, out: { type: 'string' },
+  model: { type: 'string' }, images: { type: 'string' }, shots: { type: 'string' }, holdout: { type: 'string' }, out: { type: 'string' },
   method: { type: 'string' }, rank: { type: 'string' }, blocks: { type: 'string' }, alpha: { type: 'string' }, scaling: { type: 'string' },
   targets: { type: 'string' }, towers: { type: 'string' }, dropout: { type: 'string' }, 'no-dropout': { type: 'boolean' },
   iterations: { type: 'string' }, 'batch-size': { type: 'string' }, 'micro-batch': { type: 'string' }, lr: { type: 'string' },
@@ -147,15 +149,25 @@ function summarize(evaluation: Evaluation, classNames: readonly string[]) {
 
 const percent = (fraction: number) => `${(100 * fraction).toFixed(1)}%`;
 
+/** The split a run's --shots or --holdout and --seed choose (exactly one of the two). */
+function splitFromOptions(values: { shots?: string; holdout?: string; seed?: string }, data: LabelledImageSet) {
+  if ((values.shots === undefined) === (values.holdout === undefined)) throw new UsageError('give one of --shots N and --holdout F');
+  const seed = numberOption(values.seed, '--seed') ?? RECIPE_TRAINING.seed;
+  const split = values.holdout !== undefined
+    ? holdoutSplit(data.labels, numberOption(values.holdout, '--holdout')!, seed, data.classNames)
+    : fewShotSplit(data.labels, numberOption(values.shots, '--shots')!, seed, data.classNames);
+  const shots = values.shots !== undefined ? Number(values.shots) : Math.max(1, Math.round(split.support.length / data.classNames.length));
+  return { split, shots };
+}
+
 export async function trainCommand(args: string[]): Promise<void> {
   const { values } = parseArgs({ args, options: TRAIN_FLAGS, strict: true });
-  const shots = numberOption(required(values.shots, '--shots'), '--shots')!;
+  if (values.shots === undefined && values.holdout === undefined) throw new UsageError('missing --shots (or --holdout)');
   const out = required(values.out, '--out');
   const model = await loadModel(required(values.model, '--model'));
   const data = await loadLabelledImages(required(values.images, '--images'));
+  const { split, shots } = splitFromOptions(values, data);
   const { adapter, training, checkpointEvery, patience } = trainSettingsFromOptions(values, model.config, shots);
-
-  const split = fewShotSplit(data.labels, shots, training.seed, data.classNames);
   split.warnings.forEach((w) => log(`warning: ${w}`));
   const support = subset(data, split.support);
   const heldOut = subset(data, split.heldOut);
@@ -242,13 +254,13 @@ async function readCheckpoint(path: string): Promise<TrainerCheckpoint> {
 export async function evalCommand(args: string[]): Promise<void> {
   const { values } = parseArgs({
     args,
-    options: { model: { type: 'string' }, adapter: { type: 'string' }, images: { type: 'string' }, shots: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' }, 'no-adapter': { type: 'boolean' } },
+    options: { model: { type: 'string' }, adapter: { type: 'string' }, images: { type: 'string' }, shots: { type: 'string' }, holdout: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' }, 'no-adapter': { type: 'boolean' } },
     strict: true,
   });
   const model = await loadModel(required(values.model, '--model'));
   const { meta, tensors } = await readAdapter(required(values.adapter, '--adapter'), model);
   const data = await loadLabelledImages(required(values.images, '--images'));
-  const indices = values.shots ? fewShotSplit(data.labels, Number(values.shots), numberOption(values.seed, '--seed') ?? RECIPE_TRAINING.seed).heldOut : data.labels.map((_, i) => i);
+  const indices = values.shots !== undefined || values.holdout !== undefined ? splitFromOptions(values, data).split.heldOut : data.labels.map((_, i) => i);
   const adapters = values['no-adapter'] ? null : AdapterSet.create(model.ctx, model.config, meta, { initial: tensors });
   const evaluation = await evaluate(model, data.classNames, subset(data, indices), adapters, meta.promptTemplate);
   await emit({ model: model.id, adapter: values['no-adapter'] ? null : values.adapter, device: model.ctx.adapterName, images: indices.length, classes: data.classNames, ...summarize(evaluation, data.classNames), skipped: data.skipped }, values.out);

@@ -125,13 +125,11 @@ export class RunControl {
 
 export async function runTraining(setup: RunSetup, hooks: RunHooks = {}, control = new RunControl()): Promise<RunOutcome> {
   const { model, classNames, support, heldOut, training } = setup;
+  const holdsOut = heldOut.images.length > 0;
   const patience = setup.patience ?? 0;
   if (!Number.isInteger(patience) || patience < 0) throw new RangeError(`the patience of early stopping must be a whole number, got ${patience}`);
-  if (patience > 0 && !(heldOut.images.length > 0 && training.evalEvery > 0)) {
-    throw new RangeError('early stopping needs held-out images and an evaluation interval');
-  }
+  if (patience > 0 && !(holdsOut && training.evalEvery > 0)) throw new RangeError('early stopping needs held-out images and an evaluation interval');
   const gpuTurn = hooks.gpuTurn ?? (<T>(work: () => Promise<T>) => work());
-  const holdsOut = heldOut.images.length > 0;
 
   let zeroShot: Evaluation | null = null;
   if (holdsOut) {
@@ -159,16 +157,13 @@ export async function runTraining(setup: RunSetup, hooks: RunHooks = {}, control
       adapted = await gpuTurn(() => final.evaluate(heldOut));
       hooks.evaluation?.(lastStep, adapted);
     }
-    let finalCheckpoint: TrainerCheckpoint;
     // The first evaluation to reach the best accuracy keeps its adapter: a later tie is no improvement.
-    if (best.kept && adapted && best.kept.evaluation.accuracy >= adapted.accuracy) {
-      finalCheckpoint = best.kept.state;
-      adapted = best.kept.evaluation;
-      const kept = finalCheckpoint;
-      await gpuTurn(async () => final.restore(kept));
-    } else {
-      finalCheckpoint = await gpuTurn(() => final.checkpoint());
+    const kept = best.kept && adapted && best.kept.evaluation.accuracy >= adapted.accuracy ? best.kept : null;
+    if (kept) {
+      adapted = kept.evaluation;
+      await gpuTurn(async () => final.restore(kept.state));
     }
+    const finalCheckpoint = kept ? kept.state : await gpuTurn(() => final.checkpoint());
     const supportAccuracy = (await gpuTurn(() => final.evaluate(support))).accuracy;
     const meta = adapterMetadata(setup.adapter, training, model, classNames, setup.shots, {
       zeroShotAccuracy: zeroShot?.accuracy ?? null,
