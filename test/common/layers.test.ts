@@ -1,6 +1,6 @@
 // The layers the source keeps: src/common holds the GPU-free modules that the page shares with the engine
-// (it imports nothing outside itself, and no GPU, DOM or React), no module imports itself back through
-// others, and the worker and the CLI both train through the one driver.
+// (it imports nothing outside itself, and no GPU, DOM or React), the page imports no engine module, no
+// module imports itself back through others, and the worker and the CLI both train through the one driver.
 
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -51,6 +51,14 @@ describe('layers', () => {
       expect(packagesOf(file), name(file)).toEqual([]);
       expect(readFileSync(file, 'utf8'), name(file)).not.toMatch(/\bGPU[A-Z]\w*|navigator\.|document\.|window\.|\bBlob\b|React/);
     }
+  });
+
+  it('the page (src/ui) imports no engine module: it reaches the engine through the worker only', () => {
+    const engine = /^(gpu|kernels|model|adapters|training|node)\//;
+    const reaches = files
+      .filter((file) => name(file).startsWith('ui/'))
+      .flatMap((file) => graph.get(file)!.map(name).filter((target) => engine.test(target)).map((target) => `${name(file)} -> ${target}`));
+    expect(reaches).toEqual([]);
   });
 
   it('has no import cycle', () => {
