@@ -10,7 +10,7 @@ import { AdapterSet } from '../adapters/block-lora';
 import { toPeft } from '../adapters/peft';
 import { allLayers, defaultAdapterSettings, trainableParameterCount, type AdapterSettings } from '../adapters/settings';
 import {
-  defaultTrainSettings, ITERATIONS_PER_SHOT, LORA_BLOCKS, RECIPE_ADAPTER, RECIPE_CHECKPOINT_EVERY, RECIPE_TRAINING,
+  defaultTrainSettings, ITERATIONS_PER_SHOT, LORA_BLOCKS, RECIPE_ADAPTER, RECIPE_CHECKPOINT_EVERY, RECIPE_PATIENCE, RECIPE_TRAINING,
   TARGET_MATRICES, TOWERS, type AdapterMethod, type ScalingRule, type TargetMatrix, type Tower, type TrainSettings,
 } from '../common/recipe';
 import { fewShotSplit, holdoutSplit } from '../common/split';
@@ -130,7 +130,7 @@ export function trainSettingsFromOptions(values: TrainValues, config: ClipConfig
     template: values.template,
   });
   const checkpointEvery = numberOption(values['checkpoint-every'], '--checkpoint-every') ?? RECIPE_CHECKPOINT_EVERY;
-  const patience = numberOption(values['early-stop'], '--early-stop') ?? 0;
+  const patience = numberOption(values['early-stop'], '--early-stop') ?? RECIPE_PATIENCE;
   if (patience > 0 && !training.evalEvery) throw new UsageError('--early-stop needs --eval-every: it counts held-out evaluations');
   return { adapter, training, checkpointEvery, patience };
 }

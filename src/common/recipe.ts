@@ -53,6 +53,9 @@ export function recipeIterations(shots: number): number {
   return ITERATIONS_PER_SHOT * shots;
 }
 
+/** Early stopping's patience, in held-out evaluations: CLIP-LoRA trains every iteration (0: off). */
+export const RECIPE_PATIENCE = 0;
+
 /** Steps between the checkpoints a run saves (the studio's store, the CLI's --checkpoint file). */
 export const RECIPE_CHECKPOINT_EVERY = 50;
 

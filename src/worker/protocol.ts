@@ -72,6 +72,8 @@ export interface TrainChoice
   shots: number;
   /** Send a checkpoint every this many steps. */
   checkpointEvery: number;
+  /** Stop after this many held-out evaluations without a better accuracy, keeping the best adapter (0 or absent: off). */
+  patience?: number;
 }
 
 /** What a run would cost, before it starts. */

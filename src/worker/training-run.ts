@@ -44,6 +44,9 @@ export function trainSettingsFor(choice: TrainChoice): TrainSettings {
   if (!Number.isInteger(choice.checkpointEvery) || choice.checkpointEvery < 1) {
     throw new EngineRefusal('invalid-settings', 'The checkpoint interval must be a whole number of at least 1.');
   }
+  if (choice.patience && !choice.evalEvery) {
+    throw new EngineRefusal('invalid-settings', 'Early stopping counts held-out evaluations: set how often they happen (Held-out evaluation every).');
+  }
   try {
     return defaultTrainSettings(choice.shots, {
       seed: choice.seed,
@@ -99,6 +102,9 @@ export class TrainingRun {
     const adapter = adapterSettingsFor(model.config, request.adapter);
     const training = trainSettingsFor(request.training);
     if (request.support.images.length === 0) throw new EngineRefusal('invalid-settings', 'There are no training images.');
+    if (request.training.patience && request.heldOut.images.length === 0) {
+      throw new EngineRefusal('invalid-settings', 'Early stopping needs held-out images: add images or lower the shots.');
+    }
 
     this.phase('preparing');
     const support = await this.decode(request.support);
@@ -106,7 +112,8 @@ export class TrainingRun {
     const outcome = await runTraining(
       {
         model, classNames: request.classNames, support, heldOut, adapter, training,
-        shots: request.training.shots, checkpointEvery: request.training.checkpointEvery, resumeFrom: request.resumeFrom,
+        shots: request.training.shots, checkpointEvery: request.training.checkpointEvery, patience: request.training.patience,
+        resumeFrom: request.resumeFrom,
       },
       {
         phase: (phase) => this.phase(phase),

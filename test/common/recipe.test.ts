@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { defaultAdapterSettings } from '../../src/adapters/settings';
 import { TRAIN_OPTIONS, trainSettingsFromOptions } from '../../src/cli/train';
 import { DEFAULT_TEMPLATE } from '../../src/common/prompts';
-import { defaultTrainSettings, ITERATIONS_PER_SHOT, LORA_BLOCKS, RECIPE_ADAPTER, RECIPE_CHECKPOINT_EVERY, RECIPE_TRAINING } from '../../src/common/recipe';
+import { defaultTrainSettings, ITERATIONS_PER_SHOT, LORA_BLOCKS, RECIPE_ADAPTER, RECIPE_CHECKPOINT_EVERY, RECIPE_PATIENCE, RECIPE_TRAINING } from '../../src/common/recipe';
 import { parseClipConfig } from '../../src/model/config';
 import { makeTinyClip } from '../../src/model/tiny';
 import { RECIPE, useTrainingStore } from '../../src/ui/stores/training';
@@ -62,7 +62,8 @@ describe('the recipe', () => {
   });
 
   it('is the studio\'s form, and the worker turns that form into the recipe', () => {
-    const { towers, method, rank, blocks, alpha, scalingRule, dropout, targets, shots, checkpointEvery, ...training } = RECIPE;
+    const { towers, method, rank, blocks, alpha, scalingRule, dropout, targets, shots, checkpointEvery, patience, ...training } = RECIPE;
+    expect(patience).toBe(RECIPE_PATIENCE);
     expect({ method, rank, blocks, alpha, scalingRule, dropout, targets, towers }).toEqual({ ...RECIPE_ADAPTER });
     expect(checkpointEvery).toBe(RECIPE_CHECKPOINT_EVERY);
     expect(adapterSettingsFor(config, RECIPE)).toEqual(defaultAdapterSettings(config));

@@ -146,6 +146,7 @@ function SettingsCard() {
           </div>
           <div className="field-row">
             <NumberField label="Held-out evaluation every (steps)" integer min={0} value={settings.evalEvery} onChange={(evalEvery) => update({ evalEvery })} help="0: before and after training only." />
+            <NumberField label="Stop early after (evaluations)" integer min={0} value={settings.patience ?? 0} onChange={(patience) => update({ patience })} help="Held-out evaluations without a better accuracy; keeps the best adapter. 0: train every step." />
             <NumberField label="Checkpoint every (steps)" integer min={1} value={settings.checkpointEvery} onChange={(checkpointEvery) => update({ checkpointEvery })} help="A reload or a lost GPU resumes from the last one." />
             <label className="checkbox standalone">
               <input type="checkbox" checked={settings.augment} onChange={(event) => update({ augment: event.target.checked })} />

@@ -4,7 +4,7 @@
 
 import { create } from 'zustand';
 import { persist } from 'zustand/middleware';
-import { blocksFor, defaultTrainSettings, RECIPE_ADAPTER, RECIPE_CHECKPOINT_EVERY, recipeIterations } from '../../common/recipe';
+import { blocksFor, defaultTrainSettings, RECIPE_ADAPTER, RECIPE_CHECKPOINT_EVERY, RECIPE_PATIENCE, recipeIterations } from '../../common/recipe';
 import type { AdapterRecord, CheckpointRecord, RunHistory } from '../../storage/db';
 import { deleteCheckpoint, latestCheckpoint, saveCheckpoint } from '../../storage/checkpoints';
 import { getImages } from '../../storage/dataset';
@@ -36,6 +36,7 @@ function recipeSettings(shots: number): TrainingSettings {
     ...training,
     shots,
     checkpointEvery: RECIPE_CHECKPOINT_EVERY,
+    patience: RECIPE_PATIENCE,
   };
 }
 
