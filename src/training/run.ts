@@ -1,7 +1,7 @@
 // One training run, written once for the studio's worker and the CLI: the zero-shot baseline, the
 // Trainer's steps with held-out evaluations and checkpoints at their cadence, pause and cancel between
-// steps, then the final evaluation and the adapter file. Its callers only carry what it reports
-// elsewhere: the worker posts messages, the CLI logs and writes files.
+// steps, early stopping, then the final evaluation and the adapter file. Its callers only carry what it
+// reports elsewhere: the worker posts messages, the CLI logs and writes files.
 
 import { adapterMetadata, encodeAdapterFile, type AdapterMetadata, type AdapterTensors } from '../adapters/adapter-file';
 import { AdapterSet } from '../adapters/block-lora';

@@ -1,6 +1,6 @@
-// The few-shot fine-tuning loop: seeded batches of the support set, GPU augmentation, AdamW (or SGD)
-// on a cosine schedule, gradient accumulation, periodic held-out evaluation, and checkpoints from
-// which a run continues exactly as if it had never stopped.
+// One few-shot fine-tuning step at a time: seeded batches of the support set, GPU augmentation, AdamW
+// (or SGD) on a cosine schedule, gradient accumulation, evaluation, and checkpoints from which a run
+// continues exactly as if it had never stopped. The run around the steps is src/training/run.ts.
 
 import type { AdapterSet } from '../adapters/block-lora';
 import { DEFAULT_TEMPLATE, promptFor } from '../common/prompts';
