@@ -13,7 +13,7 @@ import type { TokenBatch } from '../src/model/text';
 import { makeTinyClip } from '../src/model/tiny';
 import { ClipTokenizer } from '../src/model/tokenizer';
 import { byteSourceFromBytes } from '../src/model/weights';
-import { promptFor } from '../src/model/zero-shot';
+import { promptFor } from '../src/common/prompts';
 
 export interface BenchModel {
   scale: string;

@@ -10,7 +10,7 @@ import type { TokenBatch } from '../src/model/text';
 import { dryRun, planTrainingMemory, type MemoryPlan } from '../src/training/memory-plan';
 import { AdapterOptimizer } from '../src/training/optimizer';
 import { trainMicroBatch, type StepOptions } from '../src/training/step';
-import { defaultTrainSettings } from '../src/training/trainer';
+import { defaultTrainSettings } from '../src/common/recipe';
 import type { BenchModel } from './clip-models';
 import { medianTiming, progress, sample, timeMedian, type RepeatPolicy, type Sample } from './measure';
 

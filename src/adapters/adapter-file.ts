@@ -13,15 +13,12 @@
 // base_model, base_model_fingerprint, class_names (JSON list), prompt_template, training (JSON object),
 // metrics (JSON object). Readers ignore other keys, so later versions may add some.
 
+import { TOWERS } from '../common/recipe';
 import { decodeTensor, encodeSafetensors, ModelFileError, parseSafetensorsHeader, type SafetensorsHeader } from '../model/safetensors';
 import { layerPath, scalingFor, TARGET_MATRICES, type AdapterSettings, type ScalingRule, type TargetMatrix, type Tower } from './settings';
 
 export const ADAPTER_FORMAT = 'octoclip-adapter';
 export const ADAPTER_FORMAT_VERSION = 1;
-/** The file name extension octoclip gives adapter files. */
-export const ADAPTER_FILE_EXTENSION = '.octoclip.safetensors';
-
-const TOWERS: readonly Tower[] = ['text', 'vision'];
 const SCALING_RULES: readonly ScalingRule[] = ['alpha/sqrt(r)', 'alpha/r'];
 const METHODS: readonly AdapterSettings['method'][] = ['block-lora', 'lora'];
 

@@ -9,11 +9,10 @@
 // (use_rslora's lora_alpha / sqrt(r) cannot express s = alpha / sqrt(r) exactly once r/n differs from r.)
 // PEFT's lora_dropout, like ours, acts on the adapter's input only; in eval mode neither applies.
 
+import { PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE } from '../common/file-names';
 import { adaptedMatrices, assertValidAdapter, type AdapterMetadata, type AdapterTensors } from './adapter-file';
 import { encodeSafetensors } from '../model/safetensors';
 
-export const PEFT_WEIGHTS_FILE = 'adapter_model.safetensors';
-export const PEFT_CONFIG_FILE = 'adapter_config.json';
 
 export interface PeftExport {
   [PEFT_WEIGHTS_FILE]: Uint8Array;

@@ -1,52 +1,34 @@
 // Block-LoRA settings (../shared/docs/block-lora.md): where adapters go, their rank, blocks and scaling,
-// CLIP-LoRA's defaults, and the sizes they imply. Plain data and arithmetic, no GPU: the studio's page,
-// the adapter files and the memory planner use it too.
+// and the sizes they imply; the defaults are CLIP-LoRA's recipe (src/common/recipe.ts). Plain data and
+// arithmetic, no GPU: the studio's page, the adapter files and the memory planner use it too.
 
+import { definedOnly, LORA_BLOCKS, RECIPE_ADAPTER, TARGET_MATRICES, TOWERS, type AdapterChoice, type ScalingRule, type TargetMatrix, type Tower } from '../common/recipe';
 import type { ClipConfig } from '../model/config';
 
-export type Tower = 'text' | 'vision';
-export type TargetMatrix = 'q_proj' | 'k_proj' | 'v_proj' | 'out_proj' | 'fc1' | 'fc2';
-export type ScalingRule = 'alpha/sqrt(r)' | 'alpha/r';
+export { TARGET_MATRICES, type ScalingRule, type TargetMatrix, type Tower } from '../common/recipe';
 
-export const TARGET_MATRICES: readonly TargetMatrix[] = ['q_proj', 'k_proj', 'v_proj', 'out_proj', 'fc1', 'fc2'];
-
-export interface AdapterSettings {
-  method: 'block-lora' | 'lora';
-  rank: number;
-  /** n: the rank splits into n blocks of r/n that share one down-projection. LoRA has n = 1. */
-  blocks: number;
-  alpha: number;
-  scalingRule: ScalingRule;
-  /** Dropout probability on the adapter's input. */
-  dropout: number;
-  targets: TargetMatrix[];
+export interface AdapterSettings extends Omit<AdapterChoice, 'towers'> {
   /** Layer indices per tower; an absent tower carries no adapters. */
   layers: Partial<Record<Tower, number[]>>;
 }
 
-/** CLIP-LoRA's adapter recipe (with Block-LoRA n = 2), but for the layers, which depend on the model. */
-export const RECIPE_ADAPTER: Readonly<Omit<AdapterSettings, 'layers' | 'targets'>> & { targets: readonly TargetMatrix[] } = {
-  method: 'block-lora',
-  rank: 2,
-  blocks: 2,
-  alpha: 1,
-  scalingRule: 'alpha/sqrt(r)',
-  dropout: 0.25,
-  targets: ['q_proj', 'k_proj', 'v_proj'],
-};
-
-/** CLIP-LoRA's recipe: both towers, all layers, q/k/v, r = 2, alpha = 1, dropout 0.25, s = alpha/sqrt(r). */
+/** CLIP-LoRA's recipe (src/common/recipe.ts) on every layer of this model's towers, with the overrides given. */
 export function defaultAdapterSettings(config: ClipConfig, overrides: Partial<AdapterSettings> = {}): AdapterSettings {
-  const all = (count: number) => Array.from({ length: count }, (_, i) => i);
+  const { towers, ...recipe } = RECIPE_ADAPTER;
   const settings: AdapterSettings = {
-    ...RECIPE_ADAPTER,
-    targets: [...RECIPE_ADAPTER.targets],
-    layers: { text: all(config.text.numLayers), vision: all(config.vision.numLayers) },
-    ...overrides,
+    ...recipe,
+    targets: [...recipe.targets],
+    layers: allLayers(config, towers),
+    ...definedOnly(overrides),
   };
-  if (settings.method === 'lora' && overrides.blocks === undefined) settings.blocks = 1;
+  if (settings.method === 'lora' && overrides.blocks === undefined) settings.blocks = LORA_BLOCKS;
   validateAdapterSettings(settings, config);
   return settings;
+}
+
+/** Every layer of each of these towers. */
+export function allLayers(config: ClipConfig, towers: readonly Tower[]): AdapterSettings['layers'] {
+  return Object.fromEntries(towers.map((tower) => [tower, Array.from({ length: config[tower].numLayers }, (_, i) => i)]));
 }
 
 export function validateAdapterSettings(settings: AdapterSettings, config: ClipConfig): void {
@@ -55,12 +37,12 @@ export function validateAdapterSettings(settings: AdapterSettings, config: ClipC
   if (!Number.isInteger(blocks) || blocks < 1 || rank % blocks !== 0) {
     throw new RangeError(`blocks (n = ${blocks}) must divide the rank (r = ${rank})`);
   }
-  if (settings.method === 'lora' && blocks !== 1) throw new RangeError('LoRA is Block-LoRA with one block: use blocks = 1');
+  if (settings.method === 'lora' && blocks !== LORA_BLOCKS) throw new RangeError(`LoRA is Block-LoRA with one block: use blocks = ${LORA_BLOCKS}`);
   if (!(settings.dropout >= 0 && settings.dropout < 1)) throw new RangeError(`dropout must be in [0, 1), got ${settings.dropout}`);
   for (const target of settings.targets) {
     if (!TARGET_MATRICES.includes(target)) throw new RangeError(`unknown target matrix ${target}`);
   }
-  for (const tower of ['text', 'vision'] as const) {
+  for (const tower of TOWERS) {
     for (const layer of settings.layers[tower] ?? []) {
       if (!Number.isInteger(layer) || layer < 0 || layer >= config[tower].numLayers) {
         throw new RangeError(`${tower} layer ${layer} does not exist (the model has ${config[tower].numLayers})`);
@@ -90,7 +72,7 @@ export function matrixShape(config: ClipConfig, tower: Tower, matrix: TargetMatr
 /** Trainable parameters per adapted matrix: d_out*r + (r/n)*d_in (LoRA: d_out*r + r*d_in). */
 export function trainableParameterCount(config: ClipConfig, settings: AdapterSettings): number {
   let total = 0;
-  for (const tower of ['text', 'vision'] as const) {
+  for (const tower of TOWERS) {
     const layers = settings.layers[tower]?.length ?? 0;
     for (const matrix of settings.targets) {
       const { dIn, dOut } = matrixShape(config, tower, matrix);
@@ -130,7 +112,7 @@ export function adapterLayout(
   const matrices: AdaptedMatrix[] = [];
   let elements = 0;
   let sumElements = 0;
-  for (const tower of ['text', 'vision'] as const) {
+  for (const tower of TOWERS) {
     for (const layer of settings.layers[tower] ?? []) {
       for (const matrix of settings.targets) {
         const { dIn, dOut } = matrixShape(config, tower, matrix);

@@ -1,17 +1,15 @@
 // The `octoclip` command line: the same engine as the studio, on Node's WebGPU (Dawn).
 // Results go to stdout (or --out FILE) as JSON; progress and problems go to stderr.
 
-import { writeFile } from 'node:fs/promises';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { ClipModel } from '../model/clip';
+import { DEFAULT_TEMPLATE } from '../common/prompts';
 import { makeTinyClip } from '../model/tiny';
-import { classEmbeddings, classify, DEFAULT_TEMPLATE } from '../model/zero-shot';
+import { classEmbeddings, classify } from '../model/zero-shot';
 import { preprocessBatch } from '../model/preprocessor';
 import { writeModelDirectory } from '../node/files';
-import { createNodeGpuContext } from '../node/gpu';
 import { loadLabelledImages } from './images';
+import { emit, loadModel, log, required, UsageError } from './io';
 import { evalCommand, trainCommand, TRAIN_OPTIONS, EVAL_OPTIONS } from './train';
-import { openModel } from '../node/model-files';
 
 export const USAGE = `octoclip: fine-tune CLIP with Block-LoRA on WebGPU
 
@@ -30,33 +28,8 @@ export const USAGE = `octoclip: fine-tune CLIP with Block-LoRA on WebGPU
   such as openai/clip-vit-base-patch32 (downloaded once to ~/.cache/octoclip; needs a connection).
 `;
 
-export function log(line: string): void {
-  process.stderr.write(`${line}\n`);
-}
-
-export async function emit(result: unknown, out: string | undefined): Promise<void> {
-  const text = `${JSON.stringify(result, null, 2)}\n`;
-  if (out) {
-    await writeFile(out, text);
-    log(`wrote ${out}`);
-  } else process.stdout.write(text);
-}
-
 function parse<T extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: T) {
   return parseArgs({ args, options: { ...options, help: { type: 'boolean' } }, allowPositionals: true, strict: true });
-}
-
-export async function loadModel(model: string): Promise<ClipModel> {
-  const ctx = await createNodeGpuContext();
-  log(`WebGPU adapter: ${ctx.adapterName}`);
-  const files = await openModel(model, log);
-  let lastPercent = -1;
-  const clip = await ClipModel.load(ctx, files, (loaded, total) => {
-    const percent = Math.floor((100 * loaded) / total);
-    if (percent >= lastPercent + 10) log(`loading weights: ${(lastPercent = percent)}%`);
-  });
-  ctx.onDeviceLost((info) => log(`GPU device lost: ${info.message}`));
-  return clip;
 }
 
 async function makeTinyModelCommand(args: string[]): Promise<void> {
@@ -123,15 +96,6 @@ async function zeroShotCommand(args: string[]): Promise<void> {
     perClassAccuracy: Object.fromEntries(data.classNames.map((name, c) => [name, perClass[c].total ? perClass[c].correct / perClass[c].total : null])),
     predictions: predictions.map((p, i) => ({ path: data.paths[i], label: data.classNames[data.labels[i]], predicted: data.classNames[p.label], probability: p.probabilities[p.label] })),
   }, values.out);
-}
-
-export class UsageError extends Error {
-  override name = 'UsageError';
-}
-
-export function required(value: string | undefined, flag: string): string {
-  if (!value) throw new UsageError(`missing ${flag}`);
-  return value;
 }
 
 const COMMANDS: Record<string, { run: (args: string[]) => Promise<void>; help?: string }> = {

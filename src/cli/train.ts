@@ -1,58 +1,138 @@
-// `octoclip train` and `octoclip eval`.
+// `octoclip train` and `octoclip eval`: options and logging around the one training driver
+// (src/training/run.ts). Every default, and the help that states it, comes from CLIP-LoRA's recipe.
 
 import { existsSync } from 'node:fs';
-import { readFile, rename, writeFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
-import { adapterMetadata, assertAdapterMatchesBase, decodeAdapterFile, encodeAdapterFile, type AdapterMetadata } from '../adapters/adapter-file';
-import { AdapterSet } from '../adapters/block-lora';
-import { defaultAdapterSettings, TARGET_MATRICES, trainableParameterCount, type AdapterSettings, type TargetMatrix, type Tower } from '../adapters/settings';
-import { toPeft } from '../adapters/peft';
-import type { ClipModel } from '../model/clip';
-import { decodeTensor, encodeSafetensors, parseSafetensorsHeader } from '../model/safetensors';
-import { Rng, RNG_STREAM } from '../training/random';
-import { fewShotSplit } from '../training/sampler';
-import { defaultTrainSettings, evaluate, Trainer, type Evaluation, type LabelledImages, type TrainerCheckpoint, type TrainSettings } from '../training/trainer';
-import { loadLabelledImages, type LabelledImageSet } from './images';
-import { emit, loadModel, log, required, UsageError } from './main';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { mkdir } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { assertAdapterMatchesBase, decodeAdapterFile } from '../adapters/adapter-file';
+import { AdapterSet } from '../adapters/block-lora';
+import { toPeft } from '../adapters/peft';
+import { allLayers, defaultAdapterSettings, trainableParameterCount, type AdapterSettings } from '../adapters/settings';
+import {
+  defaultTrainSettings, ITERATIONS_PER_SHOT, LORA_BLOCKS, RECIPE_ADAPTER, RECIPE_CHECKPOINT_EVERY, RECIPE_PATIENCE, RECIPE_TRAINING,
+  TARGET_MATRICES, TOWERS, type AdapterMethod, type ScalingRule, type TargetMatrix, type Tower, type TrainSettings,
+} from '../common/recipe';
+import { fewShotSplit, holdoutSplit } from '../common/split';
+import type { ClipModel } from '../model/clip';
+import type { ClipConfig } from '../model/config';
+import { decodeTensor, encodeSafetensors, parseSafetensorsHeader } from '../model/safetensors';
+import { runTraining } from '../training/run';
+import { evaluate, type Evaluation, type LabelledImages, type StepLog, type TrainerCheckpoint } from '../training/trainer';
+import { loadLabelledImages, type LabelledImageSet } from './images';
+import { emit, loadModel, log, required, UsageError } from './io';
 
-export const TRAIN_OPTIONS = `octoclip train --model M --images DIR --shots N --out ADAPTER [options]
+/** A number as the help writes it: 2e-4 rather than 0.0002, 0.25 rather than 2.5e-1. */
+function shortNumber(value: number): string {
+  const plain = String(value);
+  const exponent = value.toExponential().replace('e+', 'e');
+  return exponent.length < plain.length ? exponent : plain;
+}
 
-  --method block-lora|lora   adapter kind (default block-lora)
-  --rank R                    rank r (default 2)
-  --blocks N                  Block-LoRA blocks n, dividing r (default 2; lora: 1)
-  --alpha A                   (default 1); --scaling alpha/sqrt(r)|alpha/r (default alpha/sqrt(r))
-  --targets q_proj,k_proj,v_proj   adapted matrices (also out_proj, fc1, fc2)
-  --towers text,vision        towers carrying adapters (default both, all layers)
-  --dropout P                 adapter input dropout (default 0.25); --no-dropout sets 0
-  --iterations N              optimizer steps (default 500 x shots)
-  --batch-size B              (default 32); --micro-batch M accumulates B/M passes per step
-  --lr LR                     peak learning rate (default 2e-4), cosine to --min-lr (1e-6)
-  --warmup N                  linear warm-up steps (default 0)
-  --weight-decay WD           AdamW weight decay (default 1e-2)
-  --optimizer adamw|sgd       (default adamw)
+const R = RECIPE_ADAPTER;
+const T = RECIPE_TRAINING;
+const otherTargets = TARGET_MATRICES.filter((target) => !R.targets.includes(target));
+
+export const TRAIN_OPTIONS = `octoclip train --model M --images DIR (--shots N | --holdout F) --out ADAPTER [options]
+
+  --shots N trains on N images per class and holds out the rest; --holdout 0.15 holds out 15% of
+  each class and trains on the rest (its shots, for the iterations, are the training images per class).
+  The defaults are CLIP-LoRA's recipe.
+  --method block-lora|lora   adapter kind (default ${R.method})
+  --rank R                    rank r (default ${R.rank})
+  --blocks N                  Block-LoRA blocks n, dividing r (default ${R.blocks}; lora: ${LORA_BLOCKS})
+  --alpha A                   (default ${R.alpha}); --scaling alpha/sqrt(r)|alpha/r (default ${R.scalingRule})
+  --targets ${R.targets.join(',')}   adapted matrices (also ${otherTargets.join(', ')})
+  --towers ${R.towers.join(',')}        towers carrying adapters (default ${R.towers.join(' and ')}, all layers)
+  --dropout P                 adapter input dropout (default ${shortNumber(R.dropout)}); --no-dropout sets 0
+  --iterations N              optimizer steps (default ${ITERATIONS_PER_SHOT} x shots)
+  --batch-size B              (default ${T.batchSize}); --micro-batch M accumulates B/M passes per step
+  --lr LR                     peak learning rate (default ${shortNumber(T.lr)}), cosine to --min-lr (${shortNumber(T.minLr)})
+  --warmup N                  linear warm-up steps (default ${T.warmupSteps})
+  --weight-decay WD           AdamW weight decay (default ${shortNumber(T.weightDecay)})
+  --optimizer adamw|sgd       (default ${T.optimizer})
   --no-augment                no random resized crop / flip (centre crop instead)
-  --seed S                    seeds the split, batches, augmentation, dropout and init (default 1)
+  --template T                class prompt template (default "${T.template}")
+  --seed S                    seeds the split, batches, augmentation, dropout and init (default ${T.seed})
   --init ADAPTER              start from this adapter's weights instead of the random init
   --eval-every N              held-out evaluation every N steps (default: start and end)
-  --checkpoint FILE           save adapter + optimizer + sampler state every --checkpoint-every steps (default 50)
+  --early-stop K              stop when K evaluations in a row have not beaten the best held-out
+                              accuracy, and keep the best one's adapter (needs --eval-every)
+  --checkpoint FILE           save adapter + optimizer + sampler state every --checkpoint-every steps (default ${RECIPE_CHECKPOINT_EVERY})
   --resume FILE               continue a run from its checkpoint (same data and settings)
   --log FILE                  write the JSON log there instead of stdout
   --peft DIR                  also export the Hugging Face PEFT LoRA layout to DIR
 `;
 
-export const EVAL_OPTIONS = `octoclip eval --model M --adapter FILE --images DIR [--shots N --seed S] [--out FILE]
+export const EVAL_OPTIONS = `octoclip eval --model M --adapter FILE --images DIR [--shots N | --holdout F] [--seed S] [--out FILE]
 
-  With --shots and --seed, only the images that a training run with the same split held out are used.
+  With --shots (or --holdout) and --seed, only the images that a training run with the same split held out are used.
   --no-adapter gives the zero-shot baseline on the same images.
 `;
 
-function numberOption(value: string | undefined, flag: string, fallback: number): number {
-  if (value === undefined) return fallback;
+const TRAIN_FLAGS = {
+  model: { type: 'string' }, images: { type: 'string' }, shots: { type: 'string' }, holdout: { type: 'string' }, out: { type: 'string' },
+  method: { type: 'string' }, rank: { type: 'string' }, blocks: { type: 'string' }, alpha: { type: 'string' }, scaling: { type: 'string' },
+  targets: { type: 'string' }, towers: { type: 'string' }, dropout: { type: 'string' }, 'no-dropout': { type: 'boolean' },
+  iterations: { type: 'string' }, 'batch-size': { type: 'string' }, 'micro-batch': { type: 'string' }, lr: { type: 'string' },
+  'min-lr': { type: 'string' }, warmup: { type: 'string' }, 'weight-decay': { type: 'string' }, optimizer: { type: 'string' },
+  'no-augment': { type: 'boolean' }, seed: { type: 'string' }, init: { type: 'string' }, 'eval-every': { type: 'string' },
+  'early-stop': { type: 'string' }, checkpoint: { type: 'string' }, 'checkpoint-every': { type: 'string' }, resume: { type: 'string' }, log: { type: 'string' },
+  peft: { type: 'string' }, template: { type: 'string' },
+} as const;
+
+type TrainValues = ReturnType<typeof parseArgs<{ options: typeof TRAIN_FLAGS; strict: true }>>['values'];
+
+/** A flag's number, or undefined when the flag is absent (the recipe's default then applies). */
+function numberOption(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
   const parsed = Number(value);
   if (!Number.isFinite(parsed)) throw new UsageError(`${flag} must be a number, got "${value}"`);
   return parsed;
+}
+
+function oneOf<V extends string>(value: string | undefined, flag: string, choices: readonly V[]): V | undefined {
+  if (value !== undefined && !choices.includes(value as V)) throw new UsageError(`${flag} must be ${choices.join(' or ')}, got ${value}`);
+  return value as V | undefined;
+}
+
+/** The run's settings from the command line: the recipe, changed only by the flags given. */
+export function trainSettingsFromOptions(values: TrainValues, config: ClipConfig, shots: number) {
+  const method = oneOf<AdapterMethod>(values.method, '--method', ['block-lora', 'lora']) ?? R.method;
+  const towers = values.towers ? (values.towers.split(',') as Tower[]) : [...R.towers];
+  for (const tower of towers) if (!TOWERS.includes(tower)) throw new UsageError(`unknown tower ${tower}; choose from ${TOWERS.join(', ')}`);
+  const targets = values.targets
+    ? (values.targets.split(',').map((t) => (t.endsWith('_proj') || t.startsWith('fc') ? t : `${t}_proj`)) as TargetMatrix[])
+    : undefined;
+  for (const t of targets ?? []) if (!TARGET_MATRICES.includes(t)) throw new UsageError(`unknown target ${t}; choose from ${TARGET_MATRICES.join(', ')}`);
+  const adapter: AdapterSettings = defaultAdapterSettings(config, {
+    method,
+    rank: numberOption(values.rank, '--rank'),
+    blocks: numberOption(values.blocks, '--blocks'),
+    alpha: numberOption(values.alpha, '--alpha'),
+    scalingRule: oneOf<ScalingRule>(values.scaling, '--scaling', ['alpha/sqrt(r)', 'alpha/r']),
+    dropout: values['no-dropout'] ? 0 : numberOption(values.dropout, '--dropout'),
+    targets,
+    layers: allLayers(config, towers),
+  });
+  const training: TrainSettings = defaultTrainSettings(shots, {
+    seed: numberOption(values.seed, '--seed'),
+    iterations: numberOption(values.iterations, '--iterations'),
+    batchSize: numberOption(values['batch-size'], '--batch-size'),
+    microBatchSize: numberOption(values['micro-batch'], '--micro-batch'),
+    lr: numberOption(values.lr, '--lr'),
+    minLr: numberOption(values['min-lr'], '--min-lr'),
+    warmupSteps: numberOption(values.warmup, '--warmup'),
+    weightDecay: numberOption(values['weight-decay'], '--weight-decay'),
+    optimizer: oneOf<TrainSettings['optimizer']>(values.optimizer, '--optimizer', ['adamw', 'sgd']),
+    augment: values['no-augment'] ? false : undefined,
+    evalEvery: numberOption(values['eval-every'], '--eval-every'),
+    template: values.template,
+  });
+  const checkpointEvery = numberOption(values['checkpoint-every'], '--checkpoint-every') ?? RECIPE_CHECKPOINT_EVERY;
+  const patience = numberOption(values['early-stop'], '--early-stop') ?? RECIPE_PATIENCE;
+  if (patience > 0 && !training.evalEvery) throw new UsageError('--early-stop needs --eval-every: it counts held-out evaluations');
+  return { adapter, training, checkpointEvery, patience };
 }
 
 function subset(data: LabelledImageSet, indices: number[]): LabelledImages {
@@ -67,121 +147,84 @@ function summarize(evaluation: Evaluation, classNames: readonly string[]) {
   };
 }
 
+const percent = (fraction: number) => `${(100 * fraction).toFixed(1)}%`;
+
+/** The split a run's --shots or --holdout and --seed choose (exactly one of the two). */
+function splitFromOptions(values: { shots?: string; holdout?: string; seed?: string }, data: LabelledImageSet) {
+  if ((values.shots === undefined) === (values.holdout === undefined)) throw new UsageError('give one of --shots N and --holdout F');
+  const seed = numberOption(values.seed, '--seed') ?? RECIPE_TRAINING.seed;
+  const split = values.holdout !== undefined
+    ? holdoutSplit(data.labels, numberOption(values.holdout, '--holdout')!, seed, data.classNames)
+    : fewShotSplit(data.labels, numberOption(values.shots, '--shots')!, seed, data.classNames);
+  const shots = values.shots !== undefined ? Number(values.shots) : Math.max(1, Math.round(split.support.length / data.classNames.length));
+  return { split, shots };
+}
+
 export async function trainCommand(args: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      model: { type: 'string' }, images: { type: 'string' }, shots: { type: 'string' }, out: { type: 'string' },
-      method: { type: 'string' }, rank: { type: 'string' }, blocks: { type: 'string' }, alpha: { type: 'string' }, scaling: { type: 'string' },
-      targets: { type: 'string' }, towers: { type: 'string' }, dropout: { type: 'string' }, 'no-dropout': { type: 'boolean' },
-      iterations: { type: 'string' }, 'batch-size': { type: 'string' }, 'micro-batch': { type: 'string' }, lr: { type: 'string' },
-      'min-lr': { type: 'string' }, warmup: { type: 'string' }, 'weight-decay': { type: 'string' }, optimizer: { type: 'string' },
-      'no-augment': { type: 'boolean' }, seed: { type: 'string' }, init: { type: 'string' }, 'eval-every': { type: 'string' },
-      checkpoint: { type: 'string' }, 'checkpoint-every': { type: 'string' }, resume: { type: 'string' }, log: { type: 'string' },
-      peft: { type: 'string' }, template: { type: 'string' },
-    },
-    strict: true,
-  });
-  const shots = numberOption(required(values.shots, '--shots'), '--shots', 0);
+  const { values } = parseArgs({ args, options: TRAIN_FLAGS, strict: true });
+  if (values.shots === undefined && values.holdout === undefined) throw new UsageError('missing --shots (or --holdout)');
   const out = required(values.out, '--out');
   const model = await loadModel(required(values.model, '--model'));
   const data = await loadLabelledImages(required(values.images, '--images'));
-  const seed = numberOption(values.seed, '--seed', 1);
-
-  const method = (values.method ?? 'block-lora') as AdapterSettings['method'];
-  if (method !== 'block-lora' && method !== 'lora') throw new UsageError(`--method must be block-lora or lora, got ${method}`);
-  const towers = (values.towers ?? 'text,vision').split(',') as Tower[];
-  const all = (count: number) => Array.from({ length: count }, (_, i) => i);
-  const targets = (values.targets ?? 'q_proj,k_proj,v_proj').split(',').map((t) => (t.endsWith('_proj') || t.startsWith('fc') ? t : `${t}_proj`)) as TargetMatrix[];
-  for (const t of targets) if (!TARGET_MATRICES.includes(t)) throw new UsageError(`unknown target ${t}; choose from ${TARGET_MATRICES.join(', ')}`);
-  const adapterSettings = defaultAdapterSettings(model.config, {
-    method,
-    rank: numberOption(values.rank, '--rank', 2),
-    blocks: numberOption(values.blocks, '--blocks', method === 'lora' ? 1 : 2),
-    alpha: numberOption(values.alpha, '--alpha', 1),
-    scalingRule: (values.scaling ?? 'alpha/sqrt(r)') as AdapterSettings['scalingRule'],
-    dropout: values['no-dropout'] ? 0 : numberOption(values.dropout, '--dropout', 0.25),
-    targets,
-    layers: Object.fromEntries(towers.map((tower) => [tower, all(model.config[tower].numLayers)])),
-  });
-  const settings: TrainSettings = defaultTrainSettings(shots, {
-    seed,
-    iterations: numberOption(values.iterations, '--iterations', 500 * shots),
-    batchSize: numberOption(values['batch-size'], '--batch-size', 32),
-    microBatchSize: numberOption(values['micro-batch'], '--micro-batch', numberOption(values['batch-size'], '--batch-size', 32)),
-    lr: numberOption(values.lr, '--lr', 2e-4),
-    minLr: numberOption(values['min-lr'], '--min-lr', 1e-6),
-    warmupSteps: numberOption(values.warmup, '--warmup', 0),
-    weightDecay: numberOption(values['weight-decay'], '--weight-decay', 1e-2),
-    optimizer: (values.optimizer ?? 'adamw') as TrainSettings['optimizer'],
-    augment: !values['no-augment'],
-    evalEvery: numberOption(values['eval-every'], '--eval-every', 0),
-    template: values.template,
-  });
-  if (settings.optimizer !== 'adamw' && settings.optimizer !== 'sgd') throw new UsageError('--optimizer must be adamw or sgd');
-
-  const split = fewShotSplit(data.labels, shots, seed, data.classNames);
+  const { split, shots } = splitFromOptions(values, data);
+  const { adapter, training, checkpointEvery, patience } = trainSettingsFromOptions(values, model.config, shots);
   split.warnings.forEach((w) => log(`warning: ${w}`));
   const support = subset(data, split.support);
   const heldOut = subset(data, split.heldOut);
   const initial = values.init ? (await readAdapter(values.init, model)).tensors : undefined;
-  const initRng = Rng.derive(seed, RNG_STREAM.adapterInit);
-  const adapters = AdapterSet.create(model.ctx, model.config, adapterSettings, initial ? { initial } : { random: () => initRng.next() });
-  const resume = values.resume ? await readCheckpoint(values.resume) : undefined;
-  const trainer = new Trainer(model, adapters, data.classNames, support, settings, resume);
-  const trainable = trainableParameterCount(model.config, adapterSettings);
-  log(`${method} r=${adapterSettings.rank} n=${adapterSettings.blocks}: ${trainable} trainable parameters; ${support.images.length} training images, ${heldOut.images.length} held out; ${settings.iterations} steps`);
+  const resumeFrom = values.resume ? await readCheckpoint(values.resume) : undefined;
+  const trainable = trainableParameterCount(model.config, adapter);
+  log(`${adapter.method} r=${adapter.rank} n=${adapter.blocks}: ${trainable} trainable parameters; ${support.images.length} training images, ${heldOut.images.length} held out; ${training.iterations} steps`);
 
+  const steps: StepLog[] = [];
   const evaluations: { step: number; accuracy: number }[] = [];
-  const zeroShot = heldOut.images.length ? await evaluate(model, data.classNames, heldOut, null, settings.template) : null;
-  if (zeroShot) log(`zero-shot held-out accuracy: ${(100 * zeroShot.accuracy).toFixed(1)}%`);
-  const steps = [];
-  const checkpointEvery = numberOption(values['checkpoint-every'], '--checkpoint-every', 50);
-  while (!trainer.done) {
-    const entry = await trainer.trainStep();
-    steps.push(entry);
-    log(`step ${entry.step}/${settings.iterations}  loss ${entry.loss.toFixed(4)}  batch accuracy ${(100 * entry.accuracy).toFixed(0)}%  lr ${entry.lr.toExponential(2)}  ${entry.milliseconds.toFixed(0)} ms`);
-    if (settings.evalEvery && entry.step % settings.evalEvery === 0 && heldOut.images.length) {
-      const { accuracy } = await trainer.evaluate(heldOut);
-      evaluations.push({ step: entry.step, accuracy });
-      log(`  held-out accuracy ${(100 * accuracy).toFixed(1)}%`);
-    }
-    if (values.checkpoint && (entry.step % checkpointEvery === 0 || trainer.done)) await writeCheckpoint(values.checkpoint, await trainer.checkpoint());
-  }
-  const final = heldOut.images.length ? await trainer.evaluate(heldOut) : null;
-  const trainAccuracy = (await trainer.evaluate(support)).accuracy;
-  if (final) log(`held-out accuracy: ${(100 * final.accuracy).toFixed(1)}% (zero-shot ${(100 * zeroShot!.accuracy).toFixed(1)}%); support set ${(100 * trainAccuracy).toFixed(1)}%`);
+  const checkpointPath = values.checkpoint;
+  const outcome = await runTraining(
+    { model, classNames: data.classNames, support, heldOut, adapter, training, shots, checkpointEvery, patience, initial, resumeFrom },
+    {
+      step(entry) {
+        steps.push(entry);
+        log(`step ${entry.step}/${training.iterations}  loss ${entry.loss.toFixed(4)}  batch accuracy ${(100 * entry.accuracy).toFixed(0)}%  lr ${entry.lr.toExponential(2)}  ${entry.milliseconds.toFixed(0)} ms`);
+      },
+      evaluation(step, { accuracy }) {
+        evaluations.push({ step, accuracy });
+        log(`  held-out accuracy at step ${step}: ${percent(accuracy)}`);
+      },
+      checkpoint: checkpointPath ? (checkpoint) => writeCheckpoint(checkpointPath, checkpoint) : undefined,
+    },
+  );
+  if (outcome.status !== 'completed') throw new Error('a command-line run is never cancelled');
+  const { zeroShot, adapted, supportAccuracy, lastStep, finalCheckpoint } = outcome;
+  if (lastStep < training.iterations) log(`stopped early at step ${lastStep}: ${patience} evaluations without a better held-out accuracy`);
+  if (finalCheckpoint.step < lastStep) log(`keeping the adapter of step ${finalCheckpoint.step}, the best held-out accuracy`);
+  if (zeroShot && adapted) log(`held-out accuracy: ${percent(adapted.accuracy)} (zero-shot ${percent(zeroShot.accuracy)}); support set ${percent(supportAccuracy)}`);
+  if (checkpointPath) await writeCheckpoint(checkpointPath, finalCheckpoint);
 
-  const metrics = {
-    zeroShotAccuracy: zeroShot?.accuracy ?? null,
-    heldOutAccuracy: final?.accuracy ?? null,
-    supportAccuracy: trainAccuracy,
-    finalLoss: steps.at(-1)?.loss ?? null,
-    heldOutImages: heldOut.images.length,
-  };
-  const meta: AdapterMetadata = adapterMetadata(adapterSettings, settings, model, data.classNames, shots, metrics);
-  const checkpoint = await trainer.checkpoint();
-  const tensors = new Map(adapters.parameters().map(({ name, tensor }) => [name, { shape: [...tensor.shape], data: checkpoint.tensors.get(name)! }]));
-  await writeFile(out, encodeAdapterFile(meta, tensors));
+  await writeAtomically(out, outcome.adapter.file);
   log(`wrote adapter ${out}`);
   if (values.peft) {
     await mkdir(values.peft, { recursive: true });
-    for (const [file, content] of Object.entries(toPeft(meta, tensors))) await writeFile(join(values.peft, file), content);
+    for (const [file, content] of Object.entries(toPeft(outcome.adapter.meta, outcome.adapter.tensors))) await writeFile(join(values.peft, file), content);
     log(`wrote PEFT LoRA export to ${values.peft}`);
   }
-  trainer.destroy();
   await emit({
     model: model.id,
     adapter: model.ctx.adapterName,
-    method,
+    method: adapter.method,
     trainableParameters: trainable,
-    settings: { ...settings, adapter: adapterSettings, shots },
+    settings: { ...training, adapter, shots },
     steps,
     evaluations,
     zeroShot: zeroShot && summarize(zeroShot, data.classNames),
-    final: final && summarize(final, data.classNames),
+    final: adapted && summarize(adapted, data.classNames),
     skipped: data.skipped,
   }, values.log);
+}
+
+/** Never leaves a half-written file under `path`. */
+async function writeAtomically(path: string, bytes: Uint8Array): Promise<void> {
+  await writeFile(`${path}.tmp`, bytes);
+  await rename(`${path}.tmp`, path);
 }
 
 async function readAdapter(path: string, model: ClipModel) {
@@ -195,8 +238,7 @@ async function writeCheckpoint(path: string, checkpoint: TrainerCheckpoint): Pro
     [...checkpoint.tensors].map(([name, data]) => ({ name, shape: [data.length], data })),
     { format: 'octoclip-checkpoint', step: String(checkpoint.step), sampler: JSON.stringify(checkpoint.sampler), rng: JSON.stringify(checkpoint.rng) },
   );
-  await writeFile(`${path}.tmp`, bytes);
-  await rename(`${path}.tmp`, path); // never leave a half-written checkpoint
+  await writeAtomically(path, bytes);
 }
 
 async function readCheckpoint(path: string): Promise<TrainerCheckpoint> {
@@ -212,13 +254,13 @@ async function readCheckpoint(path: string): Promise<TrainerCheckpoint> {
 export async function evalCommand(args: string[]): Promise<void> {
   const { values } = parseArgs({
     args,
-    options: { model: { type: 'string' }, adapter: { type: 'string' }, images: { type: 'string' }, shots: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' }, 'no-adapter': { type: 'boolean' } },
+    options: { model: { type: 'string' }, adapter: { type: 'string' }, images: { type: 'string' }, shots: { type: 'string' }, holdout: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' }, 'no-adapter': { type: 'boolean' } },
     strict: true,
   });
   const model = await loadModel(required(values.model, '--model'));
   const { meta, tensors } = await readAdapter(required(values.adapter, '--adapter'), model);
   const data = await loadLabelledImages(required(values.images, '--images'));
-  const indices = values.shots ? fewShotSplit(data.labels, Number(values.shots), numberOption(values.seed, '--seed', 1)).heldOut : data.labels.map((_, i) => i);
+  const indices = values.shots !== undefined || values.holdout !== undefined ? splitFromOptions(values, data).split.heldOut : data.labels.map((_, i) => i);
   const adapters = values['no-adapter'] ? null : AdapterSet.create(model.ctx, model.config, meta, { initial: tensors });
   const evaluation = await evaluate(model, data.classNames, subset(data, indices), adapters, meta.promptTemplate);
   await emit({ model: model.id, adapter: values['no-adapter'] ? null : values.adapter, device: model.ctx.adapterName, images: indices.length, classes: data.classNames, ...summarize(evaluation, data.classNames), skipped: data.skipped }, values.out);

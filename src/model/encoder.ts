@@ -2,7 +2,7 @@
 // backward to the activations and the adapters: h += attn(LN1(h)); h += mlp(LN2(h)).
 
 import type { AdapterSet, BlockLoraAdapter } from '../adapters/block-lora';
-import type { TargetMatrix, Tower } from '../adapters/settings';
+import type { TargetMatrix, Tower } from '../common/recipe';
 import type { GpuContext } from '../gpu/context';
 import type { Tensor } from '../gpu/tensor';
 import { attentionBackward, attentionForward, type AttentionScratch, type AttentionShape } from '../kernels/attention';

@@ -2,17 +2,11 @@
 // into class embeddings, and each image goes to the class of highest cosine similarity.
 
 import type { AdapterSet } from '../adapters/block-lora';
+import { DEFAULT_TEMPLATE, promptFor } from '../common/prompts';
 import type { Tensor } from '../gpu/tensor';
 import type { ClipModel } from './clip';
 import type { RgbaImage } from './preprocessor';
 import { preprocessBatch } from './preprocessor';
-
-export const DEFAULT_TEMPLATE = 'a photo of a {}.';
-
-/** "golden_retriever" -> "a photo of a golden retriever." */
-export function promptFor(className: string, template = DEFAULT_TEMPLATE): string {
-  return template.replace('{}', className.replace(/_/g, ' ').trim());
-}
 
 /**
  * L2-normalised class embeddings [classes, projection_dim]. With several templates (a prompt ensemble),

@@ -16,7 +16,7 @@
 import type { Dirent } from 'node:fs';
 import { readdir, realpath, stat } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
-import { compareCodePoints } from '../training/dataset-order';
+import { compareCodePoints } from '../common/dataset-order';
 import { decodeImageFile, type DecodeImageOptions, ImageDecodeError, probeImageFile } from './images';
 
 export interface DatasetImage {

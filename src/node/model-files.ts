@@ -5,12 +5,11 @@ import { createWriteStream, existsSync, statSync } from 'node:fs';
 import { mkdir, open, readFile, rename, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { MODEL_FILES, REQUIRED_MODEL_FILES } from '../common/file-names';
 import type { ClipModelFiles } from '../model/clip';
 import { ModelFileError } from '../model/safetensors';
 import type { ByteSource } from '../model/weights';
 
-export const MODEL_FILES = ['config.json', 'model.safetensors', 'vocab.json', 'merges.txt', 'preprocessor_config.json'] as const;
-const REQUIRED = ['config.json', 'model.safetensors', 'vocab.json', 'merges.txt'];
 
 export async function fileByteSource(path: string): Promise<ByteSource> {
   const handle = await open(path, 'r');
@@ -36,8 +35,8 @@ export async function fileByteSource(path: string): Promise<ByteSource> {
 export async function openModel(model: string, log: (line: string) => void = () => {}): Promise<ClipModelFiles> {
   const dir = existsSync(model) ? model : await downloadFromHub(model, log);
   if (!statSync(dir).isDirectory()) throw new ModelFileError('is not a directory with config.json, model.safetensors, vocab.json and merges.txt', dir);
-  for (const file of REQUIRED) {
-    if (!existsSync(join(dir, file))) throw new ModelFileError(`has no ${file}: a CLIP model directory holds ${REQUIRED.join(', ')}`, dir);
+  for (const file of REQUIRED_MODEL_FILES) {
+    if (!existsSync(join(dir, file))) throw new ModelFileError(`has no ${file}: a CLIP model directory holds ${REQUIRED_MODEL_FILES.join(', ')}`, dir);
   }
   const text = (file: string) => readFile(join(dir, file), 'utf8');
   return {
@@ -58,7 +57,7 @@ async function downloadFromHub(repo: string, log: (line: string) => void): Promi
   }
   const dir = join(process.env.OCTOCLIP_CACHE ?? join(homedir(), '.cache', 'octoclip'), repo.replace('/', '--'));
   await mkdir(dir, { recursive: true });
-  for (const file of MODEL_FILES) {
+  for (const file of Object.values(MODEL_FILES)) {
     const target = join(dir, file);
     if (existsSync(target)) continue;
     const partial = `${target}.partial`;

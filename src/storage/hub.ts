@@ -2,7 +2,8 @@
 // chunks as it arrives; after an interruption (a dropped connection, a closed tab, the user's Stop) the
 // next download asks the Hub for the rest with an HTTP Range request instead of starting over.
 
-import { MODEL_FILES, REQUIRED_MODEL_FILES, appendModelChunk, ensureModelRecord, isFileComplete, restartModelFile, setModelFileState } from './models';
+import { MODEL_FILES, REQUIRED_MODEL_FILES } from '../common/file-names';
+import { appendModelChunk, ensureModelRecord, isFileComplete, restartModelFile, setModelFileState } from './models';
 import type { StoredFileState } from './db';
 
 const HUB_URL = 'https://huggingface.co';

@@ -2,20 +2,12 @@
 // chunks as they arrive (so it resumes after a dropped connection or a closed tab); local files are
 // stored as one chunk each. Loading hands the engine Blobs, which it reads slice by slice.
 
+import { MODEL_FILES, REQUIRED_MODEL_FILES } from '../common/file-names';
 import { studioDatabase, write, type ModelRecord, type StoredFileState, type WriteTransaction } from './db';
 import type { ModelFileBlobs } from '../worker/protocol';
 
-/** The files of a Hugging Face CLIP repo that octoclip uses, by their Hub names. */
-export const MODEL_FILES = {
-  config: 'config.json',
-  weights: 'model.safetensors',
-  vocab: 'vocab.json',
-  merges: 'merges.txt',
-  preprocessor: 'preprocessor_config.json',
-} as const satisfies Record<keyof ModelFileBlobs, string>;
-
-/** Files a model cannot load without (the image processor settings have defaults). */
-export const REQUIRED_MODEL_FILES: readonly string[] = [MODEL_FILES.config, MODEL_FILES.weights, MODEL_FILES.vocab, MODEL_FILES.merges];
+// The cache holds exactly the files the engine loads.
+MODEL_FILES satisfies Record<keyof ModelFileBlobs, string>;
 
 type ModelStores = ('models' | 'modelFiles')[];
 

@@ -9,7 +9,8 @@ import { GpuError } from '../gpu/context';
 import { createDryRunContext, type DryRunLimits } from '../gpu/dry-run';
 import { ClipModel } from '../model/clip';
 import type { ClipConfig } from '../model/config';
-import { defaultTrainSettings, Trainer } from './trainer';
+import { defaultTrainSettings } from '../common/recipe';
+import { Trainer } from './trainer';
 
 export interface TrainingMemoryOptions {
   /** Images per optimizer step (a multiple of microBatchSize). */

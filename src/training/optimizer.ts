@@ -2,10 +2,10 @@
 // parameter at once, in the set's flat layout, then the block sums the next step reads.
 
 import type { AdapterSet } from '../adapters/block-lora';
+import type { TrainSettings } from '../common/recipe';
 import type { GpuContext } from '../gpu/context';
 import type { Tensor } from '../gpu/tensor';
 import { adamwUpdate, sgdUpdate } from '../kernels/adamw';
-import type { TrainSettings } from './trainer';
 
 export type OptimizerSettings = Pick<TrainSettings, 'optimizer' | 'beta1' | 'beta2' | 'eps' | 'weightDecay'>;
 

@@ -1,65 +1,8 @@
-// Which images train and which are held out (a seeded few-shot split), and the order training visits them
-// (shuffled batches, reshuffled every epoch). Both are deterministic for a seed, and the batch sampler's
-// state can be saved in a checkpoint so that a resumed run draws exactly the batches an uninterrupted
-// run would have drawn.
+// The order training visits the support set: shuffled batches, reshuffled every epoch, deterministic
+// for a seed. The sampler's state can be saved in a checkpoint so that a resumed run draws exactly the
+// batches an uninterrupted run would have drawn. (Which images train at all: fewShotSplit, src/common/split.ts.)
 
-import { Rng, RNG_STREAM, type RngState } from './random';
-
-export interface FewShotSplit {
-  /** Indices into `labels` used for training, ascending. */
-  support: number[];
-  /** Indices into `labels` kept for evaluation, ascending. */
-  heldOut: number[];
-  /** One line per class that had too few images for `shots` training images plus one held out. */
-  warnings: string[];
-}
-
-/**
- * Splits a labelled dataset into `shots` training images per class and the rest held out.
- *
- * Each class's images are shuffled by a generator derived from (`seed`, class label) and the first `shots`
- * train. So a class's split does not depend on the other classes, and for one seed the 4-shot support set
- * of a class is contained in its 8-shot support set.
- *
- * A class with `shots` images or fewer cannot give `shots` and still keep one for evaluation: it gives all
- * but one to training (and holds one out), and a class with a single image trains on it and holds out none.
- * Each such class adds a line to `warnings`.
- *
- * `labels[i]` is image i's class, an integer >= 0; `classNames[label]` (optional) names classes in warnings.
- */
-export function fewShotSplit(labels: readonly number[], shots: number, seed: number, classNames?: readonly string[]): FewShotSplit {
-  if (!Number.isInteger(shots) || shots < 1) throw new RangeError(`fewShotSplit: shots must be a positive integer, got ${shots}`);
-  const byClass = new Map<number, number[]>();
-  labels.forEach((label, index) => {
-    if (!Number.isInteger(label) || label < 0) {
-      throw new RangeError(`fewShotSplit: labels[${index}] is ${label}, expected a non-negative integer`);
-    }
-    let members = byClass.get(label);
-    if (!members) byClass.set(label, (members = []));
-    members.push(index);
-  });
-
-  const support: number[] = [];
-  const heldOut: number[] = [];
-  const warnings: string[] = [];
-  for (const label of [...byClass.keys()].sort((x, y) => x - y)) {
-    const members = Rng.derive(seed, RNG_STREAM.fewShotSplit, label).shuffle(byClass.get(label) ?? []);
-    const count = members.length;
-    const take = count > shots ? shots : Math.max(1, count - 1);
-    support.push(...members.slice(0, take));
-    heldOut.push(...members.slice(take));
-    if (take < shots) {
-      const name = classNames?.[label] !== undefined ? `class "${classNames[label]}"` : `class ${label}`;
-      warnings.push(
-        count === 1
-          ? `${name} has 1 image: it is used for training and none is held out for evaluation`
-          : `${name} has ${count} images, fewer than ${shots} shots + 1 held out: ${take} train, 1 is held out`,
-      );
-    }
-  }
-  const ascending = (x: number, y: number) => x - y;
-  return { support: support.sort(ascending), heldOut: heldOut.sort(ascending), warnings };
-}
+import { Rng, RNG_STREAM, type RngState } from '../common/random';
 
 /** A `BatchSampler`'s position, JSON-serialisable, for checkpoints. */
 export interface BatchSamplerState {

@@ -1,65 +1,21 @@
-// The few-shot fine-tuning loop: seeded batches of the support set, GPU augmentation, AdamW (or SGD)
-// on a cosine schedule, gradient accumulation, periodic held-out evaluation, and checkpoints from
-// which a run continues exactly as if it had never stopped.
+// One few-shot fine-tuning step at a time: seeded batches of the support set, GPU augmentation, AdamW
+// (or SGD) on a cosine schedule, gradient accumulation, evaluation, and checkpoints from which a run
+// continues exactly as if it had never stopped. The run around the steps is src/training/run.ts.
 
 import type { AdapterSet } from '../adapters/block-lora';
+import { DEFAULT_TEMPLATE, promptFor } from '../common/prompts';
+import { Rng, RNG_STREAM, type RngState } from '../common/random';
+import { validateTrainSettings, type TrainSettings } from '../common/recipe';
 import type { Tensor } from '../gpu/tensor';
 import { randomResizedCropBox, type CropBox } from '../kernels/preprocess';
 import type { ClipModel } from '../model/clip';
 import { evaluationCrop, preprocessBatch, type CropChoice, type RgbaImage } from '../model/preprocessor';
 import type { TokenBatch } from '../model/text';
-import { classEmbeddings, classify, DEFAULT_TEMPLATE, promptFor } from '../model/zero-shot';
+import { classEmbeddings, classify } from '../model/zero-shot';
 import { AdapterOptimizer } from './optimizer';
-import { Rng, RNG_STREAM, type RngState } from './random';
 import { BatchSampler, type BatchSamplerState } from './sampler';
 import { learningRateAt } from './schedule';
 import { frozenClassFeatures, trainMicroBatch, type StepOptions } from './step';
-
-export interface TrainSettings {
-  seed: number;
-  iterations: number;
-  batchSize: number;
-  /** Images per forward/backward; the batch is accumulated over batchSize / microBatchSize passes. */
-  microBatchSize: number;
-  optimizer: 'adamw' | 'sgd';
-  lr: number;
-  minLr: number;
-  warmupSteps: number;
-  weightDecay: number;
-  beta1: number;
-  beta2: number;
-  eps: number;
-  /** Random resized crop (scale 0.08 to 1) and horizontal flip. */
-  augment: boolean;
-  /** Evaluate on the held-out images every this many steps (0: only at the end). */
-  evalEvery: number;
-  textChunk: number;
-  template: string;
-}
-
-/** CLIP-LoRA's recipe: AdamW 2e-4, wd 1e-2, cosine to 1e-6, 500 x shots iterations, batch 32. */
-export function defaultTrainSettings(shots: number, overrides: Partial<TrainSettings> = {}): TrainSettings {
-  return {
-    seed: 1,
-    iterations: 500 * shots,
-    batchSize: 32,
-    microBatchSize: 32,
-    optimizer: 'adamw',
-    lr: 2e-4,
-    minLr: 1e-6,
-    warmupSteps: 0,
-    weightDecay: 1e-2,
-    beta1: 0.9,
-    beta2: 0.999,
-    eps: 1e-8,
-    augment: true,
-    evalEvery: 0,
-    textChunk: 64,
-    template: DEFAULT_TEMPLATE,
-    // An override given as undefined (an absent command-line flag) keeps the default.
-    ...Object.fromEntries(Object.entries(overrides).filter(([, value]) => value !== undefined)),
-  };
-}
 
 export interface LabelledImages {
   images: RgbaImage[];
@@ -106,9 +62,7 @@ export class Trainer {
     readonly settings: TrainSettings,
     resumeFrom?: TrainerCheckpoint,
   ) {
-    if (settings.batchSize % settings.microBatchSize !== 0) {
-      throw new RangeError(`batch size ${settings.batchSize} must be a multiple of the micro-batch size ${settings.microBatchSize}`);
-    }
+    validateTrainSettings(settings);
     const indices = support.images.map((_, i) => i);
     this.sampler = resumeFrom ? BatchSampler.restore(indices, resumeFrom.sampler) : new BatchSampler(indices, settings.batchSize, settings.seed);
     this.rng = resumeFrom ? Rng.fromState(resumeFrom.rng) : Rng.derive(settings.seed, RNG_STREAM.training);
@@ -182,7 +136,8 @@ export class Trainer {
     this.cachedText = null;
   }
 
-  private restore(checkpoint: TrainerCheckpoint): void {
+  /** Puts a checkpoint's adapters, optimizer moments and step back (the constructor restores its sampler and random state). */
+  restore(checkpoint: TrainerCheckpoint): void {
     const { ctx } = this.model;
     const load = (name: string, tensor: Tensor) => {
       const values = checkpoint.tensors.get(name);

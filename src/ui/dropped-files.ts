@@ -4,7 +4,7 @@
 // their images are ordered as the CLI's loader orders them (src/node/dataset.ts: code-point order of
 // class names, then of paths within a class), so one folder and one seed give the same split in both.
 
-import { compareCodePoints } from '../training/dataset-order';
+import { compareCodePoints } from '../common/dataset-order';
 import type { RejectedFile } from './image-files';
 
 export interface PickedFile {

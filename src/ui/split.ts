@@ -3,7 +3,7 @@
 
 import { useMemo } from 'react';
 import type { ClassRecord, StoredSplit } from '../storage/db';
-import { fewShotSplit } from '../training/sampler';
+import { fewShotSplit } from '../common/split';
 import { useDatasetStore, type DatasetImage } from './stores/dataset';
 
 export interface DatasetSplit {

@@ -5,7 +5,9 @@
 
 import { AdapterFileError, AdapterMismatchError, decodeAdapterFile } from '../adapters/adapter-file';
 import { trainableParameterCount } from '../adapters/settings';
-import { toPeft, PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE } from '../adapters/peft';
+import { toPeft } from '../adapters/peft';
+import { PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE } from '../common/file-names';
+import { RECIPE_TRAINING } from '../common/recipe';
 import { DeviceLostError, GpuContext, GpuError } from '../gpu/context';
 import { acquireDevice, WebGpuUnavailableError } from '../gpu/device';
 import type { Tensor } from '../gpu/tensor';
@@ -13,7 +15,6 @@ import { add } from '../kernels/elementwise';
 import { ModelFileError } from '../model/safetensors';
 import { planTrainingMemory, type MemoryPlan } from '../training/memory-plan';
 import { DivergenceError } from '../training/step';
-import { defaultTrainSettings } from '../training/trainer';
 import { calibrateTraining } from './calibration';
 import { ImageDecodeError } from './decode';
 import { exclusive } from './gpu-queue';
@@ -162,7 +163,7 @@ async function planTraining(params: EngineParams<'planTraining'>): Promise<Engin
       microBatchSize,
       classes: params.classes,
       adapter,
-      textChunk: defaultTrainSettings(1).textChunk, // the recipe's: the studio does not change it
+      textChunk: RECIPE_TRAINING.textChunk, // the recipe's: the studio does not change it
     });
   } catch (error) {
     throw asSettingsRefusal(error);

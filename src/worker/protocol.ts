@@ -4,11 +4,12 @@
 // Everything here is structured-clone data: no GPU objects ever cross to the page.
 
 import type { AdapterMetadata } from '../adapters/adapter-file';
-import type { AdapterSettings, TargetMatrix, Tower } from '../adapters/settings';
+import type { AdapterChoice, TargetMatrix, Tower, TrainSettings } from '../common/recipe';
 import type { ClipConfig } from '../model/config';
+import type { RunPhase } from '../training/run';
 import type { Evaluation, StepLog, TrainerCheckpoint } from '../training/trainer';
 
-export type { AdapterMetadata, ClipConfig, Evaluation, StepLog, TargetMatrix, TrainerCheckpoint, Tower };
+export type { AdapterChoice, AdapterMetadata, ClipConfig, Evaluation, StepLog, TargetMatrix, TrainerCheckpoint, Tower };
 
 /** The limits of the opened device that bound what the engine can run. */
 export interface DeviceLimits {
@@ -66,26 +67,15 @@ export interface LoadedModel {
   weightBytes: number;
 }
 
-/** The adapter choices the studio offers; the adapters cover every layer of the chosen towers. */
-export type AdapterChoice = Omit<AdapterSettings, 'layers'> & { towers: Tower[] };
-
 /** Training settings the studio sends; the rest are the recipe's (defaultTrainSettings). */
-export interface TrainChoice {
+export interface TrainChoice
+  extends Pick<TrainSettings, 'seed' | 'iterations' | 'batchSize' | 'microBatchSize' | 'lr' | 'minLr' | 'warmupSteps' | 'weightDecay' | 'augment' | 'evalEvery'> {
   /** Training images per class (recorded in the adapter: evaluation re-derives the held-out split from it). */
   shots: number;
-  seed: number;
-  iterations: number;
-  batchSize: number;
-  microBatchSize: number;
-  lr: number;
-  minLr: number;
-  warmupSteps: number;
-  weightDecay: number;
-  augment: boolean;
-  /** Held-out evaluation every this many steps (0: only before and after training). */
-  evalEvery: number;
   /** Send a checkpoint every this many steps. */
   checkpointEvery: number;
+  /** Stop after this many held-out evaluations without a better accuracy, keeping the best adapter (0 or absent: off). */
+  patience?: number;
 }
 
 /** What a run would cost, before it starts. */
@@ -271,8 +261,8 @@ export type EngineEvent = { kind: 'event' } & (
   | { type: 'train-checkpoint'; runId: string; checkpoint: TrainerCheckpoint }
 );
 
-/** What a run is doing: decoding images, measuring the zero-shot baseline, training, paused, or evaluating the result. */
-export type TrainPhase = 'preparing' | 'baseline' | 'training' | 'paused' | 'evaluating';
+/** What a run is doing: decoding images, or one of the driver's phases (RunPhase). */
+export type TrainPhase = 'preparing' | RunPhase;
 
 /** Page to worker. */
 export type ToEngine = EngineRequest;

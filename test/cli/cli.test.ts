@@ -95,6 +95,23 @@ describe('octoclip CLI', () => {
     expect(result.confusion).toHaveLength(3);
   }, 300_000);
 
+  it('train --holdout holds out a fraction of each class; --early-stop keeps the best evaluation\'s adapter', () => {
+    const adapter = join(work, 'holdout.safetensors');
+    const trained = octoclip('train', '--model', model, '--images', images, '--holdout', '0.25', '--iterations', '6', '--batch-size', '3',
+      '--eval-every', '1', '--early-stop', '1', '--lr', '5e-2', '--seed', '2', '--out', adapter, '--log', join(work, 'holdout-log.json'));
+    expect(trained.status, trained.stderr).toBe(0);
+    const log = JSON.parse(readFileSync(join(work, 'holdout-log.json'), 'utf8'));
+    // 4 images per class less the bad files (3 red, 3 green, 4 blue): 25% is one held out from each.
+    expect(log.final.confusion.flat().reduce((a: number, b: number) => a + b, 0)).toBe(3);
+    const evaluations: { step: number; accuracy: number }[] = log.evaluations;
+    expect(evaluations[0].step).toBe(0);
+    const best = Math.max(...evaluations.slice(1).map((e) => e.accuracy));
+    expect(log.final.accuracy).toBe(best);
+    const evaluated = octoclip('eval', '--model', model, '--adapter', adapter, '--images', images, '--holdout', '0.25', '--seed', '2');
+    expect(evaluated.status, evaluated.stderr).toBe(0);
+    expect(JSON.parse(evaluated.stdout)).toMatchObject({ images: 3, accuracy: best });
+  }, 300_000);
+
   it('refuses bad input with a message and a non-zero status', () => {
     const missing = octoclip('zero-shot', '--model', join(work, 'nowhere'), '--images', images);
     expect(missing.status).toBe(1);

@@ -6,7 +6,7 @@ import { AdapterSet } from '../../src/adapters/block-lora';
 import type { AdapterSettings } from '../../src/adapters/settings';
 import type { GpuContext } from '../../src/gpu/context';
 import type { ClipModel } from '../../src/model/clip';
-import { promptFor } from '../../src/model/zero-shot';
+import { promptFor } from '../../src/common/prompts';
 import { trainMicroBatch } from '../../src/training/step';
 import * as reference from '../reference/clip';
 import { mulberry32, randomArray } from './random';

@@ -10,11 +10,12 @@ import { GpuContext, GpuError } from '../../src/gpu/context';
 import type { ClipModel } from '../../src/model/clip';
 import { parseClipConfig } from '../../src/model/config';
 import { makeTinyClip } from '../../src/model/tiny';
-import { promptFor } from '../../src/model/zero-shot';
+import { promptFor } from '../../src/common/prompts';
 import { createNodeGpuContext } from '../../src/node/gpu';
 import { choosePassSizes, planTrainingMemory, TrainingDoesNotFitError, type TrainingMemoryOptions } from '../../src/training/memory-plan';
 import { frozenClassFeatures, trainMicroBatch, type StepOptions } from '../../src/training/step';
-import { defaultTrainSettings, Trainer } from '../../src/training/trainer';
+import { defaultTrainSettings } from '../../src/common/recipe';
+import { Trainer } from '../../src/training/trainer';
 import { randomArray } from '../helpers/random';
 import { loadTinyModel } from '../helpers/tiny-model';
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { Rng } from '../../src/training/random';
-import { BatchSampler, fewShotSplit, type BatchSamplerState } from '../../src/training/sampler';
+import { Rng } from '../../src/common/random';
+import { fewShotSplit } from '../../src/common/split';
+import { BatchSampler, type BatchSamplerState } from '../../src/training/sampler';
 
 /** The published sfc32 (PractRand's reference, as commonly ported to JavaScript), written independently. */
 function referenceSfc32(a: number, b: number, c: number, d: number): () => number {

@@ -1,7 +1,7 @@
 // The studio's split of its dataset (src/ui/split.ts) is fewShotSplit's, by image id.
 
 import { describe, expect, it } from 'vitest';
-import { fewShotSplit } from '../../src/training/sampler';
+import { fewShotSplit } from '../../src/common/split';
 import { splitDataset } from '../../src/ui/split';
 import type { DatasetImage } from '../../src/ui/stores/dataset';
 

@@ -4,7 +4,7 @@
 
 import { memo, useEffect, useId, useMemo, useRef, useState, type RefObject } from 'react';
 import type { ClassRecord } from '../../storage/db';
-import { promptFor } from '../../model/zero-shot';
+import { promptFor } from '../../common/prompts';
 import { Screen } from '../components/Screen';
 import { Badge, Card } from '../components/Card';
 import { DropZone, FilePicker } from '../components/DropZone';

@@ -2,6 +2,7 @@
 // starts, and the run itself: live loss and accuracy, speed, time left, pause, resume and cancel.
 
 import { useEffect, useRef } from 'react';
+import { ITERATIONS_PER_SHOT, RECIPE_ADAPTER } from '../../common/recipe';
 import type { TargetMatrix, Tower } from '../../worker/protocol';
 import { Screen } from '../components/Screen';
 import { Badge, Card } from '../components/Card';
@@ -15,7 +16,7 @@ import { StartCard } from './StartCard';
 import { useDatasetStore } from '../stores/dataset';
 import { useModelStore } from '../stores/model';
 import { usePredictionStore } from '../stores/prediction';
-import { isRunActive, ITERATIONS_PER_SHOT, type RunState, useTrainingStore } from '../stores/training';
+import { isRunActive, type RunState, useTrainingStore } from '../stores/training';
 
 const TARGET_OPTIONS: { value: TargetMatrix; label: string }[] = [
   { value: 'q_proj', label: 'q' },
@@ -71,7 +72,7 @@ function SettingsCard() {
             { value: 'block-lora', label: 'Block-LoRA' },
             { value: 'lora', label: 'LoRA' },
           ]}
-          onChange={(method) => update({ method, blocks: method === 'lora' ? 1 : Math.max(2, settings.blocks) })}
+          onChange={(method) => update({ method, blocks: Math.max(RECIPE_ADAPTER.blocks, settings.blocks) })}
           help="Block-LoRA shares one down-projection between n blocks: fewer parameters, less compute."
         />
         <div className="field-row">
@@ -110,6 +111,7 @@ function SettingsCard() {
           </div>
           <div className="field-row">
             <NumberField label="Held-out evaluation every (steps)" integer min={0} value={settings.evalEvery} onChange={(evalEvery) => update({ evalEvery })} help="0: before and after training only." />
+            <NumberField label="Stop early after (evaluations)" integer min={0} value={settings.patience ?? 0} onChange={(patience) => update({ patience })} help="Held-out evaluations without a better accuracy; keeps the best adapter. 0: train every step." />
             <NumberField label="Checkpoint every (steps)" integer min={1} value={settings.checkpointEvery} onChange={(checkpointEvery) => update({ checkpointEvery })} help="A reload or a lost GPU resumes from the last one." />
             <label className="checkbox standalone">
               <input type="checkbox" checked={settings.augment} onChange={(event) => update({ augment: event.target.checked })} />

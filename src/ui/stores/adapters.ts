@@ -3,7 +3,7 @@
 // loaded model).
 
 import { create } from 'zustand';
-import { ADAPTER_FILE_EXTENSION } from '../../adapters/adapter-file';
+import { ADAPTER_FILE_EXTENSION } from '../../common/file-names';
 import type { AdapterRecord } from '../../storage/db';
 import { deleteAdapter, listAdapters, renameAdapter, saveAdapter } from '../../storage/adapters';
 import { fileSlug, saveFile } from '../download';

@@ -5,9 +5,8 @@
 import { create } from 'zustand';
 import { StorageFullError, type ModelRecord } from '../../storage/db';
 import { DownloadError, downloadHubModel, type DownloadProgress } from '../../storage/hub';
+import { MODEL_FILES, REQUIRED_MODEL_FILES } from '../../common/file-names';
 import {
-  MODEL_FILES,
-  REQUIRED_MODEL_FILES,
   clearModelCache,
   deleteModel,
   isModelComplete,

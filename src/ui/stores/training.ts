@@ -4,7 +4,7 @@
 
 import { create } from 'zustand';
 import { persist } from 'zustand/middleware';
-import { RECIPE_ADAPTER } from '../../adapters/settings';
+import { blocksFor, defaultTrainSettings, RECIPE_ADAPTER, RECIPE_CHECKPOINT_EVERY, RECIPE_PATIENCE, recipeIterations } from '../../common/recipe';
 import type { AdapterRecord, CheckpointRecord, RunHistory } from '../../storage/db';
 import { deleteCheckpoint, latestCheckpoint, saveCheckpoint } from '../../storage/checkpoints';
 import { getImages } from '../../storage/dataset';
@@ -23,27 +23,25 @@ import { useModelStore } from './model';
 
 export type TrainingSettings = AdapterChoice & TrainChoice;
 
-/** CLIP-LoRA's iterations per shot. */
-export const ITERATIONS_PER_SHOT = 500;
+/** Shots per class the form starts with. */
+const STARTING_SHOTS = 4;
 
-/** CLIP-LoRA's recipe with Block-LoRA (n = 2) at 4 shots. */
-export const RECIPE: TrainingSettings = {
-  ...RECIPE_ADAPTER,
-  targets: [...RECIPE_ADAPTER.targets],
-  towers: ['text', 'vision'],
-  shots: 4,
-  seed: 1,
-  iterations: 4 * ITERATIONS_PER_SHOT,
-  batchSize: 32,
-  microBatchSize: 32,
-  lr: 2e-4,
-  minLr: 1e-6,
-  warmupSteps: 0,
-  weightDecay: 1e-2,
-  augment: true,
-  evalEvery: 0,
-  checkpointEvery: 50,
-};
+/** CLIP-LoRA's recipe (src/common/recipe.ts) as the form holds it, at 4 shots. */
+export const RECIPE: TrainingSettings = recipeSettings(STARTING_SHOTS);
+
+function recipeSettings(shots: number): TrainingSettings {
+  // The engine-side settings the studio does not offer stay the recipe's in the worker.
+  const { optimizer, beta1, beta2, eps, textChunk, template, ...training } = defaultTrainSettings(shots);
+  return {
+    ...RECIPE_ADAPTER,
+    targets: [...RECIPE_ADAPTER.targets],
+    towers: [...RECIPE_ADAPTER.towers],
+    ...training,
+    shots,
+    checkpointEvery: RECIPE_CHECKPOINT_EVERY,
+    patience: RECIPE_PATIENCE,
+  };
+}
 
 export type PlanState =
   | { status: 'none'; reason: string }
@@ -355,9 +353,9 @@ export const useTrainingStore = create<TrainingState>()(
         set(({ settings }) => {
           const next = { ...settings, ...patch };
           // Iterations and the micro-batch follow the recipe until the user sets them apart from it.
-          if (patch.shots !== undefined && settings.iterations === settings.shots * ITERATIONS_PER_SHOT) next.iterations = patch.shots * ITERATIONS_PER_SHOT;
+          if (patch.shots !== undefined && settings.iterations === recipeIterations(settings.shots)) next.iterations = recipeIterations(patch.shots);
           if (patch.batchSize !== undefined && settings.microBatchSize === settings.batchSize) next.microBatchSize = patch.batchSize;
-          if (next.method === 'lora') next.blocks = 1;
+          next.blocks = blocksFor(next.method, next.blocks);
           return { settings: next };
         });
       },

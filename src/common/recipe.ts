@@ -1,0 +1,129 @@
+// CLIP-LoRA's recipe (Zanella and Ben Ayed, 2024), with Block-LoRA n = 2: the defaults that the studio's
+// form, the worker, the CLI's options and its help text all derive from, and the rules that tie settings
+// together. Plain data, no GPU: change a default here and every one of them follows.
+
+import { DEFAULT_TEMPLATE } from './prompts';
+
+export type AdapterMethod = 'block-lora' | 'lora';
+export type Tower = 'text' | 'vision';
+export type TargetMatrix = 'q_proj' | 'k_proj' | 'v_proj' | 'out_proj' | 'fc1' | 'fc2';
+export type ScalingRule = 'alpha/sqrt(r)' | 'alpha/r';
+
+export const TOWERS: readonly Tower[] = ['text', 'vision'];
+export const TARGET_MATRICES: readonly TargetMatrix[] = ['q_proj', 'k_proj', 'v_proj', 'out_proj', 'fc1', 'fc2'];
+
+/** LoRA is Block-LoRA with one block. */
+export const LORA_BLOCKS = 1;
+
+/** What a run chooses about its adapters; the layers follow from the towers (all of theirs) and the model. */
+export interface AdapterChoice {
+  method: AdapterMethod;
+  rank: number;
+  /** n: the rank splits into n blocks of r/n that share one down-projection. LoRA has n = 1. */
+  blocks: number;
+  alpha: number;
+  scalingRule: ScalingRule;
+  /** Dropout probability on the adapter's input. */
+  dropout: number;
+  targets: TargetMatrix[];
+  towers: Tower[];
+}
+
+/** The adapters: r = 2, n = 2 on q, k and v of every layer of both towers, alpha = 1, s = alpha/sqrt(r), dropout 0.25. */
+export const RECIPE_ADAPTER: Readonly<Omit<AdapterChoice, 'targets' | 'towers'>> & { targets: readonly TargetMatrix[]; towers: readonly Tower[] } = {
+  method: 'block-lora',
+  rank: 2,
+  blocks: 2,
+  alpha: 1,
+  scalingRule: 'alpha/sqrt(r)',
+  dropout: 0.25,
+  targets: ['q_proj', 'k_proj', 'v_proj'],
+  towers: TOWERS,
+};
+
+/** The blocks a method trains with: LoRA always has one, Block-LoRA the n asked for. */
+export function blocksFor(method: AdapterMethod, blocks: number): number {
+  return method === 'lora' ? LORA_BLOCKS : blocks;
+}
+
+/** CLIP-LoRA trains 500 iterations per shot. */
+export const ITERATIONS_PER_SHOT = 500;
+
+export function recipeIterations(shots: number): number {
+  return ITERATIONS_PER_SHOT * shots;
+}
+
+/** Early stopping's patience, in held-out evaluations: CLIP-LoRA trains every iteration (0: off). */
+export const RECIPE_PATIENCE = 0;
+
+/** Steps between the checkpoints a run saves (the studio's store, the CLI's --checkpoint file). */
+export const RECIPE_CHECKPOINT_EVERY = 50;
+
+export interface TrainSettings {
+  seed: number;
+  iterations: number;
+  batchSize: number;
+  /** Images per forward/backward; the batch is accumulated over batchSize / microBatchSize passes. */
+  microBatchSize: number;
+  optimizer: 'adamw' | 'sgd';
+  lr: number;
+  minLr: number;
+  warmupSteps: number;
+  weightDecay: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  /** Random resized crop (scale 0.08 to 1) and horizontal flip. */
+  augment: boolean;
+  /** Evaluate on the held-out images every this many steps (0: only before and after training). */
+  evalEvery: number;
+  textChunk: number;
+  template: string;
+}
+
+/** Training: AdamW 2e-4 (as torch's, wd 1e-2), cosine to 1e-6 without warm-up, batch 32, augmentation. */
+export const RECIPE_TRAINING: Readonly<Omit<TrainSettings, 'iterations'>> = {
+  seed: 1,
+  batchSize: 32,
+  microBatchSize: 32,
+  optimizer: 'adamw',
+  lr: 2e-4,
+  minLr: 1e-6,
+  warmupSteps: 0,
+  weightDecay: 1e-2,
+  beta1: 0.9,
+  beta2: 0.999,
+  eps: 1e-8,
+  augment: true,
+  evalEvery: 0,
+  textChunk: 64,
+  template: DEFAULT_TEMPLATE,
+};
+
+/** The recipe's training settings for `shots` shots, with overrides; a batch given without a micro-batch is one pass. */
+export function defaultTrainSettings(shots: number, overrides: Partial<TrainSettings> = {}): TrainSettings {
+  const given = definedOnly(overrides);
+  const batchSize = given.batchSize ?? RECIPE_TRAINING.batchSize;
+  const settings: TrainSettings = { ...RECIPE_TRAINING, iterations: recipeIterations(shots), microBatchSize: batchSize, ...given };
+  validateTrainSettings(settings);
+  return settings;
+}
+
+/** Throws a RangeError, worded for the user, when the settings cannot train. */
+export function validateTrainSettings(settings: TrainSettings): void {
+  const positiveInteger = (value: number, what: string) => {
+    if (!Number.isInteger(value) || value < 1) throw new RangeError(`${what} must be a whole number of at least 1`);
+  };
+  positiveInteger(settings.iterations, 'iterations');
+  positiveInteger(settings.batchSize, 'the batch size');
+  positiveInteger(settings.microBatchSize, 'the micro-batch size');
+  if (settings.batchSize % settings.microBatchSize !== 0) {
+    throw new RangeError(`the batch size (${settings.batchSize}) must be a multiple of the micro-batch size (${settings.microBatchSize})`);
+  }
+  if (!(settings.lr > 0)) throw new RangeError('the learning rate must be above 0');
+}
+
+/** The overrides that are given: an absent command-line flag (undefined) keeps the default. */
+export function definedOnly<T extends object>(overrides: Partial<T>): Partial<T> {
+  return Object.fromEntries(Object.entries(overrides).filter(([, value]) => value !== undefined)) as Partial<T>;
+}

@@ -1,0 +1,87 @@
+// CLIP-LoRA's recipe is written once (src/common/recipe.ts): the CLI's defaults and its help, the studio's
+// form and the worker's settings all come out equal to it.
+
+import { parseArgs } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { defaultAdapterSettings } from '../../src/adapters/settings';
+import { TRAIN_OPTIONS, trainSettingsFromOptions } from '../../src/cli/train';
+import { DEFAULT_TEMPLATE } from '../../src/common/prompts';
+import { defaultTrainSettings, ITERATIONS_PER_SHOT, LORA_BLOCKS, RECIPE_ADAPTER, RECIPE_CHECKPOINT_EVERY, RECIPE_PATIENCE, RECIPE_TRAINING } from '../../src/common/recipe';
+import { parseClipConfig } from '../../src/model/config';
+import { makeTinyClip } from '../../src/model/tiny';
+import { RECIPE, useTrainingStore } from '../../src/ui/stores/training';
+import { adapterSettingsFor, trainSettingsFor } from '../../src/worker/training-run';
+
+const config = parseClipConfig(makeTinyClip().files['config.json'] as string);
+
+function cliSettings(...args: string[]) {
+  const { values } = parseArgs({ args, options: cliFlags(), strict: false });
+  return trainSettingsFromOptions(values as Parameters<typeof trainSettingsFromOptions>[0], config, 4);
+}
+
+/** Every flag as a string (the booleans are given without a value). */
+function cliFlags() {
+  const booleans = ['no-dropout', 'no-augment'];
+  const names = [...TRAIN_OPTIONS.matchAll(/--([a-z-]+)/g)].map((m) => m[1]);
+  return Object.fromEntries(names.map((name) => [name, { type: booleans.includes(name) ? 'boolean' : 'string' } as const]));
+}
+
+describe('the recipe', () => {
+  it('is what octoclip train uses without flags, and what its help states', () => {
+    const { adapter, training, checkpointEvery } = cliSettings();
+    expect(adapter).toEqual(defaultAdapterSettings(config));
+    expect(training).toEqual(defaultTrainSettings(4));
+    expect(training.iterations).toBe(4 * ITERATIONS_PER_SHOT);
+    expect(checkpointEvery).toBe(RECIPE_CHECKPOINT_EVERY);
+
+    const help = (flag: string) => TRAIN_OPTIONS.split('\n').find((line) => line.trimStart().startsWith(flag)) ?? '';
+    expect(help('--rank')).toContain(`(default ${RECIPE_ADAPTER.rank})`);
+    expect(help('--blocks')).toContain(`(default ${RECIPE_ADAPTER.blocks}; lora: ${LORA_BLOCKS})`);
+    expect(help('--alpha')).toContain(`(default ${RECIPE_ADAPTER.alpha}); --scaling alpha/sqrt(r)|alpha/r (default ${RECIPE_ADAPTER.scalingRule})`);
+    expect(help('--targets')).toContain(RECIPE_ADAPTER.targets.join(','));
+    expect(help('--dropout')).toContain(`(default ${RECIPE_ADAPTER.dropout})`);
+    expect(help('--iterations')).toContain(`(default ${ITERATIONS_PER_SHOT} x shots)`);
+    expect(help('--batch-size')).toContain(`(default ${RECIPE_TRAINING.batchSize})`);
+    expect(help('--lr')).toContain('(default 2e-4), cosine to --min-lr (1e-6)');
+    expect([RECIPE_TRAINING.lr, RECIPE_TRAINING.minLr]).toEqual([2e-4, 1e-6]);
+    expect(help('--weight-decay')).toContain(`(default ${RECIPE_TRAINING.weightDecay})`);
+    expect(help('--seed')).toContain(`(default ${RECIPE_TRAINING.seed})`);
+    expect(help('--template')).toContain(DEFAULT_TEMPLATE);
+  });
+
+  it('holds its rules on the command line: LoRA means n = 1, the micro-batch follows the batch and divides it', () => {
+    expect(cliSettings('--method', 'lora').adapter.blocks).toBe(LORA_BLOCKS);
+    expect(() => cliSettings('--method', 'lora', '--blocks', '2')).toThrow(/LoRA is Block-LoRA with one block/);
+    expect(cliSettings('--batch-size', '8').training).toMatchObject({ batchSize: 8, microBatchSize: 8 });
+    expect(cliSettings('--batch-size', '8', '--micro-batch', '4').training).toMatchObject({ batchSize: 8, microBatchSize: 4 });
+    expect(() => cliSettings('--batch-size', '8', '--micro-batch', '3')).toThrow('the batch size (8) must be a multiple of the micro-batch size (3)');
+    expect(cliSettings('--no-dropout', '--no-augment').adapter.dropout).toBe(0);
+    expect(() => cliSettings('--method', 'dora')).toThrow(/--method must be block-lora or lora, got dora/);
+    expect(cliSettings('--eval-every', '5', '--early-stop', '3').patience).toBe(3);
+    expect(() => cliSettings('--early-stop', '3')).toThrow(/--early-stop needs --eval-every/);
+  });
+
+  it('is the studio\'s form, and the worker turns that form into the recipe', () => {
+    const { towers, method, rank, blocks, alpha, scalingRule, dropout, targets, shots, checkpointEvery, patience, ...training } = RECIPE;
+    expect(patience).toBe(RECIPE_PATIENCE);
+    expect({ method, rank, blocks, alpha, scalingRule, dropout, targets, towers }).toEqual({ ...RECIPE_ADAPTER });
+    expect(checkpointEvery).toBe(RECIPE_CHECKPOINT_EVERY);
+    expect(adapterSettingsFor(config, RECIPE)).toEqual(defaultAdapterSettings(config));
+    expect(trainSettingsFor(RECIPE)).toEqual(defaultTrainSettings(shots));
+    expect(training.iterations).toBe(shots * ITERATIONS_PER_SHOT);
+  });
+
+  it('holds its rules in the studio: LoRA means n = 1, iterations follow the shots until set apart', () => {
+    const store = useTrainingStore.getState();
+    store.resetSettings();
+    store.update({ method: 'lora' });
+    expect(useTrainingStore.getState().settings.blocks).toBe(LORA_BLOCKS);
+    store.update({ shots: 8 });
+    expect(useTrainingStore.getState().settings.iterations).toBe(8 * ITERATIONS_PER_SHOT);
+    store.update({ iterations: 100 });
+    store.update({ shots: 2 });
+    expect(useTrainingStore.getState().settings.iterations).toBe(100);
+    store.resetSettings();
+    expect(useTrainingStore.getState().settings).toEqual(RECIPE);
+  });
+});
