@@ -53,7 +53,7 @@ export function App() {
       </a>
       <header className="topbar">
         <a className="brand" href={sectionHref(SECTIONS[0].id)}>
-          <img src="/favicon.svg" alt="" width="28" height="28" />
+          <img src={`${import.meta.env.BASE_URL}favicon.svg`} alt="" width="28" height="28" />
           <span>octoclip</span>
         </a>
         <p className="tagline">Fine-tune CLIP with Block-LoRA on your own GPU, in the browser</p>
