@@ -3,6 +3,7 @@
 // the dataset, the adapters, the last model, an interrupted run.
 
 import { useEffect, type ComponentType } from 'react';
+import { UndoBar } from './components/UndoBar';
 import { formatDateTime } from './format';
 import { SECTIONS, sectionHref, useCurrentSection, type Section, type SectionId } from './navigation';
 import { DatasetScreen } from './screens/DatasetScreen';
@@ -12,6 +13,7 @@ import { LibraryScreen } from './screens/LibraryScreen';
 import { ModelScreen } from './screens/ModelScreen';
 import { TrainScreen } from './screens/TrainScreen';
 import { TryScreen } from './screens/TryScreen';
+import { WorkspaceScreen } from './screens/WorkspaceScreen';
 import { useAdaptersStore } from './stores/adapters';
 import { useDatasetStore } from './stores/dataset';
 import { useEngineStore } from './stores/engine';
@@ -26,6 +28,7 @@ const SCREENS: Record<SectionId, ComponentType> = {
   evaluate: EvaluateScreen,
   try: TryScreen,
   adapters: LibraryScreen,
+  workspace: WorkspaceScreen,
 };
 
 export function App() {
@@ -71,6 +74,7 @@ export function App() {
         <InterruptedRunBanner />
         <Screen />
       </main>
+      <UndoBar />
     </div>
   );
 }
