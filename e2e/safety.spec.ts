@@ -92,7 +92,7 @@ test('exports the workspace as one file and imports it in another browser; refus
   expect(download.suggestedFilename()).toMatch(/^octoclip-\d{4}-\d\d-\d\d\.octoclip-workspace$/);
   const file = testInfo.outputPath(download.suggestedFilename());
   await download.saveAs(file);
-  await expect(page.getByTestId('workspace-notice')).toHaveText(`Exported 3 classes, ${3 * IMAGES_PER_CLASS} images and 1 adapters.`);
+  await expect(page.getByTestId('workspace-notice')).toHaveText(`Exported 3 classes, ${3 * IMAGES_PER_CLASS} images and 1 adapter.`);
 
   // Another browser, with nothing stored: storage is per browser profile.
   const other = await browser.newContext({ baseURL: testInfo.project.use.baseURL });
@@ -119,7 +119,7 @@ test('exports the workspace as one file and imports it in another browser; refus
     await openSection(elsewhere, 'Workspace');
     await picker.setInputFiles(file);
     await expect(elsewhere.getByTestId('workspace-notice')).toHaveText(
-      `Imported 3 classes, ${3 * IMAGES_PER_CLASS} images and 1 adapters from ${download.suggestedFilename()}, and its settings.`,
+      `Imported 3 classes, ${3 * IMAGES_PER_CLASS} images and 1 adapter from ${download.suggestedFilename()}, and its settings.`,
     );
     await saveScreen(elsewhere, testInfo, 'workspace-imported');
     await elsewhere.reload();

@@ -9,6 +9,12 @@ import { useDatasetStore } from './dataset';
 import { errorMessage } from './engine';
 import { useTrainingStore } from './training';
 
+/** "3 classes, 24 images and 1 adapter". */
+function describeCounts(counts: { classes: number; images: number; adapters: number }): string {
+  const count = (n: number, noun: string) => `${n} ${noun}${n === 1 ? '' : noun.endsWith('s') ? 'es' : 's'}`;
+  return `${count(counts.classes, 'class')}, ${count(counts.images, 'image')} and ${count(counts.adapters, 'adapter')}`;
+}
+
 /** The settings a workspace carries: the Train screen's, by the localStorage key it persists under. */
 const settingsKeys = () => [useTrainingStore.persist.getOptions().name!];
 
@@ -48,7 +54,7 @@ export const useWorkspaceStore = create<WorkspaceState>()((set) => {
         }));
         const date = new Date().toISOString().slice(0, 10);
         saveFile(encodeWorkspace({ ...stored, settings }), `octoclip-${date}${WORKSPACE_FILE_EXTENSION}`);
-        return `Exported ${stored.classes.length} classes, ${stored.images.length} images and ${stored.adapters.length} adapters.`;
+        return `Exported ${describeCounts({ classes: stored.classes.length, images: stored.images.length, adapters: stored.adapters.length })}.`;
       });
     },
 
@@ -61,7 +67,7 @@ export const useWorkspaceStore = create<WorkspaceState>()((set) => {
           if (value !== undefined) localStorage.setItem(key, value);
         }
         await Promise.all([useTrainingStore.persist.rehydrate(), useDatasetStore.getState().load(), useAdaptersStore.getState().load()]);
-        return `Imported ${added.classes} classes, ${added.images} images and ${added.adapters} adapters from ${file.name}, and its settings.`;
+        return `Imported ${describeCounts(added)} from ${file.name}, and its settings.`;
       });
     },
 
