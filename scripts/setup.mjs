@@ -12,8 +12,6 @@ import { fileURLToPath } from 'node:url';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 
-/** npm's own command: on Windows it is a .cmd file, which only a shell runs. */
-const NPM = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 
 // ---- Node.js ----
 
@@ -46,7 +44,8 @@ export function ensureNode() {
   if (!satisfiesNodeRange(process.version, range)) {
     throw new Error(`octoclip needs Node.js ${range}; this is ${process.version}: see https://nodejs.org/`);
   }
-  console.log(`Node.js ${process.version}, npm ${execFileSync(NPM, ['--version'], { encoding: 'utf8', shell: process.platform === 'win32' }).trim()}`);
+  const npm = startCommand('npm', ['--version']);
+  console.log(`Node.js ${process.version}, npm ${execFileSync(npm.file, npm.args, { encoding: 'utf8', shell: npm.shell }).trim()}`);
 }
 
 // ---- System packages for the tests ----
@@ -163,7 +162,7 @@ export function ensureNpmDependencies() {
     return;
   }
   console.log('Installing npm dependencies');
-  run(NPM, ['install', '--no-audit', '--no-fund'], { cwd: ROOT, shell: process.platform === 'win32' });
+  run('npm', ['install', '--no-audit', '--no-fund'], { cwd: ROOT });
   // An install that changed nothing leaves the file's time alone: mark this state as installed.
   const now = new Date();
   utimesSync(installed, now, now);
@@ -255,14 +254,37 @@ export function runStages(stages, { log = console.log, now = Date.now } = {}) {
 }
 
 /**
- * Runs a command with inherited output and returns its exit status. Project tools (vitest, vite-node)
- * are found on node_modules/.bin; on Windows those are .cmd files, which need a shell.
+ * An argument as cmd.exe reads it: in double quotes (doubled inside) when it holds a space or a
+ * character cmd.exe would act on.
+ * @param {string} arg
+ */
+export function quoteForCmd(arg) {
+  return arg === '' || /[\s"&|<>^%()]/.test(arg) ? `"${arg.replace(/"/g, '""')}"` : arg;
+}
+
+/**
+ * How to start a command. Windows starts npm and the node_modules/.bin tools through .cmd files,
+ * which only cmd.exe runs: there it is one command line, each argument quoted for cmd.exe (Node
+ * would join them unquoted, so a path with a space would split).
+ * @param {string} command
+ * @param {string[]} args
+ * @param {NodeJS.Platform} [platform]
+ * @returns {{ file: string, args: string[], shell: boolean }}
+ */
+export function startCommand(command, args, platform = process.platform) {
+  if (platform !== 'win32') return { file: command, args, shell: false };
+  return { file: [command, ...args].map(quoteForCmd).join(' '), args: [], shell: true };
+}
+
+/**
+ * Runs a command with inherited output and returns its exit status.
  * @param {string} command
  * @param {string[]} args
  * @param {import('node:child_process').SpawnSyncOptions} [options]
  */
 export function spawn(command, args, options = {}) {
-  const result = spawnSync(command, args, { stdio: 'inherit', shell: process.platform === 'win32', ...options });
+  const start = startCommand(command, args);
+  const result = spawnSync(start.file, start.args, { stdio: 'inherit', shell: start.shell, ...options });
   if (result.error) throw new Error(`Could not run ${command}: ${result.error.message}`);
   return result.status ?? 1;
 }

@@ -5,9 +5,11 @@ import {
   chooseVulkanIcd,
   chromiumPath,
   needsNpmInstall,
+  quoteForCmd,
   requiredNodeRange,
   runStages,
   satisfiesNodeRange,
+  startCommand,
   SWIFTSHADER_ICD,
   systemPackagePlan,
   webgpuEnvironment,
@@ -116,6 +118,23 @@ describe('WebGPU environment', () => {
     const env = webgpuEnvironment({ Path: 'C:\\Windows' }, { platform: 'win32', icd: null, root: 'C:\\repo' });
     expect(Object.keys(env)).toEqual(['Path']);
     expect(env.Path).toMatch(/^C:\\repo.node_modules.\.bin;C:\\Windows$/);
+  });
+});
+
+describe('starting commands', () => {
+  it('passes the arguments as they are on Linux and macOS', () => {
+    for (const platform of ['linux', 'darwin'] as const) {
+      expect(startCommand('vite-node', ['--root', '/my repo'], platform)).toEqual({ file: 'vite-node', args: ['--root', '/my repo'], shell: false });
+    }
+  });
+
+  it('gives cmd.exe one line on Windows, quoting what it would split or act on', () => {
+    expect(startCommand('vite-node', ['--root', 'C:\\My Projects\\octoclip', '--', 'a&b', 'say "hi"', ''], 'win32')).toEqual({
+      file: 'vite-node --root "C:\\My Projects\\octoclip" -- "a&b" "say ""hi""" ""',
+      args: [],
+      shell: true,
+    });
+    expect(quoteForCmd('--no-audit')).toBe('--no-audit');
   });
 });
 
