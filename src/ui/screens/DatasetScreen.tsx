@@ -5,6 +5,7 @@
 import { useId, useState } from 'react';
 import type { ClassRecord } from '../../storage/db';
 import { promptFor } from '../../model/zero-shot';
+import { ClassCapture } from '../components/ClassCapture';
 import { Screen } from '../components/Screen';
 import { Badge, Card } from '../components/Card';
 import { DropZone, FilePicker } from '../components/DropZone';
@@ -171,6 +172,7 @@ function ClassCard({ record, split }: { record: ClassRecord; split: DatasetSplit
         </ul>
         <FilePicker label={`Add images to ${record.name}`} multiple accept={IMAGE_TYPES} disabled={busy} secondary onFiles={(files) => void addImages(record.id, [...files])} />
       </DropZone>
+      <ClassCapture classId={record.id} className={record.name} />
     </article>
   );
 }
