@@ -12,7 +12,6 @@ import { fileURLToPath } from 'node:url';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 
-
 // ---- Node.js ----
 
 /**

@@ -24,7 +24,8 @@ export function useCamera(open: boolean, deviceId: string | null) {
     let cancelled = false;
     setProblem(null);
     navigator.mediaDevices
-      .getUserMedia({ video: deviceId ? { deviceId: { exact: deviceId } } : true, audio: false })
+      // Without a choice, the camera facing away from the user where there are two (phones).
+      .getUserMedia({ video: deviceId ? { deviceId: { exact: deviceId } } : { facingMode: 'environment' }, audio: false })
       .then(async (opened) => {
         if (cancelled) return opened.getTracks().forEach((track) => track.stop());
         current = opened;
@@ -34,7 +35,7 @@ export function useCamera(open: boolean, deviceId: string | null) {
         setCameras(inputs.map((device, i) => ({ deviceId: device.deviceId, label: device.label || `Camera ${i + 1}` })));
       })
       .catch((error: unknown) => {
-        if (!cancelled) setProblem(`The camera could not be opened (${(error as Error).message}). Allow camera access for this site, or add files instead.`);
+        if (!cancelled) setProblem(`The camera could not be opened (${(error as Error).message}). Allow camera access for this site, or use files instead.`);
       });
     return () => {
       cancelled = true;
