@@ -72,11 +72,16 @@ export const TEST_SYSTEM_PACKAGES = ['chromium', 'libvulkan1'];
 
 /**
  * What to do about the missing system packages.
- * @param {{ platform: NodeJS.Platform, missing: string[], isRoot: boolean, hasAptGet: boolean, chromium: string }} facts
+ * @param {{ platform: NodeJS.Platform, missing: string[], isRoot: boolean, hasAptGet: boolean, chromium: string, chromiumNamed: boolean }} facts
+ *   chromiumNamed: the browser is the one OCTOCLIP_CHROMIUM names, which no package installs
  * @returns {{ action: 'none' } | { action: 'apt-get', packages: string[] } | { action: 'tell', message: string }}
  */
-export function systemPackagePlan({ platform, missing, isRoot, hasAptGet, chromium }) {
+export function systemPackagePlan({ platform, missing, isRoot, hasAptGet, chromium, chromiumNamed }) {
   if (missing.length === 0) return { action: 'none' };
+  // Elsewhere than Linux the browser is all that can be missing.
+  if (chromiumNamed && (platform !== 'linux' || missing.includes('chromium'))) {
+    return { action: 'tell', message: `OCTOCLIP_CHROMIUM names ${chromium}, which is not there: correct it, or unset it to use the system's browser.` };
+  }
   if (platform !== 'linux') {
     return {
       action: 'tell',
@@ -125,6 +130,7 @@ export function ensureTestSystemPackages() {
     isRoot: process.getuid?.() === 0,
     hasAptGet: process.platform === 'linux' && onPath('apt-get'),
     chromium: chromiumPath(),
+    chromiumNamed: Boolean(process.env.OCTOCLIP_CHROMIUM),
   });
   if (plan.action === 'tell') throw new Error(plan.message);
   if (plan.action === 'apt-get') {

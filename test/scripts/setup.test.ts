@@ -40,7 +40,7 @@ describe('Node version', () => {
 });
 
 describe('system packages for the tests', () => {
-  const linux = { platform: 'linux' as const, chromium: '/usr/bin/chromium' };
+  const linux = { platform: 'linux' as const, chromium: '/usr/bin/chromium', chromiumNamed: false };
 
   it('does nothing when nothing is missing', () => {
     expect(systemPackagePlan({ ...linux, missing: [], isRoot: false, hasAptGet: true })).toEqual({ action: 'none' });
@@ -65,10 +65,20 @@ describe('system packages for the tests', () => {
   it('asks for Chrome, or OCTOCLIP_CHROMIUM, on macOS and Windows', () => {
     for (const platform of ['darwin', 'win32'] as const) {
       const chromium = chromiumPath({}, platform);
-      const plan = systemPackagePlan({ platform, chromium, missing: ['Chrome or Chromium'], isRoot: false, hasAptGet: false });
+      const plan = systemPackagePlan({ platform, chromium, chromiumNamed: false, missing: ['Chrome or Chromium'], isRoot: false, hasAptGet: false });
       expect(plan.action === 'tell' && plan.message).toContain(`there is none at ${chromium}`);
       expect(plan.action === 'tell' && plan.message).toContain('OCTOCLIP_CHROMIUM');
     }
+  });
+
+  it('says a browser OCTOCLIP_CHROMIUM names is not there, instead of installing another', () => {
+    const named = { ...linux, chromium: '/opt/chrome', chromiumNamed: true };
+    expect(systemPackagePlan({ ...named, missing: ['chromium'], isRoot: true, hasAptGet: true })).toEqual({
+      action: 'tell',
+      message: "OCTOCLIP_CHROMIUM names /opt/chrome, which is not there: correct it, or unset it to use the system's browser.",
+    });
+    expect(systemPackagePlan({ ...named, missing: ['libvulkan1'], isRoot: true, hasAptGet: true })).toEqual({ action: 'apt-get', packages: ['libvulkan1'] });
+    expect(systemPackagePlan({ ...named, platform: 'darwin', missing: ['Chrome or Chromium'], isRoot: false, hasAptGet: false }).action).toBe('tell');
   });
 
   it('finds the browser where each system puts it, unless OCTOCLIP_CHROMIUM names one', () => {
