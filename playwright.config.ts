@@ -1,18 +1,19 @@
 // End-to-end tests of the studio in the system's Chromium (Playwright cannot download browsers on
 // every machine). On machines without a GPU, Chromium's bundled SwiftShader serves WebGPU when
 // launched with --enable-unsafe-webgpu; on a GPU machine the same flags reach the real driver.
-// Run through `bash scripts/with-webgpu.sh playwright test` (npm test does).
+// Run through `node scripts/with-webgpu.mjs playwright test` (npm test does).
 //
-//   OCTOCLIP_CHROMIUM=/path/to/chrome   another Chromium build (default /usr/bin/chromium)
+//   OCTOCLIP_CHROMIUM=/path/to/chrome   another Chromium build (default: see chromiumPath in scripts/setup.mjs)
 //   OCTOCLIP_E2E_SERVER=dev             test against the Vite dev server instead of a production build
 //   OCTOCLIP_E2E_PORT=4318              another port, for two checkouts testing at once
 
 import { defineConfig } from '@playwright/test';
+import { BUILD_DIR } from './e2e/fixtures';
+import { chromiumPath } from './scripts/setup.mjs';
 
-const CHROMIUM = process.env.OCTOCLIP_CHROMIUM || '/usr/bin/chromium';
+const CHROMIUM = chromiumPath();
 const PORT = Number(process.env.OCTOCLIP_E2E_PORT || 4317); // not Vite's defaults (5173, 4173), so a running `npm start` does not collide
 const BASE_URL = `http://127.0.0.1:${PORT}`; // a secure context: navigator.gpu exists only in those
-const BUILD_DIR = '.cache/e2e-dist'; // not dist/, which `npm run build` owns
 
 /** Headless, as root, without network: no sandbox, no first-run UI, no background traffic. */
 const QUIET_CHROMIUM = [
@@ -35,8 +36,8 @@ const FAKE_CAMERA = ['--use-fake-device-for-media-stream', '--use-fake-ui-for-me
 const server =
   process.env.OCTOCLIP_E2E_SERVER === 'dev'
     ? `npx --no-install vite --host 127.0.0.1 --port ${PORT} --strictPort`
-    : `npx --no-install vite build --outDir ${BUILD_DIR} --emptyOutDir --logLevel warn && ` +
-      `npx --no-install vite preview --outDir ${BUILD_DIR} --host 127.0.0.1 --port ${PORT} --strictPort`;
+    : `npx --no-install vite build --outDir "${BUILD_DIR}" --emptyOutDir --logLevel warn && ` +
+      `npx --no-install vite preview --outDir "${BUILD_DIR}" --host 127.0.0.1 --port ${PORT} --strictPort`;
 
 export default defineConfig({
   testDir: 'e2e',

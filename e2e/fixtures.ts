@@ -7,6 +7,9 @@ import { fileURLToPath } from 'node:url';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CACHE = path.join(ROOT, '.cache');
 
+/** Where Playwright's web server builds the studio (not dist/, which `npm run build` owns). */
+export const BUILD_DIR = path.join(CACHE, 'e2e-dist');
+
 /** The tiny CLIP's files, in the Hub's layout. */
 export const TINY_MODEL_DIR = path.join(CACHE, 'e2e-models', 'tiny');
 /** The same model with model.safetensors cut short, as an interrupted copy would be. */

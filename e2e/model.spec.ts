@@ -50,6 +50,7 @@ test('downloads a model from the Hub, resumes an interrupted download, and loads
   expect(hub.requests.length).toBe(requestsBefore);
 
   await page.getByRole('button', { name: 'Clear model cache' }).click();
+  await page.getByRole('group', { name: 'Confirm' }).getByRole('button', { name: 'Clear model cache' }).click(); // it asks first
   await expect(page.getByTestId('cache-size')).toContainText('Models in this browser: 0 bytes');
   expect(errors).toEqual([]);
 });

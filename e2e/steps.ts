@@ -7,7 +7,7 @@ import { DATASET_CLASSES, DATASET_DIR, IMAGES_PER_CLASS, MODEL_FILE_NAMES, TINY_
 
 /** Loads the tiny CLIP from its files on the Model screen, as "local/tiny". */
 export async function loadTinyModel(page: Page): Promise<void> {
-  await page.goto('/#/model');
+  await page.goto('./#/model'); // relative: the site may be served under a sub-path
   await page.getByLabel('Name for this model').fill('tiny');
   await page.getByLabel('Choose model files').setInputFiles(MODEL_FILE_NAMES.map((name) => path.join(TINY_MODEL_DIR, name)));
   await expect(page.getByTestId('loaded-model')).toHaveText('local/tiny');
@@ -15,7 +15,7 @@ export async function loadTinyModel(page: Page): Promise<void> {
 
 /** Adds the image set's class folders on the Dataset screen. */
 export async function addDatasetFolder(page: Page): Promise<void> {
-  await page.goto('/#/dataset');
+  await page.goto('./#/dataset');
   await page.getByLabel('Choose a folder').setInputFiles(DATASET_DIR);
   for (const name of DATASET_CLASSES) await expect(classCard(page, name).getByRole('img')).toHaveCount(IMAGES_PER_CLASS);
 }

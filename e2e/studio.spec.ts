@@ -63,7 +63,7 @@ test('is usable from the keyboard, with a link to every section', async ({ page 
 
   const nav = page.getByRole('navigation', { name: 'Studio sections' });
   await expect(nav.getByRole('link', { name: 'GPU' })).toHaveAttribute('aria-current', 'page');
-  const sections = ['Model', 'Dataset', 'Train', 'Evaluate', 'Try it', 'Adapter library'];
+  const sections = ['Model', 'Dataset', 'Train', 'Evaluate', 'Try it', 'Adapter library', 'Workspace'];
   for (const title of sections) await expect(nav.getByRole('link', { name: title, exact: true })).not.toHaveAttribute('aria-current', 'page');
 
   // Tab from the top of the page to the self-test button and run it with Enter.

@@ -23,6 +23,11 @@ export async function renameAdapter(id: string, name: string): Promise<void> {
   });
 }
 
-export async function deleteAdapter(id: string): Promise<void> {
-  await write(['adapters'], (tx) => tx.objectStore('adapters').delete(id));
+/** Deletes an adapter; returns it (undefined when it was not there), which saveAdapter puts back. */
+export async function deleteAdapter(id: string): Promise<AdapterRecord | undefined> {
+  return write(['adapters'], async (tx) => {
+    const record = await tx.objectStore('adapters').get(id);
+    await tx.objectStore('adapters').delete(id);
+    return record;
+  });
 }

@@ -35,17 +35,25 @@ export async function renameClass(id: string, name: string): Promise<void> {
   });
 }
 
-/** Deletes a class with all its images. */
-export async function deleteClass(id: string): Promise<void> {
-  await write(['classes', 'images'], async (tx) => {
+/** Deletes a class with all its images; returns what was deleted, which addToDataset puts back. */
+export async function deleteClass(id: string): Promise<StoredDataset> {
+  return write(['classes', 'images'], async (tx) => {
     const images = tx.objectStore('images');
-    for (const key of await images.index('byClass').getAllKeys(id)) await images.delete(key);
+    const deleted = await images.index('byClass').getAll(id);
+    for (const image of deleted) await images.delete(image.id);
+    const record = await tx.objectStore('classes').get(id);
     await tx.objectStore('classes').delete(id);
+    return { classes: record ? [record] : [], images: deleted };
   });
 }
 
-export async function deleteImage(id: string): Promise<void> {
-  await write(['images'], (tx) => tx.objectStore('images').delete(id));
+/** Deletes an image; returns it (undefined when it was not there), which addToDataset puts back. */
+export async function deleteImage(id: string): Promise<ImageRecord | undefined> {
+  return write(['images'], async (tx) => {
+    const record = await tx.objectStore('images').get(id);
+    await tx.objectStore('images').delete(id);
+    return record;
+  });
 }
 
 /** The stored images with these ids, in the same order; undefined where one was deleted. */

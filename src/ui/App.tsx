@@ -3,6 +3,7 @@
 // the dataset, the adapters, the last model, an interrupted run.
 
 import { useEffect, type ComponentType } from 'react';
+import { UndoBar } from './components/UndoBar';
 import { formatDateTime, formatTimeLeft } from './format';
 import { SECTIONS, sectionHref, useCurrentSection, type Section, type SectionId } from './navigation';
 import { DatasetScreen } from './screens/DatasetScreen';
@@ -12,6 +13,7 @@ import { LibraryScreen } from './screens/LibraryScreen';
 import { ModelScreen } from './screens/ModelScreen';
 import { TrainScreen } from './screens/TrainScreen';
 import { TryScreen } from './screens/TryScreen';
+import { WorkspaceScreen } from './screens/WorkspaceScreen';
 import { useAdaptersStore } from './stores/adapters';
 import { useDatasetStore } from './stores/dataset';
 import { useEngineStore } from './stores/engine';
@@ -26,6 +28,7 @@ const SCREENS: Record<SectionId, ComponentType> = {
   evaluate: EvaluateScreen,
   try: TryScreen,
   adapters: LibraryScreen,
+  workspace: WorkspaceScreen,
 };
 
 export function App() {
@@ -53,7 +56,7 @@ export function App() {
       </a>
       <header className="topbar">
         <a className="brand" href={sectionHref(SECTIONS[0].id)}>
-          <img src="/favicon.svg" alt="" width="28" height="28" />
+          <img src={`${import.meta.env.BASE_URL}favicon.svg`} alt="" width="28" height="28" />
           <span>octoclip</span>
         </a>
         <p className="tagline">Fine-tune CLIP with Block-LoRA on your own GPU, in the browser</p>
@@ -72,6 +75,7 @@ export function App() {
         <InterruptedRunBanner />
         <Screen />
       </main>
+      <UndoBar />
     </div>
   );
 }

@@ -4,7 +4,7 @@
 
 import { useSyncExternalStore } from 'react';
 
-export type SectionId = 'gpu' | 'model' | 'dataset' | 'train' | 'evaluate' | 'try' | 'adapters';
+export type SectionId = 'gpu' | 'model' | 'dataset' | 'train' | 'evaluate' | 'try' | 'adapters' | 'workspace';
 
 export interface Section {
   id: SectionId;
@@ -21,6 +21,7 @@ export const SECTIONS: readonly Section[] = [
   { id: 'evaluate', title: 'Evaluate', summary: 'Accuracy before and after' },
   { id: 'try', title: 'Try it', summary: 'Classify new images' },
   { id: 'adapters', title: 'Adapter library', summary: 'Saved adapters: export and import' },
+  { id: 'workspace', title: 'Workspace', summary: 'Everything in one file: export, import elsewhere' },
 ];
 
 const DEFAULT_SECTION = SECTIONS[0];

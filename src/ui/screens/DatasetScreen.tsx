@@ -5,6 +5,7 @@
 import { memo, useEffect, useId, useMemo, useRef, useState, type RefObject } from 'react';
 import type { ClassRecord } from '../../storage/db';
 import { promptFor } from '../../common/prompts';
+import { ClassCapture } from '../components/ClassCapture';
 import { Screen } from '../components/Screen';
 import { Badge, Card } from '../components/Card';
 import { DropZone, FilePicker } from '../components/DropZone';
@@ -238,6 +239,7 @@ const ClassCard = memo(function ClassCard({ record, images: mine, heldOut, train
         )}
         <FilePicker label={`Add images to ${record.name}`} multiple accept={IMAGE_TYPES} disabled={busy} secondary onFiles={(files) => void addImages(record.id, [...files])} />
       </DropZone>
+      <ClassCapture classId={record.id} className={record.name} />
     </article>
   );
 });

@@ -4,6 +4,7 @@
 import { useEffect, useId, useState, type ReactNode } from 'react';
 import { Screen } from '../components/Screen';
 import { Badge, Card } from '../components/Card';
+import { ConfirmButton } from '../components/ConfirmButton';
 import { DropZone, FilePicker } from '../components/DropZone';
 import { Note, Problem } from '../components/Notice';
 import { ProgressBar } from '../components/ProgressBar';
@@ -220,17 +221,30 @@ function CacheCard() {
                     </button>
                   )
                 )}
-                <button type="button" className="secondary" disabled={busy} onClick={() => void deleteCached(record.id)} aria-label={`Delete ${record.id} from the cache`}>
+                <ConfirmButton
+                  className="secondary"
+                  disabled={busy}
+                  onConfirm={() => void deleteCached(record.id)}
+                  aria-label={`Delete ${record.id} from the cache`}
+                  question={`Delete ${record.id} (${formatBytes(bytes)})? Using it again means downloading or adding its files again.`}
+                  confirm="Delete"
+                >
                   Delete
-                </button>
+                </ConfirmButton>
               </div>
             </li>
           ))}
         </ul>
       )}
-      <button type="button" className="danger" disabled={busy || cached.length === 0} onClick={() => void clearCache()}>
+      <ConfirmButton
+        className="danger"
+        disabled={busy || cached.length === 0}
+        onConfirm={() => void clearCache()}
+        question={`Delete every cached model (${formatBytes(total)})? Using them again means downloading or adding their files again.`}
+        confirm="Clear model cache"
+      >
         Clear model cache
-      </button>
+      </ConfirmButton>
       <Note>
         Clearing removes downloaded model files only; the loaded model stays on the GPU until the page closes, and your
         dataset and adapters are kept.

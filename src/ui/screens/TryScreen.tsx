@@ -1,7 +1,8 @@
 // The Try it screen: drop, paste, pick or photograph an image and compare the class probabilities of
 // the base model with those of an adapter.
 
-import { useEffect, useRef, useState } from 'react';
+import { useEffect, useState } from 'react';
+import { captureFrame, useCamera } from '../camera';
 import { Screen } from '../components/Screen';
 import { ClassBarTable } from '../components/Bar';
 import { Card } from '../components/Card';
@@ -73,49 +74,26 @@ function ImageCard() {
 }
 
 function Camera({ onCapture }: { onCapture(blob: Blob): void }) {
-  const [stream, setStream] = useState<MediaStream | null>(null);
-  const [problem, setProblem] = useState<string | null>(null);
-  const video = useRef<HTMLVideoElement>(null);
-
-  useEffect(() => {
-    if (video.current) video.current.srcObject = stream;
-    return () => stream?.getTracks().forEach((track) => track.stop());
-  }, [stream]);
-
-  const start = async () => {
-    setProblem(null);
-    try {
-      setStream(await navigator.mediaDevices.getUserMedia({ video: { facingMode: 'environment' }, audio: false }));
-    } catch (error) {
-      setProblem(`The camera could not be opened (${(error as Error).message}). Allow camera access for this site, or pick a file instead.`);
-    }
-  };
-  const capture = () => {
-    const source = video.current;
-    if (!source || !source.videoWidth) return;
-    const canvas = document.createElement('canvas');
-    canvas.width = source.videoWidth;
-    canvas.height = source.videoHeight;
-    canvas.getContext('2d')?.drawImage(source, 0, 0);
-    canvas.toBlob((blob) => blob && onCapture(blob), 'image/jpeg', 0.92);
-  };
+  const [open, setOpen] = useState(false);
+  const { video, stream, problem } = useCamera(open, null);
+  const capture = () => void captureFrame(video.current, 'camera.jpg').then((file) => file && onCapture(file));
 
   return (
     <div className="camera">
-      {stream ? (
+      {open ? (
         <>
           <video ref={video} autoPlay playsInline muted aria-label="Camera preview" />
           <div className="actions">
-            <button type="button" onClick={capture}>
+            <button type="button" onClick={capture} disabled={!stream}>
               Take photo
             </button>
-            <button type="button" className="secondary" onClick={() => setStream(null)}>
+            <button type="button" className="secondary" onClick={() => setOpen(false)}>
               Close camera
             </button>
           </div>
         </>
       ) : (
-        <button type="button" className="secondary" onClick={() => void start()} disabled={!navigator.mediaDevices?.getUserMedia}>
+        <button type="button" className="secondary" onClick={() => setOpen(true)} disabled={!navigator.mediaDevices?.getUserMedia}>
           Use the camera
         </button>
       )}

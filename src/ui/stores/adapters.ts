@@ -8,6 +8,7 @@ import type { AdapterRecord } from '../../storage/db';
 import { deleteAdapter, listAdapters, renameAdapter, saveAdapter } from '../../storage/adapters';
 import { fileSlug, saveFile } from '../download';
 import { errorMessage, useEngineStore } from './engine';
+import { useUndoStore } from './undo';
 
 export interface AdaptersState {
   loaded: boolean;
@@ -79,8 +80,9 @@ export const useAdaptersStore = create<AdaptersState>()((set, get) => {
 
     async remove(id) {
       await attempt(async () => {
-        await deleteAdapter(id);
+        const deleted = await deleteAdapter(id);
         set((state) => ({ adapters: state.adapters.filter((a) => a.id !== id), compared: state.compared.filter((c) => c !== id) }));
+        if (deleted) useUndoStore.getState().offerUndo({ message: `Deleted the adapter “${deleted.name}”.`, undo: () => get().add(deleted) });
       });
     },
 

@@ -4,10 +4,11 @@
 
 import { create } from 'zustand';
 import type { ClassRecord, ImageRecord } from '../../storage/db';
-import { addToDataset, deleteClass, deleteImage, loadDataset, renameClass } from '../../storage/dataset';
+import { addToDataset, deleteClass, deleteImage, loadDataset, renameClass, type StoredDataset } from '../../storage/dataset';
 import type { ClassFiles } from '../dropped-files';
 import { prepareImages, type PreparedImage, type RejectedFile } from '../image-files';
 import { errorMessage } from './engine';
+import { useUndoStore } from './undo';
 
 export interface DatasetImage {
   id: string;
@@ -77,6 +78,17 @@ export const useDatasetStore = create<DatasetState>()((set, get) => {
       rejected: [...state.rejected, ...rejected],
     }));
     return true;
+  }
+
+  /** Offers to store the deleted records again; they come back where they were. */
+  function offerRestore(message: string, deleted: StoredDataset): void {
+    useUndoStore.getState().offerUndo({
+      message,
+      undo: async () => {
+        await addToDataset(deleted.classes, deleted.images);
+        await get().load();
+      },
+    });
   }
 
   function nextPosition(): number {
@@ -151,17 +163,20 @@ export const useDatasetStore = create<DatasetState>()((set, get) => {
     },
 
     async deleteClass(id) {
-      await deleteClass(id);
+      const deleted = await deleteClass(id);
       const gone = get().images.filter((image) => image.classId === id);
       gone.forEach((image) => URL.revokeObjectURL(image.thumbnailUrl));
       set((state) => ({ classes: state.classes.filter((c) => c.id !== id), images: state.images.filter((image) => image.classId !== id) }));
+      const [record] = deleted.classes;
+      if (record) offerRestore(`Deleted the class “${record.name}” and its ${deleted.images.length} ${deleted.images.length === 1 ? 'image' : 'images'}.`, deleted);
     },
 
     async deleteImage(id) {
-      await deleteImage(id);
+      const deleted = await deleteImage(id);
       const image = get().images.find((i) => i.id === id);
       if (image) URL.revokeObjectURL(image.thumbnailUrl);
       set((state) => ({ images: state.images.filter((i) => i.id !== id) }));
+      if (deleted) offerRestore(`Deleted the image ${deleted.name}.`, { classes: [], images: [deleted] });
     },
 
     dismissRejected() {

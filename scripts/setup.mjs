@@ -1,0 +1,312 @@
+// What octoclip needs on a machine, checked (and installed where it can be) in one place, for
+// scripts/start.mjs, scripts/test.mjs and scripts/with-webgpu.mjs. Plain Node (no npm packages, which
+// may not be installed yet), so that the same commands run on Linux, macOS and Windows.
+//
+// Each decision is a pure function of what it looks at (tested in test/scripts); the `ensure*`
+// functions gather those facts from the machine, act on the decision and say what they did.
+
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, statSync, utimesSync } from 'node:fs';
+import { delimiter, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+// ---- Node.js ----
+
+/**
+ * Whether a Node version ("20.19.2") satisfies an `engines` range made of `^x.y.z` and `>=x.y.z`
+ * alternatives joined by `||` (the forms Vite and this package use). Any other form throws, so a new
+ * form is noticed instead of passing unchecked.
+ * @param {string} version
+ * @param {string} range
+ */
+export function satisfiesNodeRange(version, range) {
+  const parse = (/** @type {string} */ text) => text.split('.').map(Number);
+  const compare = (/** @type {number[]} */ a, /** @type {number[]} */ b) => a[0] - b[0] || a[1] - b[1] || a[2] - b[2];
+  const current = parse(version.replace(/^v/, ''));
+  return range.split('||').some((alternative) => {
+    const match = /^\s*(\^|>=)(\d+\.\d+\.\d+)\s*$/.exec(alternative);
+    if (!match) throw new Error(`Unsupported Node version range "${alternative.trim()}" in package.json engines`);
+    const minimum = parse(match[2]);
+    return compare(current, minimum) >= 0 && (match[1] === '>=' || current[0] === minimum[0]);
+  });
+}
+
+/** The Node versions octoclip runs on: package.json's `engines.node`, the one place they are written. */
+export function requiredNodeRange() {
+  return JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).engines.node;
+}
+
+export function ensureNode() {
+  const range = requiredNodeRange();
+  if (!satisfiesNodeRange(process.version, range)) {
+    throw new Error(`octoclip needs Node.js ${range}; this is ${process.version}: see https://nodejs.org/`);
+  }
+  const npm = startCommand('npm', ['--version']);
+  console.log(`Node.js ${process.version}, npm ${execFileSync(npm.file, npm.args, { encoding: 'utf8', shell: npm.shell }).trim()}`);
+}
+
+// ---- System packages for the tests ----
+
+/**
+ * The Chromium the end-to-end tests drive: OCTOCLIP_CHROMIUM, or the system's where there is a usual
+ * place for it (Debian's package on Linux, Chrome's app bundle on macOS, Chrome's install on Windows).
+ * @param {Record<string, string | undefined>} env
+ * @param {NodeJS.Platform} platform
+ */
+export function chromiumPath(env = process.env, platform = process.platform) {
+  if (env.OCTOCLIP_CHROMIUM) return env.OCTOCLIP_CHROMIUM;
+  if (platform === 'darwin') return '/Applications/Google Chrome.app/Contents/MacOS/Google Chrome';
+  if (platform === 'win32') return join(env.PROGRAMFILES ?? 'C:\\Program Files', 'Google', 'Chrome', 'Application', 'chrome.exe');
+  return '/usr/bin/chromium';
+}
+
+/**
+ * What the tests need from the system on Linux. chromium: the browser the end-to-end tests drive, and
+ * its SwiftShader Vulkan driver, which serves WebGPU in Node on machines without a GPU. libvulkan1: the
+ * Vulkan loader Dawn (the `webgpu` npm package) opens. On macOS and Windows Dawn uses Metal or
+ * Direct3D, which come with the system, so only the browser is needed.
+ */
+export const TEST_SYSTEM_PACKAGES = ['chromium', 'libvulkan1'];
+
+/**
+ * What to do about the missing system packages.
+ * @param {{ platform: NodeJS.Platform, missing: string[], isRoot: boolean, hasAptGet: boolean, chromium: string, chromiumNamed: boolean }} facts
+ *   chromiumNamed: the browser is the one OCTOCLIP_CHROMIUM names, which no package installs
+ * @returns {{ action: 'none' } | { action: 'apt-get', packages: string[] } | { action: 'tell', message: string }}
+ */
+export function systemPackagePlan({ platform, missing, isRoot, hasAptGet, chromium, chromiumNamed }) {
+  if (missing.length === 0) return { action: 'none' };
+  // Elsewhere than Linux the browser is all that can be missing.
+  if (chromiumNamed && (platform !== 'linux' || missing.includes('chromium'))) {
+    return { action: 'tell', message: `OCTOCLIP_CHROMIUM names ${chromium}, which is not there: correct it, or unset it to use the system's browser.` };
+  }
+  if (platform !== 'linux') {
+    return {
+      action: 'tell',
+      message:
+        `The end-to-end tests drive Chrome or Chromium, and there is none at ${chromium}. Install Google Chrome ` +
+        '(https://www.google.com/chrome/), or set OCTOCLIP_CHROMIUM to the path of a Chrome or Chromium executable.',
+    };
+  }
+  if (isRoot && hasAptGet) return { action: 'apt-get', packages: missing };
+  const command = hasAptGet
+    ? `sudo apt-get install -y ${missing.join(' ')}`
+    : "your package manager's Chromium and Vulkan loader (e.g. dnf install chromium vulkan-loader, pacman -S chromium vulkan-icd-loader)";
+  return { action: 'tell', message: `The tests need system packages that are missing (${missing.join(', ')}). Install them with: ${command}` };
+}
+
+/** @param {string} command */
+function onPath(command) {
+  return (process.env.PATH ?? '').split(delimiter).some((folder) => folder && existsSync(join(folder, command)));
+}
+
+/**
+ * Whether a Linux package is installed: dpkg's word where there is dpkg, else whether what it provides
+ * is there. A Chromium named by OCTOCLIP_CHROMIUM stands in for the package.
+ * @param {string} name
+ */
+function linuxPackageInstalled(name) {
+  if (name === 'chromium' && process.env.OCTOCLIP_CHROMIUM) return existsSync(process.env.OCTOCLIP_CHROMIUM);
+  if (onPath('dpkg-query')) {
+    return spawnSync('dpkg-query', ['-W', '-f=${Status}', name], { encoding: 'utf8' }).stdout === 'install ok installed';
+  }
+  if (name === 'chromium') return existsSync(chromiumPath());
+  if (name === 'libvulkan1') return spawnSync('/sbin/ldconfig', ['-p'], { encoding: 'utf8' }).stdout?.includes('libvulkan.so.1') ?? false;
+  return false;
+}
+
+function missingTestSystemPackages() {
+  if (process.platform !== 'linux') return existsSync(chromiumPath()) ? [] : ['Chrome or Chromium'];
+  return TEST_SYSTEM_PACKAGES.filter((name) => !linuxPackageInstalled(name));
+}
+
+export function ensureTestSystemPackages() {
+  const missing = missingTestSystemPackages();
+  const plan = systemPackagePlan({
+    platform: process.platform,
+    missing,
+    isRoot: process.getuid?.() === 0,
+    hasAptGet: process.platform === 'linux' && onPath('apt-get'),
+    chromium: chromiumPath(),
+    chromiumNamed: Boolean(process.env.OCTOCLIP_CHROMIUM),
+  });
+  if (plan.action === 'tell') throw new Error(plan.message);
+  if (plan.action === 'apt-get') {
+    console.log(`Installing ${plan.packages.join(' ')} with apt-get`);
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+    run('apt-get', ['update'], { env });
+    run('apt-get', ['install', '-y', ...plan.packages], { env });
+    return;
+  }
+  console.log(`Installed: ${process.platform === 'linux' ? TEST_SYSTEM_PACKAGES.join(', ') : chromiumPath()}`);
+}
+
+// ---- npm dependencies ----
+
+/**
+ * Whether to run npm install: when node_modules has never been installed, or package-lock.json changed
+ * since (npm rewrites node_modules/.package-lock.json on every install that changes something).
+ * @param {{ lockfileModified: number, installedModified: number | null }} times milliseconds; null: no install
+ */
+export function needsNpmInstall({ lockfileModified, installedModified }) {
+  return installedModified === null || lockfileModified > installedModified;
+}
+
+/** @param {string} file */
+function modifiedTime(file) {
+  return existsSync(file) ? statSync(file).mtimeMs : null;
+}
+
+export function ensureNpmDependencies() {
+  const installed = join(ROOT, 'node_modules', '.package-lock.json');
+  const lockfileModified = modifiedTime(join(ROOT, 'package-lock.json')) ?? 0;
+  if (!needsNpmInstall({ lockfileModified, installedModified: modifiedTime(installed) })) {
+    console.log('node_modules is up to date with package-lock.json');
+    return;
+  }
+  console.log('Installing npm dependencies');
+  run('npm', ['install', '--no-audit', '--no-fund'], { cwd: ROOT });
+  // An install that changed nothing leaves the file's time alone: mark this state as installed.
+  const now = new Date();
+  utimesSync(installed, now, now);
+}
+
+// ---- WebGPU in Node ----
+
+/** Chromium's SwiftShader, a Vulkan driver on the CPU that Debian's chromium package ships. */
+export const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
+/** Where NVIDIA's Vulkan driver registers itself: with it, the real GPU serves. */
+const NVIDIA_ICD_FOLDERS = ['/usr/share/vulkan/icd.d', '/etc/vulkan/icd.d', '/usr/local/nvidia/share/vulkan/icd.d'];
+
+/**
+ * The Vulkan driver to name for Dawn, or null to leave the loader's own choice: SwiftShader on Linux
+ * when no driver is chosen already and no NVIDIA driver is installed (Mesa's lavapipe, the other CPU
+ * Vulkan, is refused by Dawn). macOS and Windows need none (Metal, Direct3D).
+ * @param {{ platform: NodeJS.Platform, env: Record<string, string | undefined>, swiftShaderPresent: boolean, nvidiaIcds: string[] }} facts
+ */
+export function chooseVulkanIcd({ platform, env, swiftShaderPresent, nvidiaIcds }) {
+  if (platform !== 'linux' || env.VK_ICD_FILENAMES || env.VK_DRIVER_FILES) return null;
+  if (!swiftShaderPresent || nvidiaIcds.length > 0) return null;
+  return SWIFTSHADER_ICD;
+}
+
+function installedNvidiaIcds() {
+  return NVIDIA_ICD_FOLDERS.flatMap((folder) => {
+    const names = existsSync(folder) ? readdirSync(folder) : [];
+    // The NVIDIA container toolkit's folder holds only NVIDIA's; the system folders hold every vendor's.
+    return names.filter((name) => name.endsWith('.json') && (folder.includes('nvidia') || name.startsWith('nvidia')));
+  });
+}
+
+/**
+ * The environment WebGPU needs in Node and the project's tools: the Vulkan driver (see
+ * chooseVulkanIcd), XDG_RUNTIME_DIR (whose absence Dawn warns about), and node_modules/.bin first on
+ * the PATH, whatever the working directory (the octoclip CLI runs from anywhere).
+ * @param {Record<string, string | undefined>} env
+ * @param {{ platform: NodeJS.Platform, icd: string | null, root: string }} facts
+ */
+export function webgpuEnvironment(env, { platform, icd, root }) {
+  // Windows spells it Path; whichever spelling is there is the one to extend.
+  const pathKey = Object.keys(env).find((key) => key.toUpperCase() === 'PATH') ?? 'PATH';
+  const result = { ...env, [pathKey]: [join(root, 'node_modules', '.bin'), env[pathKey]].filter(Boolean).join(platform === 'win32' ? ';' : ':') };
+  if (platform === 'linux') result.XDG_RUNTIME_DIR = env.XDG_RUNTIME_DIR || '/tmp';
+  if (icd) result.VK_ICD_FILENAMES = icd;
+  return result;
+}
+
+/** This machine's WebGPU environment (see webgpuEnvironment). */
+export function currentWebgpuEnvironment() {
+  const icd = chooseVulkanIcd({
+    platform: process.platform,
+    env: process.env,
+    swiftShaderPresent: existsSync(SWIFTSHADER_ICD),
+    nvidiaIcds: process.platform === 'linux' ? installedNvidiaIcds() : [],
+  });
+  return webgpuEnvironment(process.env, { platform: process.platform, icd, root: ROOT });
+}
+
+// ---- Running things ----
+
+/**
+ * @typedef {{ title: string, run: () => void | number }} Stage
+ * A step of a command: `run` throws, or returns a non-zero exit status, when it fails.
+ */
+
+/**
+ * Runs the stages in order, each under its header with the seconds it took, and stops at the first
+ * that fails. Returns null when all passed, else the failed stage's title and why.
+ * @param {Stage[]} stages
+ * @param {{ log?: (line: string) => void, now?: () => number }} [io]
+ * @returns {{ title: string, reason: string } | null}
+ */
+export function runStages(stages, { log = console.log, now = Date.now } = {}) {
+  for (const stage of stages) {
+    log(`\n==== ${stage.title} ====`);
+    const started = now();
+    let reason = null;
+    try {
+      const status = stage.run();
+      if (typeof status === 'number' && status !== 0) reason = `exit status ${status}`;
+    } catch (error) {
+      reason = error instanceof Error ? error.message : String(error);
+    }
+    if (reason !== null) return { title: stage.title, reason };
+    log(`(${stage.title}: ${Math.round((now() - started) / 1000)} s)`);
+  }
+  return null;
+}
+
+/**
+ * An argument as cmd.exe reads it: in double quotes (doubled inside) when it holds a space or a
+ * character cmd.exe would act on.
+ * @param {string} arg
+ */
+export function quoteForCmd(arg) {
+  return arg === '' || /[\s"&|<>^%()]/.test(arg) ? `"${arg.replace(/"/g, '""')}"` : arg;
+}
+
+/**
+ * How to start a command. Windows starts npm and the node_modules/.bin tools through .cmd files,
+ * which only cmd.exe runs: there it is one command line, each argument quoted for cmd.exe (Node
+ * would join them unquoted, so a path with a space would split).
+ * @param {string} command
+ * @param {string[]} args
+ * @param {NodeJS.Platform} [platform]
+ * @returns {{ file: string, args: string[], shell: boolean }}
+ */
+export function startCommand(command, args, platform = process.platform) {
+  if (platform !== 'win32') return { file: command, args, shell: false };
+  return { file: [command, ...args].map(quoteForCmd).join(' '), args: [], shell: true };
+}
+
+/**
+ * Runs a command with inherited output and returns its exit status.
+ * @param {string} command
+ * @param {string[]} args
+ * @param {import('node:child_process').SpawnSyncOptions} [options]
+ */
+export function spawn(command, args, options = {}) {
+  const start = startCommand(command, args);
+  const result = spawnSync(start.file, start.args, { stdio: 'inherit', shell: start.shell, ...options });
+  if (result.error) throw new Error(`Could not run ${command}: ${result.error.message}`);
+  return result.status ?? 1;
+}
+
+/** Runs a command and throws when it fails. @param {Parameters<typeof spawn>} args */
+export function run(...args) {
+  const status = spawn(...args);
+  if (status !== 0) throw new Error(`${[args[0], ...args[1]].join(' ')} exited with status ${status}`);
+}
+
+/**
+ * Runs one of the project's tools (vitest, playwright, vite-node, ...) or any command in the WebGPU
+ * environment, and returns its exit status.
+ * @param {string} command
+ * @param {string[]} args
+ * @param {import('node:child_process').SpawnSyncOptions} [options]
+ */
+export function runWithWebgpu(command, args, options = {}) {
+  return spawn(command, args, { env: currentWebgpuEnvironment(), ...options });
+}

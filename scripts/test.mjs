@@ -1,0 +1,27 @@
+#!/usr/bin/env node
+// npm test: from a fresh clone, installs what is missing and runs every check, each under its own
+// header with its time, stopping at the first failure with a non-zero exit status.
+import { ensureNode, ensureNpmDependencies, ensureTestSystemPackages, ROOT, runStages, runWithWebgpu } from './setup.mjs';
+
+/** @param {string} tool @param {string[]} args */
+const check = (tool, args) => () => runWithWebgpu(tool, args, { cwd: ROOT });
+
+/** Every check npm test runs, in order. @type {import('./setup.mjs').Stage[]} */
+const STAGES = [
+  { title: 'Node.js', run: ensureNode },
+  { title: 'System packages', run: ensureTestSystemPackages },
+  { title: 'npm dependencies', run: ensureNpmDependencies },
+  { title: 'Type check', run: check('tsc', ['--noEmit']) },
+  // WebGPU in Node through Dawn.
+  { title: 'Unit tests', run: check('vitest', ['run']) },
+  // The built studio in headless Chromium.
+  { title: 'End-to-end tests', run: check('playwright', ['test']) },
+];
+
+const started = Date.now();
+const failed = runStages(STAGES);
+if (failed) {
+  console.error(`\nnpm test FAILED in "${failed.title}": ${failed.reason}`);
+  process.exit(1);
+}
+console.log(`\n==== All checks passed in ${Math.round((Date.now() - started) / 1000)} s ====`);

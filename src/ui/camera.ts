@@ -1,0 +1,64 @@
+// The webcam for the page: a stream from the chosen camera (or the default one), the cameras present,
+// and a frame of the preview as an image file.
+
+import { useEffect, useRef, useState } from 'react';
+
+export interface CameraChoice {
+  deviceId: string;
+  label: string;
+}
+
+/**
+ * Opens the camera `deviceId` names (the default one when null) while `open` is true, and shows it in
+ * the returned video ref. Lists the cameras once one is open (browsers name them only then).
+ */
+export function useCamera(open: boolean, deviceId: string | null) {
+  const video = useRef<HTMLVideoElement>(null);
+  const [stream, setStream] = useState<MediaStream | null>(null);
+  const [cameras, setCameras] = useState<CameraChoice[]>([]);
+  const [problem, setProblem] = useState<string | null>(null);
+
+  useEffect(() => {
+    if (!open) return;
+    let current: MediaStream | null = null;
+    let cancelled = false;
+    setProblem(null);
+    navigator.mediaDevices
+      // Without a choice, the camera facing away from the user where there are two (phones).
+      .getUserMedia({ video: deviceId ? { deviceId: { exact: deviceId } } : { facingMode: 'environment' }, audio: false })
+      .then(async (opened) => {
+        if (cancelled) return opened.getTracks().forEach((track) => track.stop());
+        current = opened;
+        setStream(opened);
+        const devices = await navigator.mediaDevices.enumerateDevices();
+        const inputs = devices.filter((device) => device.kind === 'videoinput');
+        setCameras(inputs.map((device, i) => ({ deviceId: device.deviceId, label: device.label || `Camera ${i + 1}` })));
+      })
+      .catch((error: unknown) => {
+        if (!cancelled) setProblem(`The camera could not be opened (${(error as Error).message}). Allow camera access for this site, or use files instead.`);
+      });
+    return () => {
+      cancelled = true;
+      current?.getTracks().forEach((track) => track.stop());
+      setStream(null);
+    };
+  }, [open, deviceId]);
+
+  useEffect(() => {
+    if (video.current) video.current.srcObject = stream;
+  }, [stream]);
+
+  /** The camera in use: the one chosen, or the one the browser opened. */
+  const activeId = deviceId ?? stream?.getVideoTracks()[0]?.getSettings().deviceId ?? null;
+  return { video, stream, cameras, activeId, problem };
+}
+
+/** The preview's current frame as a JPEG file, or null before the first frame. */
+export function captureFrame(video: HTMLVideoElement | null, name: string): Promise<File | null> {
+  if (!video || !video.videoWidth) return Promise.resolve(null);
+  const canvas = document.createElement('canvas');
+  canvas.width = video.videoWidth;
+  canvas.height = video.videoHeight;
+  canvas.getContext('2d')?.drawImage(video, 0, 0);
+  return new Promise((resolve) => canvas.toBlob((blob) => resolve(blob && new File([blob], name, { type: 'image/jpeg' })), 'image/jpeg', 0.92));
+}
