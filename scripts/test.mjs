@@ -12,6 +12,12 @@ const STAGES = [
   { title: 'System packages', run: ensureTestSystemPackages },
   { title: 'npm dependencies', run: ensureNpmDependencies },
   { title: 'Type check', run: check('tsc', ['--noEmit']) },
+  // The engine and src/common against a worker's globals, without the DOM.
+  { title: 'Engine type check', run: check('tsc', ['--noEmit', '-p', 'tsconfig.engine.json']) },
+  // Biome: lint rules and the formatter's layout (`npm run format` applies it).
+  { title: 'Lint and format', run: check('biome', ['check', '.']) },
+  // dependency-cruiser: the layers of docs/architecture.md and no import cycle.
+  { title: 'Layers', run: check('depcruise', ['src', '--output-type', 'err']) },
   // WebGPU in Node through Dawn.
   { title: 'Unit tests', run: check('vitest', ['run']) },
   // The built studio in headless Chromium.

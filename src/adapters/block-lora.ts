@@ -1,17 +1,17 @@
-// Block-LoRA adapters on CLIP's linear layers (../shared/docs/block-lora.md): for a frozen
+// Block-LoRA adapters on CLIP's linear layers (docs/block-lora.md): for a frozen
 // h = W0 x + b, h += s * (B_1 + ... + B_n) (A_s x). Plain LoRA is the n = 1 case.
-
 
 import type { GpuContext } from '../gpu/context';
 import type { Tensor } from '../gpu/tensor';
 import { BlockSumTable, sumBlocks } from '../kernels/block_lora';
 import { matmul } from '../kernels/matmul';
 import type { ClipConfig } from '../model/config';
+import type { LinearAdapter, ModelAdapters } from '../model/adapter';
 import type { ClipWeights } from '../model/weights';
 import { adapterLayout, layerPath, scalingFor, validateAdapterSettings, type AdaptedMatrix, type AdapterSettings, type TargetMatrix, type Tower } from './settings';
 
 /** One adapted matrix: the shared down-projection A_s [r/n, d_in] and the n up-projection blocks [n, d_out, r/n]. */
-export class BlockLoraAdapter {
+export class BlockLoraAdapter implements LinearAdapter {
   /** Gradients, allocated only for training. */
   gradA: Tensor | null = null;
   gradBlocks: Tensor | null = null;
@@ -42,7 +42,7 @@ export class BlockLoraAdapter {
  * flat tensor, and so are their gradients and their sums of blocks (adapterLayout), so that zeroing
  * the gradients, the optimizer step and refreshing the sums are one command each.
  */
-export class AdapterSet {
+export class AdapterSet implements ModelAdapters {
   private readonly byPath = new Map<string, BlockLoraAdapter>();
   readonly scale: number;
   /** Every A_s and B of every adapter, in adapterLayout's order. */

@@ -1,4 +1,4 @@
-// Block-LoRA settings (../shared/docs/block-lora.md): where adapters go, their rank, blocks and scaling,
+// Block-LoRA settings (docs/block-lora.md): where adapters go, their rank, blocks and scaling,
 // and the sizes they imply; the defaults are CLIP-LoRA's recipe (src/common/recipe.ts). Plain data and
 // arithmetic, no GPU: the studio's page, the adapter files and the memory planner use it too.
 

@@ -1,7 +1,7 @@
 // CLIPModel: the two towers on one set of frozen weights, plus the tokenizer and the image
 // processor settings from the same Hub repo. The engine's entry point for inference.
 
-import type { AdapterSet } from '../adapters/block-lora';
+import type { ModelAdapters } from './adapter';
 import type { GpuContext } from '../gpu/context';
 import type { Tensor } from '../gpu/tensor';
 import { AttentionScratch } from '../kernels/attention';
@@ -71,13 +71,13 @@ export class ClipModel {
   }
 
   /** Unnormalised image features [batch, projection_dim] of preprocessed pixels [batch, 3, S, S]. */
-  imageFeatures(pixels: Tensor, batch: number, adapters: AdapterSet | null = null): Tensor {
+  imageFeatures(pixels: Tensor, batch: number, adapters: ModelAdapters | null = null): Tensor {
     const run = this.vision.forward(pixels, batch, adapters, INFERENCE);
     return run.features!;
   }
 
   /** Unnormalised text features [prompts, projection_dim]. */
-  textFeatures(tokens: TokenBatch, adapters: AdapterSet | null = null, options: { stopAtEndOfText?: boolean } = {}): Tensor {
+  textFeatures(tokens: TokenBatch, adapters: ModelAdapters | null = null, options: { stopAtEndOfText?: boolean } = {}): Tensor {
     const run = this.text.forward(tokens, adapters, { ...INFERENCE, ...options });
     return run.features!;
   }

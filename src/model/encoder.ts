@@ -1,7 +1,7 @@
 // CLIPEncoderLayer and CLIPEncoder (pre-LN transformer blocks shared by both towers), forward and
 // backward to the activations and the adapters: h += attn(LN1(h)); h += mlp(LN2(h)).
 
-import type { AdapterSet, BlockLoraAdapter } from '../adapters/block-lora';
+import type { LinearAdapter, ModelAdapters } from './adapter';
 import type { TargetMatrix, Tower } from '../common/recipe';
 import type { GpuContext } from '../gpu/context';
 import type { Tensor } from '../gpu/tensor';
@@ -72,7 +72,7 @@ export interface ForwardOptions {
   dropoutSeed: number;
 }
 
-export function dropoutFor(adapter: BlockLoraAdapter, options: ForwardOptions): LoraDropout {
+export function dropoutFor(adapter: LinearAdapter, options: ForwardOptions): LoraDropout {
   if (!options.training || adapter.dropout === 0) return { p: 0, seed: 0 };
   // A different mask per step and per adapted matrix (splitmix-style mixing of the two counters).
   let seed = (Math.imul(options.dropoutSeed ^ 0x9e3779b9, 0x85ebca6b) + Math.imul(adapter.index + 1, 0xc2b2ae35)) >>> 0;
@@ -128,7 +128,7 @@ export class ClipEncoder {
    * Allocates one layer's saved activations for batch * seqLen tokens, or with `layer` 'every' the one
    * set an inference pass reuses in every layer (with room for any layer's adapters).
    */
-  allocateActivations(shape: EncoderShape, layer: number | 'every', adapters: AdapterSet | null, transient: TransientActivations): LayerActivations {
+  allocateActivations(shape: EncoderShape, layer: number | 'every', adapters: ModelAdapters | null, transient: TransientActivations): LayerActivations {
     const { ctx } = this;
     const rows = shape.batch * shape.seqLen;
     const d = this.config.hiddenSize;
@@ -174,7 +174,7 @@ export class ClipEncoder {
     output: Tensor,
     acts: LayerActivations,
     shape: EncoderShape,
-    adapters: AdapterSet | null,
+    adapters: ModelAdapters | null,
     options: ForwardOptions,
   ): void {
     const { ctx } = this;
@@ -219,7 +219,7 @@ export class ClipEncoder {
     dInput: Tensor,
     scratch: BackwardScratch,
     shape: EncoderShape,
-    adapters: AdapterSet | null,
+    adapters: ModelAdapters | null,
     options: ForwardOptions,
   ): void {
     const { ctx } = this;
@@ -263,7 +263,7 @@ export class ClipEncoder {
     layerNormBackward(ctx, scratch.dNorm, input, w.layer_norm1.weight, acts.mean1, acts.rstd1, dInput, { accumulate: true });
   }
 
-  allocateScratch(shape: EncoderShape, adapters: AdapterSet | null): BackwardScratch {
+  allocateScratch(shape: EncoderShape, adapters: ModelAdapters | null): BackwardScratch {
     const { ctx } = this;
     const rows = shape.batch * shape.seqLen;
     const d = this.config.hiddenSize;

@@ -1,7 +1,7 @@
 // CLIPTextTransformer: token + position embeddings -> causal encoder -> final_layer_norm -> the
 // end-of-text token -> text_projection. Forward, and backward to the adapters.
 
-import type { AdapterSet } from '../adapters/block-lora';
+import type { ModelAdapters } from './adapter';
 import type { GpuContext } from '../gpu/context';
 import type { Tensor } from '../gpu/tensor';
 import type { AttentionScratch } from '../kernels/attention';
@@ -38,7 +38,7 @@ export class ClipTextTransformer {
    */
   forward(
     tokens: TokenBatch,
-    adapters: AdapterSet | null,
+    adapters: ModelAdapters | null,
     options: ForwardOptions & { record: boolean; stopAtEndOfText?: boolean },
   ): TowerRun {
     const { ctx, weights, config } = this;

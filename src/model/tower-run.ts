@@ -2,7 +2,7 @@
 // for backward, and the backward itself. Inference keeps one set of activations and two residual
 // buffers; training keeps every layer's (what backward needs; quick_gelu is recomputed).
 
-import type { AdapterSet } from '../adapters/block-lora';
+import type { ModelAdapters } from './adapter';
 import type { GpuContext } from '../gpu/context';
 import type { Tensor } from '../gpu/tensor';
 import { destroyTensors, type ClipEncoder, type EncoderShape, type ForwardOptions, type LayerActivations } from './encoder';
@@ -28,7 +28,7 @@ export class TowerRun {
     private readonly ctx: GpuContext,
     private readonly encoder: ClipEncoder,
     readonly shape: EncoderShape,
-    private readonly adapters: AdapterSet | null,
+    private readonly adapters: ModelAdapters | null,
     private readonly options: ForwardOptions & { record: boolean },
   ) {
     this.record = options.record;

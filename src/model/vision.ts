@@ -1,7 +1,7 @@
 // CLIPVisionTransformer: patch conv -> [class] + patches -> + positions -> pre_layrnorm -> encoder
 // -> token 0 -> post_layernorm -> visual_projection. Forward, and backward to the adapters.
 
-import type { AdapterSet } from '../adapters/block-lora';
+import type { ModelAdapters } from './adapter';
 import type { GpuContext } from '../gpu/context';
 import type { Tensor } from '../gpu/tensor';
 import type { AttentionScratch } from '../kernels/attention';
@@ -33,7 +33,7 @@ export class ClipVisionTransformer {
    * Image features [batch, projection_dim] (not normalised) of pixels [batch, 3, S, S].
    * With `record`, every layer's activations are kept in the returned run for backward().
    */
-  forward(pixels: Tensor, batch: number, adapters: AdapterSet | null, options: ForwardOptions & { record: boolean }): TowerRun {
+  forward(pixels: Tensor, batch: number, adapters: ModelAdapters | null, options: ForwardOptions & { record: boolean }): TowerRun {
     const { ctx, weights, config } = this;
     const { hiddenSize: d, patchSize, imageSize, layerNormEps } = config.vision;
     const patches = this.patchesPerSide ** 2;

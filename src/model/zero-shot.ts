@@ -1,7 +1,7 @@
 // Zero-shot classification: class names become prompts ("a photo of a {}."), the text tower turns them
 // into class embeddings, and each image goes to the class of highest cosine similarity.
 
-import type { AdapterSet } from '../adapters/block-lora';
+import type { ModelAdapters } from './adapter';
 import { DEFAULT_TEMPLATE, promptFor } from '../common/prompts';
 import type { Tensor } from '../gpu/tensor';
 import type { ClipModel } from './clip';
@@ -12,7 +12,7 @@ import { preprocessBatch } from './preprocessor';
  * L2-normalised class embeddings [classes, projection_dim]. With several templates (a prompt ensemble),
  * each class's normalised features are averaged and normalised again, as in CLIP's ImageNet recipe.
  */
-export async function classEmbeddings(model: ClipModel, classNames: readonly string[], templates: readonly string[] = [DEFAULT_TEMPLATE], adapters: AdapterSet | null = null): Promise<Float32Array> {
+export async function classEmbeddings(model: ClipModel, classNames: readonly string[], templates: readonly string[] = [DEFAULT_TEMPLATE], adapters: ModelAdapters | null = null): Promise<Float32Array> {
   const dim = model.config.projectionDim;
   const sum = new Float32Array(classNames.length * dim);
   for (const template of templates) {
@@ -47,7 +47,7 @@ export async function classify(
   model: ClipModel,
   images: readonly RgbaImage[],
   classEmbedding: Float32Array,
-  options: { adapters?: AdapterSet | null; batchSize?: number } = {},
+  options: { adapters?: ModelAdapters | null; batchSize?: number } = {},
 ): Promise<Prediction[]> {
   const { ctx } = model;
   const classes = classEmbedding.length / model.config.projectionDim;
