@@ -392,3 +392,20 @@ export function peftModelCard(meta: AdapterMetadata, dir = 'octoclip-peft'): str
     '',
   ].join('\n');
 }
+
+/**
+ * PEFT's files among an export's files by path (a zip's entries or a dropped folder's files; a top folder
+ * is fine): the config and weights (required) and classes.json (optional). Throws PeftImportError naming
+ * what is missing.
+ */
+export function findPeftFiles(files: ReadonlyMap<string, Uint8Array>): { config: string; weights: Uint8Array; classes: PeftClasses | null } {
+  const byName = new Map([...files].map(([path, bytes]) => [path.split('/').pop()!, bytes]));
+  const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+  const config = byName.get(PEFT_CONFIG_FILE);
+  const weights = byName.get(PEFT_WEIGHTS_FILE);
+  if (!config || !weights) {
+    throw new PeftImportError(`a PEFT adapter holds ${PEFT_CONFIG_FILE} and ${PEFT_WEIGHTS_FILE}; this has no ${config ? PEFT_WEIGHTS_FILE : PEFT_CONFIG_FILE}`);
+  }
+  const classes = byName.get(PEFT_CLASSES_FILE);
+  return { config: text(config), weights, classes: classes ? parsePeftClasses(text(classes)) : null };
+}

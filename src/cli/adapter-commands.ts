@@ -5,14 +5,15 @@ import { mkdir, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path';
 import { adaptedMatrices, ADAPTER_FORMAT, encodeAdapterFile } from '../adapters/adapter-file';
 import { checkpointFingerprint, mergeAdapter } from '../adapters/merge';
-import { fromPeft, parsePeftClasses, peftExportFiles, PEFT_CLASSES_FILE, PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE, type PeftClasses } from '../adapters/peft';
+import { findPeftFiles, fromPeft, parsePeftClasses, peftExportFiles, PEFT_CLASSES_FILE, PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE, type PeftClasses } from '../adapters/peft';
 import { parseClipConfig } from '../model/config';
 import { parseSafetensorsHeader } from '../model/safetensors';
 import { DEFAULT_TEMPLATE } from '../model/zero-shot';
 import { openSafetensorsFile } from '../node/files';
 import { MODEL_FILES, openModel } from '../node/model-files';
 import { emit, log, readAdapterFile, temporaryPath, writeFileAtomic } from './io';
-import { defineCommand } from './options';
+import { defineCommand, UsageError } from './options';
+import { readZip } from '../common/zip';
 
 /** Files of a Hub model folder besides MODEL_FILES that a merged model keeps (transformers' tokenizer files). */
 const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json'];
@@ -92,27 +93,25 @@ export const IMPORT_PEFT = defineCommand({
   name: 'import-peft',
   summary: 'a PEFT LoRA adapter (adapter_config.json + adapter_model.safetensors) as an octoclip adapter',
   options: {
-    peft: { kind: 'string', value: 'DIR', required: true, exists: 'dir', help: `the PEFT folder (${PEFT_CONFIG_FILE}, ${PEFT_WEIGHTS_FILE})` },
+    peft: { kind: 'string', value: 'DIR', required: true, exists: 'any', help: `the PEFT folder (${PEFT_CONFIG_FILE}, ${PEFT_WEIGHTS_FILE}), or its zip` },
     model: { kind: 'string', value: 'M', required: true, help: 'the base model the adapter was trained on' },
     out: { kind: 'string', value: 'FILE', required: true, help: 'the adapter file to write (e.g. A.octoclip.safetensors)' },
-    classes: { kind: 'list', value: 'NAME', help: `class names (default: the folder's ${PEFT_CLASSES_FILE})` },
+    classes: { kind: 'list', value: 'NAME', help: `class names (default: the export's ${PEFT_CLASSES_FILE})` },
     template: { kind: 'string', value: 'T', help: `prompt template (default: ${PEFT_CLASSES_FILE}'s, else ${DEFAULT_TEMPLATE})` },
   },
   check(values) {
-    for (const file of [PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE]) if (!existsSync(join(values.peft, file))) return `--peft ${values.peft} has no ${file}: a PEFT adapter folder holds ${PEFT_CONFIG_FILE} and ${PEFT_WEIGHTS_FILE}`;
     if (values.classes && values.classes.length < 2) return '--classes needs two or more names';
-    if (!values.classes && !existsSync(join(values.peft, PEFT_CLASSES_FILE))) return `the adapter's class names are needed: add --classes NAME... (${values.peft} has no ${PEFT_CLASSES_FILE})`;
     if (values.template !== undefined && !values.template.includes('{}')) return `--template needs a {} for the class name, got "${values.template}"`;
     return null;
   },
   async run(values) {
-    const saved = existsSync(join(values.peft, PEFT_CLASSES_FILE)) ? parsePeftClasses(await readFile(join(values.peft, PEFT_CLASSES_FILE), 'utf8')) : null;
-    const configText = await readFile(join(values.peft, PEFT_CONFIG_FILE), 'utf8');
-    const weights = new Uint8Array(await readFile(join(values.peft, PEFT_WEIGHTS_FILE)));
+    const peft = findPeftFiles(await readPeftSource(values.peft));
+    const classNames = values.classes ?? peft.classes?.class_names;
+    if (!classNames) throw new UsageError(`the adapter's class names are needed: add --classes NAME... (${values.peft} has no ${PEFT_CLASSES_FILE})`);
     const base = await readBaseModel(values.model);
-    const { meta, tensors } = fromPeft(configText, weights, { id: values.model, fingerprint: base.fingerprint, config: base.config }, {
-      classNames: values.classes ?? saved!.class_names,
-      promptTemplate: values.template ?? saved?.prompt_template ?? DEFAULT_TEMPLATE,
+    const { meta, tensors } = fromPeft(peft.config, peft.weights, { id: values.model, fingerprint: base.fingerprint, config: base.config }, {
+      classNames,
+      promptTemplate: values.template ?? peft.classes?.prompt_template ?? DEFAULT_TEMPLATE,
     });
     const named = meta.training.peftBaseModel;
     if (typeof named === 'string' && named !== values.model) log(`note: ${PEFT_CONFIG_FILE} names base model ${named}; the weights fit ${values.model}, which is recorded`);
@@ -120,6 +119,13 @@ export const IMPORT_PEFT = defineCommand({
     log(`wrote ${values.out}: LoRA r=${meta.rank} on ${meta.targets.join(', ')} (${meta.layers.text.length} text, ${meta.layers.vision.length} vision layers)`);
   },
 });
+
+/** The files of a PEFT folder (its top level) or zip, by path. */
+async function readPeftSource(path: string): Promise<Map<string, Uint8Array>> {
+  if (!statSync(path).isDirectory()) return readZip(new Uint8Array(await readFile(path)));
+  const names = readdirSync(path, { withFileTypes: true }).filter((entry) => entry.isFile()).map((entry) => entry.name);
+  return new Map(await Promise.all(names.map(async (name) => [name, new Uint8Array(await readFile(join(path, name)))] as const)));
+}
 
 export const INFO = defineCommand({
   name: 'info',

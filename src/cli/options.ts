@@ -58,6 +58,9 @@ export interface CommandSpec<T extends OptionTable = OptionTable> {
   run: (values: OptionValues<T>, positionals: string[]) => Promise<void>;
 }
 
+/** What the help shows of a command. */
+export type CommandDescription = Pick<CommandSpec, 'name' | 'summary' | 'positionals' | 'options' | 'notes'>;
+
 /** Keeps the table's literal types, so `run` sees exactly the values it declares. */
 export function defineCommand<T extends OptionTable>(spec: CommandSpec<T>): CommandSpec<T> {
   return spec;
@@ -149,7 +152,7 @@ function suggestion(name: string, known: string[]): string {
 }
 
 /** `octoclip predict --model M --images DIR [options]`: the required options, the positionals, then the rest. */
-export function usageLine(spec: CommandSpec): string {
+export function usageLine(spec: CommandDescription): string {
   const required = Object.entries(spec.options)
     .filter(([, option]) => option.required)
     .map(([name, option]) => `--${name} ${option.value ?? 'VALUE'}`);
@@ -159,7 +162,7 @@ export function usageLine(spec: CommandSpec): string {
 }
 
 /** The command's `--help`: usage, summary, then one line per option from the table. */
-export function helpText(spec: CommandSpec): string {
+export function helpText(spec: CommandDescription): string {
   const rows: [string, string][] = Object.entries(spec.options).map(([name, option]) => {
     const flag = option.kind === 'boolean' ? `--${name}` : `--${name} ${option.value ?? 'VALUE'}${option.kind === 'list' ? '...' : ''}`;
     const extras = [
