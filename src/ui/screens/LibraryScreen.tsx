@@ -46,11 +46,19 @@ export function LibraryScreen() {
 }
 
 function ImportCard() {
-  const { importFile, busy, problem, notice, dismissProblem } = useAdaptersStore();
+  const { importFile, importPeft, busy, problem, notice, dismissProblem } = useAdaptersStore();
   return (
     <Card title="Import">
       <p>An octoclip adapter file (<code>.octoclip.safetensors</code>) made for the loaded model.</p>
       <FilePicker label="Import an adapter file" accept=".safetensors" disabled={busy} onFiles={(files) => void importFile(files[0])} />
+      <p>
+        Or a PEFT LoRA adapter for the loaded model (from octoclip&apos;s PEFT export, or trained in PyTorch with PEFT), as its
+        zip or its folder (<code>adapter_config.json</code>, <code>adapter_model.safetensors</code>, <code>classes.json</code>).
+      </p>
+      <div className="actions wrap">
+        <FilePicker label="Import a PEFT zip" accept=".zip" secondary disabled={busy} onFiles={(files) => void importPeft([...files])} />
+        <FilePicker label="Import a PEFT folder" directory secondary disabled={busy} onFiles={(files) => void importPeft([...files])} />
+      </div>
       {notice && (
         <p role="status" className="status-line">
           {notice}
@@ -80,7 +88,7 @@ function methodLabel(adapter: AdapterRecord): string {
 }
 
 function AdapterItem({ adapter }: { adapter: AdapterRecord }) {
-  const { rename, remove, download, downloadPeft, toggleCompared, compared, busy } = useAdaptersStore();
+  const { rename, remove, download, downloadPeft, downloadPeftZip, toggleCompared, compared, busy } = useAdaptersStore();
   const chooseForTry = usePredictionStore((s) => s.chooseAdapter);
   const chooseForEvaluation = useEvaluationStore((s) => s.choose);
   const { meta } = adapter;
@@ -123,6 +131,9 @@ function AdapterItem({ adapter }: { adapter: AdapterRecord }) {
       <div className="actions wrap">
         <button type="button" className="small" onClick={() => download(adapter.id)} aria-label={`Download ${adapter.name}`}>
           Download
+        </button>
+        <button type="button" className="secondary small" disabled={busy} onClick={() => void downloadPeftZip(adapter.id)} aria-label={`Download the PEFT export of ${adapter.name} as a zip`}>
+          PEFT (.zip)
         </button>
         <button type="button" className="secondary small" disabled={busy} onClick={() => void downloadPeft(adapter.id, 'weights')} aria-label={`Download ${PEFT_FILE_NAMES.weights} (PEFT) of ${adapter.name}`}>
           PEFT: {PEFT_FILE_NAMES.weights}
