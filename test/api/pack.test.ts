@@ -1,4 +1,4 @@
-// The package as a user gets it: `npm pack` (which builds dist/ through prepack), the tarball unpacked into an
+// The package as a user gets it: `npm pack` of a fresh build of dist/, the tarball unpacked into an
 // empty project's node_modules, and a script there that imports "octoclip" and classifies an image.
 // This machine has no registry access and npm's cache lacks the dependencies, so `npm install <tarball>
 // --offline` cannot run here: the project's node_modules links the package's runtime dependencies (webgpu,
@@ -16,7 +16,9 @@ import { randomAdapterFile } from '../helpers/random-adapter';
 
 it('npm pack gives a tarball that classifies an image in an empty project', async () => {
   const work = mkdtempSync(join(tmpdir(), 'octoclip-pack-'));
-  const packed = JSON.parse(execFileSync('npm', ['pack', '--json', '--pack-destination', work], { encoding: 'utf8', timeout: 600_000 }))[0];
+  // prepack builds dist/ (npm run build:api); run it first so that pack's --json output is only JSON.
+  execFileSync('npm', ['run', 'build:api'], { stdio: 'ignore', timeout: 600_000 });
+  const packed = JSON.parse(execFileSync('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', work], { encoding: 'utf8', timeout: 600_000 }))[0];
   const listed = packed.files.map((f: { path: string }) => f.path);
   expect(listed).toEqual(expect.arrayContaining(['dist/api/node.js', 'dist/api/browser.js', 'dist/types/api/node.d.ts', 'dist/types/api/browser.d.ts', 'package.json']));
   expect(listed.some((path: string) => path.startsWith('src/') || path.startsWith('test/'))).toBe(false);

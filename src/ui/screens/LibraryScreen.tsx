@@ -2,6 +2,7 @@
 // rename, delete, compare side by side, use in Try it, download (octoclip's file, or PEFT's two files)
 // and import.
 
+import { classifierSnippets } from '../../api/snippet';
 import type { AdapterRecord } from '../../storage/db';
 import { Screen } from '../components/Screen';
 import { Badge, Card } from '../components/Card';
@@ -10,7 +11,7 @@ import { InlineRename } from '../components/fields';
 import { Problem } from '../components/Notice';
 import { formatBytes, formatDateTime, formatPercent } from '../format';
 import { sectionHref } from '../navigation';
-import { PEFT_FILE_NAMES, useAdaptersStore } from '../stores/adapters';
+import { adapterFileName, PEFT_FILE_NAMES, useAdaptersStore } from '../stores/adapters';
 import { useEvaluationStore } from '../stores/evaluation';
 import { usePredictionStore } from '../stores/prediction';
 
@@ -157,6 +158,7 @@ function AdapterItem({ adapter }: { adapter: AdapterRecord }) {
           Delete
         </button>
       </div>
+      <UseInCode adapter={adapter} />
     </li>
   );
 }
@@ -214,5 +216,19 @@ function CompareCard() {
         </table>
       </div>
     </Card>
+  );
+}
+
+/** The library API's snippet for this adapter (src/api), for a web page and for Node. */
+function UseInCode({ adapter }: { adapter: AdapterRecord }) {
+  const snippets = classifierSnippets({ name: adapter.name, baseModel: adapter.meta.baseModel, fileName: adapterFileName(adapter.name) });
+  return (
+    <details className="use-in-code">
+      <summary>Use it in your code</summary>
+      <p>In a web page on this site (with the <code>octoclip</code> package):</p>
+      <pre data-testid="snippet-browser">{snippets.browser}</pre>
+      <p>In Node, with the downloaded file:</p>
+      <pre data-testid="snippet-node">{snippets.node}</pre>
+    </details>
   );
 }

@@ -40,6 +40,11 @@ export interface AdaptersState {
 
 export const PEFT_FILE_NAMES = { weights: 'adapter_model.safetensors', config: 'adapter_config.json' } as const;
 
+/** The name an adapter downloads as: "Block-LoRA r2" -> "block-lora-r2.octoclip.safetensors". */
+export function adapterFileName(name: string): string {
+  return `${fileSlug(name)}${ADAPTER_FILE_EXTENSION}`;
+}
+
 function withoutExtension(fileName: string): string {
   return fileName.endsWith(ADAPTER_FILE_EXTENSION) ? fileName.slice(0, -ADAPTER_FILE_EXTENSION.length) : fileName.replace(/\.safetensors$/i, '');
 }
@@ -114,7 +119,7 @@ export const useAdaptersStore = create<AdaptersState>()((set, get) => {
         if (!peft.classes) throw new Error(`This PEFT adapter has no ${PEFT_CLASSES_FILE} with its class names: add one, or import it with octoclip import-peft --classes.`);
         const { meta, tensors } = fromPeft(peft.config, peft.weights, base, { classNames: peft.classes.class_names, promptTemplate: peft.classes.prompt_template });
         const name = (zip ? zip.name.replace(/\.zip$/i, '') : files[0].webkitRelativePath.split('/')[0]) || 'imported PEFT adapter';
-        await addImported(new File([encodeAdapterFile(meta, tensors) as Uint8Array<ArrayBuffer>], `${fileSlug(name)}${ADAPTER_FILE_EXTENSION}`), name);
+        await addImported(new File([encodeAdapterFile(meta, tensors) as Uint8Array<ArrayBuffer>], adapterFileName(name)), name);
       });
     },
 
@@ -124,7 +129,7 @@ export const useAdaptersStore = create<AdaptersState>()((set, get) => {
 
     download(id) {
       const record = find(id);
-      if (record) saveFile(record.file, `${fileSlug(record.name)}${ADAPTER_FILE_EXTENSION}`);
+      if (record) saveFile(record.file, adapterFileName(record.name));
     },
 
     async downloadPeftZip(id) {
