@@ -90,10 +90,11 @@ async function adapterFile(adapter: LoadClassifierOptions['adapter']): Promise<{
 /** RGBA pixels as the studio's worker reads them (no colour conversion, straight alpha). */
 async function decodeBrowserImage(image: BrowserImage): Promise<RgbaImage> {
   const bitmap = image instanceof Blob ? await createImageBitmap(image, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' }) : image;
-  const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
+  const { width, height } = bitmap;
+  const canvas = new OffscreenCanvas(width, height);
   const context = canvas.getContext('2d', { willReadFrequently: true });
   if (!context) throw new Error('this browser gives no 2D canvas to read pixels with');
   context.drawImage(bitmap, 0, 0);
-  if (image instanceof Blob) bitmap.close();
-  return { rgba: context.getImageData(0, 0, bitmap.width, bitmap.height).data, width: bitmap.width, height: bitmap.height };
+  if (image instanceof Blob) bitmap.close(); // ours to close; a caller's ImageBitmap stays theirs
+  return { rgba: context.getImageData(0, 0, width, height).data, width, height };
 }
