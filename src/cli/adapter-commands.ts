@@ -100,6 +100,11 @@ export const IMPORT_PEFT = defineCommand({
     template: { kind: 'string', value: 'T', help: `prompt template (default: ${PEFT_CLASSES_FILE}'s, else ${DEFAULT_TEMPLATE})` },
   },
   check(values) {
+    if (statSync(values.peft).isDirectory()) {
+      for (const file of [PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE]) {
+        if (!existsSync(join(values.peft, file))) return `--peft ${values.peft} has no ${file}: a PEFT adapter folder holds ${PEFT_CONFIG_FILE} and ${PEFT_WEIGHTS_FILE}`;
+      }
+    }
     if (values.classes && values.classes.length < 2) return '--classes needs two or more names';
     if (values.template !== undefined && !values.template.includes('{}')) return `--template needs a {} for the class name, got "${values.template}"`;
     return null;

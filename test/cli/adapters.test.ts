@@ -2,6 +2,7 @@
 // three-step adapter: the round trips are exact, the merged model computes what the adapter computes, and
 // every refusal says why and writes nothing.
 
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -108,6 +109,14 @@ describe('octoclip export and import-peft', () => {
         expect(copy.data).toEqual(Float32Array.from({ length: dOut * k }, (_, j) => tensor.data[j] + tensor.data[dOut * k + j]));
       }
     }
+
+    // The same export as one zip (deflated, inside a folder, as zip tools make it) imports to the same file.
+    const zip = join(work, 'peft.zip');
+    execFileSync('python3', ['-c', 'import sys, os, zipfile\nwith zipfile.ZipFile(sys.argv[1], "w", zipfile.ZIP_DEFLATED) as z:\n  for name in os.listdir(sys.argv[2]): z.write(os.path.join(sys.argv[2], name), "peft/" + name)', zip, peft]);
+    const fromZip = join(work, 'from-zip.octoclip.safetensors');
+    const zipped = octoclip('import-peft', '--peft', zip, '--model', model, '--out', fromZip);
+    expect(zipped.status, zipped.stderr).toBe(0);
+    expect(readFileSync(fromZip)).toEqual(readFileSync(imported));
 
     const again = octoclip('predict', '--model', model, '--adapter', imported, '--images', images);
     const direct = octoclip('predict', '--model', model, '--adapter', adapter, '--images', images);
