@@ -136,9 +136,15 @@ export function decodeAdapterFile(bytes: Uint8Array, fileName?: string): { meta:
   } catch (error) {
     if (!(error instanceof ModelFileError)) throw error;
     const detail = fileName && error.message.startsWith(`${fileName}: `) ? error.message.slice(fileName.length + 2) : error.message;
-    return fail(`not an octoclip adapter: not a safetensors file (${detail})`, error);
+    return fail(unreadableFileProblem(bytes, detail), error);
   }
 
+  if (header.metadata.format !== ADAPTER_FORMAT && [...header.tensors.keys()].some((name) => PEFT_LORA_TENSOR.test(name))) {
+    return fail(
+      'this is a PEFT LoRA adapter (adapter_model.safetensors), not an octoclip adapter: import its folder or zip with its ' +
+        'adapter_config.json (octoclip import-peft --peft DIR --model M --out A.octoclip.safetensors, or Import PEFT in the Adapter library)',
+    );
+  }
   const meta = parseMetadata(header.metadata, fail);
 
   const tensors: AdapterTensors = new Map();
@@ -173,6 +179,36 @@ export function assertAdapterMatchesBase(
     `${name} was trained on ${meta.baseModel} (fingerprint ${meta.baseModelFingerprint}), ` +
       `the loaded model is ${baseModelId} (fingerprint ${baseFingerprint}): load ${meta.baseModel} to use it`,
   );
+}
+
+const PEFT_LORA_TENSOR = /\.lora_[AB]\.weight$/;
+const LENGTH_PREFIX_BYTES = 8;
+/** No adapter header comes near this; a larger length means the first bytes are not a header length. */
+const PLAUSIBLE_HEADER_BYTES = 100_000_000;
+
+/**
+ * What a person can act on when the safetensors reader refuses the bytes: a cut-off file says how much of it
+ * arrived ("incomplete: N of M bytes"), one that does not start with a header length is corrupt or of another
+ * kind; `detail` (the reader's message) explains anything else.
+ */
+function unreadableFileProblem(bytes: Uint8Array, detail: string): string {
+  if (bytes.length === 0) return 'not an octoclip adapter: the file is empty';
+  if (bytes.length < LENGTH_PREFIX_BYTES) return `not an octoclip adapter: the file has only ${bytes.length} bytes`;
+  const headerLength = Number(new DataView(bytes.buffer, bytes.byteOffset, LENGTH_PREFIX_BYTES).getBigUint64(0, true));
+  const corrupt = 'not an octoclip adapter: the file is corrupt or of another kind (it does not start with a safetensors header)';
+  if (headerLength < 2 || headerLength > PLAUSIBLE_HEADER_BYTES) return corrupt;
+  const cutOff = (expected: string) => `incomplete: ${bytes.length} of ${expected} bytes (the file was cut off: download or copy it again)`;
+  const dataStart = LENGTH_PREFIX_BYTES + headerLength;
+  if (dataStart > bytes.length) return cutOff(`more than ${dataStart}`);
+  let entries: unknown[];
+  try {
+    entries = Object.values(JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(LENGTH_PREFIX_BYTES, dataStart))));
+  } catch {
+    return corrupt;
+  }
+  const dataEnd = Math.max(0, ...entries.map((entry) => Number((entry as { data_offsets?: number[] })?.data_offsets?.[1]) || 0));
+  if (dataStart + dataEnd > bytes.length) return cutOff(String(dataStart + dataEnd));
+  return `corrupt: ${detail}`;
 }
 
 // ---------------------------------------------------------------------------------------------------------

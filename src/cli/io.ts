@@ -1,42 +1,72 @@
-// What every `octoclip` command shares: results to stdout or a file, progress to stderr, usage errors,
-// and opening the model on Node's WebGPU.
+// What every command shares: stderr lines, results written whole (to --out through a temporary name, or to
+// stdout, drained before the process exits), the model, and adapter files checked against it.
 
-import { writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { assertAdapterMatchesBase, decodeAdapterFile, type AdapterMetadata, type AdapterTensors } from '../adapters/adapter-file';
 import { ClipModel } from '../model/clip';
-import { openModel } from '../node/model-files';
 import { createNodeGpuContext } from '../node/gpu';
+import { openModel } from '../node/model-files';
+import { Progress } from './progress';
 
 export function log(line: string): void {
   process.stderr.write(`${line}\n`);
 }
 
+/** Resolves once everything written to `stream` so far has been handed to the OS; process.exit() drops the rest. */
+export function drained(stream: NodeJS.WriteStream): Promise<void> {
+  return new Promise((resolve) => stream.write('', () => resolve()));
+}
+
+/** A path next to `path` (same directory, so the rename stays on one file system) for writing before renaming. */
+export function temporaryPath(path: string): string {
+  return join(dirname(path), `.${basename(path)}.${randomBytes(4).toString('hex')}.partial`);
+}
+
+/** Writes a file whole or not at all: to a temporary name, then renamed over `path`. */
+export async function writeFileAtomic(path: string, contents: Uint8Array | string): Promise<void> {
+  const temporary = temporaryPath(path);
+  try {
+    await writeFile(temporary, contents);
+    await rename(temporary, path);
+  } catch (error) {
+    await rm(temporary, { force: true });
+    throw error;
+  }
+}
+
+/** A command's result: to `out` (written whole) or stdout, as JSON or as the text given. */
 export async function emit(result: unknown, out: string | undefined): Promise<void> {
-  const text = `${JSON.stringify(result, null, 2)}\n`;
+  const text = typeof result === 'string' ? result : `${JSON.stringify(result, null, 2)}\n`;
   if (out) {
-    await writeFile(out, text);
+    await writeFileAtomic(out, text);
     log(`wrote ${out}`);
-  } else process.stdout.write(text);
+  } else await new Promise<void>((resolve, reject) => process.stdout.write(text, (error) => (error ? reject(error) : resolve())));
 }
 
 export async function loadModel(model: string): Promise<ClipModel> {
   const ctx = await createNodeGpuContext();
   log(`WebGPU adapter: ${ctx.adapterName}`);
   const files = await openModel(model, log);
-  let lastPercent = -1;
-  const clip = await ClipModel.load(ctx, files, (loaded, total) => {
-    const percent = Math.floor((100 * loaded) / total);
-    if (percent >= lastPercent + 10) log(`loading weights: ${(lastPercent = percent)}%`);
-  });
+  const progress = new Progress('loading weights', 100);
+  const clip = await ClipModel.load(ctx, files, (loaded, total) => progress.update(Math.floor((100 * loaded) / total)));
   ctx.onDeviceLost((info) => log(`GPU device lost: ${info.message}`));
   return clip;
 }
 
-/** Bad command-line input: reported with a pointer to --help, exit status 2. */
-export class UsageError extends Error {
-  override name = 'UsageError';
+/** The fields every command's JSON result starts with. */
+export function resultHeader(model: ClipModel, adapter: string | null) {
+  return { model: model.id, device: model.ctx.adapterName, adapter };
 }
 
-export function required(value: string | undefined, flag: string): string {
-  if (!value) throw new UsageError(`missing ${flag}`);
-  return value;
+export async function readAdapterFile(path: string): Promise<{ meta: AdapterMetadata; tensors: AdapterTensors }> {
+  return decodeAdapterFile(new Uint8Array(await readFile(path)), path);
+}
+
+/** An adapter file checked against the loaded model, with its tensors as AdapterSet.create takes them. */
+export async function readAdapterFor(path: string, model: ClipModel) {
+  const { meta, tensors } = await readAdapterFile(path);
+  assertAdapterMatchesBase(meta, model.id, model.weights.fingerprint, path);
+  return { meta, tensors: new Map([...tensors].map(([name, t]) => [name, t.data])) };
 }

@@ -1,125 +1,105 @@
 // The `octoclip` command line: the same engine as the studio, on Node's WebGPU (Dawn).
-// Results go to stdout (or --out FILE) as JSON; progress and problems go to stderr.
+// Results go to stdout (or --out) as JSON; progress and problems go to stderr. Each command is one options
+// table (options.ts) from which its parser and its --help derive.
 
-import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { DEFAULT_TEMPLATE } from '../common/prompts';
+import { readFileSync } from 'node:fs';
 import { makeTinyClip } from '../model/tiny';
-import { classEmbeddings, classify } from '../model/zero-shot';
-import { preprocessBatch } from '../model/preprocessor';
 import { writeModelDirectory } from '../node/files';
-import { loadLabelledImages } from './images';
-import { emit, loadModel, log, required, UsageError } from './io';
-import { evalCommand, trainCommand, TRAIN_OPTIONS, EVAL_OPTIONS } from './train';
+import { EXPORT, IMPORT_PEFT, INFO } from './adapter-commands';
+import { EMBED, EVAL, PREDICT, ZERO_SHOT } from './inference';
+import { log } from './io';
+import { defineCommand, helpText, HELP_FLAGS, parseCommandLine, UsageError, usageLine, type CommandSpec } from './options';
+import { trainCommand, TRAIN_OPTIONS } from './train';
 
-export const USAGE = `octoclip: fine-tune CLIP with Block-LoRA on WebGPU
+export { emit, loadModel, log } from './io';
+export { UsageError } from './options';
 
-  octoclip make-tiny-model DIR [--seed N]
-      write a small random-weight CLIP in the Hugging Face layout (for tests and trials)
-  octoclip embed --model M --images DIR [--texts TEXT...] [--out FILE]
-      image features (and text features) as JSON
-  octoclip zero-shot --model M --images DIR [--template T] [--out FILE]
-      classify a folder with one sub-folder per class; accuracy, per-class accuracy
-  octoclip train --model M --images DIR --shots N --out ADAPTER [options]
-      few-shot fine-tuning with Block-LoRA or LoRA; JSON log per step (run octoclip train --help)
-  octoclip eval --model M --adapter FILE --images DIR [--shots N --seed S] [--out FILE]
-      accuracy, per-class accuracy and confusion matrix with an adapter
-
-  M is a local directory (config.json, model.safetensors, vocab.json, merges.txt) or a Hub repo id
-  such as openai/clip-vit-base-patch32 (downloaded once to ~/.cache/octoclip; needs a connection).
-`;
-
-function parse<T extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: T) {
-  return parseArgs({ args, options: { ...options, help: { type: 'boolean' } }, allowPositionals: true, strict: true });
+/** For commands that still parse their own arguments (train): a present, non-empty value. */
+export function required(value: string | undefined, flag: string): string {
+  if (!value) throw new UsageError(`missing ${flag}`);
+  return value;
 }
 
-async function makeTinyModelCommand(args: string[]): Promise<void> {
-  const { values, positionals } = parse(args, { seed: { type: 'string' } });
-  const dir = positionals[0];
-  if (!dir) throw new UsageError('make-tiny-model needs a target directory');
-  const { files } = makeTinyClip({ seed: values.seed ? Number(values.seed) : undefined });
-  await writeModelDirectory(dir, files);
-  log(`wrote a tiny CLIP to ${dir}`);
+const MAKE_TINY_MODEL = defineCommand({
+  name: 'make-tiny-model',
+  summary: 'write a small random-weight CLIP in the Hugging Face layout (for tests and trials)',
+  positionals: { name: 'DIR', min: 1, max: 1 },
+  options: { seed: { kind: 'integer', value: 'N', default: 1, help: 'seed of the random weights' } },
+  async run(values, [dir]) {
+    const { files } = makeTinyClip({ seed: values.seed });
+    await writeModelDirectory(dir, files);
+    log(`wrote a tiny CLIP to ${dir}`);
+  },
+});
+
+/** A command that parses its own arguments; train moves onto an options table with the training driver. */
+interface SelfParsingCommand {
+  name: string;
+  summary: string;
+  help: string;
+  run: (args: string[]) => Promise<void>;
 }
 
-async function embedCommand(args: string[]): Promise<void> {
-  const { values, positionals } = parse(args, { model: { type: 'string' }, images: { type: 'string' }, texts: { type: 'string', multiple: true }, out: { type: 'string' } });
-  // `--texts a b c`: the words after the first text are positionals.
-  const texts = values.texts ? [...values.texts, ...positionals] : [];
-  const model = await loadModel(required(values.model, '--model'));
-  const result: { images?: { path: string; features: number[] }[]; texts?: { text: string; features: number[] }[] } = {};
-  if (values.images) {
-    const data = await loadLabelledImages(values.images, { flat: true });
-    result.images = [];
-    for (let start = 0; start < data.images.length; start += 16) {
-      const batch = data.images.slice(start, start + 16);
-      const pixels = preprocessBatch(model.ctx, batch, model.preprocessor);
-      const features = model.imageFeatures(pixels, batch.length);
-      const values = await model.ctx.read(features);
-      pixels.destroy();
-      features.destroy();
-      batch.forEach((_, i) => result.images!.push({ path: data.paths[start + i], features: Array.from(values.subarray(i * model.config.projectionDim, (i + 1) * model.config.projectionDim)) }));
-    }
-  }
-  if (texts.length) {
-    const features = model.textFeatures(model.tokenize(texts));
-    const data = await model.ctx.read(features);
-    features.destroy();
-    const dim = model.config.projectionDim;
-    result.texts = texts.map((text, i) => ({ text, features: Array.from(data.subarray(i * dim, (i + 1) * dim)) }));
-  }
-  if (!result.images && !result.texts) throw new UsageError('embed needs --images DIR and/or --texts TEXT...');
-  await emit(result, values.out);
+const TRAIN: SelfParsingCommand = { name: 'train', summary: 'few-shot fine-tuning with Block-LoRA or LoRA; JSON log per step', help: TRAIN_OPTIONS, run: trainCommand };
+
+// Each spec's run takes its own values; the table only passes them back to it.
+const COMMANDS: (CommandSpec<any> | SelfParsingCommand)[] = [MAKE_TINY_MODEL, EMBED, ZERO_SHOT, TRAIN, EVAL, PREDICT, EXPORT, IMPORT_PEFT, INFO];
+
+function isSelfParsing(command: CommandSpec<any> | SelfParsingCommand): command is SelfParsingCommand {
+  return 'help' in command;
 }
 
-async function zeroShotCommand(args: string[]): Promise<void> {
-  const { values } = parse(args, { model: { type: 'string' }, images: { type: 'string' }, template: { type: 'string' }, out: { type: 'string' } });
-  const model = await loadModel(required(values.model, '--model'));
-  const data = await loadLabelledImages(required(values.images, '--images'));
-  const template = values.template ?? DEFAULT_TEMPLATE;
-  const embeddings = await classEmbeddings(model, data.classNames, [template]);
-  log(`classifying ${data.images.length} images into ${data.classNames.length} classes`);
-  const predictions = await classify(model, data.images, embeddings);
-  const perClass = data.classNames.map(() => ({ correct: 0, total: 0 }));
-  predictions.forEach((p, i) => {
-    perClass[data.labels[i]].total++;
-    if (p.label === data.labels[i]) perClass[data.labels[i]].correct++;
-  });
-  const correct = perClass.reduce((sum, c) => sum + c.correct, 0);
-  await emit({
-    model: model.id,
-    adapter: model.ctx.adapterName,
-    template,
-    classes: data.classNames,
-    images: data.images.length,
-    skipped: data.skipped,
-    accuracy: correct / data.images.length,
-    perClassAccuracy: Object.fromEntries(data.classNames.map((name, c) => [name, perClass[c].total ? perClass[c].correct / perClass[c].total : null])),
-    predictions: predictions.map((p, i) => ({ path: data.paths[i], label: data.classNames[data.labels[i]], predicted: data.classNames[p.label], probability: p.probabilities[p.label] })),
-  }, values.out);
+export function version(): string {
+  return JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version;
 }
 
-const COMMANDS: Record<string, { run: (args: string[]) => Promise<void>; help?: string }> = {
-  'make-tiny-model': { run: makeTinyModelCommand },
-  embed: { run: embedCommand },
-  'zero-shot': { run: zeroShotCommand },
-  train: { run: trainCommand, help: TRAIN_OPTIONS },
-  eval: { run: evalCommand, help: EVAL_OPTIONS },
-};
+export function usage(): string {
+  const lines = COMMANDS.flatMap((command) => [`  ${isSelfParsing(command) ? command.help.split('\n')[0] : usageLine(command)}`, `      ${command.summary}`]);
+  return [
+    'octoclip: fine-tune CLIP with Block-LoRA on WebGPU',
+    '',
+    ...lines,
+    '',
+    '  M is a local directory (config.json, model.safetensors, vocab.json, merges.txt) or a Hub repo id',
+    '  such as openai/clip-vit-base-patch32 (downloaded once to ~/.cache/octoclip; needs a connection).',
+    '  --out is where a command writes its result (written whole, through a temporary name); without it, stdout.',
+    '  octoclip COMMAND --help (or -h) shows the command\'s options; octoclip --version its version.',
+    '',
+  ].join('\n');
+}
 
+/** Runs one command line; returns the exit status: 0 done, 1 failed, 2 bad usage (message on stderr). */
 export async function main(argv: string[]): Promise<number> {
   const [name, ...args] = argv;
-  const command = name ? COMMANDS[name] : undefined;
-  if (!command || args.includes('--help')) {
-    process.stdout.write(command?.help ?? USAGE);
-    return command || name === '--help' || name === undefined ? 0 : 2;
+  if (name === undefined || HELP_FLAGS.includes(name)) {
+    process.stdout.write(usage());
+    return 0;
+  }
+  if (name === '--version') {
+    process.stdout.write(`${version()}\n`);
+    return 0;
+  }
+  const command = COMMANDS.find((c) => c.name === name);
+  if (!command) {
+    log(`octoclip: unknown ${name.startsWith('-') ? 'option' : 'command'} "${name}"; the commands are ${COMMANDS.map((c) => c.name).join(', ')}`);
+    log('run "octoclip --help" for usage');
+    return 2;
+  }
+  if (args.some((arg) => HELP_FLAGS.includes(arg))) {
+    process.stdout.write(isSelfParsing(command) ? command.help : helpText(command));
+    return 0;
   }
   try {
-    await command.run(args);
+    if (isSelfParsing(command)) await command.run(args);
+    else {
+      const { values, positionals } = parseCommandLine(command, args);
+      await command.run(values, positionals);
+    }
     return 0;
   } catch (error) {
-    const usage = error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
+    const isUsage = error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
     log(`octoclip ${name}: ${(error as Error).message}`);
-    if (usage) log(`run "octoclip ${name} --help" for usage`);
-    return usage ? 2 : 1;
+    if (isUsage) log(`run "octoclip ${name} --help" for usage`);
+    return isUsage ? 2 : 1;
   }
 }

@@ -20,7 +20,14 @@ import { decodeTensor, encodeSafetensors, parseSafetensorsHeader } from '../mode
 import { runTraining } from '../training/run';
 import { evaluate, type Evaluation, type LabelledImages, type StepLog, type TrainerCheckpoint } from '../training/trainer';
 import { loadLabelledImages, type LabelledImageSet } from './images';
-import { emit, loadModel, log, required, UsageError } from './io';
+import { emit, loadModel, log } from './io';
+import { UsageError } from './options';
+
+/** A present, non-empty value. */
+function required(value: string | undefined, flag: string): string {
+  if (!value) throw new UsageError(`missing ${flag}`);
+  return value;
+}
 
 /** A number as the help writes it: 2e-4 rather than 0.0002, 0.25 rather than 2.5e-1. */
 function shortNumber(value: number): string {

@@ -146,17 +146,32 @@ describe('adapter file', () => {
     decoded.data.forEach((value, i) => expect(Math.abs(value - original.data[i])).toBeLessThanOrEqual(2 ** -11));
   });
 
-  it('refuses a file that is not safetensors, naming the file', () => {
+  it('refuses a file that is not safetensors, naming the file, without the reader\'s numbers', () => {
     const garbage = new TextEncoder().encode('PK\u0003\u0004 this is a zip, not an adapter');
-    expect(decodeFailure(garbage).message.startsWith(`${FILE}: not an octoclip adapter: not a safetensors file (`)).toBe(true);
-    expect(decodeFailure(new Uint8Array(0)).message).toMatch(/not a safetensors file/);
+    expect(decodeFailure(garbage).message).toBe(`${FILE}: not an octoclip adapter: the file is corrupt or of another kind (it does not start with a safetensors header)`);
+    expect(decodeFailure(new Uint8Array(0)).message).toBe(`${FILE}: not an octoclip adapter: the file is empty`);
+    expect(decodeFailure(new Uint8Array(5)).message).toBe(`${FILE}: not an octoclip adapter: the file has only 5 bytes`);
+    const badJson = new Uint8Array(24);
+    badJson[0] = 16;
+    badJson.fill(0x7b, 8);
+    expect(decodeFailure(badJson).message).toMatch(/corrupt or of another kind/);
   });
 
-  it('refuses a truncated file', () => {
+  it('says how much of a truncated file arrived', () => {
     const meta = sampleMeta();
     const file = encodeAdapterFile(meta, sampleTensors(meta));
-    expect(decodeFailure(file.subarray(0, file.length - 10)).message).toMatch(/not a safetensors file .*outside the .* bytes of data/);
-    expect(decodeFailure(file.subarray(0, 100)).message).toMatch(/not a safetensors file .*runs past the end/);
+    expect(decodeFailure(file.subarray(0, file.length - 10)).message).toBe(
+      `${FILE}: incomplete: ${file.length - 10} of ${file.length} bytes (the file was cut off: download or copy it again)`,
+    );
+    const headerEnd = 8 + Number(new DataView(file.buffer).getBigUint64(0, true));
+    expect(decodeFailure(file.subarray(0, 100)).message).toBe(
+      `${FILE}: incomplete: 100 of more than ${headerEnd} bytes (the file was cut off: download or copy it again)`,
+    );
+  });
+
+  it('points a PEFT adapter file to the import', () => {
+    const peft = encodeSafetensors([{ name: 'base_model.model.text_model.encoder.layers.0.self_attn.q_proj.lora_A.weight', shape: [1, 2], data: new Float32Array(2) }], { format: 'pt' });
+    expect(decodeFailure(peft).message).toMatch(/this is a PEFT LoRA adapter .*octoclip import-peft --peft DIR --model M --out A\.octoclip\.safetensors.*Import PEFT in the Adapter library/);
   });
 
   it('refuses safetensors files that are not octoclip adapters', () => {

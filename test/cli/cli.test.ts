@@ -8,6 +8,9 @@ import { join, resolve } from 'node:path';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { decodeAdapterFile } from '../../src/adapters/adapter-file';
+import { EXPORT, IMPORT_PEFT, INFO } from '../../src/cli/adapter-commands';
+import { EMBED, EVAL, PREDICT, ZERO_SHOT } from '../../src/cli/inference';
+import { helpText } from '../../src/cli/options';
 
 const BIN = resolve('bin/octoclip.js');
 const work = mkdtempSync(join(tmpdir(), 'octoclip-cli-'));
@@ -110,6 +113,34 @@ describe('octoclip CLI', () => {
     const evaluated = octoclip('eval', '--model', model, '--adapter', adapter, '--images', images, '--holdout', '0.25', '--seed', '2');
     expect(evaluated.status, evaluated.stderr).toBe(0);
     expect(JSON.parse(evaluated.stdout)).toMatchObject({ images: 3, accuracy: best });
+  }, 300_000);
+
+  it('writes a result larger than a pipe holds (64 KiB) whole through a pipe', () => {
+    const texts = Array.from({ length: 400 }, (_, i) => `text number ${i}`);
+    const command = `"${process.execPath}" "${BIN}" embed --model "${model}" --texts ${texts.map((t) => `"${t}"`).join(' ')} | cat > piped.json`;
+    const piped = spawnSync('bash', ['-c', command], { cwd: work, encoding: 'utf8', timeout: 300_000 });
+    expect(piped.status, piped.stderr).toBe(0);
+    const text = readFileSync(join(work, 'piped.json'), 'utf8');
+    expect(text.length).toBeGreaterThan(2 * 65_536);
+    expect(JSON.parse(text).texts.map((t: { text: string }) => t.text)).toEqual(texts);
+  }, 300_000);
+
+  it('follows the conventions: --version, -h per command from its options table, unknown commands and options on stderr with status 2', () => {
+    const version = octoclip('--version');
+    expect(version.stdout).toBe(`${JSON.parse(readFileSync('package.json', 'utf8')).version}\n`);
+    expect(octoclip('--help').stdout).toMatch(/octoclip predict --model M \[FILE\.\.\.\] \[options\]/);
+    for (const spec of [EMBED, ZERO_SHOT, EVAL, PREDICT, EXPORT, IMPORT_PEFT, INFO]) {
+      const help = octoclip(spec.name, '-h');
+      expect(help.status).toBe(0);
+      expect(help.stdout).toBe(helpText(spec));
+      for (const name of Object.keys(spec.options)) expect(help.stdout).toContain(`--${name}`);
+    }
+    const unknown = octoclip('frobnicate');
+    expect([unknown.status, unknown.stdout]).toEqual([2, '']);
+    expect(unknown.stderr).toMatch(/unknown command "frobnicate"; the commands are make-tiny-model, embed, zero-shot, train, eval, predict, export, import-peft, info/);
+    const option = octoclip('zero-shot', '--model', model, '--imagse', images);
+    expect([option.status, option.stdout]).toEqual([2, '']);
+    expect(option.stderr).toMatch(/unknown option --imagse/);
   }, 300_000);
 
   it('refuses bad input with a message and a non-zero status', () => {

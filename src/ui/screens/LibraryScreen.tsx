@@ -2,6 +2,7 @@
 // rename, delete, compare side by side, use in Try it, download (octoclip's file, or PEFT's two files)
 // and import.
 
+import { classifierSnippets } from '../../api/snippet';
 import type { AdapterRecord } from '../../storage/db';
 import { Screen } from '../components/Screen';
 import { Badge, Card } from '../components/Card';
@@ -10,7 +11,7 @@ import { InlineRename } from '../components/fields';
 import { Problem } from '../components/Notice';
 import { formatBytes, formatDateTime, formatPercent } from '../format';
 import { sectionHref } from '../navigation';
-import { PEFT_FILE_NAMES, useAdaptersStore } from '../stores/adapters';
+import { adapterFileName, PEFT_FILE_NAMES, useAdaptersStore } from '../stores/adapters';
 import { useEvaluationStore } from '../stores/evaluation';
 import { usePredictionStore } from '../stores/prediction';
 
@@ -46,11 +47,19 @@ export function LibraryScreen() {
 }
 
 function ImportCard() {
-  const { importFile, busy, problem, notice, dismissProblem } = useAdaptersStore();
+  const { importFile, importPeft, busy, problem, notice, dismissProblem } = useAdaptersStore();
   return (
     <Card title="Import">
       <p>An octoclip adapter file (<code>.octoclip.safetensors</code>) made for the loaded model.</p>
       <FilePicker label="Import an adapter file" accept=".safetensors" disabled={busy} onFiles={(files) => void importFile(files[0])} />
+      <p>
+        Or a PEFT LoRA adapter for the loaded model (from octoclip&apos;s PEFT export, or trained in PyTorch with PEFT), as its
+        zip or its folder (<code>adapter_config.json</code>, <code>adapter_model.safetensors</code>, <code>classes.json</code>).
+      </p>
+      <div className="actions wrap">
+        <FilePicker label="Import a PEFT zip" accept=".zip" secondary disabled={busy} onFiles={(files) => void importPeft([...files])} />
+        <FilePicker label="Import a PEFT folder" directory secondary disabled={busy} onFiles={(files) => void importPeft([...files])} />
+      </div>
       {notice && (
         <p role="status" className="status-line">
           {notice}
@@ -80,7 +89,7 @@ function methodLabel(adapter: AdapterRecord): string {
 }
 
 function AdapterItem({ adapter }: { adapter: AdapterRecord }) {
-  const { rename, remove, download, downloadPeft, toggleCompared, compared, busy } = useAdaptersStore();
+  const { rename, remove, download, downloadPeft, downloadPeftZip, toggleCompared, compared, busy } = useAdaptersStore();
   const chooseForTry = usePredictionStore((s) => s.chooseAdapter);
   const chooseForEvaluation = useEvaluationStore((s) => s.choose);
   const { meta } = adapter;
@@ -124,6 +133,9 @@ function AdapterItem({ adapter }: { adapter: AdapterRecord }) {
         <button type="button" className="small" onClick={() => download(adapter.id)} aria-label={`Download ${adapter.name}`}>
           Download
         </button>
+        <button type="button" className="secondary small" disabled={busy} onClick={() => void downloadPeftZip(adapter.id)} aria-label={`Download the PEFT export of ${adapter.name} as a zip`}>
+          PEFT (.zip)
+        </button>
         <button type="button" className="secondary small" disabled={busy} onClick={() => void downloadPeft(adapter.id, 'weights')} aria-label={`Download ${PEFT_FILE_NAMES.weights} (PEFT) of ${adapter.name}`}>
           PEFT: {PEFT_FILE_NAMES.weights}
         </button>
@@ -146,6 +158,7 @@ function AdapterItem({ adapter }: { adapter: AdapterRecord }) {
           Delete
         </button>
       </div>
+      <UseInCode adapter={adapter} />
     </li>
   );
 }
@@ -203,5 +216,19 @@ function CompareCard() {
         </table>
       </div>
     </Card>
+  );
+}
+
+/** The library API's snippet for this adapter (src/api), for a web page and for Node. */
+function UseInCode({ adapter }: { adapter: AdapterRecord }) {
+  const snippets = classifierSnippets({ name: adapter.name, baseModel: adapter.meta.baseModel, fileName: adapterFileName(adapter.name) });
+  return (
+    <details className="use-in-code">
+      <summary>Use it in your code</summary>
+      <p>In a web page on this site (with the <code>octoclip</code> package):</p>
+      <pre data-testid="snippet-browser">{snippets.browser}</pre>
+      <p>In Node, with the downloaded file:</p>
+      <pre data-testid="snippet-node">{snippets.node}</pre>
+    </details>
   );
 }

@@ -1,14 +1,18 @@
 // The adapter library: every trained or imported adapter (IndexedDB), the ones picked for comparison,
-// downloads (the octoclip file, and PEFT's two files) and imports (checked by the engine against the
-// loaded model).
+// downloads (the octoclip file, PEFT's two files, the self-contained PEFT zip) and imports (an octoclip file,
+// or a PEFT zip or folder converted here; both checked by the engine against the loaded model).
 
 import { create } from 'zustand';
 import { ADAPTER_FILE_EXTENSION } from '../../common/file-names';
+import { decodeAdapterFile, encodeAdapterFile } from '../../adapters/adapter-file';
+import { findPeftFiles, fromPeft, PEFT_CLASSES_FILE, peftExportFiles } from '../../adapters/peft';
+import { readZip, writeZip } from '../../common/zip';
 import type { AdapterRecord } from '../../storage/db';
 import { deleteAdapter, listAdapters, renameAdapter, saveAdapter } from '../../storage/adapters';
 import { fileSlug, saveFile } from '../download';
 import { errorMessage, useEngineStore } from './engine';
 import { useUndoStore } from './undo';
+import { useModelStore } from './model';
 
 export interface AdaptersState {
   loaded: boolean;
@@ -26,13 +30,22 @@ export interface AdaptersState {
   rename(id: string, name: string): Promise<void>;
   remove(id: string): Promise<void>;
   importFile(file: File): Promise<void>;
+  /** A PEFT export: one .zip, or the files of its folder. */
+  importPeft(files: File[]): Promise<void>;
   toggleCompared(id: string): void;
   download(id: string): void;
   downloadPeft(id: string, part: 'weights' | 'config'): Promise<void>;
+  /** The self-contained PEFT export (weights, config, classes.json, README.md model card) as one zip. */
+  downloadPeftZip(id: string): Promise<void>;
   dismissProblem(): void;
 }
 
 export const PEFT_FILE_NAMES = { weights: 'adapter_model.safetensors', config: 'adapter_config.json' } as const;
+
+/** The name an adapter downloads as: "Block-LoRA r2" -> "block-lora-r2.octoclip.safetensors". */
+export function adapterFileName(name: string): string {
+  return `${fileSlug(name)}${ADAPTER_FILE_EXTENSION}`;
+}
 
 function withoutExtension(fileName: string): string {
   return fileName.endsWith(ADAPTER_FILE_EXTENSION) ? fileName.slice(0, -ADAPTER_FILE_EXTENSION.length) : fileName.replace(/\.safetensors$/i, '');
@@ -50,6 +63,13 @@ export const useAdaptersStore = create<AdaptersState>()((set, get) => {
     } finally {
       set({ busy: false });
     }
+  }
+
+  /** Stores an adapter file once the engine has checked it against the loaded model. */
+  async function addImported(file: File, name: string): Promise<void> {
+    const meta = await useEngineStore.getState().request('inspectAdapter', { file, fileName: file.name });
+    await get().add({ id: crypto.randomUUID(), name, createdAt: Date.now(), source: 'imported', meta, file });
+    set({ notice: `Imported “${name}”.` });
   }
 
   return {
@@ -87,11 +107,22 @@ export const useAdaptersStore = create<AdaptersState>()((set, get) => {
     },
 
     async importFile(file) {
+      await attempt(() => addImported(file, withoutExtension(file.name) || 'imported adapter'));
+    },
+
+    async importPeft(files) {
       await attempt(async () => {
-        const meta = await useEngineStore.getState().request('inspectAdapter', { file, fileName: file.name });
-        const name = withoutExtension(file.name) || 'imported adapter';
-        await get().add({ id: crypto.randomUUID(), name, createdAt: Date.now(), source: 'imported', meta, file });
-        set({ notice: `Imported “${name}”.` });
+        const base = useModelStore.getState().loaded;
+        if (!base) throw new Error('Load the base model first: a PEFT adapter is converted for the loaded model.');
+        const zip = files.length === 1 && /\.zip$/i.test(files[0].name) ? files[0] : null;
+        const contents = zip
+          ? await readZip(new Uint8Array(await zip.arrayBuffer()))
+          : new Map(await Promise.all(files.map(async (f) => [f.webkitRelativePath || f.name, new Uint8Array(await f.arrayBuffer())] as const)));
+        const peft = findPeftFiles(contents);
+        if (!peft.classes) throw new Error(`This PEFT adapter has no ${PEFT_CLASSES_FILE} with its class names: add one, or import it with octoclip import-peft --classes.`);
+        const { meta, tensors } = fromPeft(peft.config, peft.weights, base, { classNames: peft.classes.class_names, promptTemplate: peft.classes.prompt_template });
+        const name = (zip ? zip.name.replace(/\.zip$/i, '') : files[0].webkitRelativePath.split('/')[0]) || 'imported PEFT adapter';
+        await addImported(new File([encodeAdapterFile(meta, tensors) as Uint8Array<ArrayBuffer>], adapterFileName(name)), name);
       });
     },
 
@@ -101,7 +132,17 @@ export const useAdaptersStore = create<AdaptersState>()((set, get) => {
 
     download(id) {
       const record = find(id);
-      if (record) saveFile(record.file, `${fileSlug(record.name)}${ADAPTER_FILE_EXTENSION}`);
+      if (record) saveFile(record.file, adapterFileName(record.name));
+    },
+
+    async downloadPeftZip(id) {
+      const record = find(id);
+      if (!record) return;
+      await attempt(async () => {
+        const slug = `${fileSlug(record.name)}-peft`;
+        const { meta, tensors } = decodeAdapterFile(new Uint8Array(await record.file.arrayBuffer()), record.name);
+        saveFile(writeZip(peftExportFiles(meta, tensors, slug)), `${slug}.zip`, 'application/zip');
+      });
     },
 
     async downloadPeft(id, part) {

@@ -1,0 +1,100 @@
+// octoclip as a library in a web page: `loadClassifier({ model, adapter })`, then classify an ImageBitmap, a
+// Blob or a File (a dropped image, a webcam frame). WebGPU from navigator.gpu, on the page's thread or in a worker.
+
+import { openDevice } from '../gpu/device';
+import { GpuContext } from '../gpu/context';
+import { byteSourceFromBlob } from '../model/weights';
+import type { ClipModelFiles } from '../model/clip';
+import type { RgbaImage } from '../model/preprocessor';
+import { listAdapters } from '../storage/adapters';
+import { modelFileBlobs } from '../storage/models';
+import { Classifier, type ClassifierOptions } from './classifier';
+
+export { Classifier, type ClassifierOptions, type ClassProbability } from './classifier';
+
+export type BrowserImage = ImageBitmap | Blob;
+
+/** The five files of a Hub CLIP repo, by name (config.json, model.safetensors, vocab.json, merges.txt, preprocessor_config.json). */
+export type ModelFiles = Record<string, Blob>;
+
+export interface LoadClassifierOptions extends ClassifierOptions {
+  /**
+   * A Hub repo id ("openai/clip-vit-base-patch32", fetched from huggingface.co), a base URL of a folder holding the
+   * files (ending in "/"), `{ cached: id }` for a model the studio stored in this site's browser storage, or the
+   * files themselves.
+   */
+  model: string | { cached: string } | ModelFiles;
+  /** An octoclip adapter: a File or Blob, its bytes, or `{ library: name }` for one in the studio's Adapter library. */
+  adapter?: Blob | Uint8Array | { library: string };
+}
+
+const HUB = 'https://huggingface.co';
+const FILE_NAMES = { config: 'config.json', weights: 'model.safetensors', vocab: 'vocab.json', merges: 'merges.txt', preprocessor: 'preprocessor_config.json' } as const;
+
+export async function loadClassifier(options: LoadClassifierOptions): Promise<Classifier<BrowserImage>> {
+  if (!navigator.gpu) throw new Error('this browser has no WebGPU (navigator.gpu): use Chrome or Edge 113+, Firefox 141+ or Safari 26+');
+  const gpuAdapter = await navigator.gpu.requestAdapter();
+  if (!gpuAdapter) throw new Error('WebGPU offered no adapter on this computer');
+  const [files, adapter] = await Promise.all([modelFiles(options.model), adapterFile(options.adapter)]);
+  const { device, adapterName } = await openDevice(gpuAdapter);
+  const ctx = new GpuContext(device, { adapterName });
+  try {
+    return await Classifier.create(ctx, files, adapter, options, (image) => decodeBrowserImage(image));
+  } catch (error) {
+    ctx.destroy();
+    throw error;
+  }
+}
+
+async function modelFiles(model: LoadClassifierOptions['model']): Promise<ClipModelFiles> {
+  if (typeof model === 'object' && 'cached' in model && typeof model.cached === 'string') {
+    const blobs = await modelFileBlobs(model.cached);
+    return filesFromBlobs(model.cached, { [FILE_NAMES.config]: blobs.config, [FILE_NAMES.weights]: blobs.weights, [FILE_NAMES.vocab]: blobs.vocab, [FILE_NAMES.merges]: blobs.merges, ...(blobs.preprocessor ? { [FILE_NAMES.preprocessor]: blobs.preprocessor } : {}) });
+  }
+  if (typeof model === 'object') return filesFromBlobs('model', model as ModelFiles);
+  const base = model.endsWith('/') ? model : `${HUB}/${model}/resolve/main/`;
+  const fetched: ModelFiles = {};
+  await Promise.all(Object.values(FILE_NAMES).map(async (name) => {
+    const response = await fetch(new URL(name, new URL(base, location.href)));
+    if (response.ok) fetched[name] = await response.blob();
+    else if (name !== FILE_NAMES.preprocessor) throw new Error(`${model}: ${name} could not be fetched (HTTP ${response.status})`);
+  }));
+  return filesFromBlobs(model, fetched);
+}
+
+async function filesFromBlobs(id: string, files: ModelFiles): Promise<ClipModelFiles> {
+  const file = (name: string) => {
+    const blob = files[name];
+    if (!blob) throw new Error(`${id}: ${name} is missing; a CLIP model has ${Object.values(FILE_NAMES).join(', ')}`);
+    return blob;
+  };
+  return {
+    id,
+    config: await file(FILE_NAMES.config).text(),
+    weights: byteSourceFromBlob(FILE_NAMES.weights, file(FILE_NAMES.weights)),
+    vocab: await file(FILE_NAMES.vocab).text(),
+    merges: await file(FILE_NAMES.merges).text(),
+    preprocessor: files[FILE_NAMES.preprocessor] ? await files[FILE_NAMES.preprocessor].text() : undefined,
+  };
+}
+
+async function adapterFile(adapter: LoadClassifierOptions['adapter']): Promise<{ bytes: Uint8Array; name: string } | null> {
+  if (!adapter) return null;
+  if (adapter instanceof Uint8Array) return { bytes: adapter, name: 'adapter' };
+  if (adapter instanceof Blob) return { bytes: new Uint8Array(await adapter.arrayBuffer()), name: adapter instanceof File ? adapter.name : 'adapter' };
+  const record = (await listAdapters()).find((a) => a.name === adapter.library);
+  if (!record) throw new Error(`the Adapter library has no adapter named "${adapter.library}"`);
+  return { bytes: new Uint8Array(await record.file.arrayBuffer()), name: record.name };
+}
+
+/** RGBA pixels as the studio's worker reads them (no colour conversion, straight alpha). */
+async function decodeBrowserImage(image: BrowserImage): Promise<RgbaImage> {
+  const bitmap = image instanceof Blob ? await createImageBitmap(image, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' }) : image;
+  const { width, height } = bitmap;
+  const canvas = new OffscreenCanvas(width, height);
+  const context = canvas.getContext('2d', { willReadFrequently: true });
+  if (!context) throw new Error('this browser gives no 2D canvas to read pixels with');
+  context.drawImage(bitmap, 0, 0);
+  if (image instanceof Blob) bitmap.close(); // ours to close; a caller's ImageBitmap stays theirs
+  return { rgba: context.getImageData(0, 0, width, height).data, width, height };
+}
