@@ -1,7 +1,5 @@
 // Progress lines on stderr for long loops: at most one a second (and the last one), with the time left.
 
-import { log } from './io';
-
 export class Progress {
   private readonly start: number;
   private lastLine = -Infinity;
@@ -9,7 +7,7 @@ export class Progress {
   constructor(
     private readonly label: string,
     private readonly total: number,
-    private readonly write: (line: string) => void = log,
+    private readonly write: (line: string) => void = (line) => process.stderr.write(`${line}\n`),
     private readonly intervalMs = 1000,
     private readonly now: () => number = Date.now,
   ) {

@@ -3,10 +3,9 @@
 // request, answers requests from the page (protocol.ts), and reports device loss as an event; the
 // next request after a loss opens a fresh device. It holds at most one model and one training run.
 
-import { AdapterFileError, AdapterMismatchError, decodeAdapterFile } from '../adapters/adapter-file';
+import { AdapterFileError, AdapterMismatchError, decodeAdapterFile, encodeAdapterFile } from '../adapters/adapter-file';
 import { trainableParameterCount } from '../adapters/settings';
-import { toPeft } from '../adapters/peft';
-import { PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE } from '../common/file-names';
+import { findPeftFiles, fromPeft, PEFT_CLASSES_FILE, peftExportFiles, PeftImportError } from '../adapters/peft';
 import { RECIPE_TRAINING } from '../common/recipe';
 import { DeviceLostError, GpuContext, GpuError } from '../gpu/context';
 import { acquireDevice, WebGpuUnavailableError } from '../gpu/device';
@@ -204,11 +203,19 @@ const handlers: Handlers = {
   evaluate: (params) => exclusive(() => loadedModel().evaluate(params)),
   predict: (params) => exclusive(() => loadedModel().predict(params)),
   inspectAdapter: async ({ file, fileName }) => (await loadedModel().readAdapter(file, fileName)).meta,
-  exportPeft: async ({ file }) => {
+  exportPeft: async ({ file, folder }) => {
     // Conversion needs no model: the adapter file holds everything PEFT's files say.
     const { meta, tensors } = decodeAdapterFile(new Uint8Array(await file.arrayBuffer()), 'the adapter');
-    const files = toPeft(meta, tensors);
-    return { weights: files[PEFT_WEIGHTS_FILE], config: files[PEFT_CONFIG_FILE] };
+    return peftExportFiles(meta, tensors, folder);
+  },
+  importPeft: async ({ files }) => {
+    const bytes = new Map(Object.entries(files).map(([path, content]) => [path, typeof content === 'string' ? new TextEncoder().encode(content) : content]));
+    const peft = findPeftFiles(bytes);
+    if (!peft.classes) {
+      throw new EngineRefusal('invalid-settings', `This PEFT adapter has no ${PEFT_CLASSES_FILE} with its class names: add one, or import it with octoclip import-peft --classes.`);
+    }
+    const { meta, tensors } = fromPeft(peft.config, peft.weights, loadedModel().describe(), { classNames: peft.classes.class_names, promptTemplate: peft.classes.prompt_template });
+    return encodeAdapterFile(meta, tensors);
   },
 };
 
@@ -223,7 +230,7 @@ function toEngineError(error: unknown): EngineError {
   if (error instanceof DeviceLostError) return { kind: 'device-lost', message };
   if (error instanceof GpuError) return { kind: 'gpu-error', message };
   if (error instanceof ModelFileError) return { kind: 'model-file', message };
-  if (error instanceof AdapterFileError || error instanceof AdapterMismatchError) return { kind: 'adapter-file', message };
+  if (error instanceof AdapterFileError || error instanceof AdapterMismatchError || error instanceof PeftImportError) return { kind: 'adapter-file', message };
   if (error instanceof ImageDecodeError) return { kind: 'image-decode', message };
   if (error instanceof DivergenceError) return { kind: 'diverged', message };
   return { kind: 'internal', message: `The engine failed unexpectedly: ${message}` };

@@ -187,16 +187,14 @@ export interface EngineMethods {
   predict: { params: PredictRequest; result: PredictResult };
   /** Reads an adapter file and checks it against the loaded model. */
   inspectAdapter: { params: { file: Blob; fileName: string }; result: AdapterMetadata };
-  /** The adapter in Hugging Face PEFT's LoRA layout. */
-  exportPeft: { params: { file: Blob }; result: PeftFiles };
+  /** The adapter as the self-contained PEFT export: PEFT's two files, classes.json and a README.md model card. */
+  exportPeft: { params: { file: Blob; folder: string }; result: PeftFiles };
+  /** A PEFT LoRA adapter (the files of its folder or zip, by path) converted into an octoclip adapter file for the loaded model. */
+  importPeft: { params: { files: PeftFiles }; result: Uint8Array };
 }
 
-export interface PeftFiles {
-  /** adapter_model.safetensors */
-  weights: Uint8Array;
-  /** adapter_config.json */
-  config: string;
-}
+/** Files by name (or path in a folder): bytes, or text. */
+export type PeftFiles = Record<string, Uint8Array | string>;
 
 export type EngineMethod = keyof EngineMethods;
 export type EngineParams<M extends EngineMethod> = EngineMethods[M]['params'];

@@ -2,7 +2,7 @@
 // rename, delete, compare side by side, use in Try it, download (octoclip's file, or PEFT's two files)
 // and import.
 
-import { classifierSnippets } from '../../api/snippet';
+import { classifierSnippets } from '../../common/api-snippet';
 import type { AdapterRecord } from '../../storage/db';
 import { Screen } from '../components/Screen';
 import { Badge, Card } from '../components/Card';
@@ -11,7 +11,8 @@ import { InlineRename } from '../components/fields';
 import { Problem } from '../components/Notice';
 import { formatBytes, formatDateTime, formatPercent } from '../format';
 import { sectionHref } from '../navigation';
-import { adapterFileName, PEFT_FILE_NAMES, useAdaptersStore } from '../stores/adapters';
+import { PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE } from '../../common/file-names';
+import { adapterFileName, useAdaptersStore } from '../stores/adapters';
 import { useEvaluationStore } from '../stores/evaluation';
 import { usePredictionStore } from '../stores/prediction';
 
@@ -136,11 +137,11 @@ function AdapterItem({ adapter }: { adapter: AdapterRecord }) {
         <button type="button" className="secondary small" disabled={busy} onClick={() => void downloadPeftZip(adapter.id)} aria-label={`Download the PEFT export of ${adapter.name} as a zip`}>
           PEFT (.zip)
         </button>
-        <button type="button" className="secondary small" disabled={busy} onClick={() => void downloadPeft(adapter.id, 'weights')} aria-label={`Download ${PEFT_FILE_NAMES.weights} (PEFT) of ${adapter.name}`}>
-          PEFT: {PEFT_FILE_NAMES.weights}
+        <button type="button" className="secondary small" disabled={busy} onClick={() => void downloadPeft(adapter.id, 'weights')} aria-label={`Download ${PEFT_WEIGHTS_FILE} (PEFT) of ${adapter.name}`}>
+          PEFT: {PEFT_WEIGHTS_FILE}
         </button>
-        <button type="button" className="secondary small" disabled={busy} onClick={() => void downloadPeft(adapter.id, 'config')} aria-label={`Download ${PEFT_FILE_NAMES.config} (PEFT) of ${adapter.name}`}>
-          PEFT: {PEFT_FILE_NAMES.config}
+        <button type="button" className="secondary small" disabled={busy} onClick={() => void downloadPeft(adapter.id, 'config')} aria-label={`Download ${PEFT_CONFIG_FILE} (PEFT) of ${adapter.name}`}>
+          PEFT: {PEFT_CONFIG_FILE}
         </button>
         <span className="separator" />
         <a className="button secondary small" href={sectionHref('try')} onClick={() => void chooseForTry(adapter.id)} aria-label={`Try ${adapter.name}`}>

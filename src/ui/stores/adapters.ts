@@ -3,9 +3,7 @@
 // or a PEFT zip or folder converted here; both checked by the engine against the loaded model).
 
 import { create } from 'zustand';
-import { ADAPTER_FILE_EXTENSION } from '../../common/file-names';
-import { decodeAdapterFile, encodeAdapterFile } from '../../adapters/adapter-file';
-import { findPeftFiles, fromPeft, PEFT_CLASSES_FILE, peftExportFiles } from '../../adapters/peft';
+import { ADAPTER_FILE_EXTENSION, PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE } from '../../common/file-names';
 import { readZip, writeZip } from '../../common/zip';
 import type { AdapterRecord } from '../../storage/db';
 import { deleteAdapter, listAdapters, renameAdapter, saveAdapter } from '../../storage/adapters';
@@ -39,8 +37,6 @@ export interface AdaptersState {
   downloadPeftZip(id: string): Promise<void>;
   dismissProblem(): void;
 }
-
-export const PEFT_FILE_NAMES = { weights: 'adapter_model.safetensors', config: 'adapter_config.json' } as const;
 
 /** The name an adapter downloads as: "Block-LoRA r2" -> "block-lora-r2.octoclip.safetensors". */
 export function adapterFileName(name: string): string {
@@ -112,17 +108,14 @@ export const useAdaptersStore = create<AdaptersState>()((set, get) => {
 
     async importPeft(files) {
       await attempt(async () => {
-        const base = useModelStore.getState().loaded;
-        if (!base) throw new Error('Load the base model first: a PEFT adapter is converted for the loaded model.');
+        if (!useModelStore.getState().loaded) throw new Error('Load the base model first: a PEFT adapter is converted for the loaded model.');
         const zip = files.length === 1 && /\.zip$/i.test(files[0].name) ? files[0] : null;
         const contents = zip
           ? await readZip(new Uint8Array(await zip.arrayBuffer()))
           : new Map(await Promise.all(files.map(async (f) => [f.webkitRelativePath || f.name, new Uint8Array(await f.arrayBuffer())] as const)));
-        const peft = findPeftFiles(contents);
-        if (!peft.classes) throw new Error(`This PEFT adapter has no ${PEFT_CLASSES_FILE} with its class names: add one, or import it with octoclip import-peft --classes.`);
-        const { meta, tensors } = fromPeft(peft.config, peft.weights, base, { classNames: peft.classes.class_names, promptTemplate: peft.classes.prompt_template });
+        const adapter = await useEngineStore.getState().request('importPeft', { files: Object.fromEntries(contents) });
         const name = (zip ? zip.name.replace(/\.zip$/i, '') : files[0].webkitRelativePath.split('/')[0]) || 'imported PEFT adapter';
-        await addImported(new File([encodeAdapterFile(meta, tensors) as Uint8Array<ArrayBuffer>], adapterFileName(name)), name);
+        await addImported(new File([adapter as Uint8Array<ArrayBuffer>], adapterFileName(name)), name);
       });
     },
 
@@ -140,8 +133,8 @@ export const useAdaptersStore = create<AdaptersState>()((set, get) => {
       if (!record) return;
       await attempt(async () => {
         const slug = `${fileSlug(record.name)}-peft`;
-        const { meta, tensors } = decodeAdapterFile(new Uint8Array(await record.file.arrayBuffer()), record.name);
-        saveFile(writeZip(peftExportFiles(meta, tensors, slug)), `${slug}.zip`, 'application/zip');
+        const files = await useEngineStore.getState().request('exportPeft', { file: record.file, folder: slug });
+        saveFile(writeZip(files), `${slug}.zip`, 'application/zip');
       });
     },
 
@@ -149,9 +142,9 @@ export const useAdaptersStore = create<AdaptersState>()((set, get) => {
       const record = find(id);
       if (!record) return;
       await attempt(async () => {
-        const files = await useEngineStore.getState().request('exportPeft', { file: record.file });
-        if (part === 'weights') saveFile(new Uint8Array(files.weights), PEFT_FILE_NAMES.weights);
-        else saveFile(files.config, PEFT_FILE_NAMES.config, 'application/json');
+        const files = await useEngineStore.getState().request('exportPeft', { file: record.file, folder: fileSlug(record.name) });
+        if (part === 'weights') saveFile(files[PEFT_WEIGHTS_FILE] as Uint8Array<ArrayBuffer>, PEFT_WEIGHTS_FILE);
+        else saveFile(files[PEFT_CONFIG_FILE] as string, PEFT_CONFIG_FILE, 'application/json');
       });
     },
 
