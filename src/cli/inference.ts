@@ -7,17 +7,17 @@ import { preprocessBatch } from '../model/preprocessor';
 import { DEFAULT_TEMPLATE } from '../common/prompts';
 import { classEmbeddings, classify, type Prediction } from '../model/zero-shot';
 import { decodeImageFile } from '../node/images';
-import { fewShotSplit } from '../common/split';
 import { loadLabelledImages, type LabelledImageSet } from './images';
 import { emit, loadModel, readAdapterFor, resultHeader } from './io';
-import { defineCommand, type OptionSpec } from './options';
+import { defineCommand, MODEL_OPTION, OUT_OPTION, type OptionSpec } from './options';
 import { Progress } from './progress';
+import { checkSplitOptions, SPLIT_OPTIONS, splitOf } from './split-options';
 
 /** Images per classify() call: a progress line can follow each chunk. */
 const CHUNK = 64;
 
-const MODEL = { kind: 'string', value: 'M', required: true, help: 'model directory (Hub layout) or Hub repo id' } as const satisfies OptionSpec;
-const OUT = { kind: 'string', value: 'FILE', help: 'write the result there (whole, through a temporary name) instead of stdout' } as const satisfies OptionSpec;
+const MODEL = MODEL_OPTION;
+const OUT = OUT_OPTION;
 const TEMPLATE = { kind: 'string', value: 'T', help: `prompt template, {} is the class name (default ${DEFAULT_TEMPLATE}, or the adapter's)` } as const satisfies OptionSpec;
 
 /** Class probabilities for every image, CHUNK images at a time, with progress lines. */
@@ -131,16 +131,18 @@ export const EVAL = defineCommand({
     model: MODEL,
     adapter: { kind: 'string', value: 'FILE', required: true, exists: 'file', help: 'the adapter file (its classes, prompt and base model)' },
     images: { kind: 'string', value: 'DIR', required: true, exists: 'dir', help: 'one sub-folder of images per class' },
-    shots: { kind: 'integer', value: 'N', min: 1, help: "with --seed: only the images a training run with this split held out" },
-    seed: { kind: 'integer', value: 'S', default: 1, help: 'the training run\'s seed' },
+    ...SPLIT_OPTIONS,
     'no-adapter': { kind: 'boolean', help: 'the zero-shot baseline on the same images and prompt' },
     out: OUT,
   },
+  check: (values) => (values.shots !== undefined && values.holdout !== undefined ? checkSplitOptions(values) : null),
+  notes: 'With --shots or --holdout, and --seed, only the images that a training run with the same split held out are used.',
   async run(values) {
     const data = await loadLabelledImages(values.images);
     const model = await loadModel(values.model);
     const { meta, tensors } = await readAdapterFor(values.adapter, model);
-    const indices = values.shots ? fewShotSplit(data.labels, values.shots, values.seed).heldOut : data.labels.map((_, i) => i);
+    const split = values.shots !== undefined || values.holdout !== undefined;
+    const indices = split ? splitOf(values, data).split.heldOut : data.labels.map((_, i) => i);
     const adapters = values['no-adapter'] ? null : AdapterSet.create(model.ctx, model.config, meta, { initial: tensors });
     const embeddings = await classEmbeddings(model, data.classNames, [meta.promptTemplate], adapters);
     const predictions = await classifyAll(model, indices.map((i) => data.images[i]), embeddings, adapters);

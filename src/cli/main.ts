@@ -9,16 +9,10 @@ import { EXPORT, IMPORT_PEFT, INFO } from './adapter-commands';
 import { EMBED, EVAL, PREDICT, ZERO_SHOT } from './inference';
 import { log } from './io';
 import { defineCommand, helpText, HELP_FLAGS, parseCommandLine, UsageError, usageLine, type CommandSpec } from './options';
-import { trainCommand, TRAIN_OPTIONS } from './train';
+import { TRAIN } from './train';
 
 export { emit, loadModel, log } from './io';
 export { UsageError } from './options';
-
-/** For commands that still parse their own arguments (train): a present, non-empty value. */
-export function required(value: string | undefined, flag: string): string {
-  if (!value) throw new UsageError(`missing ${flag}`);
-  return value;
-}
 
 const MAKE_TINY_MODEL = defineCommand({
   name: 'make-tiny-model',
@@ -32,29 +26,15 @@ const MAKE_TINY_MODEL = defineCommand({
   },
 });
 
-/** A command that parses its own arguments; train moves onto an options table with the training driver. */
-interface SelfParsingCommand {
-  name: string;
-  summary: string;
-  help: string;
-  run: (args: string[]) => Promise<void>;
-}
-
-const TRAIN: SelfParsingCommand = { name: 'train', summary: 'few-shot fine-tuning with Block-LoRA or LoRA; JSON log per step', help: TRAIN_OPTIONS, run: trainCommand };
-
 // Each spec's run takes its own values; the table only passes them back to it.
-const COMMANDS: (CommandSpec<any> | SelfParsingCommand)[] = [MAKE_TINY_MODEL, EMBED, ZERO_SHOT, TRAIN, EVAL, PREDICT, EXPORT, IMPORT_PEFT, INFO];
-
-function isSelfParsing(command: CommandSpec<any> | SelfParsingCommand): command is SelfParsingCommand {
-  return 'help' in command;
-}
+const COMMANDS: CommandSpec<any>[] = [MAKE_TINY_MODEL, EMBED, ZERO_SHOT, TRAIN, EVAL, PREDICT, EXPORT, IMPORT_PEFT, INFO];
 
 export function version(): string {
   return JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version;
 }
 
 export function usage(): string {
-  const lines = COMMANDS.flatMap((command) => [`  ${isSelfParsing(command) ? command.help.split('\n')[0] : usageLine(command)}`, `      ${command.summary}`]);
+  const lines = COMMANDS.flatMap((command) => [`  ${usageLine(command)}`, `      ${command.summary}`]);
   return [
     'octoclip: fine-tune CLIP with Block-LoRA on WebGPU',
     '',
@@ -86,18 +66,15 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   if (args.some((arg) => HELP_FLAGS.includes(arg))) {
-    process.stdout.write(isSelfParsing(command) ? command.help : helpText(command));
+    process.stdout.write(helpText(command));
     return 0;
   }
   try {
-    if (isSelfParsing(command)) await command.run(args);
-    else {
-      const { values, positionals } = parseCommandLine(command, args);
-      await command.run(values, positionals);
-    }
+    const { values, positionals } = parseCommandLine(command, args);
+    await command.run(values, positionals);
     return 0;
   } catch (error) {
-    const isUsage = error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
+    const isUsage = error instanceof UsageError;
     log(`octoclip ${name}: ${(error as Error).message}`);
     if (isUsage) log(`run "octoclip ${name} --help" for usage`);
     return isUsage ? 2 : 1;

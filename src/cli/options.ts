@@ -178,3 +178,7 @@ export function helpText(spec: CommandDescription): string {
   if (spec.notes) lines.push('', ...spec.notes.split('\n').map((line) => (line ? `  ${line}` : '')));
   return `${lines.join('\n')}\n`;
 }
+
+/** Options several commands share. */
+export const MODEL_OPTION = { kind: 'string', value: 'M', required: true, help: 'model directory (Hub layout) or Hub repo id' } as const satisfies OptionSpec;
+export const OUT_OPTION = { kind: 'string', value: 'FILE', help: 'write the result there (whole, through a temporary name) instead of stdout' } as const satisfies OptionSpec;

@@ -1,33 +1,23 @@
-// `octoclip train` and `octoclip eval`: options and logging around the one training driver
-// (src/training/run.ts). Every default, and the help that states it, comes from CLIP-LoRA's recipe.
+// `octoclip train`: its options table and logging around the one training driver (src/training/run.ts).
+// Every default, and the help that states it, comes from CLIP-LoRA's recipe.
 
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { parseArgs } from 'node:util';
-import { assertAdapterMatchesBase, decodeAdapterFile } from '../adapters/adapter-file';
-import { AdapterSet } from '../adapters/block-lora';
-import { toPeft } from '../adapters/peft';
+import { mkdir, readFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { peftExportFiles } from '../adapters/peft';
 import { allLayers, defaultAdapterSettings, trainableParameterCount, type AdapterSettings } from '../adapters/settings';
 import {
   defaultTrainSettings, ITERATIONS_PER_SHOT, LORA_BLOCKS, RECIPE_ADAPTER, RECIPE_CHECKPOINT_EVERY, RECIPE_PATIENCE, RECIPE_TRAINING,
   TARGET_MATRICES, TOWERS, type AdapterMethod, type ScalingRule, type TargetMatrix, type Tower, type TrainSettings,
 } from '../common/recipe';
-import { fewShotSplit, holdoutSplit } from '../common/split';
-import type { ClipModel } from '../model/clip';
 import type { ClipConfig } from '../model/config';
 import { decodeTensor, encodeSafetensors, parseSafetensorsHeader } from '../model/safetensors';
 import { runTraining } from '../training/run';
-import { evaluate, type Evaluation, type LabelledImages, type StepLog, type TrainerCheckpoint } from '../training/trainer';
+import type { Evaluation, LabelledImages, StepLog, TrainerCheckpoint } from '../training/trainer';
 import { loadLabelledImages, type LabelledImageSet } from './images';
-import { emit, loadModel, log } from './io';
-import { UsageError } from './options';
-
-/** A present, non-empty value. */
-function required(value: string | undefined, flag: string): string {
-  if (!value) throw new UsageError(`missing ${flag}`);
-  return value;
-}
+import { emit, loadModel, log, readAdapterFor, resultHeader, writeFileAtomic } from './io';
+import { defineCommand, MODEL_OPTION, UsageError, type OptionTable, type OptionValues } from './options';
+import { checkSplitOptions, SPLIT_OPTIONS, splitOf } from './split-options';
 
 /** A number as the help writes it: 2e-4 rather than 0.0002, 0.25 rather than 2.5e-1. */
 function shortNumber(value: number): string {
@@ -40,107 +30,92 @@ const R = RECIPE_ADAPTER;
 const T = RECIPE_TRAINING;
 const otherTargets = TARGET_MATRICES.filter((target) => !R.targets.includes(target));
 
-export const TRAIN_OPTIONS = `octoclip train --model M --images DIR (--shots N | --holdout F) --out ADAPTER [options]
+/**
+ * `octoclip train`'s options. A default that depends on other settings (blocks on the method, iterations on
+ * the shots, the micro-batch on the batch) is stated in the help and applied by the recipe.
+ */
+export const TRAIN_OPTIONS = {
+  model: MODEL_OPTION,
+  images: { kind: 'string', value: 'DIR', required: true, exists: 'dir', help: 'one sub-folder of images per class' },
+  ...SPLIT_OPTIONS,
+  out: { kind: 'string', value: 'ADAPTER', required: true, help: 'the adapter file to write (whole, through a temporary name)' },
+  method: { kind: 'string', value: 'M', choices: ['block-lora', 'lora'], default: R.method, help: 'adapter kind' },
+  rank: { kind: 'integer', value: 'R', min: 1, default: R.rank, help: 'rank r' },
+  blocks: { kind: 'integer', value: 'N', min: 1, help: `Block-LoRA blocks n, dividing r (default ${R.blocks}; lora: ${LORA_BLOCKS})` },
+  alpha: { kind: 'number', value: 'A', default: R.alpha, help: 'alpha of the scaling' },
+  scaling: { kind: 'string', value: 'RULE', choices: ['alpha/sqrt(r)', 'alpha/r'], default: R.scalingRule, help: 'the scaling s' },
+  targets: { kind: 'string', value: 'LIST', default: R.targets.join(','), help: `adapted matrices, comma-separated (also ${otherTargets.join(', ')})` },
+  towers: { kind: 'string', value: 'LIST', default: R.towers.join(','), help: 'towers carrying adapters, every layer (text, vision)' },
+  dropout: { kind: 'number', value: 'P', min: 0, max: 0.999, default: shortNumber(R.dropout), help: 'adapter input dropout' },
+  'no-dropout': { kind: 'boolean', help: 'dropout 0' },
+  iterations: { kind: 'integer', value: 'N', min: 1, help: `optimizer steps (default ${ITERATIONS_PER_SHOT} x shots)` },
+  'batch-size': { kind: 'integer', value: 'B', min: 1, default: T.batchSize, help: 'images per optimizer step' },
+  'micro-batch': { kind: 'integer', value: 'M', min: 1, help: 'images per pass; B/M passes accumulate into a step (default B)' },
+  lr: { kind: 'number', value: 'LR', default: shortNumber(T.lr), help: 'peak learning rate, cosine to --min-lr' },
+  'min-lr': { kind: 'number', value: 'LR', min: 0, default: shortNumber(T.minLr), help: 'learning rate at the end of the cosine' },
+  warmup: { kind: 'integer', value: 'N', min: 0, default: T.warmupSteps, help: 'linear warm-up steps' },
+  'weight-decay': { kind: 'number', value: 'WD', min: 0, default: shortNumber(T.weightDecay), help: 'AdamW weight decay' },
+  optimizer: { kind: 'string', value: 'O', choices: ['adamw', 'sgd'], default: T.optimizer, help: 'optimizer' },
+  'no-augment': { kind: 'boolean', help: 'no random resized crop and flip (centre crop instead)' },
+  template: { kind: 'string', value: 'T', default: T.template, help: 'class prompt template, {} is the class name' },
+  init: { kind: 'string', value: 'ADAPTER', exists: 'file', help: "start from this adapter's weights instead of the random init" },
+  'eval-every': { kind: 'integer', value: 'N', min: 0, default: T.evalEvery, help: 'held-out evaluation every N steps (0: at the start and the end)' },
+  'early-stop': { kind: 'integer', value: 'K', min: 0, default: RECIPE_PATIENCE, help: "stop after K evaluations without a better held-out accuracy, keeping the best one's adapter (needs --eval-every; 0: never)" },
+  checkpoint: { kind: 'string', value: 'FILE', help: 'save adapter, optimizer, sampler and random state there every --checkpoint-every steps' },
+  'checkpoint-every': { kind: 'integer', value: 'N', min: 1, default: RECIPE_CHECKPOINT_EVERY, help: 'checkpoint interval' },
+  resume: { kind: 'string', value: 'FILE', exists: 'file', help: 'continue a run from its checkpoint (same data and settings)' },
+  log: { kind: 'string', value: 'FILE', help: 'write the JSON log there instead of stdout' },
+  peft: { kind: 'string', value: 'DIR', help: "also write the self-contained PEFT export (octoclip export --format peft's) to DIR" },
+} as const satisfies OptionTable;
 
-  --shots N trains on N images per class and holds out the rest; --holdout 0.15 holds out 15% of
-  each class and trains on the rest (its shots, for the iterations, are the training images per class).
-  The defaults are CLIP-LoRA's recipe.
-  --method block-lora|lora   adapter kind (default ${R.method})
-  --rank R                    rank r (default ${R.rank})
-  --blocks N                  Block-LoRA blocks n, dividing r (default ${R.blocks}; lora: ${LORA_BLOCKS})
-  --alpha A                   (default ${R.alpha}); --scaling alpha/sqrt(r)|alpha/r (default ${R.scalingRule})
-  --targets ${R.targets.join(',')}   adapted matrices (also ${otherTargets.join(', ')})
-  --towers ${R.towers.join(',')}        towers carrying adapters (default ${R.towers.join(' and ')}, all layers)
-  --dropout P                 adapter input dropout (default ${shortNumber(R.dropout)}); --no-dropout sets 0
-  --iterations N              optimizer steps (default ${ITERATIONS_PER_SHOT} x shots)
-  --batch-size B              (default ${T.batchSize}); --micro-batch M accumulates B/M passes per step
-  --lr LR                     peak learning rate (default ${shortNumber(T.lr)}), cosine to --min-lr (${shortNumber(T.minLr)})
-  --warmup N                  linear warm-up steps (default ${T.warmupSteps})
-  --weight-decay WD           AdamW weight decay (default ${shortNumber(T.weightDecay)})
-  --optimizer adamw|sgd       (default ${T.optimizer})
-  --no-augment                no random resized crop / flip (centre crop instead)
-  --template T                class prompt template (default "${T.template}")
-  --seed S                    seeds the split, batches, augmentation, dropout and init (default ${T.seed})
-  --init ADAPTER              start from this adapter's weights instead of the random init
-  --eval-every N              held-out evaluation every N steps (default: start and end)
-  --early-stop K              stop when K evaluations in a row have not beaten the best held-out
-                              accuracy, and keep the best one's adapter (needs --eval-every)
-  --checkpoint FILE           save adapter + optimizer + sampler state every --checkpoint-every steps (default ${RECIPE_CHECKPOINT_EVERY})
-  --resume FILE               continue a run from its checkpoint (same data and settings)
-  --log FILE                  write the JSON log there instead of stdout
-  --peft DIR                  also export the Hugging Face PEFT LoRA layout to DIR
-`;
-
-export const EVAL_OPTIONS = `octoclip eval --model M --adapter FILE --images DIR [--shots N | --holdout F] [--seed S] [--out FILE]
-
-  With --shots (or --holdout) and --seed, only the images that a training run with the same split held out are used.
-  --no-adapter gives the zero-shot baseline on the same images.
-`;
-
-const TRAIN_FLAGS = {
-  model: { type: 'string' }, images: { type: 'string' }, shots: { type: 'string' }, holdout: { type: 'string' }, out: { type: 'string' },
-  method: { type: 'string' }, rank: { type: 'string' }, blocks: { type: 'string' }, alpha: { type: 'string' }, scaling: { type: 'string' },
-  targets: { type: 'string' }, towers: { type: 'string' }, dropout: { type: 'string' }, 'no-dropout': { type: 'boolean' },
-  iterations: { type: 'string' }, 'batch-size': { type: 'string' }, 'micro-batch': { type: 'string' }, lr: { type: 'string' },
-  'min-lr': { type: 'string' }, warmup: { type: 'string' }, 'weight-decay': { type: 'string' }, optimizer: { type: 'string' },
-  'no-augment': { type: 'boolean' }, seed: { type: 'string' }, init: { type: 'string' }, 'eval-every': { type: 'string' },
-  'early-stop': { type: 'string' }, checkpoint: { type: 'string' }, 'checkpoint-every': { type: 'string' }, resume: { type: 'string' }, log: { type: 'string' },
-  peft: { type: 'string' }, template: { type: 'string' },
-} as const;
-
-type TrainValues = ReturnType<typeof parseArgs<{ options: typeof TRAIN_FLAGS; strict: true }>>['values'];
-
-/** A flag's number, or undefined when the flag is absent (the recipe's default then applies). */
-function numberOption(value: string | undefined, flag: string): number | undefined {
-  if (value === undefined) return undefined;
-  const parsed = Number(value);
-  if (!Number.isFinite(parsed)) throw new UsageError(`${flag} must be a number, got "${value}"`);
-  return parsed;
-}
-
-function oneOf<V extends string>(value: string | undefined, flag: string, choices: readonly V[]): V | undefined {
-  if (value !== undefined && !choices.includes(value as V)) throw new UsageError(`${flag} must be ${choices.join(' or ')}, got ${value}`);
-  return value as V | undefined;
-}
+type TrainValues = OptionValues<typeof TRAIN_OPTIONS>;
 
 /** The run's settings from the command line: the recipe, changed only by the flags given. */
 export function trainSettingsFromOptions(values: TrainValues, config: ClipConfig, shots: number) {
-  const method = oneOf<AdapterMethod>(values.method, '--method', ['block-lora', 'lora']) ?? R.method;
-  const towers = values.towers ? (values.towers.split(',') as Tower[]) : [...R.towers];
+  const towers = values.towers.split(',') as Tower[];
   for (const tower of towers) if (!TOWERS.includes(tower)) throw new UsageError(`unknown tower ${tower}; choose from ${TOWERS.join(', ')}`);
-  const targets = values.targets
-    ? (values.targets.split(',').map((t) => (t.endsWith('_proj') || t.startsWith('fc') ? t : `${t}_proj`)) as TargetMatrix[])
-    : undefined;
-  for (const t of targets ?? []) if (!TARGET_MATRICES.includes(t)) throw new UsageError(`unknown target ${t}; choose from ${TARGET_MATRICES.join(', ')}`);
+  const targets = values.targets.split(',').map((t) => (t.endsWith('_proj') || t.startsWith('fc') ? t : `${t}_proj`)) as TargetMatrix[];
+  for (const t of targets) if (!TARGET_MATRICES.includes(t)) throw new UsageError(`unknown target ${t}; choose from ${TARGET_MATRICES.join(', ')}`);
   const adapter: AdapterSettings = defaultAdapterSettings(config, {
-    method,
-    rank: numberOption(values.rank, '--rank'),
-    blocks: numberOption(values.blocks, '--blocks'),
-    alpha: numberOption(values.alpha, '--alpha'),
-    scalingRule: oneOf<ScalingRule>(values.scaling, '--scaling', ['alpha/sqrt(r)', 'alpha/r']),
-    dropout: values['no-dropout'] ? 0 : numberOption(values.dropout, '--dropout'),
+    method: values.method as AdapterMethod,
+    rank: values.rank,
+    blocks: values.blocks,
+    alpha: values.alpha,
+    scalingRule: values.scaling as ScalingRule,
+    dropout: values['no-dropout'] ? 0 : values.dropout,
     targets,
     layers: allLayers(config, towers),
   });
   const training: TrainSettings = defaultTrainSettings(shots, {
-    seed: numberOption(values.seed, '--seed'),
-    iterations: numberOption(values.iterations, '--iterations'),
-    batchSize: numberOption(values['batch-size'], '--batch-size'),
-    microBatchSize: numberOption(values['micro-batch'], '--micro-batch'),
-    lr: numberOption(values.lr, '--lr'),
-    minLr: numberOption(values['min-lr'], '--min-lr'),
-    warmupSteps: numberOption(values.warmup, '--warmup'),
-    weightDecay: numberOption(values['weight-decay'], '--weight-decay'),
-    optimizer: oneOf<TrainSettings['optimizer']>(values.optimizer, '--optimizer', ['adamw', 'sgd']),
-    augment: values['no-augment'] ? false : undefined,
-    evalEvery: numberOption(values['eval-every'], '--eval-every'),
+    seed: values.seed,
+    iterations: values.iterations,
+    batchSize: values['batch-size'],
+    microBatchSize: values['micro-batch'],
+    lr: values.lr,
+    minLr: values['min-lr'],
+    warmupSteps: values.warmup,
+    weightDecay: values['weight-decay'],
+    optimizer: values.optimizer as TrainSettings['optimizer'],
+    augment: !values['no-augment'],
+    evalEvery: values['eval-every'],
     template: values.template,
   });
-  const checkpointEvery = numberOption(values['checkpoint-every'], '--checkpoint-every') ?? RECIPE_CHECKPOINT_EVERY;
-  const patience = numberOption(values['early-stop'], '--early-stop') ?? RECIPE_PATIENCE;
-  if (patience > 0 && !training.evalEvery) throw new UsageError('--early-stop needs --eval-every: it counts held-out evaluations');
-  return { adapter, training, checkpointEvery, patience };
+  return { adapter, training, checkpointEvery: values['checkpoint-every'], patience: values['early-stop'] };
 }
+
+export const TRAIN = defineCommand({
+  name: 'train',
+  summary: 'few-shot fine-tuning with Block-LoRA or LoRA; JSON log per step',
+  options: TRAIN_OPTIONS,
+  check(values) {
+    if (values.lr <= 0) return `--lr must be above 0, got ${values.lr}`;
+    if (values.lr < values['min-lr']) return `--lr ${values.lr} is below --min-lr ${values['min-lr']}`;
+    if (values['early-stop'] > 0 && !values['eval-every']) return '--early-stop needs --eval-every: it counts held-out evaluations';
+    return checkSplitOptions(values);
+  },
+  notes: "The defaults are CLIP-LoRA's recipe (Block-LoRA r = 2, n = 2 on q, k, v of both towers, AdamW, cosine, batch 32).",
+  run: train,
+});
 
 function subset(data: LabelledImageSet, indices: number[]): LabelledImages {
   return { images: indices.map((i) => data.images[i]), labels: indices.map((i) => data.labels[i]) };
@@ -156,29 +131,16 @@ function summarize(evaluation: Evaluation, classNames: readonly string[]) {
 
 const percent = (fraction: number) => `${(100 * fraction).toFixed(1)}%`;
 
-/** The split a run's --shots or --holdout and --seed choose (exactly one of the two). */
-function splitFromOptions(values: { shots?: string; holdout?: string; seed?: string }, data: LabelledImageSet) {
-  if ((values.shots === undefined) === (values.holdout === undefined)) throw new UsageError('give one of --shots N and --holdout F');
-  const seed = numberOption(values.seed, '--seed') ?? RECIPE_TRAINING.seed;
-  const split = values.holdout !== undefined
-    ? holdoutSplit(data.labels, numberOption(values.holdout, '--holdout')!, seed, data.classNames)
-    : fewShotSplit(data.labels, numberOption(values.shots, '--shots')!, seed, data.classNames);
-  const shots = values.shots !== undefined ? Number(values.shots) : Math.max(1, Math.round(split.support.length / data.classNames.length));
-  return { split, shots };
-}
-
-export async function trainCommand(args: string[]): Promise<void> {
-  const { values } = parseArgs({ args, options: TRAIN_FLAGS, strict: true });
-  if (values.shots === undefined && values.holdout === undefined) throw new UsageError('missing --shots (or --holdout)');
-  const out = required(values.out, '--out');
-  const model = await loadModel(required(values.model, '--model'));
-  const data = await loadLabelledImages(required(values.images, '--images'));
-  const { split, shots } = splitFromOptions(values, data);
+async function train(values: TrainValues): Promise<void> {
+  const out = values.out;
+  const model = await loadModel(values.model);
+  const data = await loadLabelledImages(values.images);
+  const { split, shots } = splitOf(values, data);
   const { adapter, training, checkpointEvery, patience } = trainSettingsFromOptions(values, model.config, shots);
   split.warnings.forEach((w) => log(`warning: ${w}`));
   const support = subset(data, split.support);
   const heldOut = subset(data, split.heldOut);
-  const initial = values.init ? (await readAdapter(values.init, model)).tensors : undefined;
+  const initial = values.init ? (await readAdapterFor(values.init, model)).tensors : undefined;
   const resumeFrom = values.resume ? await readCheckpoint(values.resume) : undefined;
   const trainable = trainableParameterCount(model.config, adapter);
   log(`${adapter.method} r=${adapter.rank} n=${adapter.blocks}: ${trainable} trainable parameters; ${support.images.length} training images, ${heldOut.images.length} held out; ${training.iterations} steps`);
@@ -207,16 +169,16 @@ export async function trainCommand(args: string[]): Promise<void> {
   if (zeroShot && adapted) log(`held-out accuracy: ${percent(adapted.accuracy)} (zero-shot ${percent(zeroShot.accuracy)}); support set ${percent(supportAccuracy)}`);
   if (checkpointPath) await writeCheckpoint(checkpointPath, finalCheckpoint);
 
-  await writeAtomically(out, outcome.adapter.file);
+  await writeFileAtomic(out, outcome.adapter.file);
   log(`wrote adapter ${out}`);
   if (values.peft) {
     await mkdir(values.peft, { recursive: true });
-    for (const [file, content] of Object.entries(toPeft(outcome.adapter.meta, outcome.adapter.tensors))) await writeFile(join(values.peft, file), content);
-    log(`wrote PEFT LoRA export to ${values.peft}`);
+    const files = peftExportFiles(outcome.adapter.meta, outcome.adapter.tensors, basename(values.peft));
+    for (const [file, content] of Object.entries(files)) await writeFileAtomic(join(values.peft, file), content);
+    log(`wrote the PEFT export to ${values.peft}`);
   }
   await emit({
-    model: model.id,
-    adapter: model.ctx.adapterName,
+    ...resultHeader(model, out),
     method: adapter.method,
     trainableParameters: trainable,
     settings: { ...training, adapter, shots },
@@ -228,24 +190,12 @@ export async function trainCommand(args: string[]): Promise<void> {
   }, values.log);
 }
 
-/** Never leaves a half-written file under `path`. */
-async function writeAtomically(path: string, bytes: Uint8Array): Promise<void> {
-  await writeFile(`${path}.tmp`, bytes);
-  await rename(`${path}.tmp`, path);
-}
-
-async function readAdapter(path: string, model: ClipModel) {
-  const { meta, tensors } = decodeAdapterFile(new Uint8Array(await readFile(path)), path);
-  assertAdapterMatchesBase(meta, model.id, model.weights.fingerprint);
-  return { meta, tensors: new Map([...tensors].map(([name, t]) => [name, t.data])) };
-}
-
 async function writeCheckpoint(path: string, checkpoint: TrainerCheckpoint): Promise<void> {
   const bytes = encodeSafetensors(
     [...checkpoint.tensors].map(([name, data]) => ({ name, shape: [data.length], data })),
     { format: 'octoclip-checkpoint', step: String(checkpoint.step), sampler: JSON.stringify(checkpoint.sampler), rng: JSON.stringify(checkpoint.rng) },
   );
-  await writeAtomically(path, bytes);
+  await writeFileAtomic(path, bytes);
 }
 
 async function readCheckpoint(path: string): Promise<TrainerCheckpoint> {
@@ -256,19 +206,4 @@ async function readCheckpoint(path: string): Promise<TrainerCheckpoint> {
   const tensors = new Map<string, Float32Array>();
   for (const [name, entry] of header.tensors) tensors.set(name, decodeTensor(entry, bytes.subarray(entry.byteOffset, entry.byteOffset + entry.byteLength), path));
   return { step: Number(header.metadata.step), tensors, sampler: JSON.parse(header.metadata.sampler), rng: JSON.parse(header.metadata.rng) };
-}
-
-export async function evalCommand(args: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args,
-    options: { model: { type: 'string' }, adapter: { type: 'string' }, images: { type: 'string' }, shots: { type: 'string' }, holdout: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' }, 'no-adapter': { type: 'boolean' } },
-    strict: true,
-  });
-  const model = await loadModel(required(values.model, '--model'));
-  const { meta, tensors } = await readAdapter(required(values.adapter, '--adapter'), model);
-  const data = await loadLabelledImages(required(values.images, '--images'));
-  const indices = values.shots !== undefined || values.holdout !== undefined ? splitFromOptions(values, data).split.heldOut : data.labels.map((_, i) => i);
-  const adapters = values['no-adapter'] ? null : AdapterSet.create(model.ctx, model.config, meta, { initial: tensors });
-  const evaluation = await evaluate(model, data.classNames, subset(data, indices), adapters, meta.promptTemplate);
-  await emit({ model: model.id, adapter: values['no-adapter'] ? null : values.adapter, device: model.ctx.adapterName, images: indices.length, classes: data.classNames, ...summarize(evaluation, data.classNames), skipped: data.skipped }, values.out);
 }

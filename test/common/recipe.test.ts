@@ -1,10 +1,10 @@
 // CLIP-LoRA's recipe is written once (src/common/recipe.ts): the CLI's defaults and its help, the studio's
 // form and the worker's settings all come out equal to it.
 
-import { parseArgs } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { defaultAdapterSettings } from '../../src/adapters/settings';
-import { TRAIN_OPTIONS, trainSettingsFromOptions } from '../../src/cli/train';
+import { helpText, parseCommandLine } from '../../src/cli/options';
+import { TRAIN, trainSettingsFromOptions } from '../../src/cli/train';
 import { DEFAULT_TEMPLATE } from '../../src/common/prompts';
 import { defaultTrainSettings, ITERATIONS_PER_SHOT, LORA_BLOCKS, RECIPE_ADAPTER, RECIPE_CHECKPOINT_EVERY, RECIPE_PATIENCE, RECIPE_TRAINING } from '../../src/common/recipe';
 import { parseClipConfig } from '../../src/model/config';
@@ -14,16 +14,10 @@ import { adapterSettingsFor, trainSettingsFor } from '../../src/worker/training-
 
 const config = parseClipConfig(makeTinyClip().files['config.json'] as string);
 
+/** The settings `octoclip train` derives from these flags (the required ones given). */
 function cliSettings(...args: string[]) {
-  const { values } = parseArgs({ args, options: cliFlags(), strict: false });
-  return trainSettingsFromOptions(values as Parameters<typeof trainSettingsFromOptions>[0], config, 4);
-}
-
-/** Every flag as a string (the booleans are given without a value). */
-function cliFlags() {
-  const booleans = ['no-dropout', 'no-augment'];
-  const names = [...TRAIN_OPTIONS.matchAll(/--([a-z-]+)/g)].map((m) => m[1]);
-  return Object.fromEntries(names.map((name) => [name, { type: booleans.includes(name) ? 'boolean' : 'string' } as const]));
+  const { values } = parseCommandLine(TRAIN, ['--model', 'M', '--images', __dirname, '--out', 'a', '--shots', '4', ...args]);
+  return trainSettingsFromOptions(values, config, 4);
 }
 
 describe('the recipe', () => {
@@ -34,19 +28,23 @@ describe('the recipe', () => {
     expect(training.iterations).toBe(4 * ITERATIONS_PER_SHOT);
     expect(checkpointEvery).toBe(RECIPE_CHECKPOINT_EVERY);
 
-    const help = (flag: string) => TRAIN_OPTIONS.split('\n').find((line) => line.trimStart().startsWith(flag)) ?? '';
+    const help = (flag: string) => helpText(TRAIN).split('\n').find((line) => line.trimStart().startsWith(`${flag} `)) ?? '';
     expect(help('--rank')).toContain(`(default ${RECIPE_ADAPTER.rank})`);
     expect(help('--blocks')).toContain(`(default ${RECIPE_ADAPTER.blocks}; lora: ${LORA_BLOCKS})`);
-    expect(help('--alpha')).toContain(`(default ${RECIPE_ADAPTER.alpha}); --scaling alpha/sqrt(r)|alpha/r (default ${RECIPE_ADAPTER.scalingRule})`);
-    expect(help('--targets')).toContain(RECIPE_ADAPTER.targets.join(','));
+    expect(help('--alpha')).toContain(`(default ${RECIPE_ADAPTER.alpha})`);
+    expect(help('--scaling')).toContain(`default ${RECIPE_ADAPTER.scalingRule})`);
+    expect(help('--targets')).toContain(`(default ${RECIPE_ADAPTER.targets.join(',')})`);
+    expect(help('--towers')).toContain(`(default ${RECIPE_ADAPTER.towers.join(',')})`);
     expect(help('--dropout')).toContain(`(default ${RECIPE_ADAPTER.dropout})`);
     expect(help('--iterations')).toContain(`(default ${ITERATIONS_PER_SHOT} x shots)`);
     expect(help('--batch-size')).toContain(`(default ${RECIPE_TRAINING.batchSize})`);
-    expect(help('--lr')).toContain('(default 2e-4), cosine to --min-lr (1e-6)');
+    expect(help('--lr')).toContain('(default 2e-4)');
+    expect(help('--min-lr')).toContain('(default 1e-6)');
     expect([RECIPE_TRAINING.lr, RECIPE_TRAINING.minLr]).toEqual([2e-4, 1e-6]);
     expect(help('--weight-decay')).toContain(`(default ${RECIPE_TRAINING.weightDecay})`);
     expect(help('--seed')).toContain(`(default ${RECIPE_TRAINING.seed})`);
     expect(help('--template')).toContain(DEFAULT_TEMPLATE);
+    expect(help('--early-stop')).toContain(`(default ${RECIPE_PATIENCE})`);
   });
 
   it('holds its rules on the command line: LoRA means n = 1, the micro-batch follows the batch and divides it', () => {
@@ -56,9 +54,11 @@ describe('the recipe', () => {
     expect(cliSettings('--batch-size', '8', '--micro-batch', '4').training).toMatchObject({ batchSize: 8, microBatchSize: 4 });
     expect(() => cliSettings('--batch-size', '8', '--micro-batch', '3')).toThrow('the batch size (8) must be a multiple of the micro-batch size (3)');
     expect(cliSettings('--no-dropout', '--no-augment').adapter.dropout).toBe(0);
-    expect(() => cliSettings('--method', 'dora')).toThrow(/--method must be block-lora or lora, got dora/);
+    expect(() => cliSettings('--method', 'dora')).toThrow(/--method must be block-lora or lora, got "dora"/);
     expect(cliSettings('--eval-every', '5', '--early-stop', '3').patience).toBe(3);
     expect(() => cliSettings('--early-stop', '3')).toThrow(/--early-stop needs --eval-every/);
+    expect(() => cliSettings('--lr', '1e-7')).toThrow('--lr 1e-7 is below --min-lr 0.000001');
+    expect(() => cliSettings('--shots', 'abc')).toThrow(/--shots is given twice|--shots must be a whole number/);
   });
 
   it('is the studio\'s form, and the worker turns that form into the recipe', () => {
