@@ -17,6 +17,7 @@ import { fewShotSplit, holdoutSplit } from '../common/split';
 import type { ClipModel } from '../model/clip';
 import type { ClipConfig } from '../model/config';
 import { decodeTensor, encodeSafetensors, parseSafetensorsHeader } from '../model/safetensors';
+import { BUDGET_IN_LARGEST_BUFFERS, deviceMemoryOf, fitTrainSettings } from '../training/memory-plan';
 import { runTraining } from '../training/run';
 import { evaluate, type Evaluation, type LabelledImages, type StepLog, type TrainerCheckpoint } from '../training/trainer';
 import { loadLabelledImages, type LabelledImageSet } from './images';
@@ -47,6 +48,7 @@ export const TRAIN_OPTIONS = `octoclip train --model M --images DIR (--shots N |
   --dropout P                 adapter input dropout (default ${shortNumber(R.dropout)}); --no-dropout sets 0
   --iterations N              optimizer steps (default ${ITERATIONS_PER_SHOT} x shots)
   --batch-size B              (default ${T.batchSize}); --micro-batch M accumulates B/M passes per step
+                              (default: the largest that fits ${BUDGET_IN_LARGEST_BUFFERS} x the device's maxBufferSize)
   --lr LR                     peak learning rate (default ${shortNumber(T.lr)}), cosine to --min-lr (${shortNumber(T.minLr)})
   --warmup N                  linear warm-up steps (default ${T.warmupSteps})
   --weight-decay WD           AdamW weight decay (default ${shortNumber(T.weightDecay)})
@@ -167,7 +169,14 @@ export async function trainCommand(args: string[]): Promise<void> {
   const model = await loadModel(required(values.model, '--model'));
   const data = await loadLabelledImages(required(values.images, '--images'));
   const { split, shots } = splitFromOptions(values, data);
-  const { adapter, training, checkpointEvery, patience } = trainSettingsFromOptions(values, model.config, shots);
+  const options = trainSettingsFromOptions(values, model.config, shots);
+  const { adapter, checkpointEvery, patience } = options;
+  // The passes: the largest that fit the GPU, the micro-batch only when --micro-batch is not given.
+  const automatic = values['micro-batch'] === undefined;
+  const device = deviceMemoryOf(model.ctx.device.limits);
+  const { training, plan } = await fitTrainSettings(model.config, adapter, options.training, data.classNames.length, device, { keepMicroBatch: !automatic });
+  const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+  log(`passes: ${training.microBatchSize} images${automatic ? ' (chosen to fit)' : ''}, ${training.textChunk} prompts; planned GPU memory ${mib(plan.peakBytes)} of ${mib(device.budgetBytes)}`);
   split.warnings.forEach((w) => log(`warning: ${w}`));
   const support = subset(data, split.support);
   const heldOut = subset(data, split.heldOut);

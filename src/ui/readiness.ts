@@ -11,7 +11,7 @@ import type { ElsewhereRun, PlanState } from './stores/training';
 
 export interface ReadinessProblem {
   /** Stable across renders: which check failed. */
-  check: 'model' | 'classes' | 'empty-classes' | 'no-held-out' | 'settings' | 'planning' | 'elsewhere';
+  check: 'model' | 'classes' | 'empty-classes' | 'no-held-out' | 'settings' | 'memory' | 'planning' | 'elsewhere';
   text: string;
   /** Where to fix it. */
   fix: { label: string; href: string } | null;
@@ -63,6 +63,7 @@ export function trainingProblems({ model, classes, images, split, plan, elsewher
     });
   }
   if (model && plan.status === 'invalid') problems.push({ check: 'settings', text: `${plan.message} Change it in the settings below.`, fix: null });
+  if (model && plan.status === 'does-not-fit') problems.push({ check: 'memory', text: plan.message, fix: null });
   if (model && (plan.status === 'planning' || plan.status === 'none')) problems.push({ check: 'planning', text: 'Working out what these settings cost…', fix: null });
   return problems;
 }

@@ -37,6 +37,8 @@ function recipeSettings(shots: number): TrainingSettings {
     targets: [...RECIPE_ADAPTER.targets],
     towers: [...RECIPE_ADAPTER.towers],
     ...training,
+    microBatchSize: null, // automatic: the worker sizes the passes to the GPU
+    memoryBudgetBytes: 0, // automatic: see deviceMemoryOf
     shots,
     checkpointEvery: RECIPE_CHECKPOINT_EVERY,
     patience: RECIPE_PATIENCE,
@@ -47,7 +49,9 @@ export type PlanState =
   | { status: 'none'; reason: string }
   | { status: 'planning' }
   | { status: 'ready'; plan: TrainingPlan }
-  | { status: 'invalid'; message: string };
+  | { status: 'invalid'; message: string }
+  /** Even the smallest passes are over the device's limits (the message says what to do). */
+  | { status: 'does-not-fit'; message: string };
 
 /** `interrupted`: stopped by a reload or a lost GPU; the banner offers to resume it from its checkpoint. */
 export type RunStatus = 'idle' | 'starting' | 'running' | 'finished' | 'cancelled' | 'failed' | 'interrupted';
@@ -330,7 +334,7 @@ export const useTrainingStore = create<TrainingState>()(
     /** A run that ended with an error: resumable from its checkpoint unless its settings cannot work. */
     async function stopped(record: CheckpointRecord, error: unknown): Promise<void> {
       const kind = error instanceof EngineRequestError ? error.kind : null;
-      if (kind === 'invalid-settings' || kind === 'diverged') {
+      if (kind === 'invalid-settings' || kind === 'does-not-fit' || kind === 'diverged') {
         await deleteCheckpoint(record.runId);
         // Resuming a diverged run would diverge again at the same learning rate: it ends here.
         const message = kind === 'diverged' ? 'Training diverged: the loss became NaN or infinite. Lower the learning rate and start a new run.' : errorMessage(error);
@@ -378,7 +382,8 @@ export const useTrainingStore = create<TrainingState>()(
           const plan = await engine().request('planTraining', { adapter, training, classes: Math.max(classes, 1) });
           if (get().settings === settings) set({ plan: { status: 'ready', plan } });
         } catch (error) {
-          if (get().settings === settings) set({ plan: { status: 'invalid', message: errorMessage(error) } });
+          const status = error instanceof EngineRequestError && error.kind === 'does-not-fit' ? 'does-not-fit' : 'invalid';
+          if (get().settings === settings) set({ plan: { status, message: errorMessage(error) } });
         }
       },
 
