@@ -17,7 +17,7 @@ import { fewShotSplit, holdoutSplit } from '../common/split';
 import type { ClipModel } from '../model/clip';
 import type { ClipConfig } from '../model/config';
 import { decodeTensor, encodeSafetensors, parseSafetensorsHeader } from '../model/safetensors';
-import { BUDGET_IN_LARGEST_BUFFERS, deviceMemoryOf, fitTrainSettings } from '../training/memory-plan';
+import { BUDGET_IN_LARGEST_BUFFERS, deviceMemoryOf, fitTrainSettings, mebibytes } from '../training/memory-plan';
 import { runTraining } from '../training/run';
 import { evaluate, type Evaluation, type LabelledImages, type StepLog, type TrainerCheckpoint } from '../training/trainer';
 import { loadLabelledImages, type LabelledImageSet } from './images';
@@ -175,8 +175,7 @@ export async function trainCommand(args: string[]): Promise<void> {
   const automatic = values['micro-batch'] === undefined;
   const device = deviceMemoryOf(model.ctx.device.limits);
   const { training, plan } = await fitTrainSettings(model.config, adapter, options.training, data.classNames.length, device, { keepMicroBatch: !automatic });
-  const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
-  log(`passes: ${training.microBatchSize} images${automatic ? ' (chosen to fit)' : ''}, ${training.textChunk} prompts; planned GPU memory ${mib(plan.peakBytes)} of ${mib(device.budgetBytes)}`);
+  log(`passes: ${training.microBatchSize} images${automatic ? ' (chosen to fit)' : ''}, ${training.textChunk} prompts; planned GPU memory ${mebibytes(plan.peakBytes)} of ${mebibytes(device.budgetBytes)}`);
   split.warnings.forEach((w) => log(`warning: ${w}`));
   const support = subset(data, split.support);
   const heldOut = subset(data, split.heldOut);

@@ -111,6 +111,19 @@ export interface PassSizes {
 
 export class TrainingDoesNotFitError extends Error {
   override name = 'TrainingDoesNotFitError';
+
+  constructor(
+    message: string,
+    /** What fell short with the smallest passes: their peak over the budget, or a buffer over a device limit (the limit's message). */
+    readonly shortfall: { peakBytes: number; budgetBytes: number } | { limit: string },
+  ) {
+    super(message);
+  }
+}
+
+/** Bytes as MiB with one decimal, as the CLI and the worker's messages write them. */
+export function mebibytes(bytes: number): string {
+  return `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 }
 
 /**
@@ -134,16 +147,16 @@ export async function choosePassSizes(
   const limits = { maxBufferSize: device.limits.maxBufferSize, maxStorageBufferBindingSize: device.limits.maxStorageBufferBindingSize };
   validateTrainingOptions(config, options); // bad settings are refused, not searched for a size that fits
   const microBatches = keepMicroBatch ? [largestMicroBatch] : divisors(batchSize).filter((m) => m <= largestMicroBatch); // ascending
-  let shortfall = ''; // of the last pass tried: the smallest, when none fits
+  let shortfall = { limit: '' } as TrainingDoesNotFitError['shortfall']; // of the last pass tried: the smallest, when none fits
   for (let textChunk = Math.min(largestChunk, options.classes); ; textChunk = Math.ceil(textChunk / 2)) {
     const fits = async (microBatchSize: number): Promise<PassSizes | null> => {
       try {
         const plan = await planTrainingMemory(config, { ...options, microBatchSize, textChunk, limits });
         if (plan.peakBytes <= device.budgetBytes) return { microBatchSize, textChunk, plan };
-        shortfall = `its peak of ${plan.peakBytes} bytes is over the budget of ${device.budgetBytes}`;
+        shortfall = { peakBytes: plan.peakBytes, budgetBytes: device.budgetBytes };
       } catch (error) {
         if (!(error instanceof GpuError)) throw error;
-        shortfall = error.message;
+        shortfall = { limit: error.message };
       }
       return null;
     };
@@ -151,7 +164,8 @@ export async function choosePassSizes(
     if (chosen) return chosen;
     if (textChunk === 1) break;
   }
-  throw new TrainingDoesNotFitError(`Training does not fit this GPU even with a micro-batch of ${microBatches[0]} and a text chunk of 1: ${shortfall}`);
+  const what = 'limit' in shortfall ? shortfall.limit : `its peak of ${shortfall.peakBytes} bytes is over the budget of ${shortfall.budgetBytes}`;
+  throw new TrainingDoesNotFitError(`Training does not fit this GPU even with a micro-batch of ${microBatches[0]} and a text chunk of 1: ${what}`, shortfall);
 }
 
 /**

@@ -6,7 +6,7 @@ import { allLayers, defaultAdapterSettings, type AdapterSettings } from '../adap
 import { blocksFor, defaultTrainSettings, type TrainSettings } from '../common/recipe';
 import type { ClipModel } from '../model/clip';
 import type { ClipConfig } from '../model/config';
-import { deviceMemoryOf, fitTrainSettings, TrainingDoesNotFitError, type MemoryPlan } from '../training/memory-plan';
+import { deviceMemoryOf, fitTrainSettings, mebibytes, TrainingDoesNotFitError, type MemoryPlan } from '../training/memory-plan';
 import { RunControl, runTraining } from '../training/run';
 import type { LabelledImages } from '../training/trainer';
 import { decodeImages } from './decode';
@@ -93,9 +93,11 @@ export async function planRun(model: ClipModel, adapterChoice: AdapterChoice, ch
   } catch (error) {
     if (error instanceof TrainingDoesNotFitError) {
       const passes = choice.microBatchSize === null ? 'even with one image per pass' : `with ${choice.microBatchSize} images per pass (set the micro-batch to Automatic to try smaller passes)`;
+      const { shortfall } = error;
+      const why = 'limit' in shortfall ? shortfall.limit : `it needs ${mebibytes(shortfall.peakBytes)} at its peak, over the ${mebibytes(shortfall.budgetBytes)} budget`;
       throw new EngineRefusal(
         'does-not-fit',
-        `The planned GPU memory is over this device's limits ${passes}. Use a smaller batch, fewer classes, adapters on fewer matrices or on one encoder, or a larger GPU memory setting if the GPU has more. (${error.message}.)`,
+        `The planned GPU memory is over this device's limits ${passes}: ${why}. Use a smaller batch, fewer classes, adapters on fewer matrices or on one encoder, or a larger GPU memory setting if the GPU has more.`,
       );
     }
     throw asSettingsRefusal(error);

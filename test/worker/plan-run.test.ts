@@ -80,9 +80,9 @@ describe('planRun', () => {
   });
 
   it('refuses a run that does not fit even one image per pass, saying what to do', async () => {
-    const tooSmall = await refusal(planRun(model, adapter, { ...automatic, memoryBudgetBytes: 1024 }, classNames.length));
+    const tooSmall = await refusal(planRun(model, adapter, { ...automatic, memoryBudgetBytes: 2 ** 19 }, classNames.length));
     expect(tooSmall.kind).toBe('does-not-fit');
-    expect(tooSmall.message).toMatch(/^The planned GPU memory is over this device's limits even with one image per pass\. Use a smaller batch, fewer classes/);
+    expect(tooSmall.message).toMatch(/^The planned GPU memory is over this device's limits even with one image per pass: it needs \d+\.\d MiB at its peak, over the 0\.5 MiB budget\. Use a smaller batch, fewer classes/);
 
     const smallest = await planRun(model, adapter, { ...automatic, microBatchSize: 1 }, classNames.length);
     const chosen = await refusal(planRun(model, adapter, { ...automatic, microBatchSize: 2, memoryBudgetBytes: smallest.plan.peakBytes }, classNames.length));

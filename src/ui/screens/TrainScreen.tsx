@@ -109,7 +109,7 @@ function SettingsCard() {
               label="GPU memory for training (MiB)"
               min={0}
               value={(settings.memoryBudgetBytes ?? 0) / MIB}
-              onChange={(mib) => update({ memoryBudgetBytes: Math.round(mib * MIB) })}
+              onChange={(mib) => update({ memoryBudgetBytes: mib * MIB })}
               help="What automatic passes are sized to. 0: twice the largest buffer the GPU allows (WebGPU does not tell its memory)."
             />
             <NumberField label="Final learning rate" min={0} value={settings.minLr} onChange={(minLr) => update({ minLr })} help="Cosine schedule down to this." />
@@ -181,7 +181,7 @@ function PlanSummary() {
             </div>
             <div>
               <dt>Expected GPU memory</dt>
-              <dd data-testid="expected-memory">
+              <dd data-testid="expected-memory" title={`${peakBytes.toLocaleString('en-US')} bytes`}>
                 {formatBytes(peakBytes)} <span className="muted">of {formatBytes(budgetBytes)}</span>
               </dd>
             </div>
