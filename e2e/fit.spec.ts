@@ -27,7 +27,8 @@ test('sizes the passes to the GPU memory, trains with smaller ones under a small
   await page.getByText('Advanced').click();
   await expect(page.getByLabel('Images per pass (micro-batch)')).toHaveValue('automatic');
   await expect(page.getByTestId('passes')).toHaveText('4 images and 3 prompts (automatic)');
-  await expect(page.getByTestId('expected-memory')).toHaveText(/^[\d.]+ [KM]iB of [\d.]+ [KMGT]iB$/);
+  await expect(page.getByTestId('expected-memory')).toHaveText(/^[\d.]+ [KM]iB$/);
+  await expect(page.getByTestId('memory-budget')).toHaveText(/^of [\d.]+ [KMGT]iB$/);
 
   // A budget of exactly what passes of 2 images need (as planned with 2 chosen by hand).
   const peakOfFour = await shownPeak(page);
@@ -63,5 +64,21 @@ test('sizes the passes to the GPU memory, trains with smaller ones under a small
   await expect(problem(page, 'memory')).toHaveCount(0);
   await expect(page.getByTestId('passes')).toHaveText('4 images and 3 prompts (automatic)');
   await expect(startButton(page)).toBeEnabled();
+  expect(errors).toEqual([]);
+});
+
+test('settings saved before Automatic existed: a micro-batch equal to the batch becomes Automatic, another is kept', async ({ page }) => {
+  const errors = collectErrors(page);
+  await page.goto('/#/train');
+  const microBatch = page.getByLabel('Images per pass (micro-batch)');
+  for (const [saved, shown] of [[8, 'automatic'], [4, '4']] as const) {
+    await page.evaluate((microBatchSize) => {
+      localStorage.setItem('octoclip.training-settings', JSON.stringify({ state: { settings: { batchSize: 8, microBatchSize } }, version: 1 }));
+    }, saved);
+    await page.reload();
+    await page.getByText('Advanced').click();
+    await expect(page.getByLabel('Batch size')).toHaveValue('8');
+    await expect(microBatch).toHaveValue(shown);
+  }
   expect(errors).toEqual([]);
 });

@@ -181,8 +181,13 @@ function PlanSummary() {
             </div>
             <div>
               <dt>Expected GPU memory</dt>
-              <dd data-testid="expected-memory" title={`${peakBytes.toLocaleString('en-US')} bytes`}>
-                {formatBytes(peakBytes)} <span className="muted">of {formatBytes(budgetBytes)}</span>
+              <dd>
+                <span data-testid="expected-memory" title={`${peakBytes.toLocaleString('en-US')} bytes`}>
+                  {formatBytes(peakBytes)}
+                </span>{' '}
+                <span className="muted" data-testid="memory-budget">
+                  of {formatBytes(budgetBytes)}
+                </span>
               </dd>
             </div>
             <div>

@@ -473,8 +473,14 @@ export const useTrainingStore = create<TrainingState>()(
     };
   }, {
     name: SETTINGS_STORAGE_KEY,
-    version: 1,
+    version: 2,
     partialize: (state) => ({ settings: state.settings }),
+    // Version 1 had no Automatic micro-batch: one equal to the batch was the default, and is Automatic now.
+    migrate: (saved, version) => {
+      const settings = (saved as Partial<TrainingState> | undefined)?.settings;
+      if (version < 2 && settings && settings.microBatchSize === settings.batchSize) return { ...(saved as object), settings: { ...settings, microBatchSize: null } };
+      return saved;
+    },
     // Settings saved by an older version gain the fields added since.
     merge: (saved, current) => ({ ...current, settings: { ...RECIPE, ...(saved as Partial<TrainingState> | undefined)?.settings } }),
   }),
