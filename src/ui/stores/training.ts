@@ -10,9 +10,9 @@ import { deleteCheckpoint, latestCheckpoint, saveCheckpoint } from '../../storag
 import { getImages } from '../../storage/dataset';
 import { broadcastRun, isTrainingLockHeld, listenToRuns, whenTrainingLockFree, withTrainingLock } from '../../storage/run-lock';
 import { EngineRequestError } from '../../worker/client';
-import type { AdapterChoice, EngineEvent, TrainChoice, TrainingPlan, TrainPhase, TrainResult } from '../../worker/protocol';
+import type { AdapterChoice, EngineEvent, TrainChoice, TrainPhase, TrainResult } from '../../worker/protocol';
 import { RateMeter } from '../rate';
-import { trainingProblems } from '../readiness';
+import { trainingProblems, type ElsewhereRun, type PlanState } from '../readiness';
 import { splitDataset } from '../split';
 import { useAdaptersStore } from './adapters';
 import { useDatasetStore } from './dataset';
@@ -44,14 +44,6 @@ function recipeSettings(shots: number): TrainingSettings {
     patience: RECIPE_PATIENCE,
   };
 }
-
-export type PlanState =
-  | { status: 'none'; reason: string }
-  | { status: 'planning' }
-  | { status: 'ready'; plan: TrainingPlan }
-  | { status: 'invalid'; message: string }
-  /** Even the smallest passes are over the device's limits (the message says what to do). */
-  | { status: 'does-not-fit'; message: string };
 
 /** `interrupted`: stopped by a reload or a lost GPU; the banner offers to resume it from its checkpoint. */
 export type RunStatus = 'idle' | 'starting' | 'running' | 'finished' | 'cancelled' | 'failed' | 'interrupted';
@@ -88,15 +80,6 @@ export interface InterruptedRun {
   savedAt: number;
   /** What stopped it, when this page saw it happen. */
   reason: string | null;
-}
-
-/** A run another tab of this browser profile is training (one run at a time per profile). */
-export interface ElsewhereRun {
-  /** Unknown (null) until that tab reports its next step. */
-  step: number | null;
-  iterations: number | null;
-  stepsPerSecond: number | null;
-  secondsLeft: number | null;
 }
 
 export interface TrainingState {
