@@ -12,6 +12,7 @@ import {
 } from '../common/recipe';
 import type { ClipConfig } from '../model/config';
 import { decodeTensor, encodeSafetensors, parseSafetensorsHeader } from '../model/safetensors';
+import { BUDGET_IN_LARGEST_BUFFERS, deviceMemoryOf, fitTrainSettings, mebibytes } from '../training/memory-plan';
 import { runTraining } from '../training/run';
 import type { Evaluation, LabelledImages, StepLog, TrainerCheckpoint } from '../training/trainer';
 import { loadLabelledImages, type LabelledImageSet } from './images';
@@ -50,7 +51,7 @@ export const TRAIN_OPTIONS = {
   'no-dropout': { kind: 'boolean', help: 'dropout 0' },
   iterations: { kind: 'integer', value: 'N', min: 1, help: `optimizer steps (default ${ITERATIONS_PER_SHOT} x shots)` },
   'batch-size': { kind: 'integer', value: 'B', min: 1, default: T.batchSize, help: 'images per optimizer step' },
-  'micro-batch': { kind: 'integer', value: 'M', min: 1, help: 'images per pass; B/M passes accumulate into a step (default B)' },
+  'micro-batch': { kind: 'integer', value: 'M', min: 1, help: `images per pass; B/M passes accumulate into a step (default: the largest that fits ${BUDGET_IN_LARGEST_BUFFERS} x the device's maxBufferSize)` },
   lr: { kind: 'number', value: 'LR', default: shortNumber(T.lr), help: 'peak learning rate, cosine to --min-lr' },
   'min-lr': { kind: 'number', value: 'LR', min: 0, default: shortNumber(T.minLr), help: 'learning rate at the end of the cosine' },
   warmup: { kind: 'integer', value: 'N', min: 0, default: T.warmupSteps, help: 'linear warm-up steps' },
@@ -136,7 +137,13 @@ async function train(values: TrainValues): Promise<void> {
   const model = await loadModel(values.model);
   const data = await loadLabelledImages(values.images);
   const { split, shots } = splitOf(values, data);
-  const { adapter, training, checkpointEvery, patience } = trainSettingsFromOptions(values, model.config, shots);
+  const options = trainSettingsFromOptions(values, model.config, shots);
+  const { adapter, checkpointEvery, patience } = options;
+  // The passes: the largest that fit the GPU, the micro-batch only when --micro-batch is not given.
+  const automatic = values['micro-batch'] === undefined;
+  const device = deviceMemoryOf(model.ctx.device.limits);
+  const { training, plan } = await fitTrainSettings(model.config, adapter, options.training, data.classNames.length, device, { keepMicroBatch: !automatic });
+  log(`passes: ${training.microBatchSize} images${automatic ? ' (chosen to fit)' : ''}, ${training.textChunk} prompts; planned GPU memory ${mebibytes(plan.peakBytes)} of ${mebibytes(device.budgetBytes)}`);
   split.warnings.forEach((w) => log(`warning: ${w}`));
   const support = subset(data, split.support);
   const heldOut = subset(data, split.heldOut);

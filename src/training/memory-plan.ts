@@ -9,7 +9,7 @@ import { GpuError } from '../gpu/context';
 import { createDryRunContext, type DryRunLimits } from '../gpu/dry-run';
 import { ClipModel } from '../model/clip';
 import type { ClipConfig } from '../model/config';
-import { defaultTrainSettings } from '../common/recipe';
+import { defaultTrainSettings, type TrainSettings } from '../common/recipe';
 import { Trainer } from './trainer';
 
 export interface TrainingMemoryOptions {
@@ -83,8 +83,24 @@ function validateTrainingOptions(config: ClipConfig, options: TrainingMemoryOpti
 /** What a device allows: its buffer limits (GPUDevice.limits) and the bytes a run may hold at its peak. */
 export interface DeviceMemory {
   limits: Pick<GPUSupportedLimits, 'maxBufferSize' | 'maxStorageBufferBindingSize'>;
-  /** WebGPU does not say how much memory a GPU has: the caller decides (a setting, a known GPU's size less a margin). */
+  /** WebGPU does not say how much memory a GPU has: the caller decides (a setting, or memoryBudgetOf). */
   budgetBytes: number;
+}
+
+/**
+ * The budget when the user sets none, in largest buffers. WebGPU tells no GPU's memory; maxBufferSize
+ * is the one limit that grows with it, as browsers and drivers set it to a part of the memory (a
+ * discrete GPU usually has several times its largest buffer, a shared-memory one at least twice). Two
+ * buffers' worth plans a run that fits rather than one that fails mid-way; on a GPU with much more
+ * memory it may choose smaller passes than needed, which only slows a run (the result is the same),
+ * and the user can set the budget instead (the studio's GPU memory field).
+ */
+export const BUDGET_IN_LARGEST_BUFFERS = 2;
+
+/** The device's memory for planning: budgetBytes when given (above 0), else BUDGET_IN_LARGEST_BUFFERS x maxBufferSize. */
+export function deviceMemoryOf(limits: DeviceMemory['limits'], budgetBytes = 0): DeviceMemory {
+  if (!(budgetBytes >= 0)) throw new RangeError(`the GPU memory budget must be 0 (automatic) or more, got ${budgetBytes}`);
+  return { limits, budgetBytes: budgetBytes || BUDGET_IN_LARGEST_BUFFERS * limits.maxBufferSize };
 }
 
 export interface PassSizes {
@@ -95,6 +111,19 @@ export interface PassSizes {
 
 export class TrainingDoesNotFitError extends Error {
   override name = 'TrainingDoesNotFitError';
+
+  constructor(
+    message: string,
+    /** What fell short with the smallest passes: their peak over the budget, or a buffer over a device limit (the limit's message). */
+    readonly shortfall: { peakBytes: number; budgetBytes: number } | { limit: string },
+  ) {
+    super(message);
+  }
+}
+
+/** Bytes as MiB with one decimal, as the CLI and the worker's messages write them. */
+export function mebibytes(bytes: number): string {
+  return `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 }
 
 /**
@@ -105,23 +134,29 @@ export class TrainingDoesNotFitError extends Error {
  * tower's (ViT-B/16: 64 prompts of 8 tokens are 512 tokens, under 3 images' 591) and a plan with
  * small chunks takes long (each chunk is a pass). A pass fits when no buffer passes the device's
  * limits and the planned peak is within the budget. Throws TrainingDoesNotFitError when even a
- * micro-batch of 1 with a text chunk of 1 does not fit, with what fell short.
+ * micro-batch of 1 with a text chunk of 1 does not fit, with what fell short. With keepMicroBatch (a
+ * micro-batch the user chose), only the text chunk is chosen.
  */
-export async function choosePassSizes(config: ClipConfig, options: Omit<TrainingMemoryOptions, 'limits'>, device: DeviceMemory): Promise<PassSizes> {
+export async function choosePassSizes(
+  config: ClipConfig,
+  options: Omit<TrainingMemoryOptions, 'limits'>,
+  device: DeviceMemory,
+  { keepMicroBatch = false } = {},
+): Promise<PassSizes> {
   const { batchSize, microBatchSize: largestMicroBatch, textChunk: largestChunk } = options;
   const limits = { maxBufferSize: device.limits.maxBufferSize, maxStorageBufferBindingSize: device.limits.maxStorageBufferBindingSize };
   validateTrainingOptions(config, options); // bad settings are refused, not searched for a size that fits
-  const microBatches = divisors(batchSize).filter((m) => m <= largestMicroBatch); // ascending
-  let shortfall = ''; // of the last pass tried: the smallest, when none fits
+  const microBatches = keepMicroBatch ? [largestMicroBatch] : divisors(batchSize).filter((m) => m <= largestMicroBatch); // ascending
+  let shortfall = { limit: '' } as TrainingDoesNotFitError['shortfall']; // of the last pass tried: the smallest, when none fits
   for (let textChunk = Math.min(largestChunk, options.classes); ; textChunk = Math.ceil(textChunk / 2)) {
     const fits = async (microBatchSize: number): Promise<PassSizes | null> => {
       try {
         const plan = await planTrainingMemory(config, { ...options, microBatchSize, textChunk, limits });
         if (plan.peakBytes <= device.budgetBytes) return { microBatchSize, textChunk, plan };
-        shortfall = `its peak of ${plan.peakBytes} bytes is over the budget of ${device.budgetBytes}`;
+        shortfall = { peakBytes: plan.peakBytes, budgetBytes: device.budgetBytes };
       } catch (error) {
         if (!(error instanceof GpuError)) throw error;
-        shortfall = error.message;
+        shortfall = { limit: error.message };
       }
       return null;
     };
@@ -129,7 +164,25 @@ export async function choosePassSizes(config: ClipConfig, options: Omit<Training
     if (chosen) return chosen;
     if (textChunk === 1) break;
   }
-  throw new TrainingDoesNotFitError(`Training does not fit this GPU even with a micro-batch of 1 and a text chunk of 1: ${shortfall}`);
+  const what = 'limit' in shortfall ? shortfall.limit : `its peak of ${shortfall.peakBytes} bytes is over the budget of ${shortfall.budgetBytes}`;
+  throw new TrainingDoesNotFitError(`Training does not fit this GPU even with a micro-batch of ${microBatches[0]} and a text chunk of 1: ${what}`, shortfall);
+}
+
+/**
+ * Training settings with their passes sized for the device (choosePassSizes): their micro-batch and
+ * text chunk are the largest wanted. What the studio's worker and `octoclip train` both run with.
+ */
+export async function fitTrainSettings(
+  config: ClipConfig,
+  adapter: AdapterSettings,
+  training: TrainSettings,
+  classes: number,
+  device: DeviceMemory,
+  options: { keepMicroBatch?: boolean } = {},
+): Promise<{ training: TrainSettings; plan: MemoryPlan }> {
+  const { batchSize, microBatchSize, textChunk, optimizer } = training;
+  const passes = await choosePassSizes(config, { batchSize, microBatchSize, classes, adapter, textChunk, optimizer }, device, options);
+  return { training: { ...training, microBatchSize: passes.microBatchSize, textChunk: passes.textChunk }, plan: passes.plan };
 }
 
 /** The largest candidate (ascending) for which fits() gives a result, fits() being monotone: binary search, trying the largest first. */

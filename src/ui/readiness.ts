@@ -3,15 +3,32 @@
 // the same list, so the rule is written once.
 
 import type { ClassRecord } from '../storage/db';
-import type { LoadedModel } from '../worker/protocol';
+import type { LoadedModel, TrainingPlan } from '../worker/protocol';
 import { sectionHref, type SectionId } from './navigation';
 import type { DatasetSplit } from './split';
 import type { DatasetImage } from './stores/dataset';
-import type { ElsewhereRun, PlanState } from './stores/training';
+
+/** What the settings would cost as the engine planned them (the training store keeps it for the current settings). */
+export type PlanState =
+  | { status: 'none'; reason: string }
+  | { status: 'planning' }
+  | { status: 'ready'; plan: TrainingPlan }
+  | { status: 'invalid'; message: string }
+  /** Even the smallest passes are over the device's limits (the message says what to do). */
+  | { status: 'does-not-fit'; message: string };
+
+/** A run another tab of this browser profile is training (one run at a time per profile). */
+export interface ElsewhereRun {
+  /** Unknown (null) until that tab reports its next step. */
+  step: number | null;
+  iterations: number | null;
+  stepsPerSecond: number | null;
+  secondsLeft: number | null;
+}
 
 export interface ReadinessProblem {
   /** Stable across renders: which check failed. */
-  check: 'model' | 'classes' | 'empty-classes' | 'no-held-out' | 'settings' | 'planning' | 'elsewhere';
+  check: 'model' | 'classes' | 'empty-classes' | 'no-held-out' | 'settings' | 'memory' | 'planning' | 'elsewhere';
   text: string;
   /** Where to fix it. */
   fix: { label: string; href: string } | null;
@@ -63,6 +80,7 @@ export function trainingProblems({ model, classes, images, split, plan, elsewher
     });
   }
   if (model && plan.status === 'invalid') problems.push({ check: 'settings', text: `${plan.message} Change it in the settings below.`, fix: null });
+  if (model && plan.status === 'does-not-fit') problems.push({ check: 'memory', text: plan.message, fix: null });
   if (model && (plan.status === 'planning' || plan.status === 'none')) problems.push({ check: 'planning', text: 'Working out what these settings cost…', fix: null });
   return problems;
 }

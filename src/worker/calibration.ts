@@ -7,19 +7,20 @@ import type { ClipModel } from '../model/clip';
 import { Trainer } from '../training/trainer';
 import { exclusive } from './gpu-queue';
 import type { CalibrationRequest, CalibrationResult } from './protocol';
-import { adapterSettingsFor, trainSettingsFor } from './training-run';
+import { planRun } from './training-run';
 
 /** Steps timed after the untimed first one. */
 const TIMED_STEPS = 2;
 
 export async function calibrateTraining(model: ClipModel, request: CalibrationRequest): Promise<CalibrationResult> {
-  const adapterSettings = adapterSettingsFor(model.config, request.adapter);
-  const settings = trainSettingsFor({ ...request.training, iterations: TIMED_STEPS + 1 });
+  const classNames = Array.from({ length: Math.max(2, request.classes) }, (_, i) => `class ${i}`);
+  // The passes a run would take (planRun): timing is of those.
+  const planned = await planRun(model, request.adapter, { ...request.training, iterations: TIMED_STEPS + 1 }, classNames.length);
+  const { adapter: adapterSettings, training: settings } = planned;
   // A run's batch is at most its training set (an epoch is cut into batches): time that many images.
   const size = model.preprocessor.size;
   const imageCount = Math.max(1, Math.min(settings.batchSize, request.trainingImages));
   const images = Array.from({ length: imageCount }, (_, i) => ({ rgba: new Uint8Array(4 * size * size).fill(40 + ((17 * i) % 200)), width: size, height: size }));
-  const classNames = Array.from({ length: Math.max(2, request.classes) }, (_, i) => `class ${i}`);
   const adapters = AdapterSet.create(model.ctx, model.config, adapterSettings, { random: Math.random });
   let trainer: Trainer | null = null;
   try {

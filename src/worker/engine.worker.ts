@@ -6,13 +6,11 @@
 import { AdapterFileError, AdapterMismatchError, decodeAdapterFile, encodeAdapterFile } from '../adapters/adapter-file';
 import { trainableParameterCount } from '../adapters/settings';
 import { findPeftFiles, fromPeft, PEFT_CLASSES_FILE, peftExportFiles, PeftImportError } from '../adapters/peft';
-import { RECIPE_TRAINING } from '../common/recipe';
 import { DeviceLostError, GpuContext, GpuError } from '../gpu/context';
 import { acquireDevice, WebGpuUnavailableError } from '../gpu/device';
 import type { Tensor } from '../gpu/tensor';
 import { add } from '../kernels/elementwise';
 import { ModelFileError } from '../model/safetensors';
-import { planTrainingMemory, type MemoryPlan } from '../training/memory-plan';
 import { DivergenceError } from '../training/step';
 import { calibrateTraining } from './calibration';
 import { ImageDecodeError } from './decode';
@@ -30,7 +28,7 @@ import type {
   SelfTestResult,
 } from './protocol';
 import { EngineRefusal } from './refusal';
-import { adapterSettingsFor, asSettingsRefusal, TrainingRun, trainSettingsFor } from './training-run';
+import { planRun, TrainingRun } from './training-run';
 
 const scope = self as unknown as DedicatedWorkerGlobalScope;
 
@@ -153,24 +151,14 @@ async function loadModel({ id, files }: EngineParams<'loadModel'>): Promise<Engi
 
 async function planTraining(params: EngineParams<'planTraining'>): Promise<EngineResult<'planTraining'>> {
   const { model } = loadedModel();
-  const adapter = adapterSettingsFor(model.config, params.adapter);
-  const { batchSize, microBatchSize } = trainSettingsFor(params.training);
-  let memory: MemoryPlan;
-  try {
-    memory = await planTrainingMemory(model.config, {
-      batchSize,
-      microBatchSize,
-      classes: params.classes,
-      adapter,
-      textChunk: RECIPE_TRAINING.textChunk, // the recipe's: the studio does not change it
-    });
-  } catch (error) {
-    throw asSettingsRefusal(error);
-  }
+  const { adapter, training, plan, budgetBytes } = await planRun(model, params.adapter, params.training, params.classes);
   return {
     trainableParameters: trainableParameterCount(model.config, adapter),
-    peakBytes: memory.peakBytes,
-    breakdown: memory.breakdown,
+    peakBytes: plan.peakBytes,
+    breakdown: plan.breakdown,
+    microBatchSize: training.microBatchSize,
+    textChunk: training.textChunk,
+    budgetBytes,
   };
 }
 

@@ -69,7 +69,11 @@ export interface LoadedModel {
 
 /** Training settings the studio sends; the rest are the recipe's (defaultTrainSettings). */
 export interface TrainChoice
-  extends Pick<TrainSettings, 'seed' | 'iterations' | 'batchSize' | 'microBatchSize' | 'lr' | 'minLr' | 'warmupSteps' | 'weightDecay' | 'augment' | 'evalEvery'> {
+  extends Pick<TrainSettings, 'seed' | 'iterations' | 'batchSize' | 'lr' | 'minLr' | 'warmupSteps' | 'weightDecay' | 'augment' | 'evalEvery'> {
+  /** Images per pass; null: automatic, the largest that fits the GPU memory (choosePassSizes). */
+  microBatchSize: number | null;
+  /** The GPU memory a run may use, in bytes (0 or absent: automatic, see deviceMemoryOf). */
+  memoryBudgetBytes?: number;
   /** Training images per class (recorded in the adapter: evaluation re-derives the held-out split from it). */
   shots: number;
   /** Send a checkpoint every this many steps. */
@@ -85,6 +89,11 @@ export interface TrainingPlan {
   peakBytes: number;
   /** Where the peak's bytes go (planTrainingMemory's breakdown). */
   breakdown: Record<string, number>;
+  /** The passes the run takes: the micro-batch chosen (or the user's) and the classes per text-tower pass. */
+  microBatchSize: number;
+  textChunk: number;
+  /** The GPU memory the passes were sized for (the user's, or deviceMemoryOf's). */
+  budgetBytes: number;
 }
 
 /** A few timed training steps with these settings (on synthetic images), before a run starts. */
@@ -219,6 +228,8 @@ export type EngineErrorKind =
   | 'busy'
   /** Training settings that cannot work together (the message says which). */
   | 'invalid-settings'
+  /** The run's planned GPU memory is over the device's limits even with one image per pass. */
+  | 'does-not-fit'
   /** The loss became NaN or infinite. */
   | 'diverged'
   /** The worker does not know the method: the page and the worker are from different builds. */

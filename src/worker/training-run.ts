@@ -4,7 +4,9 @@
 
 import { allLayers, defaultAdapterSettings, type AdapterSettings } from '../adapters/settings';
 import { blocksFor, defaultTrainSettings, type TrainSettings } from '../common/recipe';
+import type { ClipModel } from '../model/clip';
 import type { ClipConfig } from '../model/config';
+import { deviceMemoryOf, fitTrainSettings, mebibytes, TrainingDoesNotFitError, type MemoryPlan } from '../training/memory-plan';
 import { RunControl, runTraining } from '../training/run';
 import type { LabelledImages } from '../training/trainer';
 import { decodeImages } from './decode';
@@ -52,7 +54,7 @@ export function trainSettingsFor(choice: TrainChoice): TrainSettings {
       seed: choice.seed,
       iterations: choice.iterations,
       batchSize: choice.batchSize,
-      microBatchSize: choice.microBatchSize,
+      microBatchSize: choice.microBatchSize ?? undefined, // automatic: one pass, unless planRun finds it does not fit
       lr: choice.lr,
       minLr: Math.min(choice.minLr, choice.lr),
       warmupSteps: choice.warmupSteps,
@@ -61,6 +63,43 @@ export function trainSettingsFor(choice: TrainChoice): TrainSettings {
       evalEvery: choice.evalEvery,
     });
   } catch (error) {
+    throw asSettingsRefusal(error);
+  }
+}
+
+/** A choice as the run it makes on a model and its device. */
+export interface PlannedRun {
+  adapter: AdapterSettings;
+  /** The choice's settings, with the passes planRun chose. */
+  training: TrainSettings;
+  plan: MemoryPlan;
+  /** The GPU memory the passes were sized for. */
+  budgetBytes: number;
+}
+
+/**
+ * The run a choice makes on this model's device: its settings with the largest passes that fit the GPU
+ * memory (the micro-batch unless the user chose one, and the text chunk), so that a run does not fail
+ * for memory when smaller passes would fit. The worker plans, times and trains with this one rule.
+ * Throws EngineRefusal: 'invalid-settings', or 'does-not-fit' with what to do when nothing fits.
+ */
+export async function planRun(model: ClipModel, adapterChoice: AdapterChoice, choice: TrainChoice, classes: number): Promise<PlannedRun> {
+  const adapter = adapterSettingsFor(model.config, adapterChoice);
+  const wanted = trainSettingsFor(choice);
+  try {
+    const device = deviceMemoryOf(model.ctx.device.limits, choice.memoryBudgetBytes);
+    const { training, plan } = await fitTrainSettings(model.config, adapter, wanted, classes, device, { keepMicroBatch: choice.microBatchSize !== null });
+    return { adapter, training, plan, budgetBytes: device.budgetBytes };
+  } catch (error) {
+    if (error instanceof TrainingDoesNotFitError) {
+      const passes = choice.microBatchSize === null ? 'even with one image per pass' : `with ${choice.microBatchSize} images per pass (set the micro-batch to Automatic to try smaller passes)`;
+      const { shortfall } = error;
+      const why = 'limit' in shortfall ? shortfall.limit : `it needs ${mebibytes(shortfall.peakBytes)} at its peak, over the ${mebibytes(shortfall.budgetBytes)} budget`;
+      throw new EngineRefusal(
+        'does-not-fit',
+        `The planned GPU memory is over this device's limits ${passes}: ${why}. Use a smaller batch, fewer classes, adapters on fewer matrices or on one encoder, or a larger GPU memory setting if the GPU has more.`,
+      );
+    }
     throw asSettingsRefusal(error);
   }
 }
@@ -99,8 +138,7 @@ export class TrainingRun {
   async run(): Promise<TrainResult> {
     const { model } = this.session;
     const { request, runId } = this;
-    const adapter = adapterSettingsFor(model.config, request.adapter);
-    const training = trainSettingsFor(request.training);
+    const { adapter, training } = await planRun(model, request.adapter, request.training, request.classNames.length);
     if (request.support.images.length === 0) throw new EngineRefusal('invalid-settings', 'There are no training images.');
     if (request.training.patience && request.heldOut.images.length === 0) {
       throw new EngineRefusal('invalid-settings', 'Early stopping needs held-out images: add images or lower the shots.');

@@ -77,7 +77,10 @@ describe('octoclip CLI', () => {
       '--rank', '4', '--blocks', '2', '--seed', '5', '--out', adapter, '--log', join(work, 'log.json'), '--peft', join(work, 'peft'));
     expect(trained.status, trained.stderr).toBe(0);
     expect(trained.stderr).toMatch(/step 3\/3/);
+    // No --micro-batch: the passes are the largest that fit the device, and said.
+    expect(trained.stderr).toMatch(/passes: 4 images \(chosen to fit\), 3 prompts; planned GPU memory [\d.]+ MiB of [\d.]+ MiB/);
     const log = JSON.parse(readFileSync(join(work, 'log.json'), 'utf8'));
+    expect(log.settings).toMatchObject({ batchSize: 4, microBatchSize: 4, textChunk: 3 });
     expect(log.steps).toHaveLength(3);
     expect(log.steps.every((s: { loss: number }) => Number.isFinite(s.loss))).toBe(true);
     expect(log.trainableParameters).toBeGreaterThan(0);

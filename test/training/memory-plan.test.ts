@@ -12,7 +12,7 @@ import { parseClipConfig } from '../../src/model/config';
 import { makeTinyClip } from '../../src/model/tiny';
 import { promptFor } from '../../src/common/prompts';
 import { createNodeGpuContext } from '../../src/node/gpu';
-import { choosePassSizes, planTrainingMemory, TrainingDoesNotFitError, type TrainingMemoryOptions } from '../../src/training/memory-plan';
+import { BUDGET_IN_LARGEST_BUFFERS, choosePassSizes, deviceMemoryOf, planTrainingMemory, TrainingDoesNotFitError, type TrainingMemoryOptions } from '../../src/training/memory-plan';
 import { frozenClassFeatures, trainMicroBatch, type StepOptions } from '../../src/training/step';
 import { defaultTrainSettings } from '../../src/common/recipe';
 import { Trainer } from '../../src/training/trainer';
@@ -240,6 +240,21 @@ describe('choosePassSizes', () => {
     const tooSmall = choosePassSizes(config, wanted, { limits: unlimited, budgetBytes: 1 << 20 });
     await expect(tooSmall).rejects.toThrow(TrainingDoesNotFitError);
     await expect(tooSmall).rejects.toThrow(/micro-batch of 1 and a text chunk of 1: its peak of \d+ bytes is over the budget of 1048576/);
+  });
+
+  it('keeps a micro-batch the user chose, and says so when it does not fit', async () => {
+    const { peakBytes } = await planTrainingMemory(config, { ...wanted, microBatchSize: 4 });
+    const kept = await choosePassSizes(config, { ...wanted, microBatchSize: 4 }, { limits: unlimited, budgetBytes: Number.MAX_SAFE_INTEGER }, { keepMicroBatch: true });
+    expect([kept.microBatchSize, kept.textChunk]).toEqual([4, 4]);
+    const overBudget = choosePassSizes(config, { ...wanted, microBatchSize: 4 }, { limits: unlimited, budgetBytes: peakBytes - 1 }, { keepMicroBatch: true });
+    await expect(overBudget).rejects.toThrow(/even with a micro-batch of 4 and a text chunk of 1/);
+  });
+
+  it('budgets twice the largest buffer unless given a budget', () => {
+    expect(deviceMemoryOf(unlimited).budgetBytes).toBe(BUDGET_IN_LARGEST_BUFFERS * unlimited.maxBufferSize);
+    expect(deviceMemoryOf({ ...unlimited, maxBufferSize: 2 ** 30 }).budgetBytes).toBe(2 * 2 ** 30);
+    expect(deviceMemoryOf(unlimited, 12345).budgetBytes).toBe(12345);
+    expect(() => deviceMemoryOf(unlimited, -1)).toThrow(RangeError);
   });
 
   it('refuses bad settings instead of searching', async () => {

@@ -7,7 +7,7 @@ import type { DatasetImage } from '../../src/ui/stores/dataset';
 import type { LoadedModel } from '../../src/worker/protocol';
 
 const model = { id: 'local/tiny', fingerprint: 'f', weightBytes: 1 } as LoadedModel;
-const ready = { status: 'ready', plan: { trainableParameters: 1, peakBytes: 1, breakdown: {} } } as const;
+const ready = { status: 'ready', plan: { trainableParameters: 1, peakBytes: 1, breakdown: {}, microBatchSize: 4, textChunk: 2, budgetBytes: 2 } } as const;
 const cat = { id: 'c-cat', name: 'cat', position: 0 };
 const dog = { id: 'c-dog', name: 'dog', position: 1 };
 const bird = { id: 'c-bird', name: 'bird', position: 2 };
@@ -36,6 +36,7 @@ describe('trainingProblems', () => {
     expect(checks({ classes: [cat, dog, bird] })).toEqual(['empty-classes']);
     expect(checks({ counts: { 'c-cat': 6, 'c-dog': 1 } })).toEqual(['no-held-out']);
     expect(checks({ plan: { status: 'invalid', message: 'Blocks (n = 3) must divide the rank (r = 2).' } })).toEqual(['settings']);
+    expect(checks({ plan: { status: 'does-not-fit', message: "The planned GPU memory is over this device's limits even with one image per pass." } })).toEqual(['memory']);
     expect(checks({ plan: { status: 'planning' } })).toEqual(['planning']);
     expect(checks({ elsewhere: { step: 3, iterations: 10, stepsPerSecond: null, secondsLeft: null } })).toEqual(['elsewhere']);
   });

@@ -104,7 +104,14 @@ function SettingsCard() {
           </div>
           <CheckboxGroup label="Encoders with adapters" value={settings.towers} options={TOWER_OPTIONS} onChange={(towers) => update({ towers })} />
           <div className="field-row">
-            <NumberField label="Images per pass (micro-batch)" integer min={1} value={settings.microBatchSize} onChange={(microBatchSize) => update({ microBatchSize })} help="Smaller passes need less GPU memory; the batch is accumulated." />
+            <MicroBatchField />
+            <NumberField
+              label="GPU memory for training (MiB)"
+              min={0}
+              value={(settings.memoryBudgetBytes ?? 0) / MIB}
+              onChange={(mib) => update({ memoryBudgetBytes: mib * MIB })}
+              help="What automatic passes are sized to. 0: twice the largest buffer the GPU allows (WebGPU does not tell its memory)."
+            />
             <NumberField label="Final learning rate" min={0} value={settings.minLr} onChange={(minLr) => update({ minLr })} help="Cosine schedule down to this." />
             <NumberField label="Warm-up steps" integer min={0} value={settings.warmupSteps} onChange={(warmupSteps) => update({ warmupSteps })} />
             <NumberField label="Weight decay" min={0} value={settings.weightDecay} onChange={(weightDecay) => update({ weightDecay })} />
@@ -128,21 +135,43 @@ function SettingsCard() {
   );
 }
 
+const MIB = 2 ** 20;
+const AUTOMATIC = 'automatic';
+
+/** Automatic (the largest pass that fits the GPU memory), or a divisor of the batch. */
+function MicroBatchField() {
+  const { batchSize, microBatchSize } = useTrainingStore((s) => s.settings);
+  const update = useTrainingStore((s) => s.update);
+  const sizes = Array.from({ length: batchSize }, (_, i) => i + 1).filter((m) => batchSize % m === 0 || m === microBatchSize);
+  const options = [{ value: AUTOMATIC, label: 'Automatic' }, ...sizes.map((m) => ({ value: String(m), label: String(m) }))];
+  return (
+    <SelectField
+      label="Images per pass (micro-batch)"
+      value={microBatchSize === null ? AUTOMATIC : String(microBatchSize)}
+      options={options}
+      onChange={(value) => update({ microBatchSize: value === AUTOMATIC ? null : Number(value) })}
+      help="Smaller passes need less GPU memory; the batch is accumulated. Automatic: the largest that fits."
+    />
+  );
+}
+
 function PlanSummary() {
   const plan = useTrainingStore((s) => s.plan);
+  const settings = useTrainingStore((s) => s.settings);
   switch (plan.status) {
     case 'none':
       return <p className="muted">{plan.reason}</p>;
     case 'planning':
       return <p className="muted">Working out what this costs…</p>;
     case 'invalid':
+    case 'does-not-fit':
       return (
         <p className="invalid" role="alert" data-testid="settings-problem">
           {plan.message}
         </p>
       );
     case 'ready': {
-      const { trainableParameters, peakBytes, breakdown } = plan.plan;
+      const { trainableParameters, peakBytes, breakdown, microBatchSize, textChunk, budgetBytes } = plan.plan;
       return (
         <div className="plan" data-testid="training-plan">
           <dl className="facts">
@@ -152,7 +181,21 @@ function PlanSummary() {
             </div>
             <div>
               <dt>Expected GPU memory</dt>
-              <dd data-testid="expected-memory">{formatBytes(peakBytes)}</dd>
+              <dd>
+                <span data-testid="expected-memory" title={`${peakBytes.toLocaleString('en-US')} bytes`}>
+                  {formatBytes(peakBytes)}
+                </span>{' '}
+                <span className="muted" data-testid="memory-budget">
+                  of {formatBytes(budgetBytes)}
+                </span>
+              </dd>
+            </div>
+            <div>
+              <dt>Passes</dt>
+              <dd data-testid="passes">
+                {microBatchSize} {microBatchSize === 1 ? 'image' : 'images'} and {textChunk} {textChunk === 1 ? 'prompt' : 'prompts'}
+                {settings.microBatchSize === null && <span className="muted"> (automatic)</span>}
+              </dd>
             </div>
           </dl>
           <details>

@@ -31,13 +31,14 @@ const RUN_STEP_WEIGHT = 0.1;
 const KEPT_STEP_TIMES = 24;
 
 /**
- * What a step's time depends on: the device, the model, the adapter, the batch and micro-batch, the
- * images per batch (a batch is at most the training set) and the classes (the text pass).
+ * What a step's time depends on: the device, the model, the adapter, the batch and micro-batch (with
+ * the memory budget that sizes an automatic one), the images per batch (a batch is at most the
+ * training set) and the classes (the text pass).
  */
 export function estimateKey(deviceName: string, modelFingerprint: string, adapter: AdapterChoice, training: TrainChoice, classes: number, trainingImages: number): string {
   const { method, rank, blocks, targets, towers, dropout } = adapter;
   const imagesPerBatch = Math.min(training.batchSize, trainingImages);
-  return JSON.stringify([deviceName, modelFingerprint, method, rank, blocks, [...targets].sort(), [...towers].sort(), dropout > 0, imagesPerBatch, training.microBatchSize, training.augment, classes]);
+  return JSON.stringify([deviceName, modelFingerprint, method, rank, blocks, [...targets].sort(), [...towers].sort(), dropout > 0, imagesPerBatch, training.microBatchSize, training.memoryBudgetBytes ?? 0, training.augment, classes]);
 }
 
 export const useEstimateStore = create<EstimateState>()(

@@ -10,9 +10,9 @@ import { deleteCheckpoint, latestCheckpoint, saveCheckpoint } from '../../storag
 import { getImages } from '../../storage/dataset';
 import { broadcastRun, isTrainingLockHeld, listenToRuns, whenTrainingLockFree, withTrainingLock } from '../../storage/run-lock';
 import { EngineRequestError } from '../../worker/client';
-import type { AdapterChoice, EngineEvent, TrainChoice, TrainingPlan, TrainPhase, TrainResult } from '../../worker/protocol';
+import type { AdapterChoice, EngineEvent, TrainChoice, TrainPhase, TrainResult } from '../../worker/protocol';
 import { RateMeter } from '../rate';
-import { trainingProblems } from '../readiness';
+import { trainingProblems, type ElsewhereRun, type PlanState } from '../readiness';
 import { splitDataset } from '../split';
 import { useAdaptersStore } from './adapters';
 import { useDatasetStore } from './dataset';
@@ -37,17 +37,13 @@ function recipeSettings(shots: number): TrainingSettings {
     targets: [...RECIPE_ADAPTER.targets],
     towers: [...RECIPE_ADAPTER.towers],
     ...training,
+    microBatchSize: null, // automatic: the worker sizes the passes to the GPU
+    memoryBudgetBytes: 0, // automatic: see deviceMemoryOf
     shots,
     checkpointEvery: RECIPE_CHECKPOINT_EVERY,
     patience: RECIPE_PATIENCE,
   };
 }
-
-export type PlanState =
-  | { status: 'none'; reason: string }
-  | { status: 'planning' }
-  | { status: 'ready'; plan: TrainingPlan }
-  | { status: 'invalid'; message: string };
 
 /** `interrupted`: stopped by a reload or a lost GPU; the banner offers to resume it from its checkpoint. */
 export type RunStatus = 'idle' | 'starting' | 'running' | 'finished' | 'cancelled' | 'failed' | 'interrupted';
@@ -84,15 +80,6 @@ export interface InterruptedRun {
   savedAt: number;
   /** What stopped it, when this page saw it happen. */
   reason: string | null;
-}
-
-/** A run another tab of this browser profile is training (one run at a time per profile). */
-export interface ElsewhereRun {
-  /** Unknown (null) until that tab reports its next step. */
-  step: number | null;
-  iterations: number | null;
-  stepsPerSecond: number | null;
-  secondsLeft: number | null;
 }
 
 export interface TrainingState {
@@ -330,7 +317,7 @@ export const useTrainingStore = create<TrainingState>()(
     /** A run that ended with an error: resumable from its checkpoint unless its settings cannot work. */
     async function stopped(record: CheckpointRecord, error: unknown): Promise<void> {
       const kind = error instanceof EngineRequestError ? error.kind : null;
-      if (kind === 'invalid-settings' || kind === 'diverged') {
+      if (kind === 'invalid-settings' || kind === 'does-not-fit' || kind === 'diverged') {
         await deleteCheckpoint(record.runId);
         // Resuming a diverged run would diverge again at the same learning rate: it ends here.
         const message = kind === 'diverged' ? 'Training diverged: the loss became NaN or infinite. Lower the learning rate and start a new run.' : errorMessage(error);
@@ -378,7 +365,8 @@ export const useTrainingStore = create<TrainingState>()(
           const plan = await engine().request('planTraining', { adapter, training, classes: Math.max(classes, 1) });
           if (get().settings === settings) set({ plan: { status: 'ready', plan } });
         } catch (error) {
-          if (get().settings === settings) set({ plan: { status: 'invalid', message: errorMessage(error) } });
+          const status = error instanceof EngineRequestError && error.kind === 'does-not-fit' ? 'does-not-fit' : 'invalid';
+          if (get().settings === settings) set({ plan: { status, message: errorMessage(error) } });
         }
       },
 
@@ -468,8 +456,14 @@ export const useTrainingStore = create<TrainingState>()(
     };
   }, {
     name: SETTINGS_STORAGE_KEY,
-    version: 1,
+    version: 2,
     partialize: (state) => ({ settings: state.settings }),
+    // Version 1 had no Automatic micro-batch: one equal to the batch was the default, and is Automatic now.
+    migrate: (saved, version) => {
+      const settings = (saved as Partial<TrainingState> | undefined)?.settings;
+      if (version < 2 && settings && settings.microBatchSize === settings.batchSize) return { ...(saved as object), settings: { ...settings, microBatchSize: null } };
+      return saved;
+    },
     // Settings saved by an older version gain the fields added since.
     merge: (saved, current) => ({ ...current, settings: { ...RECIPE, ...(saved as Partial<TrainingState> | undefined)?.settings } }),
   }),

@@ -1,0 +1,84 @@
+// Training sized to the GPU: the Train screen shows the passes chosen (Automatic by default) next to the
+// memory figure; a smaller GPU memory setting gives smaller passes with which the run trains; a budget
+// that even one image per pass is over puts the problem in the checklist and keeps Start off.
+
+import { expect, test, type Page } from '@playwright/test';
+import { collectErrors, saveScreen } from './helpers';
+import { addDatasetFolder, loadTinyModel } from './steps';
+
+const problem = (page: Page, check: string) => page.getByRole('list', { name: 'What will train' }).locator(`[data-check="${check}"]`);
+const startButton = (page: Page) => page.getByRole('button', { name: 'Start training' });
+const MIB = 2 ** 20;
+
+/** The planned peak the Train screen shows, in bytes (its title has them exactly). */
+async function shownPeak(page: Page): Promise<number> {
+  const title = await page.getByTestId('expected-memory').getAttribute('title');
+  return Number(/^([\d,]+) bytes$/.exec(title ?? '')![1].replaceAll(',', ''));
+}
+
+test('sizes the passes to the GPU memory, trains with smaller ones under a smaller budget, and refuses what cannot fit', async ({ page }, testInfo) => {
+  test.setTimeout(180_000);
+  const errors = collectErrors(page);
+  await loadTinyModel(page);
+  await addDatasetFolder(page);
+  await page.goto('/#/train');
+  await page.getByLabel('Iterations').fill('4');
+  await page.getByLabel('Batch size').fill('4');
+  await page.getByText('Advanced').click();
+  await expect(page.getByLabel('Images per pass (micro-batch)')).toHaveValue('automatic');
+  await expect(page.getByTestId('passes')).toHaveText('4 images and 3 prompts (automatic)');
+  await expect(page.getByTestId('expected-memory')).toHaveText(/^[\d.]+ [KM]iB$/);
+  await expect(page.getByTestId('memory-budget')).toHaveText(/^of [\d.]+ [KMGT]iB$/);
+
+  // A budget of exactly what passes of 2 images need (as planned with 2 chosen by hand).
+  const peakOfFour = await shownPeak(page);
+  await page.getByLabel('Images per pass (micro-batch)').selectOption('2');
+  await expect(page.getByTestId('passes')).toHaveText('2 images and 3 prompts');
+  const peakOfTwo = await shownPeak(page);
+  expect(peakOfTwo).toBeLessThan(peakOfFour);
+  await page.getByLabel('Images per pass (micro-batch)').selectOption('automatic');
+  await expect(page.getByTestId('passes')).toHaveText('4 images and 3 prompts (automatic)');
+  await page.getByLabel('GPU memory for training (MiB)').fill(String(peakOfTwo / MIB));
+  await expect(page.getByTestId('passes')).toHaveText('2 images and 3 prompts (automatic)');
+  await expect(startButton(page)).toBeEnabled();
+  await saveScreen(page, testInfo, 'train-passes-fitted');
+  await startButton(page).click();
+  const run = page.getByRole('article', { name: 'Training run' });
+  await expect(run.getByTestId('run-status')).toHaveText('Finished.', { timeout: 120_000 });
+  await expect(run).toContainText('step 4 of 4');
+
+  // Chosen by hand, a micro-batch is kept: 4 images are over this budget, and the checklist says what to do.
+  await page.getByLabel('Images per pass (micro-batch)').selectOption('4');
+  await expect(problem(page, 'memory')).toContainText("The planned GPU memory is over this device's limits with 4 images per pass (set the micro-batch to Automatic");
+  await expect(startButton(page)).toBeDisabled();
+
+  await page.getByLabel('Images per pass (micro-batch)').selectOption('automatic');
+  await page.getByLabel('GPU memory for training (MiB)').fill('0.5');
+  await expect(problem(page, 'memory')).toContainText("The planned GPU memory is over this device's limits even with one image per pass: it needs ");
+  await expect(problem(page, 'memory')).toContainText('MiB at its peak, over the 0.5 MiB budget. Use a smaller batch, fewer classes');
+  await expect(startButton(page)).toBeDisabled();
+  await saveScreen(page, testInfo, 'train-does-not-fit');
+
+  // 0: automatic again, from the device's limits.
+  await page.getByLabel('GPU memory for training (MiB)').fill('0');
+  await expect(problem(page, 'memory')).toHaveCount(0);
+  await expect(page.getByTestId('passes')).toHaveText('4 images and 3 prompts (automatic)');
+  await expect(startButton(page)).toBeEnabled();
+  expect(errors).toEqual([]);
+});
+
+test('settings saved before Automatic existed: a micro-batch equal to the batch becomes Automatic, another is kept', async ({ page }) => {
+  const errors = collectErrors(page);
+  await page.goto('/#/train');
+  const microBatch = page.getByLabel('Images per pass (micro-batch)');
+  for (const [saved, shown] of [[8, 'automatic'], [4, '4']] as const) {
+    await page.evaluate((microBatchSize) => {
+      localStorage.setItem('octoclip.training-settings', JSON.stringify({ state: { settings: { batchSize: 8, microBatchSize } }, version: 1 }));
+    }, saved);
+    await page.reload();
+    await page.getByText('Advanced').click();
+    await expect(page.getByLabel('Batch size')).toHaveValue('8');
+    await expect(microBatch).toHaveValue(shown);
+  }
+  expect(errors).toEqual([]);
+});
