@@ -93,8 +93,8 @@ function elementwiseBenchmark(
 }
 
 const MEMORY_BOUND: Benchmark[] = [
-  elementwiseBenchmark('quickGeluForward', 1, 1, (ctx, [x, out]) => elementwise.quickGeluForward(ctx, x, out)),
-  elementwiseBenchmark('quickGeluBackward', 2, 1, (ctx, [x, dout, dx]) => elementwise.quickGeluBackward(ctx, x, dout, dx)),
+  elementwiseBenchmark('quickGeluForward', 1, 1, (ctx, [x, out]) => elementwise.activationForward(ctx, 'quick_gelu', x, out)),
+  elementwiseBenchmark('quickGeluBackward', 2, 1, (ctx, [x, dout, dx]) => elementwise.activationBackward(ctx, 'quick_gelu', x, dout, dx)),
   elementwiseBenchmark('add', 2, 1, (ctx, [a, b, out]) => elementwise.add(ctx, a, b, out)),
   elementwiseBenchmark('addScaledInPlace', 2, 1, (ctx, [target, x]) => elementwise.addScaledInPlace(ctx, target, x, 0.5)),
   elementwiseBenchmark('scale', 1, 1, (ctx, [x, out]) => elementwise.scale(ctx, x, 2, out)),

@@ -22,9 +22,7 @@ struct Params {
 
 const WORKGROUP_SIZE = 256u;
 
-fn flat_index(wg: vec3u, groups: vec3u, local: u32) -> u32 {
-  return (wg.y * groups.x + wg.x) * WORKGROUP_SIZE + local;
-}
+// #include "grid.wgsl"
 
 // param -= lr * wd * param; m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
 // param -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps), in torch's order of operations.

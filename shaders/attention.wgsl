@@ -41,9 +41,7 @@ const WORKGROUP_SIZE = 64u;
 const BLOCK = 4u;  // the width of vec4
 const LOWEST_F32 = -0x1.fffffep+127f;
 
-fn flat_index(wg: vec3u, groups: vec3u, local: u32) -> u32 {
-  return (wg.y * groups.x + wg.x) * WORKGROUP_SIZE + local;
-}
+// #include "grid.wgsl"
 
 fn block_count(size: u32) -> u32 {
   return (size + BLOCK - 1u) / BLOCK;

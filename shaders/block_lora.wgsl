@@ -41,7 +41,7 @@ struct Params {
 @group(0) @binding(9) var<storage, read_write> d_a: array<f32>;
 
 // Rank columns one workgroup of project / weight_gradients keeps in registers; the grid's z walks
-// chunks of this many. src/kernels/block_lora.ts repeats it.
+// chunks of this many (src/kernels/block_lora.ts reads it from here).
 const RANK_CHUNK = 8u;
 const ELEMENT_THREADS = 256u;
 // project's workgroup: threads sharing one row's dot products (a power of two, for the reduction

@@ -37,13 +37,8 @@ const MIN_NORM = 1e-12;
 
 var<workgroup> partials: array<f32, ROW_THREADS>;
 
-fn row_index(wg: vec3u, groups: vec3u) -> u32 {
-  return wg.y * groups.x + wg.x;
-}
+// #include "grid.wgsl"
 
-fn flat_index(wg: vec3u, groups: vec3u, local: u32) -> u32 {
-  return (wg.y * groups.x + wg.x) * WORKGROUP_SIZE + local;
-}
 
 // Sum of value over the workgroup; every invocation must call it.
 fn workgroup_sum(local: u32, value: f32) -> f32 {
@@ -119,7 +114,7 @@ fn l2_normalize_backward(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgrou
 // serves img . txt^T (forward), dLogits . txt (image gradient) and dLogits^T . img (text gradient).
 // Each workgroup computes a TILE x TILE block of the product, staging TILE-wide slices of A and B
 // in workgroup memory.
-override TILE: u32 = 16u;
+const TILE = 16u;
 var<workgroup> a_tile: array<f32, TILE * TILE>;
 var<workgroup> b_tile: array<f32, TILE * TILE>;
 

@@ -25,9 +25,7 @@ struct Params {
 
 const WORKGROUP_SIZE = 256u;
 
-fn flat_index(wg: vec3u, groups: vec3u, local: u32) -> u32 {
-  return (wg.y * groups.x + wg.x) * WORKGROUP_SIZE + local;
-}
+// #include "grid.wgsl"
 
 // WGSL has no NaN literal and rejects NaN in constant expressions, so bitcast a quiet NaN at run time.
 fn quiet_nan() -> f32 {

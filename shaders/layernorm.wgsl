@@ -25,9 +25,7 @@ struct Params {
 override WORKGROUP_SIZE: u32 = 256u;
 var<workgroup> partial_sums: array<vec2f, WORKGROUP_SIZE>;
 
-fn row_index(wg: vec3u, groups: vec3u) -> u32 {
-  return wg.y * groups.x + wg.x;
-}
+// #include "grid.wgsl"
 
 // Sum of `value` over the workgroup (two sums at once); every invocation must call it.
 fn workgroup_sum(local: u32, value: vec2f) -> vec2f {

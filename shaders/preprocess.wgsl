@@ -27,9 +27,7 @@ const WORKGROUP_SIZE = 256u;
 const BICUBIC_A = -0.5;
 const BICUBIC_SUPPORT = 2.0;
 
-fn flat_index(wg: vec3u, groups: vec3u, local: u32) -> u32 {
-  return (wg.y * groups.x + wg.x) * WORKGROUP_SIZE + local;
-}
+// #include "grid.wgsl"
 
 // PIL's bicubic kernel (Keys, a = -0.5), zero from |x| = 2 on.
 fn bicubic(distance: f32) -> f32 {

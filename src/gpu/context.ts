@@ -3,8 +3,8 @@
 // GPUDevice and never asks where it came from, so it runs the same in a page, a worker and Node.
 
 import { MemoryTracker } from './memory';
-import type { Params } from './params';
-import { shaderSource, type ShaderName } from './shaders';
+import type { ParamValues } from './params';
+import { shaderInterface, shaderSource, type ShaderName } from './shaders';
 import { Tensor, shapeString } from './tensor';
 
 export type Binding = Tensor | GPUBuffer;
@@ -14,10 +14,10 @@ export interface Dispatch {
   entry: string;
   /** WGSL `override` constants, for example tile sizes. */
   constants?: Record<string, number>;
-  /** Bound at @group(0) @binding(0) as a uniform struct. */
-  params?: Params;
-  /** Storage buffers by binding number (1 and up). */
-  bindings: Record<number, Binding>;
+  /** The shader's `struct Params` (bound at @binding(0)), every field by the camelCase of its WGSL name. */
+  params?: ParamValues;
+  /** Storage buffers by the camelCase of their WGSL variable names. */
+  bindings: Record<string, Binding>;
   workgroups: readonly [number, number?, number?];
 }
 
@@ -38,12 +38,20 @@ export interface KernelTime {
 const UNIFORM_ALIGNMENT = 256;
 const UNIFORM_ARENA_BYTES = 1 << 20;
 const MAX_TIMED_PASSES = 2048; // a query set holds at most 4096 timestamps
+const CACHED_BIND_GROUPS = 4096; // a ViT-B/32 training step makes about 800 dispatches
 
 export class GpuContext {
   readonly memory = new MemoryTracker();
   readonly adapterName: string;
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private readonly modules = new Map<string, GPUShaderModule>();
+  /**
+   * Bind groups by pipeline and resources, least recently used first. A training step binds the same
+   * buffers, and its uniforms at the same arena offsets, every step: the groups are made once.
+   */
+  private readonly bindGroups = new Map<string, GPUBindGroup>();
+  private readonly objectIds = new WeakMap<object, number>();
+  private objectCount = 0;
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
   private readonly arena: GPUBuffer;
@@ -192,24 +200,25 @@ export class GpuContext {
     if (x > maxPerDimension || y > maxPerDimension || z > maxPerDimension) {
       throw new GpuError(`${d.shader}.${d.entry}: grid ${x}x${y}x${z} exceeds ${maxPerDimension} workgroups per dimension`);
     }
-    if (!this.recordsDispatches) return;
-    const pipeline = this.pipeline(d.shader, d.entry, d.constants);
-    const entries: GPUBindGroupEntry[] = Object.entries(d.bindings).map(([binding, b]) => ({
-      binding: Number(binding),
+    const shader = shaderInterface(d.shader);
+    const given = Object.entries(d.bindings);
+    const numbers = shader.bindingNumbers(d.entry, given.map(([name]) => name), d.params !== undefined);
+    const entries: GPUBindGroupEntry[] = given.map(([, b], i) => ({
+      binding: numbers[i],
       resource: b instanceof Tensor ? b.binding : { buffer: b },
     }));
     if (d.params) {
-      const size = d.params.byteLength;
+      if (!shader.params) throw new Error(`${d.shader}.${d.entry}: shaders/${d.shader}.wgsl has no struct Params`);
+      const size = shader.params.byteLength;
       if (this.arenaUsed + size > UNIFORM_ARENA_BYTES) this.submit();
-      d.params.writeTo(new DataView(this.arenaBytes), this.arenaUsed);
+      shader.params.write(d.entry, d.params, new DataView(this.arenaBytes), this.arenaUsed);
       entries.push({ binding: 0, resource: { buffer: this.arena, offset: this.arenaUsed, size } });
       this.arenaUsed += Math.ceil(size / UNIFORM_ALIGNMENT) * UNIFORM_ALIGNMENT;
     }
-    const bindGroup = this.device.createBindGroup({
-      label: `${d.shader}.${d.entry}`,
-      layout: pipeline.getBindGroupLayout(0),
-      entries,
-    });
+    // A dry run checks the grid, bindings and parameters, then drops the dispatch.
+    if (!this.recordsDispatches) return;
+    const pipeline = this.pipeline(d.shader, d.entry, d.constants);
+    const bindGroup = this.bindGroup(pipeline, `${d.shader}.${d.entry}`, entries);
     const profiling = this.timing?.passLabels;
     if (profiling) this.endPass();
     const pass = this.computePass();
@@ -306,6 +315,26 @@ export class GpuContext {
   }
 
   // ---- internals ----------------------------------------------------------------------------
+
+  private bindGroup(pipeline: GPUComputePipeline, label: string, entries: GPUBindGroupEntry[]): GPUBindGroup {
+    const resources = entries.map(({ binding, resource }) => {
+      const { buffer, offset = 0, size } = resource as GPUBufferBinding;
+      return `${binding}:${this.objectId(buffer)}:${offset}:${size}`;
+    });
+    const key = `${this.objectId(pipeline)}|${resources.join(',')}`;
+    let group = this.bindGroups.get(key);
+    if (group) this.bindGroups.delete(key); // re-inserted below as the most recently used
+    else group = this.device.createBindGroup({ label, layout: pipeline.getBindGroupLayout(0), entries });
+    this.bindGroups.set(key, group);
+    if (this.bindGroups.size > CACHED_BIND_GROUPS) this.bindGroups.delete(this.bindGroups.keys().next().value!);
+    return group;
+  }
+
+  private objectId(object: object): number {
+    let id = this.objectIds.get(object);
+    if (id === undefined) this.objectIds.set(object, (id = this.objectCount++));
+    return id;
+  }
 
   private commandEncoder(forPass: boolean): GPUCommandEncoder {
     if (!forPass) this.endPass();

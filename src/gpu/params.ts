@@ -1,46 +1,52 @@
-// Packs a kernel's uniform parameters in WGSL struct order (every field 4 bytes: u32, i32 or f32).
+// A kernel's uniform parameters by name. The layout is the shader's `struct Params`, read from the
+// WGSL (src/gpu/shaders.ts): every field 4 bytes, in declaration order. A wrapper passes every field by
+// the camelCase of its WGSL name, so a renamed, missing or extra field is an error at the call, never
+// a value read from the wrong place.
 
-export class Params {
-  private readonly words: number[] = [];
-  private readonly kinds: ('u' | 'i' | 'f')[] = [];
+export type ParamType = 'u32' | 'i32' | 'f32';
 
-  u32(value: number): this {
-    if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) throw new RangeError(`u32 parameter out of range: ${value}`);
-    return this.push(value, 'u');
-  }
-
-  i32(value: number): this {
-    if (!Number.isInteger(value)) throw new RangeError(`i32 parameter not an integer: ${value}`);
-    return this.push(value, 'i');
-  }
-
-  f32(value: number): this {
-    return this.push(value, 'f');
-  }
-
-  /** Writes the fields at byteOffset of view; returns the number of bytes written. */
-  writeTo(view: DataView, byteOffset: number): number {
-    this.words.forEach((value, i) => {
-      const at = byteOffset + 4 * i;
-      if (this.kinds[i] === 'f') view.setFloat32(at, value, true);
-      else if (this.kinds[i] === 'i') view.setInt32(at, value, true);
-      else view.setUint32(at, value, true);
-    });
-    return this.byteLength;
-  }
-
-  get byteLength(): number {
-    // Uniform structs round up to 16 bytes.
-    return Math.max(16, Math.ceil((this.words.length * 4) / 16) * 16);
-  }
-
-  private push(value: number, kind: 'u' | 'i' | 'f'): this {
-    this.words.push(value);
-    this.kinds.push(kind);
-    return this;
-  }
+export interface ParamField {
+  /** The camelCase of wgslName, as wrappers pass it. */
+  name: string;
+  wgslName: string;
+  type: ParamType;
 }
 
-export function params(): Params {
-  return new Params();
+/** Values of a Params struct by field name; booleans are 1 and 0. */
+export type ParamValues = Readonly<Record<string, number | boolean>>;
+
+export class ParamsLayout {
+  /** Uniform structs round up to 16 bytes. */
+  readonly byteLength: number;
+
+  constructor(
+    readonly shader: string,
+    readonly fields: readonly ParamField[],
+  ) {
+    this.byteLength = Math.max(16, Math.ceil((fields.length * 4) / 16) * 16);
+  }
+
+  /** Writes values in struct order at byteOffset of view, after checking every name and value. */
+  write(entry: string, values: ParamValues, view: DataView, byteOffset: number): void {
+    const where = `${this.shader}.${entry}`;
+    const declared = new Set(this.fields.map((field) => field.name));
+    const unknown = Object.keys(values).filter((name) => !declared.has(name));
+    if (unknown.length) {
+      throw new Error(`${where}: Params has no field ${unknown.join(', ')} (shaders/${this.shader}.wgsl declares ${[...declared].join(', ')})`);
+    }
+    const words = this.fields.map(({ name, wgslName, type }) => {
+      const given = values[name];
+      if (given === undefined) throw new Error(`${where}: Params field ${name} (${wgslName}: ${type}) is missing`);
+      const value = Number(given);
+      const valid = type === 'f32' ? typeof given === 'number' : Number.isInteger(value) && (type === 'i32' ? value >= -0x80000000 && value <= 0x7fffffff : value >= 0 && value <= 0xffffffff);
+      if (!valid) throw new RangeError(`${where}: Params field ${name} must be ${type === 'f32' ? 'a number' : `a ${type}`}, got ${given}`);
+      return { value, type };
+    });
+    words.forEach(({ value, type }, i) => {
+      const at = byteOffset + 4 * i;
+      if (type === 'f32') view.setFloat32(at, value, true);
+      else if (type === 'i32') view.setInt32(at, value, true);
+      else view.setUint32(at, value, true);
+    });
+  }
 }

@@ -1,13 +1,13 @@
 // Optimizer steps (shaders/adamw.wgsl): AdamW as torch.optim.AdamW, and plain SGD.
 
 import type { GpuContext } from '../gpu/context';
-import { params } from '../gpu/params';
+import { shaderInterface } from '../gpu/shaders';
 import type { Tensor } from '../gpu/tensor';
 import { grid1d } from './grid';
 import { sameSize } from './shapes';
 
 const SHADER = 'adamw';
-const WORKGROUP_SIZE = 256;
+const WORKGROUP_SIZE = shaderInterface(SHADER).constant('WORKGROUP_SIZE');
 
 export interface AdamWSettings {
   lr: number;
@@ -33,13 +33,12 @@ interface OptimizerParams {
   eps?: number;
 }
 
-/** Packs adamw.wgsl's Params in field order; SGD leaves the AdamW-only fields zero. */
+/** adamw.wgsl's Params; SGD leaves the AdamW-only fields zero. */
 function packParams({ count, gradScale, stepSize, lrTimesDecay = 0, beta1 = 0, beta2 = 0, biasCorrection2Sqrt = 0, eps = 0 }: OptimizerParams) {
   // 1 - beta in float64 here: 1 - 0.999 computed in f32 is off by 1e-5 relative.
-  return params()
-    .u32(count).f32(gradScale).f32(stepSize).f32(lrTimesDecay)
-    .f32(beta1).f32(1 - beta1).f32(beta2).f32(1 - beta2)
-    .f32(biasCorrection2Sqrt).f32(eps);
+  return {
+    count, gradScale, stepSize, lrTimesDecay, beta1, oneMinusBeta1: 1 - beta1, beta2, oneMinusBeta2: 1 - beta2, biasCorrection2Sqrt, eps,
+  };
 }
 
 /**
@@ -57,7 +56,7 @@ export function adamwUpdate(ctx: GpuContext, param: Tensor, grad: Tensor, m: Ten
   });
   ctx.dispatch({
     shader: SHADER, entry: 'adamw_update', params: packed,
-    bindings: { 1: grad, 2: param, 3: m, 4: v }, workgroups: grid1d(count, WORKGROUP_SIZE),
+    bindings: { grad, param, m, v }, workgroups: grid1d(count, WORKGROUP_SIZE),
   });
 }
 
@@ -66,6 +65,6 @@ export function sgdUpdate(ctx: GpuContext, param: Tensor, grad: Tensor, lr: numb
   const count = sameSize('sgdUpdate', param, grad);
   ctx.dispatch({
     shader: SHADER, entry: 'sgd_update', params: packParams({ count, gradScale, stepSize: lr }),
-    bindings: { 1: grad, 2: param }, workgroups: grid1d(count, WORKGROUP_SIZE),
+    bindings: { grad, param }, workgroups: grid1d(count, WORKGROUP_SIZE),
   });
 }

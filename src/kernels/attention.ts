@@ -2,15 +2,16 @@
 // (shaders/attention.wgsl).
 
 import type { GpuContext } from '../gpu/context';
-import { params, type Params } from '../gpu/params';
+import type { ParamValues } from '../gpu/params';
+import { shaderInterface } from '../gpu/shaders';
 import type { Tensor } from '../gpu/tensor';
 import { grid1d } from './grid';
 import { expectElements, expectPositiveIntegers } from './shapes';
 
 const SHADER = 'attention';
-// The WGSL constants of the same names: a thread computes BLOCK query rows, or BLOCK positions x BLOCK dimensions.
-const WORKGROUP_SIZE = 64;
-const BLOCK = 4;
+// A thread computes BLOCK query rows, or BLOCK positions x BLOCK dimensions.
+const WORKGROUP_SIZE = shaderInterface(SHADER).constant('WORKGROUP_SIZE');
+const BLOCK = shaderInterface(SHADER).constant('BLOCK');
 
 export interface AttentionShape {
   batch: number;
@@ -41,17 +42,18 @@ export function attentionForward(
   checkShapes(op, shape, [q, k, v, out], probs);
   ctx.dispatch({
     shader: SHADER, entry: 'attention_probs', params: packParams(shape, false),
-    bindings: { 1: q, 2: k, 5: probs }, workgroups: queryBlockGrid(shape),
+    bindings: { q, k, probs }, workgroups: queryBlockGrid(shape),
   });
   ctx.dispatch({
     shader: SHADER, entry: 'attention_weighted_sum', params: packParams(shape, false),
-    bindings: { 7: probs, 8: v, 9: out }, workgroups: tokenBlockGrid(shape),
+    bindings: { weights: probs, values: v, result: out }, workgroups: tokenBlockGrid(shape),
   });
 }
 
 /**
  * dq, dk, dv (+)= gradients of out w.r.t. q, k, v given dout; uses the saved probs.
  * With accumulate the gradients are added to what dq, dk and dv hold; otherwise they are overwritten.
+ * `scratch` holds d loss / d(q kᵀ) between the backward's dispatches.
  */
 export function attentionBackward(
   ctx: GpuContext,
@@ -64,52 +66,57 @@ export function attentionBackward(
   dk: Tensor,
   dv: Tensor,
   shape: AttentionShape,
+  scratch: AttentionScratch,
   options: { accumulate?: boolean } = {},
 ): void {
   const op = 'attentionBackward';
   checkShapes(op, shape, [dout, q, k, v, dq, dk, dv], probs);
   const accumulate = options.accumulate ?? false;
-  const dqk = qkGradientScratch(ctx, probs.size);
+  const dqk = scratch.qkGradientOf(probs.size);
   ctx.dispatch({
     shader: SHADER, entry: 'attention_qk_grad', params: packParams(shape, false),
-    bindings: { 3: v, 4: dout, 5: probs, 6: dqk }, workgroups: queryBlockGrid(shape),
+    bindings: { v, dout, probs, dqk }, workgroups: queryBlockGrid(shape),
   });
   ctx.dispatch({
     shader: SHADER, entry: 'attention_weighted_sum', params: packParams(shape, accumulate),
-    bindings: { 7: dqk, 8: k, 9: dq }, workgroups: tokenBlockGrid(shape),
+    bindings: { weights: dqk, values: k, result: dq }, workgroups: tokenBlockGrid(shape),
   });
   ctx.dispatch({
     shader: SHADER, entry: 'attention_key_value_grad', params: packParams(shape, accumulate),
-    bindings: { 1: q, 4: dout, 5: probs, 6: dqk, 10: dk, 11: dv }, workgroups: tokenBlockGrid(shape),
+    bindings: { q, dout, probs, dqk, dk, dv }, workgroups: tokenBlockGrid(shape),
   });
 }
 
-// d loss / d(q kᵀ) lives only between dispatches of one backward, so one buffer per device serves every
-// layer. A buffer per call would allocate and zero-fill as much as probs (tens of MB for ViT-B/16) per
-// layer per step, and could only be freed once the GPU had finished. It grows to the largest probs seen.
-const qkGradientBuffers = new WeakMap<GpuContext, Tensor>();
+/**
+ * The backward's d loss / d(q kᵀ), which lives only between the dispatches of one backward, so one
+ * buffer serves every layer of both towers; its owner (ClipModel) keeps it across steps. A buffer per
+ * call would allocate and zero-fill as much as probs (tens of MB for ViT-B/16) per layer per step, and
+ * could only be freed once the GPU had finished. It grows to the largest probs seen.
+ */
+export class AttentionScratch {
+  private qkGradient: Tensor | null = null;
 
-function qkGradientScratch(ctx: GpuContext, size: number): Tensor {
-  const current = qkGradientBuffers.get(ctx);
-  if (current && current.size >= size) return current;
-  if (current) {
-    ctx.submit(); // recorded dispatches that use the old buffer must reach the queue before it is destroyed
-    current.destroy();
+  constructor(private readonly ctx: GpuContext) {}
+
+  /** A tensor of at least `size` elements. */
+  qkGradientOf(size: number): Tensor {
+    if (this.qkGradient && this.qkGradient.size >= size) return this.qkGradient;
+    if (this.qkGradient) {
+      this.ctx.submit(); // recorded dispatches that use the old buffer must reach the queue before it is destroyed
+      this.qkGradient.destroy();
+    }
+    this.qkGradient = this.ctx.tensor([size], 'attention d(q·k) scratch');
+    return this.qkGradient;
   }
-  const grown = ctx.tensor([size], 'attention d(q·k) scratch');
-  qkGradientBuffers.set(ctx, grown);
-  return grown;
+
+  destroy(): void {
+    this.qkGradient?.destroy();
+    this.qkGradient = null;
+  }
 }
 
-function packParams(shape: AttentionShape, accumulate: boolean): Params {
-  return params()
-    .u32(shape.batch)
-    .u32(shape.seqLen)
-    .u32(shape.heads)
-    .u32(shape.headDim)
-    .u32(shape.causal ? 1 : 0)
-    .f32(shape.scale)
-    .u32(accumulate ? 1 : 0);
+function packParams({ batch, seqLen, heads, headDim, causal, scale }: AttentionShape, accumulate: boolean): ParamValues {
+  return { batch, seqLen, heads, headDim, causal, scale, accumulate };
 }
 
 function tokenShape({ batch, seqLen, heads, headDim }: AttentionShape): number[] {

@@ -4,18 +4,19 @@
 // dimension but the last is a row.
 
 import type { GpuContext } from '../gpu/context';
-import { params, type Params } from '../gpu/params';
+import type { ParamValues } from '../gpu/params';
+import { shaderInterface } from '../gpu/shaders';
 import type { Tensor } from '../gpu/tensor';
-import { checkDropout, NO_DROPOUT, packDropout, type LoraDropout } from './dropout';
+import { checkDropout, dropoutParams, NO_DROPOUT, type LoraDropout } from './dropout';
 import { grid1d } from './grid';
 import type { LowRankTerm } from './matmul';
 import { dimensionsOf, expectShape } from './shapes';
 import { isCpuAdapter } from './tuning';
 
 const SHADER = 'block_lora';
-/** Rank columns one workgroup of project / weight_gradients computes: RANK_CHUNK in the shader. */
-const RANK_CHUNK = 8;
-const ELEMENT_THREADS = 256;
+/** Rank columns one workgroup of project / weight_gradients computes. */
+const RANK_CHUNK = shaderInterface(SHADER).constant('RANK_CHUNK');
+const ELEMENT_THREADS = shaderInterface(SHADER).constant('ELEMENT_THREADS');
 /**
  * project's workgroup (threads per row, rows) and weight_gradients' tile (the grid is cut by
  * GRADIENT_COLUMNS): override constants of the shader. On SwiftShader, a tiny-CLIP training step
@@ -64,21 +65,22 @@ interface KernelParams extends Partial<ThinProduct> {
   bColumnTiles?: number;
 }
 
-/** Packs Params in the order of the shader's struct; an entry point ignores the fields it does not use. */
-function kernelParams(k: KernelParams): Params {
-  const fields = params()
-    .u32(k.rows ?? 0)
-    .u32(k.width ?? 0)
-    .u32(k.rank ?? 0)
-    .u32(k.layout?.rankStride ?? 0)
-    .u32(k.layout?.widthStride ?? 0)
-    .u32(k.blockCount ?? 1)
-    .u32(k.blockSize ?? 0)
-    .u32(k.accumulate ? 1 : 0)
-    .f32(k.scale ?? 1);
-  return packDropout(fields, k.dropout ?? NO_DROPOUT)
-    .u32(k.aWidth ?? 0)
-    .u32(k.bColumnTiles ?? 0);
+/** block_lora.wgsl's Params; an entry point ignores the fields it does not use. */
+function kernelParams(k: KernelParams): ParamValues {
+  return {
+    rows: k.rows ?? 0,
+    width: k.width ?? 0,
+    rank: k.rank ?? 0,
+    weightRankStride: k.layout?.rankStride ?? 0,
+    weightWidthStride: k.layout?.widthStride ?? 0,
+    blockCount: k.blockCount ?? 1,
+    blockSize: k.blockSize ?? 0,
+    accumulate: k.accumulate ?? false,
+    scale: k.scale ?? 1,
+    ...dropoutParams(k.dropout ?? NO_DROPOUT),
+    aWidth: k.aWidth ?? 0,
+    bColumnTiles: k.bColumnTiles ?? 0,
+  };
 }
 
 function rankChunks(rank: number): number {
@@ -91,7 +93,7 @@ function project(ctx: GpuContext, wide: Tensor, weight: Tensor, thin: Tensor, pr
   const [x, y] = grid1d(product.rows, constants.PROJECT_ROWS);
   ctx.dispatch({
     shader: SHADER, entry: 'project', constants, params: kernelParams(product),
-    bindings: { 1: wide, 2: weight, 4: thin }, workgroups: [x, y, rankChunks(product.rank)],
+    bindings: { wide, weight, out: thin }, workgroups: [x, y, rankChunks(product.rank)],
   });
 }
 
@@ -112,7 +114,7 @@ function weightGradients(
       ...throughB, blockCount, blockSize: throughB.width * throughB.rank, accumulate,
       dropout: throughA.dropout, aWidth: throughA.width, bColumnTiles,
     }),
-    bindings: { 1: g, 3: u, 4: dBlocks, 7: x, 8: du, 9: dA },
+    bindings: { wide: g, thin: u, out: dBlocks, x, du, dA },
     workgroups: [bColumnTiles + aColumnTiles, 1, rankChunks(throughB.rank)],
   });
 }
@@ -184,7 +186,7 @@ export function sumBlocks(ctx: GpuContext, flatBlocks: Tensor, flatSums: Tensor,
   }
   ctx.dispatch({
     shader: SHADER, entry: 'sum_blocks', params: kernelParams({ blockCount }),
-    bindings: { 4: flatSums, 5: flatBlocks, 6: table.buffer },
+    bindings: { out: flatSums, blocks: flatBlocks, blockSumsTable: table.buffer },
     workgroups: [Math.ceil(table.largestBlock / ELEMENT_THREADS), table.placements.length],
   });
 }

@@ -3,15 +3,15 @@
 // [rows, last dimension]; outputs must not share a buffer with inputs.
 
 import type { GpuContext } from '../gpu/context';
-import { params } from '../gpu/params';
+import { shaderInterface } from '../gpu/shaders';
 import type { Tensor } from '../gpu/tensor';
 import { grid1d } from './grid';
 import { expectElements, shapeError } from './shapes';
 import { isCpuAdapter } from './tuning';
 
 const SHADER = 'classifier';
-const WORKGROUP_SIZE = 256; // WORKGROUP_SIZE in classifier.wgsl
-const PRODUCT_TILE = 16; // TILE in classifier.wgsl's scaled_product
+const WORKGROUP_SIZE = shaderInterface(SHADER).constant('WORKGROUP_SIZE');
+const PRODUCT_TILE = shaderInterface(SHADER).constant('TILE'); // scaled_product's tile of the output
 
 /**
  * Threads per row of the row reductions (L2 normalisation, softmax cross-entropy): the ROW_THREADS
@@ -49,13 +49,10 @@ interface ProductLayout {
 
 type ClassifierParams = Pick<ProductLayout, 'rows' | 'columns'> & Partial<ProductLayout> & { scale?: number; accumulate?: boolean };
 
-/** Packs the Params struct of classifier.wgsl; fields an entry point does not read are zero. */
+/** classifier.wgsl's Params; the fields an entry point does not read are zero. */
 function packParams(fields: ClassifierParams) {
-  const { rows, columns, inner = 0, aRowStride = 0, aInnerStride = 0, bInnerStride = 0, bColumnStride = 0 } = fields;
-  return params()
-    .u32(rows).u32(columns).u32(inner)
-    .u32(aRowStride).u32(aInnerStride).u32(bInnerStride).u32(bColumnStride)
-    .f32(fields.scale ?? 0).u32(fields.accumulate ? 1 : 0);
+  const { rows, columns, inner = 0, aRowStride = 0, aInnerStride = 0, bInnerStride = 0, bColumnStride = 0, scale = 0, accumulate = false } = fields;
+  return { rows, columns, inner, aRowStride, aInnerStride, bInnerStride, bColumnStride, scale, accumulate };
 }
 
 /** out = x / max(||x||, 1e-12) row by row (F.normalize); norms [rows] saves the divisor for the backward. */
@@ -66,7 +63,7 @@ export function l2NormalizeForward(ctx: GpuContext, x: Tensor, out: Tensor, norm
   expectElements(op, norms, rows, 'one per row');
   ctx.dispatch({
     shader: SHADER, entry: 'l2_normalize_forward', constants: rowThreads(ctx), params: packParams({ rows, columns }),
-    bindings: { 1: x, 2: out, 3: norms }, workgroups: grid1d(rows, 1),
+    bindings: { x, normalized: out, norms }, workgroups: grid1d(rows, 1),
   });
 }
 
@@ -81,16 +78,15 @@ export function l2NormalizeBackward(
   expectElements(op, norms, rows, 'one per row');
   ctx.dispatch({
     shader: SHADER, entry: 'l2_normalize_backward', constants: rowThreads(ctx), params: packParams({ rows, columns, accumulate: options.accumulate }),
-    bindings: { 2: normalized, 3: norms, 4: dout, 5: dx }, workgroups: grid1d(rows, 1),
+    bindings: { normalized, norms, dout, dx }, workgroups: grid1d(rows, 1),
   });
 }
 
 /** product[rows, columns] (+)= scale * A B. */
 function scaledProduct(ctx: GpuContext, a: Tensor, b: Tensor, product: Tensor, layout: ProductLayout, scale: number, accumulate: boolean): void {
   ctx.dispatch({
-    shader: SHADER, entry: 'scaled_product', constants: { TILE: PRODUCT_TILE },
-    params: packParams({ ...layout, scale, accumulate }),
-    bindings: { 6: a, 7: b, 8: product },
+    shader: SHADER, entry: 'scaled_product', params: packParams({ ...layout, scale, accumulate }),
+    bindings: { a, b, product },
     workgroups: [Math.ceil(layout.columns / PRODUCT_TILE), Math.ceil(layout.rows / PRODUCT_TILE)],
   });
 }
@@ -149,7 +145,7 @@ export function softmaxCrossEntropyForward(ctx: GpuContext, logits: Tensor, labe
   expectMatrix(op, probs, rows, columns);
   ctx.dispatch({
     shader: SHADER, entry: 'softmax_cross_entropy_forward', constants: rowThreads(ctx), params: packParams({ rows, columns }),
-    bindings: { 9: logits, 10: labels, 11: losses, 12: probs }, workgroups: grid1d(rows, 1),
+    bindings: { logits, labels, losses, probs }, workgroups: grid1d(rows, 1),
   });
 }
 
@@ -161,6 +157,6 @@ export function softmaxCrossEntropyBackward(ctx: GpuContext, probs: Tensor, labe
   expectMatrix(op, dLogits, rows, columns);
   ctx.dispatch({
     shader: SHADER, entry: 'softmax_cross_entropy_backward', params: packParams({ rows, columns, scale: lossScale }),
-    bindings: { 10: labels, 12: probs, 13: dLogits }, workgroups: grid1d(rows * columns, WORKGROUP_SIZE),
+    bindings: { labels, probs, dlogits: dLogits }, workgroups: grid1d(rows * columns, WORKGROUP_SIZE),
   });
 }

@@ -1,29 +1,35 @@
-// quick_gelu, residual add and scaling (shaders/elementwise.wgsl).
+// MLP activations, residual add and scaling (shaders/elementwise.wgsl).
 
 import type { GpuContext } from '../gpu/context';
-import { params } from '../gpu/params';
+import { shaderInterface } from '../gpu/shaders';
 import type { Tensor } from '../gpu/tensor';
 import { grid1d } from './grid';
 import { sameSize } from './shapes';
 
 const SHADER = 'elementwise';
-const WORKGROUP_SIZE = 256;
+const WORKGROUP_SIZE = shaderInterface(SHADER).constant('WORKGROUP_SIZE');
 
-/** out = x * sigmoid(1.702 x) */
-export function quickGeluForward(ctx: GpuContext, x: Tensor, out: Tensor): void {
-  const count = sameSize('quickGeluForward', x, out);
+/**
+ * The activations the shader computes, by the names of its entry points:
+ * quick_gelu x sigmoid(1.702 x); gelu x Phi(x) (erf form); gelu_tanh x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+ */
+export type Activation = 'quick_gelu' | 'gelu' | 'gelu_tanh';
+
+/** out = act(x) */
+export function activationForward(ctx: GpuContext, activation: Activation, x: Tensor, out: Tensor): void {
+  const count = sameSize('activationForward', x, out);
   ctx.dispatch({
-    shader: SHADER, entry: 'quick_gelu_forward', params: params().u32(count).f32(0),
-    bindings: { 1: x, 3: out }, workgroups: grid1d(count, WORKGROUP_SIZE),
+    shader: SHADER, entry: `${activation}_forward`, params: { count, scale: 0 },
+    bindings: { x, out }, workgroups: grid1d(count, WORKGROUP_SIZE),
   });
 }
 
-/** dx = dout * quick_gelu'(x) */
-export function quickGeluBackward(ctx: GpuContext, x: Tensor, dout: Tensor, dx: Tensor): void {
-  const count = sameSize('quickGeluBackward', x, dout, dx);
+/** dx = dout * act'(x) */
+export function activationBackward(ctx: GpuContext, activation: Activation, x: Tensor, dout: Tensor, dx: Tensor): void {
+  const count = sameSize('activationBackward', x, dout, dx);
   ctx.dispatch({
-    shader: SHADER, entry: 'quick_gelu_backward', params: params().u32(count).f32(0),
-    bindings: { 1: x, 2: dout, 3: dx }, workgroups: grid1d(count, WORKGROUP_SIZE),
+    shader: SHADER, entry: `${activation}_backward`, params: { count, scale: 0 },
+    bindings: { x, y: dout, out: dx }, workgroups: grid1d(count, WORKGROUP_SIZE),
   });
 }
 
@@ -31,8 +37,8 @@ export function quickGeluBackward(ctx: GpuContext, x: Tensor, dout: Tensor, dx: 
 export function add(ctx: GpuContext, a: Tensor, b: Tensor, out: Tensor): void {
   const count = sameSize('add', a, b, out);
   ctx.dispatch({
-    shader: SHADER, entry: 'add', params: params().u32(count).f32(0),
-    bindings: { 1: a, 2: b, 3: out }, workgroups: grid1d(count, WORKGROUP_SIZE),
+    shader: SHADER, entry: 'add', params: { count, scale: 0 },
+    bindings: { x: a, y: b, out }, workgroups: grid1d(count, WORKGROUP_SIZE),
   });
 }
 
@@ -40,8 +46,8 @@ export function add(ctx: GpuContext, a: Tensor, b: Tensor, out: Tensor): void {
 export function addScaledInPlace(ctx: GpuContext, target: Tensor, x: Tensor, scale = 1): void {
   const count = sameSize('addScaledInPlace', target, x);
   ctx.dispatch({
-    shader: SHADER, entry: 'add_scaled_inplace', params: params().u32(count).f32(scale),
-    bindings: { 1: x, 4: target }, workgroups: grid1d(count, WORKGROUP_SIZE),
+    shader: SHADER, entry: 'add_scaled_inplace', params: { count, scale },
+    bindings: { x, inout: target }, workgroups: grid1d(count, WORKGROUP_SIZE),
   });
 }
 
@@ -49,7 +55,7 @@ export function addScaledInPlace(ctx: GpuContext, target: Tensor, x: Tensor, sca
 export function scale(ctx: GpuContext, x: Tensor, factor: number, out: Tensor): void {
   const count = sameSize('scale', x, out);
   ctx.dispatch({
-    shader: SHADER, entry: 'scale', params: params().u32(count).f32(factor),
-    bindings: { 1: x, 3: out }, workgroups: grid1d(count, WORKGROUP_SIZE),
+    shader: SHADER, entry: 'scale', params: { count, scale: factor },
+    bindings: { x, out }, workgroups: grid1d(count, WORKGROUP_SIZE),
   });
 }

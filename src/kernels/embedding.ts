@@ -1,13 +1,13 @@
 // Patch extraction, CLIP's vision and text input embeddings, and row pooling (shaders/embedding.wgsl).
 
 import type { GpuContext } from '../gpu/context';
-import { params } from '../gpu/params';
+import { shaderInterface } from '../gpu/shaders';
 import type { Tensor } from '../gpu/tensor';
 import { grid1d } from './grid';
 import { expectElements, expectPositiveIntegers, shapeError } from './shapes';
 
 const SHADER = 'embedding';
-const WORKGROUP_SIZE = 256;
+const WORKGROUP_SIZE = shaderInterface(SHADER).constant('WORKGROUP_SIZE');
 
 // Tensors are checked by element count, so any view of the shape will do ([B*N, D] for [B, N, D]).
 
@@ -20,14 +20,10 @@ function tableRows(op: string, table: Tensor, width: number): number {
   return rows;
 }
 
+/** embedding.wgsl's Params; the fields an entry point does not read are zero. */
 function embeddingParams(sizes: { batch: number; length: number; width: number; vocab?: number; patchSize?: number; imageSize?: number }) {
-  return params()
-    .u32(sizes.batch)
-    .u32(sizes.length)
-    .u32(sizes.width)
-    .u32(sizes.vocab ?? 0)
-    .u32(sizes.patchSize ?? 0)
-    .u32(sizes.imageSize ?? 0);
+  const { batch, length, width, vocab = 0, patchSize = 0, imageSize = 0 } = sizes;
+  return { batch, length, width, vocab, patchSize, imageSize };
 }
 
 /**
@@ -52,7 +48,7 @@ export function extractPatches(
   ctx.dispatch({
     shader: SHADER, entry: 'extract_patches',
     params: embeddingParams({ batch, length: patchCount, width: patchValues, patchSize, imageSize }),
-    bindings: { 1: pixels, 10: patches }, workgroups: grid1d(patches.size, WORKGROUP_SIZE),
+    bindings: { pixels, out: patches }, workgroups: grid1d(patches.size, WORKGROUP_SIZE),
   });
 }
 
@@ -74,7 +70,7 @@ export function visionEmbeddingsForward(
   expectElements(op, out, [batch, 1 + patches, hidden]);
   ctx.dispatch({
     shader: SHADER, entry: 'vision_embeddings_forward', params: embeddingParams({ batch, length: patches, width: hidden }),
-    bindings: { 2: patchFeatures, 3: classEmbedding, 6: positionEmbedding, 10: out },
+    bindings: { patchFeatures, classEmbedding, positionEmbedding, out },
     workgroups: grid1d(out.size, WORKGROUP_SIZE),
   });
 }
@@ -104,7 +100,7 @@ export function textEmbeddingsForward(
   expectElements(op, out, [batch, seqLen, hidden]);
   ctx.dispatch({
     shader: SHADER, entry: 'text_embeddings_forward', params: embeddingParams({ batch, length: seqLen, width: hidden, vocab }),
-    bindings: { 4: ids, 5: tokenEmbedding, 6: positionEmbedding, 10: out },
+    bindings: { tokenIds: ids, tokenEmbedding, positionEmbedding, out },
     workgroups: grid1d(out.size, WORKGROUP_SIZE),
   });
 }
@@ -128,7 +124,7 @@ export function gatherRowsForward(
   expectElements(op, out, [batch, hidden]);
   ctx.dispatch({
     shader: SHADER, entry: 'gather_rows_forward', params: embeddingParams({ batch, length: seqLen, width: hidden }),
-    bindings: { 7: x, 8: rows, 10: out }, workgroups: grid1d(out.size, WORKGROUP_SIZE),
+    bindings: { x, pooledRows: rows, out }, workgroups: grid1d(out.size, WORKGROUP_SIZE),
   });
 }
 
@@ -151,6 +147,6 @@ export function gatherRowsBackward(
   expectElements(op, dx, [batch, seqLen, hidden]);
   ctx.dispatch({
     shader: SHADER, entry: 'gather_rows_backward', params: embeddingParams({ batch, length: seqLen, width: hidden }),
-    bindings: { 8: rows, 9: dout, 11: dx }, workgroups: grid1d(dout.size, WORKGROUP_SIZE),
+    bindings: { pooledRows: rows, dout, dx }, workgroups: grid1d(dout.size, WORKGROUP_SIZE),
   });
 }

@@ -1,14 +1,14 @@
 // Layer norm over the last dimension, forward and backward (shaders/layernorm.wgsl).
 
 import type { GpuContext } from '../gpu/context';
-import { params } from '../gpu/params';
+import { shaderInterface } from '../gpu/shaders';
 import type { Tensor } from '../gpu/tensor';
 import { grid1d } from './grid';
 import { expectElements, shapeError } from './shapes';
 import { isCpuAdapter } from './tuning';
 
 const SHADER = 'layernorm';
-const PARAMS_COLUMN_TILE = 32; // COLUMN_TILE in layernorm_backward_params
+const PARAMS_COLUMN_TILE = shaderInterface(SHADER).constant('COLUMN_TILE'); // columns per workgroup of layernorm_backward_params
 
 /** Rows and columns of x, normalised over its last dimension C = weight.size. */
 function rowsAndColumns(op: string, x: Tensor, weight: Tensor): { rows: number; columns: number } {
@@ -41,8 +41,8 @@ export function layerNormForward(
   expectElements(op, out, x.size, `as ${x.label}`);
   for (const perRow of [mean, rstd]) expectElements(op, perRow, rows, 'one per row');
   ctx.dispatch({
-    shader: SHADER, entry: 'layernorm_forward', params: params().u32(rows).u32(columns).f32(eps).u32(0),
-    constants: rowConstants(ctx), bindings: { 1: x, 2: weight, 3: bias, 4: out, 5: mean, 6: rstd }, workgroups: grid1d(rows, 1),
+    shader: SHADER, entry: 'layernorm_forward', params: { rows, columns, eps, accumulate: false },
+    constants: rowConstants(ctx), bindings: { x, weight, bias, out, mean, rstd }, workgroups: grid1d(rows, 1),
   });
 }
 
@@ -64,15 +64,15 @@ export function layerNormBackward(
   for (const likeX of [dout, dx]) expectElements(op, likeX, x.size, `as ${x.label}`);
   for (const perRow of [mean, rstd]) expectElements(op, perRow, rows, 'one per row');
   for (const perColumn of [dWeight, dBias]) if (perColumn) expectElements(op, perColumn, columns, 'one per column');
-  const packed = params().u32(rows).u32(columns).f32(0).u32(options.accumulate ? 1 : 0);
+  const packed = { rows, columns, eps: 0, accumulate: options.accumulate ?? false };
   ctx.dispatch({
     shader: SHADER, entry: 'layernorm_backward_input', params: packed,
-    constants: rowConstants(ctx), bindings: { 1: x, 2: weight, 5: mean, 6: rstd, 7: dout, 8: dx }, workgroups: grid1d(rows, 1),
+    constants: rowConstants(ctx), bindings: { x, weight, mean, rstd, dout, dx }, workgroups: grid1d(rows, 1),
   });
   if (dWeight && dBias) {
     ctx.dispatch({
       shader: SHADER, entry: 'layernorm_backward_params', params: packed,
-      bindings: { 1: x, 5: mean, 6: rstd, 7: dout, 9: dWeight, 10: dBias },
+      bindings: { x, mean, rstd, dout, dweight: dWeight, dbias: dBias },
       workgroups: [Math.ceil(columns / PARAMS_COLUMN_TILE)],
     });
   }

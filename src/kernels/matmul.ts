@@ -1,15 +1,15 @@
 // Matrix products and nn.Linear's forward and backward (shaders/matmul.wgsl).
 
 import type { GpuContext } from '../gpu/context';
-import { params } from '../gpu/params';
+import { shaderInterface } from '../gpu/shaders';
 import type { Tensor } from '../gpu/tensor';
-import { checkDropout, NO_DROPOUT, packDropout, type LoraDropout } from './dropout';
+import { checkDropout, dropoutParams, NO_DROPOUT, type LoraDropout } from './dropout';
 import { grid1d } from './grid';
 import { dimensionsOf, expectElements, expectPositiveIntegers, shapeError } from './shapes';
 
 const SHADER = 'matmul';
 const BLOCK = 4; // every thread computes a 4x4 block of out
-const COLUMN_SUMS_WORKGROUP = 64;
+const COLUMN_SUMS_WORKGROUP = shaderInterface(SHADER).constant('COLUMN_SUMS_WORKGROUP');
 
 export interface MatmulOptions {
   m: number; n: number; k: number;       // out is [batch, m, n]
@@ -97,12 +97,14 @@ function matmulParams(fields: {
   firstWorkgroup: readonly [number, number, number]; alpha: number; accumulate: boolean; lowRank: LowRankTerm | null;
 }) {
   const { m, n, k, aBatchStride, bBatchStride, firstWorkgroup: [x, y, z], alpha, accumulate, lowRank } = fields;
-  const packed = params().u32(m).u32(n).u32(k).u32(aBatchStride).u32(bBatchStride).u32(x).u32(y).u32(z).f32(alpha).u32(Number(accumulate))
-    .u32(lowRank?.rank ?? 0)
-    .u32(lowRank?.weightRankStride ?? 0)
-    .u32(lowRank?.weightWidthStride ?? 0)
-    .f32(lowRank?.scale ?? 0);
-  return packDropout(packed, lowRank?.dropout ?? NO_DROPOUT);
+  return {
+    m, n, k, aBatchStride, bBatchStride, firstWorkgroupX: x, firstWorkgroupY: y, firstWorkgroupZ: z, alpha, accumulate,
+    lowRank: lowRank?.rank ?? 0,
+    thinWeightRankStride: lowRank?.weightRankStride ?? 0,
+    thinWeightWidthStride: lowRank?.weightWidthStride ?? 0,
+    lowRankScale: lowRank?.scale ?? 0,
+    ...dropoutParams(lowRank?.dropout ?? NO_DROPOUT),
+  };
 }
 
 function checkLowRank(term: LowRankTerm, m: number, n: number, batch: number): void {
@@ -142,8 +144,8 @@ export function matmul(ctx: GpuContext, a: Tensor, b: Tensor, out: Tensor, optio
   };
   if (config.kernel === 'shared') constants.K_BLOCKS = config.kBlocks;
   const entry = `matmul_${config.kernel}${bias ? '_bias' : ''}`;
-  const bindings: Record<number, Tensor> = { 1: a, 2: a, 3: b, 4: b, 6: out, 7: lowRank?.thin ?? a, 8: lowRank?.weight ?? a };
-  if (bias) bindings[5] = bias;
+  const bindings: Record<string, Tensor> = { a, a4: a, b, b4: b, out, thin: lowRank?.thin ?? a, thinWeight: lowRank?.weight ?? a };
+  if (bias) bindings.bias = bias;
 
   // Columns in x, rows in y, batch entries in z; a grid past the per-dimension limit runs in pieces.
   const groups = [Math.ceil(n / (BLOCK * config.workgroupX)), Math.ceil(m / (BLOCK * config.workgroupY)), batch];
@@ -225,7 +227,7 @@ export function linearBackwardWeight(
       shader: SHADER,
       entry: 'column_sums',
       params: matmulParams({ m: rows, n: outFeatures, k: 0, aBatchStride: 0, bBatchStride: 0, firstWorkgroup: [0, 0, 0], alpha: 1, accumulate, lowRank: null }),
-      bindings: { 1: dy, 6: dBias },
+      bindings: { a: dy, out: dBias },
       workgroups: grid1d(outFeatures, COLUMN_SUMS_WORKGROUP),
     });
   }

@@ -2,13 +2,13 @@
 // chosen here on the CPU, and the kernel resamples the box with PIL's antialiased bicubic filter.
 
 import type { GpuContext } from '../gpu/context';
-import { params } from '../gpu/params';
+import { shaderInterface } from '../gpu/shaders';
 import type { Tensor } from '../gpu/tensor';
 import { grid1d } from './grid';
 import { shapeError } from './shapes';
 
 const SHADER = 'preprocess';
-const WORKGROUP_SIZE = 256;
+const WORKGROUP_SIZE = shaderInterface(SHADER).constant('WORKGROUP_SIZE');
 const RANDOM_CROP_ATTEMPTS = 10;
 
 /** One image's RGBA8 pixels uploaded as a u32-per-pixel storage buffer (little-endian R,G,B,A bytes). */
@@ -158,11 +158,11 @@ export function preprocessImage(
   const plane = size * size;
   ctx.dispatch({
     shader: SHADER, entry: 'preprocess',
-    params: params()
-      .u32(source.width).u32(source.height).u32(size).u32(batchIndex * 3 * plane).u32(flip ? 1 : 0)
-      .f32(box.x).f32(box.y).f32(box.width).f32(box.height)
-      .f32(mean[0]).f32(mean[1]).f32(mean[2])
-      .f32(std[0]).f32(std[1]).f32(std[2]),
-    bindings: { 1: source.buffer, 2: out }, workgroups: grid1d(plane, WORKGROUP_SIZE),
+    params: {
+      imageWidth: source.width, imageHeight: source.height, size, outOffset: batchIndex * 3 * plane, flip,
+      boxX: box.x, boxY: box.y, boxWidth: box.width, boxHeight: box.height,
+      meanR: mean[0], meanG: mean[1], meanB: mean[2], stdR: std[0], stdG: std[1], stdB: std[2],
+    },
+    bindings: { image: source.buffer, out }, workgroups: grid1d(plane, WORKGROUP_SIZE),
   });
 }

@@ -4,6 +4,7 @@
 import type { AdapterSet } from '../adapters/block-lora';
 import type { GpuContext } from '../gpu/context';
 import type { Tensor } from '../gpu/tensor';
+import { AttentionScratch } from '../kernels/attention';
 import { cosineLogitsForward, l2NormalizeForward } from '../kernels/classifier';
 import { parseClipConfig, type ClipConfig } from './config';
 import { parsePreprocessorConfig, type PreprocessorConfig } from './preprocessor';
@@ -30,6 +31,8 @@ const INFERENCE = { training: false, dropoutSeed: 0, record: false } as const;
 export class ClipModel {
   readonly vision: ClipVisionTransformer;
   readonly text: ClipTextTransformer;
+  /** One d(q·k) buffer for every attention backward of both towers, kept across steps. */
+  private readonly attentionScratch: AttentionScratch;
 
   private constructor(
     readonly ctx: GpuContext,
@@ -39,8 +42,9 @@ export class ClipModel {
     readonly tokenizer: PromptTokenizer,
     readonly preprocessor: PreprocessorConfig,
   ) {
-    this.vision = new ClipVisionTransformer(ctx, weights, config);
-    this.text = new ClipTextTransformer(ctx, weights, config);
+    this.attentionScratch = new AttentionScratch(ctx);
+    this.vision = new ClipVisionTransformer(ctx, weights, config, this.attentionScratch);
+    this.text = new ClipTextTransformer(ctx, weights, config, this.attentionScratch);
   }
 
   static async load(ctx: GpuContext, files: ClipModelFiles, onProgress?: (loaded: number, total: number) => void): Promise<ClipModel> {
@@ -96,6 +100,7 @@ export class ClipModel {
   }
 
   destroy(): void {
+    this.attentionScratch.destroy();
     this.weights.destroy();
   }
 }

@@ -1,7 +1,18 @@
 // A Hugging Face CLIP config.json as typed sizes, the tensors those sizes imply, and the check that a
 // checkpoint holds each of them with the right shape.
 
+import type { Activation } from '../kernels/elementwise';
 import { assertFloatDtype, ModelFileError, type SafetensorsHeader } from './safetensors';
+
+/** The `hidden_act` values octoclip computes (transformers' names), and the kernel that computes each. */
+export const HIDDEN_ACTIVATIONS = {
+  quick_gelu: 'quick_gelu',
+  gelu: 'gelu',
+  gelu_new: 'gelu_tanh',
+  gelu_pytorch_tanh: 'gelu_tanh',
+} as const satisfies Record<string, Activation>;
+
+export type HiddenAct = keyof typeof HIDDEN_ACTIVATIONS;
 
 /** What both towers' transformer encoders share. */
 export interface TowerConfig {
@@ -10,8 +21,8 @@ export interface TowerConfig {
   numHeads: number;
   numLayers: number;
   layerNormEps: number;
-  /** 'quick_gelu' for OpenAI's checkpoints. */
-  hiddenAct: string;
+  /** The MLP's activation: 'quick_gelu' for OpenAI's checkpoints, 'gelu' for LAION's. */
+  hiddenAct: HiddenAct;
 }
 
 export interface TextConfig extends TowerConfig {
@@ -201,7 +212,7 @@ function towerConfig(fields: ConfigFields): TowerConfig {
     numHeads: fields.integer('num_attention_heads'),
     numLayers: fields.integer('num_hidden_layers'),
     layerNormEps: fields.number('layer_norm_eps'),
-    hiddenAct: fields.string('hidden_act'),
+    hiddenAct: fields.choice('hidden_act', Object.keys(HIDDEN_ACTIVATIONS) as HiddenAct[]),
   };
 }
 
@@ -238,6 +249,14 @@ class ConfigFields {
   string(key: string): string {
     const value = this.value(key);
     return typeof value === 'string' ? value : this.fail(`${this.prefix}${key} must be a string, got ${JSON.stringify(value)}`);
+  }
+
+  /** One of `supported`; any other value is refused, naming the field and the supported values. */
+  choice<T extends string>(key: string, supported: readonly T[]): T {
+    const value = this.string(key);
+    return supported.includes(value as T)
+      ? (value as T)
+      : this.fail(`${this.prefix}${key} ${JSON.stringify(value)} is not supported: octoclip computes ${supported.join(', ')}`);
   }
 
   /** Missing and null both mean "use the default", as in transformers. */

@@ -5,13 +5,13 @@ import type { AdapterSet, BlockLoraAdapter } from '../adapters/block-lora';
 import type { TargetMatrix, Tower } from '../adapters/settings';
 import type { GpuContext } from '../gpu/context';
 import type { Tensor } from '../gpu/tensor';
-import { attentionBackward, attentionForward, type AttentionShape } from '../kernels/attention';
+import { attentionBackward, attentionForward, type AttentionScratch, type AttentionShape } from '../kernels/attention';
 import { loraBackward, loraDown, loraInputGradient, loraUp } from '../kernels/block_lora';
 import type { LoraDropout } from '../kernels/dropout';
-import { add, quickGeluBackward, quickGeluForward } from '../kernels/elementwise';
+import { activationBackward, activationForward, add, type Activation } from '../kernels/elementwise';
 import { layerNormBackward, layerNormForward } from '../kernels/layernorm';
 import { linearBackwardInput, linearForward } from '../kernels/matmul';
-import type { TowerConfig } from './config';
+import { HIDDEN_ACTIVATIONS, type TowerConfig } from './config';
 import type { ClipWeights } from './weights';
 
 export interface Linear {
@@ -57,7 +57,7 @@ export interface LayerActivations {
   mid: Tensor;
   mean2: Tensor;
   rstd2: Tensor;
-  /** fc1's output before quick_gelu; the activation itself is recomputed in backward when needed. */
+  /** fc1's output before the activation; the activation itself is recomputed in backward when needed. */
   fc1: Tensor;
   /** Needed only inside the forward (and gelu again for an fc2 adapter's backward): shared by all layers. */
   transient: TransientActivations;
@@ -96,15 +96,20 @@ export interface TransientActivations {
 export class ClipEncoder {
   readonly layers: EncoderLayerWeights[];
   readonly headDim: number;
+  /** The MLP's activation kernel, from the config's hidden_act. */
+  private readonly activation: Activation;
 
   constructor(
     private readonly ctx: GpuContext,
     weights: ClipWeights,
     readonly tower: Tower,
     readonly config: TowerConfig,
+    /** The attention backward's scratch, shared with the other tower. */
+    private readonly attentionScratch: AttentionScratch,
   ) {
     this.layers = Array.from({ length: config.numLayers }, (_, i) => encoderLayerWeights(weights, tower, i));
     this.headDim = config.hiddenSize / config.numHeads;
+    this.activation = HIDDEN_ACTIVATIONS[config.hiddenAct];
   }
 
   allocateTransient(shape: EncoderShape): TransientActivations {
@@ -112,7 +117,7 @@ export class ClipEncoder {
     const label = (name: string) => `${this.tower}.transient.${name}`;
     return {
       attnOut: this.ctx.tensor([rows, this.config.hiddenSize], label('out_proj')),
-      gelu: this.ctx.tensor([rows, this.config.intermediateSize], label('quick_gelu')),
+      gelu: this.ctx.tensor([rows, this.config.intermediateSize], label('activation')),
       fc2: this.ctx.tensor([rows, this.config.hiddenSize], label('fc2')),
       ln1: this.ctx.tensor([rows, this.config.hiddenSize], label('layer_norm1')),
       ln2: this.ctx.tensor([rows, this.config.hiddenSize], label('layer_norm2')),
@@ -196,7 +201,7 @@ export class ClipEncoder {
     add(ctx, input, attnOut, acts.mid);
     layerNormForward(ctx, acts.mid, w.layer_norm2.weight, w.layer_norm2.bias, ln2, acts.mean2, acts.rstd2, eps);
     linear('fc1', w.mlp.fc1, ln2, acts.fc1);
-    quickGeluForward(ctx, acts.fc1, gelu);
+    activationForward(ctx, this.activation, acts.fc1, gelu);
     linear('fc2', w.mlp.fc2, gelu, fc2);
     add(ctx, acts.mid, fc2, output);
   }
@@ -233,20 +238,21 @@ export class ClipEncoder {
       linearBackwardInput(ctx, dy, weights.weight, dx, { accumulate, lowRank });
     };
     const dMid = dOutput; // the residual passes dOutput through unchanged
-    // MLP: output = mid + fc2(quick_gelu(fc1(LN2(mid))))
+    // MLP: output = mid + fc2(act(fc1(LN2(mid))))
     const { gelu, ln1, ln2 } = acts.transient;
     const eps = this.config.layerNormEps;
     const adapted = (matrix: TargetMatrix) => adapters?.get(this.tower, layer, matrix) !== undefined;
     // Adapters need their inputs, which the forward did not keep: recompute them (bit-identical).
-    if (adapted('fc2')) quickGeluForward(ctx, acts.fc1, gelu);
+    if (adapted('fc2')) activationForward(ctx, this.activation, acts.fc1, gelu);
     if (adapted('fc1')) layerNormForward(ctx, acts.mid, w.layer_norm2.weight, w.layer_norm2.bias, ln2, acts.mean2, acts.rstd2, eps);
     linearBackward('fc2', w.mlp.fc2, gelu, dOutput, scratch.dHidden, false);
-    quickGeluBackward(ctx, acts.fc1, scratch.dHidden, scratch.dHidden2);
+    activationBackward(ctx, this.activation, acts.fc1, scratch.dHidden, scratch.dHidden2);
     linearBackward('fc1', w.mlp.fc1, ln2, scratch.dHidden2, scratch.dNorm, false);
     layerNormBackward(ctx, scratch.dNorm, acts.mid, w.layer_norm2.weight, acts.mean2, acts.rstd2, dMid, { accumulate: true });
     // Attention: mid = input + out_proj(attention(q, k, v)), q/k/v = projections of LN1(input)
     linearBackward('out_proj', w.self_attn.out_proj, acts.attn, dMid, scratch.dAttn, false);
-    attentionBackward(ctx, scratch.dAttn, acts.q, acts.k, acts.v, acts.probs, scratch.dq, scratch.dk, scratch.dv, this.attentionShape(shape));
+    attentionBackward(ctx, scratch.dAttn, acts.q, acts.k, acts.v, acts.probs, scratch.dq, scratch.dk, scratch.dv, this.attentionShape(shape),
+      this.attentionScratch);
     if (adapted('q_proj') || adapted('k_proj') || adapted('v_proj')) {
       layerNormForward(ctx, input, w.layer_norm1.weight, w.layer_norm1.bias, ln1, acts.mean1, acts.rstd1, eps);
     }

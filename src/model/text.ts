@@ -4,6 +4,7 @@
 import type { AdapterSet } from '../adapters/block-lora';
 import type { GpuContext } from '../gpu/context';
 import type { Tensor } from '../gpu/tensor';
+import type { AttentionScratch } from '../kernels/attention';
 import { gatherRowsBackward, gatherRowsForward, textEmbeddingsForward } from '../kernels/embedding';
 import { layerNormBackward, layerNormForward } from '../kernels/layernorm';
 import { linearBackwardInput, linearForward } from '../kernels/matmul';
@@ -25,8 +26,9 @@ export class ClipTextTransformer {
     private readonly ctx: GpuContext,
     private readonly weights: ClipWeights,
     readonly config: ClipConfig,
+    attentionScratch: AttentionScratch,
   ) {
-    this.encoder = new ClipEncoder(ctx, weights, 'text', config.text);
+    this.encoder = new ClipEncoder(ctx, weights, 'text', config.text, attentionScratch);
   }
 
   /**

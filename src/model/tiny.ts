@@ -1,7 +1,7 @@
 // A tiny CLIP with random weights, the real architecture and the Hub's file layout (config.json,
 // model.safetensors, vocab.json, merges.txt, preprocessor_config.json): the test model for the whole engine.
 
-import { expectedTensors, parseClipConfig, type ClipConfig } from './config';
+import { expectedTensors, parseClipConfig, type ClipConfig, type HiddenAct } from './config';
 import { encodeSafetensors, type FloatDtype, type TensorToEncode } from './safetensors';
 import { BASE_SYMBOLS, CONTEXT_LENGTH, END_OF_TEXT, splitWords, START_OF_TEXT, wordSymbols } from './tokenizer';
 
@@ -20,6 +20,8 @@ export interface TinyClipOptions {
   merges?: number;
   /** How model.safetensors stores the weights. */
   dtype?: FloatDtype;
+  /** Both towers' MLP activation (config.json's hidden_act). */
+  hiddenAct?: HiddenAct;
 }
 
 /**
@@ -40,6 +42,7 @@ export const TINY_CLIP_DEFAULTS: Required<TinyClipOptions> = {
   patchSize: 8,
   merges: 400,
   dtype: 'F32',
+  hiddenAct: 'quick_gelu',
 };
 
 /** What a trained OpenAI checkpoint stores in `logit_scale`: ln(100), the value HF clamps exp() to. */
@@ -84,7 +87,7 @@ export function makeTinyClip(options: TinyClipOptions = {}): { files: Record<str
 
 function tinyConfigJson(settings: Required<TinyClipOptions>, vocabSize: number) {
   const endOfTextId = vocabSize - 1;
-  const shared = { hidden_act: 'quick_gelu', initializer_factor: 1.0, initializer_range: 0.02, layer_norm_eps: 1e-5, projection_dim: settings.projectionDim };
+  const shared = { hidden_act: settings.hiddenAct, initializer_factor: 1.0, initializer_range: 0.02, layer_norm_eps: 1e-5, projection_dim: settings.projectionDim };
   return {
     architectures: ['CLIPModel'],
     initializer_factor: 1.0,

@@ -4,6 +4,7 @@
 import type { AdapterSet } from '../adapters/block-lora';
 import type { GpuContext } from '../gpu/context';
 import type { Tensor } from '../gpu/tensor';
+import type { AttentionScratch } from '../kernels/attention';
 import { extractPatches, gatherRowsBackward, gatherRowsForward, visionEmbeddingsForward } from '../kernels/embedding';
 import { layerNormBackward, layerNormForward } from '../kernels/layernorm';
 import { linearBackwardInput, linearForward } from '../kernels/matmul';
@@ -21,8 +22,9 @@ export class ClipVisionTransformer {
     private readonly ctx: GpuContext,
     private readonly weights: ClipWeights,
     readonly config: ClipConfig,
+    attentionScratch: AttentionScratch,
   ) {
-    this.encoder = new ClipEncoder(ctx, weights, 'vision', config.vision);
+    this.encoder = new ClipEncoder(ctx, weights, 'vision', config.vision, attentionScratch);
     this.patchesPerSide = config.vision.imageSize / config.vision.patchSize;
     this.seqLen = 1 + this.patchesPerSide ** 2;
   }

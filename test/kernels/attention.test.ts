@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { GpuContext } from '../../src/gpu/context';
 import type { Tensor } from '../../src/gpu/tensor';
-import { attentionBackward, attentionForward, type AttentionShape } from '../../src/kernels/attention';
+import { AttentionScratch, attentionBackward, attentionForward, type AttentionShape } from '../../src/kernels/attention';
 import { createNodeGpuContext } from '../../src/node/gpu';
 import { expectClose } from '../helpers/compare';
 import { centralDifferenceGradient, dot } from '../helpers/finite-difference';
@@ -16,6 +16,7 @@ const TOLERANCE = { rtol: 1e-4, atol: 1e-5 };
 const PROBS_TOLERANCE = { rtol: 1e-5, atol: 1e-6 };
 
 const ctx = await useGpu();
+const scratch = new AttentionScratch(ctx);
 
 function shapeOf(batch: number, seqLen: number, heads: number, headDim: number, causal: boolean): AttentionShape {
   return { batch, seqLen, heads, headDim, causal, scale: headDim ** -0.5 };
@@ -77,7 +78,7 @@ describe('attention kernels', () => {
     it(`forward and backward match float64, ${describeShape(shape)}`, async () => {
       const { host, tensors: t, destroy } = setUp(ctx, shape, 100 * index);
       attentionForward(ctx, t.q, t.k, t.v, t.out, t.probs, shape);
-      attentionBackward(ctx, t.dout, t.q, t.k, t.v, t.probs, t.dq, t.dk, t.dv, shape);
+      attentionBackward(ctx, t.dout, t.q, t.k, t.v, t.probs, t.dq, t.dk, t.dv, shape, scratch);
       const [out, probs, dq, dk, dv] = await ctx.readMany([t.out, t.probs, t.dq, t.dk, t.dv]);
       const forward = reference.attentionForward(host.q, host.k, host.v, shape);
       const backward = reference.attentionBackward(host.dout, host.q, host.k, host.v, shape);
@@ -99,7 +100,7 @@ describe('attention kernels', () => {
       const shape: AttentionShape = { batch: 2, seqLen: 4, heads: 2, headDim: 3, causal, scale: 0.7 };
       const { host, tensors: t, destroy } = setUp(ctx, shape, 7);
       attentionForward(ctx, t.q, t.k, t.v, t.out, t.probs, shape);
-      attentionBackward(ctx, t.dout, t.q, t.k, t.v, t.probs, t.dq, t.dk, t.dv, shape);
+      attentionBackward(ctx, t.dout, t.q, t.k, t.v, t.probs, t.dq, t.dk, t.dv, shape, scratch);
       const [dq, dk, dv] = await ctx.readMany([t.dq, t.dk, t.dv]);
       const loss = (q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>) =>
         dot(reference.attentionForward(q, k, v, shape).out, host.dout);
@@ -123,7 +124,7 @@ describe('attention kernels', () => {
     ctx.upload(t.dk, dkBefore);
     ctx.upload(t.dv, dvBefore);
     attentionForward(ctx, t.q, t.k, t.v, t.out, t.probs, shape);
-    attentionBackward(ctx, t.dout, t.q, t.k, t.v, t.probs, t.dq, t.dk, t.dv, shape, { accumulate: true });
+    attentionBackward(ctx, t.dout, t.q, t.k, t.v, t.probs, t.dq, t.dk, t.dv, shape, scratch, { accumulate: true });
     const [dq, dk, dv] = await ctx.readMany([t.dq, t.dk, t.dv]);
     const expected = reference.attentionBackward(host.dout, host.q, host.k, host.v, shape);
     expectClose(dq, expected.dq.map((g, i) => g + dqBefore[i]), { ...TOLERANCE, label: 'accumulated dq' });
@@ -147,17 +148,18 @@ describe('attention kernels', () => {
     destroy();
   });
 
-  // The backward's d(q·k) scratch is shared per device and grows on demand; growing must not destroy
+  // The backward's d(q·k) scratch is shared by every backward of its owner and grows on demand; growing must not destroy
   // it under a backward that was recorded but not yet submitted.
   it('a backward recorded before a larger one keeps its results', async () => {
     const fresh = await createNodeGpuContext();
+    const growing = new AttentionScratch(fresh);
     try {
       const small = shapeOf(1, 5, 2, 8, false);
       const large = shapeOf(2, 20, 3, 8, true);
       const runs = [small, large].map((shape, i) => ({ shape, ...setUp(fresh, shape, 40 + 10 * i) }));
       for (const { shape, tensors: t } of runs) {
         attentionForward(fresh, t.q, t.k, t.v, t.out, t.probs, shape);
-        attentionBackward(fresh, t.dout, t.q, t.k, t.v, t.probs, t.dq, t.dk, t.dv, shape);
+        attentionBackward(fresh, t.dout, t.q, t.k, t.v, t.probs, t.dq, t.dk, t.dv, shape, growing);
       }
       for (const { shape, host, tensors: t } of runs) {
         const [dq, dk, dv] = await fresh.readMany([t.dq, t.dk, t.dv]);
@@ -181,7 +183,7 @@ describe('attention kernels', () => {
     expect(() => attentionForward(ctx, tokens, wrongK, tokens, tokens, probs, shape)).toThrow(
       /attentionForward: k has shape \[1, 5, 16\] \(80 elements\), expected \[1, 4, 16\] \(64 elements\)/,
     );
-    expect(() => attentionBackward(ctx, tokens, tokens, tokens, tokens, wrongProbs, tokens, tokens, tokens, shape)).toThrow(
+    expect(() => attentionBackward(ctx, tokens, tokens, tokens, tokens, wrongProbs, tokens, tokens, tokens, shape, scratch)).toThrow(
       /attentionBackward: probs has shape \[1, 2, 4, 5\] \(40 elements\), expected \[1, 2, 4, 4\] \(32 elements\)/,
     );
     expect(() => attentionForward(ctx, tokens, tokens, tokens, tokens, probs, { ...shape, seqLen: 0 })).toThrow(

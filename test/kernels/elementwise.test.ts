@@ -21,8 +21,8 @@ describe('elementwise kernels', () => {
       const dout = ctx.tensor([count], 'dout', doutData);
       const out = ctx.tensor([count], 'out');
       const dx = ctx.tensor([count], 'dx');
-      elementwise.quickGeluForward(ctx, x, out);
-      elementwise.quickGeluBackward(ctx, x, dout, dx);
+      elementwise.activationForward(ctx, 'quick_gelu', x, out);
+      elementwise.activationBackward(ctx, 'quick_gelu', x, dout, dx);
       const [outGpu, dxGpu] = await ctx.readMany([out, dx]);
       expectClose(outGpu, reference.quickGelu(xData), { ...TOLERANCE, label: 'quick_gelu' });
       expectClose(dxGpu, reference.quickGeluBackward(xData, doutData), { ...TOLERANCE, label: 'quick_gelu dx' });
@@ -32,6 +32,38 @@ describe('elementwise kernels', () => {
       [x, dout, out, dx].forEach((t) => t.destroy());
     });
   }
+
+  // gelu's erfc is a fit with relative error below 1.2e-7 (elementwise.wgsl), under f32's rounding of
+  // exp, so the quick_gelu tolerance holds; gelu_tanh is exact arithmetic in f32. Inputs of +-12 reach
+  // the tails, where x Phi(x) is down to 1e-32 and sigmoid's exp overflows to infinity on the far side.
+  for (const activation of ['gelu', 'gelu_tanh'] as const) {
+    for (const [count, range] of [[1, 4], [1000, 4], [300, 12]] as const) {
+      it(`${activation} forward and backward, ${count} elements in +-${range}`, async () => {
+        const xData = randomArray(count, 3, range);
+        const doutData = randomArray(count, 4);
+        const { forward, backward } = reference.ACTIVATIONS[activation];
+        const x = ctx.tensor([count], 'x', xData);
+        const dout = ctx.tensor([count], 'dout', doutData);
+        const out = ctx.tensor([count], 'out');
+        const dx = ctx.tensor([count], 'dx');
+        elementwise.activationForward(ctx, activation, x, out);
+        elementwise.activationBackward(ctx, activation, x, dout, dx);
+        const [outGpu, dxGpu] = await ctx.readMany([out, dx]);
+        expectClose(outGpu, forward(xData), { ...TOLERANCE, label: activation });
+        expectClose(dxGpu, backward(xData, doutData), { ...TOLERANCE, label: `${activation} dx` });
+        const numeric = centralDifferenceGradient((v) => dot(forward(v), doutData), xData);
+        expectClose(dxGpu, numeric, { rtol: 1e-4, atol: 1e-5, label: `${activation} dx vs finite differences` });
+        [x, dout, out, dx].forEach((t) => t.destroy());
+      });
+    }
+  }
+
+  it('the float64 erfc reference matches tabulated values', () => {
+    // Abramowitz and Stegun, table 7.1, and erfc(3), erfc(5) to 16 digits.
+    const table: [number, number][] = [[0.5, 1 - 0.5204998778130465], [1, 1 - 0.8427007929497149], [-1, 1 + 0.8427007929497149],
+      [2, 0.004677734981047266], [3, 2.209049699858544e-5], [5, 1.5374597944280349e-12]];
+    for (const [z, expected] of table) expect(Math.abs(reference.erfc(z) - expected) / expected).toBeLessThan(1e-14);
+  });
 
   it('add, scale and in-place accumulation', async () => {
     const count = 777;

@@ -2,7 +2,8 @@
 // optional Block-LoRA adapters: the independent check of the WGSL model. Written for clarity, not
 // speed; used only by tests, on the tiny CLIP.
 
-import type { ClipConfig, TowerConfig } from '../../src/model/config';
+import type { ClipConfig, HiddenAct, TowerConfig } from '../../src/model/config';
+import { gelu, geluTanh, quickGelu } from './elementwise';
 
 export type WeightMap = Map<string, ArrayLike<number>>;
 
@@ -16,6 +17,14 @@ export interface ReferenceAdapter {
 }
 
 export type ReferenceAdapters = Map<string, ReferenceAdapter>;
+
+/** transformers' ACT2FN for the hidden_act values octoclip computes. */
+const HIDDEN_ACT: Record<HiddenAct, (x: ArrayLike<number>) => Float64Array> = {
+  quick_gelu: quickGelu,
+  gelu,
+  gelu_new: geluTanh,
+  gelu_pytorch_tanh: geluTanh,
+};
 
 function get(weights: WeightMap, name: string): ArrayLike<number> {
   const w = weights.get(name);
@@ -119,8 +128,7 @@ function encoderLayer(
   const mid = h.map((value, i) => value + o[i]);
   const ln2 = layerNorm(mid, rows, d, get(weights, `${prefix}.layer_norm2.weight`), get(weights, `${prefix}.layer_norm2.bias`), cfg.layerNormEps);
   const fc1 = proj(ln2, 'mlp.fc1', d, cfg.intermediateSize);
-  const gelu = fc1.map((x) => x / (1 + Math.exp(-1.702 * x)));
-  const fc2 = proj(gelu, 'mlp.fc2', cfg.intermediateSize, d);
+  const fc2 = proj(HIDDEN_ACT[cfg.hiddenAct](fc1), 'mlp.fc2', cfg.intermediateSize, d);
   return mid.map((value, i) => value + fc2[i]);
 }
 

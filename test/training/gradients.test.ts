@@ -1,107 +1,21 @@
 // Whole-model gradient check: the adapter gradients of one training step (both towers, every target
 // matrix) against central finite differences of the float64 reference loss, on the tiny CLIP.
 
-import { describe, expect, it } from 'vitest';
-import { AdapterSet } from '../../src/adapters/block-lora';
-import { defaultAdapterSettings, type AdapterSettings } from '../../src/adapters/settings';
-import { trainMicroBatch } from '../../src/training/step';
-import { promptFor } from '../../src/model/zero-shot';
+import { describe, it } from 'vitest';
+import { defaultAdapterSettings } from '../../src/adapters/settings';
+import { gradientCheck } from '../helpers/gradient-check';
 import { useGpu } from '../helpers/gpu';
-import { mulberry32, randomArray } from '../helpers/random';
 import { loadTinyModel } from '../helpers/tiny-model';
-import * as reference from '../reference/clip';
 
 const ctx = await useGpu();
 const { model, weights } = await loadTinyModel(ctx);
 const { config } = model;
-const classNames = ['zero', 'one', 'two'];
-const classes = model.tokenize(classNames.map((c) => promptFor(c)));
-const batch = 2;
-const labels = [2, 0];
-const size = config.vision.imageSize;
-const pixelData = randomArray(batch * 3 * size * size, 21, 2);
-
-/** Mean cross-entropy of the reference model with the given adapter weights (dropout off). */
-function referenceLoss(settings: AdapterSettings, values: Map<string, Float64Array | Float32Array>, paths: string[]): number {
-  const blockRank = settings.rank / settings.blocks;
-  const scale = settings.alpha / Math.sqrt(settings.rank);
-  const adapters: reference.ReferenceAdapters = new Map(
-    paths.map((path) => [path, { a: values.get(`${path}.block_lora_A`)!, blocks: values.get(`${path}.block_lora_B`)!, blockCount: settings.blocks, blockRank, scale }]),
-  );
-  const logits = reference.clipLogits(
-    reference.imageFeatures(config, weights, pixelData, batch, adapters),
-    reference.textFeatures(config, weights, classes.ids, classes.eotIndex, adapters),
-    config.projectionDim,
-    Math.log(model.logitScale),
-  );
-  const count = classNames.length;
-  let loss = 0;
-  for (let i = 0; i < batch; i++) {
-    const row = logits.subarray(i * count, (i + 1) * count);
-    const max = Math.max(...row);
-    const logSum = Math.log(row.reduce((sum, v) => sum + Math.exp(v - max), 0)) + max;
-    loss += logSum - row[labels[i]];
-  }
-  return loss / batch;
-}
-
-async function gradientCheck(settings: AdapterSettings) {
-  // Random A and nonzero B (with B = 0, as at initialisation, the gradient of A vanishes).
-  const probe = AdapterSet.create(ctx, config, settings, { random: Math.random });
-  const initial = new Map<string, Float32Array>();
-  let seed = 300;
-  for (const { name, tensor } of probe.parameters()) initial.set(name, randomArray(tensor.size, seed++, 0.2));
-  const paths = probe.adapters.map((a) => a.path);
-  probe.destroy();
-
-  const adapters = AdapterSet.create(ctx, config, settings, { initial });
-  adapters.allocateGradients();
-  const pixels = ctx.tensor([batch, 3, size, size], 'pixels', pixelData);
-  const result = await trainMicroBatch(model, adapters, pixels, labels, classes, { dropoutSeed: 1, training: true, accumulationSteps: 1, textChunk: 2 }, null);
-  const parameters = adapters.parameters();
-  const gradients = await ctx.readMany(parameters.map((p) => p.grad!));
-  pixels.destroy();
-  adapters.destroy();
-
-  const point = new Map<string, Float64Array>([...initial].map(([name, v]) => [name, Float64Array.from(v)]));
-  // The GPU loss is the reference loss at the same point.
-  expect(Math.abs(result.loss - referenceLoss(settings, point, paths))).toBeLessThan(1e-4);
-
-  // 1. A directional derivative along a random direction covers every parameter at once.
-  const epsilon = 1e-4;
-  const random = mulberry32(7);
-  const direction = new Map(parameters.map((p) => [p.name, Float64Array.from({ length: p.tensor.size }, () => 2 * random() - 1)]));
-  const shifted = (sign: number) =>
-    new Map([...point].map(([name, v]) => [name, v.map((x, i) => x + sign * epsilon * direction.get(name)![i])]));
-  const numeric = (referenceLoss(settings, shifted(1), paths) - referenceLoss(settings, shifted(-1), paths)) / (2 * epsilon);
-  let analytic = 0;
-  parameters.forEach((p, k) => gradients[k].forEach((g, i) => (analytic += g * direction.get(p.name)![i])));
-  // f32 forward/backward against float64 differences: agreement to 1e-3 relative is what f32 allows here.
-  expect(Math.abs(analytic - numeric)).toBeLessThan(1e-3 * Math.abs(numeric) + 1e-5);
-  expect(Math.abs(numeric)).toBeGreaterThan(1e-3); // a vanishing derivative would prove nothing
-
-  // 2. Single coordinates, a few per tensor kind, so a wrong gradient in one place cannot hide in the sum.
-  for (const [k, p] of parameters.entries()) {
-    if (k % 7 !== 0) continue;
-    const index = Math.floor(random() * p.tensor.size);
-    const at = (delta: number) => {
-      const values = new Map(point);
-      const copy = Float64Array.from(point.get(p.name)!);
-      copy[index] += delta;
-      values.set(p.name, copy);
-      return referenceLoss(settings, values, paths);
-    };
-    const coordinate = (at(epsilon) - at(-epsilon)) / (2 * epsilon);
-    expect(Math.abs(gradients[k][index] - coordinate), `${p.name}[${index}]`).toBeLessThan(2e-3 * Math.abs(coordinate) + 2e-5);
-  }
-}
-
 describe('adapter gradients through both towers', () => {
   it('Block-LoRA (r = 4, n = 2) on q, k, v, out_proj, fc1, fc2 matches finite differences', async () => {
-    await gradientCheck(defaultAdapterSettings(config, { rank: 4, blocks: 2, dropout: 0, targets: ['q_proj', 'k_proj', 'v_proj', 'out_proj', 'fc1', 'fc2'] }));
+    await gradientCheck(ctx, model, weights, defaultAdapterSettings(config, { rank: 4, blocks: 2, dropout: 0, targets: ['q_proj', 'k_proj', 'v_proj', 'out_proj', 'fc1', 'fc2'] }));
   });
 
   it('LoRA (r = 2) on q, k, v matches finite differences', async () => {
-    await gradientCheck(defaultAdapterSettings(config, { method: 'lora', rank: 2, dropout: 0 }));
+    await gradientCheck(ctx, model, weights, defaultAdapterSettings(config, { method: 'lora', rank: 2, dropout: 0 }));
   });
 });
