@@ -5,7 +5,7 @@
 import type { GpuContext } from '../gpu/context';
 import type { Tensor } from '../gpu/tensor';
 import { BlockSumTable, sumBlocks } from '../kernels/block_lora';
-import { matmul } from '../kernels/matmul';
+import { matmul, type Planes } from '../kernels/matmul';
 import type { ClipConfig } from '../model/config';
 import type { ClipWeights } from '../model/weights';
 import { adapterLayout, layerPath, scalingFor, validateAdapterSettings, type AdaptedMatrix, type AdapterSettings, type TargetMatrix, type Tower } from './settings';
@@ -121,6 +121,21 @@ export class AdapterSet {
 
   get parameterCount(): number {
     return this.adapters.reduce((total, adapter) => total + adapter.parameterCount, 0);
+  }
+
+  /**
+   * The sums of blocks of `adapters` as planes of one tensor, for one product that adds them all (q, k
+   * and v of a layer: linearForwardPlanes), when they lie evenly spaced in one flat buffer, as
+   * adapterLayout places a layer's targets one after another; null otherwise.
+   */
+  sumPlanes(adapters: readonly BlockLoraAdapter[]): Planes | null {
+    const flat = this.blockSums?.flat ?? this.flatParameters;
+    const offsets = adapters.map((adapter) => (adapter.bSum.byteOffset - flat.byteOffset) / 4);
+    const size = adapters[0].bSum.size;
+    const stride = adapters.length > 1 ? offsets[1] - offsets[0] : size;
+    const evenlySpaced = adapters.every((adapter, i) => adapter.bSum.buffer === flat.buffer && adapter.bSum.size === size && offsets[i] === offsets[0] + i * stride);
+    if (!evenlySpaced || stride < size) return null;
+    return { tensor: flat.slice(offsets[0], [(adapters.length - 1) * stride + size], `${adapters[0].path}.B_sum planes`), stride, count: adapters.length };
   }
 
   /** Recomputes every sum_i B_i after the blocks changed (an optimizer step). */

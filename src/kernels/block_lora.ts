@@ -9,7 +9,7 @@ import { shaderInterface } from '../gpu/shaders';
 import type { Tensor } from '../gpu/tensor';
 import { checkDropout, dropoutParams, NO_DROPOUT, type LoraDropout } from './dropout';
 import { grid1d } from './grid';
-import type { LowRankTerm } from './matmul';
+import type { LowRankTerm, Planes } from './matmul';
 import { dimensionsOf, expectShape } from './shapes';
 import { isCpuAdapter } from './tuning';
 
@@ -209,6 +209,19 @@ export function loraUp(u: Tensor, bSum: Tensor, scale: number): LowRankTerm {
   leadingDimensions('loraUp', u, rank);
   const { widthStride, rankStride } = layoutOfB(rank);
   return { thin: u, weight: bSum, rank, weightWidthStride: widthStride, weightRankStride: rankStride, scale, dropout: NO_DROPOUT };
+}
+
+/**
+ * The up-projections of adapters on linear layers of one input (q, k and v), batched as
+ * linearForwardPlanes runs them: u planes [..., b] (each adapter's loraDown) and bSum planes [d_out, b].
+ */
+export function loraUpPlanes(u: Planes, bSum: Planes, shape: { dOut: number; b: number }, scale: number): LowRankTerm {
+  if (u.count !== bSum.count) throw new RangeError(`loraUpPlanes: ${u.count} u planes for ${bSum.count} bSum planes`);
+  const { widthStride, rankStride } = layoutOfB(shape.b);
+  return {
+    thin: u.tensor, weight: bSum.tensor, rank: shape.b, weightWidthStride: widthStride, weightRankStride: rankStride, scale, dropout: NO_DROPOUT,
+    thinBatchStride: u.stride, weightBatchStride: bSum.stride,
+  };
 }
 
 /**

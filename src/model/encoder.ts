@@ -4,13 +4,13 @@
 import type { AdapterSet, BlockLoraAdapter } from '../adapters/block-lora';
 import type { TargetMatrix, Tower } from '../adapters/settings';
 import type { GpuContext } from '../gpu/context';
-import type { Tensor } from '../gpu/tensor';
+import { sliceAlignedElements, Tensor } from '../gpu/tensor';
 import { attentionBackward, attentionForward, type AttentionScratch, type AttentionShape } from '../kernels/attention';
-import { loraBackward, loraDown, loraInputGradient, loraUp } from '../kernels/block_lora';
+import { loraBackward, loraDown, loraInputGradient, loraUp, loraUpPlanes } from '../kernels/block_lora';
 import type { LoraDropout } from '../kernels/dropout';
 import { activationBackward, activationForward, add, type Activation } from '../kernels/elementwise';
 import { layerNormBackward, layerNormForward } from '../kernels/layernorm';
-import { linearBackwardInput, linearForward } from '../kernels/matmul';
+import { linearBackwardInput, linearForward, linearForwardPlanes, type Planes } from '../kernels/matmul';
 import { HIDDEN_ACTIVATIONS, type TowerConfig } from './config';
 import type { ClipWeights } from './weights';
 
@@ -19,9 +19,14 @@ export interface Linear {
   bias: Tensor | null;
 }
 
+/** The projections computed as one product, in the planes' order. */
+const QKV = ['q_proj', 'k_proj', 'v_proj'] as const;
+
 export interface EncoderLayerWeights {
   layer_norm1: { weight: Tensor; bias: Tensor };
   self_attn: Record<'q_proj' | 'k_proj' | 'v_proj' | 'out_proj', Linear>;
+  /** q_proj, k_proj and v_proj's weights and biases as the planes of one tensor each (the tensors above are slices of them). */
+  qkv: { weight: Planes; bias: Planes };
   layer_norm2: { weight: Tensor; bias: Tensor };
   mlp: Record<'fc1' | 'fc2', Linear>;
 }
@@ -33,6 +38,7 @@ export function encoderLayerWeights(weights: ClipWeights, tower: Tower, layer: n
   return {
     layer_norm1: norm('layer_norm1'),
     self_attn: { q_proj: linear('self_attn.q_proj'), k_proj: linear('self_attn.k_proj'), v_proj: linear('self_attn.v_proj'), out_proj: linear('self_attn.out_proj') },
+    qkv: weights.qkv(`${prefix}.self_attn`),
     layer_norm2: norm('layer_norm2'),
     mlp: { fc1: linear('mlp.fc1'), fc2: linear('mlp.fc2') },
   };
@@ -49,6 +55,8 @@ export interface EncoderShape {
 export interface LayerActivations {
   mean1: Tensor;
   rstd1: Tensor;
+  /** q, k and v: the planes of one tensor, which one product fills. */
+  qkv: Planes;
   q: Tensor;
   k: Tensor;
   v: Tensor;
@@ -61,8 +69,9 @@ export interface LayerActivations {
   fc1: Tensor;
   /** Needed only inside the forward (and gelu again for an fc2 adapter's backward): shared by all layers. */
   transient: TransientActivations;
-  /** Adapter down-projections u = A_s drop(x), per adapted matrix. */
+  /** Adapter down-projections u = A_s drop(x), per adapted matrix (q, k and v's slices of qkvLoraU when all three are adapted). */
   loraU: Map<TargetMatrix, Tensor>;
+  qkvLoraU: Planes | null;
 }
 
 export interface ForwardOptions {
@@ -135,16 +144,24 @@ export class ClipEncoder {
     const label = (name: string) => `${this.tower}.layers.${layer}.${name}`;
     const loraU = new Map<TargetMatrix, Tensor>();
     const adapted = (matrix: TargetMatrix) =>
-      layer === 'every' ? adapters!.hasTower(this.tower) : adapters!.get(this.tower, layer, matrix) !== undefined;
+      adapters?.settings.targets.includes(matrix) && (layer === 'every' ? adapters.hasTower(this.tower) : adapters.get(this.tower, layer, matrix) !== undefined);
+    const blockRank = adapters ? adapters.settings.rank / adapters.settings.blocks : 0;
+    const qkvLoraU = QKV.every(adapted) ? planesOf(ctx, [rows, blockRank], label('qkv.lora_u')) : null;
     for (const matrix of adapters?.settings.targets ?? []) {
-      if (adapted(matrix)) loraU.set(matrix, ctx.tensor([rows, adapters!.settings.rank / adapters!.settings.blocks], label(`${matrix}.lora_u`)));
+      if (!adapted(matrix)) continue;
+      const plane = (QKV as readonly TargetMatrix[]).indexOf(matrix);
+      const name = label(`${matrix}.lora_u`);
+      loraU.set(matrix, qkvLoraU && plane >= 0 ? qkvLoraU.tensor.slice(plane * qkvLoraU.stride, [rows, blockRank], name) : ctx.tensor([rows, blockRank], name));
     }
+    const qkv = planesOf(ctx, [rows, d], label('qkv'));
+    const [q, k, v] = QKV.map((_, i) => qkv.tensor.slice(i * qkv.stride, [rows, d], label(['q', 'k', 'v'][i])));
     return {
       mean1: ctx.tensor([rows], label('layer_norm1.mean')),
       rstd1: ctx.tensor([rows], label('layer_norm1.rstd')),
-      q: ctx.tensor([rows, d], label('q')),
-      k: ctx.tensor([rows, d], label('k')),
-      v: ctx.tensor([rows, d], label('v')),
+      qkv,
+      q,
+      k,
+      v,
       probs: ctx.tensor([shape.batch, this.config.numHeads, shape.seqLen, shape.seqLen], label('attention_probs')),
       attn: ctx.tensor([rows, d], label('attention')),
       mid: ctx.tensor([rows, d], label('residual_mid')),
@@ -153,6 +170,7 @@ export class ClipEncoder {
       fc1: ctx.tensor([rows, this.config.intermediateSize], label('fc1')),
       transient,
       loraU,
+      qkvLoraU,
     };
   }
 
@@ -193,9 +211,20 @@ export class ClipEncoder {
     };
     const { attnOut, gelu, fc2, ln1, ln2 } = acts.transient;
     layerNormForward(ctx, input, w.layer_norm1.weight, w.layer_norm1.bias, ln1, acts.mean1, acts.rstd1, eps);
-    linear('q_proj', w.self_attn.q_proj, ln1, acts.q);
-    linear('k_proj', w.self_attn.k_proj, ln1, acts.k);
-    linear('v_proj', w.self_attn.v_proj, ln1, acts.v);
+    // q, k and v as one product, with their adapters' up-projections, when all three or none are adapted.
+    const qkvAdapters = QKV.map((matrix) => adapters?.get(this.tower, layer, matrix));
+    const sums = qkvAdapters.every((adapter) => adapter) ? adapters!.sumPlanes(qkvAdapters as BlockLoraAdapter[]) : null;
+    if (qkvAdapters.every((adapter) => !adapter) || (sums && acts.qkvLoraU)) {
+      let lowRank = null;
+      if (sums) {
+        qkvAdapters.forEach((adapter, i) => loraDown(ctx, ln1, adapter!.a, acts.loraU.get(QKV[i])!, dropoutFor(adapter!, options)));
+        lowRank = loraUpPlanes(acts.qkvLoraU!, sums, { dOut: this.config.hiddenSize, b: qkvAdapters[0]!.blockRank }, qkvAdapters[0]!.scale);
+      }
+      const d = this.config.hiddenSize;
+      linearForwardPlanes(ctx, ln1, w.qkv.weight, w.qkv.bias, acts.qkv, { out: d, in: d }, lowRank);
+    } else {
+      QKV.forEach((matrix, i) => linear(matrix, w.self_attn[matrix], ln1, [acts.q, acts.k, acts.v][i]));
+    }
     attentionForward(ctx, acts.q, acts.k, acts.v, acts.attn, acts.probs, this.attentionShape(shape));
     linear('out_proj', w.self_attn.out_proj, acts.attn, attnOut);
     add(ctx, input, attnOut, acts.mid);
@@ -300,8 +329,15 @@ export interface BackwardScratch {
 /** Destroys the tensors of an activation or scratch record (not the shared transient set it points to). */
 export function destroyTensors(record: LayerActivations | BackwardScratch | TransientActivations): void {
   for (const [key, value] of Object.entries(record)) {
-    if (key === 'transient') continue;
+    if (key === 'transient' || value === null) continue;
     if (value instanceof Map) value.forEach((t: Tensor) => t.destroy());
-    else (value as Tensor).destroy();
+    else if (value instanceof Tensor) value.destroy(); // a slice of planes destroys nothing
+    else (value as Planes).tensor.destroy();
   }
+}
+
+/** Three planes of `shape` in one tensor, each starting where a slice may. */
+function planesOf(ctx: GpuContext, shape: readonly number[], label: string): Planes {
+  const stride = sliceAlignedElements(shape.reduce((a, b) => a * b, 1));
+  return { tensor: ctx.tensor([QKV.length * stride], label), stride, count: QKV.length };
 }

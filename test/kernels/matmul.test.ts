@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { GpuContext } from '../../src/gpu/context';
 import type { Tensor } from '../../src/gpu/tensor';
+import { loraUpPlanes } from '../../src/kernels/block_lora';
 import * as kernels from '../../src/kernels/matmul';
 import { expectClose } from '../helpers/compare';
 import { centralDifferenceGradient, dot } from '../helpers/finite-difference';
@@ -158,6 +159,67 @@ describe('matmul', () => {
         [a, b, bias, out, thin, weight].forEach((t) => t.destroy());
       }
     }
+  });
+
+  it('linearForwardPlanes: q, k and v of one input in one dispatch, planes apart, each with its bias and low-rank term, in both kernels', async () => {
+    // Planes strided past their size (as slices must start aligned), so a stride mistaken for the size
+    // shows; by 4, so that the vec4 loads stay on (d is a multiple of 4).
+    const [rows, d, rank, scale, count] = [9, 12, 2, 0.7, 3];
+    const pad = (size: number) => size + 4;
+    const [wStride, biasStride, yStride, uStride, sumStride] = [d * d, d, rows * d, rows * rank, d * rank].map(pad);
+    for (const [kernel, config] of [['direct', undefined], ['shared', smallSharedConfig]] as const) {
+      const xData = randomArray(rows * d, 60);
+      const [wData, biasData, uData, sumData] = [wStride, biasStride, uStride, sumStride].map((stride, i) => randomArray(count * stride, 61 + i));
+      const [x, w, bias, u, sums] = [xData, wData, biasData, uData, sumData].map((values, i) => ctx.tensor([values.length], `operand ${i}`, values));
+      const y = ctx.tensor([count * yStride], 'y');
+      const planes = (tensor: Tensor, stride: number) => ({ tensor, stride, count });
+      const lowRank = loraUpPlanes(planes(u, uStride), planes(sums, sumStride), { dOut: d, b: rank }, scale);
+      if (config) {
+        kernels.matmul(ctx, x, w, y, {
+          m: rows, n: d, k: d, batch: count, transposeB: true, bias, lowRank, config, batchStrides: { a: 0, b: wStride, bias: biasStride, out: yStride },
+        });
+      } else {
+        kernels.linearForwardPlanes(ctx, x, planes(w, wStride), planes(bias, biasStride), planes(y, yStride), { out: d, in: d }, lowRank);
+      }
+      const actual = await ctx.read(y);
+      for (let plane = 0; plane < count; plane++) {
+        const slice = (values: Float32Array, stride: number, size: number) => values.subarray(plane * stride, plane * stride + size);
+        const weight = slice(wData, wStride, d * d);
+        const planeBias = slice(biasData, biasStride, d);
+        const expected = reference.linearForward(xData, weight, planeBias, d, d);
+        const termSums = reference.linearForward(abs(xData), abs(weight), abs(planeBias), d, d);
+        const planeU = slice(uData, uStride, rows * rank);
+        const planeSums = slice(sumData, sumStride, d * rank);
+        for (let row = 0; row < rows; row++) {
+          for (let col = 0; col < d; col++) {
+            for (let j = 0; j < rank; j++) {
+              const term = scale * planeU[row * rank + j] * planeSums[col * rank + j];
+              expected[row * d + col] += term;
+              termSums[row * d + col] += Math.abs(term);
+            }
+          }
+        }
+        expectClose(actual.subarray(plane * yStride, plane * yStride + rows * d), expected, {
+          ...accumulationTolerance(d + rank, termSums), label: `${kernel} kernel, plane ${plane}`,
+        });
+        // Between planes nothing is written.
+        expect([...actual.subarray(plane * yStride + rows * d, (plane + 1) * yStride)]).toEqual([0, 0, 0, 0]);
+      }
+      [x, w, bias, u, sums, y].forEach((t) => t.destroy());
+    }
+  });
+
+  it('rejects planes that do not fit their tensor', () => {
+    const x = ctx.tensor([4, 8], 'x');
+    const w = ctx.tensor([3 * 64], 'w');
+    const bias = ctx.tensor([3 * 8], 'bias');
+    const y = ctx.tensor([3 * 32], 'y');
+    const planes = (tensor: Tensor, stride: number) => ({ tensor, stride, count: 3 });
+    expect(() => kernels.linearForwardPlanes(ctx, x, planes(w, 64), planes(bias, 8), planes(y, 33), { out: 8, in: 8 }, null))
+      .toThrow(/out "y" has 96 elements; 3 entries of 32, one every 33, need 98/);
+    expect(() => kernels.linearForwardPlanes(ctx, x, planes(w, 64), planes(bias, 8), { tensor: y, stride: 32, count: 2 }, { out: 8, in: 8 }, null))
+      .toThrow(/3 weight planes, 3 bias and 2 output planes/);
+    [x, w, bias, y].forEach((t) => t.destroy());
   });
 
   it('splits a grid past 65,535 workgroups per dimension into several dispatches', async () => {
