@@ -124,18 +124,20 @@ export class AdapterSet {
   }
 
   /**
-   * The sums of blocks of `adapters` as planes of one tensor, for one product that adds them all (q, k
-   * and v of a layer: linearForwardPlanes), when they lie evenly spaced in one flat buffer, as
-   * adapterLayout places a layer's targets one after another; null otherwise.
+   * The sums of blocks (bSum) or the down-projections (a) of `adapters` as planes of one tensor, for one
+   * product that adds them all (q, k and v of a layer: linearForwardPlanes, linearBackwardInputPlanes),
+   * when they lie evenly spaced in one flat buffer, as adapterLayout places a layer's targets one after
+   * another; null otherwise.
    */
-  sumPlanes(adapters: readonly BlockLoraAdapter[]): Planes | null {
-    const flat = this.blockSums?.flat ?? this.flatParameters;
-    const offsets = adapters.map((adapter) => (adapter.bSum.byteOffset - flat.byteOffset) / 4);
-    const size = adapters[0].bSum.size;
-    const stride = adapters.length > 1 ? offsets[1] - offsets[0] : size;
-    const evenlySpaced = adapters.every((adapter, i) => adapter.bSum.buffer === flat.buffer && adapter.bSum.size === size && offsets[i] === offsets[0] + i * stride);
+  planes(adapters: readonly BlockLoraAdapter[], which: 'a' | 'bSum'): Planes | null {
+    const tensors = adapters.map((adapter) => adapter[which]);
+    const flat = which === 'bSum' && this.blockSums ? this.blockSums.flat : this.flatParameters;
+    const offsets = tensors.map((tensor) => (tensor.byteOffset - flat.byteOffset) / 4);
+    const size = tensors[0].size;
+    const stride = tensors.length > 1 ? offsets[1] - offsets[0] : size;
+    const evenlySpaced = tensors.every((tensor, i) => tensor.buffer === flat.buffer && tensor.size === size && offsets[i] === offsets[0] + i * stride);
     if (!evenlySpaced || stride < size) return null;
-    return { tensor: flat.slice(offsets[0], [(adapters.length - 1) * stride + size], `${adapters[0].path}.B_sum planes`), stride, count: adapters.length };
+    return { tensor: flat.slice(offsets[0], [(tensors.length - 1) * stride + size], `${adapters[0].path}.${which} planes`), stride, count: tensors.length };
   }
 
   /** Recomputes every sum_i B_i after the blocks changed (an optimizer step). */

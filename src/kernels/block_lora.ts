@@ -238,6 +238,21 @@ export function loraInputGradient(du: Tensor, a: Tensor, dropout: LoraDropout): 
 }
 
 /**
+ * The input-gradient shares of adapters on linear layers of one input (q, k and v), as
+ * linearBackwardInputPlanes sums them: du planes [..., b] (each adapter's loraBackward), A_s planes
+ * [b, d_in], and the dropout of the first adapter (entry i masks with planeSeed(seed, i): dropoutFor).
+ */
+export function loraInputGradientPlanes(du: Planes, a: Planes, shape: { dIn: number; b: number }, dropout: LoraDropout): LowRankTerm {
+  if (du.count !== a.count) throw new RangeError(`loraInputGradientPlanes: ${du.count} du planes for ${a.count} A_s planes`);
+  checkDropout('loraInputGradientPlanes', dropout);
+  const { widthStride, rankStride } = layoutOfA(shape.dIn);
+  return {
+    thin: du.tensor, weight: a.tensor, rank: shape.b, weightWidthStride: widthStride, weightRankStride: rankStride, scale: 1, dropout,
+    thinBatchStride: du.stride, weightBatchStride: a.stride,
+  };
+}
+
+/**
  * Backward to the adapter's parameters: du (scratch [M, b]) = s g bSum; dBlocks (+)= s g^T u into
  * every block; dA (+)= du^T drop(x). The share of dx follows from du: loraInputGradient.
  *

@@ -26,6 +26,11 @@ export interface MatmulOptions {
    * bias is shared. q, k and v of a layer: a (its input) shared, b, bias and out one entry each.
    */
   batchStrides?: BatchStrides;
+  /**
+   * out = sum_i op(a_i) op(b_i) over this many planes (default 1): entry e * kPlanes + i of a and b
+   * (at batchStrides) is batch entry e's plane i, and so of the low-rank term. dx of q, k and v together.
+   */
+  kPlanes?: number;
   /** Added as the product is stored (batch 1 only): a Block-LoRA adapter's share of a linear layer. */
   lowRank?: LowRankTerm | null;
   /** Kernel and tile shape; by default matmulConfigFor(ctx.adapterName). For benchmarks and tests. */
@@ -38,7 +43,7 @@ export type BatchStrides = Partial<Record<'a' | 'b' | 'out' | 'bias', number>>;
  * out[row, col] += scale * drop(sum_j thin[row, j] W(col, j)) for thin [m, rank], with W(col, j) at
  * col * weightWidthStride + j * weightRankStride of `weight`, and dropout by out's flat index (within
  * the batch entry). Made by block_lora.ts's loraUp and loraInputGradient. In a batched product, entry i
- * reads thin and W from i * thinBatchStride and i * weightBatchStride.
+ * reads thin and W from i * thinBatchStride and i * weightBatchStride, and masks with planeSeed(seed, i).
  */
 export interface LowRankTerm {
   thin: Tensor;
@@ -106,12 +111,12 @@ const NO_BATCH: Required<BatchStrides> = { a: 0, b: 0, out: 0, bias: 0 };
 
 /** The Params struct of shaders/matmul.wgsl, field by field. */
 function matmulParams(fields: {
-  m: number; n: number; k: number; strides: Required<BatchStrides>;
+  m: number; n: number; k: number; strides: Required<BatchStrides>; kPlanes: number;
   firstWorkgroup: readonly [number, number, number]; alpha: number; accumulate: boolean; lowRank: LowRankTerm | null;
 }) {
-  const { m, n, k, strides, firstWorkgroup: [x, y, z], alpha, accumulate, lowRank } = fields;
+  const { m, n, k, strides, kPlanes, firstWorkgroup: [x, y, z], alpha, accumulate, lowRank } = fields;
   return {
-    m, n, k, aBatchStride: strides.a, bBatchStride: strides.b, outBatchStride: strides.out, biasBatchStride: strides.bias,
+    m, n, k, aBatchStride: strides.a, bBatchStride: strides.b, outBatchStride: strides.out, biasBatchStride: strides.bias, kPlanes,
     firstWorkgroupX: x, firstWorkgroupY: y, firstWorkgroupZ: z, alpha, accumulate,
     lowRank: lowRank?.rank ?? 0,
     thinBatchStride: lowRank?.thinBatchStride ?? 0,
@@ -146,21 +151,22 @@ function expectReach([role, tensor]: [string, Tensor], batch: number, stride: nu
 /** out[batch, m, n] (+)= alpha * op(a) op(b) (+ bias), with op(a) [m, k] and op(b) [k, n]. */
 export function matmul(ctx: GpuContext, a: Tensor, b: Tensor, out: Tensor, options: MatmulOptions): void {
   const { m, n, k, batch = 1, transposeA = false, transposeB = false, alpha = 1, accumulate = false } = options;
-  const { bias = null, broadcastB = false, lowRank = null, batchStrides = {} } = options;
-  expectPositiveIntegers('matmul', { m, n, k, batch });
+  const { bias = null, broadcastB = false, lowRank = null, batchStrides = {}, kPlanes = 1 } = options;
+  expectPositiveIntegers('matmul', { m, n, k, batch, kPlanes });
   const bBatches = broadcastB ? 1 : batch;
+  if (kPlanes > 1 && (batchStrides.a === undefined || batchStrides.b === undefined)) throw new RangeError('matmul: k planes need the strides of a and b');
   const strides: Required<BatchStrides> = { a: m * k, b: broadcastB ? 0 : k * n, out: m * n, bias: 0, ...batchStrides };
   // By element count: a [batch * m, k] tensor serves as [batch, m, k]; a strided operand by its reach.
   const operand = (role: 'a' | 'b' | 'out', tensor: Tensor, entry: readonly number[], batches: number, note: string) => {
     if (batchStrides[role] === undefined) expectElements('matmul', [role, tensor], [batches, ...entry], note);
-    else expectReach([role, tensor], batch, strides[role], entry[0] * entry[1]);
+    else expectReach([role, tensor], role === 'out' ? batch : batch * kPlanes, strides[role], entry[0] * entry[1]);
   };
   operand('a', a, transposeA ? [k, m] : [m, k], batch, transposeA ? '[batch, k, m]' : '[batch, m, k]');
   operand('b', b, transposeB ? [n, k] : [k, n], bBatches, transposeB ? '[batch, n, k]' : '[batch, k, n]');
   operand('out', out, [m, n], batch, '[batch, m, n]');
   if (bias && batchStrides.bias === undefined) expectElements('matmul', ['bias', bias], [n], '[n]');
   else if (bias) expectReach(['bias', bias], batch, strides.bias, n);
-  if (lowRank) checkLowRank(lowRank, m, n, batch);
+  if (lowRank) checkLowRank(lowRank, m, n, batch * kPlanes);
 
   const config = options.config ?? matmulConfigFor(ctx.adapterName);
   const constants: Record<string, number> = {
@@ -187,7 +193,7 @@ export function matmul(ctx: GpuContext, a: Tensor, b: Tensor, out: Tensor, optio
           shader: SHADER,
           entry,
           constants,
-          params: matmulParams({ m, n, k, strides, firstWorkgroup: [x, y, z], alpha, accumulate, lowRank }),
+          params: matmulParams({ m, n, k, strides, kPlanes, firstWorkgroup: [x, y, z], alpha, accumulate, lowRank }),
           bindings,
           workgroups: [Math.min(limit, groups[0] - x), Math.min(limit, groups[1] - y), Math.min(limit, groups[2] - z)],
         });
@@ -255,6 +261,24 @@ export function linearForwardPlanes(
   });
 }
 
+/**
+ * dx[rows, in] = sum_i dy_i[rows, out] · W_i[out, in] (+ lowRank): the input gradient of
+ * linearForwardPlanes' layers together, dy planes [rows, out], weight planes [out, in]; the low-rank
+ * term sums one term per plane (block_lora.ts's loraInputGradientPlanes).
+ */
+export function linearBackwardInputPlanes(
+  ctx: GpuContext, dy: Planes, weight: Planes, dx: Tensor, shape: { out: number; in: number }, lowRank: LowRankTerm | null,
+): void {
+  const op = 'linearBackwardInputPlanes';
+  const kPlanes = weight.count;
+  if (dy.count !== kPlanes) throw new RangeError(`${op}: ${kPlanes} weight planes, ${dy.count} dy planes`);
+  const rows = dx.size / shape.in;
+  if (!Number.isInteger(rows) || rows < 1) throw shapeError(op, ['dx', dx], `[rows, in ${shape.in}]`);
+  matmul(ctx, dy.tensor, weight.tensor, dx, {
+    m: rows, n: shape.in, k: shape.out, kPlanes, lowRank, batchStrides: { a: dy.stride, b: weight.stride },
+  });
+}
+
 /** dx[rows, in] (+)= dy[rows, out] · W[out, in] (+ lowRank) */
 export function linearBackwardInput(
   ctx: GpuContext, dy: Tensor, weight: Tensor, dx: Tensor, options: LinearOptions = {},
@@ -280,7 +304,7 @@ export function linearBackwardWeight(
     ctx.dispatch({
       shader: SHADER,
       entry: 'column_sums',
-      params: matmulParams({ m: rows, n: outFeatures, k: 0, strides: NO_BATCH, firstWorkgroup: [0, 0, 0], alpha: 1, accumulate, lowRank: null }),
+      params: matmulParams({ m: rows, n: outFeatures, k: 0, strides: NO_BATCH, kPlanes: 1, firstWorkgroup: [0, 0, 0], alpha: 1, accumulate, lowRank: null }),
       bindings: { a: dy, out: dBias },
       workgroups: grid1d(outFeatures, COLUMN_SUMS_WORKGROUP),
     });

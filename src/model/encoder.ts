@@ -6,11 +6,11 @@ import type { TargetMatrix, Tower } from '../adapters/settings';
 import type { GpuContext } from '../gpu/context';
 import { sliceAlignedElements, Tensor } from '../gpu/tensor';
 import { attentionBackward, attentionForward, type AttentionScratch, type AttentionShape } from '../kernels/attention';
-import { loraBackward, loraDown, loraInputGradient, loraUp, loraUpPlanes } from '../kernels/block_lora';
-import type { LoraDropout } from '../kernels/dropout';
+import { loraBackward, loraDown, loraInputGradient, loraInputGradientPlanes, loraUp, loraUpPlanes } from '../kernels/block_lora';
+import { planeSeed, type LoraDropout } from '../kernels/dropout';
 import { activationBackward, activationForward, add, type Activation } from '../kernels/elementwise';
 import { layerNormBackward, layerNormForward } from '../kernels/layernorm';
-import { linearBackwardInput, linearForward, linearForwardPlanes, type Planes } from '../kernels/matmul';
+import { linearBackwardInput, linearBackwardInputPlanes, linearForward, linearForwardPlanes, type Planes } from '../kernels/matmul';
 import { HIDDEN_ACTIVATIONS, type TowerConfig } from './config';
 import type { ClipWeights } from './weights';
 
@@ -83,10 +83,13 @@ export interface ForwardOptions {
 
 export function dropoutFor(adapter: BlockLoraAdapter, options: ForwardOptions): LoraDropout {
   if (!options.training || adapter.dropout === 0) return { p: 0, seed: 0 };
-  // A different mask per step and per adapted matrix (splitmix-style mixing of the two counters).
-  let seed = (Math.imul(options.dropoutSeed ^ 0x9e3779b9, 0x85ebca6b) + Math.imul(adapter.index + 1, 0xc2b2ae35)) >>> 0;
+  // A different mask per step and per adapted matrix (splitmix-style mixing of the two counters). q, k
+  // and v count from the layer's q (adapterLayout's consecutive indices), planes apart (planeSeed), as
+  // the products that run the three at once mask them.
+  const plane = Math.max(0, (QKV as readonly string[]).indexOf(adapter.path.slice(adapter.path.lastIndexOf('.') + 1)));
+  let seed = (Math.imul(options.dropoutSeed ^ 0x9e3779b9, 0x85ebca6b) + Math.imul(adapter.index - plane + 1, 0xc2b2ae35)) >>> 0;
   seed = Math.imul(seed ^ (seed >>> 16), 0x45d9f3b) >>> 0;
-  return { p: adapter.dropout, seed: (seed ^ (seed >>> 16)) >>> 0 };
+  return { p: adapter.dropout, seed: planeSeed((seed ^ (seed >>> 16)) >>> 0, plane) };
 }
 
 export interface TransientActivations {
@@ -151,10 +154,10 @@ export class ClipEncoder {
       if (!adapted(matrix)) continue;
       const plane = (QKV as readonly TargetMatrix[]).indexOf(matrix);
       const name = label(`${matrix}.lora_u`);
-      loraU.set(matrix, qkvLoraU && plane >= 0 ? qkvLoraU.tensor.slice(plane * qkvLoraU.stride, [rows, blockRank], name) : ctx.tensor([rows, blockRank], name));
+      loraU.set(matrix, qkvLoraU && plane >= 0 ? planeSlice(qkvLoraU, plane, [rows, blockRank], name) : ctx.tensor([rows, blockRank], name));
     }
     const qkv = planesOf(ctx, [rows, d], label('qkv'));
-    const [q, k, v] = QKV.map((_, i) => qkv.tensor.slice(i * qkv.stride, [rows, d], label(['q', 'k', 'v'][i])));
+    const [q, k, v] = QKV.map((_, i) => planeSlice(qkv, i, [rows, d], label(['q', 'k', 'v'][i])));
     return {
       mean1: ctx.tensor([rows], label('layer_norm1.mean')),
       rstd1: ctx.tensor([rows], label('layer_norm1.rstd')),
@@ -211,16 +214,15 @@ export class ClipEncoder {
     };
     const { attnOut, gelu, fc2, ln1, ln2 } = acts.transient;
     layerNormForward(ctx, input, w.layer_norm1.weight, w.layer_norm1.bias, ln1, acts.mean1, acts.rstd1, eps);
-    // q, k and v as one product, with their adapters' up-projections, when all three or none are adapted.
-    const qkvAdapters = QKV.map((matrix) => adapters?.get(this.tower, layer, matrix));
-    const sums = qkvAdapters.every((adapter) => adapter) ? adapters!.sumPlanes(qkvAdapters as BlockLoraAdapter[]) : null;
-    if (qkvAdapters.every((adapter) => !adapter) || (sums && acts.qkvLoraU)) {
-      let lowRank = null;
-      if (sums) {
-        qkvAdapters.forEach((adapter, i) => loraDown(ctx, ln1, adapter!.a, acts.loraU.get(QKV[i])!, dropoutFor(adapter!, options)));
-        lowRank = loraUpPlanes(acts.qkvLoraU!, sums, { dOut: this.config.hiddenSize, b: qkvAdapters[0]!.blockRank }, qkvAdapters[0]!.scale);
-      }
+    // q, k and v as one product, with their adapters' up-projections.
+    const qkv = this.qkvAdapters(layer, adapters);
+    if (qkv !== undefined) {
       const d = this.config.hiddenSize;
+      let lowRank = null;
+      if (qkv) {
+        qkv.adapters.forEach((adapter, i) => loraDown(ctx, ln1, adapter.a, acts.loraU.get(QKV[i])!, dropoutFor(adapter, options)));
+        lowRank = loraUpPlanes(acts.qkvLoraU!, qkv.bSum, { dOut: d, b: qkv.adapters[0].blockRank }, qkv.adapters[0].scale);
+      }
       linearForwardPlanes(ctx, ln1, w.qkv.weight, w.qkv.bias, acts.qkv, { out: d, in: d }, lowRank);
     } else {
       QKV.forEach((matrix, i) => linear(matrix, w.self_attn[matrix], ln1, [acts.q, acts.k, acts.v][i]));
@@ -285,11 +287,44 @@ export class ClipEncoder {
     if (adapted('q_proj') || adapted('k_proj') || adapted('v_proj')) {
       layerNormForward(ctx, input, w.layer_norm1.weight, w.layer_norm1.bias, ln1, acts.mean1, acts.rstd1, eps);
     }
-    linearBackward('q_proj', w.self_attn.q_proj, ln1, scratch.dq, scratch.dNorm, false);
-    linearBackward('k_proj', w.self_attn.k_proj, ln1, scratch.dk, scratch.dNorm, true);
-    linearBackward('v_proj', w.self_attn.v_proj, ln1, scratch.dv, scratch.dNorm, true);
+    // dx of q, k and v as one product, with their adapters' shares (each adapter's gradients first).
+    const qkv = this.qkvAdapters(layer, adapters);
+    if (qkv !== undefined) {
+      const d = this.config.hiddenSize;
+      let lowRank = null;
+      if (qkv) {
+        const b = qkv.adapters[0].blockRank;
+        const dy = [scratch.dq, scratch.dk, scratch.dv];
+        qkv.adapters.forEach((adapter, i) => {
+          const du = planeSlice(scratch.qkvDu!, i, [dy[i].size / d, b]);
+          loraBackward(ctx, dy[i], ln1, acts.loraU.get(QKV[i])!, adapter.a, adapter.bSum, du, adapter.gradA!, adapter.gradBlocks!,
+            adapter.scale, dropoutFor(adapter, options), { accumulate: true });
+        });
+        lowRank = loraInputGradientPlanes(scratch.qkvDu!, qkv.a, { dIn: d, b }, dropoutFor(qkv.adapters[0], options));
+      }
+      linearBackwardInputPlanes(ctx, scratch.dqkv, w.qkv.weight, scratch.dNorm, { out: d, in: d }, lowRank);
+    } else {
+      linearBackward('q_proj', w.self_attn.q_proj, ln1, scratch.dq, scratch.dNorm, false);
+      linearBackward('k_proj', w.self_attn.k_proj, ln1, scratch.dk, scratch.dNorm, true);
+      linearBackward('v_proj', w.self_attn.v_proj, ln1, scratch.dv, scratch.dNorm, true);
+    }
     ctx.copy(dMid, dInput);
     layerNormBackward(ctx, scratch.dNorm, input, w.layer_norm1.weight, acts.mean1, acts.rstd1, dInput, { accumulate: true });
+  }
+
+  /**
+   * q, k and v's adapters with their A_s and sums of blocks as planes, for the products that run the
+   * three at once; null when none of the three is adapted (one product too); undefined when only some
+   * are, or their parameters do not lie evenly spaced: then each runs alone.
+   */
+  private qkvAdapters(layer: number, adapters: AdapterSet | null): { adapters: BlockLoraAdapter[]; a: Planes; bSum: Planes } | null | undefined {
+    const found = QKV.map((matrix) => adapters?.get(this.tower, layer, matrix));
+    if (found.every((adapter) => !adapter)) return null;
+    if (!found.every((adapter) => adapter)) return undefined;
+    const all = found as BlockLoraAdapter[];
+    const a = adapters!.planes(all, 'a');
+    const bSum = adapters!.planes(all, 'bSum');
+    return a && bSum ? { adapters: all, a, bSum } : undefined;
   }
 
   allocateScratch(shape: EncoderShape, adapters: AdapterSet | null): BackwardScratch {
@@ -301,15 +336,21 @@ export class ClipEncoder {
     for (const adapter of adapters?.adapters ?? []) {
       if (!du.has(adapter.blockRank)) du.set(adapter.blockRank, ctx.tensor([rows, adapter.blockRank], label(`lora_du_${adapter.blockRank}`)));
     }
+    // Room for q, k and v's du at once, for the dx product of the three with their adapters.
+    const qkvAdapted = adapters !== null && adapters.adapters.length > 0 && QKV.every((matrix) => adapters.settings.targets.includes(matrix));
+    const dqkv = planesOf(ctx, [rows, d], label('dqkv'));
+    const [dq, dk, dv] = QKV.map((_, i) => planeSlice(dqkv, i, [rows, d], label(['dq', 'dk', 'dv'][i])));
     return {
       dHidden: ctx.tensor([rows, this.config.intermediateSize], label('d_gelu')),
       dHidden2: ctx.tensor([rows, this.config.intermediateSize], label('d_fc1')),
       dNorm: ctx.tensor([rows, d], label('d_layer_norm')),
       dAttn: ctx.tensor([rows, d], label('d_attention')),
-      dq: ctx.tensor([rows, d], label('dq')),
-      dk: ctx.tensor([rows, d], label('dk')),
-      dv: ctx.tensor([rows, d], label('dv')),
+      dqkv,
+      dq,
+      dk,
+      dv,
       du,
+      qkvDu: qkvAdapted ? planesOf(ctx, [rows, adapters.settings.rank / adapters.settings.blocks], label('qkv.lora_du')) : null,
     };
   }
 }
@@ -319,11 +360,15 @@ export interface BackwardScratch {
   dHidden2: Tensor;
   dNorm: Tensor;
   dAttn: Tensor;
+  /** dq, dk and dv: the planes of one tensor, which one product reads. */
+  dqkv: Planes;
   dq: Tensor;
   dk: Tensor;
   dv: Tensor;
   /** du = s g bSum, one scratch per block rank. */
   du: Map<number, Tensor>;
+  /** q, k and v's du at once, when the adapters' targets include all three. */
+  qkvDu: Planes | null;
 }
 
 /** Destroys the tensors of an activation or scratch record (not the shared transient set it points to). */
@@ -336,8 +381,12 @@ export function destroyTensors(record: LayerActivations | BackwardScratch | Tran
   }
 }
 
-/** Three planes of `shape` in one tensor, each starting where a slice may. */
+/** Three planes of `shape` in one tensor (q, k, v), each starting where a slice may. */
 function planesOf(ctx: GpuContext, shape: readonly number[], label: string): Planes {
   const stride = sliceAlignedElements(shape.reduce((a, b) => a * b, 1));
   return { tensor: ctx.tensor([QKV.length * stride], label), stride, count: QKV.length };
+}
+
+function planeSlice(planes: Planes, plane: number, shape: readonly number[], label = `${planes.tensor.label}[${plane}]`): Tensor {
+  return planes.tensor.slice(plane * planes.stride, shape, label);
 }

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { GpuContext } from '../../src/gpu/context';
 import type { Tensor } from '../../src/gpu/tensor';
-import { loraUpPlanes } from '../../src/kernels/block_lora';
+import { loraInputGradientPlanes, loraUpPlanes } from '../../src/kernels/block_lora';
+import { planeSeed } from '../../src/kernels/dropout';
 import * as kernels from '../../src/kernels/matmul';
 import { expectClose } from '../helpers/compare';
 import { centralDifferenceGradient, dot } from '../helpers/finite-difference';
@@ -206,6 +207,52 @@ describe('matmul', () => {
         expect([...actual.subarray(plane * yStride + rows * d, (plane + 1) * yStride)]).toEqual([0, 0, 0, 0]);
       }
       [x, w, bias, u, sums, y].forEach((t) => t.destroy());
+    }
+  });
+
+  it('linearBackwardInputPlanes: dx of q, k and v in one dispatch, summing each plane\'s product and low-rank term with its own mask, in both kernels', async () => {
+    const [rows, dOut, dIn, rank, count] = [9, 8, 12, 2, 3];
+    const pad = (size: number) => size + 4;
+    const [dyStride, wStride, duStride, aStride] = [rows * dOut, dOut * dIn, rows * rank, rank * dIn].map(pad);
+    const dropout = { p: 0.25, seed: 0xdeadbeef };
+    for (const [kernel, config] of [['direct', undefined], ['shared', smallSharedConfig]] as const) {
+      const [dyData, wData, duData, aData] = [dyStride, wStride, duStride, aStride].map((stride, i) => randomArray(count * stride, 70 + i));
+      const [dy, w, du, a] = [dyData, wData, duData, aData].map((values, i) => ctx.tensor([values.length], `operand ${i}`, values));
+      const dx = ctx.tensor([rows * dIn], 'dx');
+      const planes = (tensor: Tensor, stride: number) => ({ tensor, stride, count });
+      const lowRank = loraInputGradientPlanes(planes(du, duStride), planes(a, aStride), { dIn, b: rank }, dropout);
+      if (config) {
+        kernels.matmul(ctx, dy, w, dx, { m: rows, n: dIn, k: dOut, kPlanes: count, lowRank, config, batchStrides: { a: dyStride, b: wStride } });
+      } else {
+        kernels.linearBackwardInputPlanes(ctx, planes(dy, dyStride), planes(w, wStride), dx, { out: dOut, in: dIn }, lowRank);
+      }
+      const expected = new Float64Array(rows * dIn);
+      const termSums = new Float64Array(rows * dIn);
+      for (let plane = 0; plane < count; plane++) {
+        const slice = (values: Float32Array, stride: number, size: number) => values.subarray(plane * stride, plane * stride + size);
+        const [planeDy, planeW] = [slice(dyData, dyStride, rows * dOut), slice(wData, wStride, dOut * dIn)];
+        const product = reference.linearBackwardInput(planeDy, planeW, dOut, dIn);
+        const productSums = reference.linearBackwardInput(abs(planeDy), abs(planeW), dOut, dIn);
+        // Each plane's mask is its own adapter's: planeSeed(seed, plane), as dropoutFor gives q, k and v.
+        const factors = dropoutFactors(rows * dIn, { p: dropout.p, seed: planeSeed(dropout.seed, plane) });
+        const [planeDu, planeA] = [slice(duData, duStride, rows * rank), slice(aData, aStride, rank * dIn)];
+        for (let row = 0; row < rows; row++) {
+          for (let col = 0; col < dIn; col++) {
+            let sum = 0;
+            let absSum = 0;
+            for (let j = 0; j < rank; j++) {
+              const term = planeDu[row * rank + j] * planeA[j * dIn + col];
+              sum += term;
+              absSum += Math.abs(term);
+            }
+            const at = row * dIn + col;
+            expected[at] += product[at] + factors[at] * sum;
+            termSums[at] += productSums[at] + factors[at] * absSum;
+          }
+        }
+      }
+      expectClose(await ctx.read(dx), expected, { ...accumulationTolerance(count * (dOut + rank), termSums), label: `${kernel} kernel` });
+      [dy, w, du, a, dx].forEach((t) => t.destroy());
     }
   });
 
