@@ -6,7 +6,7 @@ import type { TargetMatrix, Tower } from '../adapters/settings';
 import type { GpuContext } from '../gpu/context';
 import { sliceAlignedElements, Tensor } from '../gpu/tensor';
 import { attentionBackward, attentionForward, type AttentionScratch, type AttentionShape } from '../kernels/attention';
-import { loraBackward, loraDown, loraInputGradient, loraInputGradientPlanes, loraUp, loraUpPlanes } from '../kernels/block_lora';
+import { loraBackward, loraDown, loraDownPlanes, loraInputGradient, loraInputGradientPlanes, loraUp, loraUpPlanes } from '../kernels/block_lora';
 import { planeSeed, type LoraDropout } from '../kernels/dropout';
 import { activationBackward, activationForward, add, type Activation } from '../kernels/elementwise';
 import { layerNormBackward, layerNormForward } from '../kernels/layernorm';
@@ -214,14 +214,15 @@ export class ClipEncoder {
     };
     const { attnOut, gelu, fc2, ln1, ln2 } = acts.transient;
     layerNormForward(ctx, input, w.layer_norm1.weight, w.layer_norm1.bias, ln1, acts.mean1, acts.rstd1, eps);
-    // q, k and v as one product, with their adapters' up-projections.
+    // q, k and v as one product, with their adapters' up-projections (their down-projections in one dispatch first).
     const qkv = this.qkvAdapters(layer, adapters);
     if (qkv !== undefined) {
       const d = this.config.hiddenSize;
       let lowRank = null;
       if (qkv) {
-        qkv.adapters.forEach((adapter, i) => loraDown(ctx, ln1, adapter.a, acts.loraU.get(QKV[i])!, dropoutFor(adapter, options)));
-        lowRank = loraUpPlanes(acts.qkvLoraU!, qkv.bSum, { dOut: d, b: qkv.adapters[0].blockRank }, qkv.adapters[0].scale);
+        const b = qkv.adapters[0].blockRank;
+        loraDownPlanes(ctx, ln1, qkv.a, acts.qkvLoraU!, { dIn: d, b }, dropoutFor(qkv.adapters[0], options));
+        lowRank = loraUpPlanes(acts.qkvLoraU!, qkv.bSum, { dOut: d, b }, qkv.adapters[0].scale);
       }
       linearForwardPlanes(ctx, ln1, w.qkv.weight, w.qkv.bias, acts.qkv, { out: d, in: d }, lowRank);
     } else {
