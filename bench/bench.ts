@@ -2,13 +2,17 @@
 // peak GPU memory and the memory planner's figure) at tiny and ViT-B/32 scale, the text tower per class
 // prompt, and the planned ViT-B/16 training peak against the 4 GiB target.
 //
-//   npm run bench [-- --quick] [--profile] [--b32-rounds N] [--json FILE]
+//   npm run bench [-- --quick] [--profile] [--b32-rounds N] [--recipe] [--recipe-vit N] [--memory-budget-gib G] [--json FILE]
 //
 // --quick: fewer repeats, no ViT-B/32 (the text tower is timed on the tiny model instead) and no
 // 1600x768x2304 product. --profile: also one step of each variant with GPU time and dispatches per
 // kernel. --b32-rounds N: N interleaved rounds of the ViT-B/32 steps whatever they take (by default
 // as many as fit in a minute: none on SwiftShader, where a step takes about 30 s). --json FILE: write
 // the JSON there instead of printing it after the tables.
+// --recipe: only the time-to-adapter table (bench/recipe.ts: the studio's default recipe, batch 32, on
+// the tiny model; the full bench runs it too). --recipe-vit N: also ViT-B/32 and ViT-B/16, N timed steps
+// each after a warm-up whatever they take (a batch-32 ViT step takes minutes on SwiftShader, so not by
+// default). --memory-budget-gib G: the bytes a step may hold, for choosing the micro-batch (default 4).
 // Times are wall-clock to the GPU's completion; beside them, this process's CPU time, which on SwiftShader
 // (a GPU on the CPU, inside the process) measures the work done even while other programs share the cores.
 // The targets are reported, never asserted.
@@ -20,9 +24,10 @@ import { defaultAdapterSettings } from '../src/adapters/settings';
 import type { GpuContext } from '../src/gpu/context';
 import { createNodeGpuContext } from '../src/node/gpu';
 import { planTrainingMemory, type MemoryPlan } from '../src/training/memory-plan';
-import { loadRandomVitB32, loadTinyBenchModel, vitB16Config, type BenchModel } from './clip-models';
+import { loadRandomVitB16, loadRandomVitB32, loadTinyBenchModel, vitB16Config, type BenchModel } from './clip-models';
 import { benchMatmul, CLIP_LINEAR_SHAPES, matmulConfigName, type MatmulResult } from './matmul-vs-tfjs';
-import { fixed, GIB, mib, percent, printTable, progress, type RepeatPolicy } from './measure';
+import { codeVersion, fixed, GIB, mib, percent, printTable, progress, type RepeatPolicy } from './measure';
+import { benchRecipe, printRecipe, type RecipeResult } from './recipe';
 import { loadTfjsWebGpu, type TfjsWebGpu } from './tfjs-webgpu';
 import {
   benchTextPerPrompt, benchTrainingSteps, profileTrainingSteps, type RoundsPolicy, type StepProfile, type StepResult, type StepShape, type TextPromptResult,
@@ -31,16 +36,27 @@ import {
 const { values: args } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false }, profile: { type: 'boolean', default: false }, 'b32-rounds': { type: 'string' }, json: { type: 'string' },
+    recipe: { type: 'boolean', default: false }, 'recipe-vit': { type: 'string' }, 'memory-budget-gib': { type: 'string', default: '4' },
   },
 });
 const quick = args.quick;
 
+function wholeNumber(flag: string, value: string | undefined): number | null {
+  if (value === undefined) return null;
+  const n = Number(value);
+  if (!(Number.isInteger(n) && n >= 0)) throw new Error(`${flag} takes a whole number, got ${value}`);
+  return n;
+}
+
 const MATMUL_POLICY: RepeatPolicy = quick ? { budgetMs: 500, minRepeats: 1, maxRepeats: 5 } : { budgetMs: 3000, minRepeats: 3, maxRepeats: 20 };
 const TINY_STEP_ROUNDS: RoundsPolicy = quick ? { budgetMs: 3000, maxRounds: 4 } : { budgetMs: 30_000, maxRounds: 20 };
 /** A ViT-B/32 step takes tens of seconds on SwiftShader: there, only each variant's measured step; rounds on a GPU. */
-const b32Rounds = args['b32-rounds'] === undefined ? null : Number(args['b32-rounds']);
-if (b32Rounds !== null && !(Number.isInteger(b32Rounds) && b32Rounds >= 0)) throw new Error('--b32-rounds takes a whole number of rounds');
+const b32Rounds = wholeNumber('--b32-rounds', args['b32-rounds']);
 const B32_STEP_ROUNDS: RoundsPolicy = b32Rounds === null ? { budgetMs: 60_000, maxRounds: 10 } : { budgetMs: Infinity, maxRounds: b32Rounds };
+const recipeVitSteps = wholeNumber('--recipe-vit', args['recipe-vit']);
+const memoryBudgetBytes = Number(args['memory-budget-gib']) * GIB;
+if (!(memoryBudgetBytes > 0)) throw new Error('--memory-budget-gib takes a positive number of GiB');
+const RECIPE_TINY_POLICY: RepeatPolicy = quick ? { budgetMs: 2000, minRepeats: 1, maxRepeats: 3 } : { budgetMs: 10_000, minRepeats: 3, maxRepeats: 10 };
 const TEXT_POLICY: RepeatPolicy = { budgetMs: quick ? 500 : 3000, minRepeats: 1, maxRepeats: 10 };
 
 const DIGITS = ['zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine'];
@@ -224,8 +240,54 @@ async function withModel<T>(ctx: GpuContext, load: (ctx: GpuContext) => Promise<
   }
 }
 
+/** The recipe's table on the tiny model, then (--recipe-vit) on ViT-B/32 and ViT-B/16, a device each. */
+async function runRecipe(): Promise<{ adapter: string; results: RecipeResult[] }> {
+  const results: RecipeResult[] = [];
+  let adapter = '';
+  const models: [(ctx: GpuContext) => Promise<BenchModel>, RepeatPolicy][] = [[loadTinyBenchModel, RECIPE_TINY_POLICY]];
+  if (recipeVitSteps !== null) {
+    if (recipeVitSteps < 1) throw new Error('--recipe-vit takes at least 1 step');
+    const policy = { budgetMs: 0, minRepeats: recipeVitSteps, maxRepeats: recipeVitSteps };
+    models.push([loadRandomVitB32, policy], [loadRandomVitB16, policy]);
+  }
+  for (const [load, policy] of models) {
+    const ctx = await createNodeGpuContext();
+    adapter = ctx.adapterName;
+    await withModel(ctx, load, async (bench) => {
+      progress(`${bench.scale} recipe`);
+      results.push(...(await benchRecipe(ctx, bench, policy, memoryBudgetBytes)));
+    });
+    ctx.destroy();
+  }
+  return { adapter, results };
+}
+
+const RECIPE_TITLE = '## Time to an adapter: the default recipe (q, k, v of both towers, batch 32, AdamW), a Trainer step, median wall-clock';
+
+function writeJson(value: object): void {
+  const json = JSON.stringify(value, null, 2);
+  if (args.json) {
+    writeFileSync(args.json, `${json}\n`);
+    console.log(`JSON written to ${args.json}`);
+  } else {
+    console.log(json);
+  }
+}
+
 async function main(): Promise<void> {
   const started = performance.now();
+  const code = codeVersion();
+  const machine = `${cpus().length} CPU cores (${cpus()[0]?.model.trim() ?? 'unknown'}), Node ${process.version}`;
+  if (args.recipe) {
+    console.log(`octoclip bench --recipe, ${new Date().toISOString()}, code ${code}`);
+    const { adapter, results: recipe } = await runRecipe();
+    console.log(`adapter: ${adapter}; machine: ${machine}; memory budget ${args['memory-budget-gib']} GiB\n`);
+    console.log(RECIPE_TITLE);
+    printRecipe(recipe);
+    console.log(`\n(${((performance.now() - started) / 1000).toFixed(0)} s in all)`);
+    writeJson({ date: new Date().toISOString(), code, adapter, machine, memoryBudgetBytes, recipe });
+    return;
+  }
   let tfjs: TfjsWebGpu | null = null;
   let tfjsError: string | null = null;
   try {
@@ -237,8 +299,7 @@ async function main(): Promise<void> {
   // plan counts the scratch of the steps it describes.
   const matmulCtx = await createNodeGpuContext();
   const adapter = matmulCtx.adapterName;
-  const machine = `${cpus().length} CPU cores (${cpus()[0]?.model.trim() ?? 'unknown'}), Node ${process.version}`;
-  console.log(`octoclip bench, ${new Date().toISOString()}${quick ? ' (--quick)' : ''}`);
+  console.log(`octoclip bench, ${new Date().toISOString()}${quick ? ' (--quick)' : ''}, code ${code}`);
   console.log(`adapter: ${adapter} (matmul config ${matmulConfigName(adapter)}); tfjs-webgpu 4.22 adapter: ${tfjs?.adapterName ?? `unavailable (${tfjsError})`}`);
   console.log(`machine: ${machine}\n`);
 
@@ -290,6 +351,11 @@ async function main(): Promise<void> {
   console.log('\n## Text tower per class prompt (frozen), stopping at end-of-text vs all 77 positions');
   printText(text);
 
+  progress('recipe');
+  const { results: recipe } = await runRecipe();
+  console.log(`\n${RECIPE_TITLE}`);
+  printRecipe(recipe);
+
   console.log('\n## Planned ViT-B/16 training peak (planTrainingMemory)');
   const b16 = await b16Plans();
   printB16(b16);
@@ -304,16 +370,10 @@ async function main(): Promise<void> {
   );
   console.log(`\n(${((performance.now() - started) / 1000).toFixed(0)} s in all)`);
 
-  const json = JSON.stringify({
-    date: new Date().toISOString(), quick, adapter, tfjsAdapter: tfjs?.adapterName ?? null, tfjsError, machine,
-    matmul, steps, profiles, text, b16: { target: B16_TARGET, ...b16 }, targets: targetList,
-  }, null, 2);
-  if (args.json) {
-    writeFileSync(args.json, `${json}\n`);
-    console.log(`JSON written to ${args.json}`);
-  } else {
-    console.log(json);
-  }
+  writeJson({
+    date: new Date().toISOString(), quick, code, adapter, tfjsAdapter: tfjs?.adapterName ?? null, tfjsError, machine,
+    matmul, steps, profiles, text, recipe, b16: { target: B16_TARGET, ...b16 }, targets: targetList,
+  });
 }
 
 await main();

@@ -1,6 +1,6 @@
 // The models the benchmarks run: the tiny CLIP of the tests, and a random-weight CLIP with
-// openai/clip-vit-base-patch32's exact configuration (as bench/full-size.ts builds it, here in memory);
-// the ViT-B/16 configuration for the memory plan; and the tokenizer that gives real prompt lengths.
+// openai/clip-vit-base-patch32's exact configuration (as bench/full-size.ts builds it, here in memory)
+// and one with ViT-B/16's; the ViT-B/16 configuration for the memory plan; and the tokenizer that gives real prompt lengths.
 
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -32,8 +32,10 @@ export function vitB32Config(): ClipConfig {
 }
 
 /** openai/clip-vit-base-patch16: ViT-B/32's configuration with 16-pixel patches (197 vision tokens). */
+const VIT_B_16_CONFIG = { ...VIT_B_32_CONFIG, vision_config: { ...VIT_B_32_CONFIG.vision_config, patch_size: 16 } };
+
 export function vitB16Config(): ClipConfig {
-  return parseClipConfig({ ...VIT_B_32_CONFIG, vision_config: { ...VIT_B_32_CONFIG.vision_config, patch_size: 16 } });
+  return parseClipConfig(VIT_B_16_CONFIG);
 }
 
 export async function loadTinyBenchModel(ctx: GpuContext): Promise<BenchModel> {
@@ -46,21 +48,30 @@ export async function loadTinyBenchModel(ctx: GpuContext): Promise<BenchModel> {
  * Prompts use OpenAI's vocabulary when its merges are here (so 'a photo of a cat.' is 8 tokens, as with
  * the real model); otherwise the tiny model's, whose prompts are longer.
  */
-export async function loadRandomVitB32(ctx: GpuContext): Promise<BenchModel> {
-  const config = vitB32Config();
+export function loadRandomVitB32(ctx: GpuContext): Promise<BenchModel> {
+  return loadRandomVit(ctx, 'ViT-B/32', VIT_B_32_CONFIG);
+}
+
+/** ViT-B/16 with random weights, as loadRandomVitB32. */
+export function loadRandomVitB16(ctx: GpuContext): Promise<BenchModel> {
+  return loadRandomVit(ctx, 'ViT-B/16', VIT_B_16_CONFIG);
+}
+
+async function loadRandomVit(ctx: GpuContext, scale: string, rawConfig: object): Promise<BenchModel> {
+  const config = parseClipConfig(rawConfig);
   const tensors = [...expectedTensors(config)].map(([name, shape], i) => ({ name, shape, data: randomWeights(shape, name, i + 1) }));
   const tiny = makeTinyClip().files;
-  const model = await loadFromFiles(ctx, 'random ViT-B/32', { ...tiny, 'config.json': JSON.stringify(VIT_B_32_CONFIG), 'model.safetensors': encodeSafetensors(tensors) });
+  const model = await loadFromFiles(ctx, `random ${scale}`, { ...tiny, 'config.json': JSON.stringify(rawConfig), 'model.safetensors': encodeSafetensors(tensors) });
   const mergesPath = OPENAI_MERGES.map((path) => resolve(path)).find((path) => existsSync(path));
   if (!mergesPath) {
-    return { scale: 'ViT-B/32', model, prompts: (names) => model.tokenize(names.map((n) => promptFor(n))), tokenizer: 'tiny vocabulary (OpenAI merges not found)' };
+    return { scale, model, prompts: (names) => model.tokenize(names.map((n) => promptFor(n))), tokenizer: 'tiny vocabulary (OpenAI merges not found)' };
   }
   const tokenizer = ClipTokenizer.fromOpenAiMerges(gunzipSync(readFileSync(mergesPath)).toString('utf8'));
   const prompts = (names: readonly string[]): TokenBatch => {
     const tokens = names.map((name) => tokenizer.tokenize(promptFor(name), config.text.maxPositions));
     return { ids: tokens.map((t) => t.ids), eotIndex: tokens.map((t) => t.eotIndex) };
   };
-  return { scale: 'ViT-B/32', model, prompts, tokenizer: "OpenAI's (49,408 tokens)" };
+  return { scale, model, prompts, tokenizer: "OpenAI's (49,408 tokens)" };
 }
 
 async function loadFromFiles(ctx: GpuContext, id: string, files: Record<string, Uint8Array | string>): Promise<ClipModel> {

@@ -1,5 +1,17 @@
 // Timing and printing for the benchmarks: warm-up, then the median of repeats, each synchronised with the
-// GPU; fixed-width tables.
+// GPU; fixed-width tables; the code's version.
+
+import { execSync } from 'node:child_process';
+
+/** The commit the benchmark runs, '+ changes' when tracked files differ from it: figures are of that code. */
+export function codeVersion(): string {
+  const git = (command: string) => execSync(`git ${command}`, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  try {
+    return `${git('rev-parse --short HEAD')}${git('status --porcelain --untracked-files=no') ? ' + changes' : ''}`;
+  } catch {
+    return 'unknown (not a git checkout)';
+  }
+}
 
 export interface Timing {
   medianMs: number;

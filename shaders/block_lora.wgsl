@@ -26,6 +26,10 @@ struct Params {
   seed: u32,
   a_width: u32,              // weight_gradients: d_in
   b_column_tiles: u32,       // weight_gradients: workgroups along x that compute dB; the rest compute dA
+  planes: u32,               // project: this many products at once (q, k and v's down-projections), plane i
+  wide_plane_stride: u32,    //   reading wide, weight and writing out from i * these strides (wide's 0: shared)
+  weight_plane_stride: u32,  //   and masking with its own seed (dropout.wgsl's plane_dropout_factor); 1: one
+  out_plane_stride: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -77,21 +81,25 @@ fn sum_blocks(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index)
 }
 
 // out[m, j] = scale * sum_c drop(wide)[m, c] W(c, j): a workgroup takes PROJECT_ROWS rows (folded over
-// x and y) and a rank chunk (z); a row's threads stride over c, then a tree in workgroup memory adds
-// their partial sums.
+// x and y) and a rank chunk of one plane (z: plane * chunks + chunk); a row's threads stride over c,
+// then a tree in workgroup memory adds their partial sums.
 @compute @workgroup_size(PROJECT_THREADS, PROJECT_ROWS)
 fn project(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) groups: vec3u,
            @builtin(local_invocation_id) lid: vec3u, @builtin(local_invocation_index) local: u32) {
   let row = (wg.y * groups.x + wg.x) * PROJECT_ROWS + lid.y;
-  let first_rank = wg.z * RANK_CHUNK;
+  let rank_chunks = (p.rank + RANK_CHUNK - 1u) / RANK_CHUNK;
+  let plane = wg.z / rank_chunks;
+  let first_rank = (wg.z % rank_chunks) * RANK_CHUNK;
   let chunk = min(RANK_CHUNK, p.rank - first_rank);
+  let wide_first = plane * p.wide_plane_stride;
+  let weight_first = plane * p.weight_plane_stride;
   var sums: array<f32, RANK_CHUNK>;
   if (row < p.rows) {
     for (var column = lid.x; column < p.width; column += PROJECT_THREADS) {
       let index = row * p.width + column;
-      let value = wide[index] * dropout_factor(index);
+      let value = wide[wide_first + index] * plane_dropout_factor(index, plane);
       for (var j = 0u; j < chunk; j++) {
-        sums[j] += value * weight[weight_index(column, first_rank + j)];
+        sums[j] += value * weight[weight_first + weight_index(column, first_rank + j)];
       }
     }
   }
@@ -110,7 +118,7 @@ fn project(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) groups: ve
   }
   if (row >= p.rows) { return; }
   for (var j = lid.x; j < chunk; j += PROJECT_THREADS) { // PROJECT_THREADS may be below RANK_CHUNK
-    out[row * p.rank + first_rank + j] = p.scale * sums[j];
+    out[plane * p.out_plane_stride + row * p.rank + first_rank + j] = p.scale * sums[j];
   }
 }
 

@@ -6,19 +6,27 @@
 // stored instead of by a pass of its own: scale * drop(thin[m, :] . thin_weight(n, :)), with thin [m, b]
 // (b = r / n, at most a few columns) and thin_weight read through strides. In the forward it is
 // s * u (B_1 + ... + B_n)^T added to x W0^T + b; in the input gradient, drop(du A_s) added to dy W0.
+// Batched, each entry has its own (q, k and v of a layer in one dispatch: a shared, b, bias, out and
+// the low-rank operands strided). With k planes, out = sum_i a_i b_i (+ sum_i low-rank term i): the
+// input gradient of q, k and v together, dy_q W_q + dy_k W_k + dy_v W_v.
 
 struct Params {
   m: u32,
   n: u32,
   k: u32,
-  a_batch_stride: u32,
+  a_batch_stride: u32,      // 0 when every batch entry shares one a (q, k and v of one input)
   b_batch_stride: u32,      // 0 when every batch entry shares one b
+  out_batch_stride: u32,    // where batch entry i of out starts: i * out_batch_stride (m * n when contiguous)
+  bias_batch_stride: u32,   // 0 when every batch entry shares one bias
+  k_planes: u32,            // the product sums this many planes of a and b (entry e * k_planes + i holds batch entry e's plane i); 1: a plain product
   first_workgroup_x: u32,   // a grid past 65,535 workgroups in a dimension runs as several dispatches
   first_workgroup_y: u32,
   first_workgroup_z: u32,
   alpha: f32,
   accumulate: u32,          // 1: out += product; 0: out = product
-  low_rank: u32,            // b, the columns of thin; 0: no low-rank term (batch 1 only otherwise)
+  low_rank: u32,            // b, the columns of thin; 0: no low-rank term
+  thin_batch_stride: u32,   // batch entry i of the low-rank term reads thin from i * thin_batch_stride
+  thin_weight_batch_stride: u32,  // and thin_weight from i * thin_weight_batch_stride
   thin_weight_rank_stride: u32,   // thin_weight(col, j) is at col * thin_weight_width_stride + j * thin_weight_rank_stride
   thin_weight_width_stride: u32,
   low_rank_scale: f32,
@@ -181,37 +189,46 @@ fn b_base(batch: u32) -> u32 {
 
 // ---- epilogue ---------------------------------------------------------------------------------
 
-fn bias_row(col0: u32) -> vec4f {
-  let cols = clamped_cols(col0);
+fn bias_row(batch: u32, col0: u32) -> vec4f {
+  let cols = vec4u(batch * p.bias_batch_stride) + clamped_cols(col0);
   return vec4f(bias[cols.x], bias[cols.y], bias[cols.z], bias[cols.w]);
 }
 
 // #include "dropout.wgsl"
 
-fn thin_weight_at(col: u32, j: u32) -> f32 {
-  return thin_weight[col * p.thin_weight_width_stride + j * p.thin_weight_rank_stride];
+fn thin_weight_at(base: u32, col: u32, j: u32) -> f32 {
+  return thin_weight[base + col * p.thin_weight_width_stride + j * p.thin_weight_rank_stride];
 }
 
-// The low-rank term at row `row`, columns col0..col0+3 (clamped like bias_row: only stored ones count).
-fn low_rank_row(row: u32, col0: u32) -> vec4f {
+// The low-rank term at row `row` of batch entry `batch`, columns col0..col0+3 (clamped like bias_row:
+// only stored ones count): the sum over the entry's k planes, each with its own operands and mask;
+// dropout by the flat index within the batch entry.
+fn low_rank_row(batch: u32, row: u32, col0: u32) -> vec4f {
   let cols = clamped_cols(col0);
-  var sum = vec4f(0.0);
-  for (var j = 0u; j < p.low_rank; j++) {
-    let weights = vec4f(thin_weight_at(cols.x, j), thin_weight_at(cols.y, j), thin_weight_at(cols.z, j), thin_weight_at(cols.w, j));
-    sum += thin[row * p.low_rank + j] * weights;
-  }
   let at = row * p.n + cols;
-  let kept = vec4f(dropout_factor(at.x), dropout_factor(at.y), dropout_factor(at.z), dropout_factor(at.w));
-  return p.low_rank_scale * sum * kept;
+  var total = vec4f(0.0);
+  for (var plane = 0u; plane < p.k_planes; plane++) {
+    let entry = batch * p.k_planes + plane;
+    let w = entry * p.thin_weight_batch_stride;
+    let thin_row = entry * p.thin_batch_stride + row * p.low_rank;
+    var sum = vec4f(0.0);
+    for (var j = 0u; j < p.low_rank; j++) {
+      let weights = vec4f(thin_weight_at(w, cols.x, j), thin_weight_at(w, cols.y, j), thin_weight_at(w, cols.z, j), thin_weight_at(w, cols.w, j));
+      sum += thin[thin_row + j] * weights;
+    }
+    total += sum * vec4f(plane_dropout_factor(at.x, entry), plane_dropout_factor(at.y, entry),
+                         plane_dropout_factor(at.z, entry), plane_dropout_factor(at.w, entry));
+  }
+  return p.low_rank_scale * total;
 }
 
 // Writes alpha * product + bias_values (+ the low-rank term) (+ out) for the part of the block inside
 // out; column i of product_transposed is row row0 + i of the block.
 fn store_block(product_transposed: mat4x4f, batch: u32, row0: u32, col0: u32, bias_values: vec4f) {
-  let base = batch * p.m * p.n;
+  let base = batch * p.out_batch_stride;
   for (var i = 0u; i < 4u && row0 + i < p.m; i++) {
     var values = p.alpha * product_transposed[i] + bias_values;
-    if (p.low_rank != 0u) { values += low_rank_row(row0 + i, col0); }
+    if (p.low_rank != 0u) { values += low_rank_row(batch, row0 + i, col0); }
     let row_start = base + (row0 + i) * p.n + col0;
     for (var j = 0u; j < 4u && col0 + j < p.n; j++) {
       var value = values[j];
@@ -229,18 +246,20 @@ fn first_workgroup() -> vec3u {
 
 fn direct_product(batch: u32, row0: u32, col0: u32) -> mat4x4f {
   let whole_steps_end = p.k & ~3u;
-  var a_at = a_start(a_base(batch), row0, 0u);
-  var b_at = b_start(b_base(batch), 0u, col0);
   let a_advance = a_step();
   let b_advance = b_step();
   var sum = mat4x4f();
-  for (var k0 = 0u; k0 < whole_steps_end; k0 += 4u) {
-    sum += b_block(b_at) * a_block(a_at);
-    a_at += a_advance;
-    b_at += b_advance;
-  }
-  if (whole_steps_end < p.k) {
-    sum += b_block_tail(b_base(batch), whole_steps_end, col0) * a_block_tail(a_base(batch), row0, whole_steps_end);
+  for (var entry = batch * p.k_planes; entry < (batch + 1u) * p.k_planes; entry++) {
+    var a_at = a_start(a_base(entry), row0, 0u);
+    var b_at = b_start(b_base(entry), 0u, col0);
+    for (var k0 = 0u; k0 < whole_steps_end; k0 += 4u) {
+      sum += b_block(b_at) * a_block(a_at);
+      a_at += a_advance;
+      b_at += b_advance;
+    }
+    if (whole_steps_end < p.k) {
+      sum += b_block_tail(b_base(entry), whole_steps_end, col0) * a_block_tail(a_base(entry), row0, whole_steps_end);
+    }
   }
   return sum;
 }
@@ -260,7 +279,7 @@ fn matmul_direct_bias(@builtin(workgroup_id) workgroup: vec3u, @builtin(local_in
   let row0 = (tile.y * WORKGROUP_Y + local.y) * 4u;
   let col0 = (tile.x * WORKGROUP_X + local.x) * 4u;
   if (row0 >= p.m || col0 >= p.n) { return; }
-  store_block(direct_product(tile.z, row0, col0), tile.z, row0, col0, bias_row(col0));
+  store_block(direct_product(tile.z, row0, col0), tile.z, row0, col0, bias_row(tile.z, col0));
 }
 
 // ---- shared kernel: a workgroup stages k-slices of its rows of a and columns of b -------------
@@ -273,8 +292,17 @@ var<workgroup> b_tile: array<vec4f, 4u * K_BLOCKS * WORKGROUP_X>;
 
 // The product of this thread's block; tile.z is the batch entry.
 fn shared_product(tile: vec3u, local: vec3u, local_index: u32) -> mat4x4f {
-  let a_first = a_base(tile.z);
-  let b_first = b_base(tile.z);
+  var sum = mat4x4f();
+  for (var entry = tile.z * p.k_planes; entry < (tile.z + 1u) * p.k_planes; entry++) {
+    sum += shared_plane_product(entry, tile, local, local_index);
+  }
+  return sum;
+}
+
+// One k plane's product (a_base(entry), b_base(entry)) of this thread's block.
+fn shared_plane_product(entry: u32, tile: vec3u, local: vec3u, local_index: u32) -> mat4x4f {
+  let a_first = a_base(entry);
+  let b_first = b_base(entry);
   let tile_row0 = tile.y * WORKGROUP_Y * 4u;
   let tile_col0 = tile.x * WORKGROUP_X * 4u;
   let threads = WORKGROUP_X * WORKGROUP_Y;
@@ -329,7 +357,7 @@ fn matmul_shared_bias(@builtin(workgroup_id) workgroup: vec3u, @builtin(local_in
   let product = shared_product(tile, local, local_index);
   let row0 = (tile.y * WORKGROUP_Y + local.y) * 4u;
   let col0 = (tile.x * WORKGROUP_X + local.x) * 4u;
-  if (row0 < p.m && col0 < p.n) { store_block(product, tile.z, row0, col0, bias_row(col0)); }
+  if (row0 < p.m && col0 < p.n) { store_block(product, tile.z, row0, col0, bias_row(tile.z, col0)); }
 }
 
 // ---- bias gradient ----------------------------------------------------------------------------

@@ -4,7 +4,7 @@
 import type { GpuContext } from '../gpu/context';
 import type { Tensor } from '../gpu/tensor';
 import { BlockSumTable, sumBlocks } from '../kernels/block_lora';
-import { matmul } from '../kernels/matmul';
+import { matmul, type Planes } from '../kernels/matmul';
 import type { ClipConfig } from '../model/config';
 import type { LinearAdapter, ModelAdapters } from '../model/adapter';
 import type { ClipWeights } from '../model/weights';
@@ -121,6 +121,23 @@ export class AdapterSet implements ModelAdapters {
 
   get parameterCount(): number {
     return this.adapters.reduce((total, adapter) => total + adapter.parameterCount, 0);
+  }
+
+  /**
+   * The sums of blocks (bSum) or the down-projections (a) of `adapters` as planes of one tensor, for one
+   * product that adds them all (q, k and v of a layer: linearForwardPlanes, linearBackwardInputPlanes),
+   * when they lie evenly spaced in one flat buffer, as adapterLayout places a layer's targets one after
+   * another; null otherwise.
+   */
+  planes(adapters: readonly LinearAdapter[], which: 'a' | 'bSum'): Planes | null {
+    const tensors = adapters.map((adapter) => adapter[which]);
+    const flat = which === 'bSum' && this.blockSums ? this.blockSums.flat : this.flatParameters;
+    const offsets = tensors.map((tensor) => (tensor.byteOffset - flat.byteOffset) / 4);
+    const size = tensors[0].size;
+    const stride = tensors.length > 1 ? offsets[1] - offsets[0] : size;
+    const evenlySpaced = tensors.every((tensor, i) => tensor.buffer === flat.buffer && tensor.size === size && offsets[i] === offsets[0] + i * stride);
+    if (!evenlySpaced || stride < size) return null;
+    return { tensor: flat.slice(offsets[0], [(tensors.length - 1) * stride + size], `${adapters[0].path}.${which} planes`), stride, count: tensors.length };
   }
 
   /** Recomputes every sum_i B_i after the blocks changed (an optimizer step). */

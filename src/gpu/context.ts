@@ -220,6 +220,8 @@ export class GpuContext {
       entries.push({ binding: 0, resource: { buffer: this.arena, offset: this.arenaUsed, size } });
       this.arenaUsed += Math.ceil(size / UNIFORM_ALIGNMENT) * UNIFORM_ALIGNMENT;
     }
+    // A dry run checks the grid, bindings and parameters, then drops the dispatch.
+    if (!this.recordsDispatches) return;
     const pipeline = this.pipeline(d.shader, d.entry, d.constants);
     const bindGroup = this.bindGroup(pipeline, `${d.shader}.${d.entry}`, entries);
     const profiling = this.timing?.passLabels;

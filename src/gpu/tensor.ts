@@ -11,6 +11,12 @@ import type { MemoryTracker } from './memory';
  */
 export const SLICE_ALIGNMENT_BYTES = 256;
 
+/** `elements` rounded up to where the next slice may start: planes of one buffer lie this far apart. */
+export function sliceAlignedElements(elements: number): number {
+  const perSlice = SLICE_ALIGNMENT_BYTES / 4;
+  return Math.ceil(elements / perSlice) * perSlice;
+}
+
 export class Tensor {
   readonly size: number;
 

@@ -9,7 +9,7 @@ import { shaderInterface } from '../gpu/shaders';
 import type { Tensor } from '../gpu/tensor';
 import { checkDropout, dropoutParams, NO_DROPOUT, type LoraDropout } from './dropout';
 import { grid1d } from './grid';
-import type { LowRankTerm } from './matmul';
+import type { LowRankTerm, Planes } from './matmul';
 import { dimensionsOf, expectShape } from './shapes';
 import { isCpuAdapter } from './tuning';
 
@@ -57,7 +57,16 @@ interface ThinProduct {
   dropout: LoraDropout;
 }
 
+/** project's planes: several products at once, plane i from i * each stride (see the shader's Params). */
+interface ProjectPlanes {
+  count: number;
+  wideStride: number;
+  weightStride: number;
+  outStride: number;
+}
+
 interface KernelParams extends Partial<ThinProduct> {
+  planes?: ProjectPlanes;
   blockCount?: number;
   blockSize?: number;
   accumulate?: boolean;
@@ -80,6 +89,10 @@ function kernelParams(k: KernelParams): ParamValues {
     ...dropoutParams(k.dropout ?? NO_DROPOUT),
     aWidth: k.aWidth ?? 0,
     bColumnTiles: k.bColumnTiles ?? 0,
+    planes: k.planes?.count ?? 1,
+    widePlaneStride: k.planes?.wideStride ?? 0,
+    weightPlaneStride: k.planes?.weightStride ?? 0,
+    outPlaneStride: k.planes?.outStride ?? 0,
   };
 }
 
@@ -87,13 +100,13 @@ function rankChunks(rank: number): number {
   return Math.ceil(rank / RANK_CHUNK);
 }
 
-/** thin[rows, rank] = scale * drop(wide) W */
-function project(ctx: GpuContext, wide: Tensor, weight: Tensor, thin: Tensor, product: ThinProduct): void {
+/** thin[rows, rank] = scale * drop(wide) W, or `planes` such products at once. */
+function project(ctx: GpuContext, wide: Tensor, weight: Tensor, thin: Tensor, product: ThinProduct, planes?: ProjectPlanes): void {
   const constants = tuningFor(ctx).project;
   const [x, y] = grid1d(product.rows, constants.PROJECT_ROWS);
   ctx.dispatch({
-    shader: SHADER, entry: 'project', constants, params: kernelParams(product),
-    bindings: { wide, weight, out: thin }, workgroups: [x, y, rankChunks(product.rank)],
+    shader: SHADER, entry: 'project', constants, params: kernelParams({ ...product, planes }),
+    bindings: { wide, weight, out: thin }, workgroups: [x, y, rankChunks(product.rank) * (planes?.count ?? 1)],
   });
 }
 
@@ -201,6 +214,27 @@ export function loraDown(ctx: GpuContext, x: Tensor, a: Tensor, u: Tensor, dropo
 }
 
 /**
+ * The down-projections of adapters on linear layers of one input x [..., d_in] (q, k and v) in one
+ * dispatch: u planes [..., b] = drop_i(x) A_i^T for A_s planes [b, d_in], adapter i masking with
+ * planeSeed(dropout.seed, i) (dropoutFor gives q, k and v those seeds).
+ */
+export function loraDownPlanes(ctx: GpuContext, x: Tensor, a: Planes, u: Planes, shape: { dIn: number; b: number }, dropout: LoraDropout): void {
+  const op = 'loraDownPlanes';
+  const { dIn, b } = shape;
+  const rows = rowCount(leadingDimensions(op, x, dIn));
+  checkDropout(op, dropout);
+  if (a.count !== u.count) throw new RangeError(`${op}: ${a.count} A_s planes for ${u.count} u planes`);
+  for (const [role, planes, size] of [['A_s', a, b * dIn], ['u', u, rows * b]] as const) {
+    const reach = (planes.count - 1) * planes.stride + size;
+    if (planes.stride < size || planes.tensor.size < reach) {
+      throw new RangeError(`${op}: ${role} planes "${planes.tensor.label}" (${planes.tensor.size} elements) do not hold ${planes.count} of ${size}, one every ${planes.stride}`);
+    }
+  }
+  project(ctx, x, a.tensor, u.tensor, { rows, width: dIn, rank: b, layout: layoutOfA(dIn), scale: 1, dropout },
+    { count: a.count, wideStride: 0, weightStride: a.stride, outStride: u.stride });
+}
+
+/**
  * The adapter's output as linearForward's low-rank term: h [..., d_out] = x W0^T + b + scale * u bSum^T,
  * for u [..., b] (loraDown's) and bSum [d_out, b].
  */
@@ -209,6 +243,19 @@ export function loraUp(u: Tensor, bSum: Tensor, scale: number): LowRankTerm {
   leadingDimensions('loraUp', u, rank);
   const { widthStride, rankStride } = layoutOfB(rank);
   return { thin: u, weight: bSum, rank, weightWidthStride: widthStride, weightRankStride: rankStride, scale, dropout: NO_DROPOUT };
+}
+
+/**
+ * The up-projections of adapters on linear layers of one input (q, k and v), batched as
+ * linearForwardPlanes runs them: u planes [..., b] (each adapter's loraDown) and bSum planes [d_out, b].
+ */
+export function loraUpPlanes(u: Planes, bSum: Planes, shape: { dOut: number; b: number }, scale: number): LowRankTerm {
+  if (u.count !== bSum.count) throw new RangeError(`loraUpPlanes: ${u.count} u planes for ${bSum.count} bSum planes`);
+  const { widthStride, rankStride } = layoutOfB(shape.b);
+  return {
+    thin: u.tensor, weight: bSum.tensor, rank: shape.b, weightWidthStride: widthStride, weightRankStride: rankStride, scale, dropout: NO_DROPOUT,
+    thinBatchStride: u.stride, weightBatchStride: bSum.stride,
+  };
 }
 
 /**
@@ -222,6 +269,21 @@ export function loraInputGradient(du: Tensor, a: Tensor, dropout: LoraDropout): 
   checkDropout('loraInputGradient', dropout);
   const { widthStride, rankStride } = layoutOfA(dIn);
   return { thin: du, weight: a, rank, weightWidthStride: widthStride, weightRankStride: rankStride, scale: 1, dropout };
+}
+
+/**
+ * The input-gradient shares of adapters on linear layers of one input (q, k and v), as
+ * linearBackwardInputPlanes sums them: du planes [..., b] (each adapter's loraBackward), A_s planes
+ * [b, d_in], and the dropout of the first adapter (entry i masks with planeSeed(seed, i): dropoutFor).
+ */
+export function loraInputGradientPlanes(du: Planes, a: Planes, shape: { dIn: number; b: number }, dropout: LoraDropout): LowRankTerm {
+  if (du.count !== a.count) throw new RangeError(`loraInputGradientPlanes: ${du.count} du planes for ${a.count} A_s planes`);
+  checkDropout('loraInputGradientPlanes', dropout);
+  const { widthStride, rankStride } = layoutOfA(shape.dIn);
+  return {
+    thin: du.tensor, weight: a.tensor, rank: shape.b, weightWidthStride: widthStride, weightRankStride: rankStride, scale: 1, dropout,
+    thinBatchStride: du.stride, weightBatchStride: a.stride,
+  };
 }
 
 /**

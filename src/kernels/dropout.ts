@@ -11,6 +11,16 @@ export interface LoraDropout {
 
 export const NO_DROPOUT: LoraDropout = { p: 0, seed: 0 };
 
+/**
+ * The seed of entry `plane` of a batched kernel (q, k and v of a layer, one adapter each) whose entry 0
+ * masks with `seed`: dropout.wgsl's seed + plane * PLANE_SEED_STEP, wrapping.
+ */
+export function planeSeed(seed: number, plane: number): number {
+  return (seed + plane * PLANE_SEED_STEP) >>> 0;
+}
+
+const PLANE_SEED_STEP = 0x9e3779b9; // as in dropout.wgsl
+
 export function checkDropout(op: string, { p, seed }: LoraDropout): void {
   if (!(p >= 0 && p < 1)) throw new RangeError(`${op}: dropout p must be in [0, 1), got ${p}`);
   if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new RangeError(`${op}: dropout seed must be a u32, got ${seed}`);

@@ -20,16 +20,30 @@ export interface MatmulOptions {
   accumulate?: boolean;                    // out += ... instead of out = ...
   bias?: Tensor | null;                    // [n], added to every row (not scaled by alpha)
   broadcastB?: boolean;                    // one b shared by every batch entry (weights)
+  /**
+   * Where batch entry i of an operand starts, in elements (i * stride), for operands that are not one
+   * contiguous [batch, ...] tensor; 0 shares one entry. By default a, b and out are contiguous and the
+   * bias is shared. q, k and v of a layer: a (its input) shared, b, bias and out one entry each.
+   */
+  batchStrides?: BatchStrides;
+  /**
+   * out = sum_i op(a_i) op(b_i) over this many planes (default 1): entry e * kPlanes + i of a and b
+   * (at batchStrides) is batch entry e's plane i, and so of the low-rank term. dx of q, k and v together.
+   */
+  kPlanes?: number;
   /** Added as the product is stored (batch 1 only): a Block-LoRA adapter's share of a linear layer. */
   lowRank?: LowRankTerm | null;
   /** Kernel and tile shape; by default matmulConfigFor(ctx.adapterName). For benchmarks and tests. */
   config?: MatmulConfig;
 }
 
+export type BatchStrides = Partial<Record<'a' | 'b' | 'out' | 'bias', number>>;
+
 /**
  * out[row, col] += scale * drop(sum_j thin[row, j] W(col, j)) for thin [m, rank], with W(col, j) at
- * col * weightWidthStride + j * weightRankStride of `weight`, and dropout by out's flat index. Made by
- * block_lora.ts's loraUp and loraInputGradient.
+ * col * weightWidthStride + j * weightRankStride of `weight`, and dropout by out's flat index (within
+ * the batch entry). Made by block_lora.ts's loraUp and loraInputGradient. In a batched product, entry i
+ * reads thin and W from i * thinBatchStride and i * weightBatchStride, and masks with planeSeed(seed, i).
  */
 export interface LowRankTerm {
   thin: Tensor;
@@ -39,6 +53,8 @@ export interface LowRankTerm {
   weightRankStride: number;
   scale: number;
   dropout: LoraDropout;
+  thinBatchStride?: number;
+  weightBatchStride?: number;
 }
 
 /** How the product is computed: which kernel, and its tile shape (WGSL override constants). */
@@ -91,15 +107,20 @@ export function matmulConfigFor(adapterName: string): MatmulConfig {
   return /swiftshader/i.test(adapterName) ? MATMUL_CONFIGS.direct8x8 : MATMUL_CONFIGS.shared16x8k16;
 }
 
+const NO_BATCH: Required<BatchStrides> = { a: 0, b: 0, out: 0, bias: 0 };
+
 /** The Params struct of shaders/matmul.wgsl, field by field. */
 function matmulParams(fields: {
-  m: number; n: number; k: number; aBatchStride: number; bBatchStride: number;
+  m: number; n: number; k: number; strides: Required<BatchStrides>; kPlanes: number;
   firstWorkgroup: readonly [number, number, number]; alpha: number; accumulate: boolean; lowRank: LowRankTerm | null;
 }) {
-  const { m, n, k, aBatchStride, bBatchStride, firstWorkgroup: [x, y, z], alpha, accumulate, lowRank } = fields;
+  const { m, n, k, strides, kPlanes, firstWorkgroup: [x, y, z], alpha, accumulate, lowRank } = fields;
   return {
-    m, n, k, aBatchStride, bBatchStride, firstWorkgroupX: x, firstWorkgroupY: y, firstWorkgroupZ: z, alpha, accumulate,
+    m, n, k, aBatchStride: strides.a, bBatchStride: strides.b, outBatchStride: strides.out, biasBatchStride: strides.bias, kPlanes,
+    firstWorkgroupX: x, firstWorkgroupY: y, firstWorkgroupZ: z, alpha, accumulate,
     lowRank: lowRank?.rank ?? 0,
+    thinBatchStride: lowRank?.thinBatchStride ?? 0,
+    thinWeightBatchStride: lowRank?.weightBatchStride ?? 0,
     thinWeightRankStride: lowRank?.weightRankStride ?? 0,
     thinWeightWidthStride: lowRank?.weightWidthStride ?? 0,
     lowRankScale: lowRank?.scale ?? 0,
@@ -108,37 +129,52 @@ function matmulParams(fields: {
 }
 
 function checkLowRank(term: LowRankTerm, m: number, n: number, batch: number): void {
-  const { thin, weight, rank, weightWidthStride, weightRankStride, dropout } = term;
-  if (batch !== 1) throw new RangeError(`matmul: a low-rank term needs batch 1, got ${batch}`);
+  const { thin, weight, rank, weightWidthStride, weightRankStride, dropout, thinBatchStride = 0, weightBatchStride = 0 } = term;
   expectPositiveIntegers('matmul', { rank });
-  expectElements('matmul', ['low-rank thin', thin], [m, rank], '[m, rank]');
-  const lastWeightIndex = (n - 1) * weightWidthStride + (rank - 1) * weightRankStride;
+  if (batch === 1) expectElements('matmul', ['low-rank thin', thin], [m, rank], '[m, rank]');
+  else expectReach(['low-rank thin', thin], batch, thinBatchStride, m * rank);
+  const lastWeightIndex = (batch - 1) * weightBatchStride + (n - 1) * weightWidthStride + (rank - 1) * weightRankStride;
   if (lastWeightIndex >= weight.size) {
     throw new RangeError(`matmul: low-rank weight ${weight.label} has ${weight.size} values, its strides reach index ${lastWeightIndex}`);
   }
   checkDropout('matmul', dropout);
 }
 
+/** A strided operand: its `batch` entries of `entry` elements, one every `stride`, lie inside it. */
+function expectReach([role, tensor]: [string, Tensor], batch: number, stride: number, entry: number): void {
+  const reach = (batch - 1) * stride + entry;
+  if (!Number.isInteger(stride) || stride < 0 || tensor.size < reach) {
+    throw new RangeError(`matmul: ${role} "${tensor.label}" has ${tensor.size} elements; ${batch} entries of ${entry}, one every ${stride}, need ${reach}`);
+  }
+}
+
 /** out[batch, m, n] (+)= alpha * op(a) op(b) (+ bias), with op(a) [m, k] and op(b) [k, n]. */
 export function matmul(ctx: GpuContext, a: Tensor, b: Tensor, out: Tensor, options: MatmulOptions): void {
   const { m, n, k, batch = 1, transposeA = false, transposeB = false, alpha = 1, accumulate = false } = options;
-  const { bias = null, broadcastB = false, lowRank = null } = options;
-  expectPositiveIntegers('matmul', { m, n, k, batch });
+  const { bias = null, broadcastB = false, lowRank = null, batchStrides = {}, kPlanes = 1 } = options;
+  expectPositiveIntegers('matmul', { m, n, k, batch, kPlanes });
   const bBatches = broadcastB ? 1 : batch;
-  // By element count: a [batch * m, k] tensor serves as [batch, m, k].
-  expectElements('matmul', ['a', a], transposeA ? [batch, k, m] : [batch, m, k], transposeA ? '[batch, k, m]' : '[batch, m, k]');
-  expectElements('matmul', ['b', b], transposeB ? [bBatches, n, k] : [bBatches, k, n], transposeB ? '[batch, n, k]' : '[batch, k, n]');
-  expectElements('matmul', ['out', out], [batch, m, n], '[batch, m, n]');
-  if (bias) expectElements('matmul', ['bias', bias], [n], '[n]');
-  if (lowRank) checkLowRank(lowRank, m, n, batch);
+  if (kPlanes > 1 && (batchStrides.a === undefined || batchStrides.b === undefined)) throw new RangeError('matmul: k planes need the strides of a and b');
+  const strides: Required<BatchStrides> = { a: m * k, b: broadcastB ? 0 : k * n, out: m * n, bias: 0, ...batchStrides };
+  // By element count: a [batch * m, k] tensor serves as [batch, m, k]; a strided operand by its reach.
+  const operand = (role: 'a' | 'b' | 'out', tensor: Tensor, entry: readonly number[], batches: number, note: string) => {
+    if (batchStrides[role] === undefined) expectElements('matmul', [role, tensor], [batches, ...entry], note);
+    else expectReach([role, tensor], role === 'out' ? batch : batch * kPlanes, strides[role], entry[0] * entry[1]);
+  };
+  operand('a', a, transposeA ? [k, m] : [m, k], batch, transposeA ? '[batch, k, m]' : '[batch, m, k]');
+  operand('b', b, transposeB ? [n, k] : [k, n], bBatches, transposeB ? '[batch, n, k]' : '[batch, k, n]');
+  operand('out', out, [m, n], batch, '[batch, m, n]');
+  if (bias && batchStrides.bias === undefined) expectElements('matmul', ['bias', bias], [n], '[n]');
+  else if (bias) expectReach(['bias', bias], batch, strides.bias, n);
+  if (lowRank) checkLowRank(lowRank, m, n, batch * kPlanes);
 
   const config = options.config ?? matmulConfigFor(ctx.adapterName);
   const constants: Record<string, number> = {
     TRANSPOSE_A: Number(transposeA),
     TRANSPOSE_B: Number(transposeB),
-    // vec4 loads need the operand's contiguous dimension to be a multiple of 4 (which also aligns every batch entry).
-    VEC4_A: Number((transposeA ? m : k) % 4 === 0),
-    VEC4_B: Number((transposeB ? k : n) % 4 === 0),
+    // vec4 loads need the operand's contiguous dimension, and where its batch entries start, to be multiples of 4.
+    VEC4_A: Number((transposeA ? m : k) % 4 === 0 && strides.a % 4 === 0),
+    VEC4_B: Number((transposeB ? k : n) % 4 === 0 && strides.b % 4 === 0),
     WORKGROUP_X: config.workgroupX,
     WORKGROUP_Y: config.workgroupY,
   };
@@ -157,9 +193,7 @@ export function matmul(ctx: GpuContext, a: Tensor, b: Tensor, out: Tensor, optio
           shader: SHADER,
           entry,
           constants,
-          params: matmulParams({
-            m, n, k, aBatchStride: m * k, bBatchStride: broadcastB ? 0 : k * n, firstWorkgroup: [x, y, z], alpha, accumulate, lowRank,
-          }),
+          params: matmulParams({ m, n, k, strides, kPlanes, firstWorkgroup: [x, y, z], alpha, accumulate, lowRank }),
           bindings,
           workgroups: [Math.min(limit, groups[0] - x), Math.min(limit, groups[1] - y), Math.min(limit, groups[2] - z)],
         });
@@ -201,6 +235,50 @@ export function linearForward(
   matmul(ctx, x, weight, y, { m: rows, n: outFeatures, k: inFeatures, transposeB: true, bias, ...options });
 }
 
+/** `count` tensors of one shape in one buffer, entry i from element i * stride (q, k and v of a layer). */
+export interface Planes {
+  tensor: Tensor;
+  stride: number;
+  count: number;
+}
+
+/**
+ * y_i[rows, out] = x[rows, in] · W_i^T + bias_i (+ lowRank_i) for i < count: several linear layers of
+ * one input (a layer's q, k and v) as one batched product; weight planes [out, in], bias planes [out],
+ * y planes [rows, out]. The low-rank term, if any, is batched the same way (block_lora.ts's loraUpPlanes).
+ */
+export function linearForwardPlanes(
+  ctx: GpuContext, x: Tensor, weight: Planes, bias: Planes, y: Planes, shape: { out: number; in: number }, lowRank: LowRankTerm | null,
+): void {
+  const op = 'linearForwardPlanes';
+  const { count } = weight;
+  if (bias.count !== count || y.count !== count) throw new RangeError(`${op}: ${count} weight planes, ${bias.count} bias and ${y.count} output planes`);
+  const rows = x.size / shape.in;
+  if (!Number.isInteger(rows) || rows < 1) throw shapeError(op, ['x', x], `[rows, in ${shape.in}]`);
+  matmul(ctx, x, weight.tensor, y.tensor, {
+    m: rows, n: shape.out, k: shape.in, batch: count, transposeB: true, bias: bias.tensor, lowRank,
+    batchStrides: { a: 0, b: weight.stride, bias: bias.stride, out: y.stride },
+  });
+}
+
+/**
+ * dx[rows, in] = sum_i dy_i[rows, out] · W_i[out, in] (+ lowRank): the input gradient of
+ * linearForwardPlanes' layers together, dy planes [rows, out], weight planes [out, in]; the low-rank
+ * term sums one term per plane (block_lora.ts's loraInputGradientPlanes).
+ */
+export function linearBackwardInputPlanes(
+  ctx: GpuContext, dy: Planes, weight: Planes, dx: Tensor, shape: { out: number; in: number }, lowRank: LowRankTerm | null,
+): void {
+  const op = 'linearBackwardInputPlanes';
+  const kPlanes = weight.count;
+  if (dy.count !== kPlanes) throw new RangeError(`${op}: ${kPlanes} weight planes, ${dy.count} dy planes`);
+  const rows = dx.size / shape.in;
+  if (!Number.isInteger(rows) || rows < 1) throw shapeError(op, ['dx', dx], `[rows, in ${shape.in}]`);
+  matmul(ctx, dy.tensor, weight.tensor, dx, {
+    m: rows, n: shape.in, k: shape.out, kPlanes, lowRank, batchStrides: { a: dy.stride, b: weight.stride },
+  });
+}
+
 /** dx[rows, in] (+)= dy[rows, out] · W[out, in] (+ lowRank) */
 export function linearBackwardInput(
   ctx: GpuContext, dy: Tensor, weight: Tensor, dx: Tensor, options: LinearOptions = {},
@@ -226,7 +304,7 @@ export function linearBackwardWeight(
     ctx.dispatch({
       shader: SHADER,
       entry: 'column_sums',
-      params: matmulParams({ m: rows, n: outFeatures, k: 0, aBatchStride: 0, bBatchStride: 0, firstWorkgroup: [0, 0, 0], alpha: 1, accumulate, lowRank: null }),
+      params: matmulParams({ m: rows, n: outFeatures, k: 0, strides: NO_BATCH, kPlanes: 1, firstWorkgroup: [0, 0, 0], alpha: 1, accumulate, lowRank: null }),
       bindings: { a: dy, out: dBias },
       workgroups: grid1d(outFeatures, COLUMN_SUMS_WORKGROUP),
     });

@@ -4,9 +4,12 @@
 
 import type { Tower, TargetMatrix } from '../common/recipe';
 import type { Tensor } from '../gpu/tensor';
+import type { Planes } from '../kernels/matmul';
 
 /** The adapter of one frozen linear layer h = W0 x + b: h += scale * bSum (A_s drop(x)). */
 export interface LinearAdapter {
+  /** The frozen layer's checkpoint name (`vision_model.encoder.layers.0.self_attn.q_proj`). */
+  readonly path: string;
   /** Position among the model's adapters: decorrelates dropout masks between matrices. */
   readonly index: number;
   /** The shared down-projection A_s [r/n, d_in]. */
@@ -35,4 +38,9 @@ export interface ModelAdapters {
   get(tower: Tower, layer: number, matrix: TargetMatrix): LinearAdapter | undefined;
   /** True when the tower has at least one adapted matrix. */
   hasTower(tower: Tower): boolean;
+  /**
+   * The A_s (or sums of blocks) of several adapters as planes of one tensor, when they lie evenly spaced in
+   * memory, so that one product runs them all (q, k and v); null otherwise.
+   */
+  planes(adapters: readonly LinearAdapter[], which: 'a' | 'bSum'): Planes | null;
 }

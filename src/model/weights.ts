@@ -2,7 +2,8 @@
 // at a time: the file is never held in memory, only the tensor being uploaded.
 
 import type { GpuContext } from '../gpu/context';
-import type { Tensor } from '../gpu/tensor';
+import { sliceAlignedElements, type Tensor } from '../gpu/tensor';
+import type { Planes } from '../kernels/matmul';
 import { checkTensors, expectedTensors, type ClipConfig } from './config';
 import { FINGERPRINT_TENSORS, fingerprintWeights } from './fingerprint';
 import { decodeTensor, ModelFileError, parseSafetensorsHeader, safetensorsHeaderSize } from './safetensors';
@@ -24,9 +25,37 @@ export function byteSourceFromBlob(name: string, blob: Blob): ByteSource {
   return { name, size: blob.size, read: async (offset, length) => new Uint8Array(await blob.slice(offset, offset + length).arrayBuffer()) };
 }
 
+/** q_proj, k_proj and v_proj of an attention block: matched by name, with the plane each takes. */
+const QKV_TENSOR = /^(.+\.self_attn)\.([qkv])_proj\.(weight|bias)$/;
+const QKV_PLANE: Record<string, number> = { q: 0, k: 1, v: 2 };
+
+/**
+ * Where each q/k/v tensor goes: a slice of its layer's fused weight [3 planes of d_out x d_in] or bias
+ * [3 planes of d_out], made the first time one of the three comes, so that ClipEncoder computes q, k
+ * and v as one product. Every other tensor gets its own buffer.
+ */
+function qkvAllocator(ctx: GpuContext, fused: Map<string, Planes>) {
+  return (name: string, shape: readonly number[]): Tensor => {
+    const match = QKV_TENSOR.exec(name);
+    if (!match) return ctx.tensor(shape, name);
+    const [, attention, projection, kind] = match;
+    const fusedName = `${attention}.qkv_proj.${kind}`;
+    const size = shape.reduce((a, b) => a * b, 1);
+    let planes = fused.get(fusedName);
+    if (!planes) {
+      const stride = sliceAlignedElements(size);
+      planes = { tensor: ctx.tensor([3 * stride], fusedName), stride, count: 3 };
+      fused.set(fusedName, planes);
+    }
+    return planes.tensor.slice(QKV_PLANE[projection] * planes.stride, shape, name);
+  };
+}
+
 export class ClipWeights {
   private constructor(
+    /** By checkpoint name; q/k/v weights and biases are slices of `fused`'s. */
     private readonly tensors: Map<string, Tensor>,
+    private readonly fused: Map<string, Planes>,
     /** exp(logit_scale), clamped to 100 as Hugging Face does. */
     readonly logitScale: number,
     /** Identifies these weights (adapter files record it to refuse another base model). */
@@ -39,6 +68,17 @@ export class ClipWeights {
     return tensor;
   }
 
+  /** The fused q/k/v weight and bias of an attention block, `<tower>_model.encoder.layers.<i>.self_attn`. */
+  qkv(attention: string): { weight: Planes; bias: Planes } {
+    const planes = (kind: string) => {
+      const found = this.fused.get(`${attention}.qkv_proj.${kind}`);
+      if (!found) throw new Error(`CLIP weights ${attention}.q_proj/k_proj/v_proj.${kind} are not loaded`);
+      return found;
+    };
+    return { weight: planes('weight'), bias: planes('bias') };
+  }
+
+  /** The checkpoint's bytes on the GPU (the fused q/k/v tensors' alignment padding aside). */
   get byteLength(): number {
     let total = 0;
     for (const t of this.tensors.values()) total += t.byteLength;
@@ -48,6 +88,8 @@ export class ClipWeights {
   destroy(): void {
     this.tensors.forEach((t) => t.destroy());
     this.tensors.clear();
+    this.fused.forEach((planes) => planes.tensor.destroy());
+    this.fused.clear();
   }
 
   /**
@@ -56,8 +98,10 @@ export class ClipWeights {
    */
   static zeros(ctx: GpuContext, config: ClipConfig): ClipWeights {
     const tensors = new Map<string, Tensor>();
-    for (const [name, shape] of expectedTensors(config)) tensors.set(name, ctx.tensor(gpuShape(name, shape), name));
-    return new ClipWeights(tensors, 1, 'zeros'); // exp(logit_scale) of a zero logit_scale
+    const fused = new Map<string, Planes>();
+    const allocate = qkvAllocator(ctx, fused);
+    for (const [name, shape] of expectedTensors(config)) tensors.set(name, allocate(name, gpuShape(name, shape)));
+    return new ClipWeights(tensors, fused, 1, 'zeros'); // exp(logit_scale) of a zero logit_scale
   }
 
   /**
@@ -89,6 +133,8 @@ export class ClipWeights {
     checkTensors(header, config, source.name);
 
     const tensors = new Map<string, Tensor>();
+    const fused = new Map<string, Planes>();
+    const allocate = qkvAllocator(ctx, fused);
     let logitScale = Math.log(100);
     const fingerprinted = new Map<string, Float32Array>();
     const expected = expectedTensors(config);
@@ -103,16 +149,19 @@ export class ClipWeights {
         }
         if (name === 'logit_scale') logitScale = values[0];
         if ((FINGERPRINT_TENSORS as readonly string[]).includes(name)) fingerprinted.set(name, values);
-        tensors.set(name, ctx.tensor(gpuShape(name, shape), name, values));
+        const tensor = allocate(name, gpuShape(name, shape));
+        tensors.set(name, tensor);
+        ctx.upload(tensor, values);
         loaded += entry.byteLength;
         onProgress?.(loaded, total);
       }
     } catch (error) {
       tensors.forEach((t) => t.destroy());
+      fused.forEach((planes) => planes.tensor.destroy());
       throw error;
     }
     const fingerprint = fingerprintWeights(FINGERPRINT_TENSORS.map((name) => fingerprinted.get(name)!));
-    return new ClipWeights(tensors, Math.min(Math.exp(logitScale), 100), fingerprint);
+    return new ClipWeights(tensors, fused, Math.min(Math.exp(logitScale), 100), fingerprint);
   }
 }
 

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { GpuContext } from '../../src/gpu/context';
 import * as blockLora from '../../src/kernels/block_lora';
 import { linearBackwardInput, linearForward } from '../../src/kernels/matmul';
-import type { LoraDropout } from '../../src/kernels/dropout';
+import { planeSeed, type LoraDropout } from '../../src/kernels/dropout';
 import { expectClose } from '../helpers/compare';
 import { centralDifferenceGradient, dot } from '../helpers/finite-difference';
 import { useGpu } from '../helpers/gpu';
@@ -302,6 +302,37 @@ describe('block_lora kernels', () => {
     expect(masks[2].every((v) => v === 1)).toBe(true);
     x.destroy();
     a.destroy();
+  });
+
+  it('loraDownPlanes: q, k and v\'s down-projections in one dispatch, each with its own mask, as three loraDown calls give them', async () => {
+    // Masks planeSeed(seed, i) apart, as dropoutFor seeds q, k and v; planes strided past their size.
+    const [rows, dIn, b, count] = [37, 20, 3, 3];
+    const dropout = { p: 0.25, seed: 0xc0ffee };
+    const [aStride, uStride] = [b * dIn + 4, rows * b + 4];
+    const xData = randomArray(rows * dIn, 90);
+    const aData = randomArray(count * aStride, 91);
+    const x = ctx.tensor([rows, dIn], 'x', xData);
+    const a = ctx.tensor([aData.length], 'A_s planes', aData);
+    const u = ctx.tensor([count * uStride], 'u planes');
+    blockLora.loraDownPlanes(ctx, x, { tensor: a, stride: aStride, count }, { tensor: u, stride: uStride, count }, { dIn, b }, dropout);
+    const fused = await ctx.read(u);
+    for (let plane = 0; plane < count; plane++) {
+      const planeDropout = { p: dropout.p, seed: planeSeed(dropout.seed, plane) };
+      const planeA = aData.subarray(plane * aStride, plane * aStride + b * dIn);
+      const single = ctx.tensor([rows, b], 'u');
+      const aPlane = ctx.tensor([b, dIn], 'A_s', planeA);
+      blockLora.loraDown(ctx, x, aPlane, single, planeDropout);
+      const actual = fused.subarray(plane * uStride, plane * uStride + rows * b);
+      expectBitIdentical(actual, await ctx.read(single), `plane ${plane} against loraDown`);
+      // And against float64: u = drop(x) A_s^T.
+      const factors = reference.dropoutFactors(rows * dIn, planeDropout);
+      const dropped = Float64Array.from(xData, (v, i) => v * factors[i]);
+      const expected = matmulReference.matmul(dropped, planeA, { m: rows, n: b, k: dIn, transposeB: true });
+      const termSums = matmulReference.matmul(dropped.map(Math.abs), planeA.map(Math.abs), { m: rows, n: b, k: dIn, transposeB: true });
+      expectClose(actual, expected, { rtol: 0, atol: 3 * Math.sqrt(dIn) * 2 ** -24 * Math.max(...termSums), label: `plane ${plane}` });
+      [single, aPlane].forEach((t) => t.destroy());
+    }
+    [x, a, u].forEach((t) => t.destroy());
   });
 
   it('accumulate adds into dA and every dB_i', async () => {

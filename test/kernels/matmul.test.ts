@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { GpuContext } from '../../src/gpu/context';
 import type { Tensor } from '../../src/gpu/tensor';
+import { loraInputGradientPlanes, loraUpPlanes } from '../../src/kernels/block_lora';
+import { planeSeed } from '../../src/kernels/dropout';
 import * as kernels from '../../src/kernels/matmul';
 import { expectClose } from '../helpers/compare';
 import { centralDifferenceGradient, dot } from '../helpers/finite-difference';
@@ -158,6 +160,113 @@ describe('matmul', () => {
         [a, b, bias, out, thin, weight].forEach((t) => t.destroy());
       }
     }
+  });
+
+  it('linearForwardPlanes: q, k and v of one input in one dispatch, planes apart, each with its bias and low-rank term, in both kernels', async () => {
+    // Planes strided past their size (as slices must start aligned), so a stride mistaken for the size
+    // shows; by 4, so that the vec4 loads stay on (d is a multiple of 4).
+    const [rows, d, rank, scale, count] = [9, 12, 2, 0.7, 3];
+    const pad = (size: number) => size + 4;
+    const [wStride, biasStride, yStride, uStride, sumStride] = [d * d, d, rows * d, rows * rank, d * rank].map(pad);
+    for (const [kernel, config] of [['direct', undefined], ['shared', smallSharedConfig]] as const) {
+      const xData = randomArray(rows * d, 60);
+      const [wData, biasData, uData, sumData] = [wStride, biasStride, uStride, sumStride].map((stride, i) => randomArray(count * stride, 61 + i));
+      const [x, w, bias, u, sums] = [xData, wData, biasData, uData, sumData].map((values, i) => ctx.tensor([values.length], `operand ${i}`, values));
+      const y = ctx.tensor([count * yStride], 'y');
+      const planes = (tensor: Tensor, stride: number) => ({ tensor, stride, count });
+      const lowRank = loraUpPlanes(planes(u, uStride), planes(sums, sumStride), { dOut: d, b: rank }, scale);
+      if (config) {
+        kernels.matmul(ctx, x, w, y, {
+          m: rows, n: d, k: d, batch: count, transposeB: true, bias, lowRank, config, batchStrides: { a: 0, b: wStride, bias: biasStride, out: yStride },
+        });
+      } else {
+        kernels.linearForwardPlanes(ctx, x, planes(w, wStride), planes(bias, biasStride), planes(y, yStride), { out: d, in: d }, lowRank);
+      }
+      const actual = await ctx.read(y);
+      for (let plane = 0; plane < count; plane++) {
+        const slice = (values: Float32Array, stride: number, size: number) => values.subarray(plane * stride, plane * stride + size);
+        const weight = slice(wData, wStride, d * d);
+        const planeBias = slice(biasData, biasStride, d);
+        const expected = reference.linearForward(xData, weight, planeBias, d, d);
+        const termSums = reference.linearForward(abs(xData), abs(weight), abs(planeBias), d, d);
+        const planeU = slice(uData, uStride, rows * rank);
+        const planeSums = slice(sumData, sumStride, d * rank);
+        for (let row = 0; row < rows; row++) {
+          for (let col = 0; col < d; col++) {
+            for (let j = 0; j < rank; j++) {
+              const term = scale * planeU[row * rank + j] * planeSums[col * rank + j];
+              expected[row * d + col] += term;
+              termSums[row * d + col] += Math.abs(term);
+            }
+          }
+        }
+        expectClose(actual.subarray(plane * yStride, plane * yStride + rows * d), expected, {
+          ...accumulationTolerance(d + rank, termSums), label: `${kernel} kernel, plane ${plane}`,
+        });
+        // Between planes nothing is written.
+        expect([...actual.subarray(plane * yStride + rows * d, (plane + 1) * yStride)]).toEqual([0, 0, 0, 0]);
+      }
+      [x, w, bias, u, sums, y].forEach((t) => t.destroy());
+    }
+  });
+
+  it('linearBackwardInputPlanes: dx of q, k and v in one dispatch, summing each plane\'s product and low-rank term with its own mask, in both kernels', async () => {
+    const [rows, dOut, dIn, rank, count] = [9, 8, 12, 2, 3];
+    const pad = (size: number) => size + 4;
+    const [dyStride, wStride, duStride, aStride] = [rows * dOut, dOut * dIn, rows * rank, rank * dIn].map(pad);
+    const dropout = { p: 0.25, seed: 0xdeadbeef };
+    for (const [kernel, config] of [['direct', undefined], ['shared', smallSharedConfig]] as const) {
+      const [dyData, wData, duData, aData] = [dyStride, wStride, duStride, aStride].map((stride, i) => randomArray(count * stride, 70 + i));
+      const [dy, w, du, a] = [dyData, wData, duData, aData].map((values, i) => ctx.tensor([values.length], `operand ${i}`, values));
+      const dx = ctx.tensor([rows * dIn], 'dx');
+      const planes = (tensor: Tensor, stride: number) => ({ tensor, stride, count });
+      const lowRank = loraInputGradientPlanes(planes(du, duStride), planes(a, aStride), { dIn, b: rank }, dropout);
+      if (config) {
+        kernels.matmul(ctx, dy, w, dx, { m: rows, n: dIn, k: dOut, kPlanes: count, lowRank, config, batchStrides: { a: dyStride, b: wStride } });
+      } else {
+        kernels.linearBackwardInputPlanes(ctx, planes(dy, dyStride), planes(w, wStride), dx, { out: dOut, in: dIn }, lowRank);
+      }
+      const expected = new Float64Array(rows * dIn);
+      const termSums = new Float64Array(rows * dIn);
+      for (let plane = 0; plane < count; plane++) {
+        const slice = (values: Float32Array, stride: number, size: number) => values.subarray(plane * stride, plane * stride + size);
+        const [planeDy, planeW] = [slice(dyData, dyStride, rows * dOut), slice(wData, wStride, dOut * dIn)];
+        const product = reference.linearBackwardInput(planeDy, planeW, dOut, dIn);
+        const productSums = reference.linearBackwardInput(abs(planeDy), abs(planeW), dOut, dIn);
+        // Each plane's mask is its own adapter's: planeSeed(seed, plane), as dropoutFor gives q, k and v.
+        const factors = dropoutFactors(rows * dIn, { p: dropout.p, seed: planeSeed(dropout.seed, plane) });
+        const [planeDu, planeA] = [slice(duData, duStride, rows * rank), slice(aData, aStride, rank * dIn)];
+        for (let row = 0; row < rows; row++) {
+          for (let col = 0; col < dIn; col++) {
+            let sum = 0;
+            let absSum = 0;
+            for (let j = 0; j < rank; j++) {
+              const term = planeDu[row * rank + j] * planeA[j * dIn + col];
+              sum += term;
+              absSum += Math.abs(term);
+            }
+            const at = row * dIn + col;
+            expected[at] += product[at] + factors[at] * sum;
+            termSums[at] += productSums[at] + factors[at] * absSum;
+          }
+        }
+      }
+      expectClose(await ctx.read(dx), expected, { ...accumulationTolerance(count * (dOut + rank), termSums), label: `${kernel} kernel` });
+      [dy, w, du, a, dx].forEach((t) => t.destroy());
+    }
+  });
+
+  it('rejects planes that do not fit their tensor', () => {
+    const x = ctx.tensor([4, 8], 'x');
+    const w = ctx.tensor([3 * 64], 'w');
+    const bias = ctx.tensor([3 * 8], 'bias');
+    const y = ctx.tensor([3 * 32], 'y');
+    const planes = (tensor: Tensor, stride: number) => ({ tensor, stride, count: 3 });
+    expect(() => kernels.linearForwardPlanes(ctx, x, planes(w, 64), planes(bias, 8), planes(y, 33), { out: 8, in: 8 }, null))
+      .toThrow(/out "y" has 96 elements; 3 entries of 32, one every 33, need 98/);
+    expect(() => kernels.linearForwardPlanes(ctx, x, planes(w, 64), planes(bias, 8), { tensor: y, stride: 32, count: 2 }, { out: 8, in: 8 }, null))
+      .toThrow(/3 weight planes, 3 bias and 2 output planes/);
+    [x, w, bias, y].forEach((t) => t.destroy());
   });
 
   it('splits a grid past 65,535 workgroups per dimension into several dispatches', async () => {
