@@ -10,14 +10,14 @@ import { AdapterSet } from '../adapters/block-lora';
 import { toPeft } from '../adapters/peft';
 import { allLayers, defaultAdapterSettings, trainableParameterCount, type AdapterSettings } from '../adapters/settings';
 import {
-  defaultTrainSettings, ITERATIONS_PER_SHOT, LORA_BLOCKS, RECIPE_ADAPTER, RECIPE_CHECKPOINT_EVERY, RECIPE_PATIENCE, RECIPE_TRAINING,
+  budgetIterations, defaultTrainSettings, ITERATIONS_PER_SHOT, parseDuration, LORA_BLOCKS, RECIPE_ADAPTER, RECIPE_CHECKPOINT_EVERY, RECIPE_PATIENCE, RECIPE_TRAINING,
   TARGET_MATRICES, TOWERS, type AdapterMethod, type ScalingRule, type TargetMatrix, type Tower, type TrainSettings,
 } from '../common/recipe';
 import { fewShotSplit, holdoutSplit } from '../common/split';
 import type { ClipModel } from '../model/clip';
 import type { ClipConfig } from '../model/config';
 import { decodeTensor, encodeSafetensors, parseSafetensorsHeader } from '../model/safetensors';
-import { runTraining } from '../training/run';
+import { measureStepTime, runTraining } from '../training/run';
 import { evaluate, type Evaluation, type LabelledImages, type StepLog, type TrainerCheckpoint } from '../training/trainer';
 import { loadLabelledImages, type LabelledImageSet } from './images';
 import { emit, loadModel, log, required, UsageError } from './io';
@@ -46,6 +46,8 @@ export const TRAIN_OPTIONS = `octoclip train --model M --images DIR (--shots N |
   --towers ${R.towers.join(',')}        towers carrying adapters (default ${R.towers.join(' and ')}, all layers)
   --dropout P                 adapter input dropout (default ${shortNumber(R.dropout)}); --no-dropout sets 0
   --iterations N              optimizer steps (default ${ITERATIONS_PER_SHOT} x shots)
+  --time-budget D             instead of --iterations: as many steps as fit in D (15m, 90s, 1h) at the
+                              step time measured on this device before the run, same schedule shape
   --batch-size B              (default ${T.batchSize}); --micro-batch M accumulates B/M passes per step
   --lr LR                     peak learning rate (default ${shortNumber(T.lr)}), cosine to --min-lr (${shortNumber(T.minLr)})
   --warmup N                  linear warm-up steps (default ${T.warmupSteps})
@@ -78,7 +80,7 @@ const TRAIN_FLAGS = {
   'min-lr': { type: 'string' }, warmup: { type: 'string' }, 'weight-decay': { type: 'string' }, optimizer: { type: 'string' },
   'no-augment': { type: 'boolean' }, seed: { type: 'string' }, init: { type: 'string' }, 'eval-every': { type: 'string' },
   'early-stop': { type: 'string' }, checkpoint: { type: 'string' }, 'checkpoint-every': { type: 'string' }, resume: { type: 'string' }, log: { type: 'string' },
-  peft: { type: 'string' }, template: { type: 'string' },
+  peft: { type: 'string' }, template: { type: 'string' }, 'time-budget': { type: 'string' },
 } as const;
 
 type TrainValues = ReturnType<typeof parseArgs<{ options: typeof TRAIN_FLAGS; strict: true }>>['values'];
@@ -132,6 +134,7 @@ export function trainSettingsFromOptions(values: TrainValues, config: ClipConfig
   const checkpointEvery = numberOption(values['checkpoint-every'], '--checkpoint-every') ?? RECIPE_CHECKPOINT_EVERY;
   const patience = numberOption(values['early-stop'], '--early-stop') ?? RECIPE_PATIENCE;
   if (patience > 0 && !training.evalEvery) throw new UsageError('--early-stop needs --eval-every: it counts held-out evaluations');
+  if (values['time-budget'] !== undefined && values.iterations !== undefined) throw new UsageError('give one of --iterations and --time-budget');
   return { adapter, training, checkpointEvery, patience };
 }
 
@@ -167,10 +170,14 @@ export async function trainCommand(args: string[]): Promise<void> {
   const model = await loadModel(required(values.model, '--model'));
   const data = await loadLabelledImages(required(values.images, '--images'));
   const { split, shots } = splitFromOptions(values, data);
-  const { adapter, training, checkpointEvery, patience } = trainSettingsFromOptions(values, model.config, shots);
+  const options = trainSettingsFromOptions(values, model.config, shots);
+  const { adapter, checkpointEvery, patience } = options;
   split.warnings.forEach((w) => log(`warning: ${w}`));
   const support = subset(data, split.support);
   const heldOut = subset(data, split.heldOut);
+  const timeBudget = values['time-budget'] === undefined ? null
+    : await fitTimeBudget(values['time-budget'], model, data.classNames, support, adapter, options.training);
+  const training = timeBudget ? { ...options.training, iterations: timeBudget.iterations } : options.training;
   const initial = values.init ? (await readAdapter(values.init, model)).tensors : undefined;
   const resumeFrom = values.resume ? await readCheckpoint(values.resume) : undefined;
   const trainable = trainableParameterCount(model.config, adapter);
@@ -213,12 +220,28 @@ export async function trainCommand(args: string[]): Promise<void> {
     method: adapter.method,
     trainableParameters: trainable,
     settings: { ...training, adapter, shots },
+    timeBudget,
     steps,
     evaluations,
     zeroShot: zeroShot && summarize(zeroShot, data.classNames),
     final: adapted && summarize(adapted, data.classNames),
     skipped: data.skipped,
   }, values.log);
+}
+
+/** The steps that fit `budget` ("15m") at a step time measured here, with the run's own images and settings. */
+async function fitTimeBudget(budget: string, model: ClipModel, classNames: readonly string[], support: LabelledImages, adapter: AdapterSettings, training: TrainSettings) {
+  let budgetMilliseconds: number;
+  try {
+    budgetMilliseconds = parseDuration(budget);
+  } catch (error) {
+    throw new UsageError(`--time-budget: ${(error as Error).message}`);
+  }
+  log(`timing a few training steps on ${model.ctx.adapterName} for the time budget of ${budget}...`);
+  const millisecondsPerStep = await measureStepTime(model, classNames, support, adapter, training);
+  const iterations = budgetIterations(budgetMilliseconds, millisecondsPerStep);
+  log(`time budget ${budget}: ${millisecondsPerStep.toFixed(0)} ms per step on this device, so ${iterations} steps`);
+  return { budget, millisecondsPerStep, iterations };
 }
 
 /** Never leaves a half-written file under `path`. */

@@ -53,6 +53,28 @@ export function recipeIterations(shots: number): number {
   return ITERATIONS_PER_SHOT * shots;
 }
 
+/** The time budgets the studio offers, in minutes ("about 5 / 15 / 60 minutes on this GPU"). */
+export const TIME_BUDGET_MINUTES: readonly number[] = [5, 15, 60];
+
+/**
+ * The iterations that fit a time budget at a measured step time: the run keeps the recipe's schedule
+ * (cosine over all its iterations), only its length changes. At least one step.
+ */
+export function budgetIterations(budgetMilliseconds: number, millisecondsPerStep: number): number {
+  if (!(budgetMilliseconds > 0)) throw new RangeError(`the time budget must be above 0, got ${budgetMilliseconds} ms`);
+  if (!(millisecondsPerStep > 0)) throw new RangeError(`the step time must be above 0, got ${millisecondsPerStep} ms`);
+  return Math.max(1, Math.floor(budgetMilliseconds / millisecondsPerStep));
+}
+
+/** "15m", "90s", "1h", "1.5h" or a bare number of minutes, in milliseconds; a RangeError for anything else. */
+export function parseDuration(text: string): number {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h)?\s*$/.exec(text);
+  const unitMilliseconds = { s: 1000, m: 60_000, min: 60_000, h: 3_600_000 } as const;
+  const value = match ? Number(match[1]) * unitMilliseconds[(match[2] ?? 'm') as keyof typeof unitMilliseconds] : NaN;
+  if (!(value > 0)) throw new RangeError(`a time budget is a positive duration such as 15m, 90s or 1h, got "${text}"`);
+  return value;
+}
+
 /** Early stopping's patience, in held-out evaluations: CLIP-LoRA trains every iteration (0: off). */
 export const RECIPE_PATIENCE = 0;
 

@@ -184,6 +184,33 @@ export async function runTraining(setup: RunSetup, hooks: RunHooks = {}, control
   }
 }
 
+/** Steps timed by measureStepTime after the untimed first one. */
+const TIMED_STEPS = 2;
+
+/**
+ * How long one training step takes on this device: a few of the Trainer's own steps (same kernels, batch
+ * and micro-batches) on `support`, the first untimed since it compiles the pipelines. The studio's time
+ * estimate and the CLI's --time-budget both measure with it; the adapters are thrown away.
+ */
+export async function measureStepTime(
+  model: ClipModel, classNames: readonly string[], support: LabelledImages, adapter: AdapterSettings, training: TrainSettings,
+  gpuTurn: NonNullable<RunHooks['gpuTurn']> = (work) => work(),
+): Promise<number> {
+  const adapters = AdapterSet.create(model.ctx, model.config, adapter, { random: Math.random });
+  let trainer: Trainer | null = null;
+  try {
+    trainer = new Trainer(model, adapters, classNames, support, { ...training, iterations: TIMED_STEPS + 1 });
+    const stepper = trainer;
+    await gpuTurn(() => stepper.trainStep());
+    let milliseconds = 0;
+    for (let i = 0; i < TIMED_STEPS; i++) milliseconds += (await gpuTurn(() => stepper.trainStep())).milliseconds;
+    return milliseconds / TIMED_STEPS;
+  } finally {
+    trainer?.destroy();
+    adapters.destroy();
+  }
+}
+
 /** The best held-out evaluation so far and its state, and whether patience has run out since. */
 class BestEvaluation {
   kept: { evaluation: Evaluation; state: TrainerCheckpoint } | null = null;

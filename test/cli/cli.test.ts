@@ -112,6 +112,26 @@ describe('octoclip CLI', () => {
     expect(JSON.parse(evaluated.stdout)).toMatchObject({ images: 3, accuracy: best });
   }, 300_000);
 
+  it('train --time-budget times steps on this device and trains as many as fit, with the same schedule', () => {
+    const trained = octoclip('train', '--model', model, '--images', images, '--shots', '2', '--batch-size', '3', '--time-budget', '4s',
+      '--seed', '3', '--out', join(work, 'budget.safetensors'), '--log', join(work, 'budget-log.json'));
+    expect(trained.status, trained.stderr).toBe(0);
+    const log = JSON.parse(readFileSync(join(work, 'budget-log.json'), 'utf8'));
+    const { millisecondsPerStep, iterations } = log.timeBudget;
+    expect(millisecondsPerStep).toBeGreaterThan(0);
+    expect(iterations).toBe(Math.max(1, Math.floor(4000 / millisecondsPerStep)));
+    expect(trained.stderr).toContain(`time budget 4s: ${millisecondsPerStep.toFixed(0)} ms per step on this device, so ${iterations} steps`);
+    expect(log.settings.iterations).toBe(iterations);
+    expect(log.steps).toHaveLength(iterations);
+    // The recipe's cosine, stretched over the budget's steps: it starts at the peak and ends near the floor.
+    expect(log.steps[0].lr).toBeCloseTo(log.settings.lr, 10);
+    if (iterations > 2) expect(log.steps.at(-1).lr).toBeLessThan(log.settings.lr / 2);
+    const bad = octoclip('train', '--model', model, '--images', images, '--shots', '2', '--time-budget', 'soon', '--out', join(work, 'never.safetensors'));
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain('--time-budget: a time budget is a positive duration such as 15m, 90s or 1h, got "soon"');
+    expect(existsSync(join(work, 'never.safetensors'))).toBe(false);
+  }, 300_000);
+
   it('refuses bad input with a message and a non-zero status', () => {
     const missing = octoclip('zero-shot', '--model', join(work, 'nowhere'), '--images', images);
     expect(missing.status).toBe(1);
