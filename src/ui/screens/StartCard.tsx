@@ -2,6 +2,7 @@
 // (with where to fix it), how long it will take on this device, and the Start button itself.
 
 import { useEffect } from 'react';
+import { budgetIterations, recipeIterations, TIME_BUDGET_MINUTES } from '../../common/recipe';
 import { Card } from '../components/Card';
 import { Note } from '../components/Notice';
 import { formatTimeLeft } from '../format';
@@ -96,6 +97,7 @@ function TimeEstimate() {
   const split = useDatasetSplit(settings.shots, settings.seed);
   const trainingImages = split.support.imageIds.length;
   const { stepTimes, measuring, problem, calibrate } = useEstimateStore();
+  const update = useTrainingStore((s) => s.update);
   const info = connection.phase === 'ready' ? connection.info : null;
   const { adapter, training } = splitSettings(settings);
   const key = info && model && trainingImages > 0 ? estimateKey(info.adapterName, model.fingerprint, adapter, training, classes, trainingImages) : null;
@@ -122,13 +124,39 @@ function TimeEstimate() {
           About <strong>{formatRunTime((stepTime.millisecondsPerStep * settings.iterations) / 1000)}</strong> for {settings.iterations.toLocaleString('en-US')} steps (
           {(stepTime.millisecondsPerStep / 1000).toFixed(2)} s per step on {info?.adapterName}, {stepTime.source === 'run' ? 'as measured by the last run' : 'from timed steps'}).
         </p>
-      ) : measuring === key && key ? (
+      ) : null}
+      {stepTime && (
+        <RunLength
+          iterations={settings.iterations}
+          choices={[
+            { label: `The recipe: ${recipeIterations(settings.shots).toLocaleString('en-US')} steps`, iterations: recipeIterations(settings.shots) },
+            ...TIME_BUDGET_MINUTES.map((minutes) => ({ label: `About ${minutes} minutes`, iterations: budgetIterations(minutes * 60_000, stepTime.millisecondsPerStep) })),
+          ]}
+          disabled={running}
+          onChoose={(iterations) => update({ iterations })}
+        />
+      )}
+      {stepTime ? null : measuring === key && key ? (
         <p className="muted" role="status">
           Timing a few training steps on this device…
         </p>
       ) : problem?.key === key ? (
         <p className="invalid">{problem.message}</p>
       ) : null}
+    </div>
+  );
+}
+
+/** The run's length: the paper's 500 x shots, or as many steps as fit a time budget on this device (same schedule shape). */
+function RunLength(props: { iterations: number; choices: { label: string; iterations: number }[]; disabled: boolean; onChoose(iterations: number): void }) {
+  return (
+    <div className="run-length" role="group" aria-label="Run length">
+      <span className="muted">Run length on this GPU:</span>{' '}
+      {props.choices.map(({ label, iterations }) => (
+        <button key={label} type="button" className="secondary" aria-pressed={props.iterations === iterations} disabled={props.disabled} onClick={() => props.onChoose(iterations)}>
+          {label}
+        </button>
+      ))}
     </div>
   );
 }

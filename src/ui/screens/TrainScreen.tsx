@@ -221,7 +221,7 @@ function RunStatus({ run }: { run: RunState }) {
   if (run.status === 'failed') text = run.message ?? 'The run failed.';
   else if (run.status === 'cancelled') text = 'Cancelled: nothing was saved.';
   else if (run.status === 'interrupted') text = `Interrupted. Resume it from its checkpoint (step ${run.savedStep ?? 0}) with the button above.`;
-  else if (run.status === 'finished') text = 'Finished.';
+  else if (run.status === 'finished') text = finishedText(run);
   else if (run.pending === 'pause') text = 'Pausing after this step…';
   else if (run.pending === 'cancel') text = 'Cancelling after this step…';
   else text = run.phase ? PHASE_TEXT[run.phase] : 'Starting…';
@@ -233,6 +233,14 @@ function RunStatus({ run }: { run: RunState }) {
       {run.status !== 'failed' && run.message && <p className="invalid">{run.message}</p>}
     </>
   );
+}
+
+/** "Finished.", or with early stopping where the run ended and whose adapter it kept (the driver's metrics). */
+function finishedText(run: RunState): string {
+  const { lastStep, keptStep } = run.adapter?.meta.metrics ?? {};
+  if (typeof lastStep !== 'number' || typeof keptStep !== 'number') return 'Finished.';
+  const ended = lastStep < run.iterations ? `Stopped early at step ${lastStep} of ${run.iterations}` : 'Finished';
+  return `${ended}: kept the adapter of step ${keptStep}, the best held-out accuracy.`;
 }
 
 function RunControls({ run }: { run: RunState }) {
