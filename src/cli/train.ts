@@ -13,6 +13,7 @@ import {
   budgetIterations, defaultTrainSettings, ITERATIONS_PER_SHOT, parseDuration, LORA_BLOCKS, RECIPE_ADAPTER, RECIPE_CHECKPOINT_EVERY, RECIPE_PATIENCE, RECIPE_TRAINING,
   TARGET_MATRICES, TOWERS, type AdapterMethod, type ScalingRule, type TargetMatrix, type Tower, type TrainSettings,
 } from '../common/recipe';
+import { checkPrompts } from '../common/prompts';
 import { fewShotSplit, holdoutSplit } from '../common/split';
 import type { ClipModel } from '../model/clip';
 import type { ClipConfig } from '../model/config';
@@ -54,7 +55,8 @@ export const TRAIN_OPTIONS = `octoclip train --model M --images DIR (--shots N |
   --weight-decay WD           AdamW weight decay (default ${shortNumber(T.weightDecay)})
   --optimizer adamw|sgd       (default ${T.optimizer})
   --no-augment                no random resized crop / flip (centre crop instead)
-  --template T                class prompt template (default "${T.template}")
+  --template T                class prompt template, {} for the class name (default "${T.template}")
+  --prompts FILE              JSON {"class name": "prompt"}: those classes' own prompts instead of the template
   --seed S                    seeds the split, batches, augmentation, dropout and init (default ${T.seed})
   --init ADAPTER              start from this adapter's weights instead of the random init
   --eval-every N              held-out evaluation every N steps (default: start and end)
@@ -80,7 +82,7 @@ const TRAIN_FLAGS = {
   'min-lr': { type: 'string' }, warmup: { type: 'string' }, 'weight-decay': { type: 'string' }, optimizer: { type: 'string' },
   'no-augment': { type: 'boolean' }, seed: { type: 'string' }, init: { type: 'string' }, 'eval-every': { type: 'string' },
   'early-stop': { type: 'string' }, checkpoint: { type: 'string' }, 'checkpoint-every': { type: 'string' }, resume: { type: 'string' }, log: { type: 'string' },
-  peft: { type: 'string' }, template: { type: 'string' }, 'time-budget': { type: 'string' },
+  peft: { type: 'string' }, template: { type: 'string' }, 'time-budget': { type: 'string' }, prompts: { type: 'string' },
 } as const;
 
 type TrainValues = ReturnType<typeof parseArgs<{ options: typeof TRAIN_FLAGS; strict: true }>>['values'];
@@ -172,12 +174,18 @@ export async function trainCommand(args: string[]): Promise<void> {
   const { split, shots } = splitFromOptions(values, data);
   const options = trainSettingsFromOptions(values, model.config, shots);
   const { adapter, checkpointEvery, patience } = options;
+  const prompted = { ...options.training, classPrompts: values.prompts ? await readClassPrompts(values.prompts) : options.training.classPrompts };
+  try {
+    checkPrompts(data.classNames, prompted.template, prompted.classPrompts);
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
   split.warnings.forEach((w) => log(`warning: ${w}`));
   const support = subset(data, split.support);
   const heldOut = subset(data, split.heldOut);
   const timeBudget = values['time-budget'] === undefined ? null
-    : await fitTimeBudget(values['time-budget'], model, data.classNames, support, adapter, options.training);
-  const training = timeBudget ? { ...options.training, iterations: timeBudget.iterations } : options.training;
+    : await fitTimeBudget(values['time-budget'], model, data.classNames, support, adapter, prompted);
+  const training = timeBudget ? { ...prompted, iterations: timeBudget.iterations } : prompted;
   const initial = values.init ? (await readAdapter(values.init, model)).tensors : undefined;
   const resumeFrom = values.resume ? await readCheckpoint(values.resume) : undefined;
   const trainable = trainableParameterCount(model.config, adapter);
@@ -244,6 +252,22 @@ async function fitTimeBudget(budget: string, model: ClipModel, classNames: reado
   return { budget, millisecondsPerStep, iterations };
 }
 
+/** The --prompts file: a JSON object of class name to that class's own prompt. */
+async function readClassPrompts(path: string): Promise<Record<string, string>> {
+  if (!existsSync(path)) throw new UsageError(`--prompts: no file at ${path}`);
+  let value: unknown;
+  try {
+    value = JSON.parse(await readFile(path, 'utf8'));
+  } catch (error) {
+    throw new UsageError(`--prompts: ${path} is not valid JSON (${(error as Error).message})`);
+  }
+  const isObject = typeof value === 'object' && value !== null && !Array.isArray(value);
+  if (!isObject || !Object.values(value as object).every((prompt) => typeof prompt === 'string')) {
+    throw new UsageError(`--prompts: ${path} must be a JSON object of class name to prompt, such as {"golden_retriever": "a photo of a golden retriever, a dog."}`);
+  }
+  return value as Record<string, string>;
+}
+
 /** Never leaves a half-written file under `path`. */
 async function writeAtomically(path: string, bytes: Uint8Array): Promise<void> {
   await writeFile(`${path}.tmp`, bytes);
@@ -285,6 +309,6 @@ export async function evalCommand(args: string[]): Promise<void> {
   const data = await loadLabelledImages(required(values.images, '--images'));
   const indices = values.shots !== undefined || values.holdout !== undefined ? splitFromOptions(values, data).split.heldOut : data.labels.map((_, i) => i);
   const adapters = values['no-adapter'] ? null : AdapterSet.create(model.ctx, model.config, meta, { initial: tensors });
-  const evaluation = await evaluate(model, data.classNames, subset(data, indices), adapters, meta.promptTemplate);
+  const evaluation = await evaluate(model, data.classNames, subset(data, indices), adapters, meta.promptTemplate, meta.classPrompts);
   await emit({ model: model.id, adapter: values['no-adapter'] ? null : values.adapter, device: model.ctx.adapterName, images: indices.length, classes: data.classNames, ...summarize(evaluation, data.classNames), skipped: data.skipped }, values.out);
 }

@@ -2,7 +2,7 @@
 // form, the worker, the CLI's options and its help text all derive from, and the rules that tie settings
 // together. Plain data, no GPU: change a default here and every one of them follows.
 
-import { DEFAULT_TEMPLATE } from './prompts';
+import { DEFAULT_TEMPLATE, type ClassPrompts } from './prompts';
 
 export type AdapterMethod = 'block-lora' | 'lora';
 export type Tower = 'text' | 'vision';
@@ -100,7 +100,10 @@ export interface TrainSettings {
   /** Evaluate on the held-out images every this many steps (0: only before and after training). */
   evalEvery: number;
   textChunk: number;
+  /** The class prompt, "{}" standing for the class name. */
   template: string;
+  /** Classes with their own prompt text instead of the template's, by class name. */
+  classPrompts: ClassPrompts;
 }
 
 /** Training: AdamW 2e-4 (as torch's, wd 1e-2), cosine to 1e-6 without warm-up, batch 32, augmentation. */
@@ -120,6 +123,7 @@ export const RECIPE_TRAINING: Readonly<Omit<TrainSettings, 'iterations'>> = {
   evalEvery: 0,
   textChunk: 64,
   template: DEFAULT_TEMPLATE,
+  classPrompts: {},
 };
 
 /** The recipe's training settings for `shots` shots, with overrides; a batch given without a micro-batch is one pass. */

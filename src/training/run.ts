@@ -6,6 +6,7 @@
 import { adapterMetadata, encodeAdapterFile, type AdapterMetadata, type AdapterTensors } from '../adapters/adapter-file';
 import { AdapterSet } from '../adapters/block-lora';
 import type { AdapterSettings } from '../adapters/settings';
+import { checkPrompts } from '../common/prompts';
 import { Rng, RNG_STREAM } from '../common/random';
 import type { TrainSettings } from '../common/recipe';
 import type { ClipModel } from '../model/clip';
@@ -129,12 +130,13 @@ export async function runTraining(setup: RunSetup, hooks: RunHooks = {}, control
   const patience = setup.patience ?? 0;
   if (!Number.isInteger(patience) || patience < 0) throw new RangeError(`the patience of early stopping must be a whole number, got ${patience}`);
   if (patience > 0 && !(holdsOut && training.evalEvery > 0)) throw new RangeError('early stopping needs held-out images and an evaluation interval');
+  checkPrompts(classNames, training.template, training.classPrompts);
   const gpuTurn = hooks.gpuTurn ?? (<T>(work: () => Promise<T>) => work());
 
   let zeroShot: Evaluation | null = null;
   if (holdsOut) {
     hooks.phase?.('baseline');
-    zeroShot = await gpuTurn(() => evaluate(model, classNames, heldOut, null, training.template));
+    zeroShot = await gpuTurn(() => evaluate(model, classNames, heldOut, null, training.template, training.classPrompts));
     // Every B_i starts at zero, so at step 0 the adapted model is the base model.
     if (!setup.resumeFrom) hooks.evaluation?.(0, zeroShot);
   }

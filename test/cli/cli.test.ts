@@ -132,6 +132,30 @@ describe('octoclip CLI', () => {
     expect(existsSync(join(work, 'never.safetensors'))).toBe(false);
   }, 300_000);
 
+  it('train --template and --prompts record the prompts in the adapter, which eval uses; a prompt for no class is refused', () => {
+    const prompts = join(work, 'prompts.json');
+    writeFileSync(prompts, JSON.stringify({ red: 'a photo of something red, like a tomato.' }));
+    const adapter = join(work, 'prompted.safetensors');
+    const trained = octoclip('train', '--model', model, '--images', images, '--shots', '2', '--iterations', '2', '--batch-size', '3',
+      '--template', 'a picture of the colour {}.', '--prompts', prompts, '--out', adapter, '--log', join(work, 'prompted-log.json'));
+    expect(trained.status, trained.stderr).toBe(0);
+    const { meta } = decodeAdapterFile(new Uint8Array(readFileSync(adapter)));
+    expect(meta.promptTemplate).toBe('a picture of the colour {}.');
+    expect(meta.classPrompts).toEqual({ red: 'a photo of something red, like a tomato.' });
+    const evaluated = octoclip('eval', '--model', model, '--adapter', adapter, '--images', images, '--shots', '2');
+    expect(evaluated.status, evaluated.stderr).toBe(0);
+
+    writeFileSync(prompts, JSON.stringify({ purple: 'a photo of something purple.' }));
+    const unknown = octoclip('train', '--model', model, '--images', images, '--shots', '2', '--prompts', prompts, '--out', join(work, 'never.safetensors'));
+    expect(unknown.status).toBe(2);
+    expect(unknown.stderr).toContain('a prompt is given for "purple", which is not one of the classes (blue, green, red)');
+    writeFileSync(prompts, '["red"]');
+    const list = octoclip('train', '--model', model, '--images', images, '--shots', '2', '--prompts', prompts, '--out', join(work, 'never.safetensors'));
+    expect(list.status).toBe(2);
+    expect(list.stderr).toContain('must be a JSON object of class name to prompt');
+    expect(existsSync(join(work, 'never.safetensors'))).toBe(false);
+  }, 300_000);
+
   it('refuses bad input with a message and a non-zero status', () => {
     const missing = octoclip('zero-shot', '--model', join(work, 'nowhere'), '--images', images);
     expect(missing.status).toBe(1);

@@ -30,8 +30,8 @@ const STARTING_SHOTS = 4;
 export const RECIPE: TrainingSettings = recipeSettings(STARTING_SHOTS);
 
 function recipeSettings(shots: number): TrainingSettings {
-  // The engine-side settings the studio does not offer stay the recipe's in the worker.
-  const { optimizer, beta1, beta2, eps, textChunk, template, ...training } = defaultTrainSettings(shots);
+  // The engine-side settings the studio does not offer stay the recipe's in the worker; the prompts come with the dataset.
+  const { optimizer, beta1, beta2, eps, textChunk, template, classPrompts, ...training } = defaultTrainSettings(shots);
   return {
     ...RECIPE_ADAPTER,
     targets: [...RECIPE_ADAPTER.targets],
