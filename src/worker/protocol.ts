@@ -76,6 +76,9 @@ export interface TrainChoice
   checkpointEvery: number;
   /** Stop after this many held-out evaluations without a better accuracy, keeping the best adapter (0 or absent: off). */
   patience?: number;
+  /** The dataset's prompt template (absent: the recipe's) and its classes' own prompts, by class name. */
+  template?: string;
+  classPrompts?: Record<string, string>;
 }
 
 /** What a run would cost, before it starts. */
@@ -111,7 +114,7 @@ export interface LabelledBlobs {
 export interface TrainRequest {
   /** Chosen by the page; every event of the run carries it. */
   runId: string;
-  /** The classes, by label; their prompts are "a photo of a {}.". */
+  /** The classes, by label; their prompts are the template's (training.template) or their own (training.classPrompts). */
   classNames: string[];
   support: LabelledBlobs;
   heldOut: LabelledBlobs;

@@ -59,6 +59,8 @@ export function trainSettingsFor(choice: TrainChoice): TrainSettings {
       weightDecay: choice.weightDecay,
       augment: choice.augment,
       evalEvery: choice.evalEvery,
+      template: choice.template,
+      classPrompts: choice.classPrompts,
     });
   } catch (error) {
     throw asSettingsRefusal(error);

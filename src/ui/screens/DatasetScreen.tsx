@@ -4,7 +4,7 @@
 
 import { memo, useEffect, useId, useMemo, useRef, useState, type RefObject } from 'react';
 import type { ClassRecord } from '../../storage/db';
-import { promptFor } from '../../common/prompts';
+import { promptFor, promptsFor } from '../../common/prompts';
 import { ClassCapture } from '../components/ClassCapture';
 import { Screen } from '../components/Screen';
 import { Badge, Card } from '../components/Card';
@@ -14,7 +14,7 @@ import { Note, Problem } from '../components/Notice';
 import { ProgressBar } from '../components/ProgressBar';
 import { filesFromDrop, filesFromInput, groupIntoClasses } from '../dropped-files';
 import { useDatasetSplit, type DatasetSplit } from '../split';
-import { classNameProblem, useDatasetStore, type DatasetImage } from '../stores/dataset';
+import { classNameProblem, templateProblem, useDatasetStore, type DatasetImage } from '../stores/dataset';
 import { isRunActive, useTrainingStore } from '../stores/training';
 
 const IMAGE_TYPES = 'image/*';
@@ -43,6 +43,7 @@ export function DatasetScreen() {
   const images = useDatasetStore((s) => s.images);
   const shots = useTrainingStore((s) => s.settings.shots);
   const seed = useTrainingStore((s) => s.settings.seed);
+  const template = useDatasetStore((s) => s.promptTemplate);
   const split = useDatasetSplit(shots, seed);
   const imagesByClass = useImagesByClass(images);
   const countsByClass = new Map(split.counts.map((counts) => [counts.classId, counts]));
@@ -51,7 +52,7 @@ export function DatasetScreen() {
       title="Dataset"
       intro={
         <>
-          Your labelled images, one class per folder. Each class name becomes a prompt such as <q>{promptFor('golden_retriever')}</q>.
+          Your labelled images, one class per folder. Each class name becomes a prompt such as <q>{promptFor('golden_retriever', template)}</q>.
           Images stay in this browser.
         </>
       }
@@ -59,6 +60,7 @@ export function DatasetScreen() {
       <AddCard />
       <DatasetProblems />
       <SplitCard split={split} />
+      <PromptCard />
       <div className="class-grid">
         {classes.map((c) => {
           const mine = imagesByClass.get(c.id) ?? NO_IMAGES;
@@ -192,6 +194,29 @@ function useImagesByClass(images: readonly DatasetImage[]): Map<string, readonly
 }
 
 /** `heldOut` marks each image's role in the split, in order ('h' held out, '-' trains): a string, so that memo compares it by value. */
+/** The dataset's prompt template; each class card can replace it with the class's own prompt. */
+function PromptCard() {
+  const template = useDatasetStore((s) => s.promptTemplate);
+  const setPromptTemplate = useDatasetStore((s) => s.setPromptTemplate);
+  return (
+    <Card title="Prompts">
+      <label className="field prompt-field">
+        <span>Prompt template</span>
+        <InlineRename
+          label="Prompt template"
+          value={template}
+          check={(text) => templateProblem(text) && `${templateProblem(text)} It stays “${template}”.`}
+          onCommit={(text) => void setPromptTemplate(text)}
+        />
+      </label>
+      <p className="muted">
+        {'{}'} is replaced by each class name (underscores read as spaces): <q>{promptFor('golden_retriever', template)}</q>. A class can have its own prompt
+        instead, on its card. Adapters record the prompts they were trained with, and Evaluate and Try it use those.
+      </p>
+    </Card>
+  );
+}
+
 const ClassCard = memo(function ClassCard({ record, images: mine, heldOut, train, heldOutCount }: {
   record: ClassRecord;
   images: readonly DatasetImage[];
@@ -200,6 +225,9 @@ const ClassCard = memo(function ClassCard({ record, images: mine, heldOut, train
   heldOutCount: number;
 }) {
   const renameClass = useDatasetStore((s) => s.renameClass);
+  const setClassPrompt = useDatasetStore((s) => s.setClassPrompt);
+  const template = useDatasetStore((s) => s.promptTemplate);
+  const [prompt] = promptsFor([record.name], template, record.prompt === undefined ? {} : { [record.name]: record.prompt });
   const deleteClass = useDatasetStore((s) => s.deleteClass);
   const addImages = useDatasetStore((s) => s.addImages);
   const busy = useDatasetStore((s) => s.adding !== null);
@@ -220,9 +248,18 @@ const ClassCard = memo(function ClassCard({ record, images: mine, heldOut, train
           Delete
         </button>
       </header>
-      <p className="prompt">
-        Prompt: <q>{promptFor(record.name)}</q>
+      <p className="prompt" data-testid="class-prompt">
+        Prompt: <q>{prompt}</q>
       </p>
+      <div className="prompt-field">
+        <InlineRename
+          label={`Own prompt of class ${record.name}`}
+          value={record.prompt ?? ''}
+          placeholder="Own prompt (optional)"
+          check={() => null}
+          onCommit={(text) => void setClassPrompt(record.id, text)}
+        />
+      </div>
       <p className="muted" data-testid="class-count">
         {mine.length} {mine.length === 1 ? 'image' : 'images'}
         {mine.length > 0 && ` · ${train} train · ${heldOutCount} held out`}

@@ -15,7 +15,7 @@ import { RateMeter } from '../rate';
 import { trainingProblems } from '../readiness';
 import { splitDataset } from '../split';
 import { useAdaptersStore } from './adapters';
-import { useDatasetStore } from './dataset';
+import { classPromptsOf, useDatasetStore } from './dataset';
 import { errorMessage, useEngineStore } from './engine';
 import { estimateKey, useEstimateStore } from './estimate';
 import { useEvaluationStore } from './evaluation';
@@ -386,11 +386,13 @@ export const useTrainingStore = create<TrainingState>()(
         const { run, settings, plan, elsewhere } = get();
         if (isRunActive(run.status)) return;
         const model = useModelStore.getState().loaded;
-        const { classes, images } = useDatasetStore.getState();
+        const { classes, images, promptTemplate } = useDatasetStore.getState();
         const split = splitDataset(classes, images, settings.shots, settings.seed);
         // Start is disabled while the checklist shows problems; this guards the same rule.
         if (!model || trainingProblems({ model, classes, images, split, plan, elsewhere }).length) return;
-        const { adapter, training } = splitSettings(settings);
+        const { adapter, training: form } = splitSettings(settings);
+        // The prompts are the dataset's: its template and its classes' own.
+        const training = { ...form, template: promptTemplate, classPrompts: classPromptsOf(classes) };
         const record: CheckpointRecord = {
           runId: crypto.randomUUID(),
           modelId: model.id,
