@@ -386,7 +386,7 @@ export function adapterMetadata(
   training: { template: string; classPrompts: Readonly<Record<string, string>> } & object,
   base: { id: string; weights: { fingerprint: string } },
   classNames: readonly string[],
-  shots: number,
+  split: { shots: number; holdout?: number },
   metrics: Record<string, unknown>,
 ): AdapterMetadata {
   return {
@@ -398,7 +398,7 @@ export function adapterMetadata(
     classNames: [...classNames],
     promptTemplate: training.template,
     ...(Object.keys(training.classPrompts).length > 0 && { classPrompts: { ...training.classPrompts } }),
-    training: { ...training, shots },
+    training: { ...training, shots: split.shots, ...(split.holdout !== undefined && { holdout: split.holdout }) },
     metrics,
   };
 }

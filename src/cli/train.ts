@@ -14,7 +14,7 @@ import {
   TARGET_MATRICES, TOWERS, type AdapterMethod, type ScalingRule, type TargetMatrix, type Tower, type TrainSettings,
 } from '../common/recipe';
 import { checkPrompts } from '../common/prompts';
-import { fewShotSplit, holdoutSplit } from '../common/split';
+import { fewShotSplit, holdoutSplit, shotsOf } from '../common/split';
 import type { ClipModel } from '../model/clip';
 import type { ClipConfig } from '../model/config';
 import { decodeTensor, encodeSafetensors, parseSafetensorsHeader } from '../model/safetensors';
@@ -161,8 +161,8 @@ function splitFromOptions(values: { shots?: string; holdout?: string; seed?: str
   const split = values.holdout !== undefined
     ? holdoutSplit(data.labels, numberOption(values.holdout, '--holdout')!, seed, data.classNames)
     : fewShotSplit(data.labels, numberOption(values.shots, '--shots')!, seed, data.classNames);
-  const shots = values.shots !== undefined ? Number(values.shots) : Math.max(1, Math.round(split.support.length / data.classNames.length));
-  return { split, shots };
+  const shots = values.shots !== undefined ? Number(values.shots) : shotsOf(split.support.length, data.classNames.length);
+  return { split, shots, holdout: values.holdout !== undefined ? Number(values.holdout) : undefined };
 }
 
 export async function trainCommand(args: string[]): Promise<void> {
@@ -171,7 +171,7 @@ export async function trainCommand(args: string[]): Promise<void> {
   const out = required(values.out, '--out');
   const model = await loadModel(required(values.model, '--model'));
   const data = await loadLabelledImages(required(values.images, '--images'));
-  const { split, shots } = splitFromOptions(values, data);
+  const { split, shots, holdout } = splitFromOptions(values, data);
   const options = trainSettingsFromOptions(values, model.config, shots);
   const { adapter, checkpointEvery, patience } = options;
   const prompted = { ...options.training, classPrompts: values.prompts ? await readClassPrompts(values.prompts) : options.training.classPrompts };
@@ -195,7 +195,7 @@ export async function trainCommand(args: string[]): Promise<void> {
   const evaluations: { step: number; accuracy: number }[] = [];
   const checkpointPath = values.checkpoint;
   const outcome = await runTraining(
-    { model, classNames: data.classNames, support, heldOut, adapter, training, shots, checkpointEvery, patience, initial, resumeFrom },
+    { model, classNames: data.classNames, support, heldOut, adapter, training, shots, holdout, checkpointEvery, patience, initial, resumeFrom },
     {
       step(entry) {
         steps.push(entry);
@@ -227,7 +227,7 @@ export async function trainCommand(args: string[]): Promise<void> {
     adapter: model.ctx.adapterName,
     method: adapter.method,
     trainableParameters: trainable,
-    settings: { ...training, adapter, shots },
+    settings: { ...training, adapter, shots, ...(holdout !== undefined && { holdout }) },
     timeBudget,
     steps,
     evaluations,

@@ -53,6 +53,9 @@ export function recipeIterations(shots: number): number {
   return ITERATIONS_PER_SHOT * shots;
 }
 
+/** The held-out fraction "use my images" starts with (train on 85%, as `octoclip train --holdout 0.15`). */
+export const STARTING_HOLDOUT = 0.15;
+
 /** The time budgets the studio offers, in minutes ("about 5 / 15 / 60 minutes on this GPU"). */
 export const TIME_BUDGET_MINUTES: readonly number[] = [5, 15, 60];
 

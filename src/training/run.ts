@@ -22,8 +22,10 @@ export interface RunSetup {
   heldOut: LabelledImages;
   adapter: AdapterSettings;
   training: TrainSettings;
-  /** Recorded in the adapter: evaluation re-derives the held-out split from shots and seed. */
+  /** Recorded in the adapter: evaluation re-derives the held-out split from shots (or holdout) and seed. */
   shots: number;
+  /** The held-out fraction of each class, when the split was one ("use my images"; see splitFor). */
+  holdout?: number;
   /** Steps between checkpoints (besides the one taken on pause). */
   checkpointEvery: number;
   /**
@@ -167,7 +169,7 @@ export async function runTraining(setup: RunSetup, hooks: RunHooks = {}, control
     }
     const finalCheckpoint = kept ? kept.state : await gpuTurn(() => final.checkpoint());
     const supportAccuracy = (await gpuTurn(() => final.evaluate(support))).accuracy;
-    const meta = adapterMetadata(setup.adapter, training, model, classNames, setup.shots, {
+    const meta = adapterMetadata(setup.adapter, training, model, classNames, { shots: setup.shots, holdout: setup.holdout }, {
       zeroShotAccuracy: zeroShot?.accuracy ?? null,
       heldOutAccuracy: adapted?.accuracy ?? null,
       supportAccuracy,

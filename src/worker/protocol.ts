@@ -72,6 +72,8 @@ export interface TrainChoice
   extends Pick<TrainSettings, 'seed' | 'iterations' | 'batchSize' | 'microBatchSize' | 'lr' | 'minLr' | 'warmupSteps' | 'weightDecay' | 'augment' | 'evalEvery'> {
   /** Training images per class (recorded in the adapter: evaluation re-derives the held-out split from it). */
   shots: number;
+  /** Instead of the shots: the fraction of each class held out ("use my images"; splitFor), recorded in the adapter too. */
+  holdout?: number;
   /** Send a checkpoint every this many steps. */
   checkpointEvery: number;
   /** Stop after this many held-out evaluations without a better accuracy, keeping the best adapter (0 or absent: off). */

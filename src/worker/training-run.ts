@@ -114,7 +114,7 @@ export class TrainingRun {
     const outcome = await runTraining(
       {
         model, classNames: request.classNames, support, heldOut, adapter, training,
-        shots: request.training.shots, checkpointEvery: request.training.checkpointEvery, patience: request.training.patience,
+        shots: request.training.shots, holdout: request.training.holdout, checkpointEvery: request.training.checkpointEvery, patience: request.training.patience,
         resumeFrom: request.resumeFrom,
       },
       {

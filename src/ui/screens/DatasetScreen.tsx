@@ -9,13 +9,14 @@ import { ClassCapture } from '../components/ClassCapture';
 import { Screen } from '../components/Screen';
 import { Badge, Card } from '../components/Card';
 import { DropZone, FilePicker } from '../components/DropZone';
-import { InlineRename, NumberField } from '../components/fields';
+import { InlineRename } from '../components/fields';
 import { Note, Problem } from '../components/Notice';
 import { ProgressBar } from '../components/ProgressBar';
 import { filesFromDrop, filesFromInput, groupIntoClasses } from '../dropped-files';
 import { useDatasetSplit, type DatasetSplit } from '../split';
 import { classNameProblem, templateProblem, useDatasetStore, type DatasetImage } from '../stores/dataset';
 import { isRunActive, useTrainingStore } from '../stores/training';
+import { SplitFields } from './SplitFields';
 
 const IMAGE_TYPES = 'image/*';
 /** How far outside the window a class card starts showing its thumbnails (so they are there when scrolled to). */
@@ -41,10 +42,9 @@ function useSeen<T extends Element>(): [RefObject<T | null>, boolean] {
 export function DatasetScreen() {
   const classes = useDatasetStore((s) => s.classes);
   const images = useDatasetStore((s) => s.images);
-  const shots = useTrainingStore((s) => s.settings.shots);
-  const seed = useTrainingStore((s) => s.settings.seed);
+  const settings = useTrainingStore((s) => s.settings);
   const template = useDatasetStore((s) => s.promptTemplate);
-  const split = useDatasetSplit(shots, seed);
+  const split = useDatasetSplit(settings, settings.seed);
   const imagesByClass = useImagesByClass(images);
   const countsByClass = new Map(split.counts.map((counts) => [counts.classId, counts]));
   return (
@@ -141,17 +141,12 @@ function DatasetProblems() {
 }
 
 function SplitCard({ split }: { split: DatasetSplit }) {
-  const settings = useTrainingStore((s) => s.settings);
-  const update = useTrainingStore((s) => s.update);
   const running = useTrainingStore((s) => isRunActive(s.run.status));
   const train = split.support.imageIds.length;
   const heldOut = split.heldOut.imageIds.length;
   return (
     <Card title="Training and held-out images">
-      <div className="field-row">
-        <NumberField label="Shots per class" integer min={1} value={settings.shots} disabled={running} onChange={(shots) => update({ shots })} help="Training images per class (CLIP-LoRA uses 1 to 16)." />
-        <NumberField label="Seed" integer value={settings.seed} disabled={running} onChange={(seed) => update({ seed })} help="Seeds the split, the batches and the adapter’s start." />
-      </div>
+      <SplitFields disabled={running} />
       <p role="status" data-testid="split-summary">
         {train + heldOut === 0 ? 'No images yet.' : `${train} ${train === 1 ? 'image trains' : 'images train'}, ${heldOut} ${heldOut === 1 ? 'is' : 'are'} held out for evaluation.`}
       </p>

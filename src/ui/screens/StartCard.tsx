@@ -3,6 +3,7 @@
 
 import { useEffect } from 'react';
 import { budgetIterations, recipeIterations, TIME_BUDGET_MINUTES } from '../../common/recipe';
+import { shotsOf } from '../../common/split';
 import { Card } from '../components/Card';
 import { Note } from '../components/Notice';
 import { formatTimeLeft } from '../format';
@@ -38,10 +39,10 @@ function useTrainingProblems(): ReadinessProblem[] {
   const model = useModelStore((s) => s.loaded);
   const classes = useDatasetStore((s) => s.classes);
   const images = useDatasetStore((s) => s.images);
-  const { shots, seed } = useTrainingStore((s) => s.settings);
+  const settings = useTrainingStore((s) => s.settings);
   const plan = useTrainingStore((s) => s.plan);
   const elsewhere = useTrainingStore((s) => s.elsewhere);
-  const split = useDatasetSplit(shots, seed);
+  const split = useDatasetSplit(settings, settings.seed);
   return trainingProblems({ model, classes, images, split, plan, elsewhere });
 }
 
@@ -63,11 +64,12 @@ function ModelLine() {
 
 function DataLine() {
   const classes = useDatasetStore((s) => s.classes);
-  const { shots, seed } = useTrainingStore((s) => s.settings);
-  const split = useDatasetSplit(shots, seed);
+  const settings = useTrainingStore((s) => s.settings);
+  const split = useDatasetSplit(settings, settings.seed);
+  const rule = settings.holdout === undefined ? `${settings.shots} shots per class` : `${Math.round(100 * (1 - settings.holdout))}% of each class trains`;
   return (
     <li className={classes.length >= 2 ? 'ok' : 'missing'} data-testid="train-data-summary">
-      Data: {classes.length} {classes.length === 1 ? 'class' : 'classes'}, {split.support.imageIds.length} training and {split.heldOut.imageIds.length} held-out images ({shots} shots per class)
+      Data: {classes.length} {classes.length === 1 ? 'class' : 'classes'}, {split.support.imageIds.length} training and {split.heldOut.imageIds.length} held-out images ({rule})
     </li>
   );
 }
@@ -94,8 +96,9 @@ function TimeEstimate() {
   const planReady = useTrainingStore((s) => s.plan.status === 'ready');
   const running = useTrainingStore((s) => isRunActive(s.run.status));
   const classes = useDatasetStore((s) => s.classes.length);
-  const split = useDatasetSplit(settings.shots, settings.seed);
+  const split = useDatasetSplit(settings, settings.seed);
   const trainingImages = split.support.imageIds.length;
+  const recipeSteps = recipeIterations(settings.holdout === undefined ? settings.shots : shotsOf(trainingImages, classes));
   const { stepTimes, measuring, problem, calibrate } = useEstimateStore();
   const update = useTrainingStore((s) => s.update);
   const info = connection.phase === 'ready' ? connection.info : null;
@@ -129,7 +132,7 @@ function TimeEstimate() {
         <RunLength
           iterations={settings.iterations}
           choices={[
-            { label: `The recipe: ${recipeIterations(settings.shots).toLocaleString('en-US')} steps`, iterations: recipeIterations(settings.shots) },
+            { label: `The recipe: ${recipeSteps.toLocaleString('en-US')} steps`, iterations: recipeSteps },
             ...TIME_BUDGET_MINUTES.map((minutes) => ({ label: `About ${minutes} minutes`, iterations: budgetIterations(minutes * 60_000, stepTime.millisecondsPerStep) })),
           ]}
           disabled={running}

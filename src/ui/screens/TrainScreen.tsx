@@ -12,6 +12,7 @@ import { Note } from '../components/Notice';
 import { ProgressBar } from '../components/ProgressBar';
 import { formatBytes, formatCount, formatPercent, formatTimeLeft } from '../format';
 import { sectionHref } from '../navigation';
+import { SplitFields } from './SplitFields';
 import { StartCard } from './StartCard';
 import { useDatasetStore } from '../stores/dataset';
 import { useModelStore } from '../stores/model';
@@ -84,9 +85,8 @@ function SettingsCard() {
         <div className="field-row">
           <NumberField label="Iterations" integer min={1} value={settings.iterations} onChange={(iterations) => update({ iterations })} help={`The recipe: ${ITERATIONS_PER_SHOT} × shots.`} />
           <NumberField label="Batch size" integer min={1} value={settings.batchSize} onChange={(batchSize) => update({ batchSize })} />
-          <NumberField label="Shots per class" integer min={1} value={settings.shots} onChange={(shots) => update({ shots })} />
-          <NumberField label="Seed" integer value={settings.seed} onChange={(seed) => update({ seed })} />
         </div>
+        <SplitFields disabled={running} />
         <details className="advanced">
           <summary>Advanced</summary>
           <div className="field-row">

@@ -5,6 +5,7 @@
 import { create } from 'zustand';
 import { persist } from 'zustand/middleware';
 import { blocksFor, defaultTrainSettings, RECIPE_ADAPTER, RECIPE_CHECKPOINT_EVERY, RECIPE_PATIENCE, recipeIterations } from '../../common/recipe';
+import { shotsOf } from '../../common/split';
 import type { AdapterRecord, CheckpointRecord, RunHistory } from '../../storage/db';
 import { deleteCheckpoint, latestCheckpoint, saveCheckpoint } from '../../storage/checkpoints';
 import { getImages } from '../../storage/dataset';
@@ -387,12 +388,14 @@ export const useTrainingStore = create<TrainingState>()(
         if (isRunActive(run.status)) return;
         const model = useModelStore.getState().loaded;
         const { classes, images, promptTemplate } = useDatasetStore.getState();
-        const split = splitDataset(classes, images, settings.shots, settings.seed);
+        const split = splitDataset(classes, images, settings, settings.seed);
         // Start is disabled while the checklist shows problems; this guards the same rule.
         if (!model || trainingProblems({ model, classes, images, split, plan, elsewhere }).length) return;
         const { adapter, training: form } = splitSettings(settings);
         // The prompts are the dataset's: its template and its classes' own.
-        const training = { ...form, template: promptTemplate, classPrompts: classPromptsOf(classes) };
+        // A held-out split stands for its training images per class, as the CLI's --holdout does.
+        const shots = settings.holdout !== undefined ? shotsOf(split.support.imageIds.length, classes.length) : settings.shots;
+        const training = { ...form, shots, template: promptTemplate, classPrompts: classPromptsOf(classes) };
         const record: CheckpointRecord = {
           runId: crypto.randomUUID(),
           modelId: model.id,
