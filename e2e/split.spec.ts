@@ -55,7 +55,7 @@ test('a held-out percentage splits as octoclip train --holdout does, and Evaluat
 
   // Back to shots in the form: Evaluate still takes the adapter's own split.
   await openSection(page, 'Dataset');
-  await page.getByRole('radio', { name: 'N shots per class' }).check();
+  await page.getByRole('radio', { name: 'N images per class (few-shot)' }).check();
   await openSection(page, 'Evaluate');
   await page.getByRole('button', { name: 'Evaluate on held-out images' }).click();
   await expect(page.getByTestId('evaluation-source')).toHaveText(`On ${heldOut} held-out images of 3 classes, measured from the adapter file.`);

@@ -17,7 +17,7 @@ export function SplitFields({ disabled }: { disabled: boolean }) {
         value={holdout === undefined ? 'shots' : 'holdout'}
         disabled={disabled}
         options={[
-          { value: 'shots', label: 'N shots per class' },
+          { value: 'shots', label: 'N images per class (few-shot)' },
           { value: 'holdout', label: 'Use my images: train on X%, hold out the rest' },
         ]}
         onChange={(kind) => update({ holdout: kind === 'holdout' ? STARTING_HOLDOUT : undefined })}
