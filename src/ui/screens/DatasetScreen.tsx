@@ -195,7 +195,7 @@ function PromptCard() {
   const setPromptTemplate = useDatasetStore((s) => s.setPromptTemplate);
   return (
     <Card title="Prompts">
-      <label className="field prompt-field">
+      <div className="field prompt-field">
         <span>Prompt template</span>
         <InlineRename
           label="Prompt template"
@@ -203,7 +203,7 @@ function PromptCard() {
           check={(text) => templateProblem(text) && `${templateProblem(text)} It stays “${template}”.`}
           onCommit={(text) => void setPromptTemplate(text)}
         />
-      </label>
+      </div>
       <p className="muted">
         {'{}'} is replaced by each class name (underscores read as spaces): <q>{promptFor('golden_retriever', template)}</q>. A class can have its own prompt
         instead, on its card. Adapters record the prompts they were trained with, and Evaluate and Try it use those.

@@ -153,14 +153,14 @@ function TimeEstimate() {
 /** The run's length: the paper's 500 x shots, or as many steps as fit a time budget on this device (same schedule shape). */
 function RunLength(props: { iterations: number; choices: { label: string; iterations: number }[]; disabled: boolean; onChoose(iterations: number): void }) {
   return (
-    <div className="run-length" role="group" aria-label="Run length">
+    <fieldset className="run-length" aria-label="Run length">
       <span className="muted">Run length on this GPU:</span>{' '}
       {props.choices.map(({ label, iterations }) => (
         <button key={label} type="button" className="secondary" aria-pressed={props.iterations === iterations} disabled={props.disabled} onClick={() => props.onChoose(iterations)}>
           {label}
         </button>
       ))}
-    </div>
+    </fieldset>
   );
 }
 
