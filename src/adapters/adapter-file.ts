@@ -10,8 +10,8 @@
 //
 // Metadata keys: format ("octoclip-adapter"), format_version ("1"), method, rank, blocks, alpha,
 // scaling_rule, scaling, dropout, targets (JSON list), layers (JSON {"text": [...], "vision": [...]}),
-// base_model, base_model_fingerprint, class_names (JSON list), prompt_template, training (JSON object),
-// metrics (JSON object). Readers ignore other keys, so later versions may add some.
+// base_model, base_model_fingerprint, class_names (JSON list), prompt_template, class_prompts (JSON object
+// of class name to its own prompt; optional, absent in older files), training (JSON object), metrics (JSON object). Readers ignore other keys, so later versions may add some.
 
 import { TOWERS } from '../common/recipe';
 import { decodeTensor, encodeSafetensors, ModelFileError, parseSafetensorsHeader, type SafetensorsHeader } from '../model/safetensors';
@@ -36,6 +36,8 @@ export interface AdapterMetadata extends AdapterSettings {
   classNames: string[];
   /** The prompt used for the class text features, e.g. "a photo of a {}.". */
   promptTemplate: string;
+  /** Classes with their own prompt instead of the template's, by class name (absent when none has). */
+  classPrompts?: Record<string, string>;
   /** The training settings (shots, seed, iterations, lr, ...), as JSON. */
   training: Record<string, unknown>;
   /** Results (accuracy before/after, loss, ...), as JSON. */
@@ -231,6 +233,7 @@ function metadataStrings(meta: AdapterMetadata): Record<string, string> {
     base_model_fingerprint: meta.baseModelFingerprint,
     class_names: JSON.stringify(meta.classNames),
     prompt_template: meta.promptTemplate,
+    ...(meta.classPrompts && { class_prompts: JSON.stringify(meta.classPrompts) }),
     training: JSON.stringify(meta.training),
     metrics: JSON.stringify(meta.metrics),
   };
@@ -282,6 +285,11 @@ function parseMetadata(strings: Record<string, string>, fail: (problem: string) 
     return isPlainObject(value) ? value : fail(`metadata "${key}" is not a JSON object`);
   };
 
+  const stringRecord = (key: string): Record<string, string> => {
+    const value = object(key);
+    return Object.values(value).every((item) => typeof item === 'string') ? (value as Record<string, string>) : fail(`metadata "${key}" is not a JSON object of strings`);
+  };
+
   const layersValue = object('layers');
   const layers = {} as Record<Tower, number[]>;
   for (const tower of TOWERS) {
@@ -306,6 +314,7 @@ function parseMetadata(strings: Record<string, string>, fail: (problem: string) 
     baseModelFingerprint: text('base_model_fingerprint'),
     classNames: stringList('class_names'),
     promptTemplate: text('prompt_template'),
+    ...(strings.class_prompts !== undefined && { classPrompts: stringRecord('class_prompts') }),
     training: object('training'),
     metrics: object('metrics'),
   };
@@ -410,10 +419,10 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
  */
 export function adapterMetadata(
   settings: AdapterSettings,
-  training: { template: string } & object,
+  training: { template: string; classPrompts: Readonly<Record<string, string>> } & object,
   base: { id: string; weights: { fingerprint: string } },
   classNames: readonly string[],
-  shots: number,
+  split: { shots: number; holdout?: number },
   metrics: Record<string, unknown>,
 ): AdapterMetadata {
   return {
@@ -424,7 +433,8 @@ export function adapterMetadata(
     baseModelFingerprint: base.weights.fingerprint,
     classNames: [...classNames],
     promptTemplate: training.template,
-    training: { ...training, shots },
+    ...(Object.keys(training.classPrompts).length > 0 && { classPrompts: { ...training.classPrompts } }),
+    training: { ...training, shots: split.shots, ...(split.holdout !== undefined && { holdout: split.holdout }) },
     metrics,
   };
 }

@@ -56,7 +56,8 @@ export class Classifier<Image> {
       const adapters = adapter && AdapterSet.create(ctx, model.config, adapter.meta, { initial: new Map([...adapter.tensors].map(([name, t]) => [name, t.data])) });
       const classNames = adapter?.meta.classNames ?? [...(options.classes ?? [])];
       const template = options.template ?? adapter?.meta.promptTemplate ?? DEFAULT_TEMPLATE;
-      const embedding = classNames.length ? await classEmbeddings(model, classNames, [template], adapters) : new Float32Array(0);
+      const classPrompts = options.template === undefined ? adapter?.meta.classPrompts : undefined;
+      const embedding = classNames.length ? await classEmbeddings(model, classNames, [template], adapters, classPrompts) : new Float32Array(0);
       return new Classifier(model, adapters, classNames, template, embedding, decode);
     } catch (error) {
       model.destroy();

@@ -144,7 +144,7 @@ export const EVAL = defineCommand({
     const split = values.shots !== undefined || values.holdout !== undefined;
     const indices = split ? splitOf(values, data).split.heldOut : data.labels.map((_, i) => i);
     const adapters = values['no-adapter'] ? null : AdapterSet.create(model.ctx, model.config, meta, { initial: tensors });
-    const embeddings = await classEmbeddings(model, data.classNames, [meta.promptTemplate], adapters);
+    const embeddings = await classEmbeddings(model, data.classNames, [meta.promptTemplate], adapters, meta.classPrompts);
     const predictions = await classifyAll(model, indices.map((i) => data.images[i]), embeddings, adapters);
     await emit({
       ...resultHeader(model, values['no-adapter'] ? null : values.adapter),
@@ -191,7 +191,9 @@ export const PREDICT = defineCommand({
     const adapters = adapter && AdapterSet.create(model.ctx, model.config, adapter.meta, { initial: adapter.tensors });
     const classNames = adapter?.meta.classNames ?? values.classes!;
     const template = values.template ?? adapter?.meta.promptTemplate ?? DEFAULT_TEMPLATE;
-    const embeddings = await classEmbeddings(model, classNames, [template], adapters);
+    // The adapter's own class prompts hold unless another template is asked for.
+    const classPrompts = values.template === undefined ? adapter?.meta.classPrompts : undefined;
+    const embeddings = await classEmbeddings(model, classNames, [template], adapters, classPrompts);
     const predictions = (await classifyAll(model, images, embeddings, adapters)).map((p, i) => {
       const top = [...p.probabilities.keys()].sort((x, y) => p.probabilities[y] - p.probabilities[x]).slice(0, values.top);
       return { path: paths[i], predicted: classNames[top[0]], probability: p.probabilities[top[0]], top: top.map((c) => ({ class: classNames[c], probability: p.probabilities[c] })) };

@@ -2,7 +2,7 @@
 // same as the studio's (src/common/split.ts), so that eval rebuilds exactly the images a training run held out.
 
 import { RECIPE_TRAINING } from '../common/recipe';
-import { fewShotSplit, holdoutSplit } from '../common/split';
+import { fewShotSplit, holdoutSplit, shotsOf } from '../common/split';
 import type { LabelledImageSet } from './images';
 import type { OptionTable } from './options';
 
@@ -28,6 +28,6 @@ export function splitOf(values: SplitValues, data: LabelledImageSet) {
   const split = values.holdout !== undefined
     ? holdoutSplit(data.labels, values.holdout, values.seed, data.classNames)
     : fewShotSplit(data.labels, values.shots!, values.seed, data.classNames);
-  const shots = values.shots ?? Math.max(1, Math.round(split.support.length / data.classNames.length));
-  return { split, shots };
+  const shots = values.shots ?? shotsOf(split.support.length, data.classNames.length);
+  return { split, shots, holdout: values.holdout };
 }

@@ -7,13 +7,15 @@ import { basename, join } from 'node:path';
 import { peftExportFiles } from '../adapters/peft';
 import { allLayers, defaultAdapterSettings, trainableParameterCount, type AdapterSettings } from '../adapters/settings';
 import {
-  defaultTrainSettings, ITERATIONS_PER_SHOT, LORA_BLOCKS, RECIPE_ADAPTER, RECIPE_CHECKPOINT_EVERY, RECIPE_PATIENCE, RECIPE_TRAINING,
+  budgetIterations, defaultTrainSettings, ITERATIONS_PER_SHOT, parseDuration, LORA_BLOCKS, RECIPE_ADAPTER, RECIPE_CHECKPOINT_EVERY, RECIPE_PATIENCE, RECIPE_TRAINING,
   TARGET_MATRICES, TOWERS, type AdapterMethod, type ScalingRule, type TargetMatrix, type Tower, type TrainSettings,
 } from '../common/recipe';
+import { checkPrompts } from '../common/prompts';
+import type { ClipModel } from '../model/clip';
 import type { ClipConfig } from '../model/config';
 import { decodeTensor, encodeSafetensors, parseSafetensorsHeader } from '../model/safetensors';
 import { BUDGET_IN_LARGEST_BUFFERS, deviceMemoryOf, fitTrainSettings, mebibytes } from '../training/memory-plan';
-import { runTraining } from '../training/run';
+import { measureStepTime, runTraining } from '../training/run';
 import type { Evaluation, LabelledImages, StepLog, TrainerCheckpoint } from '../training/trainer';
 import { loadLabelledImages, type LabelledImageSet } from './images';
 import { emit, loadModel, log, readAdapterFor, resultHeader, writeFileAtomic } from './io';
@@ -50,6 +52,7 @@ export const TRAIN_OPTIONS = {
   dropout: { kind: 'number', value: 'P', min: 0, max: 0.999, default: shortNumber(R.dropout), help: 'adapter input dropout' },
   'no-dropout': { kind: 'boolean', help: 'dropout 0' },
   iterations: { kind: 'integer', value: 'N', min: 1, help: `optimizer steps (default ${ITERATIONS_PER_SHOT} x shots)` },
+  'time-budget': { kind: 'string', value: 'D', help: 'instead of --iterations: as many steps as fit in D (15m, 90s, 1h) at the step time measured on this device before the run, same schedule shape' },
   'batch-size': { kind: 'integer', value: 'B', min: 1, default: T.batchSize, help: 'images per optimizer step' },
   'micro-batch': { kind: 'integer', value: 'M', min: 1, help: `images per pass; B/M passes accumulate into a step (default: the largest that fits ${BUDGET_IN_LARGEST_BUFFERS} x the device's maxBufferSize)` },
   lr: { kind: 'number', value: 'LR', default: shortNumber(T.lr), help: 'peak learning rate, cosine to --min-lr' },
@@ -59,6 +62,7 @@ export const TRAIN_OPTIONS = {
   optimizer: { kind: 'string', value: 'O', choices: ['adamw', 'sgd'], default: T.optimizer, help: 'optimizer' },
   'no-augment': { kind: 'boolean', help: 'no random resized crop and flip (centre crop instead)' },
   template: { kind: 'string', value: 'T', default: T.template, help: 'class prompt template, {} is the class name' },
+  prompts: { kind: 'string', value: 'FILE', exists: 'file', help: 'JSON {"class name": "prompt"}: those classes\' own prompts instead of the template' },
   init: { kind: 'string', value: 'ADAPTER', exists: 'file', help: "start from this adapter's weights instead of the random init" },
   'eval-every': { kind: 'integer', value: 'N', min: 0, default: T.evalEvery, help: 'held-out evaluation every N steps (0: at the start and the end)' },
   'early-stop': { kind: 'integer', value: 'K', min: 0, default: RECIPE_PATIENCE, help: "stop after K evaluations without a better held-out accuracy, keeping the best one's adapter (needs --eval-every; 0: never)" },
@@ -112,6 +116,7 @@ export const TRAIN = defineCommand({
     if (values.lr <= 0) return `--lr must be above 0, got ${values.lr}`;
     if (values.lr < values['min-lr']) return `--lr ${values.lr} is below --min-lr ${values['min-lr']}`;
     if (values['early-stop'] > 0 && !values['eval-every']) return '--early-stop needs --eval-every: it counts held-out evaluations';
+    if (values['time-budget'] !== undefined && values.iterations !== undefined) return 'give one of --iterations and --time-budget';
     return checkSplitOptions(values);
   },
   notes: "The defaults are CLIP-LoRA's recipe (Block-LoRA r = 2, n = 2 on q, k, v of both towers, AdamW, cosine, batch 32).",
@@ -136,17 +141,27 @@ async function train(values: TrainValues): Promise<void> {
   const out = values.out;
   const model = await loadModel(values.model);
   const data = await loadLabelledImages(values.images);
-  const { split, shots } = splitOf(values, data);
+  const { split, shots, holdout } = splitOf(values, data);
   const options = trainSettingsFromOptions(values, model.config, shots);
   const { adapter, checkpointEvery, patience } = options;
+  const classPrompts = values.prompts ? await readClassPrompts(values.prompts) : options.training.classPrompts;
+  try {
+    checkPrompts(data.classNames, options.training.template, classPrompts);
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
   // The passes: the largest that fit the GPU, the micro-batch only when --micro-batch is not given.
   const automatic = values['micro-batch'] === undefined;
   const device = deviceMemoryOf(model.ctx.device.limits);
-  const { training, plan } = await fitTrainSettings(model.config, adapter, options.training, data.classNames.length, device, { keepMicroBatch: !automatic });
-  log(`passes: ${training.microBatchSize} images${automatic ? ' (chosen to fit)' : ''}, ${training.textChunk} prompts; planned GPU memory ${mebibytes(plan.peakBytes)} of ${mebibytes(device.budgetBytes)}`);
+  const fitted = await fitTrainSettings(model.config, adapter, { ...options.training, classPrompts }, data.classNames.length, device, { keepMicroBatch: !automatic });
+  const { plan } = fitted;
+  log(`passes: ${fitted.training.microBatchSize} images${automatic ? ' (chosen to fit)' : ''}, ${fitted.training.textChunk} prompts; planned GPU memory ${mebibytes(plan.peakBytes)} of ${mebibytes(device.budgetBytes)}`);
   split.warnings.forEach((w) => log(`warning: ${w}`));
   const support = subset(data, split.support);
   const heldOut = subset(data, split.heldOut);
+  const timeBudget = values['time-budget'] === undefined ? null
+    : await fitTimeBudget(values['time-budget'], model, data.classNames, support, adapter, fitted.training);
+  const training = timeBudget ? { ...fitted.training, iterations: timeBudget.iterations } : fitted.training;
   const initial = values.init ? (await readAdapterFor(values.init, model)).tensors : undefined;
   const resumeFrom = values.resume ? await readCheckpoint(values.resume) : undefined;
   const trainable = trainableParameterCount(model.config, adapter);
@@ -156,7 +171,7 @@ async function train(values: TrainValues): Promise<void> {
   const evaluations: { step: number; accuracy: number }[] = [];
   const checkpointPath = values.checkpoint;
   const outcome = await runTraining(
-    { model, classNames: data.classNames, support, heldOut, adapter, training, shots, checkpointEvery, patience, initial, resumeFrom },
+    { model, classNames: data.classNames, support, heldOut, adapter, training, shots, holdout, checkpointEvery, patience, initial, resumeFrom },
     {
       step(entry) {
         steps.push(entry);
@@ -188,13 +203,44 @@ async function train(values: TrainValues): Promise<void> {
     ...resultHeader(model, out),
     method: adapter.method,
     trainableParameters: trainable,
-    settings: { ...training, adapter, shots },
+    settings: { ...training, adapter, shots, ...(holdout !== undefined && { holdout }) },
+    timeBudget,
     steps,
     evaluations,
     zeroShot: zeroShot && summarize(zeroShot, data.classNames),
     final: adapted && summarize(adapted, data.classNames),
     skipped: data.skipped,
   }, values.log);
+}
+
+/** The steps that fit `budget` ("15m") at a step time measured here, with the run's own images and settings. */
+async function fitTimeBudget(budget: string, model: ClipModel, classNames: readonly string[], support: LabelledImages, adapter: AdapterSettings, training: TrainSettings) {
+  let budgetMilliseconds: number;
+  try {
+    budgetMilliseconds = parseDuration(budget);
+  } catch (error) {
+    throw new UsageError(`--time-budget: ${(error as Error).message}`);
+  }
+  log(`timing a few training steps on ${model.ctx.adapterName} for the time budget of ${budget}...`);
+  const millisecondsPerStep = await measureStepTime(model, classNames, support, adapter, training);
+  const iterations = budgetIterations(budgetMilliseconds, millisecondsPerStep);
+  log(`time budget ${budget}: ${millisecondsPerStep.toFixed(0)} ms per step on this device, so ${iterations} steps`);
+  return { budget, millisecondsPerStep, iterations };
+}
+
+/** The --prompts file: a JSON object of class name to that class's own prompt. */
+async function readClassPrompts(path: string): Promise<Record<string, string>> {
+  let value: unknown;
+  try {
+    value = JSON.parse(await readFile(path, 'utf8'));
+  } catch (error) {
+    throw new UsageError(`--prompts: ${path} is not valid JSON (${(error as Error).message})`);
+  }
+  const isObject = typeof value === 'object' && value !== null && !Array.isArray(value);
+  if (!isObject || !Object.values(value as object).every((prompt) => typeof prompt === 'string')) {
+    throw new UsageError(`--prompts: ${path} must be a JSON object of class name to prompt, such as {"golden_retriever": "a photo of a golden retriever, a dog."}`);
+  }
+  return value as Record<string, string>;
 }
 
 async function writeCheckpoint(path: string, checkpoint: TrainerCheckpoint): Promise<void> {

@@ -2,7 +2,7 @@
 // form, the worker, the CLI's options and its help text all derive from, and the rules that tie settings
 // together. Plain data, no GPU: change a default here and every one of them follows.
 
-import { DEFAULT_TEMPLATE } from './prompts';
+import { DEFAULT_TEMPLATE, type ClassPrompts } from './prompts';
 
 export type AdapterMethod = 'block-lora' | 'lora';
 export type Tower = 'text' | 'vision';
@@ -53,6 +53,31 @@ export function recipeIterations(shots: number): number {
   return ITERATIONS_PER_SHOT * shots;
 }
 
+/** The held-out fraction "use my images" starts with (train on 85%, as `octoclip train --holdout 0.15`). */
+export const STARTING_HOLDOUT = 0.15;
+
+/** The time budgets the studio offers, in minutes ("about 5 / 15 / 60 minutes on this GPU"). */
+export const TIME_BUDGET_MINUTES: readonly number[] = [5, 15, 60];
+
+/**
+ * The iterations that fit a time budget at a measured step time: the run keeps the recipe's schedule
+ * (cosine over all its iterations), only its length changes. At least one step.
+ */
+export function budgetIterations(budgetMilliseconds: number, millisecondsPerStep: number): number {
+  if (!(budgetMilliseconds > 0)) throw new RangeError(`the time budget must be above 0, got ${budgetMilliseconds} ms`);
+  if (!(millisecondsPerStep > 0)) throw new RangeError(`the step time must be above 0, got ${millisecondsPerStep} ms`);
+  return Math.max(1, Math.floor(budgetMilliseconds / millisecondsPerStep));
+}
+
+/** "15m", "90s", "1h", "1.5h" or a bare number of minutes, in milliseconds; a RangeError for anything else. */
+export function parseDuration(text: string): number {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h)?\s*$/.exec(text);
+  const unitMilliseconds = { s: 1000, m: 60_000, min: 60_000, h: 3_600_000 } as const;
+  const value = match ? Number(match[1]) * unitMilliseconds[(match[2] ?? 'm') as keyof typeof unitMilliseconds] : NaN;
+  if (!(value > 0)) throw new RangeError(`a time budget is a positive duration such as 15m, 90s or 1h, got "${text}"`);
+  return value;
+}
+
 /** Early stopping's patience, in held-out evaluations: CLIP-LoRA trains every iteration (0: off). */
 export const RECIPE_PATIENCE = 0;
 
@@ -78,7 +103,10 @@ export interface TrainSettings {
   /** Evaluate on the held-out images every this many steps (0: only before and after training). */
   evalEvery: number;
   textChunk: number;
+  /** The class prompt, "{}" standing for the class name. */
   template: string;
+  /** Classes with their own prompt text instead of the template's, by class name. */
+  classPrompts: ClassPrompts;
 }
 
 /** Training: AdamW 2e-4 (as torch's, wd 1e-2), cosine to 1e-6 without warm-up, batch 32, augmentation. */
@@ -98,6 +126,7 @@ export const RECIPE_TRAINING: Readonly<Omit<TrainSettings, 'iterations'>> = {
   evalEvery: 0,
   textChunk: 64,
   template: DEFAULT_TEMPLATE,
+  classPrompts: {},
 };
 
 /** The recipe's training settings for `shots` shots, with overrides; a batch given without a micro-batch is one pass. */

@@ -50,6 +50,23 @@ export function holdoutSplit(labels: readonly number[], holdout: number, seed: n
   });
 }
 
+/** What chooses a split: a held-out fraction of each class when `holdout` is given ("use my images"), else `shots` per class. */
+export interface SplitChoice {
+  shots: number;
+  /** The fraction of each class held out, between 0 and 1 (absent: the shots split). */
+  holdout?: number;
+}
+
+/** The split a choice and a seed give: holdoutSplit or fewShotSplit. */
+export function splitFor(labels: readonly number[], choice: SplitChoice, seed: number, classNames?: readonly string[]): FewShotSplit {
+  return choice.holdout !== undefined ? holdoutSplit(labels, choice.holdout, seed, classNames) : fewShotSplit(labels, choice.shots, seed, classNames);
+}
+
+/** The shots a held-out split stands for (the recipe's iterations count them): its training images per class, at least 1. */
+export function shotsOf(trainingImages: number, classCount: number): number {
+  return Math.max(1, Math.round(trainingImages / Math.max(1, classCount)));
+}
+
 /** Shuffles each class's images by (seed, label) and trains on the first `take` that `choose` picks for the class. */
 function splitEachClass(
   labels: readonly number[], seed: number, classNames: readonly string[] | undefined,

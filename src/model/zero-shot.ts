@@ -2,7 +2,7 @@
 // into class embeddings, and each image goes to the class of highest cosine similarity.
 
 import type { ModelAdapters } from './adapter';
-import { DEFAULT_TEMPLATE, promptFor } from '../common/prompts';
+import { DEFAULT_TEMPLATE, promptsFor, type ClassPrompts } from '../common/prompts';
 import type { Tensor } from '../gpu/tensor';
 import type { ClipModel } from './clip';
 import type { RgbaImage } from './preprocessor';
@@ -11,12 +11,15 @@ import { preprocessBatch } from './preprocessor';
 /**
  * L2-normalised class embeddings [classes, projection_dim]. With several templates (a prompt ensemble),
  * each class's normalised features are averaged and normalised again, as in CLIP's ImageNet recipe.
+ * A class in `classPrompts` is encoded with its own prompt instead of the templates'.
  */
-export async function classEmbeddings(model: ClipModel, classNames: readonly string[], templates: readonly string[] = [DEFAULT_TEMPLATE], adapters: ModelAdapters | null = null): Promise<Float32Array> {
+export async function classEmbeddings(
+  model: ClipModel, classNames: readonly string[], templates: readonly string[] = [DEFAULT_TEMPLATE], adapters: ModelAdapters | null = null, classPrompts: ClassPrompts = {},
+): Promise<Float32Array> {
   const dim = model.config.projectionDim;
   const sum = new Float32Array(classNames.length * dim);
   for (const template of templates) {
-    const features = model.textFeatures(model.tokenize(classNames.map((name) => promptFor(name, template))), adapters);
+    const features = model.textFeatures(model.tokenize(promptsFor(classNames, template, classPrompts)), adapters);
     const normalized = model.normalize(features);
     const values = await model.ctx.read(normalized);
     values.forEach((v, i) => (sum[i] += v));

@@ -2,11 +2,38 @@
 // thumbnail. Writes that touch several records (a folder of new classes, a class and its images) are
 // single transactions.
 
+import { DEFAULT_TEMPLATE } from '../common/prompts';
 import { studioDatabase, write, type ClassRecord, type ImageRecord } from './db';
 
 export interface StoredDataset {
   classes: ClassRecord[];
   images: ImageRecord[];
+}
+
+/** The dataset's prompt template: the one stored, or the recipe's. */
+export async function loadPromptTemplate(): Promise<string> {
+  const record = await (await studioDatabase()).get('datasetSettings', 'dataset');
+  return record?.promptTemplate ?? DEFAULT_TEMPLATE;
+}
+
+export async function savePromptTemplate(promptTemplate: string): Promise<void> {
+  await write(['datasetSettings'], async (tx) => {
+    await tx.objectStore('datasetSettings').put({ id: 'dataset', promptTemplate });
+  });
+}
+
+/** Gives a class its own prompt, or (undefined) gives it the template's again. */
+export async function setClassPrompt(id: string, prompt: string | undefined): Promise<void> {
+  await write(['classes'], async (tx) => {
+    const record = await tx.objectStore('classes').get(id);
+    if (record) await tx.objectStore('classes').put(withPrompt(record, prompt));
+  });
+}
+
+/** The class with this prompt of its own, or (undefined) with none. */
+export function withPrompt(record: ClassRecord, prompt: string | undefined): ClassRecord {
+  const { prompt: _previous, ...rest } = record;
+  return prompt === undefined ? rest : { ...rest, prompt };
 }
 
 /** Classes by position; images in the order they were added (the order fewShotSplit sees them in). */

@@ -8,7 +8,7 @@ import type { StepLog, TrainerCheckpoint } from '../training/trainer';
 import type { AdapterChoice, TrainChoice } from '../worker/protocol';
 
 const DATABASE_NAME = 'octoclip';
-const DATABASE_VERSION = 1;
+const DATABASE_VERSION = 2;
 
 /** A model in the cache: where it came from and how much of each file is stored. */
 export interface ModelRecord {
@@ -47,6 +47,14 @@ export interface ClassRecord {
   name: string;
   /** Sort key: classes keep the order they were added in, which is their label order. */
   position: number;
+  /** The class's own prompt, used instead of the dataset's template (absent: the template's). */
+  prompt?: string;
+}
+
+/** The dataset's own settings, one record: the prompt template its classes' names fill in. */
+export interface DatasetSettingsRecord {
+  id: 'dataset';
+  promptTemplate: string;
 }
 
 export interface ImageRecord {
@@ -106,6 +114,7 @@ export interface StudioSchema extends DBSchema {
   models: { key: string; value: ModelRecord };
   modelFiles: { key: [string, string, number]; value: ModelChunkRecord; indexes: { byModel: string } };
   classes: { key: string; value: ClassRecord };
+  datasetSettings: { key: string; value: DatasetSettingsRecord };
   images: { key: string; value: ImageRecord; indexes: { byClass: string } };
   adapters: { key: string; value: AdapterRecord };
   checkpoints: { key: string; value: CheckpointRecord };
@@ -127,6 +136,8 @@ export function studioDatabase(): Promise<IDBPDatabase<StudioSchema>> {
         db.createObjectStore('adapters', { keyPath: 'id' });
         db.createObjectStore('checkpoints', { keyPath: 'runId' });
       }
+      // Version 2: the dataset's prompt template (classes gained an optional prompt, which needs no migration).
+      if (oldVersion < 2) db.createObjectStore('datasetSettings', { keyPath: 'id' });
     },
     // Another tab upgrading the schema: let it, and open again on the next use.
     blocking() {

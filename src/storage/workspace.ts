@@ -19,6 +19,8 @@ export interface Workspace {
   classes: ClassRecord[];
   images: ImageRecord[];
   adapters: AdapterRecord[];
+  /** The dataset's prompt template (absent: none was stored, the recipe's applies). */
+  promptTemplate?: string;
   /** The studio's settings, by their localStorage key: opaque to storage. */
   settings: Record<string, string>;
 }
@@ -36,6 +38,7 @@ interface WorkspaceHeader {
   classes: ClassRecord[];
   images: (Omit<ImageRecord, 'blob' | 'thumbnail'> & { blob: BlobRef; thumbnail: BlobRef })[];
   adapters: (Omit<AdapterRecord, 'file'> & { file: BlobRef })[];
+  promptTemplate?: string;
   settings: Record<string, string>;
 }
 
@@ -64,6 +67,7 @@ export function encodeWorkspace(workspace: Workspace, createdAt = Date.now()): B
     classes: workspace.classes,
     images: workspace.images.map((image) => ({ ...image, blob: ref(image.blob), thumbnail: ref(image.thumbnail) })),
     adapters: workspace.adapters.map((adapter) => ({ ...adapter, file: ref(adapter.file) })),
+    promptTemplate: workspace.promptTemplate,
     settings: workspace.settings,
   };
   const json = new TextEncoder().encode(JSON.stringify(header));
@@ -103,7 +107,8 @@ export async function decodeWorkspace(file: Blob, fileName: string): Promise<Wor
   const list = <T>(value: unknown, what: string): T[] => (Array.isArray(value) ? value : refuse(`the header has no list of ${what}`));
   const classes = list<ClassRecord>(header.classes, 'classes');
   for (const record of classes) {
-    if (!isObject(record) || typeof record.id !== 'string' || typeof record.name !== 'string' || typeof record.position !== 'number') {
+    const badPrompt = isObject(record) && record.prompt !== undefined && typeof record.prompt !== 'string';
+    if (!isObject(record) || typeof record.id !== 'string' || typeof record.name !== 'string' || typeof record.position !== 'number' || badPrompt) {
       refuse('a class in the header is malformed');
     }
   }
@@ -122,7 +127,9 @@ export async function decodeWorkspace(file: Blob, fileName: string): Promise<Wor
   });
   const settings = isObject(header.settings) ? header.settings : refuse('the header has no settings');
   if (Object.values(settings).some((value) => typeof value !== 'string')) refuse('a setting in the header is not text');
-  return { classes, images, adapters, settings };
+  const { promptTemplate } = header;
+  if (promptTemplate !== undefined && typeof promptTemplate !== 'string') refuse('the prompt template in the header is not text');
+  return { classes, images, adapters, ...(promptTemplate !== undefined && { promptTemplate }), settings };
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {
@@ -136,14 +143,15 @@ function isCount(value: unknown): value is number {
 /** The stored dataset and adapter library (settings are the UI's: it adds them). */
 export async function readStoredWorkspace(): Promise<Omit<Workspace, 'settings'>> {
   const db = await studioDatabase();
-  const tx = db.transaction(['classes', 'images', 'adapters']);
-  const [classes, images, adapters] = await Promise.all([
+  const tx = db.transaction(['classes', 'images', 'adapters', 'datasetSettings']);
+  const [classes, images, adapters, datasetSettings] = await Promise.all([
     tx.objectStore('classes').getAll(),
     tx.objectStore('images').getAll(),
     tx.objectStore('adapters').getAll(),
+    tx.objectStore('datasetSettings').get('dataset'),
   ]);
   await tx.done;
-  return { classes, images, adapters };
+  return { classes, images, adapters, ...(datasetSettings && { promptTemplate: datasetSettings.promptTemplate }) };
 }
 
 /** What an import added, for the status line. */
@@ -156,10 +164,15 @@ export interface WorkspaceImportCounts {
 /**
  * Adds a workspace to what is stored, in one transaction, losing nothing on either side: a class whose
  * name is already here receives the imported images (after the existing classes, in the file's order);
- * images and adapters already here (the same id: a file imported twice) are not added again.
+ * images and adapters already here (the same id: a file imported twice) are not added again. Prompts
+ * fill gaps only: the file's template when none is stored here, a class's prompt when its class here has none.
  */
 export async function importWorkspace(workspace: Omit<Workspace, 'settings'>): Promise<WorkspaceImportCounts> {
-  return write(['classes', 'images', 'adapters'], async (tx) => {
+  return write(['classes', 'images', 'adapters', 'datasetSettings'], async (tx) => {
+    const settingsStore = tx.objectStore('datasetSettings');
+    if (workspace.promptTemplate !== undefined && !(await settingsStore.get('dataset'))) {
+      await settingsStore.put({ id: 'dataset', promptTemplate: workspace.promptTemplate });
+    }
     const classStore = tx.objectStore('classes');
     const imageStore = tx.objectStore('images');
     const adapterStore = tx.objectStore('adapters');
@@ -172,10 +185,12 @@ export async function importWorkspace(workspace: Omit<Workspace, 'settings'>): P
       const here = byName.get(record.name);
       if (here) {
         classIds.set(record.id, here);
+        const kept = await classStore.get(here);
+        if (kept && kept.prompt === undefined && record.prompt !== undefined) await classStore.put({ ...kept, prompt: record.prompt });
         continue;
       }
       const id = (await classStore.get(record.id)) ? crypto.randomUUID() : record.id;
-      await classStore.add({ id, name: record.name, position: position++ });
+      await classStore.add({ id, name: record.name, position: position++, ...(record.prompt !== undefined && { prompt: record.prompt }) });
       byName.set(record.name, id);
       classIds.set(record.id, id);
       counts.classes++;

@@ -6,6 +6,7 @@
 import { adapterMetadata, encodeAdapterFile, type AdapterMetadata, type AdapterTensors } from '../adapters/adapter-file';
 import { AdapterSet } from '../adapters/block-lora';
 import type { AdapterSettings } from '../adapters/settings';
+import { checkPrompts } from '../common/prompts';
 import { Rng, RNG_STREAM } from '../common/random';
 import type { TrainSettings } from '../common/recipe';
 import type { ClipModel } from '../model/clip';
@@ -21,8 +22,10 @@ export interface RunSetup {
   heldOut: LabelledImages;
   adapter: AdapterSettings;
   training: TrainSettings;
-  /** Recorded in the adapter: evaluation re-derives the held-out split from shots and seed. */
+  /** Recorded in the adapter: evaluation re-derives the held-out split from shots (or holdout) and seed. */
   shots: number;
+  /** The held-out fraction of each class, when the split was one ("use my images"; see splitFor). */
+  holdout?: number;
   /** Steps between checkpoints (besides the one taken on pause). */
   checkpointEvery: number;
   /**
@@ -129,12 +132,13 @@ export async function runTraining(setup: RunSetup, hooks: RunHooks = {}, control
   const patience = setup.patience ?? 0;
   if (!Number.isInteger(patience) || patience < 0) throw new RangeError(`the patience of early stopping must be a whole number, got ${patience}`);
   if (patience > 0 && !(holdsOut && training.evalEvery > 0)) throw new RangeError('early stopping needs held-out images and an evaluation interval');
+  checkPrompts(classNames, training.template, training.classPrompts);
   const gpuTurn = hooks.gpuTurn ?? (<T>(work: () => Promise<T>) => work());
 
   let zeroShot: Evaluation | null = null;
   if (holdsOut) {
     hooks.phase?.('baseline');
-    zeroShot = await gpuTurn(() => evaluate(model, classNames, heldOut, null, training.template));
+    zeroShot = await gpuTurn(() => evaluate(model, classNames, heldOut, null, training.template, training.classPrompts));
     // Every B_i starts at zero, so at step 0 the adapted model is the base model.
     if (!setup.resumeFrom) hooks.evaluation?.(0, zeroShot);
   }
@@ -165,7 +169,7 @@ export async function runTraining(setup: RunSetup, hooks: RunHooks = {}, control
     }
     const finalCheckpoint = kept ? kept.state : await gpuTurn(() => final.checkpoint());
     const supportAccuracy = (await gpuTurn(() => final.evaluate(support))).accuracy;
-    const meta = adapterMetadata(setup.adapter, training, model, classNames, setup.shots, {
+    const meta = adapterMetadata(setup.adapter, training, model, classNames, { shots: setup.shots, holdout: setup.holdout }, {
       zeroShotAccuracy: zeroShot?.accuracy ?? null,
       heldOutAccuracy: adapted?.accuracy ?? null,
       supportAccuracy,
@@ -178,6 +182,33 @@ export async function runTraining(setup: RunSetup, hooks: RunHooks = {}, control
       adapters.parameters().map(({ name, tensor }) => [name, { shape: [...tensor.shape], data: finalCheckpoint.tensors.get(name)! }]),
     );
     return { status: 'completed', adapter: { file: encodeAdapterFile(meta, tensors), meta, tensors }, zeroShot, adapted, supportAccuracy, finalCheckpoint, lastStep };
+  } finally {
+    trainer?.destroy();
+    adapters.destroy();
+  }
+}
+
+/** Steps timed by measureStepTime after the untimed first one. */
+const TIMED_STEPS = 2;
+
+/**
+ * How long one training step takes on this device: a few of the Trainer's own steps (same kernels, batch
+ * and micro-batches) on `support`, the first untimed since it compiles the pipelines. The studio's time
+ * estimate and the CLI's --time-budget both measure with it; the adapters are thrown away.
+ */
+export async function measureStepTime(
+  model: ClipModel, classNames: readonly string[], support: LabelledImages, adapter: AdapterSettings, training: TrainSettings,
+  gpuTurn: NonNullable<RunHooks['gpuTurn']> = (work) => work(),
+): Promise<number> {
+  const adapters = AdapterSet.create(model.ctx, model.config, adapter, { random: Math.random });
+  let trainer: Trainer | null = null;
+  try {
+    trainer = new Trainer(model, adapters, classNames, support, { ...training, iterations: TIMED_STEPS + 1 });
+    const stepper = trainer;
+    await gpuTurn(() => stepper.trainStep());
+    let milliseconds = 0;
+    for (let i = 0; i < TIMED_STEPS; i++) milliseconds += (await gpuTurn(() => stepper.trainStep())).milliseconds;
+    return milliseconds / TIMED_STEPS;
   } finally {
     trainer?.destroy();
     adapters.destroy();

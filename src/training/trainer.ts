@@ -3,7 +3,7 @@
 // continues exactly as if it had never stopped. The run around the steps is src/training/run.ts.
 
 import type { AdapterSet } from '../adapters/block-lora';
-import { DEFAULT_TEMPLATE, promptFor } from '../common/prompts';
+import { DEFAULT_TEMPLATE, promptsFor, type ClassPrompts } from '../common/prompts';
 import { Rng, RNG_STREAM, type RngState } from '../common/random';
 import { validateTrainSettings, type TrainSettings } from '../common/recipe';
 import type { Tensor } from '../gpu/tensor';
@@ -66,7 +66,7 @@ export class Trainer {
     const indices = support.images.map((_, i) => i);
     this.sampler = resumeFrom ? BatchSampler.restore(indices, resumeFrom.sampler) : new BatchSampler(indices, settings.batchSize, settings.seed);
     this.rng = resumeFrom ? Rng.fromState(resumeFrom.rng) : Rng.derive(settings.seed, RNG_STREAM.training);
-    this.classTokens = model.tokenize(classNames.map((name) => promptFor(name, settings.template)));
+    this.classTokens = model.tokenize(promptsFor(classNames, settings.template, settings.classPrompts));
     adapters.allocateGradients();
     this.optimizer = new AdapterOptimizer(model.ctx, adapters, settings);
     if (resumeFrom) this.restore(resumeFrom);
@@ -119,7 +119,7 @@ export class Trainer {
 
   /** Accuracy, per-class accuracy and confusion matrix on labelled images, with the adapters on. */
   async evaluate(data: LabelledImages, withAdapters = true): Promise<Evaluation> {
-    return evaluate(this.model, this.classNames, data, withAdapters ? this.adapters : null, this.settings.template);
+    return evaluate(this.model, this.classNames, data, withAdapters ? this.adapters : null, this.settings.template, this.settings.classPrompts);
   }
 
   async checkpoint(): Promise<TrainerCheckpoint> {
@@ -163,8 +163,10 @@ export class Trainer {
   }
 }
 
-export async function evaluate(model: ClipModel, classNames: readonly string[], data: LabelledImages, adapters: AdapterSet | null, template = DEFAULT_TEMPLATE): Promise<Evaluation> {
-  const embeddings = await classEmbeddings(model, classNames, [template], adapters);
+export async function evaluate(
+  model: ClipModel, classNames: readonly string[], data: LabelledImages, adapters: AdapterSet | null, template = DEFAULT_TEMPLATE, classPrompts: ClassPrompts = {},
+): Promise<Evaluation> {
+  const embeddings = await classEmbeddings(model, classNames, [template], adapters, classPrompts);
   const predictions = (await classify(model, data.images, embeddings, { adapters })).map((p) => p.label);
   const classes = classNames.length;
   const confusion = Array.from({ length: classes }, () => new Array<number>(classes).fill(0));

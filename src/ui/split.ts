@@ -1,9 +1,10 @@
-// Which images train and which are held out: CLIP-LoRA's few-shot split (fewShotSplit, seeded per
-// class) over the dataset as it is now, with labels in class order.
+// Which images train and which are held out: CLIP-LoRA's few-shot split or a held-out fraction of each
+// class (splitFor, seeded per class, as the CLI's --shots and --holdout) over the dataset as it is now,
+// with labels in class order.
 
 import { useMemo } from 'react';
 import type { ClassRecord, StoredSplit } from '../storage/db';
-import { fewShotSplit } from '../common/split';
+import { splitFor, type SplitChoice } from '../common/split';
 import { useDatasetStore, type DatasetImage } from './stores/dataset';
 
 export interface DatasetSplit {
@@ -17,12 +18,13 @@ export interface DatasetSplit {
   roles: Map<string, 'train' | 'held-out'>;
 }
 
-export function splitDataset(classes: readonly ClassRecord[], images: readonly DatasetImage[], shots: number, seed: number): DatasetSplit {
+export function splitDataset(classes: readonly ClassRecord[], images: readonly DatasetImage[], choice: SplitChoice, seed: number): DatasetSplit {
   const labelOf = new Map(classes.map((c, label) => [c.id, label]));
   const labelled = images.filter((image) => labelOf.has(image.classId));
   const labels = labelled.map((image) => labelOf.get(image.classId)!);
-  const { support, heldOut, warnings } = labelled.length && Number.isInteger(shots) && shots >= 1
-    ? fewShotSplit(labels, shots, seed, classes.map((c) => c.name))
+  const usable = choice.holdout !== undefined ? choice.holdout > 0 && choice.holdout < 1 : Number.isInteger(choice.shots) && choice.shots >= 1;
+  const { support, heldOut, warnings } = labelled.length && usable
+    ? splitFor(labels, choice, seed, classes.map((c) => c.name))
     : { support: [], heldOut: [], warnings: [] };
   const pick = (indices: number[]): StoredSplit => ({ imageIds: indices.map((i) => labelled[i].id), labels: indices.map((i) => labels[i]) });
   const roles = new Map<string, 'train' | 'held-out'>();
@@ -36,9 +38,9 @@ export function splitDataset(classes: readonly ClassRecord[], images: readonly D
   return { support: pick(support), heldOut: pick(heldOut), counts, warnings, roles };
 }
 
-/** The split of the current dataset for these shots and seed, recomputed when any of them changes. */
-export function useDatasetSplit(shots: number, seed: number): DatasetSplit {
+/** The split of the current dataset for this choice and seed, recomputed when any of them changes. */
+export function useDatasetSplit({ shots, holdout }: SplitChoice, seed: number): DatasetSplit {
   const classes = useDatasetStore((s) => s.classes);
   const images = useDatasetStore((s) => s.images);
-  return useMemo(() => splitDataset(classes, images, shots, seed), [classes, images, shots, seed]);
+  return useMemo(() => splitDataset(classes, images, { shots, holdout }, seed), [classes, images, shots, holdout, seed]);
 }

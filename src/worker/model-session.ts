@@ -6,7 +6,7 @@ import { AdapterSet } from '../adapters/block-lora';
 import type { GpuContext } from '../gpu/context';
 import { ClipModel } from '../model/clip';
 import { byteSourceFromBlob } from '../model/weights';
-import { DEFAULT_TEMPLATE } from '../common/prompts';
+import { DEFAULT_TEMPLATE, type ClassPrompts } from '../common/prompts';
 import { classEmbeddings, classify } from '../model/zero-shot';
 import { evaluate } from '../training/trainer';
 import { decodeImage, decodeImages } from './decode';
@@ -59,10 +59,10 @@ export class ModelSession {
   async predict({ image, classNames, adapter: ref }: PredictRequest): Promise<PredictResult> {
     const adapter = ref ? await this.useAdapter(ref) : null;
     const names = adapter ? adapter.meta.classNames : classNames;
-    const template = adapter ? adapter.meta.promptTemplate : DEFAULT_TEMPLATE;
+    const prompts = adapter ? { template: adapter.meta.promptTemplate, classPrompts: adapter.meta.classPrompts ?? {} } : { template: DEFAULT_TEMPLATE, classPrompts: {} };
     const pixels = await decodeImage(image, 'This image', this.model.preprocessor.size);
     const probabilities = async (withAdapter: LoadedAdapter | null) => {
-      const embedding = await this.classEmbeddings(names, template, withAdapter);
+      const embedding = await this.classEmbeddings(names, prompts, withAdapter);
       const [prediction] = await classify(this.model, [pixels], embedding, { adapters: withAdapter?.set ?? null });
       return [...prediction.probabilities];
     };
@@ -77,10 +77,10 @@ export class ModelSession {
   async evaluate({ adapter: ref, images }: EvaluateRequest): Promise<EvaluateResult> {
     const adapter = await this.useAdapter(ref);
     const data = { images: await decodeImages(images.images, images.names, this.model.preprocessor.size), labels: images.labels };
-    const { classNames, promptTemplate } = adapter.meta;
+    const { classNames, promptTemplate, classPrompts } = adapter.meta;
     return {
-      zeroShot: await evaluate(this.model, classNames, data, null, promptTemplate),
-      adapted: await evaluate(this.model, classNames, data, adapter.set, promptTemplate),
+      zeroShot: await evaluate(this.model, classNames, data, null, promptTemplate, classPrompts),
+      adapted: await evaluate(this.model, classNames, data, adapter.set, promptTemplate, classPrompts),
     };
   }
 
@@ -101,11 +101,11 @@ export class ModelSession {
     return this.adapter;
   }
 
-  private async classEmbeddings(classNames: readonly string[], template: string, adapter: LoadedAdapter | null): Promise<Float32Array> {
-    const key = JSON.stringify([adapter?.id ?? null, template, classNames]);
+  private async classEmbeddings(classNames: readonly string[], { template, classPrompts }: { template: string; classPrompts: ClassPrompts }, adapter: LoadedAdapter | null): Promise<Float32Array> {
+    const key = JSON.stringify([adapter?.id ?? null, template, classPrompts, classNames]);
     let embedding = this.embeddings.get(key);
     if (!embedding) {
-      embedding = await classEmbeddings(this.model, classNames, [template], adapter?.set ?? null);
+      embedding = await classEmbeddings(this.model, classNames, [template], adapter?.set ?? null, classPrompts);
       if (this.embeddings.size >= EMBEDDING_CACHE_ENTRIES) this.embeddings.delete(this.embeddings.keys().next().value!);
       this.embeddings.set(key, embedding);
     }

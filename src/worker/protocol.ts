@@ -76,10 +76,15 @@ export interface TrainChoice
   memoryBudgetBytes?: number;
   /** Training images per class (recorded in the adapter: evaluation re-derives the held-out split from it). */
   shots: number;
+  /** Instead of the shots: the fraction of each class held out ("use my images"; splitFor), recorded in the adapter too. */
+  holdout?: number;
   /** Send a checkpoint every this many steps. */
   checkpointEvery: number;
   /** Stop after this many held-out evaluations without a better accuracy, keeping the best adapter (0 or absent: off). */
   patience?: number;
+  /** The dataset's prompt template (absent: the recipe's) and its classes' own prompts, by class name. */
+  template?: string;
+  classPrompts?: Record<string, string>;
 }
 
 /** What a run would cost, before it starts. */
@@ -120,7 +125,7 @@ export interface LabelledBlobs {
 export interface TrainRequest {
   /** Chosen by the page; every event of the run carries it. */
   runId: string;
-  /** The classes, by label; their prompts are "a photo of a {}.". */
+  /** The classes, by label; their prompts are the template's (training.template) or their own (training.classPrompts). */
   classNames: string[];
   support: LabelledBlobs;
   heldOut: LabelledBlobs;

@@ -61,6 +61,8 @@ export function trainSettingsFor(choice: TrainChoice): TrainSettings {
       weightDecay: choice.weightDecay,
       augment: choice.augment,
       evalEvery: choice.evalEvery,
+      template: choice.template,
+      classPrompts: choice.classPrompts,
     });
   } catch (error) {
     throw asSettingsRefusal(error);
@@ -150,7 +152,7 @@ export class TrainingRun {
     const outcome = await runTraining(
       {
         model, classNames: request.classNames, support, heldOut, adapter, training,
-        shots: request.training.shots, checkpointEvery: request.training.checkpointEvery, patience: request.training.patience,
+        shots: request.training.shots, holdout: request.training.holdout, checkpointEvery: request.training.checkpointEvery, patience: request.training.patience,
         resumeFrom: request.resumeFrom,
       },
       {

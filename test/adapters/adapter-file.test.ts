@@ -125,6 +125,19 @@ describe('adapter file', () => {
     expect(header.tensors.size).toBe(2 * 3 * 4);
   });
 
+  it('records the classes\' own prompts when there are some, and reads files without them', () => {
+    const meta = sampleMeta({ classPrompts: { cat: 'a tabby cat asleep on a sofa' } });
+    const file = encodeAdapterFile(meta, sampleTensors(meta));
+    expect(parseSafetensorsHeader(file, file.length).metadata.class_prompts).toBe('{"cat":"a tabby cat asleep on a sofa"}');
+    expect(decodeAdapterFile(file).meta).toEqual(meta);
+    const plain = sampleMeta();
+    const plainFile = encodeAdapterFile(plain, sampleTensors(plain));
+    expect(parseSafetensorsHeader(plainFile, plainFile.length).metadata).not.toHaveProperty('class_prompts');
+    expect(decodeAdapterFile(plainFile).meta.classPrompts).toBeUndefined();
+    const wrong = sampleMeta({ classPrompts: { cat: 3 } as unknown as Record<string, string> });
+    expect(() => decodeAdapterFile(encodeAdapterFile(wrong, sampleTensors(wrong)), 'wrong.safetensors')).toThrow('wrong.safetensors: metadata "class_prompts" is not a JSON object of strings');
+  });
+
   it('round-trips plain LoRA (one block) and an adapter on one tower only', () => {
     const meta = sampleMeta({ method: 'lora', blocks: 1, rank: 2, scalingRule: 'alpha/r', alpha: 4, layers: { text: [], vision: [0, 3] } });
     expect(meta.scaling).toBe(2);

@@ -146,6 +146,50 @@ describe('octoclip CLI', () => {
     expect(option.stderr).toMatch(/unknown option --imagse/);
   }, 300_000);
 
+  it('train --time-budget times steps on this device and trains as many as fit, with the same schedule', () => {
+    const trained = octoclip('train', '--model', model, '--images', images, '--shots', '2', '--batch-size', '3', '--time-budget', '4s',
+      '--seed', '3', '--out', join(work, 'budget.safetensors'), '--log', join(work, 'budget-log.json'));
+    expect(trained.status, trained.stderr).toBe(0);
+    const log = JSON.parse(readFileSync(join(work, 'budget-log.json'), 'utf8'));
+    const { millisecondsPerStep, iterations } = log.timeBudget;
+    expect(millisecondsPerStep).toBeGreaterThan(0);
+    expect(iterations).toBe(Math.max(1, Math.floor(4000 / millisecondsPerStep)));
+    expect(trained.stderr).toContain(`time budget 4s: ${millisecondsPerStep.toFixed(0)} ms per step on this device, so ${iterations} steps`);
+    expect(log.settings.iterations).toBe(iterations);
+    expect(log.steps).toHaveLength(iterations);
+    // The recipe's cosine, stretched over the budget's steps: it starts at the peak and ends near the floor.
+    expect(log.steps[0].lr).toBeCloseTo(log.settings.lr, 10);
+    if (iterations > 2) expect(log.steps.at(-1).lr).toBeLessThan(log.settings.lr / 2);
+    const bad = octoclip('train', '--model', model, '--images', images, '--shots', '2', '--time-budget', 'soon', '--out', join(work, 'never.safetensors'));
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain('--time-budget: a time budget is a positive duration such as 15m, 90s or 1h, got "soon"');
+    expect(existsSync(join(work, 'never.safetensors'))).toBe(false);
+  }, 300_000);
+
+  it('train --template and --prompts record the prompts in the adapter, which eval uses; a prompt for no class is refused', () => {
+    const prompts = join(work, 'prompts.json');
+    writeFileSync(prompts, JSON.stringify({ red: 'a photo of something red, like a tomato.' }));
+    const adapter = join(work, 'prompted.safetensors');
+    const trained = octoclip('train', '--model', model, '--images', images, '--shots', '2', '--iterations', '2', '--batch-size', '3',
+      '--template', 'a picture of the colour {}.', '--prompts', prompts, '--out', adapter, '--log', join(work, 'prompted-log.json'));
+    expect(trained.status, trained.stderr).toBe(0);
+    const { meta } = decodeAdapterFile(new Uint8Array(readFileSync(adapter)));
+    expect(meta.promptTemplate).toBe('a picture of the colour {}.');
+    expect(meta.classPrompts).toEqual({ red: 'a photo of something red, like a tomato.' });
+    const evaluated = octoclip('eval', '--model', model, '--adapter', adapter, '--images', images, '--shots', '2');
+    expect(evaluated.status, evaluated.stderr).toBe(0);
+
+    writeFileSync(prompts, JSON.stringify({ purple: 'a photo of something purple.' }));
+    const unknown = octoclip('train', '--model', model, '--images', images, '--shots', '2', '--prompts', prompts, '--out', join(work, 'never.safetensors'));
+    expect(unknown.status).toBe(2);
+    expect(unknown.stderr).toContain('a prompt is given for "purple", which is not one of the classes (blue, green, red)');
+    writeFileSync(prompts, '["red"]');
+    const list = octoclip('train', '--model', model, '--images', images, '--shots', '2', '--prompts', prompts, '--out', join(work, 'never.safetensors'));
+    expect(list.status).toBe(2);
+    expect(list.stderr).toContain('must be a JSON object of class name to prompt');
+    expect(existsSync(join(work, 'never.safetensors'))).toBe(false);
+  }, 300_000);
+
   it('refuses bad input with a message and a non-zero status', () => {
     const missing = octoclip('zero-shot', '--model', join(work, 'nowhere'), '--images', images);
     expect(missing.status).toBe(1);

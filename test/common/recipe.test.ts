@@ -6,7 +6,7 @@ import { defaultAdapterSettings } from '../../src/adapters/settings';
 import { helpText, parseCommandLine } from '../../src/cli/options';
 import { TRAIN, trainSettingsFromOptions } from '../../src/cli/train';
 import { DEFAULT_TEMPLATE } from '../../src/common/prompts';
-import { defaultTrainSettings, ITERATIONS_PER_SHOT, LORA_BLOCKS, RECIPE_ADAPTER, RECIPE_CHECKPOINT_EVERY, RECIPE_PATIENCE, RECIPE_TRAINING } from '../../src/common/recipe';
+import { budgetIterations, defaultTrainSettings, ITERATIONS_PER_SHOT, parseDuration, LORA_BLOCKS, RECIPE_ADAPTER, RECIPE_CHECKPOINT_EVERY, RECIPE_PATIENCE, RECIPE_TRAINING } from '../../src/common/recipe';
 import { parseClipConfig } from '../../src/model/config';
 import { makeTinyClip } from '../../src/model/tiny';
 import { RECIPE, useTrainingStore } from '../../src/ui/stores/training';
@@ -59,6 +59,20 @@ describe('the recipe', () => {
     expect(() => cliSettings('--early-stop', '3')).toThrow(/--early-stop needs --eval-every/);
     expect(() => cliSettings('--lr', '1e-7')).toThrow('--lr 1e-7 is below --min-lr 0.000001');
     expect(() => cliSettings('--shots', 'abc')).toThrow(/--shots is given twice|--shots must be a whole number/);
+    expect(() => cliSettings('--iterations', '40', '--time-budget', '15m')).toThrow('give one of --iterations and --time-budget');
+  });
+
+  it('turns a time budget into iterations at a measured step time, at least one', () => {
+    expect(parseDuration('15m')).toBe(15 * 60_000);
+    expect(parseDuration('90s')).toBe(90_000);
+    expect(parseDuration('1.5h')).toBe(90 * 60_000);
+    expect(parseDuration('5')).toBe(5 * 60_000);
+    for (const bad of ['', 'soon', '-5m', '0m', '15 parsecs']) expect(() => parseDuration(bad)).toThrow(/a time budget is a positive duration such as 15m/);
+    expect(budgetIterations(15 * 60_000, 450)).toBe(2000);
+    expect(budgetIterations(60_000, 7)).toBe(8571);
+    expect(budgetIterations(1_000, 5_000)).toBe(1);
+    expect(() => budgetIterations(60_000, 0)).toThrow(/step time must be above 0/);
+    expect(() => budgetIterations(0, 100)).toThrow(/time budget must be above 0/);
   });
 
   it('is the studio\'s form, and the worker turns that form into the recipe', () => {

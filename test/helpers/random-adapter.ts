@@ -18,7 +18,7 @@ export function randomAdapterFile(
   const checkpoint = files['model.safetensors'] as Uint8Array;
   const fingerprint = checkpointFingerprint(checkpoint, parseSafetensorsHeader(checkpoint, checkpoint.length));
   const settings = defaultAdapterSettings(config, { rank: 4, blocks: 2 });
-  const meta = adapterMetadata(settings, { template: options.template ?? 'a photo of a {}.' }, { id: modelId, weights: { fingerprint } }, classNames, 4, {});
+  const meta = adapterMetadata(settings, { template: options.template ?? 'a photo of a {}.', classPrompts: {} }, { id: modelId, weights: { fingerprint } }, classNames, { shots: 4 }, {});
   const next = mulberry32(options.seed ?? 7);
   const random = (count: number) => Float32Array.from({ length: count }, () => 0.3 * (next() - 0.5));
   const tensors: AdapterTensors = new Map();

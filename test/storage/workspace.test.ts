@@ -55,6 +55,15 @@ describe('workspace file', () => {
     expect(read).toEqual({ classes: [], images: [], adapters: [], settings: {} });
   });
 
+  it('carries the dataset\'s prompt template and the classes\' own prompts', async () => {
+    const original = sampleWorkspace();
+    original.classes[0].prompt = 'a photo of a sleepy cat.';
+    original.promptTemplate = 'a drawing of a {}.';
+    const read = await decodeWorkspace(encodeWorkspace(original), 'w.octoclip-workspace');
+    expect(read.promptTemplate).toBe('a drawing of a {}.');
+    expect(read.classes).toEqual(original.classes);
+  });
+
   async function refusal(file: Blob): Promise<string> {
     const error = await decodeWorkspace(file, 'bad.octoclip-workspace').then(() => null, (e: unknown) => e);
     expect(error).toBeInstanceOf(WorkspaceFileError);
@@ -98,5 +107,7 @@ describe('workspace file', () => {
     expect(await refusal(await withHeader((h) => (h.images[0].classId = 'nowhere')))).toMatch(/an image in the header is malformed or belongs to no class/);
     expect(await refusal(await withHeader((h) => (h.images[1].blob.offset = -1)))).toMatch(/the header's entry for the image i2.png is malformed/);
     expect(await refusal(await withHeader((h) => (h.settings = { key: 3 })))).toMatch(/a setting in the header is not text/);
+    expect(await refusal(await withHeader((h) => (h.classes[0].prompt = 7)))).toMatch(/a class in the header is malformed/);
+    expect(await refusal(await withHeader((h) => (h.promptTemplate = ['a {}'])))).toMatch(/the prompt template in the header is not text/);
   });
 });

@@ -21,7 +21,7 @@ function images(counts: Record<string, number>): DatasetImage[] {
 function checks(overrides: Partial<ReadinessInput> & { counts?: Record<string, number> }): string[] {
   const classes = overrides.classes ?? [cat, dog];
   const all = images(overrides.counts ?? { 'c-cat': 6, 'c-dog': 6 });
-  const input: ReadinessInput = { model, classes, images: all, split: splitDataset(classes, all, 4, 1), plan: ready, elsewhere: null, ...overrides };
+  const input: ReadinessInput = { model, classes, images: all, split: splitDataset(classes, all, { shots: 4 }, 1), plan: ready, elsewhere: null, ...overrides };
   return trainingProblems(input).map((problem) => problem.check);
 }
 
@@ -44,7 +44,7 @@ describe('trainingProblems', () => {
   it('says which classes and where to fix them', () => {
     const classes = [cat, dog, bird];
     const all = images({ 'c-cat': 1, 'c-dog': 6 });
-    const problems = trainingProblems({ model, classes, images: all, split: splitDataset(classes, all, 4, 1), plan: ready, elsewhere: null });
+    const problems = trainingProblems({ model, classes, images: all, split: splitDataset(classes, all, { shots: 4 }, 1), plan: ready, elsewhere: null });
     expect(problems.map((p) => p.text)).toEqual(['“bird” has no images.', '“cat” has one image, which trains: none is held out to evaluate the adapter on.']);
     expect(problems.every((p) => p.fix?.href === '#/dataset')).toBe(true);
   });

@@ -113,7 +113,7 @@ export function RadioGroup<T extends string>(props: FieldProps & { value: T; opt
  * `check` refuses a name with the reason: the reason shows beside the field and the field goes back
  * to the current name, so it never shows a name that was not taken.
  */
-export function InlineRename(props: { label: string; value: string; check?(value: string): string | null; onCommit(value: string): void }) {
+export function InlineRename(props: { label: string; value: string; placeholder?: string; check?(value: string): string | null; onCommit(value: string): void }) {
   const [text, setText] = useState(props.value);
   const [refusal, setRefusal] = useState<string | null>(null);
   const refusalId = useId();
@@ -130,6 +130,7 @@ export function InlineRename(props: { label: string; value: string; check?(value
       <input
         className="inline-rename"
         aria-label={props.label}
+        placeholder={props.placeholder}
         aria-invalid={refusal ? true : undefined}
         aria-describedby={refusal ? refusalId : undefined}
         value={text}

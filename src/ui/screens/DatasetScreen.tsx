@@ -4,18 +4,19 @@
 
 import { memo, useEffect, useId, useMemo, useRef, useState, type RefObject } from 'react';
 import type { ClassRecord } from '../../storage/db';
-import { promptFor } from '../../common/prompts';
+import { promptFor, promptsFor } from '../../common/prompts';
 import { ClassCapture } from '../components/ClassCapture';
 import { Screen } from '../components/Screen';
 import { Badge, Card } from '../components/Card';
 import { DropZone, FilePicker } from '../components/DropZone';
-import { InlineRename, NumberField } from '../components/fields';
+import { InlineRename } from '../components/fields';
 import { Note, Problem } from '../components/Notice';
 import { ProgressBar } from '../components/ProgressBar';
 import { filesFromDrop, filesFromInput, groupIntoClasses } from '../dropped-files';
 import { useDatasetSplit, type DatasetSplit } from '../split';
-import { classNameProblem, useDatasetStore, type DatasetImage } from '../stores/dataset';
+import { classNameProblem, templateProblem, useDatasetStore, type DatasetImage } from '../stores/dataset';
 import { isRunActive, useTrainingStore } from '../stores/training';
+import { SplitFields } from './SplitFields';
 
 const IMAGE_TYPES = 'image/*';
 /** How far outside the window a class card starts showing its thumbnails (so they are there when scrolled to). */
@@ -41,9 +42,9 @@ function useSeen<T extends Element>(): [RefObject<T | null>, boolean] {
 export function DatasetScreen() {
   const classes = useDatasetStore((s) => s.classes);
   const images = useDatasetStore((s) => s.images);
-  const shots = useTrainingStore((s) => s.settings.shots);
-  const seed = useTrainingStore((s) => s.settings.seed);
-  const split = useDatasetSplit(shots, seed);
+  const settings = useTrainingStore((s) => s.settings);
+  const template = useDatasetStore((s) => s.promptTemplate);
+  const split = useDatasetSplit(settings, settings.seed);
   const imagesByClass = useImagesByClass(images);
   const countsByClass = new Map(split.counts.map((counts) => [counts.classId, counts]));
   return (
@@ -51,7 +52,7 @@ export function DatasetScreen() {
       title="Dataset"
       intro={
         <>
-          Your labelled images, one class per folder. Each class name becomes a prompt such as <q>{promptFor('golden_retriever')}</q>.
+          Your labelled images, one class per folder. Each class name becomes a prompt such as <q>{promptFor('golden_retriever', template)}</q>.
           Images stay in this browser.
         </>
       }
@@ -59,6 +60,7 @@ export function DatasetScreen() {
       <AddCard />
       <DatasetProblems />
       <SplitCard split={split} />
+      <PromptCard />
       <div className="class-grid">
         {classes.map((c) => {
           const mine = imagesByClass.get(c.id) ?? NO_IMAGES;
@@ -139,17 +141,12 @@ function DatasetProblems() {
 }
 
 function SplitCard({ split }: { split: DatasetSplit }) {
-  const settings = useTrainingStore((s) => s.settings);
-  const update = useTrainingStore((s) => s.update);
   const running = useTrainingStore((s) => isRunActive(s.run.status));
   const train = split.support.imageIds.length;
   const heldOut = split.heldOut.imageIds.length;
   return (
     <Card title="Training and held-out images">
-      <div className="field-row">
-        <NumberField label="Shots per class" integer min={1} value={settings.shots} disabled={running} onChange={(shots) => update({ shots })} help="Training images per class (CLIP-LoRA uses 1 to 16)." />
-        <NumberField label="Seed" integer value={settings.seed} disabled={running} onChange={(seed) => update({ seed })} help="Seeds the split, the batches and the adapter’s start." />
-      </div>
+      <SplitFields disabled={running} />
       <p role="status" data-testid="split-summary">
         {train + heldOut === 0 ? 'No images yet.' : `${train} ${train === 1 ? 'image trains' : 'images train'}, ${heldOut} ${heldOut === 1 ? 'is' : 'are'} held out for evaluation.`}
       </p>
@@ -192,6 +189,29 @@ function useImagesByClass(images: readonly DatasetImage[]): Map<string, readonly
 }
 
 /** `heldOut` marks each image's role in the split, in order ('h' held out, '-' trains): a string, so that memo compares it by value. */
+/** The dataset's prompt template; each class card can replace it with the class's own prompt. */
+function PromptCard() {
+  const template = useDatasetStore((s) => s.promptTemplate);
+  const setPromptTemplate = useDatasetStore((s) => s.setPromptTemplate);
+  return (
+    <Card title="Prompts">
+      <div className="field prompt-field">
+        <span>Prompt template</span>
+        <InlineRename
+          label="Prompt template"
+          value={template}
+          check={(text) => templateProblem(text) && `${templateProblem(text)} It stays “${template}”.`}
+          onCommit={(text) => void setPromptTemplate(text)}
+        />
+      </div>
+      <p className="muted">
+        {'{}'} is replaced by each class name (underscores read as spaces): <q>{promptFor('golden_retriever', template)}</q>. A class can have its own prompt
+        instead, on its card. Adapters record the prompts they were trained with, and Evaluate and Try it use those.
+      </p>
+    </Card>
+  );
+}
+
 const ClassCard = memo(function ClassCard({ record, images: mine, heldOut, train, heldOutCount }: {
   record: ClassRecord;
   images: readonly DatasetImage[];
@@ -200,6 +220,9 @@ const ClassCard = memo(function ClassCard({ record, images: mine, heldOut, train
   heldOutCount: number;
 }) {
   const renameClass = useDatasetStore((s) => s.renameClass);
+  const setClassPrompt = useDatasetStore((s) => s.setClassPrompt);
+  const template = useDatasetStore((s) => s.promptTemplate);
+  const [prompt] = promptsFor([record.name], template, record.prompt === undefined ? {} : { [record.name]: record.prompt });
   const deleteClass = useDatasetStore((s) => s.deleteClass);
   const addImages = useDatasetStore((s) => s.addImages);
   const busy = useDatasetStore((s) => s.adding !== null);
@@ -220,9 +243,18 @@ const ClassCard = memo(function ClassCard({ record, images: mine, heldOut, train
           Delete
         </button>
       </header>
-      <p className="prompt">
-        Prompt: <q>{promptFor(record.name)}</q>
+      <p className="prompt" data-testid="class-prompt">
+        Prompt: <q>{prompt}</q>
       </p>
+      <div className="prompt-field">
+        <InlineRename
+          label={`Own prompt of class ${record.name}`}
+          value={record.prompt ?? ''}
+          placeholder="Own prompt (optional)"
+          check={() => null}
+          onCommit={(text) => void setClassPrompt(record.id, text)}
+        />
+      </div>
       <p className="muted" data-testid="class-count">
         {mine.length} {mine.length === 1 ? 'image' : 'images'}
         {mine.length > 0 && ` · ${train} train · ${heldOutCount} held out`}

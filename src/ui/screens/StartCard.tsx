@@ -2,6 +2,8 @@
 // (with where to fix it), how long it will take on this device, and the Start button itself.
 
 import { useEffect } from 'react';
+import { budgetIterations, recipeIterations, TIME_BUDGET_MINUTES } from '../../common/recipe';
+import { shotsOf } from '../../common/split';
 import { Card } from '../components/Card';
 import { Note } from '../components/Notice';
 import { formatTimeLeft } from '../format';
@@ -37,10 +39,10 @@ function useTrainingProblems(): ReadinessProblem[] {
   const model = useModelStore((s) => s.loaded);
   const classes = useDatasetStore((s) => s.classes);
   const images = useDatasetStore((s) => s.images);
-  const { shots, seed } = useTrainingStore((s) => s.settings);
+  const settings = useTrainingStore((s) => s.settings);
   const plan = useTrainingStore((s) => s.plan);
   const elsewhere = useTrainingStore((s) => s.elsewhere);
-  const split = useDatasetSplit(shots, seed);
+  const split = useDatasetSplit(settings, settings.seed);
   return trainingProblems({ model, classes, images, split, plan, elsewhere });
 }
 
@@ -62,11 +64,12 @@ function ModelLine() {
 
 function DataLine() {
   const classes = useDatasetStore((s) => s.classes);
-  const { shots, seed } = useTrainingStore((s) => s.settings);
-  const split = useDatasetSplit(shots, seed);
+  const settings = useTrainingStore((s) => s.settings);
+  const split = useDatasetSplit(settings, settings.seed);
+  const rule = settings.holdout === undefined ? `${settings.shots} shots per class` : `${Math.round(100 * (1 - settings.holdout))}% of each class trains`;
   return (
     <li className={classes.length >= 2 ? 'ok' : 'missing'} data-testid="train-data-summary">
-      Data: {classes.length} {classes.length === 1 ? 'class' : 'classes'}, {split.support.imageIds.length} training and {split.heldOut.imageIds.length} held-out images ({shots} shots per class)
+      Data: {classes.length} {classes.length === 1 ? 'class' : 'classes'}, {split.support.imageIds.length} training and {split.heldOut.imageIds.length} held-out images ({rule})
     </li>
   );
 }
@@ -93,9 +96,11 @@ function TimeEstimate() {
   const planReady = useTrainingStore((s) => s.plan.status === 'ready');
   const running = useTrainingStore((s) => isRunActive(s.run.status));
   const classes = useDatasetStore((s) => s.classes.length);
-  const split = useDatasetSplit(settings.shots, settings.seed);
+  const split = useDatasetSplit(settings, settings.seed);
   const trainingImages = split.support.imageIds.length;
+  const recipeSteps = recipeIterations(settings.holdout === undefined ? settings.shots : shotsOf(trainingImages, classes));
   const { stepTimes, measuring, problem, calibrate } = useEstimateStore();
+  const update = useTrainingStore((s) => s.update);
   const info = connection.phase === 'ready' ? connection.info : null;
   const { adapter, training } = splitSettings(settings);
   const key = info && model && trainingImages > 0 ? estimateKey(info.adapterName, model.fingerprint, adapter, training, classes, trainingImages) : null;
@@ -122,7 +127,19 @@ function TimeEstimate() {
           About <strong>{formatRunTime((stepTime.millisecondsPerStep * settings.iterations) / 1000)}</strong> for {settings.iterations.toLocaleString('en-US')} steps (
           {(stepTime.millisecondsPerStep / 1000).toFixed(2)} s per step on {info?.adapterName}, {stepTime.source === 'run' ? 'as measured by the last run' : 'from timed steps'}).
         </p>
-      ) : measuring === key && key ? (
+      ) : null}
+      {stepTime && (
+        <RunLength
+          iterations={settings.iterations}
+          choices={[
+            { label: `The recipe: ${recipeSteps.toLocaleString('en-US')} steps`, iterations: recipeSteps },
+            ...TIME_BUDGET_MINUTES.map((minutes) => ({ label: `About ${minutes} minutes`, iterations: budgetIterations(minutes * 60_000, stepTime.millisecondsPerStep) })),
+          ]}
+          disabled={running}
+          onChoose={(iterations) => update({ iterations })}
+        />
+      )}
+      {stepTime ? null : measuring === key && key ? (
         <p className="muted" role="status">
           Timing a few training steps on this device…
         </p>
@@ -130,6 +147,20 @@ function TimeEstimate() {
         <p className="invalid">{problem.message}</p>
       ) : null}
     </div>
+  );
+}
+
+/** The run's length: the paper's 500 x shots, or as many steps as fit a time budget on this device (same schedule shape). */
+function RunLength(props: { iterations: number; choices: { label: string; iterations: number }[]; disabled: boolean; onChoose(iterations: number): void }) {
+  return (
+    <fieldset className="run-length" aria-label="Run length">
+      <span className="muted">Run length on this GPU:</span>{' '}
+      {props.choices.map(({ label, iterations }) => (
+        <button key={label} type="button" className="secondary" aria-pressed={props.iterations === iterations} disabled={props.disabled} onClick={() => props.onChoose(iterations)}>
+          {label}
+        </button>
+      ))}
+    </fieldset>
   );
 }
 

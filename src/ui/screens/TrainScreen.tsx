@@ -12,6 +12,7 @@ import { Note } from '../components/Notice';
 import { ProgressBar } from '../components/ProgressBar';
 import { formatBytes, formatCount, formatPercent, formatTimeLeft } from '../format';
 import { sectionHref } from '../navigation';
+import { SplitFields } from './SplitFields';
 import { StartCard } from './StartCard';
 import { useDatasetStore } from '../stores/dataset';
 import { useModelStore } from '../stores/model';
@@ -84,9 +85,8 @@ function SettingsCard() {
         <div className="field-row">
           <NumberField label="Iterations" integer min={1} value={settings.iterations} onChange={(iterations) => update({ iterations })} help={`The recipe: ${ITERATIONS_PER_SHOT} × shots.`} />
           <NumberField label="Batch size" integer min={1} value={settings.batchSize} onChange={(batchSize) => update({ batchSize })} />
-          <NumberField label="Shots per class" integer min={1} value={settings.shots} onChange={(shots) => update({ shots })} />
-          <NumberField label="Seed" integer value={settings.seed} onChange={(seed) => update({ seed })} />
         </div>
+        <SplitFields disabled={running} />
         <details className="advanced">
           <summary>Advanced</summary>
           <div className="field-row">
@@ -264,7 +264,7 @@ function RunStatus({ run }: { run: RunState }) {
   if (run.status === 'failed') text = run.message ?? 'The run failed.';
   else if (run.status === 'cancelled') text = 'Cancelled: nothing was saved.';
   else if (run.status === 'interrupted') text = `Interrupted. Resume it from its checkpoint (step ${run.savedStep ?? 0}) with the button above.`;
-  else if (run.status === 'finished') text = 'Finished.';
+  else if (run.status === 'finished') text = finishedText(run);
   else if (run.pending === 'pause') text = 'Pausing after this step…';
   else if (run.pending === 'cancel') text = 'Cancelling after this step…';
   else text = run.phase ? PHASE_TEXT[run.phase] : 'Starting…';
@@ -276,6 +276,14 @@ function RunStatus({ run }: { run: RunState }) {
       {run.status !== 'failed' && run.message && <p className="invalid">{run.message}</p>}
     </>
   );
+}
+
+/** "Finished.", or with early stopping where the run ended and whose adapter it kept (the driver's metrics). */
+function finishedText(run: RunState): string {
+  const { lastStep, keptStep } = run.adapter?.meta.metrics ?? {};
+  if (typeof lastStep !== 'number' || typeof keptStep !== 'number') return 'Finished.';
+  const ended = lastStep < run.iterations ? `Stopped early at step ${lastStep} of ${run.iterations}` : 'Finished';
+  return `${ended}: kept the adapter of step ${keptStep}, the best held-out accuracy.`;
 }
 
 function RunControls({ run }: { run: RunState }) {

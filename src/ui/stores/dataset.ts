@@ -4,7 +4,10 @@
 
 import { create } from 'zustand';
 import type { ClassRecord, ImageRecord } from '../../storage/db';
-import { addToDataset, deleteClass, deleteImage, loadDataset, renameClass, type StoredDataset } from '../../storage/dataset';
+import { DEFAULT_TEMPLATE } from '../../common/prompts';
+import {
+  addToDataset, deleteClass, deleteImage, loadDataset, loadPromptTemplate, renameClass, savePromptTemplate, setClassPrompt, withPrompt, type StoredDataset,
+} from '../../storage/dataset';
 import type { ClassFiles } from '../dropped-files';
 import { prepareImages, type PreparedImage, type RejectedFile } from '../image-files';
 import { errorMessage } from './engine';
@@ -24,6 +27,8 @@ export interface DatasetState {
   loaded: boolean;
   classes: ClassRecord[];
   images: DatasetImage[];
+  /** The prompt every class's name fills in, unless the class has its own (ClassRecord.prompt). */
+  promptTemplate: string;
   /** Files left out of the last additions, with the reason. */
   rejected: RejectedFile[];
   /** Files of the addition in progress: done of total. */
@@ -35,6 +40,9 @@ export interface DatasetState {
   addImages(classId: string, files: readonly File[]): Promise<void>;
   addClass(name: string): Promise<void>;
   renameClass(id: string, name: string): Promise<void>;
+  setPromptTemplate(template: string): Promise<void>;
+  /** A class's own prompt; empty text gives it the template's again. */
+  setClassPrompt(id: string, prompt: string): Promise<void>;
   deleteClass(id: string): Promise<void>;
   deleteImage(id: string): Promise<void>;
   dismissRejected(): void;
@@ -52,6 +60,16 @@ export function classNameProblem(name: string, classes: readonly ClassRecord[], 
   if (!clean) return 'A class needs a name.';
   if (classes.some((c) => c.name === clean && c.id !== ownId)) return `There is already a class named “${clean}”.`;
   return null;
+}
+
+/** Why `template` cannot be the prompt template (no {} for the class name), or null when it can. */
+export function templateProblem(template: string): string | null {
+  return template.includes('{}') ? null : 'The template needs {} where the class name goes.';
+}
+
+/** The classes' own prompts by class name, as training and adapter files take them. */
+export function classPromptsOf(classes: readonly ClassRecord[]): Record<string, string> {
+  return Object.fromEntries(classes.flatMap((c) => (c.prompt === undefined ? [] : [[c.name, c.prompt]])));
 }
 
 function toDatasetImage(record: ImageRecord): DatasetImage {
@@ -99,14 +117,15 @@ export const useDatasetStore = create<DatasetState>()((set, get) => {
     loaded: false,
     classes: [],
     images: [],
+    promptTemplate: DEFAULT_TEMPLATE,
     rejected: [],
     adding: null,
     problem: null,
 
     async load() {
-      const { classes, images } = await loadDataset();
+      const [{ classes, images }, promptTemplate] = await Promise.all([loadDataset(), loadPromptTemplate()]);
       get().images.forEach((image) => URL.revokeObjectURL(image.thumbnailUrl));
-      set({ loaded: true, classes, images: images.map(toDatasetImage) });
+      set({ loaded: true, classes, images: images.map(toDatasetImage), promptTemplate });
     },
 
     async addFolders(folders, rejectedBefore = []) {
@@ -157,6 +176,27 @@ export const useDatasetStore = create<DatasetState>()((set, get) => {
       try {
         await renameClass(id, clean);
         set((state) => ({ classes: state.classes.map((c) => (c.id === id ? { ...c, name: clean } : c)), problem: null }));
+      } catch (error) {
+        set({ problem: errorMessage(error) });
+      }
+    },
+
+    async setPromptTemplate(template) {
+      // The screen refuses a template without {} beside the field (templateProblem); this only guards.
+      if (templateProblem(template) || template === get().promptTemplate) return;
+      try {
+        await savePromptTemplate(template);
+        set({ promptTemplate: template, problem: null });
+      } catch (error) {
+        set({ problem: errorMessage(error) });
+      }
+    },
+
+    async setClassPrompt(id, text) {
+      const prompt = text.trim() || undefined;
+      try {
+        await setClassPrompt(id, prompt);
+        set((state) => ({ classes: state.classes.map((c) => (c.id === id ? withPrompt(c, prompt) : c)), problem: null }));
       } catch (error) {
         set({ problem: errorMessage(error) });
       }

@@ -45,10 +45,13 @@ function heldOutFor(adapter: AdapterRecord): { images: StoredSplit; allImages: b
     }
     return found;
   });
-  const shots = Number(adapter.meta.training.shots);
-  const seed = Number(adapter.meta.training.seed);
-  if (Number.isInteger(shots) && shots >= 1 && Number.isInteger(seed)) {
-    return { images: splitDataset(adapterClasses, images, shots, seed).heldOut, allImages: false };
+  const { training } = adapter.meta;
+  const shots = Number(training.shots);
+  const seed = Number(training.seed);
+  // A held-out-fraction run records `holdout` besides its shots: that split wins (splitFor).
+  const holdout = typeof training.holdout === 'number' ? training.holdout : undefined;
+  if (Number.isInteger(seed) && (holdout !== undefined || (Number.isInteger(shots) && shots >= 1))) {
+    return { images: splitDataset(adapterClasses, images, { shots, holdout }, seed).heldOut, allImages: false };
   }
   const labelOf = new Map(adapterClasses.map((c, label) => [c.id, label]));
   const all = images.filter((image) => labelOf.has(image.classId));

@@ -5,6 +5,7 @@
 import { create } from 'zustand';
 import { persist } from 'zustand/middleware';
 import { blocksFor, defaultTrainSettings, RECIPE_ADAPTER, RECIPE_CHECKPOINT_EVERY, RECIPE_PATIENCE, recipeIterations } from '../../common/recipe';
+import { shotsOf } from '../../common/split';
 import type { AdapterRecord, CheckpointRecord, RunHistory } from '../../storage/db';
 import { deleteCheckpoint, latestCheckpoint, saveCheckpoint } from '../../storage/checkpoints';
 import { getImages } from '../../storage/dataset';
@@ -15,7 +16,7 @@ import { RateMeter } from '../rate';
 import { trainingProblems, type ElsewhereRun, type PlanState } from '../readiness';
 import { splitDataset } from '../split';
 import { useAdaptersStore } from './adapters';
-import { useDatasetStore } from './dataset';
+import { classPromptsOf, useDatasetStore } from './dataset';
 import { errorMessage, useEngineStore } from './engine';
 import { estimateKey, useEstimateStore } from './estimate';
 import { useEvaluationStore } from './evaluation';
@@ -30,8 +31,8 @@ const STARTING_SHOTS = 4;
 export const RECIPE: TrainingSettings = recipeSettings(STARTING_SHOTS);
 
 function recipeSettings(shots: number): TrainingSettings {
-  // The engine-side settings the studio does not offer stay the recipe's in the worker.
-  const { optimizer, beta1, beta2, eps, textChunk, template, ...training } = defaultTrainSettings(shots);
+  // The engine-side settings the studio does not offer stay the recipe's in the worker; the prompts come with the dataset.
+  const { optimizer, beta1, beta2, eps, textChunk, template, classPrompts, ...training } = defaultTrainSettings(shots);
   return {
     ...RECIPE_ADAPTER,
     targets: [...RECIPE_ADAPTER.targets],
@@ -374,11 +375,15 @@ export const useTrainingStore = create<TrainingState>()(
         const { run, settings, plan, elsewhere } = get();
         if (isRunActive(run.status)) return;
         const model = useModelStore.getState().loaded;
-        const { classes, images } = useDatasetStore.getState();
-        const split = splitDataset(classes, images, settings.shots, settings.seed);
+        const { classes, images, promptTemplate } = useDatasetStore.getState();
+        const split = splitDataset(classes, images, settings, settings.seed);
         // Start is disabled while the checklist shows problems; this guards the same rule.
         if (!model || trainingProblems({ model, classes, images, split, plan, elsewhere }).length) return;
-        const { adapter, training } = splitSettings(settings);
+        const { adapter, training: form } = splitSettings(settings);
+        // The prompts are the dataset's: its template and its classes' own.
+        // A held-out split stands for its training images per class, as the CLI's --holdout does.
+        const shots = settings.holdout !== undefined ? shotsOf(split.support.imageIds.length, classes.length) : settings.shots;
+        const training = { ...form, shots, template: promptTemplate, classPrompts: classPromptsOf(classes) };
         const record: CheckpointRecord = {
           runId: crypto.randomUUID(),
           modelId: model.id,

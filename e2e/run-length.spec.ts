@@ -1,0 +1,60 @@
+// How long a run trains: a time budget on this device sets the iterations from the measured step time
+// (the recipe's 500 x shots is one click away), and early stopping ends a short run on the tiny model
+// once held-out accuracy stops improving, keeping the best evaluation's adapter.
+
+import { expect, test } from '@playwright/test';
+import { budgetIterations, recipeIterations } from '../src/common/recipe';
+import { collectErrors, saveScreen } from './helpers';
+import { addDatasetFolder, loadTinyModel } from './steps';
+
+test('a time budget sets the iterations from the measured step time; the recipe button restores 500 x shots', async ({ page }, testInfo) => {
+  const errors = collectErrors(page);
+  await loadTinyModel(page);
+  await addDatasetFolder(page);
+  await page.goto('./#/train');
+  await page.getByLabel('Batch size').fill('4');
+  await expect(page.getByTestId('time-estimate')).toBeVisible({ timeout: 60_000 });
+
+  // The step time the estimate keeps for these settings (one calibration on this page).
+  const stepTimes: Record<string, { millisecondsPerStep: number }> = await page.evaluate(() => JSON.parse(localStorage.getItem('octoclip.step-times') ?? '{}').state.stepTimes);
+  const [{ millisecondsPerStep }] = Object.values(stepTimes);
+  const length = page.getByRole('group', { name: 'Run length' });
+  await length.getByRole('button', { name: 'About 15 minutes' }).click();
+  const iterations = budgetIterations(15 * 60_000, millisecondsPerStep);
+  await expect(page.getByLabel('Iterations')).toHaveValue(String(iterations));
+  await expect(length.getByRole('button', { name: 'About 15 minutes' })).toHaveAttribute('aria-pressed', 'true');
+  await expect(page.getByTestId('time-estimate')).toContainText(`for ${iterations.toLocaleString('en-US')} steps`);
+  await expect(page.getByTestId('time-estimate')).toContainText(/About (14 min [3-5]\d s|15 min [0-2]?\d s)/);
+  await saveScreen(page, testInfo, 'train-time-budget');
+
+  await length.getByRole('button', { name: /^The recipe/ }).click();
+  await expect(page.getByLabel('Iterations')).toHaveValue(String(recipeIterations(4)));
+  expect(errors).toEqual([]);
+});
+
+test('early stopping ends a short run when held-out accuracy stops improving and keeps the best adapter', async ({ page }, testInfo) => {
+  test.setTimeout(240_000);
+  const errors = collectErrors(page);
+  await loadTinyModel(page);
+  await addDatasetFolder(page);
+  await page.goto('./#/train');
+  await page.getByLabel('Iterations').fill('60');
+  await page.getByLabel('Batch size').fill('4');
+  await page.getByLabel('Learning rate', { exact: true }).fill('0.05');
+  await page.getByText('Advanced').click();
+  await page.getByLabel('Held-out evaluation every (steps)').fill('2');
+  await page.getByLabel('Stop early after (evaluations)').fill('2');
+  await page.getByRole('button', { name: 'Start training' }).click();
+
+  const status = page.getByTestId('run-status');
+  await expect(status).toHaveText(/^Stopped early at step \d+ of 60: kept the adapter of step \d+, the best held-out accuracy\.$/, { timeout: 200_000 });
+  const [, lastStep, keptStep] = /step (\d+) of 60: kept the adapter of step (\d+)/.exec((await status.textContent()) ?? '')!.map(Number);
+  // Two evaluations (every 2 steps) without a better accuracy after the kept one.
+  expect(lastStep).toBeLessThan(60);
+  expect(keptStep % 2).toBe(0);
+  expect(lastStep - keptStep).toBeGreaterThanOrEqual(4);
+  await expect(page.getByRole('progressbar')).toHaveAttribute('aria-valuetext', new RegExp(`^step ${lastStep} of 60`));
+  await expect(page.getByTestId('trained-adapter-name')).toBeVisible();
+  await saveScreen(page, testInfo, 'train-early-stop');
+  expect(errors).toEqual([]);
+});
