@@ -39,7 +39,7 @@ export async function fakeHub(page: Page, repo: string): Promise<FakeHub> {
     }
     const match = new RegExp(`^https://huggingface\\.co/${repo}/resolve/main/([^/?]+)$`).exec(request.url());
     const file = match?.[1];
-    const range = request.headers()['range'] ?? null;
+    const range = request.headers().range ?? null;
     requests.push({ file: file ?? request.url(), range });
     let body: Buffer;
     try {

@@ -26,7 +26,7 @@ export async function serveStatic(root: string, subPath: string): Promise<Static
   const server = createServer((request, response) => {
     const pathname = decodeURIComponent(new URL(request.url ?? '/', 'http://host').pathname);
     const file = pathname.startsWith(subPath) ? path.join(root, pathname.slice(subPath.length) || 'index.html') : null;
-    if (!file || !file.startsWith(root) || !existsSync(file) || !statSync(file).isFile()) {
+    if (!file?.startsWith(root) || !existsSync(file) || !statSync(file).isFile()) {
       response.writeHead(404).end('Not found');
       return;
     }

@@ -110,6 +110,7 @@ function onPath(command) {
 function linuxPackageInstalled(name) {
   if (name === 'chromium' && process.env.OCTOCLIP_CHROMIUM) return existsSync(process.env.OCTOCLIP_CHROMIUM);
   if (onPath('dpkg-query')) {
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's own format syntax
     return spawnSync('dpkg-query', ['-W', '-f=${Status}', name], { encoding: 'utf8' }).stdout === 'install ok installed';
   }
   if (name === 'chromium') return existsSync(chromiumPath());

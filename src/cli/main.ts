@@ -27,6 +27,7 @@ const MAKE_TINY_MODEL = defineCommand({
 });
 
 // Each spec's run takes its own values; the table only passes them back to it.
+// biome-ignore lint/suspicious/noExplicitAny: a list of commands whose option tables differ
 const COMMANDS: CommandSpec<any>[] = [MAKE_TINY_MODEL, EMBED, ZERO_SHOT, TRAIN, EVAL, PREDICT, EXPORT, IMPORT_PEFT, INFO];
 
 export function version(): string {

@@ -66,7 +66,7 @@ export function makeTinyClip(options: TinyClipOptions = {}): { files: Record<str
       'config.json': json(configJson),
       'model.safetensors': encodeSafetensors(tinyTensors(configJson, settings), { format: 'pt' }),
       'vocab.json': vocabJson(vocab),
-      'merges.txt': ['#version: 0.2', ...merges.map(([first, second]) => `${first} ${second}`)].join('\n') + '\n',
+      'merges.txt': `${['#version: 0.2', ...merges.map(([first, second]) => `${first} ${second}`)].join('\n')}\n`,
       'preprocessor_config.json': json({
         crop_size: { height: settings.imageSize, width: settings.imageSize },
         do_center_crop: true,
@@ -287,5 +287,5 @@ function vocabJson(vocab: string[]): string {
 const FLOAT_FIELDS = /("(?:initializer_factor|initializer_range|layer_norm_eps|logit_scale_init_value|attention_dropout|dropout)": -?\d+)(?=,?\n)/g;
 
 function json(value: unknown): string {
-  return JSON.stringify(value, null, 2).replace(FLOAT_FIELDS, '$1.0') + '\n';
+  return `${JSON.stringify(value, null, 2).replace(FLOAT_FIELDS, '$1.0')}\n`;
 }

@@ -51,6 +51,7 @@ const WORD_PATTERN =
   /<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\p{White_Space}\p{L}\p{N}]+/giu;
 const WHITESPACE_RUN = /\p{White_Space}+/gu;
 /** Python's str.strip() removes White_Space and the separators U+001C..U+001F. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the control characters are what Python strips
 const PYTHON_STRIP = /^[\p{White_Space}\x1c-\x1f]+|[\p{White_Space}\x1c-\x1f]+$/gu;
 
 export interface TokenizedText {

@@ -97,13 +97,13 @@ function ElsewhereRunBanner() {
   if (stepsPerSecond !== null) parts.push(`${stepsPerSecond.toFixed(2)} steps/s`);
   if (secondsLeft !== null) parts.push(`${formatTimeLeft(secondsLeft)} left`);
   return (
-    <div className="banner" role="region" aria-label="Training in another tab">
+    <section className="banner" aria-label="Training in another tab">
       <p>
         <strong>Training in another tab</strong> <span data-testid="elsewhere-progress">{parts.join(' · ')}</span>
       </p>
       {step !== null && iterations !== null && <progress max={iterations} value={step} aria-label="Progress of the run in another tab" />}
       <p className="detail">One run at a time in this browser: that tab shows the run and its controls. Its adapter appears in the library here when it finishes.</p>
-    </div>
+    </section>
   );
 }
 
@@ -114,7 +114,7 @@ function InterruptedRunBanner() {
   const discard = useTrainingStore((s) => s.discardInterrupted);
   if (!interrupted) return null;
   return (
-    <div className="banner" role="region" aria-label="Interrupted training run">
+    <section className="banner" aria-label="Interrupted training run">
       <p>
         <strong data-testid="interrupted-run">
           A run was interrupted at step {interrupted.step} of {interrupted.iterations}
@@ -138,6 +138,6 @@ function InterruptedRunBanner() {
           Discard
         </button>
       </div>
-    </div>
+    </section>
   );
 }

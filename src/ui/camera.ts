@@ -55,7 +55,7 @@ export function useCamera(open: boolean, deviceId: string | null) {
 
 /** The preview's current frame as a JPEG file, or null before the first frame. */
 export function captureFrame(video: HTMLVideoElement | null, name: string): Promise<File | null> {
-  if (!video || !video.videoWidth) return Promise.resolve(null);
+  if (!video?.videoWidth) return Promise.resolve(null);
   const canvas = document.createElement('canvas');
   canvas.width = video.videoWidth;
   canvas.height = video.videoHeight;

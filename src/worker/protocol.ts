@@ -190,11 +190,13 @@ export interface EngineMethods {
   calibrateTraining: { params: CalibrationRequest; result: CalibrationResult };
   /** Trains an adapter; answers when the run completes or is cancelled. Posts train-* events meanwhile. */
   trainStart: { params: TrainRequest; result: TrainResult };
+  // biome-ignore-start lint/suspicious/noConfusingVoidType: the answer of a request that returns nothing
   /** Pauses the run after its current step (and posts a checkpoint). */
   trainPause: { params: { runId: string }; result: void };
   trainResume: { params: { runId: string }; result: void };
   /** Stops the run after its current step; trainStart then answers "cancelled". */
   trainCancel: { params: { runId: string }; result: void };
+  // biome-ignore-end lint/suspicious/noConfusingVoidType: -
   /** Zero-shot and adapted accuracy on labelled images. */
   evaluate: { params: EvaluateRequest; result: EvaluateResult };
   /** Class probabilities of one image, with and without an adapter. */

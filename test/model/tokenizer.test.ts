@@ -116,7 +116,7 @@ describe.skipIf(!hasOpenAiMerges)('CLIP tokenizer on the released vocabulary', (
     const vocab = [...BASE_SYMBOLS, ...merges.map((line) => line.replace(' ', '')), START_OF_TEXT, END_OF_TEXT];
     const fromHub = ClipTokenizer.fromHuggingFace(
       JSON.stringify(Object.fromEntries(vocab.map((token, id) => [token, id]))),
-      ['#version: 0.2', ...merges].join('\n') + '\n',
+      `${['#version: 0.2', ...merges].join('\n')}\n`,
     );
     expect(fromHub.vocabSize).toBe(49408);
     for (const [text, ids] of REFERENCE_IDS) expect(fromHub.encode(text), text).toEqual(ids);

@@ -23,6 +23,7 @@ export function ConfirmButton(props: {
     );
   }
   return (
+    // biome-ignore lint/a11y/useSemanticElements: an inline question and its two buttons, not a form's fieldset
     <span className="confirm" role="group" aria-label="Confirm">
       <span>{props.question}</span>
       <button

@@ -6,6 +6,7 @@ import { useState, type ReactNode } from 'react';
 export function DropZone(props: { label: string; onDrop(dataTransfer: DataTransfer): void; disabled?: boolean; className?: string; children: ReactNode }) {
   const [over, setOver] = useState(false);
   return (
+    // biome-ignore lint/a11y/useSemanticElements: a drop target around other controls, not a form's fieldset
     <div
       className={`drop-zone ${over ? 'drop-zone-over' : ''} ${props.className ?? ''}`}
       role="group"

@@ -199,6 +199,7 @@ function SelfTestValues({ result }: { result: SelfTestResult }) {
             <tr key={name}>
               <th scope="row">{name}</th>
               {values.map((value, i) => (
+                // biome-ignore lint/suspicious/noArrayIndexKey: the cells of a fixed row, never reordered
                 <td key={i}>{value}</td>
               ))}
             </tr>

@@ -154,6 +154,7 @@ function ConfusionTable({ classNames, confusion }: { classNames: readonly string
               <tr key={classNames[t]}>
                 <th scope="row">{classNames[t]}</th>
                 {row.map((count, p) => (
+                  // biome-ignore lint/suspicious/noArrayIndexKey: column p is class p
                   <td key={p} className={t === p ? 'diagonal' : ''} style={{ '--weight': count / max } as CSSProperties}>
                     {count}
                   </td>
@@ -198,7 +199,7 @@ function ConfusedPairs({ classNames, confusion }: { classNames: readonly string[
 function confusionCsv(classNames: readonly string[], confusion: number[][]): string {
   const cell = (text: string) => (/[",\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text);
   const header = ['true / predicted', ...classNames].map(cell).join(',');
-  return [header, ...confusion.map((row, t) => [cell(classNames[t]), ...row].join(','))].join('\n') + '\n';
+  return `${[header, ...confusion.map((row, t) => [cell(classNames[t]), ...row].join(','))].join('\n')}\n`;
 }
 
 /** Mistakes shown before "Show all": a long list of thumbnails is slow and hard to read. */

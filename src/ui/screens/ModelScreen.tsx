@@ -256,6 +256,7 @@ function CacheCard() {
 /** The browser's own figure for this site's storage, refreshed when the cache changes. */
 function useStorageEstimate(revision: unknown): { usage: number; quota: number } | null {
   const [estimate, setEstimate] = useState<{ usage: number; quota: number } | null>(null);
+  // biome-ignore lint/correctness/useExhaustiveDependencies: revision is what changes when the stored models do
   useEffect(() => {
     let current = true;
     void navigator.storage?.estimate().then(({ usage, quota }) => {

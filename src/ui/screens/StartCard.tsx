@@ -105,6 +105,7 @@ function TimeEstimate() {
   const { adapter, training } = splitSettings(settings);
   const key = info && model && trainingImages > 0 ? estimateKey(info.adapterName, model.fingerprint, adapter, training, classes, trainingImages) : null;
 
+  // biome-ignore lint/correctness/useExhaustiveDependencies: key stands for the settings it was made from
   useEffect(() => {
     if (!key || !planReady || running) return;
     const timer = setTimeout(() => void calibrate(key, { adapter, training, classes, trainingImages }), CALIBRATION_DELAY_MS);

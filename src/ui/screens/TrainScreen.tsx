@@ -56,6 +56,7 @@ function SettingsCard() {
   const loaded = useModelStore((s) => s.loaded);
   const classCount = useDatasetStore((s) => s.classes.length);
 
+  // biome-ignore lint/correctness/useExhaustiveDependencies: the plan is asked again when the settings, the model or the classes change
   useEffect(() => {
     const timer = setTimeout(() => void refreshPlan(), PLAN_DELAY_MS);
     return () => clearTimeout(timer);

@@ -64,6 +64,7 @@ function ImageCard() {
             if (file) void setImage(file);
           }}
         >
+          {/* biome-ignore lint/a11y/noRedundantAlt: the name the page and its tests know the preview by */}
           {image ? <img className="try-image" src={image.url} alt="The image being classified" /> : <p>Drop an image here, paste one, or</p>}
           <FilePicker label="Choose an image" accept="image/*" secondary={image !== null} onFiles={(files) => void setImage(files[0])} />
         </DropZone>
