@@ -10,16 +10,18 @@ import { parsePreprocessorConfig, type PreprocessorConfig } from './preprocessor
 import { ClipTextTransformer, type TokenBatch } from './text';
 import { ClipTokenizer } from './tokenizer';
 import { ClipVisionTransformer } from './vision';
-import { ClipWeights, type ByteSource } from './weights';
+import { ClipWeights, type WeightFiles } from './weights';
 
-/** The files of a Hub CLIP repo (config.json, model.safetensors, vocab.json, merges.txt, preprocessor_config.json). */
+/** The files of a Hub CLIP repo (config.json, model.safetensors or its shards, vocab.json, merges.txt, preprocessor_config.json). */
 export interface ClipModelFiles {
   id: string;
   config: string;
-  weights: ByteSource;
+  weights: WeightFiles;
   vocab: string;
   merges: string;
   preprocessor?: string;
+  /** The Hub commit the files come from, when known: adapter files pin it beside the model id. */
+  revision?: string;
 }
 
 const INFERENCE = { training: false, dropoutSeed: 0, record: false } as const;
@@ -35,6 +37,7 @@ export class ClipModel {
     readonly weights: ClipWeights,
     readonly tokenizer: ClipTokenizer,
     readonly preprocessor: PreprocessorConfig,
+    readonly revision: string | undefined,
   ) {
     this.vision = new ClipVisionTransformer(ctx, weights, config);
     this.text = new ClipTextTransformer(ctx, weights, config);
@@ -45,7 +48,7 @@ export class ClipModel {
     const tokenizer = ClipTokenizer.fromHuggingFace(files.vocab, files.merges);
     const preprocessor = parsePreprocessorConfig(files.preprocessor, config.vision.imageSize);
     const weights = await ClipWeights.load(ctx, config, files.weights, onProgress);
-    return new ClipModel(ctx, files.id, config, weights, tokenizer, preprocessor);
+    return new ClipModel(ctx, files.id, config, weights, tokenizer, preprocessor, files.revision);
   }
 
   get logitScale(): number {
