@@ -152,6 +152,15 @@ describe('adapter file', () => {
     expect(decodeFailure(new Uint8Array(0)).message).toMatch(/not a safetensors file/);
   });
 
+  it("pins the base model's Hub commit beside base_model when it is known", () => {
+    const pinned = sampleMeta({ baseModelRevision: 'c'.repeat(40) });
+    const file = encodeAdapterFile(pinned, sampleTensors(pinned));
+    expect(parseSafetensorsHeader(file, file.length).metadata.base_model_revision).toBe('c'.repeat(40));
+    expect(decodeAdapterFile(file, FILE).meta.baseModelRevision).toBe('c'.repeat(40));
+    const unpinned = sampleMeta();
+    expect(decodeAdapterFile(encodeAdapterFile(unpinned, sampleTensors(unpinned)), FILE).meta).not.toHaveProperty('baseModelRevision');
+  });
+
   it('refuses a truncated file', () => {
     const meta = sampleMeta();
     const file = encodeAdapterFile(meta, sampleTensors(meta));
