@@ -1,7 +1,10 @@
 // The CLIP checkpoints on the Hugging Face Hub that octoclip offers by name, with their exact config.json
-// sizes: the studio's model list, the full-size checks and the bench's planner rows all read them here.
+// sizes, download size and planned training memory: the studio's model list, the full-size checks and the
+// bench's planner rows all read them here.
 
-import { parseClipConfig, expectedTensors, VIT_B_32_CONFIG, type ClipConfig } from './config';
+import { defaultAdapterSettings } from '../adapters/settings';
+import { planTrainingMemory } from '../training/memory-plan';
+import { expectedTensors, parseClipConfig, VIT_B_32_CONFIG, type ClipConfig } from './config';
 
 export interface KnownClipModel {
   /** The Hub repo id. */
@@ -70,4 +73,12 @@ export function parameterCount(config: ClipConfig): number {
 /** The Hub's model.safetensors for these repos stores F32: 4 bytes a parameter (plus a header of tens of KB). */
 export function downloadBytes(config: ClipConfig): number {
   return 4 * parameterCount(config);
+}
+
+/** The run the model list and the bench's planner rows quote: CLIP-LoRA's recipe (batch 32, Block-LoRA on q, k, v of both towers) on 10 classes. */
+export const REFERENCE_RUN = { batchSize: 32, classes: 10, textChunk: 64 } as const;
+
+/** Planned peak GPU bytes of the reference run in micro-batches of `microBatchSize` (the planner's figure, not a measurement). */
+export function plannedTrainingBytes(config: ClipConfig, microBatchSize: number = REFERENCE_RUN.batchSize): number {
+  return planTrainingMemory(config, { ...REFERENCE_RUN, microBatchSize, adapter: defaultAdapterSettings(config) }).peakBytes;
 }
