@@ -9,7 +9,7 @@ import { mkdir, open, readFile, readlink, rename, stat, symlink, writeFile } fro
 import { homedir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import type { ClipModelFiles } from '../model/clip';
-import { HUB_FILES, HUB_URL, PICKLE_WEIGHTS_FILE, hubAccessProblem, hubFileUrl, isCommitHash, parseHubModelSpec, pickleOnlyProblem, type HubModelSpec } from '../model/hub-repo';
+import { HUB_FILES, HUB_URL, PICKLE_WEIGHTS_FILE, formatHubModelSpec, hubAccessProblem, hubFileUrl, isCommitHash, parseHubModelSpec, pickleOnlyProblem, type HubModelSpec } from '../model/hub-repo';
 import { ModelFileError } from '../model/safetensors';
 import { parseShardIndex, type ByteSource, type WeightFiles } from '../model/weights';
 
@@ -44,7 +44,7 @@ export async function openModel(model: string, log: (line: string) => void = () 
     throw new ModelFileError('is neither a directory nor a Hugging Face repo id like openai/clip-vit-base-patch32 (or org/name@revision)', model);
   }
   const { dir, commit } = await snapshotFromHub(spec, log);
-  return { ...(await openModelDirectory(dir, spec.repo)), revision: commit };
+  return { ...(await openModelDirectory(dir, formatHubModelSpec(spec))), revision: commit };
 }
 
 async function openModelDirectory(dir: string, id: string): Promise<ClipModelFiles> {

@@ -46,9 +46,15 @@ export interface SelfTestResult {
 }
 
 /** A CLIP model's files as Blobs (IndexedDB blobs, or the user's dropped files). */
+/** A checkpoint saved in shards: model.safetensors.index.json and the files it names. */
+export interface ShardedWeightBlobs {
+  index: Blob;
+  shards: { name: string; blob: Blob }[];
+}
+
 export interface ModelFileBlobs {
   config: Blob;
-  weights: Blob;
+  weights: Blob | ShardedWeightBlobs;
   vocab: Blob;
   merges: Blob;
   preprocessor?: Blob;
@@ -57,6 +63,8 @@ export interface ModelFileBlobs {
 /** What the engine reports about the model it loaded. */
 export interface LoadedModel {
   id: string;
+  /** The Hub revision (a commit when the Hub named it) the files come from; adapters pin it. */
+  revision?: string;
   /** Identifies the weights: adapter files record it, and adapters for other weights are refused. */
   fingerprint: string;
   config: ClipConfig;
@@ -163,7 +171,7 @@ export interface EngineMethods {
   /** Runs one real kernel on the device and reads the result back. */
   selfTest: { params: undefined; result: SelfTestResult };
   /** Loads a CLIP from its files (streaming the weights), replacing the loaded one only on success. Posts model-progress. */
-  loadModel: { params: { id: string; files: ModelFileBlobs }; result: LoadedModel };
+  loadModel: { params: { id: string; revision?: string; files: ModelFileBlobs }; result: LoadedModel };
   /** Trainable parameters and expected GPU memory of a run on the loaded model. */
   planTraining: { params: { adapter: AdapterChoice; batchSize: number; microBatchSize: number; classes: number }; result: TrainingPlan };
   /** Trains an adapter; answers when the run completes or is cancelled. Posts train-* events meanwhile. */
