@@ -10,11 +10,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { ClipModel } from '../../src/model/clip';
-import { decodeTensor, encodeSafetensors, parseSafetensorsHeader, type TensorEntry, type TensorToEncode } from '../../src/model/safetensors';
 import { makeTinyClip } from '../../src/model/tiny';
 import { byteSourceFromBytes, isSharded, SHARD_INDEX_FILE } from '../../src/model/weights';
 import { hubCacheDir, openModel, repoCacheDir } from '../../src/node/model-files';
 import { useGpu } from '../helpers/gpu';
+import { shardCheckpoint } from '../helpers/shards';
 
 const ctx = await useGpu();
 const work = mkdtempSync(join(tmpdir(), 'octoclip-model-files-'));
@@ -23,25 +23,9 @@ const tiny = Object.fromEntries(
 ) as Record<string, Buffer>;
 const TEXT_FILES = ['config.json', 'vocab.json', 'merges.txt', 'preprocessor_config.json'];
 
-/** The tiny checkpoint cut into two shards and their index, as transformers' save_pretrained(max_shard_size=...) writes them. */
+/** The tiny checkpoint in two shards and their index. */
 function shardFiles(): Record<string, Buffer> {
-  const bytes = tiny['model.safetensors'];
-  const header = parseSafetensorsHeader(bytes, bytes.length);
-  const entries = [...header.tensors.values()];
-  const half = Math.ceil(entries.length / 2);
-  const names = ['model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors'];
-  const files: Record<string, Buffer> = {};
-  const weightMap: Record<string, string> = {};
-  [entries.slice(0, half), entries.slice(half)].forEach((part, i) => {
-    const data = (e: TensorEntry) => bytes.subarray(e.byteOffset, e.byteOffset + e.byteLength);
-    const tensors = part.map((e): TensorToEncode =>
-      e.dtype === 'I64' ? { name: e.name, shape: e.shape, dtype: 'I64', data: new BigInt64Array(new Uint8Array(data(e)).buffer) } : { name: e.name, shape: e.shape, data: decodeTensor(e, data(e)) },
-    );
-    files[names[i]] = Buffer.from(encodeSafetensors(tensors));
-    for (const e of part) weightMap[e.name] = names[i];
-  });
-  files[SHARD_INDEX_FILE] = Buffer.from(JSON.stringify({ metadata: { total_size: bytes.length }, weight_map: weightMap }));
-  return files;
+  return Object.fromEntries(Object.entries(shardCheckpoint(tiny['model.safetensors'])).map(([name, bytes]) => [name, Buffer.from(bytes)]));
 }
 
 function writeFolder(name: string, files: Record<string, Buffer>): string {
@@ -230,7 +214,7 @@ describe('the Hugging Face cache', () => {
     const hub = await fakeHub({ 'org/tiny': tinyRepo() });
     const files = await openModel('org/tiny@v1');
     expect(files.revision).toBe(COMMIT_B);
-    expect(files.id).toBe('org/tiny');
+    expect(files.id).toBe('org/tiny@v1'); // the model as named; the commit is pinned beside it
     const repoDir = repoCacheDir('org/tiny', cache);
     expect(readFileSync(join(repoDir, 'refs', 'v1'), 'utf8')).toBe(COMMIT_B);
     const weights = join(repoDir, 'snapshots', COMMIT_B, 'model.safetensors');
