@@ -8,6 +8,7 @@ import { parseShardIndex } from '../model/weights';
 import type { ModelRecord, StoredFileState } from './db';
 import {
   appendModelChunk,
+  deleteModel,
   ensureModelRecord,
   forgetIfEmpty,
   isFileComplete,
@@ -54,7 +55,7 @@ export interface HubDownloadOptions {
 /**
  * Downloads every file of the model `id` ("org/name" or "org/name@revision") that is not completely stored yet:
  * config.json, model.safetensors (or its shard index and every shard), vocab.json, merges.txt and, when the Hub
- * has it, preprocessor_config.json. An attempt that stores nothing leaves no cache entry behind.
+ * has it, preprocessor_config.json. A refused attempt, or one that stored nothing, leaves no cache entry behind.
  */
 export async function downloadHubModel(id: string, options: HubDownloadOptions = {}): Promise<void> {
   const spec = parseHubModelSpec(id);
@@ -62,7 +63,9 @@ export async function downloadHubModel(id: string, options: HubDownloadOptions =
   try {
     await new HubDownload(id, spec, options).run();
   } catch (error) {
-    await forgetIfEmpty(id);
+    // Nothing to resume after a refusal (no access, no such revision, no usable weights), nor after nothing arrived.
+    if (error instanceof DownloadError && !error.resumable) await deleteModel(id);
+    else await forgetIfEmpty(id);
     throw error;
   }
 }
