@@ -26,8 +26,10 @@ export const USAGE = `octoclip: fine-tune CLIP with Block-LoRA on WebGPU
   octoclip eval --model M --adapter FILE --images DIR [--shots N --seed S] [--out FILE]
       accuracy, per-class accuracy and confusion matrix with an adapter
 
-  M is a local directory (config.json, model.safetensors, vocab.json, merges.txt) or a Hub repo id
-  such as openai/clip-vit-base-patch32 (downloaded once to ~/.cache/octoclip; needs a connection).
+  M is a local directory (config.json, model.safetensors or its shards, vocab.json, merges.txt) or a Hub
+  repo id such as openai/clip-vit-base-patch32, or org/name@revision (a branch, tag or commit), read from
+  and downloaded into the Hugging Face cache (HF_HUB_CACHE, HF_HOME, ~/.cache/huggingface/hub); HF_TOKEN
+  for gated or private repos.
 `;
 
 export function log(line: string): void {
