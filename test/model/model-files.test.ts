@@ -9,6 +9,8 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { adapterMetadata } from '../../src/adapters/adapter-file';
+import { defaultAdapterSettings } from '../../src/adapters/settings';
 import { ClipModel } from '../../src/model/clip';
 import { makeTinyClip } from '../../src/model/tiny';
 import { byteSourceFromBytes, isSharded, SHARD_INDEX_FILE } from '../../src/model/weights';
@@ -227,6 +229,9 @@ describe('the Hugging Face cache', () => {
     expect(hub.served.some((s) => s.path.includes(`/resolve/${COMMIT_B}/`))).toBe(true);
     const model = await ClipModel.load(ctx, files);
     expect(model.revision).toBe(COMMIT_B);
+    // An adapter trained on it pins the commit beside the model's name.
+    const meta = adapterMetadata(defaultAdapterSettings(model.config), { template: 'a photo of a {}.' }, model, ['cat', 'dog'], 1, {});
+    expect([meta.baseModel, meta.baseModelRevision]).toEqual(['org/tiny@v1', COMMIT_B]);
     model.destroy();
 
     const before = hub.served.length;
