@@ -34,7 +34,7 @@ export function isSharded(weights: WeightFiles): weights is ShardedWeights {
 }
 
 /** A file name without its directories (shard sources may be named by path). */
-export function baseName(path: string): string {
+function baseName(path: string): string {
   return path.slice(Math.max(path.lastIndexOf('/'), path.lastIndexOf('\\')) + 1);
 }
 
