@@ -10,6 +10,7 @@ import { ClipModel } from '../src/model/clip';
 import { expectedTensors, parseClipConfig, VIT_B_32_CONFIG, type ClipConfig } from '../src/model/config';
 import { encodeSafetensors } from '../src/model/safetensors';
 import type { TokenBatch } from '../src/model/text';
+import { knownClipConfig, knownClipModel } from '../src/model/known-models';
 import { makeTinyClip } from '../src/model/tiny';
 import { ClipTokenizer } from '../src/model/tokenizer';
 import { byteSourceFromBytes } from '../src/model/weights';
@@ -33,7 +34,7 @@ export function vitB32Config(): ClipConfig {
 
 /** openai/clip-vit-base-patch16: ViT-B/32's configuration with 16-pixel patches (197 vision tokens). */
 export function vitB16Config(): ClipConfig {
-  return parseClipConfig({ ...VIT_B_32_CONFIG, vision_config: { ...VIT_B_32_CONFIG.vision_config, patch_size: 16 } });
+  return knownClipConfig(knownClipModel('openai/clip-vit-base-patch16')!);
 }
 
 export async function loadTinyBenchModel(ctx: GpuContext): Promise<BenchModel> {

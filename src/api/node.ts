@@ -15,7 +15,7 @@ export { Classifier, type ClassifierOptions, type ClassProbability } from './cla
 export type NodeImage = string | Uint8Array;
 
 export interface LoadClassifierOptions extends ClassifierOptions {
-  /** A model directory in the Hub layout, or a Hub repo id such as "openai/clip-vit-base-patch32" (cached in ~/.cache/octoclip). */
+  /** A model directory in the Hub layout, or a Hub repo id such as "openai/clip-vit-base-patch32" (read from and downloaded into the Hugging Face cache). */
   model: string;
   /** An octoclip adapter: its file's path, or its bytes. */
   adapter?: string | Uint8Array;

@@ -1,11 +1,12 @@
-// The frozen CLIP weights on the GPU, by checkpoint name, streamed from model.safetensors one tensor
-// at a time: the file is never held in memory, only the tensor being uploaded.
+// The frozen CLIP weights on the GPU, by checkpoint name, streamed from model.safetensors (or the shards
+// model.safetensors.index.json names) one tensor at a time: the files are never held in memory, only the
+// tensor being uploaded.
 
 import type { GpuContext } from '../gpu/context';
 import type { Tensor } from '../gpu/tensor';
 import { checkTensors, expectedTensors, type ClipConfig } from './config';
 import { FINGERPRINT_TENSORS, fingerprintWeights } from './fingerprint';
-import { decodeTensor, ModelFileError, parseSafetensorsHeader, safetensorsHeaderSize } from './safetensors';
+import { decodeTensor, ModelFileError, parseSafetensorsHeader, safetensorsHeaderSize, type TensorEntry } from './safetensors';
 
 /** Random access to a file's bytes: a File/Blob slice in a browser, a file handle in Node. */
 export interface ByteSource {
@@ -14,6 +15,53 @@ export interface ByteSource {
   read(offset: number, length: number): Promise<Uint8Array>;
   /** Releases the underlying file, if any. */
   close?(): Promise<void>;
+}
+
+/** The index transformers writes beside a checkpoint saved in shards. */
+export const SHARD_INDEX_FILE = 'model.safetensors.index.json';
+
+/** A checkpoint in shards: model.safetensors.index.json's text and the shard files it names. */
+export interface ShardedWeights {
+  index: string;
+  shards: readonly ByteSource[];
+}
+
+/** model.safetensors, or its shards. */
+export type WeightFiles = ByteSource | ShardedWeights;
+
+export function isSharded(weights: WeightFiles): weights is ShardedWeights {
+  return 'shards' in weights;
+}
+
+/** A file name without its directories (shard sources may be named by path). */
+function baseName(path: string): string {
+  return path.slice(Math.max(path.lastIndexOf('/'), path.lastIndexOf('\\')) + 1);
+}
+
+/**
+ * The shard file names an index lists, in order, after checking its form: a weight_map from tensor names to
+ * plain .safetensors file names (a path would reach outside the model's folder).
+ */
+export function parseShardIndex(text: string): { weightMap: Map<string, string>; shardNames: string[] } {
+  const fail = (problem: string): never => {
+    throw new ModelFileError(problem, SHARD_INDEX_FILE);
+  };
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    return fail(`not valid JSON (${(error as Error).message})`);
+  }
+  const map = (json as { weight_map?: unknown } | null)?.weight_map;
+  if (typeof map !== 'object' || map === null || Array.isArray(map)) return fail('has no weight_map object (tensor name to shard file)');
+  const weightMap = new Map<string, string>();
+  for (const [tensor, shard] of Object.entries(map)) {
+    if (typeof shard !== 'string' || !/^[\w.-]+\.safetensors$/.test(shard) || shard.startsWith('.')) {
+      return fail(`weight_map places ${tensor} in ${JSON.stringify(shard)}, which is not a .safetensors file name in the same folder`);
+    }
+    weightMap.set(tensor, shard);
+  }
+  return { weightMap, shardNames: [...new Set(weightMap.values())] };
 }
 
 export function byteSourceFromBytes(name: string, bytes: Uint8Array): ByteSource {
@@ -61,42 +109,41 @@ export class ClipWeights {
   }
 
   /**
-   * Validates the whole header against the config before uploading anything, then uploads each
-   * tensor the model needs (the patch convolution as the [hidden, 3*P*P] matrix it multiplies as).
+   * Validates every header against the config before uploading anything, then uploads each tensor the model
+   * needs (the patch convolution as the [hidden, 3*P*P] matrix it multiplies as).
    */
   static async load(
     ctx: GpuContext,
     config: ClipConfig,
-    source: ByteSource,
+    weights: WeightFiles,
     onProgress?: (loadedBytes: number, totalBytes: number) => void,
   ): Promise<ClipWeights> {
+    const sources = isSharded(weights) ? weights.shards : [weights];
     try {
-      return await ClipWeights.upload(ctx, config, source, onProgress);
+      const located = await locateTensors(weights);
+      checkTensors({ tensors: located }, config, isSharded(weights) ? SHARD_INDEX_FILE : weights.name);
+      return await ClipWeights.upload(ctx, config, located, onProgress);
     } finally {
-      await source.close?.();
+      await Promise.all(sources.map((source) => source.close?.()));
     }
   }
 
   private static async upload(
     ctx: GpuContext,
     config: ClipConfig,
-    source: ByteSource,
+    located: Map<string, LocatedTensor>,
     onProgress?: (loadedBytes: number, totalBytes: number) => void,
   ): Promise<ClipWeights> {
-    const prefix = await source.read(0, Math.min(8, source.size));
-    const headerSize = safetensorsHeaderSize(prefix, source.size, source.name);
-    const header = parseSafetensorsHeader(await source.read(0, headerSize), source.size, source.name);
-    checkTensors(header, config, source.name);
-
     const tensors = new Map<string, Tensor>();
     let logitScale = Math.log(100);
     const fingerprinted = new Map<string, Float32Array>();
     const expected = expectedTensors(config);
-    const total = [...expected.keys()].reduce((sum, name) => sum + header.tensors.get(name)!.byteLength, 0);
+    const total = [...expected.keys()].reduce((sum, name) => sum + located.get(name)!.byteLength, 0);
     let loaded = 0;
     try {
       for (const [name, shape] of expected) {
-        const entry = header.tensors.get(name)!;
+        const entry = located.get(name)!;
+        const { source } = entry;
         const values = decodeTensor(entry, await source.read(entry.byteOffset, entry.byteLength), source.name);
         if (values.some((v) => !Number.isFinite(v))) {
           throw new ModelFileError(`tensor ${name} holds NaN or infinite values: the file is corrupt`, source.name);
@@ -120,4 +167,41 @@ export class ClipWeights {
 function gpuShape(name: string, shape: readonly number[]): readonly number[] {
   if (name === 'vision_model.embeddings.patch_embedding.weight') return [shape[0], shape[1] * shape[2] * shape[3]];
   return shape.length ? shape : [1];
+}
+
+/** A tensor of the checkpoint and the file that holds it. */
+type LocatedTensor = TensorEntry & { source: ByteSource };
+
+async function readHeader(source: ByteSource) {
+  const prefix = await source.read(0, Math.min(8, source.size));
+  const headerSize = safetensorsHeaderSize(prefix, source.size, source.name);
+  return parseSafetensorsHeader(await source.read(0, headerSize), source.size, source.name);
+}
+
+/**
+ * Every tensor of the checkpoint with its file, each header validated and the model's tensors checked against the
+ * config. For shards, the index must name only shards that are given, and each shard must hold what it places there.
+ */
+async function locateTensors(weights: WeightFiles): Promise<Map<string, LocatedTensor>> {
+  if (!isSharded(weights)) {
+    const header = await readHeader(weights);
+    return new Map([...header.tensors].map(([name, entry]) => [name, { ...entry, source: weights }]));
+  }
+  const { weightMap, shardNames } = parseShardIndex(weights.index);
+  const byName = new Map(weights.shards.map((source) => [baseName(source.name), source]));
+  const located = new Map<string, LocatedTensor>();
+  for (const shardName of shardNames) {
+    const source = byName.get(shardName);
+    if (!source) {
+      throw new ModelFileError(`names the shard ${shardName}, which is missing: give every file the index lists (${shardNames.join(', ')})`, SHARD_INDEX_FILE);
+    }
+    const header = await readHeader(source);
+    for (const [tensor, shard] of weightMap) {
+      if (shard !== shardName) continue;
+      const entry = header.tensors.get(tensor);
+      if (!entry) throw new ModelFileError(`has no tensor ${tensor}, which ${SHARD_INDEX_FILE} places there`, source.name);
+      located.set(tensor, { ...entry, source });
+    }
+  }
+  return located;
 }

@@ -139,11 +139,11 @@ function currentRun(runId: string): TrainingRun {
   return run;
 }
 
-async function loadModel({ id, files }: EngineParams<'loadModel'>): Promise<EngineResult<'loadModel'>> {
+async function loadModel({ id, revision, files }: EngineParams<'loadModel'>): Promise<EngineResult<'loadModel'>> {
   if (run) throw new EngineRefusal('busy', 'A training run is using the model: let it finish or cancel it before loading another model.');
   const { ctx } = await openEngine();
   const loaded = await exclusive(() =>
-    ModelSession.load(ctx, id, files, (loadedBytes, totalBytes) => post({ kind: 'event', type: 'model-progress', loadedBytes, totalBytes })),
+    ModelSession.load(ctx, { id, revision }, files, (loadedBytes, totalBytes) => post({ kind: 'event', type: 'model-progress', loadedBytes, totalBytes })),
   );
   // Replaced only now: a model file that fails to load leaves the previous model in place.
   session?.destroy();

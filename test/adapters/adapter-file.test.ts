@@ -174,6 +174,22 @@ describe('adapter file', () => {
     expect(decodeFailure(peft).message).toMatch(/this is a PEFT LoRA adapter .*octoclip import-peft --peft DIR --model M --out A\.octoclip\.safetensors.*Import PEFT in the Adapter library/);
   });
 
+  it("pins the base model's Hub commit beside base_model when it is known", () => {
+    const pinned = sampleMeta({ baseModelRevision: 'c'.repeat(40) });
+    const file = encodeAdapterFile(pinned, sampleTensors(pinned));
+    expect(parseSafetensorsHeader(file, file.length).metadata.base_model_revision).toBe('c'.repeat(40));
+    expect(decodeAdapterFile(file, FILE).meta.baseModelRevision).toBe('c'.repeat(40));
+    const unpinned = sampleMeta();
+    expect(decodeAdapterFile(encodeAdapterFile(unpinned, sampleTensors(unpinned)), FILE).meta).not.toHaveProperty('baseModelRevision');
+  });
+
+  it('refuses a truncated file', () => {
+    const meta = sampleMeta();
+    const file = encodeAdapterFile(meta, sampleTensors(meta));
+    expect(decodeFailure(file.subarray(0, file.length - 10)).message).toMatch(`incomplete: ${file.length - 10} of ${file.length} bytes`);
+    expect(decodeFailure(file.subarray(0, 100)).message).toMatch(/not a safetensors file .*runs past the end/);
+  });
+
   it('refuses safetensors files that are not octoclip adapters', () => {
     const model = encodeSafetensors([{ name: 'logit_scale', shape: [], data: new Float32Array([4.6]) }]);
     expect(decodeFailure(model).message).toBe(`${FILE}: not an octoclip adapter (its metadata has no "format")`);
