@@ -19,7 +19,7 @@ import { parseArgs } from 'node:util';
 import { defaultAdapterSettings } from '../src/adapters/settings';
 import type { GpuContext } from '../src/gpu/context';
 import { visionTokenCount } from '../src/model/config';
-import { downloadBytes, KNOWN_CLIP_MODELS, knownClipConfig, parameterCount, plannedTrainingBytes, REFERENCE_RUN } from '../src/model/known-models';
+import { downloadBytes, KNOWN_CLIP_MODELS, knownClipConfig, parameterCount, plannedTrainingBytes, REFERENCE_RUN } from '../src/training/known-models';
 import { createNodeGpuContext } from '../src/node/gpu';
 import { planTrainingMemory, type MemoryPlan } from '../src/training/memory-plan';
 import { loadRandomVitB32, loadTinyBenchModel, vitB16Config, type BenchModel } from './clip-models';
@@ -99,14 +99,18 @@ interface ModelPlan {
 
 const MODEL_PLAN_MICRO_BATCHES = [32, 8, 1];
 
-function modelPlans(): ModelPlan[] {
-  return KNOWN_CLIP_MODELS.map((known) => {
+async function modelPlans(): Promise<ModelPlan[]> {
+  const plans: ModelPlan[] = [];
+  for (const known of KNOWN_CLIP_MODELS) {
     const config = knownClipConfig(known);
-    return {
+    const plannedBytes: Record<number, number> = {};
+    for (const micro of MODEL_PLAN_MICRO_BATCHES) plannedBytes[micro] = await plannedTrainingBytes(config, micro);
+    plans.push({
       repo: known.repo, name: known.name, imageTokens: visionTokenCount(config.vision), parameters: parameterCount(config), downloadBytes: downloadBytes(config),
-      plannedBytes: Object.fromEntries(MODEL_PLAN_MICRO_BATCHES.map((micro) => [micro, plannedTrainingBytes(config, micro)])),
-    };
-  });
+      plannedBytes,
+    });
+  }
+  return plans;
 }
 
 function printModelPlans(plans: ModelPlan[]): void {
@@ -332,7 +336,7 @@ async function main(): Promise<void> {
   printB16(b16);
 
   console.log('\n## Planned training peak of each offered model (planTrainingMemory)');
-  const models = modelPlans();
+  const models = await modelPlans();
   printModelPlans(models);
 
   console.log('\n## Targets (reported, not asserted)');

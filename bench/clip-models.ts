@@ -10,7 +10,7 @@ import { ClipModel } from '../src/model/clip';
 import { expectedTensors, parseClipConfig, VIT_B_32_CONFIG, type ClipConfig } from '../src/model/config';
 import { encodeSafetensors } from '../src/model/safetensors';
 import type { TokenBatch } from '../src/model/text';
-import { knownClipConfig, knownClipModel } from '../src/model/known-models';
+import { knownClipConfig, knownClipModel } from '../src/training/known-models';
 import { makeTinyClip } from '../src/model/tiny';
 import { ClipTokenizer } from '../src/model/tokenizer';
 import { byteSourceFromBytes } from '../src/model/weights';

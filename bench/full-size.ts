@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ClipModel } from '../src/model/clip';
 import { expectedTensors, type ClipConfig } from '../src/model/config';
-import { KNOWN_CLIP_MODELS, knownClipConfig, knownClipModel, type KnownClipModel } from '../src/model/known-models';
+import { KNOWN_CLIP_MODELS, knownClipConfig, knownClipModel, type KnownClipModel } from '../src/training/known-models';
 import { preprocessBatch } from '../src/model/preprocessor';
 import { encodeSafetensors } from '../src/model/safetensors';
 import { makeTinyClip } from '../src/model/tiny';

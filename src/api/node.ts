@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { createNodeGpuContext } from '../node/gpu';
 import { decodeImageFile } from '../node/images';
+import { closeWeightFiles } from '../model/weights';
 import { openModel } from '../node/model-files';
 import { Classifier, type ClassifierOptions } from './classifier';
 
@@ -33,7 +34,7 @@ export async function loadClassifier(options: LoadClassifierOptions): Promise<Cl
     ctx.destroy();
     throw error;
   } finally {
-    await files.weights.close?.();
+    await closeWeightFiles(files.weights);
   }
 }
 

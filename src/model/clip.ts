@@ -61,7 +61,7 @@ export class ClipModel {
   /** Zero weights (ClipWeights.zeros) and the given tokenizer: for dry runs that measure what the engine allocates. */
   static zeros(ctx: GpuContext, config: ClipConfig, tokenizer: PromptTokenizer): ClipModel {
     const preprocessor = parsePreprocessorConfig(undefined, config.vision.imageSize);
-    return new ClipModel(ctx, 'zeros', config, ClipWeights.zeros(ctx, config), tokenizer, preprocessor);
+    return new ClipModel(ctx, 'zeros', config, ClipWeights.zeros(ctx, config), tokenizer, preprocessor, undefined);
   }
 
   get logitScale(): number {

@@ -2,6 +2,8 @@
 // model.safetensors.index.json names) one tensor at a time: the files are never held in memory, only the
 // tensor being uploaded.
 
+import { MODEL_FILES } from '../common/file-names';
+import { parseShardIndex, ShardIndexError, type ShardIndex } from '../common/shard-index';
 import type { GpuContext } from '../gpu/context';
 import type { Tensor } from '../gpu/tensor';
 import { checkTensors, expectedTensors, type ClipConfig } from './config';
@@ -17,9 +19,6 @@ export interface ByteSource {
   close?(): Promise<void>;
 }
 
-/** The index transformers writes beside a checkpoint saved in shards. */
-export const SHARD_INDEX_FILE = 'model.safetensors.index.json';
-
 /** A checkpoint in shards: model.safetensors.index.json's text and the shard files it names. */
 export interface ShardedWeights {
   index: string;
@@ -33,35 +32,24 @@ export function isSharded(weights: WeightFiles): weights is ShardedWeights {
   return 'shards' in weights;
 }
 
+/** Releases every file of the weights (the one file, or each shard). */
+export async function closeWeightFiles(weights: WeightFiles): Promise<void> {
+  for (const source of isSharded(weights) ? weights.shards : [weights]) await source.close?.();
+}
+
 /** A file name without its directories (shard sources may be named by path). */
 function baseName(path: string): string {
   return path.slice(Math.max(path.lastIndexOf('/'), path.lastIndexOf('\\')) + 1);
 }
 
-/**
- * The shard file names an index lists, in order, after checking its form: a weight_map from tensor names to
- * plain .safetensors file names (a path would reach outside the model's folder).
- */
-export function parseShardIndex(text: string): { weightMap: Map<string, string>; shardNames: string[] } {
-  const fail = (problem: string): never => {
-    throw new ModelFileError(problem, SHARD_INDEX_FILE);
-  };
-  let json: unknown;
+/** The shard index's map and shard names; what is wrong with it is a ModelFileError naming the index file. */
+export function readShardIndex(text: string): ShardIndex {
   try {
-    json = JSON.parse(text);
+    return parseShardIndex(text);
   } catch (error) {
-    return fail(`not valid JSON (${(error as Error).message})`);
+    if (error instanceof ShardIndexError) throw new ModelFileError(error.problem, MODEL_FILES.weightsIndex);
+    throw error;
   }
-  const map = (json as { weight_map?: unknown } | null)?.weight_map;
-  if (typeof map !== 'object' || map === null || Array.isArray(map)) return fail('has no weight_map object (tensor name to shard file)');
-  const weightMap = new Map<string, string>();
-  for (const [tensor, shard] of Object.entries(map)) {
-    if (typeof shard !== 'string' || !/^[\w.-]+\.safetensors$/.test(shard) || shard.startsWith('.')) {
-      return fail(`weight_map places ${tensor} in ${JSON.stringify(shard)}, which is not a .safetensors file name in the same folder`);
-    }
-    weightMap.set(tensor, shard);
-  }
-  return { weightMap, shardNames: [...new Set(weightMap.values())] };
 }
 
 export function byteSourceFromBytes(name: string, bytes: Uint8Array): ByteSource {
@@ -70,6 +58,12 @@ export function byteSourceFromBytes(name: string, bytes: Uint8Array): ByteSource
 
 export function byteSourceFromBlob(name: string, blob: Blob): ByteSource {
   return { name, size: blob.size, read: async (offset, length) => new Uint8Array(await blob.slice(offset, offset + length).arrayBuffer()) };
+}
+
+/** The weights as a browser holds them (model.safetensors's Blob, or the index's and each named shard's) for the loader. */
+export async function weightFilesFromBlobs(weights: Blob | { index: Blob; shards: readonly { name: string; blob: Blob }[] }): Promise<WeightFiles> {
+  if (weights instanceof Blob) return byteSourceFromBlob(MODEL_FILES.weights, weights);
+  return { index: await weights.index.text(), shards: weights.shards.map(({ name, blob }) => byteSourceFromBlob(name, blob)) };
 }
 
 export class ClipWeights {
@@ -121,7 +115,7 @@ export class ClipWeights {
     const sources = isSharded(weights) ? weights.shards : [weights];
     try {
       const located = await locateTensors(weights);
-      checkTensors({ tensors: located }, config, isSharded(weights) ? SHARD_INDEX_FILE : weights.name);
+      checkTensors({ tensors: located }, config, isSharded(weights) ? MODEL_FILES.weightsIndex : weights.name);
       return await ClipWeights.upload(ctx, config, located, onProgress);
     } finally {
       await Promise.all(sources.map((source) => source.close?.()));
@@ -187,19 +181,19 @@ async function locateTensors(weights: WeightFiles): Promise<Map<string, LocatedT
     const header = await readHeader(weights);
     return new Map([...header.tensors].map(([name, entry]) => [name, { ...entry, source: weights }]));
   }
-  const { weightMap, shardNames } = parseShardIndex(weights.index);
+  const { weightMap, shardNames } = readShardIndex(weights.index);
   const byName = new Map(weights.shards.map((source) => [baseName(source.name), source]));
   const located = new Map<string, LocatedTensor>();
   for (const shardName of shardNames) {
     const source = byName.get(shardName);
     if (!source) {
-      throw new ModelFileError(`names the shard ${shardName}, which is missing: give every file the index lists (${shardNames.join(', ')})`, SHARD_INDEX_FILE);
+      throw new ModelFileError(`names the shard ${shardName}, which is missing: give every file the index lists (${shardNames.join(', ')})`, MODEL_FILES.weightsIndex);
     }
     const header = await readHeader(source);
     for (const [tensor, shard] of weightMap) {
       if (shard !== shardName) continue;
       const entry = header.tensors.get(tensor);
-      if (!entry) throw new ModelFileError(`has no tensor ${tensor}, which ${SHARD_INDEX_FILE} places there`, source.name);
+      if (!entry) throw new ModelFileError(`has no tensor ${tensor}, which ${MODEL_FILES.weightsIndex} places there`, source.name);
       located.set(tensor, { ...entry, source });
     }
   }

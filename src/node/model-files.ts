@@ -9,11 +9,11 @@ import { mkdir, open, readFile, readlink, rename, stat, symlink, writeFile } fro
 import { homedir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import type { ClipModelFiles } from '../model/clip';
-import { HUB_FILES, HUB_URL, PICKLE_WEIGHTS_FILE, formatHubModelSpec, hubAccessProblem, hubFileUrl, isCommitHash, parseHubModelSpec, pickleOnlyProblem, type HubModelSpec } from '../model/hub-repo';
+import { MODEL_FILES, PICKLE_WEIGHTS_FILE, REQUIRED_TEXT_FILES } from '../common/file-names';
+import { HUB_URL, formatHubModelSpec, hubAccessProblem, hubFileUrl, isCommitHash, parseHubModelSpec, pickleOnlyProblem, type HubModelSpec } from '../common/hub-repo';
 import { ModelFileError } from '../model/safetensors';
-import { parseShardIndex, type ByteSource, type WeightFiles } from '../model/weights';
+import { readShardIndex, type ByteSource, type WeightFiles } from '../model/weights';
 
-const REQUIRED_TEXT_FILES = [HUB_FILES.config, HUB_FILES.vocab, HUB_FILES.merges];
 const TOKEN_HINT = 'set HF_TOKEN (or log in with `hf auth login`)';
 
 export async function fileByteSource(path: string): Promise<ByteSource> {
@@ -51,31 +51,31 @@ async function openModelDirectory(dir: string, id: string): Promise<ClipModelFil
   if (!statSync(dir).isDirectory()) throw new ModelFileError('is not a directory with config.json, model.safetensors, vocab.json and merges.txt', dir);
   const has = (file: string) => existsSync(join(dir, file));
   for (const file of REQUIRED_TEXT_FILES) {
-    if (!has(file)) throw new ModelFileError(`has no ${file}: a CLIP model directory holds ${[...REQUIRED_TEXT_FILES, HUB_FILES.weights].join(', ')}`, dir);
+    if (!has(file)) throw new ModelFileError(`has no ${file}: a CLIP model directory holds ${[...REQUIRED_TEXT_FILES, MODEL_FILES.weights].join(', ')}`, dir);
   }
   const text = (file: string) => readFile(join(dir, file), 'utf8');
   return {
     id,
-    config: await text(HUB_FILES.config),
+    config: await text(MODEL_FILES.config),
     weights: await openWeights(dir),
-    vocab: await text(HUB_FILES.vocab),
-    merges: await text(HUB_FILES.merges),
-    preprocessor: has(HUB_FILES.preprocessor) ? await text(HUB_FILES.preprocessor) : undefined,
+    vocab: await text(MODEL_FILES.vocab),
+    merges: await text(MODEL_FILES.merges),
+    preprocessor: has(MODEL_FILES.preprocessor) ? await text(MODEL_FILES.preprocessor) : undefined,
   };
 }
 
 /** model.safetensors, or the index and every shard it names; a pickle checkpoint alone is refused. */
 async function openWeights(dir: string): Promise<WeightFiles> {
-  if (existsSync(join(dir, HUB_FILES.weights))) return fileByteSource(join(dir, HUB_FILES.weights));
-  if (existsSync(join(dir, HUB_FILES.weightsIndex))) {
-    const index = await readFile(join(dir, HUB_FILES.weightsIndex), 'utf8');
-    const names = parseShardIndex(index).shardNames;
+  if (existsSync(join(dir, MODEL_FILES.weights))) return fileByteSource(join(dir, MODEL_FILES.weights));
+  if (existsSync(join(dir, MODEL_FILES.weightsIndex))) {
+    const index = await readFile(join(dir, MODEL_FILES.weightsIndex), 'utf8');
+    const names = readShardIndex(index).shardNames;
     const missing = names.filter((name) => !existsSync(join(dir, name)));
-    if (missing.length) throw new ModelFileError(`lacks ${missing.join(', ')}, named by ${HUB_FILES.weightsIndex}`, dir);
+    if (missing.length) throw new ModelFileError(`lacks ${missing.join(', ')}, named by ${MODEL_FILES.weightsIndex}`, dir);
     return { index, shards: await Promise.all(names.map((name) => fileByteSource(join(dir, name)))) };
   }
   if (existsSync(join(dir, PICKLE_WEIGHTS_FILE))) throw new ModelFileError(pickleOnlyProblem(dir));
-  throw new ModelFileError(`has no ${HUB_FILES.weights} (nor ${HUB_FILES.weightsIndex} with its shards)`, dir);
+  throw new ModelFileError(`has no ${MODEL_FILES.weights} (nor ${MODEL_FILES.weightsIndex} with its shards)`, dir);
 }
 
 // ---- the Hugging Face cache -----------------------------------------------------------------
@@ -113,10 +113,10 @@ async function snapshotComplete(repoDir: string, commit: string): Promise<boolea
   const snapshot = join(repoDir, 'snapshots', commit);
   const has = (file: string) => existsSync(join(snapshot, file));
   if (!REQUIRED_TEXT_FILES.every(has)) return false;
-  if (!has(HUB_FILES.preprocessor) && !existsSync(join(repoDir, '.no_exist', commit, HUB_FILES.preprocessor))) return false;
-  if (has(HUB_FILES.weights)) return true;
-  if (!has(HUB_FILES.weightsIndex)) return false;
-  return parseShardIndex(await readFile(join(snapshot, HUB_FILES.weightsIndex), 'utf8')).shardNames.every(has);
+  if (!has(MODEL_FILES.preprocessor) && !existsSync(join(repoDir, '.no_exist', commit, MODEL_FILES.preprocessor))) return false;
+  if (has(MODEL_FILES.weights)) return true;
+  if (!has(MODEL_FILES.weightsIndex)) return false;
+  return readShardIndex(await readFile(join(snapshot, MODEL_FILES.weightsIndex), 'utf8')).shardNames.every(has);
 }
 
 /** The snapshot folder of the revision, from the cache when complete, else downloading what it lacks. */
@@ -127,17 +127,17 @@ async function snapshotFromHub(spec: HubModelSpec, log: (line: string) => void):
 
   const hub = new HubDownloader(spec, repoDir, await hubToken(), log);
   for (const file of REQUIRED_TEXT_FILES) await hub.require(file);
-  if (!(await hub.optional(HUB_FILES.weights))) {
-    if (await hub.optional(HUB_FILES.weightsIndex)) {
-      const index = await readFile(join(hub.snapshotDir(), HUB_FILES.weightsIndex), 'utf8');
-      for (const shard of parseShardIndex(index).shardNames) await hub.require(shard);
+  if (!(await hub.optional(MODEL_FILES.weights))) {
+    if (await hub.optional(MODEL_FILES.weightsIndex)) {
+      const index = await readFile(join(hub.snapshotDir(), MODEL_FILES.weightsIndex), 'utf8');
+      for (const shard of readShardIndex(index).shardNames) await hub.require(shard);
     } else if (await hub.exists(PICKLE_WEIGHTS_FILE)) {
       throw new ModelFileError(pickleOnlyProblem(`${spec.repo} on the Hub`));
     } else {
-      throw new ModelFileError(`has no ${HUB_FILES.weights} (nor ${HUB_FILES.weightsIndex}) on the Hub: is it a CLIP repo in the transformers layout?`, spec.repo);
+      throw new ModelFileError(`has no ${MODEL_FILES.weights} (nor ${MODEL_FILES.weightsIndex}) on the Hub: is it a CLIP repo in the transformers layout?`, spec.repo);
     }
   }
-  await hub.optional(HUB_FILES.preprocessor);
+  await hub.optional(MODEL_FILES.preprocessor);
   return { dir: hub.snapshotDir(), commit: hub.commit() };
 }
 

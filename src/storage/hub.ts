@@ -3,8 +3,9 @@
 // (a dropped connection, a closed tab, the user's Stop) the next download asks the Hub for the rest with an
 // HTTP Range request instead of starting over.
 
-import { HUB_FILES, PICKLE_WEIGHTS_FILE, hubAccessProblem, hubFileUrl, parseHubModelSpec, pickleOnlyProblem, type HubModelSpec } from '../model/hub-repo';
-import { parseShardIndex } from '../model/weights';
+import { MODEL_FILES, PICKLE_WEIGHTS_FILE } from '../common/file-names';
+import { hubAccessProblem, hubFileUrl, parseHubModelSpec, pickleOnlyProblem, type HubModelSpec } from '../common/hub-repo';
+import { parseShardIndex } from '../common/shard-index';
 import type { ModelRecord, StoredFileState } from './db';
 import {
   appendModelChunk,
@@ -84,7 +85,7 @@ class HubDownload {
   }
 
   async run(): Promise<void> {
-    const { config, weights, weightsIndex, vocab, merges, preprocessor } = HUB_FILES;
+    const { config, weights, weightsIndex, vocab, merges, preprocessor } = MODEL_FILES;
     this.record = await ensureModelRecord(this.id, 'hub', [config, weights, vocab, merges, preprocessor]);
     if (this.record.revision) this.at = { ...this.spec, revision: this.record.revision };
     await this.require(config);

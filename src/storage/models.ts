@@ -2,13 +2,11 @@
 // IndexedDB. A Hub download appends chunks as they arrive (so it resumes after a dropped connection or a
 // closed tab); local files are stored as one chunk each. Loading hands the engine Blobs, which it reads slice by slice.
 
-import { HUB_FILES } from '../model/hub-repo';
-import { parseShardIndex } from '../model/weights';
+import { MODEL_FILES, REQUIRED_TEXT_FILES } from '../common/file-names';
+import { parseShardIndex } from '../common/shard-index';
 import type { ModelFileBlobs } from '../worker/protocol';
 import { studioDatabase, write, type ModelRecord, type StoredFileState, type WriteTransaction } from './db';
 
-/** Files a model cannot load without besides its weights: model.safetensors, or the shard index and its shards. */
-export const REQUIRED_TEXT_FILES: readonly string[] = [HUB_FILES.config, HUB_FILES.vocab, HUB_FILES.merges];
 
 type ModelStores = ('models' | 'modelFiles')[];
 
@@ -22,7 +20,7 @@ export function isModelComplete(record: ModelRecord): boolean {
     const file = record.files.find((f) => f.name === name);
     return file !== undefined && !file.absent && isFileComplete(file);
   };
-  return REQUIRED_TEXT_FILES.every(stored) && (stored(HUB_FILES.weights) || stored(HUB_FILES.weightsIndex)) && record.files.every(isFileComplete);
+  return REQUIRED_TEXT_FILES.every(stored) && (stored(MODEL_FILES.weights) || stored(MODEL_FILES.weightsIndex)) && record.files.every(isFileComplete);
 }
 
 export function storedBytes(record: ModelRecord): number {
@@ -121,16 +119,16 @@ export async function modelFileBlobs(id: string): Promise<ModelFileBlobs> {
     return blob;
   };
   const shardedWeights = async () => {
-    const index = required(HUB_FILES.weightsIndex);
+    const index = required(MODEL_FILES.weightsIndex);
     const names = parseShardIndex(await index.text()).shardNames;
     return { index, shards: names.map((name) => ({ name, blob: required(name) })) };
   };
   return {
-    config: required(HUB_FILES.config),
-    weights: fileBlob(HUB_FILES.weights) ?? (await shardedWeights()),
-    vocab: required(HUB_FILES.vocab),
-    merges: required(HUB_FILES.merges),
-    preprocessor: fileBlob(HUB_FILES.preprocessor),
+    config: required(MODEL_FILES.config),
+    weights: fileBlob(MODEL_FILES.weights) ?? (await shardedWeights()),
+    vocab: required(MODEL_FILES.vocab),
+    merges: required(MODEL_FILES.merges),
+    preprocessor: fileBlob(MODEL_FILES.preprocessor),
   };
 }
 

@@ -12,6 +12,7 @@ import { acquireDevice, WebGpuUnavailableError } from '../gpu/device';
 import type { Tensor } from '../gpu/tensor';
 import { add } from '../kernels/elementwise';
 import { ModelFileError } from '../model/safetensors';
+import { downloadBytes, KNOWN_CLIP_MODELS, knownClipConfig, plannedTrainingBytes } from '../training/known-models';
 import { planTrainingMemory, type MemoryPlan } from '../training/memory-plan';
 import { DivergenceError } from '../training/step';
 import { calibrateTraining } from './calibration';
@@ -28,6 +29,7 @@ import type {
   EngineResponse,
   EngineResult,
   SelfTestResult,
+  SuggestedModel,
 } from './protocol';
 import { EngineRefusal } from './refusal';
 import { adapterSettingsFor, asSettingsRefusal, TrainingRun, trainSettingsFor } from './training-run';
@@ -190,8 +192,30 @@ async function calibrate(params: EngineParams<'calibrateTraining'>): Promise<Eng
   return calibrateTraining(loadedModel().model, params);
 }
 
+let suggested: Promise<SuggestedModel[]> | null = null;
+
+/** The offered models' rows, planned once per worker (dry runs: no device needed). */
+function suggestedModels(): Promise<SuggestedModel[]> {
+  suggested ??= (async () => {
+    const rows: SuggestedModel[] = [];
+    for (const known of KNOWN_CLIP_MODELS) {
+      const config = knownClipConfig(known);
+      rows.push({
+        repo: known.repo, name: known.name, note: known.note, downloadBytes: downloadBytes(config),
+        trainingBytes: await plannedTrainingBytes(config), trainingBytesMicroBatch8: await plannedTrainingBytes(config, 8),
+      });
+    }
+    return rows;
+  })().catch((error) => {
+    suggested = null;
+    throw error;
+  });
+  return suggested;
+}
+
 const handlers: Handlers = {
   hello: async () => (await openEngine()).info,
+  suggestedModels,
   selfTest,
   loadModel,
   planTraining,

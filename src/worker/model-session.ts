@@ -5,8 +5,7 @@ import { assertAdapterMatchesBase, decodeAdapterFile, type AdapterMetadata } fro
 import { AdapterSet } from '../adapters/block-lora';
 import type { GpuContext } from '../gpu/context';
 import { ClipModel } from '../model/clip';
-import { HUB_FILES } from '../model/hub-repo';
-import { byteSourceFromBlob } from '../model/weights';
+import { weightFilesFromBlobs } from '../model/weights';
 import { DEFAULT_TEMPLATE } from '../common/prompts';
 import { classEmbeddings, classify } from '../model/zero-shot';
 import { evaluate } from '../training/trainer';
@@ -35,17 +34,13 @@ export class ModelSession {
     files: ModelFileBlobs,
     onProgress: (loaded: number, total: number) => void,
   ): Promise<ModelSession> {
-    const { weights } = files;
     const model = await ClipModel.load(
       ctx,
       {
         id,
         revision,
         config: await files.config.text(),
-        weights:
-          weights instanceof Blob
-            ? byteSourceFromBlob(HUB_FILES.weights, weights)
-            : { index: await weights.index.text(), shards: weights.shards.map(({ name, blob }) => byteSourceFromBlob(name, blob)) },
+        weights: await weightFilesFromBlobs(files.weights),
         vocab: await files.vocab.text(),
         merges: await files.merges.text(),
         preprocessor: await files.preprocessor?.text(),

@@ -171,11 +171,24 @@ export interface PredictResult {
 }
 
 /** Each request method: what it takes and what its successful response carries. */
+/** A Hub checkpoint the Model screen offers, with its download size and planned training memory. */
+export interface SuggestedModel {
+  repo: string;
+  name: string;
+  note: string;
+  downloadBytes: number;
+  /** The planner's peak GPU bytes for CLIP-LoRA's recipe (batch 32, 10 classes), whole batch and in micro-batches of 8. */
+  trainingBytes: number;
+  trainingBytesMicroBatch8: number;
+}
+
 export interface EngineMethods {
   /** Opens the device if it is not open yet, and describes it. */
   hello: { params: undefined; result: EngineInfo };
   /** Runs one real kernel on the device and reads the result back. */
   selfTest: { params: undefined; result: SelfTestResult };
+  /** The Hub checkpoints octoclip offers, each planned by a dry run of the engine (no GPU needed). */
+  suggestedModels: { params: undefined; result: SuggestedModel[] };
   /** Loads a CLIP from its files (streaming the weights), replacing the loaded one only on success. Posts model-progress. */
   loadModel: { params: { id: string; revision?: string; files: ModelFileBlobs }; result: LoadedModel };
   /** Trainable parameters and expected GPU memory of a run on the loaded model; refuses settings trainStart would refuse. */

@@ -2,7 +2,7 @@
 // them: the unit tests and the end-to-end tests load the tiny CLIP this way.
 
 import { decodeTensor, encodeSafetensors, parseSafetensorsHeader, type TensorEntry, type TensorToEncode } from '../../src/model/safetensors';
-import { SHARD_INDEX_FILE } from '../../src/model/weights';
+import { MODEL_FILES } from '../../src/common/file-names';
 
 /** model-0000i-of-0000n.safetensors files (tensors in file order, split evenly) and model.safetensors.index.json. */
 export function shardCheckpoint(safetensors: Uint8Array, count = 2): Record<string, Uint8Array> {
@@ -24,6 +24,6 @@ export function shardCheckpoint(safetensors: Uint8Array, count = 2): Record<stri
     files[name] = encodeSafetensors(tensors);
     for (const e of part) weightMap[e.name] = name;
   }
-  files[SHARD_INDEX_FILE] = new TextEncoder().encode(JSON.stringify({ metadata: { total_size: safetensors.length }, weight_map: weightMap }, null, 2));
+  files[MODEL_FILES.weightsIndex] = new TextEncoder().encode(JSON.stringify({ metadata: { total_size: safetensors.length }, weight_map: weightMap }, null, 2));
   return files;
 }

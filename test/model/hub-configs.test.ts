@@ -3,7 +3,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { CONFIG_LIMITS, expectedTensors, parseClipConfig, visionTokenCount } from '../../src/model/config';
-import { downloadBytes, KNOWN_CLIP_MODELS, knownClipConfig, parameterCount } from '../../src/model/known-models';
+import { downloadBytes, KNOWN_CLIP_MODELS, knownClipConfig, parameterCount } from '../../src/training/known-models';
 import { CLIP_MEAN, CLIP_STD, parsePreprocessorConfig } from '../../src/model/preprocessor';
 
 describe('config.json bounds', () => {

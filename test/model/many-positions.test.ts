@@ -3,7 +3,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { visionTokenCount } from '../../src/model/config';
-import { KNOWN_CLIP_MODELS, knownClipConfig } from '../../src/model/known-models';
+import { KNOWN_CLIP_MODELS, knownClipConfig } from '../../src/training/known-models';
 import { expectClose } from '../helpers/compare';
 import { useGpu } from '../helpers/gpu';
 import { randomArray } from '../helpers/random';

@@ -13,7 +13,8 @@ import { adapterMetadata } from '../../src/adapters/adapter-file';
 import { defaultAdapterSettings } from '../../src/adapters/settings';
 import { ClipModel } from '../../src/model/clip';
 import { makeTinyClip } from '../../src/model/tiny';
-import { byteSourceFromBytes, isSharded, SHARD_INDEX_FILE } from '../../src/model/weights';
+import { MODEL_FILES } from '../../src/common/file-names';
+import { byteSourceFromBytes, isSharded } from '../../src/model/weights';
 import { hubCacheDir, openModel, repoCacheDir } from '../../src/node/model-files';
 import { useGpu } from '../helpers/gpu';
 import { shardCheckpoint } from '../helpers/shards';
@@ -70,17 +71,17 @@ describe('checkpoints in shards', () => {
         id: 'sharded', config: tiny['config.json'].toString(), vocab: tiny['vocab.json'].toString(), merges: tiny['merges.txt'].toString(),
         weights: { index, shards: shards.map(([name, bytes]) => byteSourceFromBytes(name, bytes)) },
       });
-    const index = files[SHARD_INDEX_FILE].toString();
-    const [first, second] = Object.keys(files).filter((name) => name !== SHARD_INDEX_FILE);
+    const index = files[MODEL_FILES.weightsIndex].toString();
+    const [first, second] = Object.keys(files).filter((name) => name !== MODEL_FILES.weightsIndex);
     await expect(load(index, [[first, files[first]]])).rejects.toThrow(
-      `${SHARD_INDEX_FILE}: names the shard ${second}, which is missing: give every file the index lists (${first}, ${second})`,
+      `${MODEL_FILES.weightsIndex}: names the shard ${second}, which is missing: give every file the index lists (${first}, ${second})`,
     );
     const outside = JSON.stringify({ weight_map: { logit_scale: '../elsewhere.safetensors' } });
     await expect(load(outside, [])).rejects.toThrow('weight_map places logit_scale in "../elsewhere.safetensors", which is not a .safetensors file name in the same folder');
     const swapped = index.replaceAll(first, 'x').replaceAll(second, first).replaceAll('x', second);
-    await expect(load(swapped, [[first, files[first]], [second, files[second]]])).rejects.toThrow(`, which ${SHARD_INDEX_FILE} places there`);
-    await expect(openModel(writeFolder('shard-missing', { ...textFiles(), [SHARD_INDEX_FILE]: files[SHARD_INDEX_FILE], [first]: files[first] }))).rejects.toThrow(
-      `lacks ${second}, named by ${SHARD_INDEX_FILE}`,
+    await expect(load(swapped, [[first, files[first]], [second, files[second]]])).rejects.toThrow(`, which ${MODEL_FILES.weightsIndex} places there`);
+    await expect(openModel(writeFolder('shard-missing', { ...textFiles(), [MODEL_FILES.weightsIndex]: files[MODEL_FILES.weightsIndex], [first]: files[first] }))).rejects.toThrow(
+      `lacks ${second}, named by ${MODEL_FILES.weightsIndex}`,
     );
   });
 });

@@ -10,7 +10,7 @@ import { Note, Problem } from '../components/Notice';
 import { ProgressBar } from '../components/ProgressBar';
 import { filesFromDrop } from '../dropped-files';
 import { formatByteRate, formatBytes, formatDateTime, formatTimeLeft } from '../format';
-import { DEFAULT_HUB_MODEL, suggestedHubModels, useModelStore, type ModelActivity } from '../stores/model';
+import { DEFAULT_HUB_MODEL, useModelStore, type ModelActivity } from '../stores/model';
 
 export function ModelScreen() {
   return (
@@ -99,7 +99,11 @@ function HubCard() {
   const tokenId = useId();
   const listId = useId();
   const busy = activity.kind !== 'idle';
-  const suggested = suggestedHubModels();
+  const suggested = useModelStore((s) => s.suggested) ?? [];
+  const loadSuggested = useModelStore((s) => s.loadSuggested);
+  useEffect(() => {
+    void loadSuggested();
+  }, [loadSuggested]);
   return (
     <Card title="From the Hugging Face Hub">
       <form

@@ -5,11 +5,10 @@
 import { create } from 'zustand';
 import { StorageFullError, type ModelRecord } from '../../storage/db';
 import { DownloadError, downloadHubModel, type DownloadProgress } from '../../storage/hub';
-import { downloadBytes, KNOWN_CLIP_MODELS, knownClipConfig, plannedTrainingBytes } from '../../model/known-models';
-import { HUB_FILES, PICKLE_WEIGHTS_FILE, pickleOnlyProblem } from '../../model/hub-repo';
-import { parseShardIndex } from '../../model/weights';
+import { MODEL_FILES, PICKLE_WEIGHTS_FILE, REQUIRED_TEXT_FILES } from '../../common/file-names';
+import { pickleOnlyProblem } from '../../common/hub-repo';
+import { parseShardIndex } from '../../common/shard-index';
 import {
-  REQUIRED_TEXT_FILES,
   clearModelCache,
   deleteModel,
   isModelComplete,
@@ -19,35 +18,11 @@ import {
   saveLocalModel,
   storedBytes,
 } from '../../storage/models';
-import type { LoadedModel, ModelFileBlobs } from '../../worker/protocol';
+import type { LoadedModel, ModelFileBlobs, SuggestedModel } from '../../worker/protocol';
 import { RateMeter } from '../rate';
 import { errorMessage, useEngineStore } from './engine';
 
-export const DEFAULT_HUB_MODEL = KNOWN_CLIP_MODELS[0].repo;
-
-export interface SuggestedModel {
-  repo: string;
-  name: string;
-  note: string;
-  downloadBytes: number;
-  /** The planner's peak GPU bytes for CLIP-LoRA's recipe (batch 32, 10 classes), whole batch and in micro-batches of 8. */
-  trainingBytes: number;
-  trainingBytesMicroBatch8: number;
-}
-
-let suggested: SuggestedModel[] | null = null;
-
-/** The Hub checkpoints the Model screen offers, with their download size and planned training memory (computed once). */
-export function suggestedHubModels(): SuggestedModel[] {
-  suggested ??= KNOWN_CLIP_MODELS.map((known) => {
-    const config = knownClipConfig(known);
-    return {
-      repo: known.repo, name: known.name, note: known.note, downloadBytes: downloadBytes(config),
-      trainingBytes: plannedTrainingBytes(config), trainingBytesMicroBatch8: plannedTrainingBytes(config, 8),
-    };
-  });
-  return suggested;
-}
+export { DEFAULT_HUB_MODEL } from '../../common/hub-repo';
 
 /** The access token for gated and private repos: kept in this browser's localStorage only, sent only to the Hub. */
 const HUB_TOKEN_KEY = 'octoclip.hub-token';
@@ -90,6 +65,10 @@ export interface ModelState {
   lostModelId: string | null;
   activity: ModelActivity;
   problem: ModelProblem | null;
+  /** The Hub checkpoints the Model screen offers, with download size and planned training memory (from the engine); null until it answers. */
+  suggested: SuggestedModel[] | null;
+  /** Asks the engine for `suggested` once. */
+  loadSuggested(): Promise<void>;
   /** The Hugging Face access token ('' for none). */
   hubToken: string;
   setHubToken(token: string): void;
@@ -153,7 +132,17 @@ export const useModelStore = create<ModelState>()((set, get) => {
     lostModelId: null,
     activity: { kind: 'idle' },
     problem: null,
+    suggested: null,
     hubToken: storedHubToken(),
+
+    async loadSuggested() {
+      if (get().suggested) return;
+      try {
+        set({ suggested: await engine().request('suggestedModels') });
+      } catch {
+        // The engine failed to start: the connection banner says why, and the Repository field still works.
+      }
+    },
 
     setHubToken(token) {
       const trimmed = token.trim();
@@ -269,13 +258,13 @@ export const useModelStore = create<ModelState>()((set, get) => {
       try {
         const weights = await localWeights(byName);
         blobs = {
-          config: byName.get(HUB_FILES.config)!,
+          config: byName.get(MODEL_FILES.config)!,
           weights: weights.blobs,
-          vocab: byName.get(HUB_FILES.vocab)!,
-          merges: byName.get(HUB_FILES.merges)!,
-          preprocessor: byName.get(HUB_FILES.preprocessor),
+          vocab: byName.get(MODEL_FILES.vocab)!,
+          merges: byName.get(MODEL_FILES.merges)!,
+          preprocessor: byName.get(MODEL_FILES.preprocessor),
         };
-        kept = [...REQUIRED_TEXT_FILES, HUB_FILES.preprocessor, ...weights.names];
+        kept = [...REQUIRED_TEXT_FILES, MODEL_FILES.preprocessor, ...weights.names];
       } catch (error) {
         set({ problem: { message: errorMessage(error) } });
         return;
@@ -316,21 +305,21 @@ export const useModelStore = create<ModelState>()((set, get) => {
  */
 async function localWeights(byName: Map<string, Blob>): Promise<{ blobs: ModelFileBlobs['weights']; names: string[] }> {
   const missing = REQUIRED_TEXT_FILES.filter((file) => !byName.has(file));
-  const single = byName.get(HUB_FILES.weights);
-  const index = byName.get(HUB_FILES.weightsIndex);
+  const single = byName.get(MODEL_FILES.weights);
+  const index = byName.get(MODEL_FILES.weightsIndex);
   if (!single && !index) {
     if (byName.has(PICKLE_WEIGHTS_FILE)) throw new Error(pickleOnlyProblem('This model'));
-    missing.push(HUB_FILES.weights);
+    missing.push(MODEL_FILES.weights);
   }
   if (missing.length) {
     throw new Error(
-      `Missing ${missing.join(', ')}: a CLIP model needs ${[...REQUIRED_TEXT_FILES, HUB_FILES.weights].join(', ')} ` +
-        `(or ${HUB_FILES.weightsIndex} with its shards, and optionally ${HUB_FILES.preprocessor}).`,
+      `Missing ${missing.join(', ')}: a CLIP model needs ${[...REQUIRED_TEXT_FILES, MODEL_FILES.weights].join(', ')} ` +
+        `(or ${MODEL_FILES.weightsIndex} with its shards, and optionally ${MODEL_FILES.preprocessor}).`,
     );
   }
-  if (single) return { blobs: single, names: [HUB_FILES.weights] };
+  if (single) return { blobs: single, names: [MODEL_FILES.weights] };
   const shardNames = parseShardIndex(await index!.text()).shardNames;
   const absent = shardNames.filter((shard) => !byName.has(shard));
-  if (absent.length) throw new Error(`Missing ${absent.join(', ')}: ${HUB_FILES.weightsIndex} names ${shardNames.length} shards; give them all.`);
-  return { blobs: { index: index!, shards: shardNames.map((shard) => ({ name: shard, blob: byName.get(shard)! })) }, names: [HUB_FILES.weightsIndex, ...shardNames] };
+  if (absent.length) throw new Error(`Missing ${absent.join(', ')}: ${MODEL_FILES.weightsIndex} names ${shardNames.length} shards; give them all.`);
+  return { blobs: { index: index!, shards: shardNames.map((shard) => ({ name: shard, blob: byName.get(shard)! })) }, names: [MODEL_FILES.weightsIndex, ...shardNames] };
 }

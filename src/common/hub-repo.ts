@@ -1,22 +1,14 @@
 // How octoclip names a model on the Hugging Face Hub, shared by the studio and the CLI: `org/name` or
 // `org/name@revision` (a branch, tag or commit), the URL of one of its files, the files a CLIP repo holds,
-// and what to tell a person when the Hub refuses or the repo has only a pickle checkpoint.
+// and what to tell a person when the Hub refuses or the repo has only a pickle checkpoint. The file names are
+// in file-names.ts.
+
+import { MODEL_FILES, PICKLE_WEIGHTS_FILE } from './file-names';
 
 export const HUB_URL = 'https://huggingface.co';
 export const DEFAULT_REVISION = 'main';
-
-/** The files octoclip reads, by their Hub names (weights in one file, or an index and its shards). */
-export const HUB_FILES = {
-  config: 'config.json',
-  weights: 'model.safetensors',
-  weightsIndex: 'model.safetensors.index.json',
-  vocab: 'vocab.json',
-  merges: 'merges.txt',
-  preprocessor: 'preprocessor_config.json',
-} as const;
-
-/** PyTorch's pickle checkpoint: refused, never read (unpickling runs arbitrary code). */
-export const PICKLE_WEIGHTS_FILE = 'pytorch_model.bin';
+/** The model the studio offers first: openai/clip-vit-base-patch32, the fastest to train. */
+export const DEFAULT_HUB_MODEL = 'openai/clip-vit-base-patch32';
 
 const REPO_ID = /^[\w.-]+\/[\w.-]+$/;
 const COMMIT_HASH = /^[0-9a-f]{40}$/;
@@ -66,7 +58,7 @@ export function hubAccessProblem(repo: string, status: number, tokenHint: string
 export function pickleOnlyProblem(where: string): string {
   return (
     `${where} has only ${PICKLE_WEIGHTS_FILE}, a pickle file, which octoclip never loads (unpickling can run any code). ` +
-    `Use a revision with model.safetensors (the Hub's safetensors conversion bot opens one as a pull request: ` +
+    `Use a revision with ${MODEL_FILES.weights} (the Hub's safetensors conversion bot opens one as a pull request: ` +
     `org/name@refs/pr/N), or convert it in Python: ` +
     `CLIPModel.from_pretrained(path).save_pretrained(out, safe_serialization=True).`
   );

@@ -3,8 +3,9 @@
 // bench's planner rows all read them here.
 
 import { defaultAdapterSettings } from '../adapters/settings';
-import { planTrainingMemory } from '../training/memory-plan';
-import { expectedTensors, parseClipConfig, VIT_B_32_CONFIG, type ClipConfig } from './config';
+import { DEFAULT_HUB_MODEL } from '../common/hub-repo';
+import { expectedTensors, parseClipConfig, VIT_B_32_CONFIG, type ClipConfig } from '../model/config';
+import { planTrainingMemory } from './memory-plan';
 
 export interface KnownClipModel {
   /** The Hub repo id. */
@@ -41,7 +42,7 @@ function laion<T extends typeof VIT_B_32_CONFIG | typeof VIT_L_14_CONFIG>(config
 }
 
 export const KNOWN_CLIP_MODELS: readonly KnownClipModel[] = [
-  { repo: 'openai/clip-vit-base-patch32', name: 'ViT-B/32', note: 'the default, fastest to train', config: VIT_B_32_CONFIG },
+  { repo: DEFAULT_HUB_MODEL, name: 'ViT-B/32', note: 'the default, fastest to train', config: VIT_B_32_CONFIG },
   {
     repo: 'openai/clip-vit-base-patch16', name: 'ViT-B/16', note: 'more accurate, about 4x the compute',
     config: { ...VIT_B_32_CONFIG, vision_config: { ...OPENAI_VISION, patch_size: 16 } },
@@ -79,6 +80,6 @@ export function downloadBytes(config: ClipConfig): number {
 export const REFERENCE_RUN = { batchSize: 32, classes: 10, textChunk: 64 } as const;
 
 /** Planned peak GPU bytes of the reference run in micro-batches of `microBatchSize` (the planner's figure, not a measurement). */
-export function plannedTrainingBytes(config: ClipConfig, microBatchSize: number = REFERENCE_RUN.batchSize): number {
-  return planTrainingMemory(config, { ...REFERENCE_RUN, microBatchSize, adapter: defaultAdapterSettings(config) }).peakBytes;
+export async function plannedTrainingBytes(config: ClipConfig, microBatchSize: number = REFERENCE_RUN.batchSize): Promise<number> {
+  return (await planTrainingMemory(config, { ...REFERENCE_RUN, microBatchSize, adapter: defaultAdapterSettings(config) })).peakBytes;
 }
