@@ -22,6 +22,8 @@ import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { defaultAdapterSettings } from '../src/adapters/settings';
 import type { GpuContext } from '../src/gpu/context';
+import { visionTokenCount } from '../src/model/config';
+import { downloadBytes, KNOWN_CLIP_MODELS, knownClipConfig, parameterCount, plannedTrainingBytes, REFERENCE_RUN } from '../src/training/known-models';
 import { createNodeGpuContext } from '../src/node/gpu';
 import { planTrainingMemory, type MemoryPlan } from '../src/training/memory-plan';
 import { loadRandomVitB16, loadRandomVitB32, loadTinyBenchModel, vitB16Config, type BenchModel } from './clip-models';
@@ -97,6 +99,45 @@ async function b16Plans(): Promise<B16Plans> {
     // ImageNet's longest names make prompts of about 20 tokens: a chunk runs at its longest prompt's length.
     longPrompts: await planB16(fitting.microBatchSize, B16_TARGET.textChunk, 20),
   };
+}
+
+// ---- the offered models' plans --------------------------------------------------------------
+
+interface ModelPlan {
+  repo: string;
+  name: string;
+  imageTokens: number;
+  parameters: number;
+  downloadBytes: number;
+  /** Planned peak of REFERENCE_RUN at each micro-batch. */
+  plannedBytes: Record<number, number>;
+}
+
+const MODEL_PLAN_MICRO_BATCHES = [32, 8, 1];
+
+async function modelPlans(): Promise<ModelPlan[]> {
+  const plans: ModelPlan[] = [];
+  for (const known of KNOWN_CLIP_MODELS) {
+    const config = knownClipConfig(known);
+    const plannedBytes: Record<number, number> = {};
+    for (const micro of MODEL_PLAN_MICRO_BATCHES) plannedBytes[micro] = await plannedTrainingBytes(config, micro);
+    plans.push({
+      repo: known.repo, name: known.name, imageTokens: visionTokenCount(config.vision), parameters: parameterCount(config), downloadBytes: downloadBytes(config),
+      plannedBytes,
+    });
+  }
+  return plans;
+}
+
+function printModelPlans(plans: ModelPlan[]): void {
+  console.log(`Batch ${REFERENCE_RUN.batchSize}, ${REFERENCE_RUN.classes} classes, Block-LoRA r=2 n=2 on q, k, v of both towers, AdamW, text chunk ${REFERENCE_RUN.textChunk}:`);
+  printTable(
+    ['model', 'repo', 'image tokens', 'parameters', 'download MB', ...MODEL_PLAN_MICRO_BATCHES.map((m) => `micro ${m} MiB`)],
+    plans.map((p) => [
+      p.name, p.repo, `${p.imageTokens}`, p.parameters.toLocaleString('en-US'), (p.downloadBytes / 1e6).toFixed(0), ...MODEL_PLAN_MICRO_BATCHES.map((m) => mib(p.plannedBytes[m])),
+    ]),
+    new Set([2, 3, 4, 5, 6, 7]),
+  );
 }
 
 // ---- printing -------------------------------------------------------------------------------
@@ -360,6 +401,10 @@ async function main(): Promise<void> {
   const b16 = await b16Plans();
   printB16(b16);
 
+  console.log('\n## Planned training peak of each offered model (planTrainingMemory)');
+  const models = await modelPlans();
+  printModelPlans(models);
+
   console.log('\n## Targets (reported, not asserted)');
   const targetList = targets(matmul, steps, b16);
   const yes = (met: boolean | null) => (met === null ? '' : met ? 'yes' : 'NO');
@@ -372,7 +417,7 @@ async function main(): Promise<void> {
 
   writeJson({
     date: new Date().toISOString(), quick, code, adapter, tfjsAdapter: tfjs?.adapterName ?? null, tfjsError, machine,
-    matmul, steps, profiles, text, recipe, b16: { target: B16_TARGET, ...b16 }, targets: targetList,
+    matmul, steps, profiles, text, recipe, b16: { target: B16_TARGET, ...b16 }, models, targets: targetList,
   });
 }
 

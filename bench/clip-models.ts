@@ -10,6 +10,7 @@ import { ClipModel } from '../src/model/clip';
 import { expectedTensors, parseClipConfig, VIT_B_32_CONFIG, type ClipConfig } from '../src/model/config';
 import { encodeSafetensors } from '../src/model/safetensors';
 import type { TokenBatch } from '../src/model/text';
+import { knownClipConfig, knownClipModel } from '../src/training/known-models';
 import { makeTinyClip } from '../src/model/tiny';
 import { ClipTokenizer } from '../src/model/tokenizer';
 import { byteSourceFromBytes } from '../src/model/weights';
@@ -35,7 +36,7 @@ export function vitB32Config(): ClipConfig {
 const VIT_B_16_CONFIG = { ...VIT_B_32_CONFIG, vision_config: { ...VIT_B_32_CONFIG.vision_config, patch_size: 16 } };
 
 export function vitB16Config(): ClipConfig {
-  return parseClipConfig(VIT_B_16_CONFIG);
+  return knownClipConfig(knownClipModel('openai/clip-vit-base-patch16')!);
 }
 
 export async function loadTinyBenchModel(ctx: GpuContext): Promise<BenchModel> {

@@ -1,6 +1,7 @@
-// Stand-ins for the Hugging Face Hub, serving https://huggingface.co/<repo>/resolve/main/<file> from the
-// tiny model's files and honouring Range requests as the Hub does. fakeHub answers through page.route
-// and can cut a response short (as a dropped connection would) or refuse every request (offline);
+// Stand-ins for the Hugging Face Hub, serving https://huggingface.co/<repo>/resolve/<revision>/<file> from the
+// tiny model's files (or given ones) and honouring Range requests, X-Repo-Commit and tokens as the Hub does.
+// fakeHub answers through page.route and can cut a response short (as a dropped connection would) or refuse
+// every request (offline);
 // slowHub replaces the page's fetch for the Hub with one that trickles the bytes, as a slow link does.
 
 import { readFile } from 'node:fs/promises';
@@ -10,8 +11,12 @@ import { TINY_MODEL_DIR } from './fixtures';
 
 export interface HubRequest {
   file: string;
+  /** The revision in the URL (a branch, tag or commit). */
+  revision: string | null;
+  method: string;
   /** The Range header the page sent, if any. */
   range: string | null;
+  authorization: string | null;
 }
 
 export interface FakeHub {
@@ -22,45 +27,67 @@ export interface FakeHub {
   goOffline(): void;
 }
 
+export interface FakeHubOptions {
+  /** The repo's files, instead of the tiny model's folder (shards, or a pickle checkpoint alone). */
+  files?: Record<string, Uint8Array>;
+  /** Branches and tags, to the commit X-Repo-Commit names; a commit in the URL is served as itself. */
+  refs?: Record<string, string>;
+  /** The token a private repo needs (401 without it); `gated`: 403 until the licence is accepted. */
+  token?: string;
+  gated?: boolean;
+}
+
+export const FAKE_HUB_COMMIT = '0123456789abcdef0123456789abcdef01234567';
+
 const CORS = {
   'access-control-allow-origin': '*',
-  'access-control-expose-headers': 'Content-Range, Content-Length, Accept-Ranges, ETag',
+  'access-control-expose-headers': 'Content-Range, Content-Length, Accept-Ranges, ETag, X-Repo-Commit, X-Error-Code',
 };
 
-export async function fakeHub(page: Page, repo: string): Promise<FakeHub> {
+export async function fakeHub(page: Page, repo: string, options: FakeHubOptions = {}): Promise<FakeHub> {
   const requests: HubRequest[] = [];
   const interrupt = new Set<string>();
+  const refs = options.refs ?? { main: FAKE_HUB_COMMIT };
   let offline = false;
   await page.route('https://huggingface.co/**', async (route: Route) => {
     if (offline) return route.abort('internetdisconnected');
     const request = route.request();
     if (request.method() === 'OPTIONS') {
-      return route.fulfill({ status: 204, headers: { ...CORS, 'access-control-allow-headers': 'range', 'access-control-allow-methods': 'GET' } });
+      return route.fulfill({ status: 204, headers: { ...CORS, 'access-control-allow-headers': 'range, authorization', 'access-control-allow-methods': 'GET, HEAD' } });
     }
-    const match = new RegExp(`^https://huggingface\\.co/${repo}/resolve/main/([^/?]+)$`).exec(request.url());
-    const file = match?.[1];
-    const range = request.headers().range ?? null;
-    requests.push({ file: file ?? request.url(), range });
+    const match = new RegExp(`^https://huggingface\\.co/${repo}/resolve/([^/]+)/([^/?]+)$`).exec(request.url());
+    const revision = match ? decodeURIComponent(match[1]) : null;
+    const file = match?.[2];
+    const headers = request.headers();
+    const range = headers['range'] ?? null;
+    requests.push({ file: file ?? request.url(), revision, method: request.method(), range, authorization: headers['authorization'] ?? null });
+    if (options.token && headers['authorization'] !== `Bearer ${options.token}`) return route.fulfill({ status: 401, headers: CORS, body: 'Invalid credentials' });
+    if (options.gated) return route.fulfill({ status: 403, headers: CORS, body: 'Access to this model is restricted' });
+    const commit = revision === null ? undefined : (refs[revision] ?? (Object.values(refs).includes(revision) ? revision : undefined));
+    if (!commit) return route.fulfill({ status: 404, headers: { ...CORS, 'x-error-code': 'RevisionNotFound' }, body: 'Revision not found' });
+    const found = { ...CORS, 'x-repo-commit': commit };
     let body: Buffer;
     try {
       if (!file) throw new Error('not a file of the repo');
-      body = await readFile(path.join(TINY_MODEL_DIR, file));
+      const given = options.files?.[file];
+      if (options.files && !given) throw new Error('not in the repo');
+      body = given ? Buffer.from(given) : await readFile(path.join(TINY_MODEL_DIR, file));
     } catch {
-      return route.fulfill({ status: 404, headers: CORS, body: 'Entry not found' });
+      return route.fulfill({ status: 404, headers: { ...found, 'x-error-code': 'EntryNotFound' }, body: 'Entry not found' });
     }
     if (interrupt.delete(file)) {
       // Announce the whole file, send half: the browser reports a network error mid-body.
-      return route.fulfill({ status: 200, headers: { ...CORS, 'content-length': String(body.length) }, body: body.subarray(0, body.length >> 1) });
+      return route.fulfill({ status: 200, headers: { ...found, 'content-length': String(body.length) }, body: body.subarray(0, body.length >> 1) });
     }
     const start = range ? Number(/^bytes=(\d+)-$/.exec(range)?.[1]) : 0;
     if (range) {
       return route.fulfill({
         status: 206,
-        headers: { ...CORS, 'content-range': `bytes ${start}-${body.length - 1}/${body.length}`, 'accept-ranges': 'bytes' },
+        headers: { ...found, 'content-range': `bytes ${start}-${body.length - 1}/${body.length}`, 'accept-ranges': 'bytes' },
         body: body.subarray(start),
       });
     }
-    return route.fulfill({ status: 200, headers: { ...CORS, 'accept-ranges': 'bytes' }, body });
+    return route.fulfill({ status: 200, headers: { ...found, 'accept-ranges': 'bytes' }, body });
   });
   return {
     requests,

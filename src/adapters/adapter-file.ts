@@ -30,6 +30,8 @@ export interface AdapterMetadata extends AdapterSettings {
   scaling: number;
   /** The base model's id, e.g. "openai/clip-vit-base-patch32". */
   baseModel: string;
+  /** The Hub commit of the base model's files, when it came from the Hub (pinned: `org/name@<commit>` loads it again). */
+  baseModelRevision?: string;
   /** `fingerprintWeights` of the base model (src/model/fingerprint.ts): adapters for another base are refused. */
   baseModelFingerprint: string;
   /** The classes the adapter was trained on, by label. */
@@ -230,6 +232,7 @@ function metadataStrings(meta: AdapterMetadata): Record<string, string> {
     targets: JSON.stringify(meta.targets),
     layers: JSON.stringify({ text: meta.layers.text, vision: meta.layers.vision }),
     base_model: meta.baseModel,
+    ...(meta.baseModelRevision ? { base_model_revision: meta.baseModelRevision } : {}),
     base_model_fingerprint: meta.baseModelFingerprint,
     class_names: JSON.stringify(meta.classNames),
     prompt_template: meta.promptTemplate,
@@ -311,6 +314,7 @@ function parseMetadata(strings: Record<string, string>, fail: (problem: string) 
     targets: stringList('targets') as TargetMatrix[],
     layers,
     baseModel: text('base_model'),
+    ...(strings.base_model_revision ? { baseModelRevision: strings.base_model_revision } : {}),
     baseModelFingerprint: text('base_model_fingerprint'),
     classNames: stringList('class_names'),
     promptTemplate: text('prompt_template'),
@@ -420,7 +424,7 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 export function adapterMetadata(
   settings: AdapterSettings,
   training: { template: string; classPrompts: Readonly<Record<string, string>> } & object,
-  base: { id: string; weights: { fingerprint: string } },
+  base: { id: string; revision?: string; weights: { fingerprint: string } },
   classNames: readonly string[],
   split: { shots: number; holdout?: number },
   metrics: Record<string, unknown>,
@@ -430,6 +434,7 @@ export function adapterMetadata(
     layers: { text: settings.layers.text ?? [], vision: settings.layers.vision ?? [] },
     scaling: scalingFor(settings.scalingRule, settings.alpha, settings.rank),
     baseModel: base.id,
+    ...(base.revision ? { baseModelRevision: base.revision } : {}),
     baseModelFingerprint: base.weights.fingerprint,
     classNames: [...classNames],
     promptTemplate: training.template,

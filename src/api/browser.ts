@@ -3,7 +3,9 @@
 
 import { openDevice } from '../gpu/device';
 import { GpuContext } from '../gpu/context';
-import { byteSourceFromBlob } from '../model/weights';
+import { MODEL_FILES } from '../common/file-names';
+import { DEFAULT_REVISION, hubFileUrl, parseHubModelSpec } from '../common/hub-repo';
+import { byteSourceFromBlob, weightFilesFromBlobs } from '../model/weights';
 import type { ClipModelFiles } from '../model/clip';
 import type { RgbaImage } from '../model/preprocessor';
 import { listAdapters } from '../storage/adapters';
@@ -28,8 +30,9 @@ export interface LoadClassifierOptions extends ClassifierOptions {
   adapter?: Blob | Uint8Array | { library: string };
 }
 
-const HUB = 'https://huggingface.co';
-const FILE_NAMES = { config: 'config.json', weights: 'model.safetensors', vocab: 'vocab.json', merges: 'merges.txt', preprocessor: 'preprocessor_config.json' } as const;
+/** The files `ModelFiles` and a fetched model hold: one model.safetensors (a cached model may also be sharded). */
+const { config: CONFIG, weights: WEIGHTS, vocab: VOCAB, merges: MERGES, preprocessor: PREPROCESSOR } = MODEL_FILES;
+const FILE_NAMES = [CONFIG, WEIGHTS, VOCAB, MERGES, PREPROCESSOR];
 
 export async function loadClassifier(options: LoadClassifierOptions): Promise<Classifier<BrowserImage>> {
   if (!navigator.gpu) throw new Error('this browser has no WebGPU (navigator.gpu): use Chrome or Edge 113+, Firefox 141+ or Safari 26+');
@@ -49,15 +52,23 @@ export async function loadClassifier(options: LoadClassifierOptions): Promise<Cl
 async function modelFiles(model: LoadClassifierOptions['model']): Promise<ClipModelFiles> {
   if (typeof model === 'object' && 'cached' in model && typeof model.cached === 'string') {
     const blobs = await modelFileBlobs(model.cached);
-    return filesFromBlobs(model.cached, { [FILE_NAMES.config]: blobs.config, [FILE_NAMES.weights]: blobs.weights, [FILE_NAMES.vocab]: blobs.vocab, [FILE_NAMES.merges]: blobs.merges, ...(blobs.preprocessor ? { [FILE_NAMES.preprocessor]: blobs.preprocessor } : {}) });
+    return {
+      id: model.cached,
+      config: await blobs.config.text(),
+      weights: await weightFilesFromBlobs(blobs.weights),
+      vocab: await blobs.vocab.text(),
+      merges: await blobs.merges.text(),
+      preprocessor: await blobs.preprocessor?.text(),
+    };
   }
   if (typeof model === 'object') return filesFromBlobs('model', model as ModelFiles);
-  const base = model.endsWith('/') ? model : `${HUB}/${model}/resolve/main/`;
+  const url = (name: string) =>
+    model.endsWith('/') ? new URL(name, new URL(model, location.href)) : hubFileUrl(parseHubModelSpec(model) ?? { repo: model, revision: DEFAULT_REVISION }, name);
   const fetched: ModelFiles = {};
-  await Promise.all(Object.values(FILE_NAMES).map(async (name) => {
-    const response = await fetch(new URL(name, new URL(base, location.href)));
+  await Promise.all(FILE_NAMES.map(async (name) => {
+    const response = await fetch(url(name));
     if (response.ok) fetched[name] = await response.blob();
-    else if (name !== FILE_NAMES.preprocessor) throw new Error(`${model}: ${name} could not be fetched (HTTP ${response.status})`);
+    else if (name !== PREPROCESSOR) throw new Error(`${model}: ${name} could not be fetched (HTTP ${response.status})`);
   }));
   return filesFromBlobs(model, fetched);
 }
@@ -65,16 +76,16 @@ async function modelFiles(model: LoadClassifierOptions['model']): Promise<ClipMo
 async function filesFromBlobs(id: string, files: ModelFiles): Promise<ClipModelFiles> {
   const file = (name: string) => {
     const blob = files[name];
-    if (!blob) throw new Error(`${id}: ${name} is missing; a CLIP model has ${Object.values(FILE_NAMES).join(', ')}`);
+    if (!blob) throw new Error(`${id}: ${name} is missing; a CLIP model has ${FILE_NAMES.join(', ')}`);
     return blob;
   };
   return {
     id,
-    config: await file(FILE_NAMES.config).text(),
-    weights: byteSourceFromBlob(FILE_NAMES.weights, file(FILE_NAMES.weights)),
-    vocab: await file(FILE_NAMES.vocab).text(),
-    merges: await file(FILE_NAMES.merges).text(),
-    preprocessor: files[FILE_NAMES.preprocessor] ? await files[FILE_NAMES.preprocessor].text() : undefined,
+    config: await file(CONFIG).text(),
+    weights: byteSourceFromBlob(WEIGHTS, file(WEIGHTS)),
+    vocab: await file(VOCAB).text(),
+    merges: await file(MERGES).text(),
+    preprocessor: await files[PREPROCESSOR]?.text(),
   };
 }
 

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { createNodeGpuContext } from '../node/gpu';
 import { decodeImageFile } from '../node/images';
+import { closeWeightFiles } from '../model/weights';
 import { openModel } from '../node/model-files';
 import { Classifier, type ClassifierOptions } from './classifier';
 
@@ -15,7 +16,7 @@ export { Classifier, type ClassifierOptions, type ClassProbability } from './cla
 export type NodeImage = string | Uint8Array;
 
 export interface LoadClassifierOptions extends ClassifierOptions {
-  /** A model directory in the Hub layout, or a Hub repo id such as "openai/clip-vit-base-patch32" (cached in ~/.cache/octoclip). */
+  /** A model directory in the Hub layout, or a Hub repo id such as "openai/clip-vit-base-patch32" (read from and downloaded into the Hugging Face cache). */
   model: string;
   /** An octoclip adapter: its file's path, or its bytes. */
   adapter?: string | Uint8Array;
@@ -33,7 +34,7 @@ export async function loadClassifier(options: LoadClassifierOptions): Promise<Cl
     ctx.destroy();
     throw error;
   } finally {
-    await files.weights.close?.();
+    await closeWeightFiles(files.weights);
   }
 }
 

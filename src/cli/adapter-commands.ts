@@ -8,7 +8,8 @@ import { checkpointFingerprint, mergeAdapter } from '../adapters/merge';
 import { findPeftFiles, fromPeft, parsePeftClasses, peftExportFiles, PEFT_CLASSES_FILE, type PeftClasses } from '../adapters/peft';
 import { MODEL_FILES, PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE } from '../common/file-names';
 import { parseClipConfig } from '../model/config';
-import { parseSafetensorsHeader } from '../model/safetensors';
+import { ModelFileError, parseSafetensorsHeader } from '../model/safetensors';
+import { closeWeightFiles, isSharded } from '../model/weights';
 import { DEFAULT_TEMPLATE } from '../common/prompts';
 import { openSafetensorsFile } from '../node/files';
 import { openModel } from '../node/model-files';
@@ -23,11 +24,18 @@ const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tok
 async function readBaseModel(model: string) {
   const files = await openModel(model, log);
   try {
+    if (isSharded(files.weights)) {
+      throw new ModelFileError(
+        `stores its weights in shards (${MODEL_FILES.weightsIndex}), and export --format merged and import-peft read one ${MODEL_FILES.weights}: ` +
+          'save the base model in one file (in Python: model.save_pretrained(out, max_shard_size="10GB")) and pass that folder',
+        model,
+      );
+    }
     const checkpoint = await files.weights.read(0, files.weights.size);
-    const header = parseSafetensorsHeader(checkpoint, checkpoint.length, 'model.safetensors');
-    return { files, config: parseClipConfig(files.config), checkpoint, fingerprint: checkpointFingerprint(checkpoint, header, 'model.safetensors') };
+    const header = parseSafetensorsHeader(checkpoint, checkpoint.length, MODEL_FILES.weights);
+    return { files, config: parseClipConfig(files.config), checkpoint, fingerprint: checkpointFingerprint(checkpoint, header, MODEL_FILES.weights) };
   } finally {
-    await files.weights.close?.();
+    await closeWeightFiles(files.weights);
   }
 }
 
@@ -75,11 +83,11 @@ export const EXPORT = defineCommand({
     const base = await readBaseModel(values.model!);
     const merged = mergeAdapter(base.checkpoint, meta, tensors);
     const files: Record<string, Uint8Array | string> = {
-      'config.json': base.files.config,
-      'model.safetensors': merged,
-      'vocab.json': base.files.vocab,
-      'merges.txt': base.files.merges,
-      ...(base.files.preprocessor ? { 'preprocessor_config.json': base.files.preprocessor } : {}),
+      [MODEL_FILES.config]: base.files.config,
+      [MODEL_FILES.weights]: merged,
+      [MODEL_FILES.vocab]: base.files.vocab,
+      [MODEL_FILES.merges]: base.files.merges,
+      ...(base.files.preprocessor ? { [MODEL_FILES.preprocessor]: base.files.preprocessor } : {}),
       [PEFT_CLASSES_FILE]: `${JSON.stringify({ class_names: meta.classNames, prompt_template: meta.promptTemplate } satisfies PeftClasses, null, 2)}\n`,
     };
     if (existsSync(values.model!)) {
@@ -153,13 +161,17 @@ async function describe(path: string): Promise<Record<string, unknown>> {
       const classes = existsSync(join(path, PEFT_CLASSES_FILE)) ? parsePeftClasses(await readFile(join(path, PEFT_CLASSES_FILE), 'utf8')) : null;
       return { path, kind: 'peft-adapter', peftType: config.peft_type, baseModel: config.base_model_name_or_path, r: config.r, loraAlpha: config.lora_alpha, useRslora: config.use_rslora ?? false, targetModules: config.target_modules, classNames: classes?.class_names ?? null, promptTemplate: classes?.prompt_template ?? null };
     }
-    if (existsSync(join(path, 'config.json'))) {
-      const config = parseClipConfig(await readFile(join(path, 'config.json'), 'utf8'));
-      const present = Object.values(MODEL_FILES).filter((file) => existsSync(join(path, file)));
-      const weights = existsSync(join(path, 'model.safetensors')) ? await describeCheckpoint(join(path, 'model.safetensors')) : null;
-      return { path, kind: 'model', files: present, missing: Object.values(MODEL_FILES).filter((file) => !present.includes(file)), config, weights };
+    if (existsSync(join(path, MODEL_FILES.config))) {
+      const config = parseClipConfig(await readFile(join(path, MODEL_FILES.config), 'utf8'));
+      const present: string[] = Object.values(MODEL_FILES).filter((file) => existsSync(join(path, file)));
+      // The weights are one file or an index and its shards: either form leaves neither name missing.
+      const weightNames: string[] = [MODEL_FILES.weights, MODEL_FILES.weightsIndex];
+      const hasWeights = weightNames.some((file) => present.includes(file));
+      const missing = Object.values(MODEL_FILES).filter((file) => !present.includes(file) && !(hasWeights && weightNames.includes(file)));
+      const weights = present.includes(MODEL_FILES.weights) ? await describeCheckpoint(join(path, MODEL_FILES.weights)) : null;
+      return { path, kind: 'model', files: present, missing, config, weights };
     }
-    throw new Error(`${path} is a folder with neither ${PEFT_CONFIG_FILE} (a PEFT adapter) nor config.json (a model)`);
+    throw new Error(`${path} is a folder with neither ${PEFT_CONFIG_FILE} (a PEFT adapter) nor ${MODEL_FILES.config} (a model)`);
   }
   const bytes = new Uint8Array(await readFile(path));
   const header = (() => {

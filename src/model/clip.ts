@@ -11,16 +11,18 @@ import { parsePreprocessorConfig, type PreprocessorConfig } from './preprocessor
 import { ClipTextTransformer, type TokenBatch } from './text';
 import { ClipTokenizer } from './tokenizer';
 import { ClipVisionTransformer } from './vision';
-import { ClipWeights, type ByteSource } from './weights';
+import { ClipWeights, type WeightFiles } from './weights';
 
-/** The files of a Hub CLIP repo (config.json, model.safetensors, vocab.json, merges.txt, preprocessor_config.json). */
+/** The files of a Hub CLIP repo (config.json, model.safetensors or its shards, vocab.json, merges.txt, preprocessor_config.json). */
 export interface ClipModelFiles {
   id: string;
   config: string;
-  weights: ByteSource;
+  weights: WeightFiles;
   vocab: string;
   merges: string;
   preprocessor?: string;
+  /** The Hub commit the files come from, when known: adapter files pin it beside the model id. */
+  revision?: string;
 }
 
 /** What a model needs of a tokenizer: a prompt as a row for the text tower. */
@@ -41,6 +43,7 @@ export class ClipModel {
     readonly weights: ClipWeights,
     readonly tokenizer: PromptTokenizer,
     readonly preprocessor: PreprocessorConfig,
+    readonly revision: string | undefined,
   ) {
     this.attentionScratch = new AttentionScratch(ctx);
     this.vision = new ClipVisionTransformer(ctx, weights, config, this.attentionScratch);
@@ -52,13 +55,13 @@ export class ClipModel {
     const tokenizer = ClipTokenizer.fromHuggingFace(files.vocab, files.merges);
     const preprocessor = parsePreprocessorConfig(files.preprocessor, config.vision.imageSize);
     const weights = await ClipWeights.load(ctx, config, files.weights, onProgress);
-    return new ClipModel(ctx, files.id, config, weights, tokenizer, preprocessor);
+    return new ClipModel(ctx, files.id, config, weights, tokenizer, preprocessor, files.revision);
   }
 
   /** Zero weights (ClipWeights.zeros) and the given tokenizer: for dry runs that measure what the engine allocates. */
   static zeros(ctx: GpuContext, config: ClipConfig, tokenizer: PromptTokenizer): ClipModel {
     const preprocessor = parsePreprocessorConfig(undefined, config.vision.imageSize);
-    return new ClipModel(ctx, 'zeros', config, ClipWeights.zeros(ctx, config), tokenizer, preprocessor);
+    return new ClipModel(ctx, 'zeros', config, ClipWeights.zeros(ctx, config), tokenizer, preprocessor, undefined);
   }
 
   get logitScale(): number {

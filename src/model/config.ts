@@ -63,6 +63,25 @@ const VISION_DEFAULTS = {
   patch_size: 32, layer_norm_eps: 1e-5, hidden_act: 'quick_gelu',
 };
 
+/**
+ * The largest value octoclip accepts for each size field, far beyond any released CLIP (ViT-bigG/14: 48 layers,
+ * width 1664, 257 positions): a larger one is a typo or a hostile file, refused before anything is allocated.
+ */
+export const CONFIG_LIMITS: Readonly<Record<string, number>> = {
+  projection_dim: 8192,
+  hidden_size: 8192,
+  intermediate_size: 32768,
+  num_attention_heads: 256,
+  num_hidden_layers: 128,
+  vocab_size: 1_000_000,
+  max_position_embeddings: 4096,
+  image_size: 2048,
+  patch_size: 256,
+};
+
+/** At most this many image tokens (patches plus the class token): the attention scores grow with its square. */
+export const MAX_VISION_TOKENS = 4097;
+
 /** transformers' marker for configs written before it pooled by eos_token_id. */
 const LEGACY_EOS_TOKEN_ID = 2;
 const RGB_CHANNELS = 3;
@@ -134,6 +153,12 @@ export function parseClipConfig(source: string | object, fileName = 'config.json
   if (config.vision.imageSize % config.vision.patchSize !== 0) {
     fail(`vision_config.image_size ${config.vision.imageSize} is not a multiple of patch_size ${config.vision.patchSize}`);
   }
+  if (visionTokenCount(config.vision) > MAX_VISION_TOKENS) {
+    fail(
+      `vision_config.image_size ${config.vision.imageSize} in ${config.vision.patchSize} px patches makes ${visionTokenCount(config.vision)} image tokens, ` +
+        `more than the ${MAX_VISION_TOKENS} octoclip accepts`,
+    );
+  }
   if (config.text.eosTokenId !== undefined && config.text.eosTokenId >= config.text.vocabSize) {
     fail(`text_config.eos_token_id ${config.text.eosTokenId} is outside the vocabulary of ${config.text.vocabSize}`);
   }
@@ -171,7 +196,7 @@ export function expectedTensors(config: ClipConfig): Map<string, number[]> {
  * Throws naming the first tensor the model needs that the checkpoint lacks, has with another shape, or stores
  * in a dtype octoclip cannot read. Tensors the model does not use (e.g. `*.position_ids`) are ignored.
  */
-export function checkTensors(header: SafetensorsHeader, config: ClipConfig, fileName = 'model.safetensors'): void {
+export function checkTensors(header: Pick<SafetensorsHeader, 'tensors'>, config: ClipConfig, fileName = 'model.safetensors'): void {
   for (const [name, shape] of expectedTensors(config)) {
     const entry = header.tensors.get(name);
     if (!entry) throw new ModelFileError(`${name} is missing`, fileName);
@@ -211,7 +236,7 @@ function towerConfig(fields: ConfigFields): TowerConfig {
     intermediateSize: fields.integer('intermediate_size'),
     numHeads: fields.integer('num_attention_heads'),
     numLayers: fields.integer('num_hidden_layers'),
-    layerNormEps: fields.number('layer_norm_eps'),
+    layerNormEps: fields.positiveNumber('layer_norm_eps', 1),
     hiddenAct: fields.choice('hidden_act', Object.keys(HIDDEN_ACTIVATIONS) as HiddenAct[]),
   };
 }
@@ -225,11 +250,23 @@ class ConfigFields {
     private readonly fail: (problem: string) => never,
   ) {}
 
+  /** A size: a positive integer no larger than its CONFIG_LIMITS entry. */
   integer(key: string): number {
     const value = this.value(key);
-    return Number.isSafeInteger(value) && (value as number) >= 1
-      ? (value as number)
-      : this.fail(`${this.prefix}${key} must be a positive integer, got ${JSON.stringify(value)}`);
+    if (!Number.isSafeInteger(value) || (value as number) < 1) {
+      return this.fail(`${this.prefix}${key} must be a positive integer, got ${JSON.stringify(value)}`);
+    }
+    const limit = CONFIG_LIMITS[key];
+    if (limit !== undefined && (value as number) > limit) {
+      return this.fail(`${this.prefix}${key} is ${value}, more than the ${limit} octoclip accepts (no CLIP is that large: is the file corrupt?)`);
+    }
+    return value as number;
+  }
+
+  /** A strictly positive number below `below` (layer_norm_eps). */
+  positiveNumber(key: string, below: number): number {
+    const value = this.number(key);
+    return value > 0 && value < below ? value : this.fail(`${this.prefix}${key} must be above 0 and below ${below}, got ${value}`);
   }
 
   /** A token id: a non-negative integer, or undefined when absent. */

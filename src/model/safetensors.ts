@@ -106,8 +106,10 @@ export function parseSafetensorsHeader(headerBytes: Uint8Array, fileSize: number
       return fail(`tensor ${name} has data_offsets ${JSON.stringify(offsets)}, expected [begin, end]`);
     }
     const [begin, end] = offsets as [number, number];
-    if (begin > end || end > dataSize) {
-      return fail(`tensor ${name} has data_offsets [${begin}, ${end}] outside the ${dataSize} bytes of data`);
+    if (begin > end) return fail(`tensor ${name} has data_offsets [${begin}, ${end}], which end before they begin`);
+    if (end > dataSize) {
+      // The header describes more data than the file holds: a download or copy cut short.
+      return fail(`incomplete: ${fileSize} of ${headerSize + declaredDataSize(json)} bytes (the file was cut short: download or copy it again)`);
     }
     const expectedLength = elementCount(shape) * elementSize;
     if (end - begin !== expectedLength) {
@@ -214,6 +216,16 @@ function encodePayload(tensor: TensorToEncode): Uint8Array {
 
 function elementCount(shape: readonly number[]): number {
   return shape.reduce((product, size) => product * size, 1);
+}
+
+/** The bytes of data a header describes: the furthest end among its tensors' data_offsets. */
+function declaredDataSize(header: Record<string, unknown>): number {
+  let size = 0;
+  for (const value of Object.values(header)) {
+    const offsets = isPlainObject(value) ? value.data_offsets : undefined;
+    if (Array.isArray(offsets) && isNonNegativeInteger(offsets[1])) size = Math.max(size, offsets[1]);
+  }
+  return size;
 }
 
 function parseMetadata(value: unknown, fail: (problem: string) => never): Record<string, string> {

@@ -1,12 +1,15 @@
-// The frozen CLIP weights on the GPU, by checkpoint name, streamed from model.safetensors one tensor
-// at a time: the file is never held in memory, only the tensor being uploaded.
+// The frozen CLIP weights on the GPU, by checkpoint name, streamed from model.safetensors (or the shards
+// model.safetensors.index.json names) one tensor at a time: the files are never held in memory, only the
+// tensor being uploaded.
 
+import { MODEL_FILES } from '../common/file-names';
+import { parseShardIndex, ShardIndexError, type ShardIndex } from '../common/shard-index';
 import type { GpuContext } from '../gpu/context';
 import { sliceAlignedElements, type Tensor } from '../gpu/tensor';
 import type { Planes } from '../kernels/matmul';
 import { checkTensors, expectedTensors, type ClipConfig } from './config';
 import { FINGERPRINT_TENSORS, fingerprintWeights } from './fingerprint';
-import { decodeTensor, ModelFileError, parseSafetensorsHeader, safetensorsHeaderSize } from './safetensors';
+import { decodeTensor, ModelFileError, parseSafetensorsHeader, safetensorsHeaderSize, type TensorEntry } from './safetensors';
 
 /** Random access to a file's bytes: a File/Blob slice in a browser, a file handle in Node. */
 export interface ByteSource {
@@ -15,6 +18,39 @@ export interface ByteSource {
   read(offset: number, length: number): Promise<Uint8Array>;
   /** Releases the underlying file, if any. */
   close?(): Promise<void>;
+}
+
+/** A checkpoint in shards: model.safetensors.index.json's text and the shard files it names. */
+export interface ShardedWeights {
+  index: string;
+  shards: readonly ByteSource[];
+}
+
+/** model.safetensors, or its shards. */
+export type WeightFiles = ByteSource | ShardedWeights;
+
+export function isSharded(weights: WeightFiles): weights is ShardedWeights {
+  return 'shards' in weights;
+}
+
+/** Releases every file of the weights (the one file, or each shard). */
+export async function closeWeightFiles(weights: WeightFiles): Promise<void> {
+  for (const source of isSharded(weights) ? weights.shards : [weights]) await source.close?.();
+}
+
+/** A file name without its directories (shard sources may be named by path). */
+function baseName(path: string): string {
+  return path.slice(Math.max(path.lastIndexOf('/'), path.lastIndexOf('\\')) + 1);
+}
+
+/** The shard index's map and shard names; what is wrong with it is a ModelFileError naming the index file. */
+export function readShardIndex(text: string): ShardIndex {
+  try {
+    return parseShardIndex(text);
+  } catch (error) {
+    if (error instanceof ShardIndexError) throw new ModelFileError(error.problem, MODEL_FILES.weightsIndex);
+    throw error;
+  }
 }
 
 export function byteSourceFromBytes(name: string, bytes: Uint8Array): ByteSource {
@@ -49,6 +85,12 @@ function qkvAllocator(ctx: GpuContext, fused: Map<string, Planes>) {
     }
     return planes.tensor.slice(QKV_PLANE[projection] * planes.stride, shape, name);
   };
+}
+
+/** The weights as a browser holds them (model.safetensors's Blob, or the index's and each named shard's) for the loader. */
+export async function weightFilesFromBlobs(weights: Blob | { index: Blob; shards: readonly { name: string; blob: Blob }[] }): Promise<WeightFiles> {
+  if (weights instanceof Blob) return byteSourceFromBlob(MODEL_FILES.weights, weights);
+  return { index: await weights.index.text(), shards: weights.shards.map(({ name, blob }) => byteSourceFromBlob(name, blob)) };
 }
 
 export class ClipWeights {
@@ -105,44 +147,43 @@ export class ClipWeights {
   }
 
   /**
-   * Validates the whole header against the config before uploading anything, then uploads each
-   * tensor the model needs (the patch convolution as the [hidden, 3*P*P] matrix it multiplies as).
+   * Validates every header against the config before uploading anything, then uploads each tensor the model
+   * needs (the patch convolution as the [hidden, 3*P*P] matrix it multiplies as).
    */
   static async load(
     ctx: GpuContext,
     config: ClipConfig,
-    source: ByteSource,
+    weights: WeightFiles,
     onProgress?: (loadedBytes: number, totalBytes: number) => void,
   ): Promise<ClipWeights> {
+    const sources = isSharded(weights) ? weights.shards : [weights];
     try {
-      return await ClipWeights.upload(ctx, config, source, onProgress);
+      const located = await locateTensors(weights);
+      checkTensors({ tensors: located }, config, isSharded(weights) ? MODEL_FILES.weightsIndex : weights.name);
+      return await ClipWeights.upload(ctx, config, located, onProgress);
     } finally {
-      await source.close?.();
+      await Promise.all(sources.map((source) => source.close?.()));
     }
   }
 
   private static async upload(
     ctx: GpuContext,
     config: ClipConfig,
-    source: ByteSource,
+    located: Map<string, LocatedTensor>,
     onProgress?: (loadedBytes: number, totalBytes: number) => void,
   ): Promise<ClipWeights> {
-    const prefix = await source.read(0, Math.min(8, source.size));
-    const headerSize = safetensorsHeaderSize(prefix, source.size, source.name);
-    const header = parseSafetensorsHeader(await source.read(0, headerSize), source.size, source.name);
-    checkTensors(header, config, source.name);
-
     const tensors = new Map<string, Tensor>();
     const fused = new Map<string, Planes>();
     const allocate = qkvAllocator(ctx, fused);
     let logitScale = Math.log(100);
     const fingerprinted = new Map<string, Float32Array>();
     const expected = expectedTensors(config);
-    const total = [...expected.keys()].reduce((sum, name) => sum + header.tensors.get(name)!.byteLength, 0);
+    const total = [...expected.keys()].reduce((sum, name) => sum + located.get(name)!.byteLength, 0);
     let loaded = 0;
     try {
       for (const [name, shape] of expected) {
-        const entry = header.tensors.get(name)!;
+        const entry = located.get(name)!;
+        const { source } = entry;
         const values = decodeTensor(entry, await source.read(entry.byteOffset, entry.byteLength), source.name);
         if (values.some((v) => !Number.isFinite(v))) {
           throw new ModelFileError(`tensor ${name} holds NaN or infinite values: the file is corrupt`, source.name);
@@ -169,4 +210,41 @@ export class ClipWeights {
 function gpuShape(name: string, shape: readonly number[]): readonly number[] {
   if (name === 'vision_model.embeddings.patch_embedding.weight') return [shape[0], shape[1] * shape[2] * shape[3]];
   return shape.length ? shape : [1];
+}
+
+/** A tensor of the checkpoint and the file that holds it. */
+type LocatedTensor = TensorEntry & { source: ByteSource };
+
+async function readHeader(source: ByteSource) {
+  const prefix = await source.read(0, Math.min(8, source.size));
+  const headerSize = safetensorsHeaderSize(prefix, source.size, source.name);
+  return parseSafetensorsHeader(await source.read(0, headerSize), source.size, source.name);
+}
+
+/**
+ * Every tensor of the checkpoint with its file, each header validated and the model's tensors checked against the
+ * config. For shards, the index must name only shards that are given, and each shard must hold what it places there.
+ */
+async function locateTensors(weights: WeightFiles): Promise<Map<string, LocatedTensor>> {
+  if (!isSharded(weights)) {
+    const header = await readHeader(weights);
+    return new Map([...header.tensors].map(([name, entry]) => [name, { ...entry, source: weights }]));
+  }
+  const { weightMap, shardNames } = readShardIndex(weights.index);
+  const byName = new Map(weights.shards.map((source) => [baseName(source.name), source]));
+  const located = new Map<string, LocatedTensor>();
+  for (const shardName of shardNames) {
+    const source = byName.get(shardName);
+    if (!source) {
+      throw new ModelFileError(`names the shard ${shardName}, which is missing: give every file the index lists (${shardNames.join(', ')})`, MODEL_FILES.weightsIndex);
+    }
+    const header = await readHeader(source);
+    for (const [tensor, shard] of weightMap) {
+      if (shard !== shardName) continue;
+      const entry = header.tensors.get(tensor);
+      if (!entry) throw new ModelFileError(`has no tensor ${tensor}, which ${MODEL_FILES.weightsIndex} places there`, source.name);
+      located.set(tensor, { ...entry, source });
+    }
+  }
+  return located;
 }

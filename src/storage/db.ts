@@ -12,9 +12,11 @@ const DATABASE_VERSION = 2;
 
 /** A model in the cache: where it came from and how much of each file is stored. */
 export interface ModelRecord {
-  /** A Hub repo id ("openai/clip-vit-base-patch32"), or "local/<name>" for files the user gave. */
+  /** A Hub repo id ("openai/clip-vit-base-patch32", or "org/name@revision"), or "local/<name>" for files the user gave. */
   id: string;
   source: 'hub' | 'local';
+  /** The Hub commit the files were downloaded at, once the Hub named it: adapters pin it. */
+  revision?: string;
   files: StoredFileState[];
   /** Weights fingerprint, once the model has loaded: adapter imports are checked against it. */
   fingerprint?: string;

@@ -1,13 +1,12 @@
-// The model cache: each model's files as consecutive Blob chunks in IndexedDB. A Hub download appends
-// chunks as they arrive (so it resumes after a dropped connection or a closed tab); local files are
-// stored as one chunk each. Loading hands the engine Blobs, which it reads slice by slice.
+// The model cache: each model's files (weights in one file or in shards) as consecutive Blob chunks in
+// IndexedDB. A Hub download appends chunks as they arrive (so it resumes after a dropped connection or a
+// closed tab); local files are stored as one chunk each. Loading hands the engine Blobs, which it reads slice by slice.
 
-import { MODEL_FILES, REQUIRED_MODEL_FILES } from '../common/file-names';
-import { studioDatabase, write, type ModelRecord, type StoredFileState, type WriteTransaction } from './db';
+import { MODEL_FILES, REQUIRED_TEXT_FILES } from '../common/file-names';
+import { parseShardIndex } from '../common/shard-index';
 import type { ModelFileBlobs } from '../worker/protocol';
+import { studioDatabase, write, type ModelRecord, type StoredFileState, type WriteTransaction } from './db';
 
-// The cache holds exactly the files the engine loads.
-MODEL_FILES satisfies Record<keyof ModelFileBlobs, string>;
 
 type ModelStores = ('models' | 'modelFiles')[];
 
@@ -15,11 +14,13 @@ export function isFileComplete(file: StoredFileState): boolean {
   return file.absent === true || (file.size !== null && file.stored === file.size);
 }
 
+/** Every file the record lists is stored, with the text files and weights (one file, or an index and its shards). */
 export function isModelComplete(record: ModelRecord): boolean {
-  return REQUIRED_MODEL_FILES.every((name) => {
+  const stored = (name: string) => {
     const file = record.files.find((f) => f.name === name);
     return file !== undefined && !file.absent && isFileComplete(file);
-  });
+  };
+  return REQUIRED_TEXT_FILES.every(stored) && (stored(MODEL_FILES.weights) || stored(MODEL_FILES.weightsIndex)) && record.files.every(isFileComplete);
 }
 
 export function storedBytes(record: ModelRecord): number {
@@ -92,6 +93,13 @@ export async function saveLocalModel(id: string, files: Map<string, Blob>): Prom
   });
 }
 
+/** One stored file as a Blob (a concatenation of its chunks). */
+export async function storedFile(id: string, name: string): Promise<Blob> {
+  const db = await studioDatabase();
+  const chunks = (await db.getAllFromIndex('modelFiles', 'byModel', id)).filter((c) => c.file === name);
+  return new Blob(chunks.sort((a, b) => a.index - b.index).map((c) => c.blob));
+}
+
 /** A complete cached model's files as Blobs (each a concatenation of its chunks: no bytes are copied). */
 export async function modelFileBlobs(id: string): Promise<ModelFileBlobs> {
   const db = await studioDatabase();
@@ -110,13 +118,34 @@ export async function modelFileBlobs(id: string): Promise<ModelFileBlobs> {
     if (!blob) throw new Error(`${id}: ${name} is not completely stored; download it again.`);
     return blob;
   };
+  const shardedWeights = async () => {
+    const index = required(MODEL_FILES.weightsIndex);
+    const names = parseShardIndex(await index.text()).shardNames;
+    return { index, shards: names.map((name) => ({ name, blob: required(name) })) };
+  };
   return {
     config: required(MODEL_FILES.config),
-    weights: required(MODEL_FILES.weights),
+    weights: fileBlob(MODEL_FILES.weights) ?? (await shardedWeights()),
     vocab: required(MODEL_FILES.vocab),
     merges: required(MODEL_FILES.merges),
     preprocessor: fileBlob(MODEL_FILES.preprocessor),
   };
+}
+
+/** Forgets a model record that holds no bytes (a Hub attempt that failed before any arrived). */
+export async function forgetIfEmpty(id: string): Promise<void> {
+  await write(['models'], async (tx) => {
+    const record = await tx.objectStore('models').get(id);
+    if (record && storedBytes(record) === 0) await tx.objectStore('models').delete(id);
+  });
+}
+
+/** Records the Hub commit a download is pinned to. */
+export async function setModelRevision(id: string, revision: string): Promise<void> {
+  await write(['models'], async (tx) => {
+    const record = await requireRecord(tx.objectStore('models').get(id), id);
+    await tx.objectStore('models').put({ ...record, revision });
+  });
 }
 
 /** Notes that a model loaded, with its fingerprint. */

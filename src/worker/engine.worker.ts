@@ -11,6 +11,7 @@ import { acquireDevice, WebGpuUnavailableError } from '../gpu/device';
 import type { Tensor } from '../gpu/tensor';
 import { add } from '../kernels/elementwise';
 import { ModelFileError } from '../model/safetensors';
+import { downloadBytes, KNOWN_CLIP_MODELS, knownClipConfig, plannedTrainingBytes } from '../training/known-models';
 import { DivergenceError } from '../training/step';
 import { calibrateTraining } from './calibration';
 import { ImageDecodeError } from './decode';
@@ -26,6 +27,7 @@ import type {
   EngineResponse,
   EngineResult,
   SelfTestResult,
+  SuggestedModel,
 } from './protocol';
 import { EngineRefusal } from './refusal';
 import { planRun, TrainingRun } from './training-run';
@@ -137,11 +139,11 @@ function currentRun(runId: string): TrainingRun {
   return run;
 }
 
-async function loadModel({ id, files }: EngineParams<'loadModel'>): Promise<EngineResult<'loadModel'>> {
+async function loadModel({ id, revision, files }: EngineParams<'loadModel'>): Promise<EngineResult<'loadModel'>> {
   if (run) throw new EngineRefusal('busy', 'A training run is using the model: let it finish or cancel it before loading another model.');
   const { ctx } = await openEngine();
   const loaded = await exclusive(() =>
-    ModelSession.load(ctx, id, files, (loadedBytes, totalBytes) => post({ kind: 'event', type: 'model-progress', loadedBytes, totalBytes })),
+    ModelSession.load(ctx, { id, revision }, files, (loadedBytes, totalBytes) => post({ kind: 'event', type: 'model-progress', loadedBytes, totalBytes })),
   );
   // Replaced only now: a model file that fails to load leaves the previous model in place.
   session?.destroy();
@@ -178,8 +180,30 @@ async function calibrate(params: EngineParams<'calibrateTraining'>): Promise<Eng
   return calibrateTraining(loadedModel().model, params);
 }
 
+let suggested: Promise<SuggestedModel[]> | null = null;
+
+/** The offered models' rows, planned once per worker (dry runs: no device needed). */
+function suggestedModels(): Promise<SuggestedModel[]> {
+  suggested ??= (async () => {
+    const rows: SuggestedModel[] = [];
+    for (const known of KNOWN_CLIP_MODELS) {
+      const config = knownClipConfig(known);
+      rows.push({
+        repo: known.repo, name: known.name, note: known.note, downloadBytes: downloadBytes(config),
+        trainingBytes: await plannedTrainingBytes(config), trainingBytesMicroBatch8: await plannedTrainingBytes(config, 8),
+      });
+    }
+    return rows;
+  })().catch((error) => {
+    suggested = null;
+    throw error;
+  });
+  return suggested;
+}
+
 const handlers: Handlers = {
   hello: async () => (await openEngine()).info,
+  suggestedModels,
   selfTest,
   loadModel,
   planTraining,

@@ -1,11 +1,11 @@
-// The model the engine has loaded, with the last adapter it used on it: loading from Blobs, and the
-// inference requests (predict, evaluate) that the studio makes on the loaded model.
+// The model the engine has loaded, with the last adapter it used on it: loading from Blobs (one weights file
+// or shards), and the inference requests (predict, evaluate) that the studio makes on the loaded model.
 
 import { assertAdapterMatchesBase, decodeAdapterFile, type AdapterMetadata } from '../adapters/adapter-file';
 import { AdapterSet } from '../adapters/block-lora';
 import type { GpuContext } from '../gpu/context';
 import { ClipModel } from '../model/clip';
-import { byteSourceFromBlob } from '../model/weights';
+import { weightFilesFromBlobs } from '../model/weights';
 import { DEFAULT_TEMPLATE, type ClassPrompts } from '../common/prompts';
 import { classEmbeddings, classify } from '../model/zero-shot';
 import { evaluate } from '../training/trainer';
@@ -27,14 +27,20 @@ export class ModelSession {
 
   private constructor(readonly model: ClipModel) {}
 
-  /** Streams the weights from the Blob to the GPU, one tensor at a time. */
-  static async load(ctx: GpuContext, id: string, files: ModelFileBlobs, onProgress: (loaded: number, total: number) => void): Promise<ModelSession> {
+  /** Streams the weights from the Blobs to the GPU, one tensor at a time. */
+  static async load(
+    ctx: GpuContext,
+    { id, revision }: { id: string; revision?: string },
+    files: ModelFileBlobs,
+    onProgress: (loaded: number, total: number) => void,
+  ): Promise<ModelSession> {
     const model = await ClipModel.load(
       ctx,
       {
         id,
+        revision,
         config: await files.config.text(),
-        weights: byteSourceFromBlob('model.safetensors', files.weights),
+        weights: await weightFilesFromBlobs(files.weights),
         vocab: await files.vocab.text(),
         merges: await files.merges.text(),
         preprocessor: await files.preprocessor?.text(),
@@ -46,7 +52,7 @@ export class ModelSession {
 
   describe(): LoadedModel {
     const { model } = this;
-    return { id: model.id, fingerprint: model.weights.fingerprint, config: model.config, weightBytes: model.weights.byteLength };
+    return { id: model.id, revision: model.revision, fingerprint: model.weights.fingerprint, config: model.config, weightBytes: model.weights.byteLength };
   }
 
   /** Reads an adapter file and checks that it was made for this model (AdapterFileError, AdapterMismatchError). */

@@ -49,9 +49,15 @@ export interface SelfTestResult {
 }
 
 /** A CLIP model's files as Blobs (IndexedDB blobs, or the user's dropped files). */
+/** A checkpoint saved in shards: model.safetensors.index.json and the files it names. */
+export interface ShardedWeightBlobs {
+  index: Blob;
+  shards: { name: string; blob: Blob }[];
+}
+
 export interface ModelFileBlobs {
   config: Blob;
-  weights: Blob;
+  weights: Blob | ShardedWeightBlobs;
   vocab: Blob;
   merges: Blob;
   preprocessor?: Blob;
@@ -60,6 +66,8 @@ export interface ModelFileBlobs {
 /** What the engine reports about the model it loaded. */
 export interface LoadedModel {
   id: string;
+  /** The Hub revision (a commit when the Hub named it) the files come from; adapters pin it. */
+  revision?: string;
   /** Identifies the weights: adapter files record it, and adapters for other weights are refused. */
   fingerprint: string;
   config: ClipConfig;
@@ -177,13 +185,26 @@ export interface PredictResult {
 }
 
 /** Each request method: what it takes and what its successful response carries. */
+/** A Hub checkpoint the Model screen offers, with its download size and planned training memory. */
+export interface SuggestedModel {
+  repo: string;
+  name: string;
+  note: string;
+  downloadBytes: number;
+  /** The planner's peak GPU bytes for CLIP-LoRA's recipe (batch 32, 10 classes), whole batch and in micro-batches of 8. */
+  trainingBytes: number;
+  trainingBytesMicroBatch8: number;
+}
+
 export interface EngineMethods {
   /** Opens the device if it is not open yet, and describes it. */
   hello: { params: undefined; result: EngineInfo };
   /** Runs one real kernel on the device and reads the result back. */
   selfTest: { params: undefined; result: SelfTestResult };
+  /** The Hub checkpoints octoclip offers, each planned by a dry run of the engine (no GPU needed). */
+  suggestedModels: { params: undefined; result: SuggestedModel[] };
   /** Loads a CLIP from its files (streaming the weights), replacing the loaded one only on success. Posts model-progress. */
-  loadModel: { params: { id: string; files: ModelFileBlobs }; result: LoadedModel };
+  loadModel: { params: { id: string; revision?: string; files: ModelFileBlobs }; result: LoadedModel };
   /** Trainable parameters and expected GPU memory of a run on the loaded model; refuses settings trainStart would refuse. */
   planTraining: { params: { adapter: AdapterChoice; training: TrainChoice; classes: number }; result: TrainingPlan };
   /** Times a few training steps with these settings on the loaded model. */

@@ -187,6 +187,15 @@ describe('adapter file', () => {
     expect(decodeFailure(peft).message).toMatch(/this is a PEFT LoRA adapter .*octoclip import-peft --peft DIR --model M --out A\.octoclip\.safetensors.*Import PEFT in the Adapter library/);
   });
 
+  it("pins the base model's Hub commit beside base_model when it is known", () => {
+    const pinned = sampleMeta({ baseModelRevision: 'c'.repeat(40) });
+    const file = encodeAdapterFile(pinned, sampleTensors(pinned));
+    expect(parseSafetensorsHeader(file, file.length).metadata.base_model_revision).toBe('c'.repeat(40));
+    expect(decodeAdapterFile(file, FILE).meta.baseModelRevision).toBe('c'.repeat(40));
+    const unpinned = sampleMeta();
+    expect(decodeAdapterFile(encodeAdapterFile(unpinned, sampleTensors(unpinned)), FILE).meta).not.toHaveProperty('baseModelRevision');
+  });
+
   it('refuses safetensors files that are not octoclip adapters', () => {
     const model = encodeSafetensors([{ name: 'logit_scale', shape: [], data: new Float32Array([4.6]) }]);
     expect(decodeFailure(model).message).toBe(`${FILE}: not an octoclip adapter (its metadata has no "format")`);

@@ -9,9 +9,10 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { decodeAdapterFile } from '../../src/adapters/adapter-file';
-import { PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE } from '../../src/common/file-names';
+import { MODEL_FILES, PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE } from '../../src/common/file-names';
 import { encodeSafetensors } from '../../src/model/safetensors';
 import { runOctoclip } from '../helpers/cli';
+import { shardCheckpoint } from '../helpers/shards';
 
 const work = mkdtempSync(join(tmpdir(), 'octoclip-cli-adapters-'));
 const model = join(work, 'tiny');
@@ -215,6 +216,18 @@ describe('refusals', () => {
     expect(run.stderr).toMatch(/the adapter was trained on .*tiny \(fingerprint fnv1a64:\w+\), this checkpoint is another model/);
     expect(existsSync(join(work, 'merged-other'))).toBe(false);
     expect(readdirSync(work).filter((name) => name.includes('.partial'))).toEqual([]);
+  }, 300_000);
+
+  it('refuses to merge into a base model stored in shards, saying how to get one file, writing nothing', () => {
+    const sharded = join(work, 'tiny-sharded');
+    mkdirSync(sharded);
+    for (const file of ['config.json', 'vocab.json', 'merges.txt', 'preprocessor_config.json']) writeFileSync(join(sharded, file), readFileSync(join(model, file)));
+    for (const [name, bytes] of Object.entries(shardCheckpoint(new Uint8Array(readFileSync(join(model, MODEL_FILES.weights)))))) writeFileSync(join(sharded, name), bytes);
+    const run = octoclip('export', '--adapter', adapter, '--format', 'merged', '--model', sharded, '--out', join(work, 'merged-sharded'));
+    expect(run.status).toBe(1);
+    expect(run.stderr).toContain(`${sharded}: stores its weights in shards (${MODEL_FILES.weightsIndex}), and export --format merged and import-peft read one ${MODEL_FILES.weights}`);
+    expect(run.stderr).toContain('save_pretrained(out, max_shard_size="10GB")');
+    expect(existsSync(join(work, 'merged-sharded'))).toBe(false);
   }, 300_000);
 });
 

@@ -196,7 +196,7 @@ describe('octoclip CLI', () => {
     expect(missing.stderr).toMatch(/nowhere.*neither a directory nor a Hugging Face repo id/);
     const usage = octoclip('train', '--model', model);
     expect(usage.status).toBe(2);
-    expect(usage.stderr).toMatch(/missing --shots/);
+    expect(usage.stderr).toMatch(/missing --images/); // --images and --out are required; the split is one of --shots and --holdout
     const unknown = octoclip('frobnicate');
     expect(unknown.status).toBe(2);
   }, 300_000);

@@ -10,7 +10,7 @@ import { Note, Problem } from '../components/Notice';
 import { ProgressBar } from '../components/ProgressBar';
 import { filesFromDrop } from '../dropped-files';
 import { formatByteRate, formatBytes, formatDateTime, formatTimeLeft } from '../format';
-import { DEFAULT_HUB_MODEL, SUGGESTED_HUB_MODELS, useModelStore, type ModelActivity } from '../stores/model';
+import { DEFAULT_HUB_MODEL, useModelStore, type ModelActivity } from '../stores/model';
 
 export function ModelScreen() {
   return (
@@ -47,6 +47,7 @@ function LoadedModelCard() {
           <dl className="facts">
             <Fact term="Vision tower" value={`${loaded.config.vision.numLayers} layers, width ${loaded.config.vision.hiddenSize}, ${loaded.config.vision.imageSize} px images in ${loaded.config.vision.patchSize} px patches`} />
             <Fact term="Text tower" value={`${loaded.config.text.numLayers} layers, width ${loaded.config.text.hiddenSize}`} />
+            {loaded.revision && <Fact term="Hub revision" value={<code>{loaded.revision}</code>} />}
             <Fact term="Weights on the GPU" value={formatBytes(loaded.weightBytes)} />
             <Fact term="Fingerprint" value={<code>{loaded.fingerprint}</code>} />
           </dl>
@@ -91,10 +92,18 @@ function HubCard() {
   const activity = useModelStore((s) => s.activity);
   const download = useModelStore((s) => s.download);
   const stop = useModelStore((s) => s.stopDownload);
+  const hubToken = useModelStore((s) => s.hubToken);
+  const setHubToken = useModelStore((s) => s.setHubToken);
   const [repo, setRepo] = useState<string>(DEFAULT_HUB_MODEL);
   const inputId = useId();
+  const tokenId = useId();
   const listId = useId();
   const busy = activity.kind !== 'idle';
+  const suggested = useModelStore((s) => s.suggested) ?? [];
+  const loadSuggested = useModelStore((s) => s.loadSuggested);
+  useEffect(() => {
+    void loadSuggested();
+  }, [loadSuggested]);
   return (
     <Card title="From the Hugging Face Hub">
       <form
@@ -108,20 +117,28 @@ function HubCard() {
           <label htmlFor={inputId}>Repository</label>
           <input id={inputId} list={listId} value={repo} onChange={(event) => setRepo(event.target.value)} spellCheck={false} autoComplete="off" />
           <datalist id={listId}>
-            {SUGGESTED_HUB_MODELS.map((model) => (
-              <option key={model.id} value={model.id}>
-                {model.label}
+            {suggested.map((model) => (
+              <option key={model.repo} value={model.repo}>
+                {model.name}
               </option>
             ))}
           </datalist>
           <small className="help">
-            {SUGGESTED_HUB_MODELS.map((m) => m.label).join('; ')}. Any CLIP repo in the transformers layout works.
+            <code>org/name</code>, or <code>org/name@revision</code> for a branch, tag or commit. Any CLIP repo in the transformers layout
+            with <code>model.safetensors</code> (or its shards) works.
           </small>
         </div>
         <button type="submit" disabled={busy || !repo.trim()}>
           Download and load
         </button>
       </form>
+      <div className="field">
+        <label htmlFor={tokenId}>Access token</label>
+        <input id={tokenId} type="password" value={hubToken} onChange={(event) => setHubToken(event.target.value)} spellCheck={false} autoComplete="off" placeholder="hf_…" />
+        <small className="help">
+          Only for gated or private repos. Kept in this browser alone, and sent only to the Hugging Face Hub.
+        </small>
+      </div>
       {activity.kind === 'downloading' && (
         <div className="download">
           <ProgressBar
@@ -135,6 +152,42 @@ function HubCard() {
           </button>
         </div>
       )}
+      <div className="table-scroll">
+        <table className="data-table" aria-label="Suggested models">
+          <thead>
+            <tr>
+              <th scope="col">Model</th>
+              <th scope="col">Download</th>
+              <th scope="col">Training memory (batch 32)</th>
+              <th scope="col">in micro-batches of 8</th>
+              <td />
+            </tr>
+          </thead>
+          <tbody>
+            {suggested.map((model) => (
+              <tr key={model.repo}>
+                <th scope="row">
+                  {model.name} <span className="muted">{model.repo}</span>
+                  <br />
+                  <small className="muted">{model.note}</small>
+                </th>
+                <td>{formatBytes(model.downloadBytes)}</td>
+                <td>{formatBytes(model.trainingBytes)}</td>
+                <td>{formatBytes(model.trainingBytesMicroBatch8)}</td>
+                <td>
+                  <button type="button" className="secondary" disabled={busy} onClick={() => setRepo(model.repo)} aria-label={`Use ${model.repo}`}>
+                    Use
+                  </button>
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+      <Note>
+        Training memory is the planner’s figure for CLIP-LoRA’s recipe on 10 classes; the Train screen gives it for your
+        dataset and settings.
+      </Note>
     </Card>
   );
 }
@@ -158,8 +211,9 @@ function LocalFilesCard() {
   return (
     <Card title="From files on this computer">
       <p>
-        Download <code>config.json</code>, <code>model.safetensors</code>, <code>vocab.json</code>, <code>merges.txt</code> and{' '}
-        <code>preprocessor_config.json</code> from a CLIP repo once, then load them here without a connection.
+        Download <code>config.json</code>, <code>model.safetensors</code> (or <code>model.safetensors.index.json</code> and its
+        shards), <code>vocab.json</code>, <code>merges.txt</code> and <code>preprocessor_config.json</code> from a CLIP repo once,
+        then load them here without a connection.
       </p>
       <div className="field">
         <label htmlFor={nameId}>Name for this model</label>
@@ -168,7 +222,7 @@ function LocalFilesCard() {
       </div>
       <DropZone label="Drop model files" disabled={busy} onDrop={(dataTransfer) => void filesFromDrop(dataTransfer).then((picked) => load(picked.map((p) => p.file)))}>
         <p>Drop the model files (or their folder) here, or</p>
-        <FilePicker label="Choose model files" multiple disabled={busy} accept=".json,.safetensors,.txt" onFiles={(files) => load([...files])} />
+        <FilePicker label="Choose model files" multiple disabled={busy} accept=".json,.safetensors,.txt,.bin" onFiles={(files) => load([...files])} />
       </DropZone>
     </Card>
   );

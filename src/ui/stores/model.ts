@@ -5,7 +5,9 @@
 import { create } from 'zustand';
 import { StorageFullError, type ModelRecord } from '../../storage/db';
 import { DownloadError, downloadHubModel, type DownloadProgress } from '../../storage/hub';
-import { MODEL_FILES, REQUIRED_MODEL_FILES } from '../../common/file-names';
+import { MODEL_FILES, PICKLE_WEIGHTS_FILE, REQUIRED_TEXT_FILES } from '../../common/file-names';
+import { pickleOnlyProblem } from '../../common/hub-repo';
+import { parseShardIndex } from '../../common/shard-index';
 import {
   clearModelCache,
   deleteModel,
@@ -16,15 +18,22 @@ import {
   saveLocalModel,
   storedBytes,
 } from '../../storage/models';
-import type { LoadedModel, ModelFileBlobs } from '../../worker/protocol';
+import type { LoadedModel, ModelFileBlobs, SuggestedModel } from '../../worker/protocol';
 import { RateMeter } from '../rate';
 import { errorMessage, useEngineStore } from './engine';
 
-export const DEFAULT_HUB_MODEL = 'openai/clip-vit-base-patch32';
-export const SUGGESTED_HUB_MODELS = [
-  { id: 'openai/clip-vit-base-patch32', label: 'ViT-B/32 (605 MB): the default, fastest to train' },
-  { id: 'openai/clip-vit-base-patch16', label: 'ViT-B/16 (599 MB): more accurate, about 4x the compute' },
-] as const;
+export { DEFAULT_HUB_MODEL } from '../../common/hub-repo';
+
+/** The access token for gated and private repos: kept in this browser's localStorage only, sent only to the Hub. */
+const HUB_TOKEN_KEY = 'octoclip.hub-token';
+
+function storedHubToken(): string {
+  try {
+    return localStorage.getItem(HUB_TOKEN_KEY) ?? '';
+  } catch {
+    return '';
+  }
+}
 
 export interface CachedModel {
   record: ModelRecord;
@@ -56,10 +65,17 @@ export interface ModelState {
   lostModelId: string | null;
   activity: ModelActivity;
   problem: ModelProblem | null;
+  /** The Hub checkpoints the Model screen offers, with download size and planned training memory (from the engine); null until it answers. */
+  suggested: SuggestedModel[] | null;
+  /** Asks the engine for `suggested` once. */
+  loadSuggested(): Promise<void>;
+  /** The Hugging Face access token ('' for none). */
+  hubToken: string;
+  setHubToken(token: string): void;
   /** Refreshes the cache listing; then loads the model used last, if it is complete (a second visit works offline). */
   restore(): Promise<void>;
   refresh(): Promise<void>;
-  /** Downloads (or finishes downloading) a Hub repo into the cache, then loads it. */
+  /** Downloads (or finishes downloading) a Hub repo ("org/name" or "org/name@revision") into the cache, then loads it. */
   download(repo: string): Promise<void>;
   /** Stops the download; what arrived is kept. */
   stopDownload(): void;
@@ -81,13 +97,15 @@ export const useModelStore = create<ModelState>()((set, get) => {
   let loading: { id: string; done: Promise<boolean> } | null = null;
   const engine = () => useEngineStore.getState();
 
-  async function load(id: string, files: ModelFileBlobs): Promise<LoadedModel | null> {
-    set({ activity: { kind: 'loading', id, loadedBytes: 0, totalBytes: files.weights.size }, problem: null });
+  async function load(id: string, files: ModelFileBlobs, revision?: string): Promise<LoadedModel | null> {
+    const { weights } = files;
+    const totalBytes = weights instanceof Blob ? weights.size : weights.shards.reduce((sum, shard) => sum + shard.blob.size, 0);
+    set({ activity: { kind: 'loading', id, loadedBytes: 0, totalBytes }, problem: null });
     const stopListening = engine().listen((event) => {
       if (event.type === 'model-progress') set({ activity: { kind: 'loading', id, loadedBytes: event.loadedBytes, totalBytes: event.totalBytes } });
     });
     try {
-      const loaded = await engine().request('loadModel', { id, files });
+      const loaded = await engine().request('loadModel', { id, revision, files });
       set({ loaded, lostModelId: null, activity: { kind: 'idle' } });
       return loaded;
     } catch (error) {
@@ -114,6 +132,28 @@ export const useModelStore = create<ModelState>()((set, get) => {
     lostModelId: null,
     activity: { kind: 'idle' },
     problem: null,
+    suggested: null,
+    hubToken: storedHubToken(),
+
+    async loadSuggested() {
+      if (get().suggested) return;
+      try {
+        set({ suggested: await engine().request('suggestedModels') });
+      } catch {
+        // The engine failed to start: the connection banner says why, and the Repository field still works.
+      }
+    },
+
+    setHubToken(token) {
+      const trimmed = token.trim();
+      try {
+        if (trimmed) localStorage.setItem(HUB_TOKEN_KEY, trimmed);
+        else localStorage.removeItem(HUB_TOKEN_KEY);
+      } catch {
+        // Storage refused (private mode): the token still serves this visit.
+      }
+      set({ hubToken: trimmed });
+    },
 
     async restore() {
       await get().refresh();
@@ -140,6 +180,7 @@ export const useModelStore = create<ModelState>()((set, get) => {
       try {
         await downloadHubModel(repo, {
           signal: abort.signal,
+          token: get().hubToken || undefined,
           onProgress(progress) {
             if (progress.file !== currentFile) {
               currentFile = progress.file;
@@ -187,7 +228,8 @@ export const useModelStore = create<ModelState>()((set, get) => {
           set({ problem: { message: errorMessage(error) } });
           return false;
         }
-        const loaded = await load(id, files);
+        const revision = get().cached.find((model) => model.record.id === id)?.record.revision;
+        const loaded = await load(id, files, revision);
         if (loaded) {
           await markModelLoaded(id, loaded.fingerprint);
           await get().refresh();
@@ -211,24 +253,27 @@ export const useModelStore = create<ModelState>()((set, get) => {
     async loadLocal(name, files) {
       if (get().activity.kind !== 'idle') return;
       const byName = new Map(files.map((file) => [file.name, file as Blob]));
-      const missing = REQUIRED_MODEL_FILES.filter((file) => !byName.has(file));
-      if (missing.length) {
-        set({ problem: { message: `Missing ${missing.join(', ')}: a CLIP model needs ${REQUIRED_MODEL_FILES.join(', ')} (and optionally ${MODEL_FILES.preprocessor}).` } });
+      let blobs: ModelFileBlobs;
+      let kept: string[];
+      try {
+        const weights = await localWeights(byName);
+        blobs = {
+          config: byName.get(MODEL_FILES.config)!,
+          weights: weights.blobs,
+          vocab: byName.get(MODEL_FILES.vocab)!,
+          merges: byName.get(MODEL_FILES.merges)!,
+          preprocessor: byName.get(MODEL_FILES.preprocessor),
+        };
+        kept = [...REQUIRED_TEXT_FILES, MODEL_FILES.preprocessor, ...weights.names];
+      } catch (error) {
+        set({ problem: { message: errorMessage(error) } });
         return;
       }
       const id = `local/${name.trim() || 'clip'}`;
-      const blobs: ModelFileBlobs = {
-        config: byName.get(MODEL_FILES.config)!,
-        weights: byName.get(MODEL_FILES.weights)!,
-        vocab: byName.get(MODEL_FILES.vocab)!,
-        merges: byName.get(MODEL_FILES.merges)!,
-        preprocessor: byName.get(MODEL_FILES.preprocessor),
-      };
       const loaded = await load(id, blobs);
       if (!loaded) return;
-      const known = new Set<string>(Object.values(MODEL_FILES));
       try {
-        await saveLocalModel(id, new Map([...byName].filter(([file]) => known.has(file))));
+        await saveLocalModel(id, new Map([...byName].filter(([file]) => kept.includes(file))));
         await markModelLoaded(id, loaded.fingerprint);
       } catch (error) {
         const reason = error instanceof StorageFullError ? error.message : errorMessage(error);
@@ -253,3 +298,28 @@ export const useModelStore = create<ModelState>()((set, get) => {
     },
   };
 });
+
+/**
+ * The weights among files the user gave: model.safetensors, or the shard index and every shard it names. Refuses
+ * a missing text file, a missing shard, and a pickle checkpoint alone, saying what to give instead.
+ */
+async function localWeights(byName: Map<string, Blob>): Promise<{ blobs: ModelFileBlobs['weights']; names: string[] }> {
+  const missing = REQUIRED_TEXT_FILES.filter((file) => !byName.has(file));
+  const single = byName.get(MODEL_FILES.weights);
+  const index = byName.get(MODEL_FILES.weightsIndex);
+  if (!single && !index) {
+    if (byName.has(PICKLE_WEIGHTS_FILE)) throw new Error(pickleOnlyProblem('This model'));
+    missing.push(MODEL_FILES.weights);
+  }
+  if (missing.length) {
+    throw new Error(
+      `Missing ${missing.join(', ')}: a CLIP model needs ${[...REQUIRED_TEXT_FILES, MODEL_FILES.weights].join(', ')} ` +
+        `(or ${MODEL_FILES.weightsIndex} with its shards, and optionally ${MODEL_FILES.preprocessor}).`,
+    );
+  }
+  if (single) return { blobs: single, names: [MODEL_FILES.weights] };
+  const shardNames = parseShardIndex(await index!.text()).shardNames;
+  const absent = shardNames.filter((shard) => !byName.has(shard));
+  if (absent.length) throw new Error(`Missing ${absent.join(', ')}: ${MODEL_FILES.weightsIndex} names ${shardNames.length} shards; give them all.`);
+  return { blobs: { index: index!, shards: shardNames.map((shard) => ({ name: shard, blob: byName.get(shard)! })) }, names: [MODEL_FILES.weightsIndex, ...shardNames] };
+}
