@@ -30,7 +30,8 @@ module.exports = {
     {
       name: 'ui-through-the-worker',
       severity: 'error',
-      comment: 'The page never touches the GPU: it reaches the engine through src/worker/{protocol,client}.ts and shares only src/common.',
+      comment:
+        'The page never touches the GPU: it reaches the engine through src/worker/{protocol,client}.ts and shares only src/common.',
       from: { path: '^src/ui/' },
       to: { path: '^src/(gpu|kernels|model|adapters|training|node|cli|api)/', dependencyTypesNot: ['type-only'] },
     },
@@ -55,8 +56,18 @@ module.exports = {
       from: { path: '^src/(gpu|kernels|model|adapters|training)/' },
       to: { path: '^src/(worker|node|cli|api|storage|ui)/', dependencyTypesNot: ['type-only'] },
     },
-    { name: 'gpu-is-the-bottom', severity: 'error', from: { path: '^src/gpu/' }, to: { path: '^src/(kernels|model|adapters|training)/' } },
-    { name: 'kernels-below-model', severity: 'error', from: { path: '^src/kernels/' }, to: { path: '^src/(model|adapters|training)/' } },
+    {
+      name: 'gpu-is-the-bottom',
+      severity: 'error',
+      from: { path: '^src/gpu/' },
+      to: { path: '^src/(kernels|model|adapters|training)/' },
+    },
+    {
+      name: 'kernels-below-model',
+      severity: 'error',
+      from: { path: '^src/kernels/' },
+      to: { path: '^src/(model|adapters|training)/' },
+    },
     {
       name: 'model-below-adapters',
       severity: 'error',
@@ -64,11 +75,17 @@ module.exports = {
       from: { path: '^src/model/' },
       to: { path: '^src/(adapters|training)/' },
     },
-    { name: 'adapters-below-training', severity: 'error', from: { path: '^src/adapters/' }, to: { path: '^src/training/' } },
+    {
+      name: 'adapters-below-training',
+      severity: 'error',
+      from: { path: '^src/adapters/' },
+      to: { path: '^src/training/' },
+    },
     {
       name: 'node-only-outside-the-browser',
       severity: 'error',
-      comment: 'Node built-ins belong to src/node, src/cli and the Node entry of the library; the engine runs in a worker too.',
+      comment:
+        'Node built-ins belong to src/node, src/cli and the Node entry of the library; the engine runs in a worker too.',
       from: { path: `${ENGINE}|^src/(common|worker|ui|storage)/` },
       to: { dependencyTypes: ['core'] },
     },

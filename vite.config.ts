@@ -29,11 +29,16 @@ function serviceWorker(): Plugin {
       source = resolve(config.root, SERVICE_WORKER);
     },
     closeBundle() {
-      const files = filesUnder(outDir).filter((file) => file !== 'sw.js').sort();
+      const files = filesUnder(outDir)
+        .filter((file) => file !== 'sw.js')
+        .sort();
       const hash = createHash('sha256');
       for (const file of files) hash.update(file).update(readFileSync(join(outDir, file)));
       const build = { files, version: hash.digest('hex').slice(0, 16) };
-      writeFileSync(join(outDir, 'sw.js'), `self.OCTOCLIP_BUILD = ${JSON.stringify(build)};\n${readFileSync(source, 'utf8')}`);
+      writeFileSync(
+        join(outDir, 'sw.js'),
+        `self.OCTOCLIP_BUILD = ${JSON.stringify(build)};\n${readFileSync(source, 'utf8')}`,
+      );
     },
   };
 }

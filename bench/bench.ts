@@ -23,7 +23,14 @@ import { parseArgs } from 'node:util';
 import { defaultAdapterSettings } from '../src/adapters/settings';
 import type { GpuContext } from '../src/gpu/context';
 import { visionTokenCount } from '../src/model/config';
-import { downloadBytes, KNOWN_CLIP_MODELS, knownClipConfig, parameterCount, plannedTrainingBytes, REFERENCE_RUN } from '../src/training/known-models';
+import {
+  downloadBytes,
+  KNOWN_CLIP_MODELS,
+  knownClipConfig,
+  parameterCount,
+  plannedTrainingBytes,
+  REFERENCE_RUN,
+} from '../src/training/known-models';
 import { createNodeGpuContext } from '../src/node/gpu';
 import { planTrainingMemory, type MemoryPlan } from '../src/training/memory-plan';
 import { loadRandomVitB16, loadRandomVitB32, loadTinyBenchModel, vitB16Config, type BenchModel } from './clip-models';
@@ -32,13 +39,25 @@ import { codeVersion, fixed, GIB, mib, percent, printTable, progress, type Repea
 import { benchRecipe, printRecipe, type RecipeResult } from './recipe';
 import { loadTfjsWebGpu, type TfjsWebGpu } from './tfjs-webgpu';
 import {
-  benchTextPerPrompt, benchTrainingSteps, profileTrainingSteps, type RoundsPolicy, type StepProfile, type StepResult, type StepShape, type TextPromptResult,
+  benchTextPerPrompt,
+  benchTrainingSteps,
+  profileTrainingSteps,
+  type RoundsPolicy,
+  type StepProfile,
+  type StepResult,
+  type StepShape,
+  type TextPromptResult,
 } from './training-step';
 
 const { values: args } = parseArgs({
   options: {
-    quick: { type: 'boolean', default: false }, profile: { type: 'boolean', default: false }, 'b32-rounds': { type: 'string' }, json: { type: 'string' },
-    recipe: { type: 'boolean', default: false }, 'recipe-vit': { type: 'string' }, 'memory-budget-gib': { type: 'string', default: '4' },
+    quick: { type: 'boolean', default: false },
+    profile: { type: 'boolean', default: false },
+    'b32-rounds': { type: 'string' },
+    json: { type: 'string' },
+    recipe: { type: 'boolean', default: false },
+    'recipe-vit': { type: 'string' },
+    'memory-budget-gib': { type: 'string', default: '4' },
   },
 });
 const quick = args.quick;
@@ -50,15 +69,20 @@ function wholeNumber(flag: string, value: string | undefined): number | null {
   return n;
 }
 
-const MATMUL_POLICY: RepeatPolicy = quick ? { budgetMs: 500, minRepeats: 1, maxRepeats: 5 } : { budgetMs: 3000, minRepeats: 3, maxRepeats: 20 };
+const MATMUL_POLICY: RepeatPolicy = quick
+  ? { budgetMs: 500, minRepeats: 1, maxRepeats: 5 }
+  : { budgetMs: 3000, minRepeats: 3, maxRepeats: 20 };
 const TINY_STEP_ROUNDS: RoundsPolicy = quick ? { budgetMs: 3000, maxRounds: 4 } : { budgetMs: 30_000, maxRounds: 20 };
 /** A ViT-B/32 step takes tens of seconds on SwiftShader: there, only each variant's measured step; rounds on a GPU. */
 const b32Rounds = wholeNumber('--b32-rounds', args['b32-rounds']);
-const B32_STEP_ROUNDS: RoundsPolicy = b32Rounds === null ? { budgetMs: 60_000, maxRounds: 10 } : { budgetMs: Infinity, maxRounds: b32Rounds };
+const B32_STEP_ROUNDS: RoundsPolicy =
+  b32Rounds === null ? { budgetMs: 60_000, maxRounds: 10 } : { budgetMs: Infinity, maxRounds: b32Rounds };
 const recipeVitSteps = wholeNumber('--recipe-vit', args['recipe-vit']);
 const memoryBudgetBytes = Number(args['memory-budget-gib']) * GIB;
 if (!(memoryBudgetBytes > 0)) throw new Error('--memory-budget-gib takes a positive number of GiB');
-const RECIPE_TINY_POLICY: RepeatPolicy = quick ? { budgetMs: 2000, minRepeats: 1, maxRepeats: 3 } : { budgetMs: 10_000, minRepeats: 3, maxRepeats: 10 };
+const RECIPE_TINY_POLICY: RepeatPolicy = quick
+  ? { budgetMs: 2000, minRepeats: 1, maxRepeats: 3 }
+  : { budgetMs: 10_000, minRepeats: 3, maxRepeats: 10 };
 const TEXT_POLICY: RepeatPolicy = { budgetMs: quick ? 500 : 3000, minRepeats: 1, maxRepeats: 10 };
 
 const DIGITS = ['zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine'];
@@ -80,8 +104,13 @@ interface B16Plan {
 async function planB16(microBatchSize: number, textChunk: number, textPromptTokens?: number): Promise<B16Plan> {
   const config = vitB16Config();
   const plan = await planTrainingMemory(config, {
-    batchSize: B16_TARGET.batchSize, microBatchSize, classes: B16_TARGET.classes, adapter: defaultAdapterSettings(config),
-    textChunk, optimizer: 'adamw', textPromptTokens,
+    batchSize: B16_TARGET.batchSize,
+    microBatchSize,
+    classes: B16_TARGET.classes,
+    adapter: defaultAdapterSettings(config),
+    textChunk,
+    optimizer: 'adamw',
+    textPromptTokens,
   });
   return { microBatchSize, textChunk, textPromptTokens: textPromptTokens ?? 8, plan };
 }
@@ -91,7 +120,8 @@ type B16Plans = { full: B16Plan; microBatches: B16Plan[]; textChunks: B16Plan[];
 
 async function b16Plans(): Promise<B16Plans> {
   const microBatches = await Promise.all([32, 16, 8, 4, 2, 1].map((micro) => planB16(micro, B16_TARGET.textChunk)));
-  const fitting = microBatches.find((p) => p.plan.peakBytes <= B16_TARGET.budgetBytes) ?? microBatches[microBatches.length - 1];
+  const fitting =
+    microBatches.find((p) => p.plan.peakBytes <= B16_TARGET.budgetBytes) ?? microBatches[microBatches.length - 1];
   return {
     full: microBatches[0],
     microBatches,
@@ -122,7 +152,11 @@ async function modelPlans(): Promise<ModelPlan[]> {
     const plannedBytes: Record<number, number> = {};
     for (const micro of MODEL_PLAN_MICRO_BATCHES) plannedBytes[micro] = await plannedTrainingBytes(config, micro);
     plans.push({
-      repo: known.repo, name: known.name, imageTokens: visionTokenCount(config.vision), parameters: parameterCount(config), downloadBytes: downloadBytes(config),
+      repo: known.repo,
+      name: known.name,
+      imageTokens: visionTokenCount(config.vision),
+      parameters: parameterCount(config),
+      downloadBytes: downloadBytes(config),
       plannedBytes,
     });
   }
@@ -130,11 +164,25 @@ async function modelPlans(): Promise<ModelPlan[]> {
 }
 
 function printModelPlans(plans: ModelPlan[]): void {
-  console.log(`Batch ${REFERENCE_RUN.batchSize}, ${REFERENCE_RUN.classes} classes, Block-LoRA r=2 n=2 on q, k, v of both towers, AdamW, text chunk ${REFERENCE_RUN.textChunk}:`);
+  console.log(
+    `Batch ${REFERENCE_RUN.batchSize}, ${REFERENCE_RUN.classes} classes, Block-LoRA r=2 n=2 on q, k, v of both towers, AdamW, text chunk ${REFERENCE_RUN.textChunk}:`,
+  );
   printTable(
-    ['model', 'repo', 'image tokens', 'parameters', 'download MB', ...MODEL_PLAN_MICRO_BATCHES.map((m) => `micro ${m} MiB`)],
+    [
+      'model',
+      'repo',
+      'image tokens',
+      'parameters',
+      'download MB',
+      ...MODEL_PLAN_MICRO_BATCHES.map((m) => `micro ${m} MiB`),
+    ],
     plans.map((p) => [
-      p.name, p.repo, `${p.imageTokens}`, p.parameters.toLocaleString('en-US'), (p.downloadBytes / 1e6).toFixed(0), ...MODEL_PLAN_MICRO_BATCHES.map((m) => mib(p.plannedBytes[m])),
+      p.name,
+      p.repo,
+      `${p.imageTokens}`,
+      p.parameters.toLocaleString('en-US'),
+      (p.downloadBytes / 1e6).toFixed(0),
+      ...MODEL_PLAN_MICRO_BATCHES.map((m) => mib(p.plannedBytes[m])),
     ]),
     new Set([2, 3, 4, 5, 6, 7]),
   );
@@ -146,9 +194,14 @@ function printMatmul(results: MatmulResult[]): void {
   printTable(
     ['M x K x N', 'octoclip GFLOP/s', 'tfjs GFLOP/s', 'ratio', 'CPU-time ratio', 'max |diff|', 'runs', 'what'],
     results.map((r) => [
-      r.shape, fixed(r.octoclip.gflops, 2), fixed(r.tfjs?.gflops ?? null, 2), r.ratio === null ? '-' : `${r.ratio.toFixed(2)}x`,
+      r.shape,
+      fixed(r.octoclip.gflops, 2),
+      fixed(r.tfjs?.gflops ?? null, 2),
+      r.ratio === null ? '-' : `${r.ratio.toFixed(2)}x`,
       r.tfjs ? `${(r.tfjs.medianCpuMs / r.octoclip.medianCpuMs).toFixed(2)}x` : '-',
-      r.maxAbsDifference === null ? '-' : r.maxAbsDifference.toExponential(1), `${r.octoclip.repeats}/${r.tfjs?.repeats ?? '-'}`, r.what,
+      r.maxAbsDifference === null ? '-' : r.maxAbsDifference.toExponential(1),
+      `${r.octoclip.repeats}/${r.tfjs?.repeats ?? '-'}`,
+      r.what,
     ]),
     new Set([1, 2, 3, 4, 5, 6]),
   );
@@ -160,21 +213,48 @@ function reference(results: StepResult[], scale: string): StepResult | undefined
 
 function printSteps(results: StepResult[]): void {
   printTable(
-    ['scale', 'step', 'ms', 'vs f+b', 'CPU ms', 'CPU vs f+b', 'peak MiB', 'planned MiB', 'plan error', 'trainable', 'runs'],
+    [
+      'scale',
+      'step',
+      'ms',
+      'vs f+b',
+      'CPU ms',
+      'CPU vs f+b',
+      'peak MiB',
+      'planned MiB',
+      'plan error',
+      'trainable',
+      'runs',
+    ],
     results.map((r) => {
       const base = reference(results, r.scale);
       const relative = (value: number, baseValue: number) => (base && base !== r ? percent(value / baseValue - 1) : '');
       return [
-        r.scale, r.step, fixed(r.medianMs, r.medianMs < 100 ? 1 : 0), relative(r.medianMs, base?.medianMs ?? 0),
-        fixed(r.medianCpuMs, r.medianCpuMs < 100 ? 1 : 0), relative(r.medianCpuMs, base?.medianCpuMs ?? 0),
-        mib(r.measuredPeakBytes), mib(r.planned.peakBytes), percent(r.planError, 2), r.trainableParameters.toLocaleString('en-US'), `${r.repeats}`,
+        r.scale,
+        r.step,
+        fixed(r.medianMs, r.medianMs < 100 ? 1 : 0),
+        relative(r.medianMs, base?.medianMs ?? 0),
+        fixed(r.medianCpuMs, r.medianCpuMs < 100 ? 1 : 0),
+        relative(r.medianCpuMs, base?.medianCpuMs ?? 0),
+        mib(r.measuredPeakBytes),
+        mib(r.planned.peakBytes),
+        percent(r.planError, 2),
+        r.trainableParameters.toLocaleString('en-US'),
+        `${r.repeats}`,
       ];
     }),
     new Set([2, 3, 4, 5, 6, 7, 8, 9, 10]),
   );
   const first = results[0];
   if (first) {
-    const shapes = [...new Set(results.map((r) => `${r.scale}: batch ${r.batch}, ${r.classes} classes in chunks of ${r.textChunk}, prompts of ${r.promptTokens} tokens`))];
+    const shapes = [
+      ...new Set(
+        results.map(
+          (r) =>
+            `${r.scale}: batch ${r.batch}, ${r.classes} classes in chunks of ${r.textChunk}, prompts of ${r.promptTokens} tokens`,
+        ),
+      ),
+    ];
     console.log(`(${shapes.join('; ')}; adapters on q, k, v of every layer of both towers; AdamW)`);
   }
 }
@@ -185,14 +265,18 @@ function printProfiles(profiles: StepProfile[]): void {
     const ofScale = profiles.filter((p) => p.scale === scale);
     const total = (kernel: string) => ofScale.reduce((sum, p) => sum + (p.byKernel[kernel]?.ms ?? 0), 0);
     const kernels = [...new Set(ofScale.flatMap((p) => Object.keys(p.byKernel)))].sort((a, b) => total(b) - total(a));
-    const cells = (kernel: string) => ofScale.flatMap((p) => {
-      const k = p.byKernel[kernel];
-      return k ? [`${k.dispatches}`, fixed(k.ms, 2)] : ['', ''];
-    });
+    const cells = (kernel: string) =>
+      ofScale.flatMap((p) => {
+        const k = p.byKernel[kernel];
+        return k ? [`${k.dispatches}`, fixed(k.ms, 2)] : ['', ''];
+      });
     console.log(`${scale}: dispatches and GPU ms per kernel, one step of each variant:`);
     printTable(
       ['kernel', ...ofScale.flatMap((p) => [`${p.step}: n`, 'ms'])],
-      [...kernels.map((kernel) => [kernel, ...cells(kernel)]), ['all', ...ofScale.flatMap((p) => [`${p.dispatches}`, fixed(p.gpuMs, 1)])]],
+      [
+        ...kernels.map((kernel) => [kernel, ...cells(kernel)]),
+        ['all', ...ofScale.flatMap((p) => [`${p.dispatches}`, fixed(p.gpuMs, 1)])],
+      ],
       new Set(ofScale.flatMap((_, i) => [1 + 2 * i, 2 + 2 * i])),
     );
     console.log('');
@@ -201,10 +285,25 @@ function printProfiles(profiles: StepProfile[]): void {
 
 function printText(results: TextPromptResult[]): void {
   printTable(
-    ['scale', 'prompts', 'tokens run', 'ms/prompt', 'all 77 tokens: ms/prompt', 'speed-up', 'CPU ms/prompt', 'all 77: CPU ms/prompt'],
+    [
+      'scale',
+      'prompts',
+      'tokens run',
+      'ms/prompt',
+      'all 77 tokens: ms/prompt',
+      'speed-up',
+      'CPU ms/prompt',
+      'all 77: CPU ms/prompt',
+    ],
     results.map((r) => [
-      r.scale, `${r.prompts}`, `${r.stoppedTokens}`, fixed(r.stoppedMsPerPrompt, 1), fixed(r.fullMsPerPrompt, 1), `${(r.fullMsPerPrompt / r.stoppedMsPerPrompt).toFixed(1)}x`,
-      fixed(r.stoppedCpuMsPerPrompt, 1), fixed(r.fullCpuMsPerPrompt, 1),
+      r.scale,
+      `${r.prompts}`,
+      `${r.stoppedTokens}`,
+      fixed(r.stoppedMsPerPrompt, 1),
+      fixed(r.fullMsPerPrompt, 1),
+      `${(r.fullMsPerPrompt / r.stoppedMsPerPrompt).toFixed(1)}x`,
+      fixed(r.stoppedCpuMsPerPrompt, 1),
+      fixed(r.fullCpuMsPerPrompt, 1),
     ]),
     new Set([1, 2, 3, 4, 5, 6, 7]),
   );
@@ -213,15 +312,28 @@ function printText(results: TextPromptResult[]): void {
 function printB16(plans: B16Plans): void {
   const { full } = plans;
   const verdict = (bytes: number) => (bytes <= B16_TARGET.budgetBytes ? 'fits' : 'over');
-  console.log(`Batch 32, 1,000 classes, Block-LoRA r=2 n=2 on q, k, v of both towers, AdamW, text chunk 64, 8-token prompts:`);
-  console.log(`planned peak ${mib(full.plan.peakBytes)} MiB = ${(full.plan.peakBytes / GIB).toFixed(2)} GiB against 4 GiB: ${verdict(full.plan.peakBytes)}`);
+  console.log(
+    `Batch 32, 1,000 classes, Block-LoRA r=2 n=2 on q, k, v of both towers, AdamW, text chunk 64, 8-token prompts:`,
+  );
+  console.log(
+    `planned peak ${mib(full.plan.peakBytes)} MiB = ${(full.plan.peakBytes / GIB).toFixed(2)} GiB against 4 GiB: ${verdict(full.plan.peakBytes)}`,
+  );
   const parts = Object.entries(full.plan.breakdown).sort((a, b) => b[1] - a[1]);
-  printTable(['at the peak', 'MiB', 'share'], parts.map(([name, bytes]) => [name, mib(bytes), `${((100 * bytes) / full.plan.peakBytes).toFixed(1)}%`]), new Set([1, 2]));
+  printTable(
+    ['at the peak', 'MiB', 'share'],
+    parts.map(([name, bytes]) => [name, mib(bytes), `${((100 * bytes) / full.plan.peakBytes).toFixed(1)}%`]),
+    new Set([1, 2]),
+  );
   console.log('');
   printTable(
     ['micro-batch', 'text chunk', 'prompt tokens', 'planned MiB', 'GiB', '4 GiB'],
     [...plans.microBatches, ...plans.textChunks.slice(1), plans.longPrompts].map((p) => [
-      `${p.microBatchSize}`, `${p.textChunk}`, `${p.textPromptTokens}`, mib(p.plan.peakBytes), (p.plan.peakBytes / GIB).toFixed(2), verdict(p.plan.peakBytes),
+      `${p.microBatchSize}`,
+      `${p.textChunk}`,
+      `${p.textPromptTokens}`,
+      mib(p.plan.peakBytes),
+      (p.plan.peakBytes / GIB).toFixed(2),
+      verdict(p.plan.peakBytes),
     ]),
     new Set([0, 1, 2, 3, 4]),
   );
@@ -247,7 +359,10 @@ function targets(matmul: MatmulResult[], steps: StepResult[], b16: B16Plans): Ta
   const list: Target[] = [];
   for (const scale of [...new Set(steps.map((s) => s.scale))]) {
     const of = (name: string) => steps.find((s) => s.scale === scale && s.step === name);
-    for (const [block, lora] of [['Block-LoRA r=2 n=2', 'LoRA r=2'], ['Block-LoRA r=8 n=8', 'LoRA r=8']]) {
+    for (const [block, lora] of [
+      ['Block-LoRA r=2 n=2', 'LoRA r=2'],
+      ['Block-LoRA r=8 n=8', 'LoRA r=8'],
+    ]) {
       const b = of(block);
       const l = of(lora);
       if (b && l) list.push(timeTarget(`${scale}: ${block} step <= ${lora} step`, b, l, 0));
@@ -259,20 +374,33 @@ function targets(matmul: MatmulResult[], steps: StepResult[], b16: B16Plans): Ta
   }
   const peak = b16.full.plan.peakBytes;
   list.push({
-    target: 'planned ViT-B/16 peak (batch 32, 1,000 classes) <= 4 GiB', figure: `${(peak / GIB).toFixed(2)} GiB`, met: peak <= B16_TARGET.budgetBytes,
-    cpuFigure: null, metByCpu: null,
+    target: 'planned ViT-B/16 peak (batch 32, 1,000 classes) <= 4 GiB',
+    figure: `${(peak / GIB).toFixed(2)} GiB`,
+    met: peak <= B16_TARGET.budgetBytes,
+    cpuFigure: null,
+    metByCpu: null,
   });
   for (const m of matmul) {
     if (!m.tfjs || m.ratio === null) continue;
     const cpuRatio = m.tfjs.medianCpuMs / m.octoclip.medianCpuMs;
-    list.push({ target: `matmul ${m.shape} >= 3x tfjs`, figure: `${m.ratio.toFixed(2)}x`, met: m.ratio >= 3, cpuFigure: `${cpuRatio.toFixed(2)}x`, metByCpu: cpuRatio >= 3 });
+    list.push({
+      target: `matmul ${m.shape} >= 3x tfjs`,
+      figure: `${m.ratio.toFixed(2)}x`,
+      met: m.ratio >= 3,
+      cpuFigure: `${cpuRatio.toFixed(2)}x`,
+      metByCpu: cpuRatio >= 3,
+    });
   }
   return list;
 }
 
 // ---- run --------------------------------------------------------------------------------------
 
-async function withModel<T>(ctx: GpuContext, load: (ctx: GpuContext) => Promise<BenchModel>, work: (bench: BenchModel) => Promise<T>): Promise<T> {
+async function withModel<T>(
+  ctx: GpuContext,
+  load: (ctx: GpuContext) => Promise<BenchModel>,
+  work: (bench: BenchModel) => Promise<T>,
+): Promise<T> {
   const bench = await load(ctx);
   try {
     return await work(bench);
@@ -303,7 +431,8 @@ async function runRecipe(): Promise<{ adapter: string; results: RecipeResult[] }
   return { adapter, results };
 }
 
-const RECIPE_TITLE = '## Time to an adapter: the default recipe (q, k, v of both towers, batch 32, AdamW), a Trainer step, median wall-clock';
+const RECIPE_TITLE =
+  '## Time to an adapter: the default recipe (q, k, v of both towers, batch 32, AdamW), a Trainer step, median wall-clock';
 
 function writeJson(value: object): void {
   const json = JSON.stringify(value, null, 2);
@@ -341,14 +470,18 @@ async function main(): Promise<void> {
   const matmulCtx = await createNodeGpuContext();
   const adapter = matmulCtx.adapterName;
   console.log(`octoclip bench, ${new Date().toISOString()}${quick ? ' (--quick)' : ''}, code ${code}`);
-  console.log(`adapter: ${adapter} (matmul config ${matmulConfigName(adapter)}); tfjs-webgpu 4.22 adapter: ${tfjs?.adapterName ?? `unavailable (${tfjsError})`}`);
+  console.log(
+    `adapter: ${adapter} (matmul config ${matmulConfigName(adapter)}); tfjs-webgpu 4.22 adapter: ${tfjs?.adapterName ?? `unavailable (${tfjsError})`}`,
+  );
   console.log(`machine: ${machine}\n`);
 
   progress('matmul');
   const shapes = quick ? CLIP_LINEAR_SHAPES.filter((s) => s.rows !== 1600) : CLIP_LINEAR_SHAPES;
   const matmul = await benchMatmul(matmulCtx, tfjs, shapes, MATMUL_POLICY);
   matmulCtx.destroy();
-  console.log('## Matrix products: y = x W^T + b (linearForward vs tf.fused.matMul), median wall-clock to GPU completion');
+  console.log(
+    '## Matrix products: y = x W^T + b (linearForward vs tf.fused.matMul), median wall-clock to GPU completion',
+  );
   printMatmul(matmul);
 
   const steps: StepResult[] = [];
@@ -359,7 +492,8 @@ async function main(): Promise<void> {
     progress(`${bench.scale} profile`);
     const result = await profileTrainingSteps(ctx, bench, shape);
     if (result) profiles.push(...result);
-    else profileNote = `(no ${bench.scale} profile: the adapter has no timestamp queries, or a step has more passes than one query set holds)`;
+    else
+      profileNote = `(no ${bench.scale} profile: the adapter has no timestamp queries, or a step has more passes than one query set holds)`;
   };
   const text: TextPromptResult[] = [];
   const tinyCtx = await createNodeGpuContext();
@@ -378,14 +512,21 @@ async function main(): Promise<void> {
       steps.push(...(await benchTrainingSteps(b32Ctx, bench, B32_STEP, B32_STEP_ROUNDS)));
       await profile(b32Ctx, bench, B32_STEP);
       progress('ViT-B/32 text tower');
-      text.push(await benchTextPerPrompt(b32Ctx, bench, B32_STEP.classes, { stopped: TEXT_POLICY, full: { ...TEXT_POLICY, budgetMs: 0 } }));
+      text.push(
+        await benchTextPerPrompt(b32Ctx, bench, B32_STEP.classes, {
+          stopped: TEXT_POLICY,
+          full: { ...TEXT_POLICY, budgetMs: 0 },
+        }),
+      );
     });
     b32Ctx.destroy();
   }
-  console.log('\n## One training step: trainMicroBatch + AdamW update, median wall-clock; peak GPU bytes measured and planned');
+  console.log(
+    '\n## One training step: trainMicroBatch + AdamW update, median wall-clock; peak GPU bytes measured and planned',
+  );
   printSteps(steps);
   if (args.profile) {
-    console.log('\n## Where a step\'s GPU time goes (--profile: a compute pass and two timestamps per dispatch)');
+    console.log("\n## Where a step's GPU time goes (--profile: a compute pass and two timestamps per dispatch)");
     printProfiles(profiles);
     if (profileNote) console.log(profileNote);
   }
@@ -416,8 +557,21 @@ async function main(): Promise<void> {
   console.log(`\n(${((performance.now() - started) / 1000).toFixed(0)} s in all)`);
 
   writeJson({
-    date: new Date().toISOString(), quick, code, adapter, tfjsAdapter: tfjs?.adapterName ?? null, tfjsError, machine,
-    matmul, steps, profiles, text, recipe, b16: { target: B16_TARGET, ...b16 }, models, targets: targetList,
+    date: new Date().toISOString(),
+    quick,
+    code,
+    adapter,
+    tfjsAdapter: tfjs?.adapterName ?? null,
+    tfjsError,
+    machine,
+    matmul,
+    steps,
+    profiles,
+    text,
+    recipe,
+    b16: { target: B16_TARGET, ...b16 },
+    models,
+    targets: targetList,
   });
 }
 

@@ -26,7 +26,10 @@ export interface BenchModel {
 }
 
 /** OpenAI's released merges, where the project's shared data is checked out beside or inside the repo. */
-const OPENAI_MERGES = ['../shared/data/clip-tokenizer/bpe_simple_vocab_16e6.txt.gz', 'shared/data/clip-tokenizer/bpe_simple_vocab_16e6.txt.gz'];
+const OPENAI_MERGES = [
+  '../shared/data/clip-tokenizer/bpe_simple_vocab_16e6.txt.gz',
+  'shared/data/clip-tokenizer/bpe_simple_vocab_16e6.txt.gz',
+];
 
 export function vitB32Config(): ClipConfig {
   return parseClipConfig(VIT_B_32_CONFIG);
@@ -41,7 +44,12 @@ export function vitB16Config(): ClipConfig {
 
 export async function loadTinyBenchModel(ctx: GpuContext): Promise<BenchModel> {
   const model = await loadFromFiles(ctx, 'tiny-clip', makeTinyClip().files);
-  return { scale: 'tiny', model, prompts: (names) => model.tokenize(names.map((n) => promptFor(n))), tokenizer: 'tiny vocabulary (400 merges)' };
+  return {
+    scale: 'tiny',
+    model,
+    prompts: (names) => model.tokenize(names.map((n) => promptFor(n))),
+    tokenizer: 'tiny vocabulary (400 merges)',
+  };
 }
 
 /**
@@ -60,12 +68,25 @@ export function loadRandomVitB16(ctx: GpuContext): Promise<BenchModel> {
 
 async function loadRandomVit(ctx: GpuContext, scale: string, rawConfig: object): Promise<BenchModel> {
   const config = parseClipConfig(rawConfig);
-  const tensors = [...expectedTensors(config)].map(([name, shape], i) => ({ name, shape, data: randomWeights(shape, name, i + 1) }));
+  const tensors = [...expectedTensors(config)].map(([name, shape], i) => ({
+    name,
+    shape,
+    data: randomWeights(shape, name, i + 1),
+  }));
   const tiny = makeTinyClip().files;
-  const model = await loadFromFiles(ctx, `random ${scale}`, { ...tiny, 'config.json': JSON.stringify(rawConfig), 'model.safetensors': encodeSafetensors(tensors) });
+  const model = await loadFromFiles(ctx, `random ${scale}`, {
+    ...tiny,
+    'config.json': JSON.stringify(rawConfig),
+    'model.safetensors': encodeSafetensors(tensors),
+  });
   const mergesPath = OPENAI_MERGES.map((path) => resolve(path)).find((path) => existsSync(path));
   if (!mergesPath) {
-    return { scale, model, prompts: (names) => model.tokenize(names.map((n) => promptFor(n))), tokenizer: 'tiny vocabulary (OpenAI merges not found)' };
+    return {
+      scale,
+      model,
+      prompts: (names) => model.tokenize(names.map((n) => promptFor(n))),
+      tokenizer: 'tiny vocabulary (OpenAI merges not found)',
+    };
   }
   const tokenizer = ClipTokenizer.fromOpenAiMerges(gunzipSync(readFileSync(mergesPath)).toString('utf8'));
   const prompts = (names: readonly string[]): TokenBatch => {
@@ -75,7 +96,11 @@ async function loadRandomVit(ctx: GpuContext, scale: string, rawConfig: object):
   return { scale, model, prompts, tokenizer: "OpenAI's (49,408 tokens)" };
 }
 
-async function loadFromFiles(ctx: GpuContext, id: string, files: Record<string, Uint8Array | string>): Promise<ClipModel> {
+async function loadFromFiles(
+  ctx: GpuContext,
+  id: string,
+  files: Record<string, Uint8Array | string>,
+): Promise<ClipModel> {
   const text = (name: string) => {
     const file = files[name];
     return typeof file === 'string' ? file : new TextDecoder().decode(file);

@@ -17,7 +17,9 @@ import { createNodeGpuContext } from '../src/node/gpu';
 import { openModel } from '../src/node/model-files';
 import { randomWeights } from './clip-models';
 
-const { values } = parseArgs({ options: { model: { type: 'string', default: KNOWN_CLIP_MODELS[0].repo }, keep: { type: 'string' } } });
+const { values } = parseArgs({
+  options: { model: { type: 'string', default: KNOWN_CLIP_MODELS[0].repo }, keep: { type: 'string' } },
+});
 const models = values.model === 'all' ? KNOWN_CLIP_MODELS : [knownClipModel(values.model!)];
 if (models.some((model) => !model)) {
   console.error(`--model takes one of ${KNOWN_CLIP_MODELS.map((m) => m.repo).join(', ')}, or all`);
@@ -27,8 +29,15 @@ if (models.some((model) => !model)) {
 const seconds = (from: number) => Number(((performance.now() - from) / 1000).toFixed(2));
 
 /** Random weights with the config's every tensor, written as one F32 model.safetensors (and let go before loading). */
-async function writeRandomCheckpoint(path: string, config: ClipConfig): Promise<{ parameters: number; fileBytes: number }> {
-  const tensors = [...expectedTensors(config)].map(([name, shape], i) => ({ name, shape, data: randomWeights(shape, name, i + 1) }));
+async function writeRandomCheckpoint(
+  path: string,
+  config: ClipConfig,
+): Promise<{ parameters: number; fileBytes: number }> {
+  const tensors = [...expectedTensors(config)].map(([name, shape], i) => ({
+    name,
+    shape,
+    data: randomWeights(shape, name, i + 1),
+  }));
   const file = encodeSafetensors(tensors);
   await writeFile(path, file);
   return { parameters: tensors.reduce((sum, t) => sum + t.data.length, 0), fileBytes: file.length };
@@ -36,13 +45,23 @@ async function writeRandomCheckpoint(path: string, config: ClipConfig): Promise<
 
 async function check(known: KnownClipModel) {
   const started = performance.now();
-  const dir = values.keep ? join(values.keep, known.repo.replace('/', '--')) : await mkdtemp(join(tmpdir(), 'octoclip-full-size-'));
+  const dir = values.keep
+    ? join(values.keep, known.repo.replace('/', '--'))
+    : await mkdtemp(join(tmpdir(), 'octoclip-full-size-'));
   await mkdir(dir, { recursive: true });
   const config = knownClipConfig(known);
   const { parameters, fileBytes } = await writeRandomCheckpoint(join(dir, 'model.safetensors'), config);
   await writeFile(join(dir, 'config.json'), JSON.stringify(known.config));
   const size = config.vision.imageSize;
-  await writeFile(join(dir, 'preprocessor_config.json'), JSON.stringify({ crop_size: { height: size, width: size }, size: { shortest_edge: size }, do_rescale: true, resample: 3 }));
+  await writeFile(
+    join(dir, 'preprocessor_config.json'),
+    JSON.stringify({
+      crop_size: { height: size, width: size },
+      size: { shortest_edge: size },
+      do_rescale: true,
+      resample: 3,
+    }),
+  );
   // The tokenizer files come from the tiny model: ids stay far below the 49,408-row embedding.
   const tiny = makeTinyClip().files;
   for (const file of ['vocab.json', 'merges.txt']) await writeFile(join(dir, file), tiny[file]);
@@ -71,7 +90,10 @@ async function check(known: KnownClipModel) {
 
   const shapes = { pixels: pixels.shape, imageFeatures: image.shape, textFeatures: text.shape, logits: logits.shape };
   const shapesRight =
-    image.shape.join() === `1,${config.projectionDim}` && text.shape.join() === `2,${config.projectionDim}` && logits.shape.join() === '1,2' && pixels.shape.join() === `1,3,${size},${size}`;
+    image.shape.join() === `1,${config.projectionDim}` &&
+    text.shape.join() === `2,${config.projectionDim}` &&
+    logits.shape.join() === '1,2' &&
+    pixels.shape.join() === `1,3,${size},${size}`;
   const finite = [...imageValues, ...logitValues].every(Number.isFinite);
   const result = {
     check: `${known.repo} full-size forward`,

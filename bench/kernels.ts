@@ -26,7 +26,11 @@ interface Benchmark {
 
 function filledTensor(ctx: GpuContext, shape: number[], label: string): Tensor {
   const size = shape.reduce((a, b) => a * b, 1);
-  return ctx.tensor(shape, label, Float32Array.from({ length: size }, () => Math.random() - 0.5));
+  return ctx.tensor(
+    shape,
+    label,
+    Float32Array.from({ length: size }, () => Math.random() - 0.5),
+  );
 }
 
 // ---- matrix products --------------------------------------------------------------------------
@@ -79,7 +83,10 @@ const ACTIVATION_COUNT = 32 * 50 * 3072;
 
 /** A kernel over ACTIVATION_COUNT elements that reads `reads` and writes `writes` tensors of that size. */
 function elementwiseBenchmark(
-  kernel: string, reads: number, writes: number, launch: (ctx: GpuContext, tensors: Tensor[]) => void,
+  kernel: string,
+  reads: number,
+  writes: number,
+  launch: (ctx: GpuContext, tensors: Tensor[]) => void,
 ): Benchmark {
   return {
     kernel,
@@ -93,10 +100,16 @@ function elementwiseBenchmark(
 }
 
 const MEMORY_BOUND: Benchmark[] = [
-  elementwiseBenchmark('quickGeluForward', 1, 1, (ctx, [x, out]) => elementwise.activationForward(ctx, 'quick_gelu', x, out)),
-  elementwiseBenchmark('quickGeluBackward', 2, 1, (ctx, [x, dout, dx]) => elementwise.activationBackward(ctx, 'quick_gelu', x, dout, dx)),
+  elementwiseBenchmark('quickGeluForward', 1, 1, (ctx, [x, out]) =>
+    elementwise.activationForward(ctx, 'quick_gelu', x, out),
+  ),
+  elementwiseBenchmark('quickGeluBackward', 2, 1, (ctx, [x, dout, dx]) =>
+    elementwise.activationBackward(ctx, 'quick_gelu', x, dout, dx),
+  ),
   elementwiseBenchmark('add', 2, 1, (ctx, [a, b, out]) => elementwise.add(ctx, a, b, out)),
-  elementwiseBenchmark('addScaledInPlace', 2, 1, (ctx, [target, x]) => elementwise.addScaledInPlace(ctx, target, x, 0.5)),
+  elementwiseBenchmark('addScaledInPlace', 2, 1, (ctx, [target, x]) =>
+    elementwise.addScaledInPlace(ctx, target, x, 0.5),
+  ),
   elementwiseBenchmark('scale', 1, 1, (ctx, [x, out]) => elementwise.scale(ctx, x, 2, out)),
 ];
 
@@ -160,13 +173,23 @@ function printTable(results: Result[]): void {
   const rows = [
     ['kernel', 'shape', 'rate', 'unit', 'ms per run', 'samples x runs', 'clock'],
     ...results.map((r) => [
-      r.kernel, r.shape, r.value.toFixed(r.value < 10 ? 2 : 1), r.unit, r.medianMs.toPrecision(3), `${r.samples} x ${r.runsPerSample}`, r.clock,
+      r.kernel,
+      r.shape,
+      r.value.toFixed(r.value < 10 ? 2 : 1),
+      r.unit,
+      r.medianMs.toPrecision(3),
+      `${r.samples} x ${r.runsPerSample}`,
+      r.clock,
     ]),
   ];
   const widths = rows[0].map((_, column) => Math.max(...rows.map((row) => row[column].length)));
   const numeric = new Set([2, 4, 5]);
   for (const row of rows) {
-    console.log(row.map((cell, column) => (numeric.has(column) ? cell.padStart(widths[column]) : cell.padEnd(widths[column]))).join('  '));
+    console.log(
+      row
+        .map((cell, column) => (numeric.has(column) ? cell.padStart(widths[column]) : cell.padEnd(widths[column])))
+        .join('  '),
+    );
   }
 }
 
@@ -181,7 +204,10 @@ async function main(): Promise<void> {
   const jsonFile = value('--json');
   const onlyShapes = value('--shapes')?.split(',');
   const unknown = onlyShapes?.filter((name) => !CLIP_LINEAR_SHAPES.some((s) => shapeName(s) === name));
-  if (unknown?.length) throw new Error(`--shapes: no benchmark of ${unknown.join(', ')}; known: ${CLIP_LINEAR_SHAPES.map(shapeName).join(', ')}`);
+  if (unknown?.length)
+    throw new Error(
+      `--shapes: no benchmark of ${unknown.join(', ')}; known: ${CLIP_LINEAR_SHAPES.map(shapeName).join(', ')}`,
+    );
   const shapes = CLIP_LINEAR_SHAPES.filter((s) => !onlyShapes || onlyShapes.includes(shapeName(s)));
   const benchmarks = args.includes('--matmul-variants')
     ? Object.values(MATMUL_CONFIGS).flatMap((config) => shapes.map((shape) => linearBenchmark(shape, config)))

@@ -52,11 +52,20 @@ export function matmulConfigName(adapterName: string): string {
   return Object.entries(MATMUL_CONFIGS).find(([, c]) => c === config)?.[0] ?? JSON.stringify(config);
 }
 
-export async function benchMatmul(ctx: GpuContext, tfjs: TfjsWebGpu | null, shapes: readonly LinearShape[], policy: RepeatPolicy): Promise<MatmulResult[]> {
+export async function benchMatmul(
+  ctx: GpuContext,
+  tfjs: TfjsWebGpu | null,
+  shapes: readonly LinearShape[],
+  policy: RepeatPolicy,
+): Promise<MatmulResult[]> {
   const results: MatmulResult[] = [];
   for (const shape of shapes) {
     const { rows, inFeatures, outFeatures } = shape;
-    const data = { x: uniform(rows * inFeatures, 1), weight: uniform(outFeatures * inFeatures, 2), bias: uniform(outFeatures, 3) };
+    const data = {
+      x: uniform(rows * inFeatures, 1),
+      weight: uniform(outFeatures * inFeatures, 2),
+      bias: uniform(outFeatures, 3),
+    };
     const flops = 2 * rows * inFeatures * outFeatures;
     const gflops = (ms: number) => flops / (ms * 1e6);
 

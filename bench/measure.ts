@@ -5,7 +5,8 @@ import { execSync } from 'node:child_process';
 
 /** The commit the benchmark runs, '+ changes' when tracked files differ from it: figures are of that code. */
 export function codeVersion(): string {
-  const git = (command: string) => execSync(`git ${command}`, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  const git = (command: string) =>
+    execSync(`git ${command}`, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
   try {
     return `${git('rev-parse --short HEAD')}${git('status --porcelain --untracked-files=no') ? ' + changes' : ''}`;
   } catch {
@@ -39,7 +40,11 @@ export async function sample(run: () => Promise<void>): Promise<Sample> {
 }
 
 export function medianTiming(samples: readonly Sample[]): Timing {
-  return { medianMs: median(samples.map((s) => s.wallMs)), medianCpuMs: median(samples.map((s) => s.cpuMs)), repeats: samples.length };
+  return {
+    medianMs: median(samples.map((s) => s.wallMs)),
+    medianCpuMs: median(samples.map((s) => s.cpuMs)),
+    repeats: samples.length,
+  };
 }
 
 export interface RepeatPolicy {
@@ -55,7 +60,11 @@ export interface RepeatPolicy {
  * One untimed warm-up run (shader compilation, first-use allocations) unless the caller did one, then
  * repeats of `run`, which must return only once the GPU has finished its work; the median wall-clock time.
  */
-export async function timeMedian(run: () => Promise<void>, policy: RepeatPolicy, options: { warmUp?: boolean } = {}): Promise<Timing> {
+export async function timeMedian(
+  run: () => Promise<void>,
+  policy: RepeatPolicy,
+  options: { warmUp?: boolean } = {},
+): Promise<Timing> {
   if (options.warmUp ?? true) await run();
   const samples: Sample[] = [];
   let spent = 0;
@@ -89,11 +98,18 @@ export function percent(ratio: number | null, digits = 1): string {
 }
 
 /** Prints rows under a header; the columns named in `right` are right-aligned (numbers). */
-export function printTable(header: readonly string[], rows: readonly (readonly string[])[], right: ReadonlySet<number> = new Set()): void {
+export function printTable(
+  header: readonly string[],
+  rows: readonly (readonly string[])[],
+  right: ReadonlySet<number> = new Set(),
+): void {
   const all = [header, ...rows];
   const widths = header.map((_, column) => Math.max(...all.map((row) => row[column].length)));
   const line = (row: readonly string[]) =>
-    row.map((cell, column) => (right.has(column) ? cell.padStart(widths[column]) : cell.padEnd(widths[column]))).join('  ').trimEnd();
+    row
+      .map((cell, column) => (right.has(column) ? cell.padStart(widths[column]) : cell.padEnd(widths[column])))
+      .join('  ')
+      .trimEnd();
   console.log(line(header));
   console.log(widths.map((w) => '-'.repeat(w)).join('  '));
   rows.forEach((row) => console.log(line(row)));

@@ -47,30 +47,60 @@ function noiseImages(size: number, count: number) {
 }
 
 async function benchOne(
-  ctx: GpuContext, bench: BenchModel, method: (typeof RECIPE_METHODS)[number], classes: number, policy: RepeatPolicy, budgetBytes: number,
+  ctx: GpuContext,
+  bench: BenchModel,
+  method: (typeof RECIPE_METHODS)[number],
+  classes: number,
+  policy: RepeatPolicy,
+  budgetBytes: number,
 ): Promise<RecipeResult> {
   const { model } = bench;
   const config: ClipConfig = model.config;
   const adapter = defaultAdapterSettings(config, method.settings);
   const recipe = defaultTrainSettings(1);
   const passes = await choosePassSizes(
-    config, { batchSize: recipe.batchSize, microBatchSize: recipe.microBatchSize, classes, adapter, textChunk: recipe.textChunk, optimizer: recipe.optimizer },
+    config,
+    {
+      batchSize: recipe.batchSize,
+      microBatchSize: recipe.microBatchSize,
+      classes,
+      adapter,
+      textChunk: recipe.textChunk,
+      optimizer: recipe.optimizer,
+    },
     { limits: ctx.device.limits, budgetBytes },
   );
   const settings = defaultTrainSettings(1, { microBatchSize: passes.microBatchSize, textChunk: passes.textChunk });
   const images = noiseImages(model.preprocessor.size, settings.batchSize);
   let seed = 12345;
-  const random = () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 4294967296);
+  const random = () => (seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 4294967296;
   const adapters = AdapterSet.create(ctx, config, adapter, { random });
   const classNames = Array.from({ length: classes }, (_, i) => `class ${i}`);
-  const trainer = new Trainer(model, adapters, classNames, { images, labels: images.map((_, i) => i % classes) }, settings);
+  const trainer = new Trainer(
+    model,
+    adapters,
+    classNames,
+    { images, labels: images.map((_, i) => i % classes) },
+    settings,
+  );
   try {
     const timing = await timeMedian(async () => void (await trainer.trainStep()), policy);
-    progress(`${bench.scale} ${method.name}, ${classes} classes: ${timing.medianMs.toFixed(0)} ms a step (micro-batch ${passes.microBatchSize})`);
-    const msToAdapter = Object.fromEntries(RECIPE_SHOTS.map((shots) => [shots, defaultTrainSettings(shots).iterations * timing.medianMs]));
+    progress(
+      `${bench.scale} ${method.name}, ${classes} classes: ${timing.medianMs.toFixed(0)} ms a step (micro-batch ${passes.microBatchSize})`,
+    );
+    const msToAdapter = Object.fromEntries(
+      RECIPE_SHOTS.map((shots) => [shots, defaultTrainSettings(shots).iterations * timing.medianMs]),
+    );
     return {
-      scale: bench.scale, method: method.name, classes, batch: settings.batchSize, microBatch: passes.microBatchSize, textChunk: passes.textChunk,
-      ...timing, imagesPerSecond: (1000 * settings.batchSize) / timing.medianMs, msToAdapter,
+      scale: bench.scale,
+      method: method.name,
+      classes,
+      batch: settings.batchSize,
+      microBatch: passes.microBatchSize,
+      textChunk: passes.textChunk,
+      ...timing,
+      imagesPerSecond: (1000 * settings.batchSize) / timing.medianMs,
+      msToAdapter,
     };
   } finally {
     trainer.destroy();
@@ -79,7 +109,12 @@ async function benchOne(
 }
 
 /** Every method at every class count, on one model. */
-export async function benchRecipe(ctx: GpuContext, bench: BenchModel, policy: RepeatPolicy, budgetBytes: number): Promise<RecipeResult[]> {
+export async function benchRecipe(
+  ctx: GpuContext,
+  bench: BenchModel,
+  policy: RepeatPolicy,
+  budgetBytes: number,
+): Promise<RecipeResult[]> {
   const results: RecipeResult[] = [];
   for (const classes of RECIPE_CLASSES) {
     for (const method of RECIPE_METHODS) results.push(await benchOne(ctx, bench, method, classes, policy, budgetBytes));
@@ -98,12 +133,31 @@ export function duration(ms: number): string {
 
 export function printRecipe(results: readonly RecipeResult[]): void {
   printTable(
-    ['scale', 'adapter', 'classes', 'micro-batch', 'step ms', 'CPU ms', 'images/s', ...RECIPE_SHOTS.map((s) => `${s} shot${s > 1 ? 's' : ''}`), 'runs'],
+    [
+      'scale',
+      'adapter',
+      'classes',
+      'micro-batch',
+      'step ms',
+      'CPU ms',
+      'images/s',
+      ...RECIPE_SHOTS.map((s) => `${s} shot${s > 1 ? 's' : ''}`),
+      'runs',
+    ],
     results.map((r) => [
-      r.scale, r.method, `${r.classes}`, `${r.microBatch}/${r.batch}`, fixed(r.medianMs, 0), fixed(r.medianCpuMs, 0), fixed(r.imagesPerSecond, 1),
-      ...RECIPE_SHOTS.map((s) => duration(r.msToAdapter[s])), `${r.repeats}`,
+      r.scale,
+      r.method,
+      `${r.classes}`,
+      `${r.microBatch}/${r.batch}`,
+      fixed(r.medianMs, 0),
+      fixed(r.medianCpuMs, 0),
+      fixed(r.imagesPerSecond, 1),
+      ...RECIPE_SHOTS.map((s) => duration(r.msToAdapter[s])),
+      `${r.repeats}`,
     ]),
     new Set([2, 3, 4, 5, 6, 7, 8, 9, 10]),
   );
-  console.log(`(${RECIPE_SHOTS.map((s) => `${s} shot${s > 1 ? 's' : ''}: ${defaultTrainSettings(s).iterations} steps`).join(', ')} of batch 32; text chunk up to 64 classes)`);
+  console.log(
+    `(${RECIPE_SHOTS.map((s) => `${s} shot${s > 1 ? 's' : ''}: ${defaultTrainSettings(s).iterations} steps`).join(', ')} of batch 32; text chunk up to 64 classes)`,
+  );
 }

@@ -31,7 +31,11 @@ export async function loadTfjsWebGpu(): Promise<TfjsWebGpu> {
   const webgpu = await import('webgpu');
   Object.assign(globalThis, webgpu.globals);
   heldInstance = webgpu.create([]);
-  Object.defineProperty(globalThis, 'navigator', { value: { gpu: heldInstance, userAgent: 'node' }, configurable: true, writable: true });
+  Object.defineProperty(globalThis, 'navigator', {
+    value: { gpu: heldInstance, userAgent: 'node' },
+    configurable: true,
+    writable: true,
+  });
   const tf = await import('@tensorflow/tfjs-core');
   await import('@tensorflow/tfjs-backend-webgpu');
   if (!(await tf.setBackend('webgpu'))) throw new Error('TensorFlow.js could not start its WebGPU backend in Node');

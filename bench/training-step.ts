@@ -72,7 +72,7 @@ function createAdapterSet(ctx: GpuContext, bench: BenchModel, variant: StepVaria
   const { config } = bench.model;
   const settings = adapterSettings(bench, variant);
   let seed = 12345;
-  const random = () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 4294967296);
+  const random = () => (seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 4294967296;
   const set = AdapterSet.create(ctx, config, settings, { random });
   if (variant.kind === 'forward + backward, no adapters') set.settings.layers = defaultAdapterSettings(config).layers;
   return set;
@@ -82,13 +82,23 @@ function createAdapterSet(ctx: GpuContext, bench: BenchModel, variant: StepVaria
  * The variant's planned peak: planTrainingMemory for adapters; for the references, which the Trainer
  * does not run, this benchmark's own step run dry (the same warm-up step, then the measured one).
  */
-async function plan(bench: BenchModel, variant: StepVariant, shape: StepShape, classes: TokenBatch): Promise<MemoryPlan> {
+async function plan(
+  bench: BenchModel,
+  variant: StepVariant,
+  shape: StepShape,
+  classes: TokenBatch,
+): Promise<MemoryPlan> {
   const { config } = bench.model;
   const textPromptTokens = Math.max(...classes.eotIndex) + 1;
   if (variant.kind === 'adapters') {
     return planTrainingMemory(config, {
-      batchSize: shape.batch, microBatchSize: shape.batch, classes: shape.classes.length, textChunk: shape.textChunk, textPromptTokens,
-      adapter: adapterSettings(bench, variant), optimizer: 'adamw',
+      batchSize: shape.batch,
+      microBatchSize: shape.batch,
+      classes: shape.classes.length,
+      textChunk: shape.textChunk,
+      textPromptTokens,
+      adapter: adapterSettings(bench, variant),
+      optimizer: 'adamw',
     });
   }
   return dryRun(config, { promptTokens: textPromptTokens }, async (model) => {
@@ -106,20 +116,35 @@ interface PreparedStep {
   destroy(): void;
 }
 
-function prepareStep(ctx: GpuContext, bench: BenchModel, variant: StepVariant, shape: StepShape, classes: TokenBatch): PreparedStep {
+function prepareStep(
+  ctx: GpuContext,
+  bench: BenchModel,
+  variant: StepVariant,
+  shape: StepShape,
+  classes: TokenBatch,
+): PreparedStep {
   const { model } = bench;
   const size = model.config.vision.imageSize;
   const adapters = createAdapterSet(ctx, bench, variant);
   adapters.allocateGradients();
   const optimizer = new AdapterOptimizer(ctx, adapters, defaultTrainSettings(1)); // CLIP-LoRA's AdamW
-  const pixels = ctx.tensor([shape.batch, 3, size, size], 'pixel_values', Float32Array.from({ length: shape.batch * 3 * size * size }, (_, i) => Math.sin(i * 0.37)));
+  const pixels = ctx.tensor(
+    [shape.batch, 3, size, size],
+    'pixel_values',
+    Float32Array.from({ length: shape.batch * 3 * size * size }, (_, i) => Math.sin(i * 0.37)),
+  );
   const labels = Array.from({ length: shape.batch }, (_, i) => i % shape.classes.length);
   let stepIndex = 0;
   return {
     adapters,
     async step() {
       stepIndex++;
-      const options: StepOptions = { dropoutSeed: stepIndex, training: true, accumulationSteps: 1, textChunk: shape.textChunk };
+      const options: StepOptions = {
+        dropoutSeed: stepIndex,
+        training: true,
+        accumulationSteps: 1,
+        textChunk: shape.textChunk,
+      };
       adapters.zeroGradients();
       await trainMicroBatch(model, adapters, pixels, labels, classes, options, null);
       optimizer.update(2e-4, stepIndex);
@@ -149,7 +174,11 @@ export interface RoundsPolicy {
  * sample. Then rounds of one step per variant, interleaved; the median per variant.
  */
 export async function benchTrainingSteps(
-  ctx: GpuContext, bench: BenchModel, shape: StepShape, policy: RoundsPolicy, variants: readonly StepVariant[] = STEP_VARIANTS,
+  ctx: GpuContext,
+  bench: BenchModel,
+  shape: StepShape,
+  policy: RoundsPolicy,
+  variants: readonly StepVariant[] = STEP_VARIANTS,
 ): Promise<StepResult[]> {
   const { config } = bench.model;
   const classes = bench.prompts(shape.classes);
@@ -160,8 +189,15 @@ export async function benchTrainingSteps(
     await prepared.step();
     ctx.memory.resetPeak();
     const first = await sample(prepared.step);
-    measured.push({ variant, samples: [first], peakBytes: ctx.memory.peak, trainable: variant.kind === 'adapters' ? trainableParameterCount(config, prepared.adapters.settings) : 0 });
-    progress(`${bench.scale} ${variant.name}: ${first.wallMs.toFixed(0)} ms (CPU ${first.cpuMs.toFixed(0)} ms), peak ${ctx.memory.peak} B`);
+    measured.push({
+      variant,
+      samples: [first],
+      peakBytes: ctx.memory.peak,
+      trainable: variant.kind === 'adapters' ? trainableParameterCount(config, prepared.adapters.settings) : 0,
+    });
+    progress(
+      `${bench.scale} ${variant.name}: ${first.wallMs.toFixed(0)} ms (CPU ${first.cpuMs.toFixed(0)} ms), peak ${ctx.memory.peak} B`,
+    );
     prepared.destroy();
   }
 
@@ -212,7 +248,10 @@ export interface StepProfile {
  * dispatch (GpuContext.time's perKernel). Null where the adapter has no timestamp queries.
  */
 export async function profileTrainingSteps(
-  ctx: GpuContext, bench: BenchModel, shape: StepShape, variants: readonly StepVariant[] = STEP_VARIANTS,
+  ctx: GpuContext,
+  bench: BenchModel,
+  shape: StepShape,
+  variants: readonly StepVariant[] = STEP_VARIANTS,
 ): Promise<StepProfile[] | null> {
   if (!ctx.canTime) return null;
   const classes = bench.prompts(shape.classes);
@@ -246,7 +285,10 @@ export interface TextPromptResult {
 
 /** The frozen text tower over class prompts: stopping at end-of-text (the default) against all 77 positions. */
 export async function benchTextPerPrompt(
-  ctx: GpuContext, bench: BenchModel, classNames: readonly string[], policies: { stopped: RepeatPolicy; full: RepeatPolicy },
+  ctx: GpuContext,
+  bench: BenchModel,
+  classNames: readonly string[],
+  policies: { stopped: RepeatPolicy; full: RepeatPolicy },
 ): Promise<TextPromptResult> {
   const { model } = bench;
   const tokens = bench.prompts(classNames);
@@ -258,7 +300,9 @@ export async function benchTextPerPrompt(
   const stopped = await timeMedian(pass(true), policies.stopped);
   // The same pipelines at another size: the stopped pass's warm-up compiled them.
   const full = await timeMedian(pass(false), policies.full, { warmUp: false });
-  progress(`${bench.scale} text tower: ${(stopped.medianMs / classNames.length).toFixed(1)} ms/prompt stopped, ${(full.medianMs / classNames.length).toFixed(1)} full`);
+  progress(
+    `${bench.scale} text tower: ${(stopped.medianMs / classNames.length).toFixed(1)} ms/prompt stopped, ${(full.medianMs / classNames.length).toFixed(1)} full`,
+  );
   return {
     scale: bench.scale,
     prompts: classNames.length,

@@ -4,4 +4,8 @@
 import { join } from 'node:path';
 import { ROOT, runWithWebgpu } from '../scripts/setup.mjs';
 
-process.exit(runWithWebgpu('vite-node', ['--root', ROOT, join(ROOT, 'src/cli/index.ts'), '--', ...process.argv.slice(2)], { cwd: process.cwd() }));
+process.exit(
+  runWithWebgpu('vite-node', ['--root', ROOT, join(ROOT, 'src/cli/index.ts'), '--', ...process.argv.slice(2)], {
+    cwd: process.cwd(),
+  }),
+);

@@ -30,7 +30,9 @@ test('adds photos, a held burst and a pasted image to a class', async ({ page },
   await page.mouse.up();
   await expect.poll(() => thumbnails.count()).toBeGreaterThanOrEqual(IMAGES_PER_CLASS + 4);
   const afterBurst = await thumbnails.count();
-  await expect(card.getByTestId('captured-count')).toHaveText(`${afterBurst - IMAGES_PER_CLASS} images added from the camera or the clipboard`);
+  await expect(card.getByTestId('captured-count')).toHaveText(
+    `${afterBurst - IMAGES_PER_CLASS} images added from the camera or the clipboard`,
+  );
   await saveScreen(page, testInfo, 'dataset-camera');
   await card.getByRole('button', { name: 'Close camera' }).click();
   await expect(preview).toHaveCount(0);
@@ -41,7 +43,9 @@ test('adds photos, a held burst and a pasted image to a class', async ({ page },
   await target.focus();
   await target.evaluate((element, base64) => {
     const transfer = new DataTransfer();
-    transfer.items.add(new File([Uint8Array.from(atob(base64), (c) => c.charCodeAt(0))], 'pasted.png', { type: 'image/png' }));
+    transfer.items.add(
+      new File([Uint8Array.from(atob(base64), (c) => c.charCodeAt(0))], 'pasted.png', { type: 'image/png' }),
+    );
     element.dispatchEvent(new ClipboardEvent('paste', { clipboardData: transfer, bubbles: true, cancelable: true }));
   }, png);
   await expect(thumbnails).toHaveCount(afterBurst + 1);

@@ -13,7 +13,11 @@ const CLASSES = ['circle', 'square', 'triangle'];
 let server: ViteDevServer;
 
 test.beforeAll(async () => {
-  server = await createServer({ configFile: 'examples/vite.config.ts', server: { port: PORT, strictPort: true }, logLevel: 'warn' });
+  server = await createServer({
+    configFile: 'examples/vite.config.ts',
+    server: { port: PORT, strictPort: true },
+    logLevel: 'warn',
+  });
   await server.listen();
 });
 
@@ -26,14 +30,27 @@ test('the example page classifies a picked image and a webcam frame with a downl
   // The model folder URL the page is given, served from the tiny model's files.
   await page.route('**/models/tiny/*', (route) => {
     const name = path.basename(new URL(route.request().url()).pathname);
-    return MODEL_FILE_NAMES.includes(name) ? route.fulfill({ body: readFileSync(path.join(TINY_MODEL_DIR, name)) }) : route.fulfill({ status: 404 });
+    return MODEL_FILE_NAMES.includes(name)
+      ? route.fulfill({ body: readFileSync(path.join(TINY_MODEL_DIR, name)) })
+      : route.fulfill({ status: 404 });
   });
-  const files = Object.fromEntries(MODEL_FILE_NAMES.map((name) => [name, name.endsWith('.safetensors') ? new Uint8Array(readFileSync(path.join(TINY_MODEL_DIR, name))) : readFileSync(path.join(TINY_MODEL_DIR, name), 'utf8')]));
+  const files = Object.fromEntries(
+    MODEL_FILE_NAMES.map((name) => [
+      name,
+      name.endsWith('.safetensors')
+        ? new Uint8Array(readFileSync(path.join(TINY_MODEL_DIR, name)))
+        : readFileSync(path.join(TINY_MODEL_DIR, name), 'utf8'),
+    ]),
+  );
   const adapter = randomAdapterFile('models/tiny', files, CLASSES);
 
   await page.goto(`http://127.0.0.1:${PORT}/classify/`);
   await page.getByLabel(/^Model/).fill(`http://127.0.0.1:${PORT}/models/tiny/`);
-  await page.getByLabel(/^Adapter/).setInputFiles({ name: 'shapes.octoclip.safetensors', mimeType: 'application/octet-stream', buffer: Buffer.from(adapter) });
+  await page.getByLabel(/^Adapter/).setInputFiles({
+    name: 'shapes.octoclip.safetensors',
+    mimeType: 'application/octet-stream',
+    buffer: Buffer.from(adapter),
+  });
   await page.getByLabel(/^Image/).setInputFiles(TRY_IMAGE);
   const result = page.getByRole('list', { name: 'Class probabilities' }).getByRole('listitem');
   await expect(result).toHaveCount(3, { timeout: 180_000 });

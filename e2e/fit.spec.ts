@@ -6,7 +6,8 @@ import { expect, test, type Page } from '@playwright/test';
 import { collectErrors, saveScreen } from './helpers';
 import { addDatasetFolder, loadTinyModel } from './steps';
 
-const problem = (page: Page, check: string) => page.getByRole('list', { name: 'What will train' }).locator(`[data-check="${check}"]`);
+const problem = (page: Page, check: string) =>
+  page.getByRole('list', { name: 'What will train' }).locator(`[data-check="${check}"]`);
 const startButton = (page: Page) => page.getByRole('button', { name: 'Start training' });
 const MIB = 2 ** 20;
 
@@ -16,7 +17,9 @@ async function shownPeak(page: Page): Promise<number> {
   return Number(/^([\d,]+) bytes$/.exec(title ?? '')![1].replaceAll(',', ''));
 }
 
-test('sizes the passes to the GPU memory, trains with smaller ones under a smaller budget, and refuses what cannot fit', async ({ page }, testInfo) => {
+test('sizes the passes to the GPU memory, trains with smaller ones under a smaller budget, and refuses what cannot fit', async ({
+  page,
+}, testInfo) => {
   test.setTimeout(180_000);
   const errors = collectErrors(page);
   await loadTinyModel(page);
@@ -49,13 +52,19 @@ test('sizes the passes to the GPU memory, trains with smaller ones under a small
 
   // Chosen by hand, a micro-batch is kept: 4 images are over this budget, and the checklist says what to do.
   await page.getByLabel('Images per pass (micro-batch)').selectOption('4');
-  await expect(problem(page, 'memory')).toContainText("The planned GPU memory is over this device's limits with 4 images per pass (set the micro-batch to Automatic");
+  await expect(problem(page, 'memory')).toContainText(
+    "The planned GPU memory is over this device's limits with 4 images per pass (set the micro-batch to Automatic",
+  );
   await expect(startButton(page)).toBeDisabled();
 
   await page.getByLabel('Images per pass (micro-batch)').selectOption('automatic');
   await page.getByLabel('GPU memory for training (MiB)').fill('0.5');
-  await expect(problem(page, 'memory')).toContainText("The planned GPU memory is over this device's limits even with one image per pass: it needs ");
-  await expect(problem(page, 'memory')).toContainText('MiB at its peak, over the 0.5 MiB budget. Use a smaller batch, fewer classes');
+  await expect(problem(page, 'memory')).toContainText(
+    "The planned GPU memory is over this device's limits even with one image per pass: it needs ",
+  );
+  await expect(problem(page, 'memory')).toContainText(
+    'MiB at its peak, over the 0.5 MiB budget. Use a smaller batch, fewer classes',
+  );
   await expect(startButton(page)).toBeDisabled();
   await saveScreen(page, testInfo, 'train-does-not-fit');
 
@@ -67,13 +76,21 @@ test('sizes the passes to the GPU memory, trains with smaller ones under a small
   expect(errors).toEqual([]);
 });
 
-test('settings saved before Automatic existed: a micro-batch equal to the batch becomes Automatic, another is kept', async ({ page }) => {
+test('settings saved before Automatic existed: a micro-batch equal to the batch becomes Automatic, another is kept', async ({
+  page,
+}) => {
   const errors = collectErrors(page);
   await page.goto('/#/train');
   const microBatch = page.getByLabel('Images per pass (micro-batch)');
-  for (const [saved, shown] of [[8, 'automatic'], [4, '4']] as const) {
+  for (const [saved, shown] of [
+    [8, 'automatic'],
+    [4, '4'],
+  ] as const) {
     await page.evaluate((microBatchSize) => {
-      localStorage.setItem('octoclip.training-settings', JSON.stringify({ state: { settings: { batchSize: 8, microBatchSize } }, version: 1 }));
+      localStorage.setItem(
+        'octoclip.training-settings',
+        JSON.stringify({ state: { settings: { batchSize: 8, microBatchSize } }, version: 1 }),
+      );
     }, saved);
     await page.reload();
     await page.getByText('Advanced').click();

@@ -14,7 +14,13 @@ export const BUILD_DIR = path.join(CACHE, 'e2e-dist');
 export const TINY_MODEL_DIR = path.join(CACHE, 'e2e-models', 'tiny');
 /** The same model with model.safetensors cut short, as an interrupted copy would be. */
 export const BROKEN_MODEL_DIR = path.join(CACHE, 'e2e-models', 'broken');
-export const MODEL_FILE_NAMES = ['config.json', 'model.safetensors', 'vocab.json', 'merges.txt', 'preprocessor_config.json'];
+export const MODEL_FILE_NAMES = [
+  'config.json',
+  'model.safetensors',
+  'vocab.json',
+  'merges.txt',
+  'preprocessor_config.json',
+];
 
 /** A dataset folder with one sub-folder per class, plus a corrupt image and a text file to be skipped. */
 export const DATASET_DIR = path.join(CACHE, 'e2e-data', 'digits');

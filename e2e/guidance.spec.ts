@@ -20,7 +20,9 @@ async function quickSettings(page: Page, iterations: number): Promise<void> {
   await page.getByLabel('Checkpoint every (steps)').fill('2');
 }
 
-test('lists every problem next to Start, which stays off until none is left, and estimates the time first', async ({ page }, testInfo) => {
+test('lists every problem next to Start, which stays off until none is left, and estimates the time first', async ({
+  page,
+}, testInfo) => {
   test.setTimeout(180_000);
   const errors = collectErrors(page);
   await page.goto('/#/train');
@@ -44,7 +46,10 @@ test('lists every problem next to Start, which stays off until none is left, and
   await expect(startButton(page)).toBeDisabled();
 
   await openSection(page, 'Dataset');
-  for (const name of ['empty_a', 'empty_b']) await classCard(page, name).getByRole('button', { name: `Delete class ${name}` }).click();
+  for (const name of ['empty_a', 'empty_b'])
+    await classCard(page, name)
+      .getByRole('button', { name: `Delete class ${name}` })
+      .click();
   await addDatasetFolder(page);
   await openSection(page, 'Train');
   await expect(problem(page, 'empty-classes')).toHaveCount(0);
@@ -70,7 +75,9 @@ test('lists every problem next to Start, which stays off until none is left, and
   await expect(problem(page, 'settings')).toHaveCount(0);
 
   // Timed steps on this device give the time before Start; SwiftShader is named as a software adapter.
-  await expect(page.getByTestId('time-estimate')).toHaveText(/^About .+ for 2,000 steps \(\d+\.\d\d s per step on .+, from timed steps\)\.$/);
+  await expect(page.getByTestId('time-estimate')).toHaveText(
+    /^About .+ for 2,000 steps \(\d+\.\d\d s per step on .+, from timed steps\)\.$/,
+  );
   await expect(page.getByTestId('software-adapter')).toContainText('software GPU adapter');
   await expect(checklist(page).getByRole('listitem')).toHaveCount(2);
   await expect(startButton(page)).toBeEnabled();
@@ -87,10 +94,14 @@ test('refuses a class name that is taken or empty beside the field, keeping the 
   await field.fill(first);
   await field.press('Enter');
   const card = classCard(page, second);
-  await expect(card.getByRole('alert')).toHaveText(`There is already a class named “${first}”. The name stays “${second}”.`);
+  await expect(card.getByRole('alert')).toHaveText(
+    `There is already a class named “${first}”. The name stays “${second}”.`,
+  );
   await expect(field).toHaveValue(second);
   await expect(card.getByText(`a photo of a ${second}.`)).toBeVisible();
-  const names = await page.getByRole('textbox', { name: /^Name of class/ }).evaluateAll((inputs) => inputs.map((input) => (input as HTMLInputElement).value));
+  const names = await page
+    .getByRole('textbox', { name: /^Name of class/ })
+    .evaluateAll((inputs) => inputs.map((input) => (input as HTMLInputElement).value));
   expect(names).toEqual(DATASET_CLASSES);
   await expect(page.getByTestId('dataset-problem')).toHaveCount(0);
   await saveScreen(page, testInfo, 'dataset-rename-refused');
@@ -111,7 +122,9 @@ test('refuses a class name that is taken or empty beside the field, keeping the 
   expect(errors).toEqual([]);
 });
 
-test('trains one run at a time per browser profile: a second tab shows its progress, never "interrupted"', async ({ context }, testInfo) => {
+test('trains one run at a time per browser profile: a second tab shows its progress, never "interrupted"', async ({
+  context,
+}, testInfo) => {
   test.setTimeout(180_000);
   const first = await context.newPage();
   const errors = collectErrors(first);
@@ -133,7 +146,8 @@ test('trains one run at a time per browser profile: a second tab shows its progr
   await expect(problem(second, 'elsewhere')).toContainText('Training in another tab');
   await expect(startButton(second)).toBeDisabled();
   // Live: the step it shows moves on.
-  const shownStep = async () => Number(/step (\d+)/.exec((await elsewhere.getByTestId('elsewhere-progress').textContent()) ?? '')?.[1] ?? 0);
+  const shownStep = async () =>
+    Number(/step (\d+)/.exec((await elsewhere.getByTestId('elsewhere-progress').textContent()) ?? '')?.[1] ?? 0);
   const before = await shownStep();
   await expect.poll(shownStep, { timeout: 60_000 }).toBeGreaterThan(before);
   await saveScreen(second, testInfo, 'train-other-tab');
@@ -145,7 +159,9 @@ test('trains one run at a time per browser profile: a second tab shows its progr
   expect(errors).toEqual([]);
 });
 
-test('after training, "try it" opens Try it on the new adapter, and a second run gets its own name', async ({ page }) => {
+test('after training, "try it" opens Try it on the new adapter, and a second run gets its own name', async ({
+  page,
+}) => {
   test.setTimeout(180_000);
   const errors = collectErrors(page);
   await loadTinyModel(page);
@@ -162,6 +178,8 @@ test('after training, "try it" opens Try it on the new adapter, and a second run
   expect(names).toEqual(['Block-LoRA r2 n2 · 3 classes · 4-shot', 'Block-LoRA r2 n2 · 3 classes · 4-shot (2)']);
   await page.getByRole('link', { name: 'try it on an image' }).click();
   await expect(page.getByRole('heading', { level: 1, name: 'Try it' })).toBeVisible();
-  await expect(page.getByRole('combobox', { name: 'Adapter', exact: true }).locator('option:checked')).toHaveText(names[1]);
+  await expect(page.getByRole('combobox', { name: 'Adapter', exact: true }).locator('option:checked')).toHaveText(
+    names[1],
+  );
   expect(errors).toEqual([]);
 });

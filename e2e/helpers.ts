@@ -14,9 +14,11 @@ export async function saveScreen(page: Page, testInfo: TestInfo, name: string): 
 export function collectErrors(page: Page): string[] {
   const errors: string[] = [];
   page.on('pageerror', (error) => errors.push(`page: ${error.message}`));
-  page.on('worker', (worker) => worker.on('console', (message) => {
-    if (message.type() === 'error') errors.push(`worker: ${message.text()}`);
-  }));
+  page.on('worker', (worker) =>
+    worker.on('console', (message) => {
+      if (message.type() === 'error') errors.push(`worker: ${message.text()}`);
+    }),
+  );
   return errors;
 }
 

@@ -53,18 +53,40 @@ export async function fakeHub(page: Page, repo: string, options: FakeHubOptions 
     if (offline) return route.abort('internetdisconnected');
     const request = route.request();
     if (request.method() === 'OPTIONS') {
-      return route.fulfill({ status: 204, headers: { ...CORS, 'access-control-allow-headers': 'range, authorization', 'access-control-allow-methods': 'GET, HEAD' } });
+      return route.fulfill({
+        status: 204,
+        headers: {
+          ...CORS,
+          'access-control-allow-headers': 'range, authorization',
+          'access-control-allow-methods': 'GET, HEAD',
+        },
+      });
     }
     const match = new RegExp(`^https://huggingface\\.co/${repo}/resolve/([^/]+)/([^/?]+)$`).exec(request.url());
     const revision = match ? decodeURIComponent(match[1]) : null;
     const file = match?.[2];
     const headers = request.headers();
-    const range = headers['range'] ?? null;
-    requests.push({ file: file ?? request.url(), revision, method: request.method(), range, authorization: headers['authorization'] ?? null });
-    if (options.token && headers['authorization'] !== `Bearer ${options.token}`) return route.fulfill({ status: 401, headers: CORS, body: 'Invalid credentials' });
+    const range = headers.range ?? null;
+    requests.push({
+      file: file ?? request.url(),
+      revision,
+      method: request.method(),
+      range,
+      authorization: headers.authorization ?? null,
+    });
+    if (options.token && headers.authorization !== `Bearer ${options.token}`)
+      return route.fulfill({ status: 401, headers: CORS, body: 'Invalid credentials' });
     if (options.gated) return route.fulfill({ status: 403, headers: CORS, body: 'Access to this model is restricted' });
-    const commit = revision === null ? undefined : (refs[revision] ?? (Object.values(refs).includes(revision) ? revision : undefined));
-    if (!commit) return route.fulfill({ status: 404, headers: { ...CORS, 'x-error-code': 'RevisionNotFound' }, body: 'Revision not found' });
+    const commit =
+      revision === null
+        ? undefined
+        : (refs[revision] ?? (Object.values(refs).includes(revision) ? revision : undefined));
+    if (!commit)
+      return route.fulfill({
+        status: 404,
+        headers: { ...CORS, 'x-error-code': 'RevisionNotFound' },
+        body: 'Revision not found',
+      });
     const found = { ...CORS, 'x-repo-commit': commit };
     let body: Buffer;
     try {
@@ -73,17 +95,29 @@ export async function fakeHub(page: Page, repo: string, options: FakeHubOptions 
       if (options.files && !given) throw new Error('not in the repo');
       body = given ? Buffer.from(given) : await readFile(path.join(TINY_MODEL_DIR, file));
     } catch {
-      return route.fulfill({ status: 404, headers: { ...found, 'x-error-code': 'EntryNotFound' }, body: 'Entry not found' });
+      return route.fulfill({
+        status: 404,
+        headers: { ...found, 'x-error-code': 'EntryNotFound' },
+        body: 'Entry not found',
+      });
     }
     if (interrupt.delete(file)) {
       // Announce the whole file, send half: the browser reports a network error mid-body.
-      return route.fulfill({ status: 200, headers: { ...found, 'content-length': String(body.length) }, body: body.subarray(0, body.length >> 1) });
+      return route.fulfill({
+        status: 200,
+        headers: { ...found, 'content-length': String(body.length) },
+        body: body.subarray(0, body.length >> 1),
+      });
     }
     const start = range ? Number(/^bytes=(\d+)-$/.exec(range)?.[1]) : 0;
     if (range) {
       return route.fulfill({
         status: 206,
-        headers: { ...found, 'content-range': `bytes ${start}-${body.length - 1}/${body.length}`, 'accept-ranges': 'bytes' },
+        headers: {
+          ...found,
+          'content-range': `bytes ${start}-${body.length - 1}/${body.length}`,
+          'accept-ranges': 'bytes',
+        },
         body: body.subarray(start),
       });
     }
@@ -107,44 +141,50 @@ export async function slowHub(page: Page, repo: string, bytesPerSecond: number):
   for (const name of ['config.json', 'model.safetensors', 'vocab.json', 'merges.txt', 'preprocessor_config.json']) {
     files[name] = (await readFile(path.join(TINY_MODEL_DIR, name))).toString('base64');
   }
-  await page.addInitScript(({ repo, files, bytesPerSecond }) => {
-    const PIECE = 16 * 1024;
-    const requests: { file: string; range: string | null }[] = [];
-    (window as unknown as { hubRequests: typeof requests }).hubRequests = requests;
-    const prefix = `https://huggingface.co/${repo}/resolve/main/`;
-    const realFetch = window.fetch.bind(window);
-    window.fetch = async (input, init) => {
-      const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
-      if (!url.startsWith(prefix)) return realFetch(input, init);
-      const file = url.slice(prefix.length);
-      const range = new Headers(init?.headers).get('range');
-      requests.push({ file, range });
-      if (!(file in files)) return new Response('Entry not found', { status: 404 });
-      const whole = Uint8Array.from(atob(files[file]), (c) => c.charCodeAt(0));
-      const start = range ? Number(/^bytes=(\d+)-$/.exec(range)![1]) : 0;
-      const body = whole.subarray(start);
-      const signal = init?.signal;
-      let sent = 0;
-      let timer: ReturnType<typeof setInterval>;
-      const stream = new ReadableStream<Uint8Array>({
-        start(controller) {
-          signal?.addEventListener('abort', () => {
-            clearInterval(timer);
-            controller.error(new DOMException('The download was stopped.', 'AbortError'));
-          });
-          timer = setInterval(() => {
-            controller.enqueue(body.slice(sent, sent + PIECE));
-            sent += PIECE;
-            if (sent >= body.length) {
+  await page.addInitScript(
+    ({ repo, files, bytesPerSecond }) => {
+      const PIECE = 16 * 1024;
+      const requests: { file: string; range: string | null }[] = [];
+      (window as unknown as { hubRequests: typeof requests }).hubRequests = requests;
+      const prefix = `https://huggingface.co/${repo}/resolve/main/`;
+      const realFetch = window.fetch.bind(window);
+      window.fetch = async (input, init) => {
+        const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
+        if (!url.startsWith(prefix)) return realFetch(input, init);
+        const file = url.slice(prefix.length);
+        const range = new Headers(init?.headers).get('range');
+        requests.push({ file, range });
+        if (!(file in files)) return new Response('Entry not found', { status: 404 });
+        const whole = Uint8Array.from(atob(files[file]), (c) => c.charCodeAt(0));
+        const start = range ? Number(/^bytes=(\d+)-$/.exec(range)![1]) : 0;
+        const body = whole.subarray(start);
+        const signal = init?.signal;
+        let sent = 0;
+        let timer: ReturnType<typeof setInterval>;
+        const stream = new ReadableStream<Uint8Array>({
+          start(controller) {
+            signal?.addEventListener('abort', () => {
               clearInterval(timer);
-              controller.close();
-            }
-          }, (1000 * PIECE) / bytesPerSecond);
-        },
-      });
-      const headers: Record<string, string> = { 'content-length': String(body.length) };
-      if (range) headers['content-range'] = `bytes ${start}-${whole.length - 1}/${whole.length}`;
-      return new Response(stream, { status: range ? 206 : 200, headers });
-    };
-  }, { repo, files, bytesPerSecond });
+              controller.error(new DOMException('The download was stopped.', 'AbortError'));
+            });
+            timer = setInterval(
+              () => {
+                controller.enqueue(body.slice(sent, sent + PIECE));
+                sent += PIECE;
+                if (sent >= body.length) {
+                  clearInterval(timer);
+                  controller.close();
+                }
+              },
+              (1000 * PIECE) / bytesPerSecond,
+            );
+          },
+        });
+        const headers: Record<string, string> = { 'content-length': String(body.length) };
+        if (range) headers['content-range'] = `bytes ${start}-${whole.length - 1}/${whole.length}`;
+        return new Response(stream, { status: range ? 206 : 200, headers });
+      };
+    },
+    { repo, files, bytesPerSecond },
+  );
 }

@@ -63,7 +63,9 @@ test('builds a dataset from class folders, skipping a corrupt image and a text f
   await page.getByLabel('Choose a folder').setInputFiles(DATASET_DIR);
 
   for (const name of DATASET_CLASSES) {
-    await expect(classCard(name).getByTestId('class-count')).toHaveText(`${IMAGES_PER_CLASS} images · ${SHOTS} train · ${IMAGES_PER_CLASS - SHOTS} held out`);
+    await expect(classCard(name).getByTestId('class-count')).toHaveText(
+      `${IMAGES_PER_CLASS} images · ${SHOTS} train · ${IMAGES_PER_CLASS - SHOTS} held out`,
+    );
     await expect(classCard(name).getByRole('img')).toHaveCount(IMAGES_PER_CLASS);
     await expect(classCard(name)).toContainText(`a photo of a ${name}.`);
   }
@@ -71,24 +73,35 @@ test('builds a dataset from class folders, skipping a corrupt image and a text f
   await expect(skipped.getByRole('listitem')).toHaveCount(2);
   await expect(skipped).toContainText(`${CORRUPT_IMAGE}: could not be decoded`);
   await expect(skipped).toContainText(`${NOT_AN_IMAGE}: not an image (text/plain)`);
-  await expect(page.getByTestId('split-summary')).toHaveText(`${3 * SHOTS} images train, ${3 * (IMAGES_PER_CLASS - SHOTS)} are held out for evaluation.`);
+  await expect(page.getByTestId('split-summary')).toHaveText(
+    `${3 * SHOTS} images train, ${3 * (IMAGES_PER_CLASS - SHOTS)} are held out for evaluation.`,
+  );
   // Classes in code-point order, as the CLI's loader labels them.
-  const classNames = await page.getByRole('textbox', { name: /^Name of class/ }).evaluateAll((inputs) => inputs.map((input) => (input as HTMLInputElement).value));
+  const classNames = await page
+    .getByRole('textbox', { name: /^Name of class/ })
+    .evaluateAll((inputs) => inputs.map((input) => (input as HTMLInputElement).value));
   expect(classNames).toEqual(DATASET_CLASSES);
   await saveScreen(page, testInfo, 'dataset');
 
   // Images dropped onto a class card join that class.
   const first = DATASET_CLASSES[0];
-  const extras = await Promise.all([0, 1].map(async (i) => {
-    const name = `${first}-extra-${i}.png`;
-    return { name, base64: (await readFile(path.join(EXTRA_IMAGES_DIR, name))).toString('base64') };
-  }));
+  const extras = await Promise.all(
+    [0, 1].map(async (i) => {
+      const name = `${first}-extra-${i}.png`;
+      return { name, base64: (await readFile(path.join(EXTRA_IMAGES_DIR, name))).toString('base64') };
+    }),
+  );
   const dataTransfer = await page.evaluateHandle((files) => {
     const transfer = new DataTransfer();
-    for (const { name, base64 } of files) transfer.items.add(new File([Uint8Array.from(atob(base64), (c) => c.charCodeAt(0))], name, { type: 'image/png' }));
+    for (const { name, base64 } of files)
+      transfer.items.add(
+        new File([Uint8Array.from(atob(base64), (c) => c.charCodeAt(0))], name, { type: 'image/png' }),
+      );
     return transfer;
   }, extras);
-  await classCard(first).getByRole('group', { name: `Drop images onto ${first}` }).dispatchEvent('drop', { dataTransfer });
+  await classCard(first)
+    .getByRole('group', { name: `Drop images onto ${first}` })
+    .dispatchEvent('drop', { dataTransfer });
   await expect(classCard(first).getByRole('img')).toHaveCount(IMAGES_PER_CLASS + 2);
 
   // A new class, renamed, then deleted with its image.
@@ -101,7 +114,10 @@ test('builds a dataset from class folders, skipping a corrupt image and a text f
   await expect(classCard('drei')).toHaveCount(0);
 
   // The extra images are taken out again, so each class has the same count.
-  for (const { name } of extras) await classCard(first).getByRole('button', { name: `Delete image ${name}` }).click();
+  for (const { name } of extras)
+    await classCard(first)
+      .getByRole('button', { name: `Delete image ${name}` })
+      .click();
   await expect(classCard(first).getByRole('img')).toHaveCount(IMAGES_PER_CLASS);
   expect(errors).toEqual([]);
 });
@@ -144,8 +160,12 @@ test('trains with live charts, pauses and resumes, and continues from its checkp
   // A reload in the middle of the run offers to resume it from its last stored checkpoint.
   await page.reload();
   const banner = page.getByRole('region', { name: 'Interrupted training run' });
-  await expect(banner.getByTestId('interrupted-run')).toHaveText(new RegExp(`^A run was interrupted at step \\d+ of ${ITERATIONS}$`));
-  const interruptedAt = Number(/step (\d+)/.exec((await banner.getByTestId('interrupted-run').textContent()) ?? '')![1]);
+  await expect(banner.getByTestId('interrupted-run')).toHaveText(
+    new RegExp(`^A run was interrupted at step \\d+ of ${ITERATIONS}$`),
+  );
+  const interruptedAt = Number(
+    /step (\d+)/.exec((await banner.getByTestId('interrupted-run').textContent()) ?? '')![1],
+  );
   expect(interruptedAt).toBeGreaterThanOrEqual(pausedPoints / 2);
   await saveScreen(page, testInfo, 'train-interrupted');
   await banner.getByRole('button', { name: 'Resume' }).click();
@@ -170,7 +190,9 @@ test('evaluates the adapter against zero-shot: per class, confusion matrix, mist
   await page.getByRole('link', { name: 'see how it does' }).click();
   await expect(page.getByRole('heading', { level: 1, name: 'Evaluate' })).toBeVisible();
   const heldOut = 3 * (IMAGES_PER_CLASS - SHOTS);
-  await expect(page.getByTestId('evaluation-source')).toHaveText(`On ${heldOut} held-out images of 3 classes, measured as training finished.`);
+  await expect(page.getByTestId('evaluation-source')).toHaveText(
+    `On ${heldOut} held-out images of 3 classes, measured as training finished.`,
+  );
   const zeroShot = fraction(await page.getByTestId('zero-shot-accuracy').textContent());
   const adapted = fraction(await page.getByTestId('adapted-accuracy').textContent());
 
@@ -182,12 +204,16 @@ test('evaluates the adapter against zero-shot: per class, confusion matrix, mist
   expect(counts.reduce((a, b) => a + b, 0)).toBe(heldOut);
   const correct = counts[0] + counts[4] + counts[8];
   expect(correct / heldOut).toBeCloseTo(adapted, 3);
-  await expect(page.getByRole('list', { name: 'Misclassified images' }).getByRole('listitem')).toHaveCount(heldOut - correct);
+  await expect(page.getByRole('list', { name: 'Misclassified images' }).getByRole('listitem')).toHaveCount(
+    heldOut - correct,
+  );
   await saveScreen(page, testInfo, 'evaluate');
 
   // Evaluating again from the library's file gives the numbers the training run measured.
   await page.getByRole('button', { name: 'Evaluate on held-out images' }).click();
-  await expect(page.getByTestId('evaluation-source')).toHaveText(`On ${heldOut} held-out images of 3 classes, measured from the adapter file.`);
+  await expect(page.getByTestId('evaluation-source')).toHaveText(
+    `On ${heldOut} held-out images of 3 classes, measured from the adapter file.`,
+  );
   expect(fraction(await page.getByTestId('adapted-accuracy').textContent())).toBeCloseTo(adapted, 3);
   expect(fraction(await page.getByTestId('zero-shot-accuracy').textContent())).toBeCloseTo(zeroShot, 3);
   expect(errors).toEqual([]);
@@ -201,11 +227,16 @@ test('tries an image with and without the adapter: picked, pasted, and from the 
   await expect(table.getByRole('rowheader')).toHaveText(DATASET_CLASSES);
   await expect(table.getByRole('columnheader')).toHaveText(['Class', 'Without adapter', 'With adapter']);
   for (const column of [1, 2]) {
-    const cells = await table.getByRole('row').locator(`td:nth-child(${column + 1})`).allTextContents();
+    const cells = await table
+      .getByRole('row')
+      .locator(`td:nth-child(${column + 1})`)
+      .allTextContents();
     const total = cells.map((cell) => fraction(cell)).reduce((a, b) => a + b, 0);
     expect(total).toBeCloseTo(1, 1);
   }
-  await expect(page.getByTestId('prediction-summary')).toHaveText(/^With the adapter: (one|two|zero)\. Without: (one|two|zero)\.$/);
+  await expect(page.getByTestId('prediction-summary')).toHaveText(
+    /^With the adapter: (one|two|zero)\. Without: (one|two|zero)\.$/,
+  );
   await saveScreen(page, testInfo, 'try');
 
   // A pasted image is classified the same way, here without an adapter (zero-shot on the dataset's classes).
@@ -213,7 +244,9 @@ test('tries an image with and without the adapter: picked, pasted, and from the 
   const png = (await readFile(TRY_IMAGE)).toString('base64');
   await page.evaluate((base64) => {
     const transfer = new DataTransfer();
-    transfer.items.add(new File([Uint8Array.from(atob(base64), (c) => c.charCodeAt(0))], 'pasted.png', { type: 'image/png' }));
+    transfer.items.add(
+      new File([Uint8Array.from(atob(base64), (c) => c.charCodeAt(0))], 'pasted.png', { type: 'image/png' }),
+    );
     window.dispatchEvent(new ClipboardEvent('paste', { clipboardData: transfer }));
   }, png);
   await expect(table.getByRole('columnheader')).toHaveText(['Class', 'Without adapter']);
@@ -223,7 +256,9 @@ test('tries an image with and without the adapter: picked, pasted, and from the 
   const image = page.getByRole('img', { name: 'The image being classified' });
   const pastedUrl = await image.getAttribute('src');
   await page.getByRole('button', { name: 'Use the camera' }).click();
-  await expect.poll(() => page.getByLabel('Camera preview').evaluate((video) => (video as HTMLVideoElement).videoWidth)).toBeGreaterThan(0);
+  await expect
+    .poll(() => page.getByLabel('Camera preview').evaluate((video) => (video as HTMLVideoElement).videoWidth))
+    .toBeGreaterThan(0);
   await page.getByRole('button', { name: 'Take photo' }).click();
   await expect(image).not.toHaveAttribute('src', pastedUrl!);
   await expect(page.getByTestId('prediction-summary')).toHaveText(/^Zero-shot: (one|two|zero)\.$/);
@@ -244,35 +279,65 @@ test('keeps the dataset and the adapter across a reload; downloads, checks and i
   const shownAccuracy = fraction(await item.getByTestId('adapter-accuracy').textContent());
 
   // The octoclip file: every adapted matrix's tensors, and the metadata to use it again.
-  const [download] = await Promise.all([page.waitForEvent('download'), item.getByRole('button', { name: `Download ${adapterName}` }).click()]);
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    item.getByRole('button', { name: `Download ${adapterName}` }).click(),
+  ]);
   expect(download.suggestedFilename()).toBe('block-lora-r2-n2-3-classes-4-shot.octoclip.safetensors');
   const file = await readFile(await download.path());
   const { meta, tensors } = decodeAdapterFile(new Uint8Array(file), download.suggestedFilename());
-  expect(meta).toMatchObject({ method: 'block-lora', rank: 2, blocks: 2, alpha: 1, baseModel: 'local/tiny', classNames: DATASET_CLASSES, promptTemplate: 'a photo of a {}.' });
+  expect(meta).toMatchObject({
+    method: 'block-lora',
+    rank: 2,
+    blocks: 2,
+    alpha: 1,
+    baseModel: 'local/tiny',
+    classNames: DATASET_CLASSES,
+    promptTemplate: 'a photo of a {}.',
+  });
   expect(meta.targets).toEqual(['q_proj', 'k_proj', 'v_proj']);
   expect(meta.layers).toEqual({ text: [0, 1], vision: [0, 1, 2] });
-  expect(meta.training).toMatchObject({ shots: SHOTS, iterations: ITERATIONS, batchSize: 4, lr: 0.02, seed: 1, augment: false });
+  expect(meta.training).toMatchObject({
+    shots: SHOTS,
+    iterations: ITERATIONS,
+    batchSize: 4,
+    lr: 0.02,
+    seed: 1,
+    augment: false,
+  });
   expect(meta.metrics.heldOutAccuracy).toBeCloseTo(shownAccuracy, 3);
   expect(tensors.size).toBe(2 * 3 * (2 + 3));
   expect(tensors.get('text_model.encoder.layers.0.self_attn.q_proj.block_lora_A')!.shape).toEqual([1, 32]);
   expect(tensors.get('vision_model.encoder.layers.2.self_attn.v_proj.block_lora_B')!.shape).toEqual([2, 48, 1]);
   // Training moved the up-projections away from their zero start.
-  expect(tensors.get('vision_model.encoder.layers.2.self_attn.v_proj.block_lora_B')!.data.some((v) => v !== 0)).toBe(true);
+  expect(tensors.get('vision_model.encoder.layers.2.self_attn.v_proj.block_lora_B')!.data.some((v) => v !== 0)).toBe(
+    true,
+  );
 
   // The PEFT export: LoRA of rank r/n, one pair of tensors per adapted matrix.
-  const [peftConfig] = await Promise.all([page.waitForEvent('download'), item.getByRole('button', { name: `Download adapter_config.json (PEFT) of ${adapterName}` }).click()]);
+  const [peftConfig] = await Promise.all([
+    page.waitForEvent('download'),
+    item.getByRole('button', { name: `Download adapter_config.json (PEFT) of ${adapterName}` }).click(),
+  ]);
   const config = JSON.parse(await readFile(await peftConfig.path(), 'utf8'));
   expect(config).toMatchObject({ peft_type: 'LORA', r: 1, base_model_name_or_path: 'local/tiny' });
   expect(config.target_modules).toHaveLength(15);
-  const [peftWeights] = await Promise.all([page.waitForEvent('download'), item.getByRole('button', { name: `Download adapter_model.safetensors (PEFT) of ${adapterName}` }).click()]);
+  const [peftWeights] = await Promise.all([
+    page.waitForEvent('download'),
+    item.getByRole('button', { name: `Download adapter_model.safetensors (PEFT) of ${adapterName}` }).click(),
+  ]);
   expect(peftWeights.suggestedFilename()).toBe('adapter_model.safetensors');
   const weights = new Uint8Array(await readFile(await peftWeights.path()));
   const header = parseSafetensorsHeader(weights, weights.length);
   expect(header.tensors.size).toBe(30);
-  expect(header.tensors.get('base_model.model.text_model.encoder.layers.1.self_attn.k_proj.lora_B.weight')!.shape).toEqual([32, 1]);
+  expect(
+    header.tensors.get('base_model.model.text_model.encoder.layers.1.self_attn.k_proj.lora_B.weight')!.shape,
+  ).toEqual([32, 1]);
 
   // Importing the downloaded file adds it again; the two compare side by side.
-  await page.getByLabel('Import an adapter file').setInputFiles({ name: download.suggestedFilename(), mimeType: 'application/octet-stream', buffer: file });
+  await page
+    .getByLabel('Import an adapter file')
+    .setInputFiles({ name: download.suggestedFilename(), mimeType: 'application/octet-stream', buffer: file });
   await expect(page.getByText('Imported “block-lora-r2-n2-3-classes-4-shot”.')).toBeVisible();
   await expect(page.getByRole('list', { name: 'Adapters' }).getByRole('listitem')).toHaveCount(2);
   for (const checkbox of await page.getByRole('checkbox', { name: 'Compare' }).all()) await checkbox.check();
@@ -281,12 +346,23 @@ test('keeps the dataset and the adapter across a reload; downloads, checks and i
   await saveScreen(page, testInfo, 'library');
 
   // An adapter made for another base model is refused, and says which model it needs.
-  const foreign = encodeAdapterFile({ ...meta, baseModel: 'someone/other-clip', baseModelFingerprint: '0123456789abcdef' }, tensors);
-  await page.getByLabel('Import an adapter file').setInputFiles({ name: 'foreign.octoclip.safetensors', mimeType: 'application/octet-stream', buffer: Buffer.from(foreign) });
+  const foreign = encodeAdapterFile(
+    { ...meta, baseModel: 'someone/other-clip', baseModelFingerprint: '0123456789abcdef' },
+    tensors,
+  );
+  await page.getByLabel('Import an adapter file').setInputFiles({
+    name: 'foreign.octoclip.safetensors',
+    mimeType: 'application/octet-stream',
+    buffer: Buffer.from(foreign),
+  });
   await expect(page.getByTestId('library-problem')).toContainText('was trained on someone/other-clip');
   await expect(page.getByTestId('library-problem')).toContainText('load someone/other-clip to use it');
   // So is a file that is not an adapter at all.
-  await page.getByLabel('Import an adapter file').setInputFiles({ name: 'notes.safetensors', mimeType: 'application/octet-stream', buffer: Buffer.from('not a safetensors file') });
+  await page.getByLabel('Import an adapter file').setInputFiles({
+    name: 'notes.safetensors',
+    mimeType: 'application/octet-stream',
+    buffer: Buffer.from('not a safetensors file'),
+  });
   await expect(page.getByTestId('library-problem')).toContainText('notes.safetensors: not an octoclip adapter');
   await expect(page.getByRole('list', { name: 'Adapters' }).getByRole('listitem')).toHaveCount(2);
   await saveScreen(page, testInfo, 'library-import-refused');

@@ -27,7 +27,9 @@ test('every screen fits 1280 and 400 px wide windows without sideways scrolling'
   await page.getByLabel('Iterations').fill('2');
   await page.getByLabel('Batch size').fill('4');
   await page.getByRole('button', { name: 'Start training' }).click();
-  await expect(page.getByRole('article', { name: 'Training run' }).getByText('Finished', { exact: true })).toBeVisible({ timeout: 120_000 });
+  await expect(page.getByRole('article', { name: 'Training run' }).getByText('Finished', { exact: true })).toBeVisible({
+    timeout: 120_000,
+  });
   await page.getByRole('link', { name: 'try it on an image' }).click();
   await page.getByLabel('Choose an image').setInputFiles(TRY_IMAGE);
   await expect(page.getByTestId('prediction-summary')).toHaveText(/^With the adapter/);
@@ -39,7 +41,9 @@ test('every screen fits 1280 and 400 px wide windows without sideways scrolling'
     for (const screen of SCREENS) {
       const milliseconds = await timeToScreen(page, screen.title);
       const overflow = await horizontalOverflow(page);
-      console.log(`[layout] ${width} px ${screen.title}: shown in ${milliseconds} ms, page ${overflow.scrollWidth} px wide`);
+      console.log(
+        `[layout] ${width} px ${screen.title}: shown in ${milliseconds} ms, page ${overflow.scrollWidth} px wide`,
+      );
       expect(overflow.outside, `${screen.title} at ${width} px`).toEqual([]);
       expect(overflow.scrollWidth, `${screen.title} at ${width} px`).toBeLessThanOrEqual(overflow.width);
       await saveScreen(page, testInfo, `screen-${width}-${screen.id}`);

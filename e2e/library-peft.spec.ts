@@ -12,26 +12,54 @@ import { loadTinyModel, openSection } from './steps';
 test('downloads an adapter as a PEFT zip, imports the zip back, and shows the snippet', async ({ page }) => {
   test.setTimeout(180_000);
   await loadTinyModel(page);
-  const files = Object.fromEntries(MODEL_FILE_NAMES.map((name) => [name, name.endsWith('.safetensors') ? new Uint8Array(readFileSync(path.join(TINY_MODEL_DIR, name))) : readFileSync(path.join(TINY_MODEL_DIR, name), 'utf8')]));
+  const files = Object.fromEntries(
+    MODEL_FILE_NAMES.map((name) => [
+      name,
+      name.endsWith('.safetensors')
+        ? new Uint8Array(readFileSync(path.join(TINY_MODEL_DIR, name)))
+        : readFileSync(path.join(TINY_MODEL_DIR, name), 'utf8'),
+    ]),
+  );
   await openSection(page, 'Adapter library');
-  await page.getByLabel('Import an adapter file').setInputFiles({ name: 'shapes.octoclip.safetensors', mimeType: 'application/octet-stream', buffer: Buffer.from(randomAdapterFile('local/tiny', files, ['circle', 'square'])) });
+  await page.getByLabel('Import an adapter file').setInputFiles({
+    name: 'shapes.octoclip.safetensors',
+    mimeType: 'application/octet-stream',
+    buffer: Buffer.from(randomAdapterFile('local/tiny', files, ['circle', 'square'])),
+  });
   const item = page.getByRole('listitem', { name: 'Adapter shapes' });
   await expect(item).toBeVisible();
 
-  const [download] = await Promise.all([page.waitForEvent('download'), item.getByRole('button', { name: 'Download the PEFT export of shapes as a zip' }).click()]);
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    item.getByRole('button', { name: 'Download the PEFT export of shapes as a zip' }).click(),
+  ]);
   expect(download.suggestedFilename()).toBe('shapes-peft.zip');
   const zip = new Uint8Array(readFileSync((await download.path())!));
   const entries = await readZip(zip);
-  expect([...entries.keys()].sort()).toEqual(['README.md', 'adapter_config.json', 'adapter_model.safetensors', 'classes.json']);
-  expect(JSON.parse(new TextDecoder().decode(entries.get('classes.json')))).toEqual({ class_names: ['circle', 'square'], prompt_template: 'a photo of a {}.' });
+  expect([...entries.keys()].sort()).toEqual([
+    'README.md',
+    'adapter_config.json',
+    'adapter_model.safetensors',
+    'classes.json',
+  ]);
+  expect(JSON.parse(new TextDecoder().decode(entries.get('classes.json')))).toEqual({
+    class_names: ['circle', 'square'],
+    prompt_template: 'a photo of a {}.',
+  });
 
-  await page.getByLabel('Import a PEFT zip').setInputFiles({ name: 'shapes-peft.zip', mimeType: 'application/zip', buffer: Buffer.from(zip) });
+  await page
+    .getByLabel('Import a PEFT zip')
+    .setInputFiles({ name: 'shapes-peft.zip', mimeType: 'application/zip', buffer: Buffer.from(zip) });
   const imported = page.getByRole('listitem', { name: 'Adapter shapes-peft' });
   await expect(imported).toBeVisible();
   await expect(imported).toContainText('circle, square');
 
   entries.delete('classes.json');
-  await page.getByLabel('Import a PEFT zip').setInputFiles({ name: 'bare.zip', mimeType: 'application/zip', buffer: Buffer.from(writeZip(Object.fromEntries(entries))) });
+  await page.getByLabel('Import a PEFT zip').setInputFiles({
+    name: 'bare.zip',
+    mimeType: 'application/zip',
+    buffer: Buffer.from(writeZip(Object.fromEntries(entries))),
+  });
   await expect(page.getByTestId('library-problem')).toContainText('has no classes.json with its class names');
 
   await imported.getByText('Use it in your code').click();

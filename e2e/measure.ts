@@ -6,7 +6,10 @@ import { expect, type Page } from '@playwright/test';
 /** Opens a section from the navigation; milliseconds from the click until its heading is shown. */
 export async function timeToScreen(page: Page, title: string): Promise<number> {
   const started = Date.now();
-  await page.getByRole('navigation', { name: 'Studio sections' }).getByRole('link', { name: title, exact: true }).click();
+  await page
+    .getByRole('navigation', { name: 'Studio sections' })
+    .getByRole('link', { name: title, exact: true })
+    .click();
   await expect(page.getByRole('heading', { level: 1, name: title, exact: true })).toBeVisible();
   // The next frame: the screen has been painted.
   await page.evaluate(() => new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve))));
@@ -39,7 +42,10 @@ export function horizontalOverflow(page: Page): Promise<{ scrollWidth: number; w
     const outside = [...document.querySelectorAll('body *')]
       .filter((element) => element.getBoundingClientRect().right > width + 1 && !clipped(element))
       .slice(0, 10)
-      .map((element) => `${element.tagName.toLowerCase()}.${[...element.classList].join('.')} (right ${Math.round(element.getBoundingClientRect().right)})`);
+      .map(
+        (element) =>
+          `${element.tagName.toLowerCase()}.${[...element.classList].join('.')} (right ${Math.round(element.getBoundingClientRect().right)})`,
+      );
     return { scrollWidth: document.documentElement.scrollWidth, width, outside };
   });
 }

@@ -14,7 +14,9 @@ function loadedCard(page: Page) {
   return page.getByRole('article', { name: 'Loaded model' });
 }
 
-test('downloads a model from the Hub, resumes an interrupted download, and loads it from the cache offline', async ({ page }, testInfo) => {
+test('downloads a model from the Hub, resumes an interrupted download, and loads it from the cache offline', async ({
+  page,
+}, testInfo) => {
   const errors = collectErrors(page);
   const hub = await fakeHub(page, HUB_REPO);
   hub.interruptNext('model.safetensors');
@@ -57,7 +59,9 @@ test('downloads a model from the Hub, resumes an interrupted download, and loads
   expect(errors).toEqual([]);
 });
 
-test('loads local model files, and refuses a broken model file with the loader’s message, keeping the loaded model', async ({ page }, testInfo) => {
+test('loads local model files, and refuses a broken model file with the loader’s message, keeping the loaded model', async ({
+  page,
+}, testInfo) => {
   const errors = collectErrors(page);
   await page.goto('/#/model');
   const picker = page.getByLabel('Choose model files');
@@ -69,7 +73,9 @@ test('loads local model files, and refuses a broken model file with the loader�
   await page.getByLabel('Name for this model').fill('broken');
   await picker.setInputFiles(MODEL_FILE_NAMES.map((name) => path.join(BROKEN_MODEL_DIR, name)));
   const whole = (await readFile(path.join(TINY_MODEL_DIR, 'model.safetensors'))).length;
-  await expect(page.getByTestId('model-problem')).toContainText(`model.safetensors: incomplete: ${Math.floor(whole / 2)} of ${whole} bytes`);
+  await expect(page.getByTestId('model-problem')).toContainText(
+    `model.safetensors: incomplete: ${Math.floor(whole / 2)} of ${whole} bytes`,
+  );
   // The model that was loaded stays loaded, and the broken files were not kept.
   await expect(loadedCard(page).getByTestId('loaded-model')).toHaveText('local/tiny');
   await expect(page.getByRole('article', { name: 'Model cache' })).not.toContainText('local/broken');
@@ -77,7 +83,9 @@ test('loads local model files, and refuses a broken model file with the loader�
   expect(errors).toEqual([]);
 });
 
-test('shows bytes, speed and time left over a slow connection, stops on request and resumes', async ({ page }, testInfo) => {
+test('shows bytes, speed and time left over a slow connection, stops on request and resumes', async ({
+  page,
+}, testInfo) => {
   const errors = collectErrors(page);
   await slowHub(page, HUB_REPO, 64 * 1024);
   await page.goto('/#/model');
@@ -85,7 +93,10 @@ test('shows bytes, speed and time left over a slow connection, stops on request 
   await page.getByRole('button', { name: 'Download and load' }).click();
 
   const progress = page.getByRole('progressbar', { name: /^Downloading model\.safetensors \(file 2 of 5\)$/ });
-  await expect(progress).toHaveAttribute('aria-valuetext', /^\d+(\.\d)? KiB of 613\.4 KiB · \d+(\.\d)? KiB\/s · \d+ s left$/);
+  await expect(progress).toHaveAttribute(
+    'aria-valuetext',
+    /^\d+(\.\d)? KiB of 613\.4 KiB · \d+(\.\d)? KiB\/s · \d+ s left$/,
+  );
   await saveScreen(page, testInfo, 'model-downloading');
 
   await page.getByRole('button', { name: 'Stop download' }).click();
@@ -94,7 +105,11 @@ test('shows bytes, speed and time left over a slow connection, stops on request 
   await problem.getByRole('button', { name: 'Retry download' }).click();
   await expect(loadedCard(page).getByTestId('loaded-model')).toHaveText(HUB_REPO, { timeout: 60_000 });
 
-  const weightRequests = await page.evaluate(() => (window as unknown as { hubRequests: { file: string; range: string | null }[] }).hubRequests.filter((r) => r.file === 'model.safetensors'));
+  const weightRequests = await page.evaluate(() =>
+    (window as unknown as { hubRequests: { file: string; range: string | null }[] }).hubRequests.filter(
+      (r) => r.file === 'model.safetensors',
+    ),
+  );
   expect(weightRequests).toHaveLength(2);
   expect(weightRequests[1].range).toMatch(/^bytes=[1-9]\d*-$/);
   expect(errors).toEqual([]);
@@ -109,10 +124,16 @@ async function shardedModelFiles(): Promise<Record<string, Uint8Array>> {
   return { ...files, ...shardCheckpoint(await readFile(path.join(TINY_MODEL_DIR, 'model.safetensors'))) };
 }
 
-test('downloads a private repo at a revision with a token: 401 explained first, shards from the pinned commit, no empty cache entry', async ({ page }, testInfo) => {
+test('downloads a private repo at a revision with a token: 401 explained first, shards from the pinned commit, no empty cache entry', async ({
+  page,
+}, testInfo) => {
   const errors = collectErrors(page);
   const files = await shardedModelFiles();
-  const hub = await fakeHub(page, HUB_REPO, { files, refs: { main: 'f'.repeat(40), v1: FAKE_HUB_COMMIT }, token: 'hf_e2e' });
+  const hub = await fakeHub(page, HUB_REPO, {
+    files,
+    refs: { main: 'f'.repeat(40), v1: FAKE_HUB_COMMIT },
+    token: 'hf_e2e',
+  });
   await page.goto('/#/model');
   await page.getByLabel('Repository').fill(`${HUB_REPO}@v1`);
   await page.getByRole('button', { name: 'Download and load' }).click();
@@ -132,7 +153,9 @@ test('downloads a private repo at a revision with a token: 401 explained first, 
   expect(sent[0]).toMatchObject({ file: 'config.json', revision: 'v1' });
   expect(sent.slice(1).every((r) => r.revision === FAKE_HUB_COMMIT)).toBe(true);
   const shardNames = Object.keys(files).filter((name) => /^model-\d+-of-\d+\.safetensors$/.test(name));
-  expect(sent.map((r) => r.file)).toEqual(expect.arrayContaining(['model.safetensors', 'model.safetensors.index.json', ...shardNames]));
+  expect(sent.map((r) => r.file)).toEqual(
+    expect.arrayContaining(['model.safetensors', 'model.safetensors.index.json', ...shardNames]),
+  );
   await saveScreen(page, testInfo, 'model-revision-loaded');
 
   // The token stays in this browser; the model loads again from the cache without the Hub.
@@ -154,25 +177,33 @@ test('explains a gated repo (403), an unknown revision and a pickle-only repo, k
 
   await fakeHub(page, HUB_REPO, { gated: true });
   await tryRepo(HUB_REPO);
-  await expect(problem).toContainText(`The Hugging Face Hub refused access to ${HUB_REPO} (403): accept the licence on https://huggingface.co/${HUB_REPO}`);
+  await expect(problem).toContainText(
+    `The Hugging Face Hub refused access to ${HUB_REPO} (403): accept the licence on https://huggingface.co/${HUB_REPO}`,
+  );
 
   await page.unrouteAll();
   await fakeHub(page, HUB_REPO);
   await tryRepo(`${HUB_REPO}@no-such-branch`);
-  await expect(problem).toContainText(`${HUB_REPO} has no branch, tag or commit “no-such-branch” on the Hugging Face Hub.`);
+  await expect(problem).toContainText(
+    `${HUB_REPO} has no branch, tag or commit “no-such-branch” on the Hugging Face Hub.`,
+  );
 
   await page.unrouteAll();
   const pickle: Record<string, Uint8Array> = { 'pytorch_model.bin': new TextEncoder().encode('pickle') };
   for (const name of TEXT_FILE_NAMES) pickle[name] = await readFile(path.join(TINY_MODEL_DIR, name));
   await fakeHub(page, HUB_REPO, { files: pickle });
   await tryRepo(HUB_REPO);
-  await expect(problem).toContainText(`${HUB_REPO} on the Hugging Face Hub has only pytorch_model.bin, a pickle file, which octoclip never loads`);
+  await expect(problem).toContainText(
+    `${HUB_REPO} on the Hugging Face Hub has only pytorch_model.bin, a pickle file, which octoclip never loads`,
+  );
   await expect(problem).toContainText('safe_serialization=True');
   await expect(page.getByRole('article', { name: 'Model cache' })).toContainText('Nothing cached yet.');
   expect(errors).toEqual([]);
 });
 
-test('loads a sharded checkpoint from files, and refuses a missing shard and a pickle checkpoint', async ({ page }, testInfo) => {
+test('loads a sharded checkpoint from files, and refuses a missing shard and a pickle checkpoint', async ({
+  page,
+}, testInfo) => {
   const errors = collectErrors(page);
   const dir = testInfo.outputPath('sharded');
   await mkdir(dir, { recursive: true });
@@ -186,11 +217,15 @@ test('loads a sharded checkpoint from files, and refuses a missing shard and a p
 
   await page.getByLabel('Name for this model').fill('no-second-shard');
   await picker.setInputFiles(pathsOf([...TEXT_FILE_NAMES, 'model.safetensors.index.json', shardNames[0]]));
-  await expect(page.getByTestId('model-problem')).toContainText(`Missing ${shardNames[1]}: model.safetensors.index.json names 2 shards; give them all.`);
+  await expect(page.getByTestId('model-problem')).toContainText(
+    `Missing ${shardNames[1]}: model.safetensors.index.json names 2 shards; give them all.`,
+  );
 
   await page.getByLabel('Name for this model').fill('pickle');
   await picker.setInputFiles(pathsOf([...TEXT_FILE_NAMES, 'pytorch_model.bin']));
-  await expect(page.getByTestId('model-problem')).toContainText('This model has only pytorch_model.bin, a pickle file, which octoclip never loads');
+  await expect(page.getByTestId('model-problem')).toContainText(
+    'This model has only pytorch_model.bin, a pickle file, which octoclip never loads',
+  );
 
   await page.getByLabel('Name for this model').fill('sharded');
   await picker.setInputFiles(pathsOf(Object.keys(files)));
@@ -203,10 +238,18 @@ test('loads a sharded checkpoint from files, and refuses a missing shard and a p
   expect(errors).toEqual([]);
 });
 
-test('offers the OpenAI and LAION checkpoints with download size and planned training memory', async ({ page }, testInfo) => {
+test('offers the OpenAI and LAION checkpoints with download size and planned training memory', async ({
+  page,
+}, testInfo) => {
   await page.goto('/#/model');
   const table = page.getByRole('table', { name: 'Suggested models' });
-  for (const repo of ['openai/clip-vit-base-patch32', 'openai/clip-vit-large-patch14', 'openai/clip-vit-large-patch14-336', 'laion/CLIP-ViT-B-32-laion2B-s34B-b79K', 'laion/CLIP-ViT-L-14-laion2B-s32B-b82K']) {
+  for (const repo of [
+    'openai/clip-vit-base-patch32',
+    'openai/clip-vit-large-patch14',
+    'openai/clip-vit-large-patch14-336',
+    'laion/CLIP-ViT-B-32-laion2B-s34B-b79K',
+    'laion/CLIP-ViT-L-14-laion2B-s32B-b82K',
+  ]) {
     await expect(table).toContainText(repo);
   }
   const large = table.getByRole('row').filter({ hasText: 'openai/clip-vit-large-patch14-336' });

@@ -10,7 +10,9 @@ import { addDatasetFolder, loadTinyModel } from './steps';
 
 const SUB_PATH = '/projects/octoclip/studio/';
 
-test('the built site works under a sub-path, and opens and trains offline after a reload', async ({ browser }, testInfo) => {
+test('the built site works under a sub-path, and opens and trains offline after a reload', async ({
+  browser,
+}, testInfo) => {
   test.skip(process.env.OCTOCLIP_E2E_SERVER === 'dev', 'the service worker is part of the production build only');
   test.setTimeout(180_000);
   const server = await serveStatic(BUILD_DIR, SUB_PATH);
@@ -28,7 +30,9 @@ test('the built site works under a sub-path, and opens and trains offline after 
     expect(manifest.href).toBe(`${server.url}manifest.webmanifest`);
     expect(manifest.body).toMatchObject({ start_url: './', scope: './', display: 'standalone' });
     // The first visit's page is taken over by the service worker once it has stored the site.
-    await expect.poll(() => page.evaluate(() => navigator.serviceWorker.controller?.scriptURL)).toBe(`${server.url}sw.js`);
+    await expect
+      .poll(() => page.evaluate(() => navigator.serviceWorker.controller?.scriptURL))
+      .toBe(`${server.url}sw.js`);
 
     // No connection: the browser is offline, and the server is gone too.
     await context.setOffline(true);

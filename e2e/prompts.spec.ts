@@ -10,7 +10,9 @@ import { addDatasetFolder, classCard, loadTinyModel, openSection } from './steps
 const TEMPLATE = 'a blurry photo of the digit {}.';
 const OWN_PROMPT = 'a photo of the number 1, a single stroke.';
 
-test('the edited template and a class\'s own prompt are kept with the dataset and reach the adapter\'s metadata', async ({ page }, testInfo) => {
+test("the edited template and a class's own prompt are kept with the dataset and reach the adapter's metadata", async ({
+  page,
+}, testInfo) => {
   test.setTimeout(180_000);
   const errors = collectErrors(page);
   await loadTinyModel(page);
@@ -19,11 +21,15 @@ test('the edited template and a class\'s own prompt are kept with the dataset an
   const template = page.getByRole('textbox', { name: 'Prompt template' });
   await template.fill('a photo');
   await template.press('Enter');
-  await expect(page.getByRole('alert').filter({ hasText: 'The template needs {} where the class name goes.' })).toBeVisible();
+  await expect(
+    page.getByRole('alert').filter({ hasText: 'The template needs {} where the class name goes.' }),
+  ).toBeVisible();
   await expect(template).toHaveValue('a photo of a {}.');
   await template.fill(TEMPLATE);
   await template.press('Enter');
-  await expect(classCard(page, 'two').getByTestId('class-prompt')).toHaveText('Prompt: a blurry photo of the digit two.');
+  await expect(classCard(page, 'two').getByTestId('class-prompt')).toHaveText(
+    'Prompt: a blurry photo of the digit two.',
+  );
   const own = classCard(page, 'one').getByRole('textbox', { name: 'Own prompt of class one' });
   await own.fill(OWN_PROMPT);
   await own.press('Enter');
@@ -35,20 +41,30 @@ test('the edited template and a class\'s own prompt are kept with the dataset an
   await openSection(page, 'Dataset');
   await expect(page.getByRole('textbox', { name: 'Prompt template' })).toHaveValue(TEMPLATE);
   await expect(classCard(page, 'one').getByTestId('class-prompt')).toHaveText(`Prompt: ${OWN_PROMPT}`);
-  await expect(classCard(page, 'zero').getByTestId('class-prompt')).toHaveText('Prompt: a blurry photo of the digit zero.');
+  await expect(classCard(page, 'zero').getByTestId('class-prompt')).toHaveText(
+    'Prompt: a blurry photo of the digit zero.',
+  );
 
   await loadTinyModel(page);
   await page.goto('./#/train');
   await page.getByLabel('Iterations').fill('2');
   await page.getByLabel('Batch size').fill('4');
   await page.getByRole('button', { name: 'Start training' }).click();
-  await expect(page.getByRole('article', { name: 'Training run' }).getByText('Finished', { exact: true })).toBeVisible({ timeout: 120_000 });
+  await expect(page.getByRole('article', { name: 'Training run' }).getByText('Finished', { exact: true })).toBeVisible({
+    timeout: 120_000,
+  });
   const adapterName = (await page.getByTestId('trained-adapter-name').textContent())!;
 
   await openSection(page, 'Adapter library');
   const item = page.getByRole('listitem', { name: `Adapter ${adapterName}` });
-  const [download] = await Promise.all([page.waitForEvent('download'), item.getByRole('button', { name: `Download ${adapterName}` }).click()]);
-  const { meta } = decodeAdapterFile(new Uint8Array(await readFile(await download.path())), download.suggestedFilename());
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    item.getByRole('button', { name: `Download ${adapterName}` }).click(),
+  ]);
+  const { meta } = decodeAdapterFile(
+    new Uint8Array(await readFile(await download.path())),
+    download.suggestedFilename(),
+  );
   expect(meta.promptTemplate).toBe(TEMPLATE);
   expect(meta.classPrompts).toEqual({ one: OWN_PROMPT });
   expect(meta.training).toMatchObject({ template: TEMPLATE, classPrompts: { one: OWN_PROMPT } });

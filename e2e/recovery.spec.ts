@@ -31,7 +31,9 @@ test('resumes a run from its checkpoint after the GPU device is lost, and cancel
     const banner = page.getByRole('region', { name: 'Interrupted training run' });
     await expect(banner.getByTestId('interrupted-run')).toHaveText(/^A run was interrupted at step \d+ of 400$/);
     await expect(banner).toContainText('lost');
-    const interruptedAt = Number(/step (\d+)/.exec((await banner.getByTestId('interrupted-run').textContent()) ?? '')![1]);
+    const interruptedAt = Number(
+      /step (\d+)/.exec((await banner.getByTestId('interrupted-run').textContent()) ?? '')![1],
+    );
     expect(interruptedAt).toBeGreaterThanOrEqual(3);
     await saveScreen(page, testInfo, 'train-device-lost');
 
@@ -39,7 +41,9 @@ test('resumes a run from its checkpoint after the GPU device is lost, and cancel
     await banner.getByRole('button', { name: 'Resume' }).click();
     await expect(banner).toHaveCount(0);
     const loss = page.getByRole('img', { name: /^Loss:/ });
-    await expect.poll(async () => Number(await loss.getAttribute('data-points')), { timeout: 90_000 }).toBeGreaterThan(2 * interruptedAt);
+    await expect
+      .poll(async () => Number(await loss.getAttribute('data-points')), { timeout: 90_000 })
+      .toBeGreaterThan(2 * interruptedAt);
     await run.getByRole('button', { name: 'Pause' }).click();
     await expect(run.getByText('Paused', { exact: true })).toBeVisible();
     // The steps before the checkpoint come from storage, the later ones from the resumed run: none twice, none missing.

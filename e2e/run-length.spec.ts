@@ -7,7 +7,9 @@ import { budgetIterations, recipeIterations } from '../src/common/recipe';
 import { collectErrors, saveScreen } from './helpers';
 import { addDatasetFolder, loadTinyModel } from './steps';
 
-test('a time budget sets the iterations from the measured step time; the recipe button restores 500 x shots', async ({ page }, testInfo) => {
+test('a time budget sets the iterations from the measured step time; the recipe button restores 500 x shots', async ({
+  page,
+}, testInfo) => {
   const errors = collectErrors(page);
   await loadTinyModel(page);
   await addDatasetFolder(page);
@@ -16,7 +18,9 @@ test('a time budget sets the iterations from the measured step time; the recipe 
   await expect(page.getByTestId('time-estimate')).toBeVisible({ timeout: 60_000 });
 
   // The step time the estimate keeps for these settings (one calibration on this page).
-  const stepTimes: Record<string, { millisecondsPerStep: number }> = await page.evaluate(() => JSON.parse(localStorage.getItem('octoclip.step-times') ?? '{}').state.stepTimes);
+  const stepTimes: Record<string, { millisecondsPerStep: number }> = await page.evaluate(
+    () => JSON.parse(localStorage.getItem('octoclip.step-times') ?? '{}').state.stepTimes,
+  );
   const [{ millisecondsPerStep }] = Object.values(stepTimes);
   const length = page.getByRole('group', { name: 'Run length' });
   await length.getByRole('button', { name: 'About 15 minutes' }).click();
@@ -32,7 +36,9 @@ test('a time budget sets the iterations from the measured step time; the recipe 
   expect(errors).toEqual([]);
 });
 
-test('early stopping ends a short run when held-out accuracy stops improving and keeps the best adapter', async ({ page }, testInfo) => {
+test('early stopping ends a short run when held-out accuracy stops improving and keeps the best adapter', async ({
+  page,
+}, testInfo) => {
   test.setTimeout(240_000);
   const errors = collectErrors(page);
   await loadTinyModel(page);
@@ -47,8 +53,13 @@ test('early stopping ends a short run when held-out accuracy stops improving and
   await page.getByRole('button', { name: 'Start training' }).click();
 
   const status = page.getByTestId('run-status');
-  await expect(status).toHaveText(/^Stopped early at step \d+ of 60: kept the adapter of step \d+, the best held-out accuracy\.$/, { timeout: 200_000 });
-  const [, lastStep, keptStep] = /step (\d+) of 60: kept the adapter of step (\d+)/.exec((await status.textContent()) ?? '')!.map(Number);
+  await expect(status).toHaveText(
+    /^Stopped early at step \d+ of 60: kept the adapter of step \d+, the best held-out accuracy\.$/,
+    { timeout: 200_000 },
+  );
+  const [, lastStep, keptStep] = /step (\d+) of 60: kept the adapter of step (\d+)/
+    .exec((await status.textContent()) ?? '')!
+    .map(Number);
   // Two evaluations (every 2 steps) without a better accuracy after the kept one.
   expect(lastStep).toBeLessThan(60);
   expect(keptStep % 2).toBe(0);

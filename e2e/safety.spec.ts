@@ -16,20 +16,28 @@ async function trainAdapter(page: Page): Promise<string> {
   await page.getByLabel('Iterations').fill('3');
   await page.getByLabel('Batch size').fill('4');
   await page.getByRole('button', { name: 'Start training' }).click();
-  await expect(page.getByRole('article', { name: 'Training run' }).getByText('Finished', { exact: true })).toBeVisible({ timeout: 120_000 });
+  await expect(page.getByRole('article', { name: 'Training run' }).getByText('Finished', { exact: true })).toBeVisible({
+    timeout: 120_000,
+  });
   return (await page.getByTestId('trained-adapter-name').textContent())!;
 }
 
-test('deleting a class, an image or an adapter can be undone; clearing models asks first', async ({ page }, testInfo) => {
+test('deleting a class, an image or an adapter can be undone; clearing models asks first', async ({
+  page,
+}, testInfo) => {
   test.setTimeout(240_000);
   const errors = collectErrors(page);
   await loadTinyModel(page);
   await addDatasetFolder(page);
   const [first, , last] = DATASET_CLASSES;
 
-  await classCard(page, last).getByRole('button', { name: `Delete class ${last}` }).click();
+  await classCard(page, last)
+    .getByRole('button', { name: `Delete class ${last}` })
+    .click();
   await expect(classCard(page, last)).toHaveCount(0);
-  await expect(undoBar(page).getByTestId('undo-message')).toHaveText(`Deleted the class “${last}” and its ${IMAGES_PER_CLASS} images.`);
+  await expect(undoBar(page).getByTestId('undo-message')).toHaveText(
+    `Deleted the class “${last}” and its ${IMAGES_PER_CLASS} images.`,
+  );
   await saveScreen(page, testInfo, 'undo-class');
   await undoBar(page).getByRole('button', { name: 'Undo' }).click();
   await expect(undoBar(page)).toHaveCount(0);
@@ -39,7 +47,9 @@ test('deleting a class, an image or an adapter can be undone; clearing models as
   const cards = page.getByRole('article', { name: /^Class / });
   for (const [i, name] of DATASET_CLASSES.entries()) await expect(cards.nth(i)).toHaveAccessibleName(`Class ${name}`);
 
-  const image = classCard(page, first).getByRole('button', { name: /^Delete image / }).first();
+  const image = classCard(page, first)
+    .getByRole('button', { name: /^Delete image / })
+    .first();
   const imageName = (await image.getAttribute('aria-label'))!.replace('Delete image ', '');
   await image.click();
   await expect(classCard(page, first).getByRole('img')).toHaveCount(IMAGES_PER_CLASS - 1);
@@ -48,7 +58,9 @@ test('deleting a class, an image or an adapter can be undone; clearing models as
   await expect(classCard(page, first).getByRole('img')).toHaveCount(IMAGES_PER_CLASS);
 
   // Without Undo the offer ends after a few seconds, and the deletion stays.
-  await classCard(page, last).getByRole('button', { name: `Delete class ${last}` }).click();
+  await classCard(page, last)
+    .getByRole('button', { name: `Delete class ${last}` })
+    .click();
   await expect(undoBar(page)).toBeVisible();
   await expect(undoBar(page)).toHaveCount(0, { timeout: 15_000 });
   await page.reload();
@@ -80,7 +92,10 @@ test('deleting a class, an image or an adapter can be undone; clearing models as
   expect(errors).toEqual([]);
 });
 
-test('exports the workspace as one file and imports it in another browser; refuses a file that is not one', async ({ page, browser }, testInfo) => {
+test('exports the workspace as one file and imports it in another browser; refuses a file that is not one', async ({
+  page,
+  browser,
+}, testInfo) => {
   test.setTimeout(240_000);
   const errors = collectErrors(page);
   await loadTinyModel(page);
@@ -88,11 +103,16 @@ test('exports the workspace as one file and imports it in another browser; refus
   const adapterName = await trainAdapter(page); // also stores Iterations 3 and Batch size 4 as settings
 
   await openSection(page, 'Workspace');
-  const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Export workspace' }).click()]);
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    page.getByRole('button', { name: 'Export workspace' }).click(),
+  ]);
   expect(download.suggestedFilename()).toMatch(/^octoclip-\d{4}-\d\d-\d\d\.octoclip-workspace$/);
   const file = testInfo.outputPath(download.suggestedFilename());
   await download.saveAs(file);
-  await expect(page.getByTestId('workspace-notice')).toHaveText(`Exported 3 classes, ${3 * IMAGES_PER_CLASS} images and 1 adapter.`);
+  await expect(page.getByTestId('workspace-notice')).toHaveText(
+    `Exported 3 classes, ${3 * IMAGES_PER_CLASS} images and 1 adapter.`,
+  );
 
   // Another browser, with nothing stored: storage is per browser profile.
   const other = await browser.newContext({ baseURL: testInfo.project.use.baseURL });
@@ -104,8 +124,14 @@ test('exports the workspace as one file and imports it in another browser; refus
     const problem = elsewhere.getByTestId('workspace-problem');
 
     // Not a workspace, and a workspace cut short: refused with the reason, nothing imported.
-    await picker.setInputFiles({ name: 'notes.octoclip-workspace', mimeType: 'text/plain', buffer: Buffer.from('Notes, not a workspace.\n') });
-    await expect(problem).toHaveText('notes.octoclip-workspace is not an octoclip workspace file: it does not start with “octoclip workspace”. Nothing was imported.');
+    await picker.setInputFiles({
+      name: 'notes.octoclip-workspace',
+      mimeType: 'text/plain',
+      buffer: Buffer.from('Notes, not a workspace.\n'),
+    });
+    await expect(problem).toHaveText(
+      'notes.octoclip-workspace is not an octoclip workspace file: it does not start with “octoclip workspace”. Nothing was imported.',
+    );
     const whole = await readFile(file);
     const cut = testInfo.outputPath('cut.octoclip-workspace');
     await writeFile(cut, whole.subarray(0, whole.length - 100));
@@ -124,7 +150,8 @@ test('exports the workspace as one file and imports it in another browser; refus
     await saveScreen(elsewhere, testInfo, 'workspace-imported');
     await elsewhere.reload();
     await openSection(elsewhere, 'Dataset');
-    for (const name of DATASET_CLASSES) await expect(classCard(elsewhere, name).getByRole('img')).toHaveCount(IMAGES_PER_CLASS);
+    for (const name of DATASET_CLASSES)
+      await expect(classCard(elsewhere, name).getByRole('img')).toHaveCount(IMAGES_PER_CLASS);
     await openSection(elsewhere, 'Adapter library');
     await expect(elsewhere.getByRole('listitem', { name: `Adapter ${adapterName}` })).toBeVisible();
     await openSection(elsewhere, 'Train');
@@ -134,7 +161,9 @@ test('exports the workspace as one file and imports it in another browser; refus
     // Importing the same file again adds nothing twice.
     await openSection(elsewhere, 'Workspace');
     await picker.setInputFiles(file);
-    await expect(elsewhere.getByTestId('workspace-notice')).toHaveText(`Imported 0 classes, 0 images and 0 adapters from ${download.suggestedFilename()}, and its settings.`);
+    await expect(elsewhere.getByTestId('workspace-notice')).toHaveText(
+      `Imported 0 classes, 0 images and 0 adapters from ${download.suggestedFilename()}, and its settings.`,
+    );
     expect(otherErrors).toEqual([]);
   } finally {
     await other.close();

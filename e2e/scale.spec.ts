@@ -34,12 +34,19 @@ async function writeManyClasses(): Promise<void> {
         pixels[3 * p + 1] = Math.max(0, Math.min(255, g - noise));
         pixels[3 * p + 2] = Math.max(0, Math.min(255, b + noise));
       }
-      await writeFile(path.join(dir, `${i}.png`), await sharp(pixels, { raw: { width: 16, height: 16, channels: 3 } }).png().toBuffer());
+      await writeFile(
+        path.join(dir, `${i}.png`),
+        await sharp(pixels, { raw: { width: 16, height: 16, channels: 3 } })
+          .png()
+          .toBuffer(),
+      );
     }
   }
 }
 
-test('100 classes x 20 images: added class by class, quick screens, confused pairs, CSV, Try it by probability', async ({ page }, testInfo) => {
+test('100 classes x 20 images: added class by class, quick screens, confused pairs, CSV, Try it by probability', async ({
+  page,
+}, testInfo) => {
   test.setTimeout(600_000);
   const errors = collectErrors(page);
   await writeManyClasses();
@@ -50,18 +57,31 @@ test('100 classes x 20 images: added class by class, quick screens, confused pai
   await page.evaluate(() => {
     const samples: { cards: number; adding: boolean }[] = [];
     (window as unknown as { samples: typeof samples }).samples = samples;
-    setInterval(() => samples.push({ cards: document.querySelectorAll('.class-card').length, adding: !!document.querySelector('[role="progressbar"]') }), 50);
+    setInterval(
+      () =>
+        samples.push({
+          cards: document.querySelectorAll('.class-card').length,
+          adding: !!document.querySelector('[role="progressbar"]'),
+        }),
+      50,
+    );
   });
   const started = Date.now();
   await page.getByLabel('Choose a folder').setInputFiles(MANY_DIR);
   await expect(page.getByRole('article', { name: /^Class / })).toHaveCount(CLASSES, { timeout: 300_000 });
   await expect(page.getByRole('progressbar', { name: 'Adding images' })).toHaveCount(0);
   const loadSeconds = (Date.now() - started) / 1000;
-  const samples = await page.evaluate(() => (window as unknown as { samples: { cards: number; adding: boolean }[] }).samples);
+  const samples = await page.evaluate(
+    () => (window as unknown as { samples: { cards: number; adding: boolean }[] }).samples,
+  );
   expect(samples.some((s) => s.adding && s.cards > 0 && s.cards < CLASSES)).toBe(true);
   // At the default 4 shots, until the Train screen asks for 16.
-  await expect(page.getByTestId('split-summary')).toHaveText(`${CLASSES * 4} images train, ${CLASSES * (IMAGES_PER_CLASS - 4)} are held out for evaluation.`);
-  console.log(`[scale] ${CLASSES * IMAGES_PER_CLASS} images in ${CLASSES} classes added in ${loadSeconds.toFixed(1)} s (${((1000 * loadSeconds) / (CLASSES * IMAGES_PER_CLASS)).toFixed(1)} ms per image)`);
+  await expect(page.getByTestId('split-summary')).toHaveText(
+    `${CLASSES * 4} images train, ${CLASSES * (IMAGES_PER_CLASS - 4)} are held out for evaluation.`,
+  );
+  console.log(
+    `[scale] ${CLASSES * IMAGES_PER_CLASS} images in ${CLASSES} classes added in ${loadSeconds.toFixed(1)} s (${((1000 * loadSeconds) / (CLASSES * IMAGES_PER_CLASS)).toFixed(1)} ms per image)`,
+  );
 
   // An edit to one class stays quick with 100 cards on the page.
   const field = page.getByRole('textbox', { name: `Name of class ${className(0)}` });
@@ -71,7 +91,9 @@ test('100 classes x 20 images: added class by class, quick screens, confused pai
   await expect(classCard(page, 'first_object')).toBeVisible();
   console.log(`[scale] rename with ${CLASSES} classes shown: ${Date.now() - renameStarted} ms`);
   await openSection(page, 'Train');
-  console.log(`[scale] Dataset screen (${CLASSES * IMAGES_PER_CLASS} images) shown in ${await timeToScreen(page, 'Dataset')} ms; ${JSON.stringify(await pageMemory(page))}`);
+  console.log(
+    `[scale] Dataset screen (${CLASSES * IMAGES_PER_CLASS} images) shown in ${await timeToScreen(page, 'Dataset')} ms; ${JSON.stringify(await pageMemory(page))}`,
+  );
   for (const width of [1280, 400]) {
     await page.setViewportSize({ width, height: 800 });
     await saveScreen(page, testInfo, `scale-${width}-dataset`);
@@ -91,7 +113,9 @@ test('100 classes x 20 images: added class by class, quick screens, confused pai
   for (const width of [1280, 400]) {
     await page.setViewportSize({ width, height: 800 });
     console.log(`[scale] ${width} px Evaluate shown in ${await timeToScreen(page, 'Evaluate')} ms`);
-    await expect(page.getByRole('list', { name: 'Most confused pairs' }).or(page.getByText('No confusions'))).toBeVisible();
+    await expect(
+      page.getByRole('list', { name: 'Most confused pairs' }).or(page.getByText('No confusions')),
+    ).toBeVisible();
     await expect(page.getByRole('table', { name: 'Confusion matrix' })).toHaveCount(0);
     const overflow = await horizontalOverflow(page);
     expect(overflow.outside).toEqual([]);
@@ -101,7 +125,10 @@ test('100 classes x 20 images: added class by class, quick screens, confused pai
     await saveScreen(page, testInfo, `scale-${width}-evaluate`);
   }
   await page.setViewportSize({ width: 1280, height: 800 });
-  const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download the confusion matrix (CSV)' }).click()]);
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    page.getByRole('button', { name: 'Download the confusion matrix (CSV)' }).click(),
+  ]);
   const csv = (await readFile((await download.path())!, 'utf8')).trimEnd().split('\n');
   expect(csv).toHaveLength(CLASSES + 1);
   expect(csv[0].split(',')).toHaveLength(CLASSES + 1);
@@ -114,11 +141,15 @@ test('100 classes x 20 images: added class by class, quick screens, confused pai
   const table = page.getByRole('table', { name: 'Class probabilities' });
   await expect(table.getByRole('rowheader')).toHaveCount(CLASSES);
   const column = (await table.getByRole('columnheader').allTextContents()).length;
-  const shown = (await table.getByRole('row').locator(`td:nth-child(${column})`).allTextContents()).map((text) => parseFloat(text));
+  const shown = (await table.getByRole('row').locator(`td:nth-child(${column})`).allTextContents()).map((text) =>
+    parseFloat(text),
+  );
   expect(shown).toEqual([...shown].sort((a, b) => b - a));
   await saveScreen(page, testInfo, 'scale-1280-try');
 
-  console.log(`[scale] Adapter library shown in ${await timeToScreen(page, 'Adapter library')} ms; ${JSON.stringify(await pageMemory(page))}`);
+  console.log(
+    `[scale] Adapter library shown in ${await timeToScreen(page, 'Adapter library')} ms; ${JSON.stringify(await pageMemory(page))}`,
+  );
   await saveScreen(page, testInfo, 'scale-1280-library');
   await page.setViewportSize({ width: 400, height: 800 });
   await saveScreen(page, testInfo, 'scale-400-library');

@@ -37,9 +37,10 @@ export async function serveStatic(root: string, subPath: string): Promise<Static
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}${subPath}`,
-    close: () => new Promise((resolve, reject) => {
-      server.closeAllConnections();
-      server.close((error) => (error ? reject(error) : resolve()));
-    }),
+    close: () =>
+      new Promise((resolve, reject) => {
+        server.closeAllConnections();
+        server.close((error) => (error ? reject(error) : resolve()));
+      }),
   };
 }

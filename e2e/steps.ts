@@ -9,7 +9,9 @@ import { DATASET_CLASSES, DATASET_DIR, IMAGES_PER_CLASS, MODEL_FILE_NAMES, TINY_
 export async function loadTinyModel(page: Page): Promise<void> {
   await page.goto('./#/model'); // relative: the site may be served under a sub-path
   await page.getByLabel('Name for this model').fill('tiny');
-  await page.getByLabel('Choose model files').setInputFiles(MODEL_FILE_NAMES.map((name) => path.join(TINY_MODEL_DIR, name)));
+  await page
+    .getByLabel('Choose model files')
+    .setInputFiles(MODEL_FILE_NAMES.map((name) => path.join(TINY_MODEL_DIR, name)));
   await expect(page.getByTestId('loaded-model')).toHaveText('local/tiny');
 }
 
@@ -17,7 +19,8 @@ export async function loadTinyModel(page: Page): Promise<void> {
 export async function addDatasetFolder(page: Page): Promise<void> {
   await page.goto('./#/dataset');
   await page.getByLabel('Choose a folder').setInputFiles(DATASET_DIR);
-  for (const name of DATASET_CLASSES) await expect(classCard(page, name).getByRole('img')).toHaveCount(IMAGES_PER_CLASS);
+  for (const name of DATASET_CLASSES)
+    await expect(classCard(page, name).getByRole('img')).toHaveCount(IMAGES_PER_CLASS);
 }
 
 /**
@@ -25,7 +28,10 @@ export async function addDatasetFolder(page: Page): Promise<void> {
  * locator cannot resolve on the screen being left.
  */
 export async function openSection(page: Page, title: string): Promise<void> {
-  await page.getByRole('navigation', { name: 'Studio sections' }).getByRole('link', { name: title, exact: true }).click();
+  await page
+    .getByRole('navigation', { name: 'Studio sections' })
+    .getByRole('link', { name: title, exact: true })
+    .click();
   await expect(page.getByRole('heading', { level: 1, name: title, exact: true })).toBeVisible();
 }
 

@@ -26,7 +26,9 @@ test('reports a full browser storage in words and keeps what was stored', async 
 
   await page.evaluate(() => ((window as unknown as { storageFull: boolean }).storageFull = true));
   const first = DATASET_CLASSES[0];
-  await classCard(page, first).getByLabel(`Add images to ${first}`).setInputFiles([0, 1].map((i) => path.join(EXTRA_IMAGES_DIR, `${first}-extra-${i}.png`)));
+  await classCard(page, first)
+    .getByLabel(`Add images to ${first}`)
+    .setInputFiles([0, 1].map((i) => path.join(EXTRA_IMAGES_DIR, `${first}-extra-${i}.png`)));
   await expect(page.getByTestId('dataset-problem')).toHaveText(STORAGE_FULL);
   await page.getByLabel('New class name').fill('three');
   await page.getByRole('button', { name: 'Add class' }).click();
@@ -36,7 +38,8 @@ test('reports a full browser storage in words and keeps what was stored', async 
 
   // Nothing of the refused writes was kept, and nothing before them was lost.
   await page.reload();
-  for (const name of DATASET_CLASSES) await expect(classCard(page, name).getByRole('img')).toHaveCount(IMAGES_PER_CLASS);
+  for (const name of DATASET_CLASSES)
+    await expect(classCard(page, name).getByRole('img')).toHaveCount(IMAGES_PER_CLASS);
   await expect(classCard(page, 'three')).toHaveCount(0);
   expect(errors).toEqual([]);
 });

@@ -21,7 +21,9 @@ function valueCells(page: Page, name: string) {
 }
 
 async function expectSelfTestPassed(page: Page): Promise<void> {
-  await expect(selfTestCard(page).getByTestId('self-test-status')).toContainText('Passed: the GPU’s sums match the CPU’s exactly');
+  await expect(selfTestCard(page).getByTestId('self-test-status')).toContainText(
+    'Passed: the GPU’s sums match the CPU’s exactly',
+  );
   await expect(valueCells(page, 'a + b (GPU)')).toHaveText(EXPECTED_SUMS);
 }
 
@@ -42,7 +44,8 @@ test('shows the adapter the engine worker opened and a kernel result computed on
 
   const limits = device.getByRole('definition');
   await expect(limits).toHaveCount(4);
-  for (const value of (await limits.allTextContents()).slice(0, 3)) expect(value).toMatch(/^\d+(\.\d)? (bytes|KiB|MiB|GiB|TiB)$/);
+  for (const value of (await limits.allTextContents()).slice(0, 3))
+    expect(value).toMatch(/^\d+(\.\d)? (bytes|KiB|MiB|GiB|TiB)$/);
   await expect(limits.nth(3)).toHaveText(/^\d+$/);
 
   await expectSelfTestPassed(page);
@@ -64,7 +67,8 @@ test('is usable from the keyboard, with a link to every section', async ({ page 
   const nav = page.getByRole('navigation', { name: 'Studio sections' });
   await expect(nav.getByRole('link', { name: 'GPU' })).toHaveAttribute('aria-current', 'page');
   const sections = ['Model', 'Dataset', 'Train', 'Evaluate', 'Try it', 'Adapter library', 'Workspace'];
-  for (const title of sections) await expect(nav.getByRole('link', { name: title, exact: true })).not.toHaveAttribute('aria-current', 'page');
+  for (const title of sections)
+    await expect(nav.getByRole('link', { name: title, exact: true })).not.toHaveAttribute('aria-current', 'page');
 
   // Tab from the top of the page to the self-test button and run it with Enter.
   const runAgain = selfTestCard(page).getByRole('button', { name: 'Run again' });
@@ -75,7 +79,11 @@ test('is usable from the keyboard, with a link to every section', async ({ page 
   }
   expect(reached, 'the Run again button is reachable with Tab').toBe(true);
   await page.keyboard.press('Enter');
-  await expect(selfTestCard(page).getByText('Running', { exact: true }).or(selfTestCard(page).getByText('Passed', { exact: true }))).toBeVisible();
+  await expect(
+    selfTestCard(page)
+      .getByText('Running', { exact: true })
+      .or(selfTestCard(page).getByText('Passed', { exact: true })),
+  ).toBeVisible();
   await expectSelfTestPassed(page);
 
   // Every section is a link that Enter follows; each screen names itself in its heading.

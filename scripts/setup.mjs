@@ -44,7 +44,9 @@ export function ensureNode() {
     throw new Error(`octoclip needs Node.js ${range}; this is ${process.version}: see https://nodejs.org/`);
   }
   const npm = startCommand('npm', ['--version']);
-  console.log(`Node.js ${process.version}, npm ${execFileSync(npm.file, npm.args, { encoding: 'utf8', shell: npm.shell }).trim()}`);
+  console.log(
+    `Node.js ${process.version}, npm ${execFileSync(npm.file, npm.args, { encoding: 'utf8', shell: npm.shell }).trim()}`,
+  );
 }
 
 // ---- System packages for the tests ----
@@ -58,7 +60,8 @@ export function ensureNode() {
 export function chromiumPath(env = process.env, platform = process.platform) {
   if (env.OCTOCLIP_CHROMIUM) return env.OCTOCLIP_CHROMIUM;
   if (platform === 'darwin') return '/Applications/Google Chrome.app/Contents/MacOS/Google Chrome';
-  if (platform === 'win32') return join(env.PROGRAMFILES ?? 'C:\\Program Files', 'Google', 'Chrome', 'Application', 'chrome.exe');
+  if (platform === 'win32')
+    return join(env.PROGRAMFILES ?? 'C:\\Program Files', 'Google', 'Chrome', 'Application', 'chrome.exe');
   return '/usr/bin/chromium';
 }
 
@@ -80,7 +83,10 @@ export function systemPackagePlan({ platform, missing, isRoot, hasAptGet, chromi
   if (missing.length === 0) return { action: 'none' };
   // Elsewhere than Linux the browser is all that can be missing.
   if (chromiumNamed && (platform !== 'linux' || missing.includes('chromium'))) {
-    return { action: 'tell', message: `OCTOCLIP_CHROMIUM names ${chromium}, which is not there: correct it, or unset it to use the system's browser.` };
+    return {
+      action: 'tell',
+      message: `OCTOCLIP_CHROMIUM names ${chromium}, which is not there: correct it, or unset it to use the system's browser.`,
+    };
   }
   if (platform !== 'linux') {
     return {
@@ -94,7 +100,10 @@ export function systemPackagePlan({ platform, missing, isRoot, hasAptGet, chromi
   const command = hasAptGet
     ? `sudo apt-get install -y ${missing.join(' ')}`
     : "your package manager's Chromium and Vulkan loader (e.g. dnf install chromium vulkan-loader, pacman -S chromium vulkan-icd-loader)";
-  return { action: 'tell', message: `The tests need system packages that are missing (${missing.join(', ')}). Install them with: ${command}` };
+  return {
+    action: 'tell',
+    message: `The tests need system packages that are missing (${missing.join(', ')}). Install them with: ${command}`,
+  };
 }
 
 /** @param {string} command */
@@ -111,10 +120,12 @@ function linuxPackageInstalled(name) {
   if (name === 'chromium' && process.env.OCTOCLIP_CHROMIUM) return existsSync(process.env.OCTOCLIP_CHROMIUM);
   if (onPath('dpkg-query')) {
     // biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's own format syntax
-    return spawnSync('dpkg-query', ['-W', '-f=${Status}', name], { encoding: 'utf8' }).stdout === 'install ok installed';
+    const status = spawnSync('dpkg-query', ['-W', '-f=${Status}', name], { encoding: 'utf8' }).stdout;
+    return status === 'install ok installed';
   }
   if (name === 'chromium') return existsSync(chromiumPath());
-  if (name === 'libvulkan1') return spawnSync('/sbin/ldconfig', ['-p'], { encoding: 'utf8' }).stdout?.includes('libvulkan.so.1') ?? false;
+  if (name === 'libvulkan1')
+    return spawnSync('/sbin/ldconfig', ['-p'], { encoding: 'utf8' }).stdout?.includes('libvulkan.so.1') ?? false;
   return false;
 }
 
@@ -211,7 +222,12 @@ function installedNvidiaIcds() {
 export function webgpuEnvironment(env, { platform, icd, root }) {
   // Windows spells it Path; whichever spelling is there is the one to extend.
   const pathKey = Object.keys(env).find((key) => key.toUpperCase() === 'PATH') ?? 'PATH';
-  const result = { ...env, [pathKey]: [join(root, 'node_modules', '.bin'), env[pathKey]].filter(Boolean).join(platform === 'win32' ? ';' : ':') };
+  const result = {
+    ...env,
+    [pathKey]: [join(root, 'node_modules', '.bin'), env[pathKey]]
+      .filter(Boolean)
+      .join(platform === 'win32' ? ';' : ':'),
+  };
   if (platform === 'linux') result.XDG_RUNTIME_DIR = env.XDG_RUNTIME_DIR || '/tmp';
   if (icd) result.VK_ICD_FILENAMES = icd;
   return result;

@@ -1,7 +1,14 @@
 #!/usr/bin/env node
 // npm test: from a fresh clone, installs what is missing and runs every check, each under its own
 // header with its time, stopping at the first failure with a non-zero exit status.
-import { ensureNode, ensureNpmDependencies, ensureTestSystemPackages, ROOT, runStages, runWithWebgpu } from './setup.mjs';
+import {
+  ensureNode,
+  ensureNpmDependencies,
+  ensureTestSystemPackages,
+  ROOT,
+  runStages,
+  runWithWebgpu,
+} from './setup.mjs';
 
 /** @param {string} tool @param {string[]} args */
 const check = (tool, args) => () => runWithWebgpu(tool, args, { cwd: ROOT });

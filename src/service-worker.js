@@ -13,13 +13,23 @@ const PAGE = new URL('index.html', sw.registration.scope).href;
 
 sw.addEventListener('install', (event) => {
   // `reload`: never fill the cache from the HTTP cache, which may hold an older build's page.
-  event.waitUntil(caches.open(CACHE).then((cache) => cache.addAll([...urls].map((url) => new Request(url, { cache: 'reload' })))).then(() => sw.skipWaiting()));
+  event.waitUntil(
+    caches
+      .open(CACHE)
+      .then((cache) => cache.addAll([...urls].map((url) => new Request(url, { cache: 'reload' }))))
+      .then(() => sw.skipWaiting()),
+  );
 });
 
 sw.addEventListener('activate', (event) => {
   event.waitUntil(
-    caches.keys()
-      .then((names) => Promise.all(names.filter((name) => name.startsWith('octoclip-') && name !== CACHE).map((name) => caches.delete(name))))
+    caches
+      .keys()
+      .then((names) =>
+        Promise.all(
+          names.filter((name) => name.startsWith('octoclip-') && name !== CACHE).map((name) => caches.delete(name)),
+        ),
+      )
       // The page of the first visit is served by this worker too, so that it works offline at once.
       .then(() => sw.clients.claim()),
   );

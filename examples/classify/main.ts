@@ -25,11 +25,13 @@ async function classifier(): Promise<Classifier<BrowserImage>> {
 async function show(image: BrowserImage): Promise<void> {
   try {
     const probabilities = await (await classifier()).classify(image);
-    $<HTMLOListElement>('result').replaceChildren(...probabilities.map(({ className, probability }) => {
-      const item = document.createElement('li');
-      item.textContent = `${className}: ${(100 * probability).toFixed(1)}%`;
-      return item;
-    }));
+    $<HTMLOListElement>('result').replaceChildren(
+      ...probabilities.map(({ className, probability }) => {
+        const item = document.createElement('li');
+        item.textContent = `${className}: ${(100 * probability).toFixed(1)}%`;
+        return item;
+      }),
+    );
     status.textContent = `Most likely: ${probabilities[0].className}`;
   } catch (error) {
     status.textContent = (error as Error).message;

@@ -14,8 +14,22 @@
 // of class name to its own prompt; optional, absent in older files), training (JSON object), metrics (JSON object). Readers ignore other keys, so later versions may add some.
 
 import { TOWERS } from '../common/recipe';
-import { decodeTensor, encodeSafetensors, ModelFileError, parseSafetensorsHeader, type SafetensorsHeader } from '../model/safetensors';
-import { layerPath, scalingFor, TARGET_MATRICES, type AdapterSettings, type ScalingRule, type TargetMatrix, type Tower } from './settings';
+import {
+  decodeTensor,
+  encodeSafetensors,
+  ModelFileError,
+  parseSafetensorsHeader,
+  type SafetensorsHeader,
+} from '../model/safetensors';
+import {
+  layerPath,
+  scalingFor,
+  TARGET_MATRICES,
+  type AdapterSettings,
+  type ScalingRule,
+  type TargetMatrix,
+  type Tower,
+} from './settings';
 
 export const ADAPTER_FORMAT = 'octoclip-adapter';
 export const ADAPTER_FORMAT_VERSION = 1;
@@ -87,7 +101,6 @@ export class AdapterMismatchError extends Error {
   }
 }
 
-
 /** Every adapted matrix, in file order: text then vision, layers as listed, targets as listed. */
 export function adaptedMatrices(meta: Pick<AdapterMetadata, 'layers' | 'targets'>): AdaptedMatrix[] {
   return TOWERS.flatMap((tower) =>
@@ -129,7 +142,10 @@ export function assertValidAdapter(meta: AdapterMetadata, tensors: AdapterTensor
  * another (one hidden and one MLP width per tower), and finite values. Throws `AdapterFileError` naming
  * `fileName` otherwise.
  */
-export function decodeAdapterFile(bytes: Uint8Array, fileName?: string): { meta: AdapterMetadata; tensors: AdapterTensors } {
+export function decodeAdapterFile(
+  bytes: Uint8Array,
+  fileName?: string,
+): { meta: AdapterMetadata; tensors: AdapterTensors } {
   const fail = (problem: string, cause?: unknown): never => {
     throw new AdapterFileError(problem, fileName, cause === undefined ? undefined : { cause });
   };
@@ -139,11 +155,15 @@ export function decodeAdapterFile(bytes: Uint8Array, fileName?: string): { meta:
     header = parseSafetensorsHeader(bytes, bytes.length, fileName);
   } catch (error) {
     if (!(error instanceof ModelFileError)) throw error;
-    const detail = fileName && error.message.startsWith(`${fileName}: `) ? error.message.slice(fileName.length + 2) : error.message;
+    const detail =
+      fileName && error.message.startsWith(`${fileName}: `) ? error.message.slice(fileName.length + 2) : error.message;
     return fail(unreadableFileProblem(bytes, detail), error);
   }
 
-  if (header.metadata.format !== ADAPTER_FORMAT && [...header.tensors.keys()].some((name) => PEFT_LORA_TENSOR.test(name))) {
+  if (
+    header.metadata.format !== ADAPTER_FORMAT &&
+    [...header.tensors.keys()].some((name) => PEFT_LORA_TENSOR.test(name))
+  ) {
     return fail(
       'this is a PEFT LoRA adapter (adapter_model.safetensors), not an octoclip adapter: import its folder or zip with its ' +
         'adapter_config.json (octoclip import-peft --peft DIR --model M --out A.octoclip.safetensors, or Import PEFT in the Adapter library)',
@@ -199,18 +219,25 @@ function unreadableFileProblem(bytes: Uint8Array, detail: string): string {
   if (bytes.length === 0) return 'not an octoclip adapter: the file is empty';
   if (bytes.length < LENGTH_PREFIX_BYTES) return `not an octoclip adapter: the file has only ${bytes.length} bytes`;
   const headerLength = Number(new DataView(bytes.buffer, bytes.byteOffset, LENGTH_PREFIX_BYTES).getBigUint64(0, true));
-  const corrupt = 'not an octoclip adapter: the file is corrupt or of another kind (it does not start with a safetensors header)';
+  const corrupt =
+    'not an octoclip adapter: the file is corrupt or of another kind (it does not start with a safetensors header)';
   if (headerLength < 2 || headerLength > PLAUSIBLE_HEADER_BYTES) return corrupt;
-  const cutOff = (expected: string) => `incomplete: ${bytes.length} of ${expected} bytes (the file was cut off: download or copy it again)`;
+  const cutOff = (expected: string) =>
+    `incomplete: ${bytes.length} of ${expected} bytes (the file was cut off: download or copy it again)`;
   const dataStart = LENGTH_PREFIX_BYTES + headerLength;
   if (dataStart > bytes.length) return cutOff(`more than ${dataStart}`);
   let entries: unknown[];
   try {
-    entries = Object.values(JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(LENGTH_PREFIX_BYTES, dataStart))));
+    entries = Object.values(
+      JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(LENGTH_PREFIX_BYTES, dataStart))),
+    );
   } catch {
     return corrupt;
   }
-  const dataEnd = Math.max(0, ...entries.map((entry) => Number((entry as { data_offsets?: number[] })?.data_offsets?.[1]) || 0));
+  const dataEnd = Math.max(
+    0,
+    ...entries.map((entry) => Number((entry as { data_offsets?: number[] })?.data_offsets?.[1]) || 0),
+  );
   if (dataStart + dataEnd > bytes.length) return cutOff(String(dataStart + dataEnd));
   return `corrupt: ${detail}`;
 }
@@ -245,7 +272,9 @@ function metadataStrings(meta: AdapterMetadata): Record<string, string> {
 function parseMetadata(strings: Record<string, string>, fail: (problem: string) => never): AdapterMetadata {
   const format = strings.format;
   if (format !== ADAPTER_FORMAT) {
-    fail(`not an octoclip adapter (${format === undefined ? 'its metadata has no "format"' : `its format is "${format}"`})`);
+    fail(
+      `not an octoclip adapter (${format === undefined ? 'its metadata has no "format"' : `its format is "${format}"`})`,
+    );
   }
   const version = strings.format_version;
   if (version !== String(ADAPTER_FORMAT_VERSION)) {
@@ -263,7 +292,9 @@ function parseMetadata(strings: Record<string, string>, fail: (problem: string) 
   const numeric = (key: string): number => {
     const value = text(key);
     const parsed = Number(value);
-    return value.trim() === '' || !Number.isFinite(parsed) ? fail(`metadata "${key}" is "${value}", expected a number`) : parsed;
+    return value.trim() === '' || !Number.isFinite(parsed)
+      ? fail(`metadata "${key}" is "${value}", expected a number`)
+      : parsed;
   };
   const json = (key: string): unknown => {
     try {
@@ -290,7 +321,9 @@ function parseMetadata(strings: Record<string, string>, fail: (problem: string) 
 
   const stringRecord = (key: string): Record<string, string> => {
     const value = object(key);
-    return Object.values(value).every((item) => typeof item === 'string') ? (value as Record<string, string>) : fail(`metadata "${key}" is not a JSON object of strings`);
+    return Object.values(value).every((item) => typeof item === 'string')
+      ? (value as Record<string, string>)
+      : fail(`metadata "${key}" is not a JSON object of strings`);
   };
 
   const layersValue = object('layers');
@@ -333,10 +366,12 @@ function checkMetadata(meta: AdapterMetadata): string | null {
   const { rank, blocks, alpha, dropout, scaling } = meta;
   if (!METHODS.includes(meta.method)) return `method "${meta.method}" is not one of ${METHODS.join(', ')}`;
   if (!Number.isSafeInteger(rank) || rank < 1) return `rank ${rank} is not a positive integer`;
-  if (!Number.isSafeInteger(blocks) || blocks < 1 || rank % blocks !== 0) return `blocks ${blocks} does not divide the rank ${rank}`;
+  if (!Number.isSafeInteger(blocks) || blocks < 1 || rank % blocks !== 0)
+    return `blocks ${blocks} does not divide the rank ${rank}`;
   if (meta.method === 'lora' && blocks !== 1) return `method "lora" has one block, not ${blocks}`;
   if (!(Number.isFinite(alpha) && alpha > 0)) return `alpha ${alpha} is not a positive number`;
-  if (!SCALING_RULES.includes(meta.scalingRule)) return `scaling rule "${meta.scalingRule}" is not one of ${SCALING_RULES.join(', ')}`;
+  if (!SCALING_RULES.includes(meta.scalingRule))
+    return `scaling rule "${meta.scalingRule}" is not one of ${SCALING_RULES.join(', ')}`;
   const expected = scalingFor(meta.scalingRule, alpha, rank);
   // Both sides are computed in float64 and written as round-trip decimals: only a hand edit differs.
   if (!(Math.abs(scaling - expected) <= 1e-12 * expected)) {
@@ -347,7 +382,8 @@ function checkMetadata(meta: AdapterMetadata): string | null {
   for (const target of meta.targets) {
     if (!TARGET_MATRICES.includes(target)) return `target "${target}" is not one of ${TARGET_MATRICES.join(', ')}`;
   }
-  if (new Set(meta.targets).size !== meta.targets.length) return `targets ${JSON.stringify(meta.targets)} repeat a matrix`;
+  if (new Set(meta.targets).size !== meta.targets.length)
+    return `targets ${JSON.stringify(meta.targets)} repeat a matrix`;
   for (const tower of TOWERS) {
     const list = meta.layers[tower];
     if (!Array.isArray(list)) return `layers has no list for the ${tower} tower`;
@@ -356,7 +392,8 @@ function checkMetadata(meta: AdapterMetadata): string | null {
     }
     if (new Set(list).size !== list.length) return `${tower} layers ${JSON.stringify(list)} repeat a layer`;
   }
-  if (meta.layers.text.length + meta.layers.vision.length === 0) return 'layers lists no layer in either tower: the adapter adapts nothing';
+  if (meta.layers.text.length + meta.layers.vision.length === 0)
+    return 'layers lists no layer in either tower: the adapter adapts nothing';
   if (!meta.baseModel) return 'base_model is empty';
   if (!meta.baseModelFingerprint) return 'base_model_fingerprint is empty';
   return null;
@@ -387,12 +424,16 @@ function checkTensors(meta: AdapterMetadata, tensors: AdapterTensors): string | 
     const b = tensors.get(bName);
     if (!a) return `tensor ${aName} is missing`;
     if (!b) return `tensor ${bName} is missing`;
-    for (const [name, tensor] of [[aName, a], [bName, b]] as const) {
+    for (const [name, tensor] of [
+      [aName, a],
+      [bName, b],
+    ] as const) {
       const count = tensor.shape.reduce((product, size) => product * size, 1);
       if (tensor.data.length !== count) {
         return `tensor ${name} has ${tensor.data.length} values, its shape [${tensor.shape}] needs ${count}`;
       }
-      if (!tensor.data.every(Number.isFinite)) return `tensor ${name} holds NaN or infinite values (a diverged training run?)`;
+      if (!tensor.data.every(Number.isFinite))
+        return `tensor ${name} holds NaN or infinite values (a diverged training run?)`;
     }
     if (a.shape.length !== 2 || a.shape[0] !== blockRank || a.shape[1] < 1) {
       return `tensor ${aName} has shape [${a.shape}], expected [${blockRank}, d_in] ${inBlocks}`;
@@ -403,7 +444,8 @@ function checkTensors(meta: AdapterMetadata, tensors: AdapterTensors): string | 
     const [dIn, dOut] = [a.shape[1], b.shape[1]];
     const inRole = target === 'fc2' ? 'mlp' : 'hidden';
     const outRole = target === 'fc1' ? 'mlp' : 'hidden';
-    const problem = sameWidth(tower, inRole, dIn, `${aName} (d_in)`) ?? sameWidth(tower, outRole, dOut, `${bName} (d_out)`);
+    const problem =
+      sameWidth(tower, inRole, dIn, `${aName} (d_in)`) ?? sameWidth(tower, outRole, dOut, `${bName} (d_out)`);
     if (problem) return problem;
   }
   for (const name of tensors.keys()) {

@@ -8,7 +8,16 @@ import { matmul, type Planes } from '../kernels/matmul';
 import type { ClipConfig } from '../model/config';
 import type { LinearAdapter, ModelAdapters } from '../model/adapter';
 import type { ClipWeights } from '../model/weights';
-import { adapterLayout, layerPath, scalingFor, validateAdapterSettings, type AdaptedMatrix, type AdapterSettings, type TargetMatrix, type Tower } from './settings';
+import {
+  adapterLayout,
+  layerPath,
+  scalingFor,
+  validateAdapterSettings,
+  type AdaptedMatrix,
+  type AdapterSettings,
+  type TargetMatrix,
+  type Tower,
+} from './settings';
 
 /** One adapted matrix: the shared down-projection A_s [r/n, d_in] and the n up-projection blocks [n, d_out, r/n]. */
 export class BlockLoraAdapter implements LinearAdapter {
@@ -63,8 +72,15 @@ export class AdapterSet implements ModelAdapters {
     this.flatParameters = ctx.tensor([elements], 'adapters', data);
     if (settings.blocks > 1 && matrices.length > 0) {
       const blockRank = settings.rank / settings.blocks;
-      const placements = matrices.map(({ dOut, blocksOffset, sumOffset }) => ({ blocksOffset, sumOffset, blockSize: dOut * blockRank }));
-      this.blockSums = { flat: ctx.tensor([sumElements], 'adapter block sums'), table: new BlockSumTable(ctx, placements, settings.blocks) };
+      const placements = matrices.map(({ dOut, blocksOffset, sumOffset }) => ({
+        blocksOffset,
+        sumOffset,
+        blockSize: dOut * blockRank,
+      }));
+      this.blockSums = {
+        flat: ctx.tensor([sumElements], 'adapter block sums'),
+        table: new BlockSumTable(ctx, placements, settings.blocks),
+      };
     }
   }
 
@@ -88,7 +104,10 @@ export class AdapterSet implements ModelAdapters {
     for (const { path, dIn, dOut, aOffset, blocksOffset } of matrices) {
       if ('initial' in init) {
         data.set(requireInitial(init.initial, `${path}.block_lora_A`, blockRank * dIn), aOffset);
-        data.set(requireInitial(init.initial, `${path}.block_lora_B`, settings.blocks * dOut * blockRank), blocksOffset);
+        data.set(
+          requireInitial(init.initial, `${path}.block_lora_B`, settings.blocks * dOut * blockRank),
+          blocksOffset,
+        );
       } else {
         const bound = 1 / Math.sqrt(dIn);
         for (let i = 0; i < blockRank * dIn; i++) data[aOffset + i] = (2 * init.random() - 1) * bound;
@@ -135,9 +154,15 @@ export class AdapterSet implements ModelAdapters {
     const offsets = tensors.map((tensor) => (tensor.byteOffset - flat.byteOffset) / 4);
     const size = tensors[0].size;
     const stride = tensors.length > 1 ? offsets[1] - offsets[0] : size;
-    const evenlySpaced = tensors.every((tensor, i) => tensor.buffer === flat.buffer && tensor.size === size && offsets[i] === offsets[0] + i * stride);
+    const evenlySpaced = tensors.every(
+      (tensor, i) => tensor.buffer === flat.buffer && tensor.size === size && offsets[i] === offsets[0] + i * stride,
+    );
     if (!evenlySpaced || stride < size) return null;
-    return { tensor: flat.slice(offsets[0], [(tensors.length - 1) * stride + size], `${adapters[0].path}.${which} planes`), stride, count: tensors.length };
+    return {
+      tensor: flat.slice(offsets[0], [(tensors.length - 1) * stride + size], `${adapters[0].path}.${which} planes`),
+      stride,
+      count: tensors.length,
+    };
   }
 
   /** Recomputes every sum_i B_i after the blocks changed (an optimizer step). */
@@ -162,7 +187,13 @@ export class AdapterSet implements ModelAdapters {
     for (const adapter of this.byPath.values()) {
       const weight = weights.get(`${adapter.path}.weight`);
       const [dOut, dIn] = weight.shape;
-      matmul(this.ctx, adapter.bSum, adapter.a, weight, { m: dOut, n: dIn, k: adapter.blockRank, alpha: scale, accumulate: true });
+      matmul(this.ctx, adapter.bSum, adapter.a, weight, {
+        m: dOut,
+        n: dIn,
+        k: adapter.blockRank,
+        alpha: scale,
+        accumulate: true,
+      });
     }
   }
 
@@ -195,19 +226,25 @@ export class AdapterSet implements ModelAdapters {
   slicesOf(flat: Tensor, suffix: string): { name: string; tensor: Tensor }[] {
     return this.matrices.flatMap((matrix) => {
       const { a, blocks } = this.sliceMatrix(flat, matrix, suffix);
-      return [{ name: a.label, tensor: a }, { name: blocks.label, tensor: blocks }];
+      return [
+        { name: a.label, tensor: a },
+        { name: blocks.label, tensor: blocks },
+      ];
     });
   }
 
   /** One adapted matrix's A_s and blocks inside a flat tensor of the parameters' layout, labelled with `suffix`. */
-  private sliceMatrix(flat: Tensor, { path, dIn, dOut, aOffset, blocksOffset }: AdaptedMatrix, suffix: string): { a: Tensor; blocks: Tensor } {
+  private sliceMatrix(
+    flat: Tensor,
+    { path, dIn, dOut, aOffset, blocksOffset }: AdaptedMatrix,
+    suffix: string,
+  ): { a: Tensor; blocks: Tensor } {
     const blockRank = this.settings.rank / this.settings.blocks;
     return {
       a: flat.slice(aOffset, [blockRank, dIn], `${path}.block_lora_A${suffix}`),
       blocks: flat.slice(blocksOffset, [this.settings.blocks, dOut, blockRank], `${path}.block_lora_B${suffix}`),
     };
   }
-
 
   /** Parameters by tensor name, in a fixed order (the adapter file's order). */
   parameters(): { name: string; tensor: Tensor; grad: Tensor | null }[] {

@@ -13,11 +13,13 @@ export class MergeError extends Error {
 
 /** The base model's fingerprint from its checkpoint (as ClipWeights computes it on load), without a GPU. */
 export function checkpointFingerprint(checkpoint: Uint8Array, header: SafetensorsHeader, fileName?: string): string {
-  return fingerprintWeights(FINGERPRINT_TENSORS.map((name) => {
-    const entry = header.tensors.get(name);
-    if (!entry) throw new MergeError(`${fileName ?? 'the checkpoint'} has no ${name}: is it a CLIP model?`);
-    return decodeTensor(entry, checkpoint.subarray(entry.byteOffset, entry.byteOffset + entry.byteLength), fileName);
-  }));
+  return fingerprintWeights(
+    FINGERPRINT_TENSORS.map((name) => {
+      const entry = header.tensors.get(name);
+      if (!entry) throw new MergeError(`${fileName ?? 'the checkpoint'} has no ${name}: is it a CLIP model?`);
+      return decodeTensor(entry, checkpoint.subarray(entry.byteOffset, entry.byteOffset + entry.byteLength), fileName);
+    }),
+  );
 }
 
 /**
@@ -26,11 +28,18 @@ export function checkpointFingerprint(checkpoint: Uint8Array, header: Safetensor
  * order, the metadata) is copied byte for byte. Refuses weights stored below float32 (rounding W to F16 or BF16
  * would lose most of the adapter's small delta) and an adapter made for another base.
  */
-export function mergeAdapter(checkpoint: Uint8Array, meta: AdapterMetadata, tensors: AdapterTensors, fileName = 'model.safetensors'): Uint8Array {
+export function mergeAdapter(
+  checkpoint: Uint8Array,
+  meta: AdapterMetadata,
+  tensors: AdapterTensors,
+  fileName = 'model.safetensors',
+): Uint8Array {
   const header = parseSafetensorsHeader(checkpoint, checkpoint.length, fileName);
   const fingerprint = checkpointFingerprint(checkpoint, header, fileName);
   if (fingerprint !== meta.baseModelFingerprint) {
-    throw new MergeError(`the adapter was trained on ${meta.baseModel} (fingerprint ${meta.baseModelFingerprint}), this checkpoint is another model (fingerprint ${fingerprint})`);
+    throw new MergeError(
+      `the adapter was trained on ${meta.baseModel} (fingerprint ${meta.baseModelFingerprint}), this checkpoint is another model (fingerprint ${fingerprint})`,
+    );
   }
   const merged = checkpoint.slice();
   const blockRank = meta.rank / meta.blocks;
@@ -38,13 +47,20 @@ export function mergeAdapter(checkpoint: Uint8Array, meta: AdapterMetadata, tens
     const entry = header.tensors.get(`${path}.weight`);
     if (!entry) throw new MergeError(`${fileName} has no ${path}.weight to merge into`);
     if (entry.dtype !== 'F32') {
-      throw new MergeError(`${path}.weight is stored as ${entry.dtype}: merging needs F32 weights (rounding to ${entry.dtype} would lose most of the adapter)`);
+      throw new MergeError(
+        `${path}.weight is stored as ${entry.dtype}: merging needs F32 weights (rounding to ${entry.dtype} would lose most of the adapter)`,
+      );
     }
     const a = tensors.get(aName)!;
     const b = tensors.get(bName)!;
     const [dOut, dIn] = entry.shape;
-    if (a.shape[1] !== dIn || b.shape[1] !== dOut) throw new MergeError(`${path}.weight is [${entry.shape}], the adapter's delta is [${b.shape[1]}, ${a.shape[1]}]`);
-    const w0 = decodeTensor(entry, checkpoint.subarray(entry.byteOffset, entry.byteOffset + entry.byteLength), fileName);
+    if (a.shape[1] !== dIn || b.shape[1] !== dOut)
+      throw new MergeError(`${path}.weight is [${entry.shape}], the adapter's delta is [${b.shape[1]}, ${a.shape[1]}]`);
+    const w0 = decodeTensor(
+      entry,
+      checkpoint.subarray(entry.byteOffset, entry.byteOffset + entry.byteLength),
+      fileName,
+    );
     const w = foldDelta(w0, meta.scaling, b.data, a.data, meta.blocks, dOut, blockRank, dIn);
     merged.set(float32Bytes(entry.name, w), entry.byteOffset);
   }
@@ -52,7 +68,16 @@ export function mergeAdapter(checkpoint: Uint8Array, meta: AdapterMetadata, tens
 }
 
 /** W0 [dOut, dIn] + s (sum_i B_i [dOut, k]) A [k, dIn], in float64, rounded to float32 once. */
-function foldDelta(w0: Float32Array, s: number, blocks: Float32Array, a: Float32Array, n: number, dOut: number, k: number, dIn: number): Float32Array {
+function foldDelta(
+  w0: Float32Array,
+  s: number,
+  blocks: Float32Array,
+  a: Float32Array,
+  n: number,
+  dOut: number,
+  k: number,
+  dIn: number,
+): Float32Array {
   const w = new Float32Array(w0.length);
   const bSum = new Float64Array(k);
   for (let o = 0; o < dOut; o++) {

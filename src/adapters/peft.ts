@@ -12,9 +12,14 @@
 import { ADAPTER_FILE_EXTENSION, PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE } from '../common/file-names';
 import { adaptedMatrices, assertValidAdapter, type AdapterMetadata, type AdapterTensors } from './adapter-file';
 import type { ClipConfig } from '../model/config';
-import { decodeTensor, encodeSafetensors, parseSafetensorsHeader, type SafetensorsHeader, type TensorEntry } from '../model/safetensors';
+import {
+  decodeTensor,
+  encodeSafetensors,
+  parseSafetensorsHeader,
+  type SafetensorsHeader,
+  type TensorEntry,
+} from '../model/safetensors';
 import { layerPath, scalingFor, TARGET_MATRICES, type TargetMatrix, type Tower } from './settings';
-
 
 export interface PeftExport {
   [PEFT_WEIGHTS_FILE]: Uint8Array;
@@ -59,7 +64,11 @@ export function toPeft(meta: AdapterMetadata, tensors: AdapterTensors): PeftExpo
     const dOut = b.shape[1];
     return [
       { name: `${PEFT_KEY_PREFIX}${path}.lora_A.weight`, shape: [blockRank, a.shape[1]], data: a.data },
-      { name: `${PEFT_KEY_PREFIX}${path}.lora_B.weight`, shape: [dOut, blockRank], data: sumBlocks(b.data, meta.blocks, dOut * blockRank) },
+      {
+        name: `${PEFT_KEY_PREFIX}${path}.lora_B.weight`,
+        shape: [dOut, blockRank],
+        data: sumBlocks(b.data, meta.blocks, dOut * blockRank),
+      },
     ];
   });
 
@@ -192,7 +201,8 @@ export interface PeftImportBase {
   config: Pick<ClipConfig, 'text' | 'vision'>;
 }
 
-const PEFT_TENSOR = /^(?:base_model\.model\.)?(text|vision)_model\.encoder\.layers\.(\d+)\.(?:self_attn\.(q_proj|k_proj|v_proj|out_proj)|mlp\.(fc1|fc2))\.lora_(A|B)\.weight$/;
+const PEFT_TENSOR =
+  /^(?:base_model\.model\.)?(text|vision)_model\.encoder\.layers\.(\d+)\.(?:self_attn\.(q_proj|k_proj|v_proj|out_proj)|mlp\.(fc1|fc2))\.lora_(A|B)\.weight$/;
 
 /**
  * Converts PEFT's `adapter_config.json` text and `adapter_model.safetensors` bytes into an octoclip adapter
@@ -215,22 +225,34 @@ export function fromPeft(
   } catch (error) {
     return refuse(`${PEFT_CONFIG_FILE} is not valid JSON (${(error as Error).message})`);
   }
-  if (config.peft_type !== 'LORA') return refuse(`${PEFT_CONFIG_FILE} has peft_type ${JSON.stringify(config.peft_type)}: only LoRA adapters (LORA) can be imported`);
+  if (config.peft_type !== 'LORA')
+    return refuse(
+      `${PEFT_CONFIG_FILE} has peft_type ${JSON.stringify(config.peft_type)}: only LoRA adapters (LORA) can be imported`,
+    );
   if (config.use_dora) return refuse('the adapter uses DoRA (use_dora: true), which octoclip does not compute');
-  if (config.fan_in_fan_out) return refuse('fan_in_fan_out is true: that layout belongs to GPT-2-style Conv1D layers, not CLIP');
-  if (config.bias !== undefined && config.bias !== 'none') return refuse(`bias is "${config.bias}": octoclip adapters train no biases`);
+  if (config.fan_in_fan_out)
+    return refuse('fan_in_fan_out is true: that layout belongs to GPT-2-style Conv1D layers, not CLIP');
+  if (config.bias !== undefined && config.bias !== 'none')
+    return refuse(`bias is "${config.bias}": octoclip adapters train no biases`);
   for (const key of ['rank_pattern', 'alpha_pattern'] as const) {
     const pattern = config[key];
     if (pattern && typeof pattern === 'object' && Object.keys(pattern).length) {
-      return refuse(`${key} gives some modules their own ${key === 'rank_pattern' ? 'rank' : 'alpha'}: an octoclip adapter has one rank and one alpha`);
+      return refuse(
+        `${key} gives some modules their own ${key === 'rank_pattern' ? 'rank' : 'alpha'}: an octoclip adapter has one rank and one alpha`,
+      );
     }
   }
   const modulesToSave = config.modules_to_save;
-  if (Array.isArray(modulesToSave) && modulesToSave.length) return refuse(`modules_to_save (${modulesToSave.join(', ')}) are fully trained modules, which an octoclip adapter cannot hold`);
+  if (Array.isArray(modulesToSave) && modulesToSave.length)
+    return refuse(
+      `modules_to_save (${modulesToSave.join(', ')}) are fully trained modules, which an octoclip adapter cannot hold`,
+    );
   const rank = config.r;
   const loraAlpha = config.lora_alpha;
-  if (!Number.isSafeInteger(rank) || (rank as number) < 1) return refuse(`r is ${JSON.stringify(rank)}, expected a positive integer`);
-  if (typeof loraAlpha !== 'number' || !(loraAlpha > 0)) return refuse(`lora_alpha is ${JSON.stringify(loraAlpha)}, expected a positive number`);
+  if (!Number.isSafeInteger(rank) || (rank as number) < 1)
+    return refuse(`r is ${JSON.stringify(rank)}, expected a positive integer`);
+  if (typeof loraAlpha !== 'number' || !(loraAlpha > 0))
+    return refuse(`lora_alpha is ${JSON.stringify(loraAlpha)}, expected a positive number`);
   const dropout = typeof config.lora_dropout === 'number' ? config.lora_dropout : 0;
 
   let header: SafetensorsHeader;
@@ -239,12 +261,17 @@ export function fromPeft(
   } catch (error) {
     return refuse((error as Error).message);
   }
-  const found = new Map<string, { tower: Tower; layer: number; target: TargetMatrix; a?: TensorEntry; b?: TensorEntry }>();
+  const found = new Map<
+    string,
+    { tower: Tower; layer: number; target: TargetMatrix; a?: TensorEntry; b?: TensorEntry }
+  >();
   for (const entry of header.tensors.values()) {
     const match = PEFT_TENSOR.exec(entry.name);
     if (!match) {
-      return refuse(`tensor ${entry.name} is not a LoRA weight of a CLIP encoder layer (q_proj, k_proj, v_proj, out_proj, fc1, fc2): ` +
-        `was this adapter made for another architecture? (${PEFT_CONFIG_FILE} names base model ${JSON.stringify(config.base_model_name_or_path)})`);
+      return refuse(
+        `tensor ${entry.name} is not a LoRA weight of a CLIP encoder layer (q_proj, k_proj, v_proj, out_proj, fc1, fc2): ` +
+          `was this adapter made for another architecture? (${PEFT_CONFIG_FILE} names base model ${JSON.stringify(config.base_model_name_or_path)})`,
+      );
     }
     const [, tower, layer, attention, mlp, side] = match;
     const target = (attention ?? mlp) as TargetMatrix;
@@ -258,10 +285,15 @@ export function fromPeft(
   const targets = TARGET_MATRICES.filter((target) => [...found.values()].some((m) => m.target === target));
   const layers = { text: [] as number[], vision: [] as number[] };
   for (const tower of ['text', 'vision'] as const) {
-    layers[tower] = [...new Set([...found.values()].filter((m) => m.tower === tower).map((m) => m.layer))].sort((x, y) => x - y);
+    layers[tower] = [...new Set([...found.values()].filter((m) => m.tower === tower).map((m) => m.layer))].sort(
+      (x, y) => x - y,
+    );
     const count = base.config[tower].numLayers;
     const beyond = layers[tower].find((layer) => layer >= count);
-    if (beyond !== undefined) return refuse(`it adapts ${tower} layer ${beyond}, but the base model ${base.id} has ${count} ${tower} layers: it was made for another base model`);
+    if (beyond !== undefined)
+      return refuse(
+        `it adapts ${tower} layer ${beyond}, but the base model ${base.id} has ${count} ${tower} layers: it was made for another base model`,
+      );
   }
   const meta: AdapterMetadata = {
     method: 'lora',
@@ -284,18 +316,27 @@ export function fromPeft(
   const tensors: AdapterTensors = new Map();
   for (const { tower, layer, target, path, aName, bName } of adaptedMatrices(meta)) {
     const matrix = found.get(path);
-    if (!matrix) return refuse(`${path} has no LoRA weights, yet ${target} is adapted in other layers: octoclip adapts the same matrices in every adapted layer`);
-    if (!matrix.a || !matrix.b) return refuse(`${path} has lora_${matrix.a ? 'B' : 'A'} but no lora_${matrix.a ? 'A' : 'B'}`);
+    if (!matrix)
+      return refuse(
+        `${path} has no LoRA weights, yet ${target} is adapted in other layers: octoclip adapts the same matrices in every adapted layer`,
+      );
+    if (!matrix.a || !matrix.b)
+      return refuse(`${path} has lora_${matrix.a ? 'B' : 'A'} but no lora_${matrix.a ? 'A' : 'B'}`);
     const dIn = target === 'fc2' ? base.config[tower].intermediateSize : base.config[tower].hiddenSize;
     const dOut = target === 'fc1' ? base.config[tower].intermediateSize : base.config[tower].hiddenSize;
     const [a, b] = [matrix.a, matrix.b];
     if (a.shape[0] !== rank || b.shape[1] !== rank) {
-      return refuse(`${path} has lora_A [${a.shape}] and lora_B [${b.shape}], which do not have the rank r = ${rank} of ${PEFT_CONFIG_FILE}`);
+      return refuse(
+        `${path} has lora_A [${a.shape}] and lora_B [${b.shape}], which do not have the rank r = ${rank} of ${PEFT_CONFIG_FILE}`,
+      );
     }
     if (a.shape.length !== 2 || b.shape.length !== 2 || a.shape[1] !== dIn || b.shape[0] !== dOut) {
-      return refuse(`${path} has lora_A [${a.shape}] and lora_B [${b.shape}]; the base model ${base.id} needs [${rank}, ${dIn}] and [${dOut}, ${rank}] (${tower} layer ${layer}): it was made for another base model`);
+      return refuse(
+        `${path} has lora_A [${a.shape}] and lora_B [${b.shape}]; the base model ${base.id} needs [${rank}, ${dIn}] and [${dOut}, ${rank}] (${tower} layer ${layer}): it was made for another base model`,
+      );
     }
-    const decode = (entry: TensorEntry) => decodeTensor(entry, weights.subarray(entry.byteOffset, entry.byteOffset + entry.byteLength), PEFT_WEIGHTS_FILE);
+    const decode = (entry: TensorEntry) =>
+      decodeTensor(entry, weights.subarray(entry.byteOffset, entry.byteOffset + entry.byteLength), PEFT_WEIGHTS_FILE);
     tensors.set(aName, { shape: [rank as number, dIn], data: decode(a) });
     tensors.set(bName, { shape: [1, dOut, rank as number], data: decode(b) });
   }
@@ -320,7 +361,11 @@ export interface PeftClasses {
 }
 
 /** Every file of the export folder (or zip), by name: toPeft's two, `classes.json` and the `README.md` model card. */
-export function peftExportFiles(meta: AdapterMetadata, tensors: AdapterTensors, dir = 'octoclip-peft'): Record<string, Uint8Array | string> {
+export function peftExportFiles(
+  meta: AdapterMetadata,
+  tensors: AdapterTensors,
+  dir = 'octoclip-peft',
+): Record<string, Uint8Array | string> {
   const classes: PeftClasses = { class_names: meta.classNames, prompt_template: meta.promptTemplate };
   return {
     ...toPeft(meta, tensors),
@@ -351,7 +396,9 @@ export function parsePeftClasses(text: string): PeftClasses {
 export function peftModelCard(meta: AdapterMetadata, dir = 'octoclip-peft'): string {
   const revision = typeof meta.training.revision === 'string' ? meta.training.revision : 'main';
   const rows = (record: Record<string, unknown>) =>
-    Object.entries(record).map(([key, value]) => `| ${key} | ${typeof value === 'string' ? value : JSON.stringify(value)} |`);
+    Object.entries(record).map(
+      ([key, value]) => `| ${key} | ${typeof value === 'string' ? value : JSON.stringify(value)} |`,
+    );
   return [
     '---',
     `base_model: ${JSON.stringify(meta.baseModel)}`,
@@ -370,12 +417,24 @@ export function peftModelCard(meta: AdapterMetadata, dir = 'octoclip-peft'): str
     '',
     '| setting | value |',
     '| --- | --- |',
-    ...rows({ method: meta.method, rank: meta.rank, blocks: meta.blocks, alpha: meta.alpha, scaling_rule: meta.scalingRule, scaling: meta.scaling, dropout: meta.dropout, targets: meta.targets, layers: meta.layers }),
+    ...rows({
+      method: meta.method,
+      rank: meta.rank,
+      blocks: meta.blocks,
+      alpha: meta.alpha,
+      scaling_rule: meta.scalingRule,
+      scaling: meta.scaling,
+      dropout: meta.dropout,
+      targets: meta.targets,
+      layers: meta.layers,
+    }),
     ...rows(meta.training),
     '',
     '## Metrics',
     '',
-    ...(Object.keys(meta.metrics).length ? ['| metric | value |', '| --- | --- |', ...rows(meta.metrics)] : ['None recorded.']),
+    ...(Object.keys(meta.metrics).length
+      ? ['| metric | value |', '| --- | --- |', ...rows(meta.metrics)]
+      : ['None recorded.']),
     '',
     '## Use it in Python',
     '',
@@ -397,13 +456,19 @@ export function peftModelCard(meta: AdapterMetadata, dir = 'octoclip-peft'): str
  * is fine): the config and weights (required) and classes.json (optional). Throws PeftImportError naming
  * what is missing.
  */
-export function findPeftFiles(files: ReadonlyMap<string, Uint8Array>): { config: string; weights: Uint8Array; classes: PeftClasses | null } {
+export function findPeftFiles(files: ReadonlyMap<string, Uint8Array>): {
+  config: string;
+  weights: Uint8Array;
+  classes: PeftClasses | null;
+} {
   const byName = new Map([...files].map(([path, bytes]) => [path.split('/').pop()!, bytes]));
   const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
   const config = byName.get(PEFT_CONFIG_FILE);
   const weights = byName.get(PEFT_WEIGHTS_FILE);
   if (!config || !weights) {
-    throw new PeftImportError(`a PEFT adapter holds ${PEFT_CONFIG_FILE} and ${PEFT_WEIGHTS_FILE}; this has no ${config ? PEFT_WEIGHTS_FILE : PEFT_CONFIG_FILE}`);
+    throw new PeftImportError(
+      `a PEFT adapter holds ${PEFT_CONFIG_FILE} and ${PEFT_WEIGHTS_FILE}; this has no ${config ? PEFT_WEIGHTS_FILE : PEFT_CONFIG_FILE}`,
+    );
   }
   const classes = byName.get(PEFT_CLASSES_FILE);
   return { config: text(config), weights, classes: classes ? parsePeftClasses(text(classes)) : null };

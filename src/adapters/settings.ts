@@ -2,7 +2,17 @@
 // and the sizes they imply; the defaults are CLIP-LoRA's recipe (src/common/recipe.ts). Plain data and
 // arithmetic, no GPU: the studio's page, the adapter files and the memory planner use it too.
 
-import { definedOnly, LORA_BLOCKS, RECIPE_ADAPTER, TARGET_MATRICES, TOWERS, type AdapterChoice, type ScalingRule, type TargetMatrix, type Tower } from '../common/recipe';
+import {
+  definedOnly,
+  LORA_BLOCKS,
+  RECIPE_ADAPTER,
+  TARGET_MATRICES,
+  TOWERS,
+  type AdapterChoice,
+  type ScalingRule,
+  type TargetMatrix,
+  type Tower,
+} from '../common/recipe';
 import type { ClipConfig } from '../model/config';
 
 export { TARGET_MATRICES, type ScalingRule, type TargetMatrix, type Tower } from '../common/recipe';
@@ -28,7 +38,9 @@ export function defaultAdapterSettings(config: ClipConfig, overrides: Partial<Ad
 
 /** Every layer of each of these towers. */
 export function allLayers(config: ClipConfig, towers: readonly Tower[]): AdapterSettings['layers'] {
-  return Object.fromEntries(towers.map((tower) => [tower, Array.from({ length: config[tower].numLayers }, (_, i) => i)]));
+  return Object.fromEntries(
+    towers.map((tower) => [tower, Array.from({ length: config[tower].numLayers }, (_, i) => i)]),
+  );
 }
 
 export function validateAdapterSettings(settings: AdapterSettings, config: ClipConfig): void {
@@ -37,8 +49,10 @@ export function validateAdapterSettings(settings: AdapterSettings, config: ClipC
   if (!Number.isInteger(blocks) || blocks < 1 || rank % blocks !== 0) {
     throw new RangeError(`blocks (n = ${blocks}) must divide the rank (r = ${rank})`);
   }
-  if (settings.method === 'lora' && blocks !== LORA_BLOCKS) throw new RangeError(`LoRA is Block-LoRA with one block: use blocks = ${LORA_BLOCKS}`);
-  if (!(settings.dropout >= 0 && settings.dropout < 1)) throw new RangeError(`dropout must be in [0, 1), got ${settings.dropout}`);
+  if (settings.method === 'lora' && blocks !== LORA_BLOCKS)
+    throw new RangeError(`LoRA is Block-LoRA with one block: use blocks = ${LORA_BLOCKS}`);
+  if (!(settings.dropout >= 0 && settings.dropout < 1))
+    throw new RangeError(`dropout must be in [0, 1), got ${settings.dropout}`);
   for (const target of settings.targets) {
     if (!TARGET_MATRICES.includes(target)) throw new RangeError(`unknown target matrix ${target}`);
   }
@@ -105,7 +119,8 @@ export interface AdaptedMatrix {
  * targets: the adapter file's.
  */
 export function adapterLayout(
-  config: ClipConfig, settings: AdapterSettings,
+  config: ClipConfig,
+  settings: AdapterSettings,
 ): { matrices: AdaptedMatrix[]; elements: number; sumElements: number } {
   const blockRank = settings.rank / settings.blocks;
   const aligned = (elements: number) => Math.ceil(elements / FLAT_ALIGNMENT_ELEMENTS) * FLAT_ALIGNMENT_ELEMENTS;
@@ -121,7 +136,17 @@ export function adapterLayout(
         const sumOffset = sumElements;
         elements = blocksOffset + aligned(settings.blocks * dOut * blockRank);
         sumElements = sumOffset + aligned(dOut * blockRank);
-        matrices.push({ tower, layer, matrix, path: layerPath(tower, layer, matrix), dIn, dOut, aOffset, blocksOffset, sumOffset });
+        matrices.push({
+          tower,
+          layer,
+          matrix,
+          path: layerPath(tower, layer, matrix),
+          dIn,
+          dOut,
+          aOffset,
+          blocksOffset,
+          sumOffset,
+        });
       }
     }
   }

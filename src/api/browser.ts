@@ -35,7 +35,8 @@ const { config: CONFIG, weights: WEIGHTS, vocab: VOCAB, merges: MERGES, preproce
 const FILE_NAMES = [CONFIG, WEIGHTS, VOCAB, MERGES, PREPROCESSOR];
 
 export async function loadClassifier(options: LoadClassifierOptions): Promise<Classifier<BrowserImage>> {
-  if (!navigator.gpu) throw new Error('this browser has no WebGPU (navigator.gpu): use Chrome or Edge 113+, Firefox 141+ or Safari 26+');
+  if (!navigator.gpu)
+    throw new Error('this browser has no WebGPU (navigator.gpu): use Chrome or Edge 113+, Firefox 141+ or Safari 26+');
   const gpuAdapter = await navigator.gpu.requestAdapter();
   if (!gpuAdapter) throw new Error('WebGPU offered no adapter on this computer');
   const [files, adapter] = await Promise.all([modelFiles(options.model), adapterFile(options.adapter)]);
@@ -63,13 +64,18 @@ async function modelFiles(model: LoadClassifierOptions['model']): Promise<ClipMo
   }
   if (typeof model === 'object') return filesFromBlobs('model', model as ModelFiles);
   const url = (name: string) =>
-    model.endsWith('/') ? new URL(name, new URL(model, location.href)) : hubFileUrl(parseHubModelSpec(model) ?? { repo: model, revision: DEFAULT_REVISION }, name);
+    model.endsWith('/')
+      ? new URL(name, new URL(model, location.href))
+      : hubFileUrl(parseHubModelSpec(model) ?? { repo: model, revision: DEFAULT_REVISION }, name);
   const fetched: ModelFiles = {};
-  await Promise.all(FILE_NAMES.map(async (name) => {
-    const response = await fetch(url(name));
-    if (response.ok) fetched[name] = await response.blob();
-    else if (name !== PREPROCESSOR) throw new Error(`${model}: ${name} could not be fetched (HTTP ${response.status})`);
-  }));
+  await Promise.all(
+    FILE_NAMES.map(async (name) => {
+      const response = await fetch(url(name));
+      if (response.ok) fetched[name] = await response.blob();
+      else if (name !== PREPROCESSOR)
+        throw new Error(`${model}: ${name} could not be fetched (HTTP ${response.status})`);
+    }),
+  );
   return filesFromBlobs(model, fetched);
 }
 
@@ -89,10 +95,16 @@ async function filesFromBlobs(id: string, files: ModelFiles): Promise<ClipModelF
   };
 }
 
-async function adapterFile(adapter: LoadClassifierOptions['adapter']): Promise<{ bytes: Uint8Array; name: string } | null> {
+async function adapterFile(
+  adapter: LoadClassifierOptions['adapter'],
+): Promise<{ bytes: Uint8Array; name: string } | null> {
   if (!adapter) return null;
   if (adapter instanceof Uint8Array) return { bytes: adapter, name: 'adapter' };
-  if (adapter instanceof Blob) return { bytes: new Uint8Array(await adapter.arrayBuffer()), name: adapter instanceof File ? adapter.name : 'adapter' };
+  if (adapter instanceof Blob)
+    return {
+      bytes: new Uint8Array(await adapter.arrayBuffer()),
+      name: adapter instanceof File ? adapter.name : 'adapter',
+    };
   const record = (await listAdapters()).find((a) => a.name === adapter.library);
   if (!record) throw new Error(`the Adapter library has no adapter named "${adapter.library}"`);
   return { bytes: new Uint8Array(await record.file.arrayBuffer()), name: record.name };
@@ -100,7 +112,10 @@ async function adapterFile(adapter: LoadClassifierOptions['adapter']): Promise<{
 
 /** RGBA pixels as the studio's worker reads them (no colour conversion, straight alpha). */
 async function decodeBrowserImage(image: BrowserImage): Promise<RgbaImage> {
-  const bitmap = image instanceof Blob ? await createImageBitmap(image, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' }) : image;
+  const bitmap =
+    image instanceof Blob
+      ? await createImageBitmap(image, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' })
+      : image;
   const { width, height } = bitmap;
   const canvas = new OffscreenCanvas(width, height);
   const context = canvas.getContext('2d', { willReadFrequently: true });

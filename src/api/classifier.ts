@@ -49,15 +49,22 @@ export class Classifier<Image> {
     decode: (image: Image) => Promise<RgbaImage>,
   ): Promise<Classifier<Image>> {
     const adapter = adapterFile ? decodeAdapterFile(adapterFile.bytes, adapterFile.name) : null;
-    if (adapter && options.classes) throw new Error("classes are for use without an adapter: an adapter's classes are the ones it was trained on");
+    if (adapter && options.classes)
+      throw new Error("classes are for use without an adapter: an adapter's classes are the ones it was trained on");
     const model = await ClipModel.load(ctx, files);
     try {
       if (adapter) assertAdapterMatchesBase(adapter.meta, model.id, model.weights.fingerprint, adapterFile!.name);
-      const adapters = adapter && AdapterSet.create(ctx, model.config, adapter.meta, { initial: new Map([...adapter.tensors].map(([name, t]) => [name, t.data])) });
+      const adapters =
+        adapter &&
+        AdapterSet.create(ctx, model.config, adapter.meta, {
+          initial: new Map([...adapter.tensors].map(([name, t]) => [name, t.data])),
+        });
       const classNames = adapter?.meta.classNames ?? [...(options.classes ?? [])];
       const template = options.template ?? adapter?.meta.promptTemplate ?? DEFAULT_TEMPLATE;
       const classPrompts = options.template === undefined ? adapter?.meta.classPrompts : undefined;
-      const embedding = classNames.length ? await classEmbeddings(model, classNames, [template], adapters, classPrompts) : new Float32Array(0);
+      const embedding = classNames.length
+        ? await classEmbeddings(model, classNames, [template], adapters, classPrompts)
+        : new Float32Array(0);
       return new Classifier(model, adapters, classNames, template, embedding, decode);
     } catch (error) {
       model.destroy();
@@ -68,7 +75,9 @@ export class Classifier<Image> {
   /** The class probabilities of one image, most probable first. */
   async classify(image: Image): Promise<ClassProbability[]> {
     if (!this.classNames.length) throw new Error('no classes to choose from: load an adapter, or pass classes');
-    const [prediction] = await classify(this.model, [await this.decode(image)], this.classEmbedding, { adapters: this.adapters });
+    const [prediction] = await classify(this.model, [await this.decode(image)], this.classEmbedding, {
+      adapters: this.adapters,
+    });
     return this.classNames
       .map((className, c) => ({ className, probability: prediction.probabilities[c] }))
       .sort((x, y) => y.probability - x.probability);

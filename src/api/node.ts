@@ -23,9 +23,12 @@ export interface LoadClassifierOptions extends ClassifierOptions {
 }
 
 export async function loadClassifier(options: LoadClassifierOptions): Promise<Classifier<NodeImage>> {
-  const adapter = typeof options.adapter === 'string'
-    ? { bytes: new Uint8Array(await readFile(options.adapter)), name: basename(options.adapter) }
-    : options.adapter ? { bytes: options.adapter, name: 'adapter' } : null;
+  const adapter =
+    typeof options.adapter === 'string'
+      ? { bytes: new Uint8Array(await readFile(options.adapter)), name: basename(options.adapter) }
+      : options.adapter
+        ? { bytes: options.adapter, name: 'adapter' }
+        : null;
   const files = await openModel(options.model);
   const ctx = await createNodeGpuContext();
   try {

@@ -5,7 +5,14 @@ import { mkdir, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path';
 import { adaptedMatrices, ADAPTER_FORMAT, encodeAdapterFile } from '../adapters/adapter-file';
 import { checkpointFingerprint, mergeAdapter } from '../adapters/merge';
-import { findPeftFiles, fromPeft, parsePeftClasses, peftExportFiles, PEFT_CLASSES_FILE, type PeftClasses } from '../adapters/peft';
+import {
+  findPeftFiles,
+  fromPeft,
+  parsePeftClasses,
+  peftExportFiles,
+  PEFT_CLASSES_FILE,
+  type PeftClasses,
+} from '../adapters/peft';
 import { MODEL_FILES, PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE } from '../common/file-names';
 import { parseClipConfig } from '../model/config';
 import { ModelFileError, parseSafetensorsHeader } from '../model/safetensors';
@@ -33,7 +40,12 @@ async function readBaseModel(model: string) {
     }
     const checkpoint = await files.weights.read(0, files.weights.size);
     const header = parseSafetensorsHeader(checkpoint, checkpoint.length, MODEL_FILES.weights);
-    return { files, config: parseClipConfig(files.config), checkpoint, fingerprint: checkpointFingerprint(checkpoint, header, MODEL_FILES.weights) };
+    return {
+      files,
+      config: parseClipConfig(files.config),
+      checkpoint,
+      fingerprint: checkpointFingerprint(checkpoint, header, MODEL_FILES.weights),
+    };
   } finally {
     await closeWeightFiles(files.weights);
   }
@@ -65,12 +77,19 @@ export const EXPORT = defineCommand({
   summary: "an adapter in PEFT's layout (with a model card), or merged into its base model",
   options: {
     adapter: { kind: 'string', value: 'FILE', required: true, exists: 'file', help: 'the octoclip adapter file' },
-    format: { kind: 'string', value: 'F', required: true, choices: ['peft', 'merged'], help: 'peft (adapter_model.safetensors, adapter_config.json, classes.json, README.md) or merged (the base model with the adapter folded in, in the Hub layout)' },
+    format: {
+      kind: 'string',
+      value: 'F',
+      required: true,
+      choices: ['peft', 'merged'],
+      help: 'peft (adapter_model.safetensors, adapter_config.json, classes.json, README.md) or merged (the base model with the adapter folded in, in the Hub layout)',
+    },
     out: { kind: 'string', value: 'DIR', required: true, help: 'a new (or empty) folder' },
     model: { kind: 'string', value: 'M', help: 'the base model (needed by --format merged)' },
   },
   check(values) {
-    if (values.format === 'merged' && !values.model) return '--format merged needs the base model: add --model M (the model the adapter was trained on)';
+    if (values.format === 'merged' && !values.model)
+      return '--format merged needs the base model: add --model M (the model the adapter was trained on)';
     return newFolderProblem(values.out);
   },
   async run(values) {
@@ -91,7 +110,8 @@ export const EXPORT = defineCommand({
       [PEFT_CLASSES_FILE]: `${JSON.stringify({ class_names: meta.classNames, prompt_template: meta.promptTemplate } satisfies PeftClasses, null, 2)}\n`,
     };
     if (existsSync(values.model!)) {
-      for (const name of TOKENIZER_FILES) if (existsSync(join(values.model!, name))) files[name] = await readFile(join(values.model!, name));
+      for (const name of TOKENIZER_FILES)
+        if (existsSync(join(values.model!, name))) files[name] = await readFile(join(values.model!, name));
     }
     await writeDirectoryAtomic(values.out, files);
     log(`wrote ${meta.baseModel} with the adapter merged (${adaptedMatrices(meta).length} matrices) to ${values.out}`);
@@ -102,43 +122,75 @@ export const IMPORT_PEFT = defineCommand({
   name: 'import-peft',
   summary: 'a PEFT LoRA adapter (adapter_config.json + adapter_model.safetensors) as an octoclip adapter',
   options: {
-    peft: { kind: 'string', value: 'DIR', required: true, exists: 'any', help: `the PEFT folder (${PEFT_CONFIG_FILE}, ${PEFT_WEIGHTS_FILE}), or its zip` },
+    peft: {
+      kind: 'string',
+      value: 'DIR',
+      required: true,
+      exists: 'any',
+      help: `the PEFT folder (${PEFT_CONFIG_FILE}, ${PEFT_WEIGHTS_FILE}), or its zip`,
+    },
     model: { kind: 'string', value: 'M', required: true, help: 'the base model the adapter was trained on' },
-    out: { kind: 'string', value: 'FILE', required: true, help: 'the adapter file to write (e.g. A.octoclip.safetensors)' },
+    out: {
+      kind: 'string',
+      value: 'FILE',
+      required: true,
+      help: 'the adapter file to write (e.g. A.octoclip.safetensors)',
+    },
     classes: { kind: 'list', value: 'NAME', help: `class names (default: the export's ${PEFT_CLASSES_FILE})` },
-    template: { kind: 'string', value: 'T', help: `prompt template (default: ${PEFT_CLASSES_FILE}'s, else ${DEFAULT_TEMPLATE})` },
+    template: {
+      kind: 'string',
+      value: 'T',
+      help: `prompt template (default: ${PEFT_CLASSES_FILE}'s, else ${DEFAULT_TEMPLATE})`,
+    },
   },
   check(values) {
     if (statSync(values.peft).isDirectory()) {
       for (const file of [PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE]) {
-        if (!existsSync(join(values.peft, file))) return `--peft ${values.peft} has no ${file}: a PEFT adapter folder holds ${PEFT_CONFIG_FILE} and ${PEFT_WEIGHTS_FILE}`;
+        if (!existsSync(join(values.peft, file)))
+          return `--peft ${values.peft} has no ${file}: a PEFT adapter folder holds ${PEFT_CONFIG_FILE} and ${PEFT_WEIGHTS_FILE}`;
       }
     }
     if (values.classes && values.classes.length < 2) return '--classes needs two or more names';
-    if (values.template !== undefined && !values.template.includes('{}')) return `--template needs a {} for the class name, got "${values.template}"`;
+    if (values.template !== undefined && !values.template.includes('{}'))
+      return `--template needs a {} for the class name, got "${values.template}"`;
     return null;
   },
   async run(values) {
     const peft = findPeftFiles(await readPeftSource(values.peft));
     const classNames = values.classes ?? peft.classes?.class_names;
-    if (!classNames) throw new UsageError(`the adapter's class names are needed: add --classes NAME... (${values.peft} has no ${PEFT_CLASSES_FILE})`);
+    if (!classNames)
+      throw new UsageError(
+        `the adapter's class names are needed: add --classes NAME... (${values.peft} has no ${PEFT_CLASSES_FILE})`,
+      );
     const base = await readBaseModel(values.model);
-    const { meta, tensors } = fromPeft(peft.config, peft.weights, { id: values.model, fingerprint: base.fingerprint, config: base.config }, {
-      classNames,
-      promptTemplate: values.template ?? peft.classes?.prompt_template ?? DEFAULT_TEMPLATE,
-    });
+    const { meta, tensors } = fromPeft(
+      peft.config,
+      peft.weights,
+      { id: values.model, fingerprint: base.fingerprint, config: base.config },
+      {
+        classNames,
+        promptTemplate: values.template ?? peft.classes?.prompt_template ?? DEFAULT_TEMPLATE,
+      },
+    );
     const named = meta.training.peftBaseModel;
-    if (typeof named === 'string' && named !== values.model) log(`note: ${PEFT_CONFIG_FILE} names base model ${named}; the weights fit ${values.model}, which is recorded`);
+    if (typeof named === 'string' && named !== values.model)
+      log(`note: ${PEFT_CONFIG_FILE} names base model ${named}; the weights fit ${values.model}, which is recorded`);
     await writeFileAtomic(values.out, encodeAdapterFile(meta, tensors));
-    log(`wrote ${values.out}: LoRA r=${meta.rank} on ${meta.targets.join(', ')} (${meta.layers.text.length} text, ${meta.layers.vision.length} vision layers)`);
+    log(
+      `wrote ${values.out}: LoRA r=${meta.rank} on ${meta.targets.join(', ')} (${meta.layers.text.length} text, ${meta.layers.vision.length} vision layers)`,
+    );
   },
 });
 
 /** The files of a PEFT folder (its top level) or zip, by path. */
 async function readPeftSource(path: string): Promise<Map<string, Uint8Array>> {
   if (!statSync(path).isDirectory()) return readZip(new Uint8Array(await readFile(path)));
-  const names = readdirSync(path, { withFileTypes: true }).filter((entry) => entry.isFile()).map((entry) => entry.name);
-  return new Map(await Promise.all(names.map(async (name) => [name, new Uint8Array(await readFile(join(path, name)))] as const)));
+  const names = readdirSync(path, { withFileTypes: true })
+    .filter((entry) => entry.isFile())
+    .map((entry) => entry.name);
+  return new Map(
+    await Promise.all(names.map(async (name) => [name, new Uint8Array(await readFile(join(path, name)))] as const)),
+  );
 }
 
 export const INFO = defineCommand({
@@ -158,8 +210,21 @@ async function describe(path: string): Promise<Record<string, unknown>> {
   if (statSync(path).isDirectory()) {
     if (existsSync(join(path, PEFT_CONFIG_FILE))) {
       const config = JSON.parse(await readFile(join(path, PEFT_CONFIG_FILE), 'utf8'));
-      const classes = existsSync(join(path, PEFT_CLASSES_FILE)) ? parsePeftClasses(await readFile(join(path, PEFT_CLASSES_FILE), 'utf8')) : null;
-      return { path, kind: 'peft-adapter', peftType: config.peft_type, baseModel: config.base_model_name_or_path, r: config.r, loraAlpha: config.lora_alpha, useRslora: config.use_rslora ?? false, targetModules: config.target_modules, classNames: classes?.class_names ?? null, promptTemplate: classes?.prompt_template ?? null };
+      const classes = existsSync(join(path, PEFT_CLASSES_FILE))
+        ? parsePeftClasses(await readFile(join(path, PEFT_CLASSES_FILE), 'utf8'))
+        : null;
+      return {
+        path,
+        kind: 'peft-adapter',
+        peftType: config.peft_type,
+        baseModel: config.base_model_name_or_path,
+        r: config.r,
+        loraAlpha: config.lora_alpha,
+        useRslora: config.use_rslora ?? false,
+        targetModules: config.target_modules,
+        classNames: classes?.class_names ?? null,
+        promptTemplate: classes?.prompt_template ?? null,
+      };
     }
     if (existsSync(join(path, MODEL_FILES.config))) {
       const config = parseClipConfig(await readFile(join(path, MODEL_FILES.config), 'utf8'));
@@ -167,11 +232,17 @@ async function describe(path: string): Promise<Record<string, unknown>> {
       // The weights are one file or an index and its shards: either form leaves neither name missing.
       const weightNames: string[] = [MODEL_FILES.weights, MODEL_FILES.weightsIndex];
       const hasWeights = weightNames.some((file) => present.includes(file));
-      const missing = Object.values(MODEL_FILES).filter((file) => !present.includes(file) && !(hasWeights && weightNames.includes(file)));
-      const weights = present.includes(MODEL_FILES.weights) ? await describeCheckpoint(join(path, MODEL_FILES.weights)) : null;
+      const missing = Object.values(MODEL_FILES).filter(
+        (file) => !present.includes(file) && !(hasWeights && weightNames.includes(file)),
+      );
+      const weights = present.includes(MODEL_FILES.weights)
+        ? await describeCheckpoint(join(path, MODEL_FILES.weights))
+        : null;
       return { path, kind: 'model', files: present, missing, config, weights };
     }
-    throw new Error(`${path} is a folder with neither ${PEFT_CONFIG_FILE} (a PEFT adapter) nor ${MODEL_FILES.config} (a model)`);
+    throw new Error(
+      `${path} is a folder with neither ${PEFT_CONFIG_FILE} (a PEFT adapter) nor ${MODEL_FILES.config} (a model)`,
+    );
   }
   const bytes = new Uint8Array(await readFile(path));
   const header = (() => {
@@ -181,7 +252,11 @@ async function describe(path: string): Promise<Record<string, unknown>> {
       return null;
     }
   })();
-  if (!header || header.metadata.format === ADAPTER_FORMAT || [...header.tensors.keys()].some((name) => name.endsWith('.lora_A.weight'))) {
+  if (
+    !header ||
+    header.metadata.format === ADAPTER_FORMAT ||
+    [...header.tensors.keys()].some((name) => name.endsWith('.lora_A.weight'))
+  ) {
     // decodeAdapterFile says what is wrong with anything else in words a person can act on.
     const { meta, tensors } = await readAdapterFile(path);
     const parameters = [...tensors.values()].reduce((sum, t) => sum + t.data.length, 0);

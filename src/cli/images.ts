@@ -23,10 +23,20 @@ function report(file: SkippedFile): void {
 export async function loadLabelledImages(dir: string, options: { flat?: boolean } = {}): Promise<LabelledImageSet> {
   if (options.flat) {
     const entries = await readdir(dir, { withFileTypes: true });
-    if (!entries.some((e) => e.isDirectory())) return loadFlatFolder(dir, entries.filter((e) => e.isFile() && !e.name.startsWith('.')).map((e) => e.name));
+    if (!entries.some((e) => e.isDirectory()))
+      return loadFlatFolder(
+        dir,
+        entries.filter((e) => e.isFile() && !e.name.startsWith('.')).map((e) => e.name),
+      );
   }
   const folder = await loadImageFolder(dir, { onSkip: report, check: 'header' });
-  const set: LabelledImageSet = { classNames: folder.classNames, images: [], labels: [], paths: [], skipped: [...folder.skipped] };
+  const set: LabelledImageSet = {
+    classNames: folder.classNames,
+    images: [],
+    labels: [],
+    paths: [],
+    skipped: [...folder.skipped],
+  };
   for (const image of folder.images) {
     try {
       set.images.push(await decodeImageFile(image.path));

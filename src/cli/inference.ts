@@ -18,10 +18,19 @@ const CHUNK = 64;
 
 const MODEL = MODEL_OPTION;
 const OUT = OUT_OPTION;
-const TEMPLATE = { kind: 'string', value: 'T', help: `prompt template, {} is the class name (default ${DEFAULT_TEMPLATE}, or the adapter's)` } as const satisfies OptionSpec;
+const TEMPLATE = {
+  kind: 'string',
+  value: 'T',
+  help: `prompt template, {} is the class name (default ${DEFAULT_TEMPLATE}, or the adapter's)`,
+} as const satisfies OptionSpec;
 
 /** Class probabilities for every image, CHUNK images at a time, with progress lines. */
-async function classifyAll(model: ClipModel, images: readonly RgbaImage[], embeddings: Float32Array, adapters: AdapterSet | null): Promise<Prediction[]> {
+async function classifyAll(
+  model: ClipModel,
+  images: readonly RgbaImage[],
+  embeddings: Float32Array,
+  adapters: AdapterSet | null,
+): Promise<Prediction[]> {
   const progress = new Progress('classifying', images.length);
   const predictions: Prediction[] = [];
   for (let start = 0; start < images.length; start += CHUNK) {
@@ -38,10 +47,12 @@ function scores(predictions: readonly Prediction[], labels: readonly number[], c
   const correct = confusion.reduce((sum, row, c) => sum + row[c], 0);
   return {
     accuracy: labels.length ? correct / labels.length : null,
-    perClassAccuracy: Object.fromEntries(classNames.map((name, c) => {
-      const total = confusion[c].reduce((a, b) => a + b, 0);
-      return [name, total ? confusion[c][c] / total : null];
-    })),
+    perClassAccuracy: Object.fromEntries(
+      classNames.map((name, c) => {
+        const total = confusion[c].reduce((a, b) => a + b, 0);
+        return [name, total ? confusion[c][c] / total : null];
+      }),
+    ),
     confusion,
   };
 }
@@ -69,8 +80,15 @@ export const EMBED = defineCommand({
     const data = values.images ? await loadLabelledImages(values.images, { flat: true }) : null;
     const model = await loadModel(values.model);
     const dim = model.config.projectionDim;
-    const rows = (features: Float32Array, count: number) => Array.from({ length: count }, (_, i) => Array.from(features.subarray(i * dim, (i + 1) * dim)));
-    const result: { model: string; device: string; images?: { path: string; features: number[] }[]; texts?: { text: string; features: number[] }[]; skipped?: unknown } = resultHeader(model, null);
+    const rows = (features: Float32Array, count: number) =>
+      Array.from({ length: count }, (_, i) => Array.from(features.subarray(i * dim, (i + 1) * dim)));
+    const result: {
+      model: string;
+      device: string;
+      images?: { path: string; features: number[] }[];
+      texts?: { text: string; features: number[] }[];
+      skipped?: unknown;
+    } = resultHeader(model, null);
     if (data) {
       result.images = [];
       const progress = new Progress('embedding images', data.images.length);
@@ -81,7 +99,9 @@ export const EMBED = defineCommand({
         const values = await model.ctx.read(features);
         pixels.destroy();
         features.destroy();
-        rows(values, batch.length).forEach((row, i) => result.images!.push({ path: data.paths[start + i], features: row }));
+        rows(values, batch.length).forEach((row, i) =>
+          result.images!.push({ path: data.paths[start + i], features: row }),
+        );
         progress.update(result.images.length);
       }
       result.skipped = data.skipped;
@@ -112,15 +132,22 @@ export const ZERO_SHOT = defineCommand({
     const embeddings = await classEmbeddings(model, data.classNames, [template]);
     const predictions = await classifyAll(model, data.images, embeddings, null);
     const { confusion: _, ...summary } = scores(predictions, data.labels, data.classNames);
-    await emit({
-      ...resultHeader(model, null),
-      template,
-      classes: data.classNames,
-      images: data.images.length,
-      ...summary,
-      predictions: labelledPredictions(data, data.images.map((_, i) => i), predictions),
-      skipped: data.skipped,
-    }, values.out);
+    await emit(
+      {
+        ...resultHeader(model, null),
+        template,
+        classes: data.classNames,
+        images: data.images.length,
+        ...summary,
+        predictions: labelledPredictions(
+          data,
+          data.images.map((_, i) => i),
+          predictions,
+        ),
+        skipped: data.skipped,
+      },
+      values.out,
+    );
   },
 });
 
@@ -129,32 +156,59 @@ export const EVAL = defineCommand({
   summary: 'accuracy, per-class accuracy and confusion matrix with an adapter',
   options: {
     model: MODEL,
-    adapter: { kind: 'string', value: 'FILE', required: true, exists: 'file', help: 'the adapter file (its classes, prompt and base model)' },
+    adapter: {
+      kind: 'string',
+      value: 'FILE',
+      required: true,
+      exists: 'file',
+      help: 'the adapter file (its classes, prompt and base model)',
+    },
     images: { kind: 'string', value: 'DIR', required: true, exists: 'dir', help: 'one sub-folder of images per class' },
     ...SPLIT_OPTIONS,
     'no-adapter': { kind: 'boolean', help: 'the zero-shot baseline on the same images and prompt' },
     out: OUT,
   },
   check: (values) => (values.shots !== undefined && values.holdout !== undefined ? checkSplitOptions(values) : null),
-  notes: 'With --shots or --holdout, and --seed, only the images that a training run with the same split held out are used.',
+  notes:
+    'With --shots or --holdout, and --seed, only the images that a training run with the same split held out are used.',
   async run(values) {
     const data = await loadLabelledImages(values.images);
     const model = await loadModel(values.model);
     const { meta, tensors } = await readAdapterFor(values.adapter, model);
     const split = values.shots !== undefined || values.holdout !== undefined;
     const indices = split ? splitOf(values, data).split.heldOut : data.labels.map((_, i) => i);
-    const adapters = values['no-adapter'] ? null : AdapterSet.create(model.ctx, model.config, meta, { initial: tensors });
-    const embeddings = await classEmbeddings(model, data.classNames, [meta.promptTemplate], adapters, meta.classPrompts);
-    const predictions = await classifyAll(model, indices.map((i) => data.images[i]), embeddings, adapters);
-    await emit({
-      ...resultHeader(model, values['no-adapter'] ? null : values.adapter),
-      template: meta.promptTemplate,
-      classes: data.classNames,
-      images: indices.length,
-      ...scores(predictions, indices.map((i) => data.labels[i]), data.classNames),
-      predictions: labelledPredictions(data, indices, predictions),
-      skipped: data.skipped,
-    }, values.out);
+    const adapters = values['no-adapter']
+      ? null
+      : AdapterSet.create(model.ctx, model.config, meta, { initial: tensors });
+    const embeddings = await classEmbeddings(
+      model,
+      data.classNames,
+      [meta.promptTemplate],
+      adapters,
+      meta.classPrompts,
+    );
+    const predictions = await classifyAll(
+      model,
+      indices.map((i) => data.images[i]),
+      embeddings,
+      adapters,
+    );
+    await emit(
+      {
+        ...resultHeader(model, values['no-adapter'] ? null : values.adapter),
+        template: meta.promptTemplate,
+        classes: data.classNames,
+        images: indices.length,
+        ...scores(
+          predictions,
+          indices.map((i) => data.labels[i]),
+          data.classNames,
+        ),
+        predictions: labelledPredictions(data, indices, predictions),
+        skipped: data.skipped,
+      },
+      values.out,
+    );
   },
 });
 
@@ -164,23 +218,43 @@ export const PREDICT = defineCommand({
   positionals: { name: 'FILE...', min: 0 },
   options: {
     model: MODEL,
-    adapter: { kind: 'string', value: 'FILE', exists: 'file', help: 'the adapter file: its classes and prompt are used' },
+    adapter: {
+      kind: 'string',
+      value: 'FILE',
+      exists: 'file',
+      help: 'the adapter file: its classes and prompt are used',
+    },
     'no-adapter': { kind: 'boolean', help: 'zero-shot, with --classes' },
     classes: { kind: 'list', value: 'NAME', help: 'class names for --no-adapter (underscores read as spaces)' },
     template: TEMPLATE,
-    images: { kind: 'string', value: 'DIR', exists: 'dir', help: 'a folder of images (sub-folders included); or name image files' },
+    images: {
+      kind: 'string',
+      value: 'DIR',
+      exists: 'dir',
+      help: 'a folder of images (sub-folders included); or name image files',
+    },
     top: { kind: 'integer', value: 'K', min: 1, default: 5, help: 'classes per image' },
-    format: { kind: 'string', value: 'F', choices: ['json', 'csv'], default: 'json', help: 'json or csv (path,rank,class,probability)' },
+    format: {
+      kind: 'string',
+      value: 'F',
+      choices: ['json', 'csv'],
+      default: 'json',
+      help: 'json or csv (path,rank,class,probability)',
+    },
     out: OUT,
   },
   check(values, files) {
-    if (!values.adapter === !values['no-adapter']) return 'give --adapter FILE, or --no-adapter with --classes for zero-shot';
-    if (values['no-adapter'] && (values.classes?.length ?? 0) < 2) return '--no-adapter needs --classes with two or more names';
-    if (values.adapter && values.classes) return "--classes is for --no-adapter: an adapter's classes are the ones it was trained on";
+    if (!values.adapter === !values['no-adapter'])
+      return 'give --adapter FILE, or --no-adapter with --classes for zero-shot';
+    if (values['no-adapter'] && (values.classes?.length ?? 0) < 2)
+      return '--no-adapter needs --classes with two or more names';
+    if (values.adapter && values.classes)
+      return "--classes is for --no-adapter: an adapter's classes are the ones it was trained on";
     if (!values.images && !files.length) return 'predict needs --images DIR or image files';
     return null;
   },
-  notes: 'A named file that is not an image stops the command (nothing is written); in --images DIR it is reported and skipped.',
+  notes:
+    'A named file that is not an image stops the command (nothing is written); in --images DIR it is reported and skipped.',
   async run(values, files) {
     const folder = values.images ? await loadLabelledImages(values.images, { flat: true }) : null;
     const named = await Promise.all(files.map((file) => decodeImageFile(file)));
@@ -195,15 +269,34 @@ export const PREDICT = defineCommand({
     const classPrompts = values.template === undefined ? adapter?.meta.classPrompts : undefined;
     const embeddings = await classEmbeddings(model, classNames, [template], adapters, classPrompts);
     const predictions = (await classifyAll(model, images, embeddings, adapters)).map((p, i) => {
-      const top = [...p.probabilities.keys()].sort((x, y) => p.probabilities[y] - p.probabilities[x]).slice(0, values.top);
-      return { path: paths[i], predicted: classNames[top[0]], probability: p.probabilities[top[0]], top: top.map((c) => ({ class: classNames[c], probability: p.probabilities[c] })) };
+      const top = [...p.probabilities.keys()]
+        .sort((x, y) => p.probabilities[y] - p.probabilities[x])
+        .slice(0, values.top);
+      return {
+        path: paths[i],
+        predicted: classNames[top[0]],
+        probability: p.probabilities[top[0]],
+        top: top.map((c) => ({ class: classNames[c], probability: p.probabilities[c] })),
+      };
     });
     if (values.format === 'csv') {
-      const rows = predictions.flatMap((p) => p.top.map((t, rank) => [p.path, rank + 1, t.class, t.probability].map(csvField).join(',')));
+      const rows = predictions.flatMap((p) =>
+        p.top.map((t, rank) => [p.path, rank + 1, t.class, t.probability].map(csvField).join(',')),
+      );
       await emit(`path,rank,class,probability\n${rows.map((row) => `${row}\n`).join('')}`, values.out);
       return;
     }
-    await emit({ ...resultHeader(model, values.adapter ?? null), template, classes: classNames, images: images.length, predictions, skipped: folder?.skipped ?? [] }, values.out);
+    await emit(
+      {
+        ...resultHeader(model, values.adapter ?? null),
+        template,
+        classes: classNames,
+        images: images.length,
+        predictions,
+        skipped: folder?.skipped ?? [],
+      },
+      values.out,
+    );
   },
 });
 

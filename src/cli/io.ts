@@ -4,7 +4,12 @@
 import { randomBytes } from 'node:crypto';
 import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { assertAdapterMatchesBase, decodeAdapterFile, type AdapterMetadata, type AdapterTensors } from '../adapters/adapter-file';
+import {
+  assertAdapterMatchesBase,
+  decodeAdapterFile,
+  type AdapterMetadata,
+  type AdapterTensors,
+} from '../adapters/adapter-file';
 import { ClipModel } from '../model/clip';
 import { createNodeGpuContext } from '../node/gpu';
 import { openModel } from '../node/model-files';
@@ -42,7 +47,10 @@ export async function emit(result: unknown, out: string | undefined): Promise<vo
   if (out) {
     await writeFileAtomic(out, text);
     log(`wrote ${out}`);
-  } else await new Promise<void>((resolve, reject) => process.stdout.write(text, (error) => (error ? reject(error) : resolve())));
+  } else
+    await new Promise<void>((resolve, reject) =>
+      process.stdout.write(text, (error) => (error ? reject(error) : resolve())),
+    );
 }
 
 export async function loadModel(model: string): Promise<ClipModel> {

@@ -8,7 +8,15 @@ import { writeModelDirectory } from '../node/files';
 import { EXPORT, IMPORT_PEFT, INFO } from './adapter-commands';
 import { EMBED, EVAL, PREDICT, ZERO_SHOT } from './inference';
 import { log } from './io';
-import { defineCommand, helpText, HELP_FLAGS, parseCommandLine, UsageError, usageLine, type CommandSpec } from './options';
+import {
+  defineCommand,
+  helpText,
+  HELP_FLAGS,
+  parseCommandLine,
+  UsageError,
+  usageLine,
+  type CommandSpec,
+} from './options';
 import { TRAIN } from './train';
 
 export { emit, loadModel, log } from './io';
@@ -28,7 +36,17 @@ const MAKE_TINY_MODEL = defineCommand({
 
 // Each spec's run takes its own values; the table only passes them back to it.
 // biome-ignore lint/suspicious/noExplicitAny: a list of commands whose option tables differ
-const COMMANDS: CommandSpec<any>[] = [MAKE_TINY_MODEL, EMBED, ZERO_SHOT, TRAIN, EVAL, PREDICT, EXPORT, IMPORT_PEFT, INFO];
+const COMMANDS: CommandSpec<any>[] = [
+  MAKE_TINY_MODEL,
+  EMBED,
+  ZERO_SHOT,
+  TRAIN,
+  EVAL,
+  PREDICT,
+  EXPORT,
+  IMPORT_PEFT,
+  INFO,
+];
 
 export function version(): string {
   return JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version;
@@ -46,7 +64,7 @@ export function usage(): string {
     '  and downloaded into the Hugging Face cache (HF_HUB_CACHE, HF_HOME, ~/.cache/huggingface/hub); HF_TOKEN',
     '  for gated or private repos.',
     '  --out is where a command writes its result (written whole, through a temporary name); without it, stdout.',
-    '  octoclip COMMAND --help (or -h) shows the command\'s options; octoclip --version its version.',
+    "  octoclip COMMAND --help (or -h) shows the command's options; octoclip --version its version.",
     '',
   ].join('\n');
 }
@@ -64,7 +82,9 @@ export async function main(argv: string[]): Promise<number> {
   }
   const command = COMMANDS.find((c) => c.name === name);
   if (!command) {
-    log(`octoclip: unknown ${name.startsWith('-') ? 'option' : 'command'} "${name}"; the commands are ${COMMANDS.map((c) => c.name).join(', ')}`);
+    log(
+      `octoclip: unknown ${name.startsWith('-') ? 'option' : 'command'} "${name}"; the commands are ${COMMANDS.map((c) => c.name).join(', ')}`,
+    );
     log('run "octoclip --help" for usage');
     return 2;
   }

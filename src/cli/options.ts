@@ -41,7 +41,9 @@ type ValueOf<S extends OptionSpec> = S['kind'] extends 'boolean'
 
 /** Parsed values by option name (as written, without the dashes); booleans are always present. */
 export type OptionValues<T extends OptionTable> = {
-  [K in keyof T]: T[K] extends { required: true } | { default: string | number } | { kind: 'boolean' } ? ValueOf<T[K]> : ValueOf<T[K]> | undefined;
+  [K in keyof T]: T[K] extends { required: true } | { default: string | number } | { kind: 'boolean' }
+    ? ValueOf<T[K]>
+    : ValueOf<T[K]> | undefined;
 };
 
 export interface CommandSpec<T extends OptionTable = OptionTable> {
@@ -69,7 +71,10 @@ export function defineCommand<T extends OptionTable>(spec: CommandSpec<T>): Comm
 export const HELP_FLAGS = ['-h', '--help'];
 
 /** Parses and checks `args` against the command's table; throws UsageError naming the first problem. */
-export function parseCommandLine<T extends OptionTable>(spec: CommandSpec<T>, args: readonly string[]): { values: OptionValues<T>; positionals: string[] } {
+export function parseCommandLine<T extends OptionTable>(
+  spec: CommandSpec<T>,
+  args: readonly string[],
+): { values: OptionValues<T>; positionals: string[] } {
   const raw = new Map<string, string | string[] | boolean>();
   const positionals: string[] = [];
   for (let i = 0; i < args.length; i++) {
@@ -109,12 +114,14 @@ export function parseCommandLine<T extends OptionTable>(spec: CommandSpec<T>, ar
       if (option.required) throw new UsageError(`missing --${name}`);
       continue;
     }
-    values[name] = typeof given === 'string' || typeof given === 'number' ? checkValue(name, option, String(given)) : given;
+    values[name] =
+      typeof given === 'string' || typeof given === 'number' ? checkValue(name, option, String(given)) : given;
   }
   const { positionals: wanted } = spec;
   if (!wanted && positionals.length) throw new UsageError(`unexpected argument "${positionals[0]}"`);
   if (wanted && positionals.length < wanted.min) throw new UsageError(`missing ${wanted.name}`);
-  if (wanted?.max !== undefined && positionals.length > wanted.max) throw new UsageError(`unexpected argument "${positionals[wanted.max]}"`);
+  if (wanted?.max !== undefined && positionals.length > wanted.max)
+    throw new UsageError(`unexpected argument "${positionals[wanted.max]}"`);
   const typed = values as OptionValues<T>;
   const problem = spec.check?.(typed, positionals);
   if (problem) throw new UsageError(problem);
@@ -127,17 +134,23 @@ function checkValue(name: string, option: OptionSpec, value: string): string | n
     throw new UsageError(`${flag} must be ${option.choices.join(' or ')}, got "${value}"`);
   }
   if (option.exists) {
-    if (!existsSync(value)) throw new UsageError(`${flag} ${value}: no such ${option.exists === 'any' ? 'file or directory' : option.exists === 'dir' ? 'directory' : 'file'}`);
+    if (!existsSync(value))
+      throw new UsageError(
+        `${flag} ${value}: no such ${option.exists === 'any' ? 'file or directory' : option.exists === 'dir' ? 'directory' : 'file'}`,
+      );
     const isDir = statSync(value).isDirectory();
     if (option.exists === 'dir' && !isDir) throw new UsageError(`${flag} ${value} is a file, expected a directory`);
     if (option.exists === 'file' && isDir) throw new UsageError(`${flag} ${value} is a directory, expected a file`);
   }
   if (option.kind !== 'number' && option.kind !== 'integer') return value;
   const number = value.trim() === '' ? NaN : Number(value);
-  if (option.kind === 'integer' && !Number.isSafeInteger(number)) throw new UsageError(`${flag} must be a whole number, got "${value}"`);
+  if (option.kind === 'integer' && !Number.isSafeInteger(number))
+    throw new UsageError(`${flag} must be a whole number, got "${value}"`);
   if (!Number.isFinite(number)) throw new UsageError(`${flag} must be a number, got "${value}"`);
-  if (option.min !== undefined && number < option.min) throw new UsageError(`${flag} must be at least ${option.min}, got ${value}`);
-  if (option.max !== undefined && number > option.max) throw new UsageError(`${flag} must be at most ${option.max}, got ${value}`);
+  if (option.min !== undefined && number < option.min)
+    throw new UsageError(`${flag} must be at least ${option.min}, got ${value}`);
+  if (option.max !== undefined && number > option.max)
+    throw new UsageError(`${flag} must be at most ${option.max}, got ${value}`);
   return number;
 }
 
@@ -156,7 +169,9 @@ export function usageLine(spec: CommandDescription): string {
   const required = Object.entries(spec.options)
     .filter(([, option]) => option.required)
     .map(([name, option]) => `--${name} ${option.value ?? 'VALUE'}`);
-  const positionals = spec.positionals ? [spec.positionals.min ? spec.positionals.name : `[${spec.positionals.name}]`] : [];
+  const positionals = spec.positionals
+    ? [spec.positionals.min ? spec.positionals.name : `[${spec.positionals.name}]`]
+    : [];
   const optional = Object.values(spec.options).some((option) => !option.required) ? ['[options]'] : [];
   return ['octoclip', spec.name, ...required, ...positionals, ...optional].join(' ');
 }
@@ -164,7 +179,10 @@ export function usageLine(spec: CommandDescription): string {
 /** The command's `--help`: usage, summary, then one line per option from the table. */
 export function helpText(spec: CommandDescription): string {
   const rows: [string, string][] = Object.entries(spec.options).map(([name, option]) => {
-    const flag = option.kind === 'boolean' ? `--${name}` : `--${name} ${option.value ?? 'VALUE'}${option.kind === 'list' ? '...' : ''}`;
+    const flag =
+      option.kind === 'boolean'
+        ? `--${name}`
+        : `--${name} ${option.value ?? 'VALUE'}${option.kind === 'list' ? '...' : ''}`;
     const extras = [
       option.required ? 'required' : null,
       option.choices && !option.help.includes(option.choices.join('|')) ? option.choices.join('|') : null,
@@ -174,11 +192,26 @@ export function helpText(spec: CommandDescription): string {
   });
   rows.push(['-h, --help', 'show this help']);
   const width = Math.max(...rows.map(([flag]) => flag.length)) + 2;
-  const lines = [usageLine(spec), '', `  ${spec.summary}`, '', ...rows.map(([flag, help]) => `  ${flag.padEnd(width)}${help}`)];
+  const lines = [
+    usageLine(spec),
+    '',
+    `  ${spec.summary}`,
+    '',
+    ...rows.map(([flag, help]) => `  ${flag.padEnd(width)}${help}`),
+  ];
   if (spec.notes) lines.push('', ...spec.notes.split('\n').map((line) => (line ? `  ${line}` : '')));
   return `${lines.join('\n')}\n`;
 }
 
 /** Options several commands share. */
-export const MODEL_OPTION = { kind: 'string', value: 'M', required: true, help: 'model directory (Hub layout) or Hub repo id' } as const satisfies OptionSpec;
-export const OUT_OPTION = { kind: 'string', value: 'FILE', help: 'write the result there (whole, through a temporary name) instead of stdout' } as const satisfies OptionSpec;
+export const MODEL_OPTION = {
+  kind: 'string',
+  value: 'M',
+  required: true,
+  help: 'model directory (Hub layout) or Hub repo id',
+} as const satisfies OptionSpec;
+export const OUT_OPTION = {
+  kind: 'string',
+  value: 'FILE',
+  help: 'write the result there (whole, through a temporary name) instead of stdout',
+} as const satisfies OptionSpec;

@@ -22,7 +22,10 @@ export class Progress {
     const elapsed = time - this.start;
     const left = done > 0 ? ((this.total - done) * elapsed) / done : NaN;
     const percent = this.total ? Math.floor((100 * done) / this.total) : 100;
-    const tail = done < this.total ? `, ${Number.isFinite(left) ? formatDuration(left) : '?'} left` : ` in ${formatDuration(elapsed)}`;
+    const tail =
+      done < this.total
+        ? `, ${Number.isFinite(left) ? formatDuration(left) : '?'} left`
+        : ` in ${formatDuration(elapsed)}`;
     this.write(`${this.label}: ${done}/${this.total} (${percent}%)${tail}`);
   }
 }

@@ -16,7 +16,7 @@ export function classifierSnippets({ name, baseModel, fileName }: SnippetSubject
     browser: [
       "import { loadClassifier } from 'octoclip';",
       '',
-      '// The model and the adapter as this site\'s studio stored them; or pass a Hub id and a File or Blob.',
+      "// The model and the adapter as this site's studio stored them; or pass a Hub id and a File or Blob.",
       `const classifier = await loadClassifier({ model: { cached: ${js(baseModel)} }, adapter: { library: ${js(name)} } });`,
       'const probabilities = await classifier.classify(imageFileOrBitmap); // [{ className, probability }], most probable first',
     ].join('\n'),

@@ -12,7 +12,11 @@ export function promptFor(className: string, template = DEFAULT_TEMPLATE): strin
 }
 
 /** Each class's prompt, by label: its own text when it has one, else the template filled with its name. */
-export function promptsFor(classNames: readonly string[], template = DEFAULT_TEMPLATE, classPrompts: ClassPrompts = {}): string[] {
+export function promptsFor(
+  classNames: readonly string[],
+  template = DEFAULT_TEMPLATE,
+  classPrompts: ClassPrompts = {},
+): string[] {
   return classNames.map((name) => (Object.hasOwn(classPrompts, name) ? classPrompts[name] : promptFor(name, template)));
 }
 
@@ -20,7 +24,10 @@ export function promptsFor(classNames: readonly string[], template = DEFAULT_TEM
 export function checkPrompts(classNames: readonly string[], template: string, classPrompts: ClassPrompts): void {
   if (!template.includes('{}')) throw new RangeError(`the prompt template "${template}" has no {} for the class name`);
   for (const [name, prompt] of Object.entries(classPrompts)) {
-    if (!classNames.includes(name)) throw new RangeError(`a prompt is given for "${name}", which is not one of the classes (${classNames.join(', ')})`);
+    if (!classNames.includes(name))
+      throw new RangeError(
+        `a prompt is given for "${name}", which is not one of the classes (${classNames.join(', ')})`,
+      );
     if (typeof prompt !== 'string' || !prompt.trim()) throw new RangeError(`the prompt for "${name}" is empty`);
   }
 }

@@ -30,7 +30,10 @@ export interface AdapterChoice {
 }
 
 /** The adapters: r = 2, n = 2 on q, k and v of every layer of both towers, alpha = 1, s = alpha/sqrt(r), dropout 0.25. */
-export const RECIPE_ADAPTER: Readonly<Omit<AdapterChoice, 'targets' | 'towers'>> & { targets: readonly TargetMatrix[]; towers: readonly Tower[] } = {
+export const RECIPE_ADAPTER: Readonly<Omit<AdapterChoice, 'targets' | 'towers'>> & {
+  targets: readonly TargetMatrix[];
+  towers: readonly Tower[];
+} = {
   method: 'block-lora',
   rank: 2,
   blocks: 2,
@@ -133,7 +136,12 @@ export const RECIPE_TRAINING: Readonly<Omit<TrainSettings, 'iterations'>> = {
 export function defaultTrainSettings(shots: number, overrides: Partial<TrainSettings> = {}): TrainSettings {
   const given = definedOnly(overrides);
   const batchSize = given.batchSize ?? RECIPE_TRAINING.batchSize;
-  const settings: TrainSettings = { ...RECIPE_TRAINING, iterations: recipeIterations(shots), microBatchSize: batchSize, ...given };
+  const settings: TrainSettings = {
+    ...RECIPE_TRAINING,
+    iterations: recipeIterations(shots),
+    microBatchSize: batchSize,
+    ...given,
+  };
   validateTrainSettings(settings);
   return settings;
 }
@@ -147,7 +155,9 @@ export function validateTrainSettings(settings: TrainSettings): void {
   positiveInteger(settings.batchSize, 'the batch size');
   positiveInteger(settings.microBatchSize, 'the micro-batch size');
   if (settings.batchSize % settings.microBatchSize !== 0) {
-    throw new RangeError(`the batch size (${settings.batchSize}) must be a multiple of the micro-batch size (${settings.microBatchSize})`);
+    throw new RangeError(
+      `the batch size (${settings.batchSize}) must be a multiple of the micro-batch size (${settings.microBatchSize})`,
+    );
   }
   if (!(settings.lr > 0)) throw new RangeError('the learning rate must be above 0');
 }

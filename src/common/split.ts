@@ -26,13 +26,22 @@ export interface FewShotSplit {
  *
  * `labels[i]` is image i's class, an integer >= 0; `classNames[label]` (optional) names classes in warnings.
  */
-export function fewShotSplit(labels: readonly number[], shots: number, seed: number, classNames?: readonly string[]): FewShotSplit {
-  if (!Number.isInteger(shots) || shots < 1) throw new RangeError(`fewShotSplit: shots must be a positive integer, got ${shots}`);
+export function fewShotSplit(
+  labels: readonly number[],
+  shots: number,
+  seed: number,
+  classNames?: readonly string[],
+): FewShotSplit {
+  if (!Number.isInteger(shots) || shots < 1)
+    throw new RangeError(`fewShotSplit: shots must be a positive integer, got ${shots}`);
   return splitEachClass(labels, seed, classNames, (count, name) => {
     const take = count > shots ? shots : Math.max(1, count - 1);
-    const warning = take === shots ? null
-      : count === 1 ? `${name} has 1 image: it is used for training and none is held out for evaluation`
-      : `${name} has ${count} images, fewer than ${shots} shots + 1 held out: ${take} train, 1 is held out`;
+    const warning =
+      take === shots
+        ? null
+        : count === 1
+          ? `${name} has 1 image: it is used for training and none is held out for evaluation`
+          : `${name} has ${count} images, fewer than ${shots} shots + 1 held out: ${take} train, 1 is held out`;
     return { take, warning };
   });
 }
@@ -42,10 +51,17 @@ export function fewShotSplit(labels: readonly number[], shots: number, seed: num
  * the class has two images or more) and the rest for training: "use my images". The same per-class
  * shuffle as fewShotSplit, so the held-out images are the end of the order whose start trains.
  */
-export function holdoutSplit(labels: readonly number[], holdout: number, seed: number, classNames?: readonly string[]): FewShotSplit {
-  if (!(holdout > 0 && holdout < 1)) throw new RangeError(`the held-out fraction must be between 0 and 1, got ${holdout}`);
+export function holdoutSplit(
+  labels: readonly number[],
+  holdout: number,
+  seed: number,
+  classNames?: readonly string[],
+): FewShotSplit {
+  if (!(holdout > 0 && holdout < 1))
+    throw new RangeError(`the held-out fraction must be between 0 and 1, got ${holdout}`);
   return splitEachClass(labels, seed, classNames, (count, name) => {
-    if (count === 1) return { take: 1, warning: `${name} has 1 image: it is used for training and none is held out for evaluation` };
+    if (count === 1)
+      return { take: 1, warning: `${name} has 1 image: it is used for training and none is held out for evaluation` };
     return { take: count - Math.min(count - 1, Math.max(1, Math.round(count * holdout))), warning: null };
   });
 }
@@ -58,8 +74,15 @@ export interface SplitChoice {
 }
 
 /** The split a choice and a seed give: holdoutSplit or fewShotSplit. */
-export function splitFor(labels: readonly number[], choice: SplitChoice, seed: number, classNames?: readonly string[]): FewShotSplit {
-  return choice.holdout !== undefined ? holdoutSplit(labels, choice.holdout, seed, classNames) : fewShotSplit(labels, choice.shots, seed, classNames);
+export function splitFor(
+  labels: readonly number[],
+  choice: SplitChoice,
+  seed: number,
+  classNames?: readonly string[],
+): FewShotSplit {
+  return choice.holdout !== undefined
+    ? holdoutSplit(labels, choice.holdout, seed, classNames)
+    : fewShotSplit(labels, choice.shots, seed, classNames);
 }
 
 /** The shots a held-out split stands for (the recipe's iterations count them): its training images per class, at least 1. */
@@ -69,7 +92,9 @@ export function shotsOf(trainingImages: number, classCount: number): number {
 
 /** Shuffles each class's images by (seed, label) and trains on the first `take` that `choose` picks for the class. */
 function splitEachClass(
-  labels: readonly number[], seed: number, classNames: readonly string[] | undefined,
+  labels: readonly number[],
+  seed: number,
+  classNames: readonly string[] | undefined,
   choose: (count: number, name: string) => { take: number; warning: string | null },
 ): FewShotSplit {
   const byClass = new Map<number, number[]>();

@@ -39,7 +39,8 @@ export function writeZip(files: Record<string, Uint8Array | string>): Uint8Array
   });
   const localSize = entries.reduce((sum, e) => sum + 30 + e.name.length + e.data.length, 0);
   const centralSize = entries.reduce((sum, e) => sum + 46 + e.name.length, 0);
-  if (localSize + centralSize > 0xffffffff || entries.length > 0xffff) throw new ZipError('too large for a zip without zip64');
+  if (localSize + centralSize > 0xffffffff || entries.length > 0xffff)
+    throw new ZipError('too large for a zip without zip64');
   const out = new Uint8Array(localSize + centralSize + 22);
   const view = new DataView(out.buffer);
   let at = 0;
@@ -48,7 +49,15 @@ export function writeZip(files: Record<string, Uint8Array | string>): Uint8Array
   const bytes = (value: Uint8Array) => (out.set(value, at), (at += value.length));
   /** Version, flags, method, time, date, CRC, sizes and name length: the fields both headers share. */
   const common = (e: (typeof entries)[number]) => {
-    u16(20), u16(UTF8_NAMES), u16(STORED), u16(0), u16(DOS_DATE), u32(e.crc), u32(e.data.length), u32(e.data.length), u16(e.name.length);
+    u16(20),
+      u16(UTF8_NAMES),
+      u16(STORED),
+      u16(0),
+      u16(DOS_DATE),
+      u32(e.crc),
+      u32(e.data.length),
+      u32(e.data.length),
+      u16(e.name.length);
   };
   for (const e of entries) {
     e.offset = at;
@@ -58,7 +67,14 @@ export function writeZip(files: Record<string, Uint8Array | string>): Uint8Array
   for (const e of entries) {
     u32(CENTRAL_HEADER), u16(20), common(e), u16(0), u16(0), u16(0), u16(0), u32(0), u32(e.offset), bytes(e.name);
   }
-  u32(END_OF_CENTRAL_DIRECTORY), u16(0), u16(0), u16(entries.length), u16(entries.length), u32(centralSize), u32(centralStart), u16(0);
+  u32(END_OF_CENTRAL_DIRECTORY),
+    u16(0),
+    u16(0),
+    u16(entries.length),
+    u16(entries.length),
+    u32(centralSize),
+    u32(centralStart),
+    u16(0);
   return out;
 }
 
@@ -79,7 +95,8 @@ export async function readZip(zip: Uint8Array): Promise<Map<string, Uint8Array>>
   const decoder = new TextDecoder();
   const files = new Map<string, Uint8Array>();
   for (let i = 0; i < count; i++) {
-    if (at + 46 > zip.length || view.getUint32(at, true) !== CENTRAL_HEADER) throw new ZipError('the zip is damaged (bad central directory)');
+    if (at + 46 > zip.length || view.getUint32(at, true) !== CENTRAL_HEADER)
+      throw new ZipError('the zip is damaged (bad central directory)');
     const flags = view.getUint16(at + 8, true);
     const method = view.getUint16(at + 10, true);
     const crc = view.getUint32(at + 16, true);
@@ -93,20 +110,27 @@ export async function readZip(zip: Uint8Array): Promise<Map<string, Uint8Array>>
     at += 46 + nameLength + extraLength + commentLength;
     if (name.endsWith('/')) continue;
     if (flags & 1) throw new ZipError(`${name} is encrypted`);
-    if (size === 0xffffffff || compressedSize === 0xffffffff) throw new ZipError(`${name} needs zip64, which is not supported`);
-    if (localOffset + 30 > zip.length || view.getUint32(localOffset, true) !== LOCAL_HEADER) throw new ZipError(`the zip is damaged (no local header for ${name})`);
-    const dataStart = localOffset + 30 + view.getUint16(localOffset + 26, true) + view.getUint16(localOffset + 28, true);
+    if (size === 0xffffffff || compressedSize === 0xffffffff)
+      throw new ZipError(`${name} needs zip64, which is not supported`);
+    if (localOffset + 30 > zip.length || view.getUint32(localOffset, true) !== LOCAL_HEADER)
+      throw new ZipError(`the zip is damaged (no local header for ${name})`);
+    const dataStart =
+      localOffset + 30 + view.getUint16(localOffset + 26, true) + view.getUint16(localOffset + 28, true);
     if (dataStart + compressedSize > zip.length) throw new ZipError(`the zip is incomplete: ${name} runs past its end`);
     const raw = zip.subarray(dataStart, dataStart + compressedSize);
     const data = method === STORED ? raw : method === DEFLATED ? await inflateRaw(raw) : null;
-    if (!data) throw new ZipError(`${name} uses compression method ${method}; only stored and deflated entries are read`);
-    if (data.length !== size || crc32(data) !== crc) throw new ZipError(`${name} is damaged (its size or CRC-32 does not match)`);
+    if (!data)
+      throw new ZipError(`${name} uses compression method ${method}; only stored and deflated entries are read`);
+    if (data.length !== size || crc32(data) !== crc)
+      throw new ZipError(`${name} is damaged (its size or CRC-32 does not match)`);
     files.set(name, data);
   }
   return files;
 }
 
 async function inflateRaw(bytes: Uint8Array): Promise<Uint8Array> {
-  const stream = new Blob([bytes as Uint8Array<ArrayBuffer>]).stream().pipeThrough(new DecompressionStream('deflate-raw'));
+  const stream = new Blob([bytes as Uint8Array<ArrayBuffer>])
+    .stream()
+    .pipeThrough(new DecompressionStream('deflate-raw'));
   return new Uint8Array(await new Response(stream).arrayBuffer());
 }

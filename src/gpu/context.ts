@@ -60,7 +60,8 @@ export class GpuContext {
   private readonly errors: string[] = [];
   private lostInfo: GPUDeviceLostInfo | null = null;
   private readonly lostListeners = new Set<(info: GPUDeviceLostInfo) => void>();
-  private timing: { querySet: GPUQuerySet; passes: number; overflow: boolean; passLabels: string[] | null } | null = null;
+  private timing: { querySet: GPUQuerySet; passes: number; overflow: boolean; passLabels: string[] | null } | null =
+    null;
   readonly canTime: boolean;
   /** False on a dry run: dispatches are checked, then dropped (see src/gpu/dry-run.ts). */
   private readonly recordsDispatches: boolean;
@@ -73,7 +74,11 @@ export class GpuContext {
     this.recordsDispatches = options.recordsDispatches ?? true;
     this.canTime = device.features.has('timestamp-query');
     this.arena = this.memory.track(
-      device.createBuffer({ label: 'uniform arena', size: UNIFORM_ARENA_BYTES, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST }),
+      device.createBuffer({
+        label: 'uniform arena',
+        size: UNIFORM_ARENA_BYTES,
+        usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+      }),
     );
     device.addEventListener('uncapturederror', (event) => {
       this.errors.push((event as GPUUncapturedErrorEvent).error.message);
@@ -99,7 +104,8 @@ export class GpuContext {
 
   tensor(shape: readonly number[], label: string, data?: Float32Array): Tensor {
     const size = shape.reduce((a, b) => a * b, 1);
-    if (!Number.isInteger(size) || size < 0) throw new RangeError(`Bad tensor shape ${shapeString(shape)} for ${label}`);
+    if (!Number.isInteger(size) || size < 0)
+      throw new RangeError(`Bad tensor shape ${shapeString(shape)} for ${label}`);
     if (data && data.length !== size) {
       throw new RangeError(`${label}: data has ${data.length} values, shape ${shapeString(shape)} needs ${size}`);
     }
@@ -128,7 +134,13 @@ export class GpuContext {
       throw new RangeError(`${tensor.label}: ${data.length} values at ${elementOffset} overflow ${tensor.size}`);
     }
     this.submit(); // queue writes run before unsubmitted commands; keep program order
-    this.device.queue.writeBuffer(tensor.buffer, tensor.byteOffset + elementOffset * 4, data.buffer, data.byteOffset, data.byteLength);
+    this.device.queue.writeBuffer(
+      tensor.buffer,
+      tensor.byteOffset + elementOffset * 4,
+      data.buffer,
+      data.byteOffset,
+      data.byteLength,
+    );
   }
 
   zero(tensor: Tensor): void {
@@ -138,7 +150,11 @@ export class GpuContext {
 
   copy(source: Tensor, destination: Tensor, elements = source.size, sourceOffset = 0, destinationOffset = 0): void {
     this.commandEncoder(false).copyBufferToBuffer(
-      source.buffer, source.byteOffset + sourceOffset * 4, destination.buffer, destination.byteOffset + destinationOffset * 4, elements * 4,
+      source.buffer,
+      source.byteOffset + sourceOffset * 4,
+      destination.buffer,
+      destination.byteOffset + destinationOffset * 4,
+      elements * 4,
     );
   }
 
@@ -150,11 +166,17 @@ export class GpuContext {
   async readMany(tensors: readonly Tensor[]): Promise<Float32Array[]> {
     const staging = tensors.map((t) =>
       this.memory.track(
-        this.device.createBuffer({ label: `read ${t.label}`, size: t.byteLength || 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }),
+        this.device.createBuffer({
+          label: `read ${t.label}`,
+          size: t.byteLength || 4,
+          usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+        }),
       ),
     );
     const encoder = this.commandEncoder(false);
-    tensors.forEach((t, i) => t.size && encoder.copyBufferToBuffer(t.buffer, t.byteOffset, staging[i], 0, t.byteLength));
+    tensors.forEach(
+      (t, i) => t.size && encoder.copyBufferToBuffer(t.buffer, t.byteOffset, staging[i], 0, t.byteLength),
+    );
     this.submit();
     try {
       await Promise.all(staging.map((s) => s.mapAsync(GPUMapMode.READ)));
@@ -198,11 +220,17 @@ export class GpuContext {
     if (x === 0 || y === 0 || z === 0) return;
     const maxPerDimension = this.device.limits.maxComputeWorkgroupsPerDimension;
     if (x > maxPerDimension || y > maxPerDimension || z > maxPerDimension) {
-      throw new GpuError(`${d.shader}.${d.entry}: grid ${x}x${y}x${z} exceeds ${maxPerDimension} workgroups per dimension`);
+      throw new GpuError(
+        `${d.shader}.${d.entry}: grid ${x}x${y}x${z} exceeds ${maxPerDimension} workgroups per dimension`,
+      );
     }
     const shader = shaderInterface(d.shader);
     const given = Object.entries(d.bindings);
-    const numbers = shader.bindingNumbers(d.entry, given.map(([name]) => name), d.params !== undefined);
+    const numbers = shader.bindingNumbers(
+      d.entry,
+      given.map(([name]) => name),
+      d.params !== undefined,
+    );
     const entries: GPUBindGroupEntry[] = given.map(([, b], i) => ({
       binding: numbers[i],
       resource: b instanceof Tensor ? b.binding : { buffer: b },
@@ -286,7 +314,9 @@ export class GpuContext {
       const resolved = this.memory.track(
         this.device.createBuffer({ size: count * 8, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC }),
       );
-      const readable = this.memory.track(this.device.createBuffer({ size: count * 8, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }));
+      const readable = this.memory.track(
+        this.device.createBuffer({ size: count * 8, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }),
+      );
       const encoder = this.commandEncoder(false);
       encoder.resolveQuerySet(timing.querySet, 0, count, resolved, 0);
       encoder.copyBufferToBuffer(resolved, 0, readable, 0, count * 8);
@@ -301,7 +331,10 @@ export class GpuContext {
         byKernel = new Map();
         for (const [i, label] of timing.passLabels.entries()) {
           const kernel = byKernel.get(label) ?? { ms: 0, dispatches: 0 };
-          byKernel.set(label, { ms: kernel.ms + Number(stamps[2 * i + 1] - stamps[2 * i]) / 1e6, dispatches: kernel.dispatches + 1 });
+          byKernel.set(label, {
+            ms: kernel.ms + Number(stamps[2 * i + 1] - stamps[2 * i]) / 1e6,
+            dispatches: kernel.dispatches + 1,
+          });
         }
       }
       this.memory.release(resolved);
@@ -328,7 +361,8 @@ export class GpuContext {
     });
     const key = `${this.objectId(pipeline)}|${resources.join(',')}`;
     let group = this.bindGroups.get(key);
-    if (group) this.bindGroups.delete(key); // re-inserted below as the most recently used
+    if (group)
+      this.bindGroups.delete(key); // re-inserted below as the most recently used
     else group = this.device.createBindGroup({ label, layout: pipeline.getBindGroupLayout(0), entries });
     this.bindGroups.set(key, group);
     if (this.bindGroups.size > CACHED_BIND_GROUPS) this.bindGroups.delete(this.bindGroups.keys().next().value!);
@@ -357,7 +391,11 @@ export class GpuContext {
     if (this.timing && this.timing.passes >= MAX_TIMED_PASSES) this.timing.overflow = true;
     else if (this.timing) {
       const i = this.timing.passes++;
-      timestampWrites = { querySet: this.timing.querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 };
+      timestampWrites = {
+        querySet: this.timing.querySet,
+        beginningOfPassWriteIndex: 2 * i,
+        endOfPassWriteIndex: 2 * i + 1,
+      };
     }
     this.pass = encoder.beginComputePass({ timestampWrites });
     return this.pass;

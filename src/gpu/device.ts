@@ -71,6 +71,7 @@ export async function openDevice(adapter: GPUAdapter): Promise<AcquiredDevice> {
     requiredLimits,
     requiredFeatures: hasTimestampQuery ? ['timestamp-query'] : [],
   });
-  const isFallbackAdapter = (adapter.info as GPUAdapterInfo & { isFallbackAdapter?: boolean }).isFallbackAdapter ?? false;
+  const isFallbackAdapter =
+    (adapter.info as GPUAdapterInfo & { isFallbackAdapter?: boolean }).isFallbackAdapter ?? false;
   return { device, adapterName: describeAdapter(adapter.info), hasTimestampQuery, isFallbackAdapter };
 }

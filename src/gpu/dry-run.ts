@@ -43,7 +43,8 @@ function createDryRunDevice(limits: DryRunLimits): GPUDevice {
 
 function dryRunBuffer({ size, label = '', usage }: GPUBufferDescriptor, maxBufferSize: number): GPUBuffer {
   // The one check a real createBuffer makes that the engine does not make first (a GPU reports it at the next sync).
-  if (size > maxBufferSize) throw new GpuError(`${label}: a buffer of ${size} bytes exceeds maxBufferSize (${maxBufferSize})`);
+  if (size > maxBufferSize)
+    throw new GpuError(`${label}: a buffer of ${size} bytes exceeds maxBufferSize (${maxBufferSize})`);
   const buffer = {
     size,
     label,

@@ -69,7 +69,8 @@ export class MemoryTracker {
 
   /** The bytes alive at the peak by group (see groupBy); they add up to peak. */
   peakBreakdown(): Record<string, number> {
-    if (!this.groups) throw new Error('MemoryTracker.peakBreakdown needs groupBy() before the allocations it breaks down');
+    if (!this.groups)
+      throw new Error('MemoryTracker.peakBreakdown needs groupBy() before the allocations it breaks down');
     return Object.fromEntries([...this.groups.atPeak].filter(([, bytes]) => bytes > 0));
   }
 

@@ -32,14 +32,23 @@ export class ParamsLayout {
     const declared = new Set(this.fields.map((field) => field.name));
     const unknown = Object.keys(values).filter((name) => !declared.has(name));
     if (unknown.length) {
-      throw new Error(`${where}: Params has no field ${unknown.join(', ')} (shaders/${this.shader}.wgsl declares ${[...declared].join(', ')})`);
+      throw new Error(
+        `${where}: Params has no field ${unknown.join(', ')} (shaders/${this.shader}.wgsl declares ${[...declared].join(', ')})`,
+      );
     }
     const words = this.fields.map(({ name, wgslName, type }) => {
       const given = values[name];
       if (given === undefined) throw new Error(`${where}: Params field ${name} (${wgslName}: ${type}) is missing`);
       const value = Number(given);
-      const valid = type === 'f32' ? typeof given === 'number' : Number.isInteger(value) && (type === 'i32' ? value >= -0x80000000 && value <= 0x7fffffff : value >= 0 && value <= 0xffffffff);
-      if (!valid) throw new RangeError(`${where}: Params field ${name} must be ${type === 'f32' ? 'a number' : `a ${type}`}, got ${given}`);
+      const valid =
+        type === 'f32'
+          ? typeof given === 'number'
+          : Number.isInteger(value) &&
+            (type === 'i32' ? value >= -0x80000000 && value <= 0x7fffffff : value >= 0 && value <= 0xffffffff);
+      if (!valid)
+        throw new RangeError(
+          `${where}: Params field ${name} must be ${type === 'f32' ? 'a number' : `a ${type}`}, got ${given}`,
+        );
       return { value, type };
     });
     words.forEach(({ value, type }, i) => {

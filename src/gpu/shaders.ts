@@ -22,7 +22,8 @@ export type ShaderName = string;
 export function shaderSource(name: ShaderName, includedBy: readonly ShaderName[] = []): string {
   const text = byName.get(name);
   if (text === undefined) throw new Error(`No shader named shaders/${name}.wgsl`);
-  if (includedBy.includes(name)) throw new Error(`shaders/${name}.wgsl includes itself through ${includedBy.join(' -> ')}`);
+  if (includedBy.includes(name))
+    throw new Error(`shaders/${name}.wgsl includes itself through ${includedBy.join(' -> ')}`);
   return text.replace(INCLUDE, (_, included: string) => shaderSource(included, [...includedBy, name]));
 }
 
@@ -63,15 +64,21 @@ export class ShaderInterface {
     const numbers = names.map((name) => {
       const binding = this.bindings.get(name);
       if (binding === undefined) {
-        throw new Error(`${where}: shaders/${this.name}.wgsl has no binding named "${name}" (it has ${[...this.bindings.keys()].join(', ')})`);
+        throw new Error(
+          `${where}: shaders/${this.name}.wgsl has no binding named "${name}" (it has ${[...this.bindings.keys()].join(', ')})`,
+        );
       }
       return binding;
     });
     const missing = [...uses.bindings].filter((name) => !names.includes(name));
     const unused = names.filter((name) => !uses.bindings.has(name));
-    if (missing.length) throw new Error(`${where}: binding ${missing.join(', ')} not given (the entry point uses ${[...uses.bindings].join(', ')})`);
+    if (missing.length)
+      throw new Error(
+        `${where}: binding ${missing.join(', ')} not given (the entry point uses ${[...uses.bindings].join(', ')})`,
+      );
     if (unused.length) throw new Error(`${where}: binding ${unused.join(', ')} given but not used by the entry point`);
-    if (uses.params !== withParams) throw new Error(`${where}: the entry point ${uses.params ? 'reads' : 'does not read'} Params`);
+    if (uses.params !== withParams)
+      throw new Error(`${where}: the entry point ${uses.params ? 'reads' : 'does not read'} Params`);
     return numbers;
   }
 
@@ -102,11 +109,15 @@ export function parseShaderInterface(name: ShaderName, wgsl: string): ShaderInte
   let params: ParamsLayout | null = null;
   const struct = STRUCT_PARAMS.exec(code);
   if (struct) {
-    const fields = struct[1].split(',').filter((field) => field.trim() !== '').map((field) => {
-      const [, wgslName, type] = PARAM_FIELD.exec(field) ?? fail(`cannot read Params field "${field.trim()}"`);
-      if (type !== 'u32' && type !== 'i32' && type !== 'f32') fail(`Params field ${wgslName} is ${type}; fields must be u32, i32 or f32`);
-      return { name: camelCase(wgslName), wgslName, type: type as ParamType };
-    });
+    const fields = struct[1]
+      .split(',')
+      .filter((field) => field.trim() !== '')
+      .map((field) => {
+        const [, wgslName, type] = PARAM_FIELD.exec(field) ?? fail(`cannot read Params field "${field.trim()}"`);
+        if (type !== 'u32' && type !== 'i32' && type !== 'f32')
+          fail(`Params field ${wgslName} is ${type}; fields must be u32, i32 or f32`);
+        return { name: camelCase(wgslName), wgslName, type: type as ParamType };
+      });
     params = new ParamsLayout(name, fields);
   }
   const bindings = new Map<string, number>();

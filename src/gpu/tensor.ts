@@ -40,13 +40,16 @@ export class Tensor {
 
   /** How kernels bind it: the whole buffer, or a slice's own range. */
   get binding(): GPUBufferBinding {
-    return this.isSlice ? { buffer: this.buffer, offset: this.byteOffset, size: this.byteLength } : { buffer: this.buffer };
+    return this.isSlice
+      ? { buffer: this.buffer, offset: this.byteOffset, size: this.byteLength }
+      : { buffer: this.buffer };
   }
 
   /** The same data under another shape with the same element count (no copy). */
   view(shape: readonly number[], label = this.label): Tensor {
     const view = new Tensor(this.buffer, shape, label, this.memory, false, this.byteOffset, this.isSlice);
-    if (view.size !== this.size) throw new RangeError(`${label}: cannot view ${shapeString(this.shape)} as ${shapeString(shape)}`);
+    if (view.size !== this.size)
+      throw new RangeError(`${label}: cannot view ${shapeString(this.shape)} as ${shapeString(shape)}`);
     return view;
   }
 
@@ -54,10 +57,14 @@ export class Tensor {
   slice(elementOffset: number, shape: readonly number[], label: string): Tensor {
     const slice = new Tensor(this.buffer, shape, label, this.memory, false, this.byteOffset + elementOffset * 4, true);
     if (!Number.isInteger(elementOffset) || elementOffset < 0 || elementOffset + slice.size > this.size) {
-      throw new RangeError(`${label}: ${shapeString(shape)} at element ${elementOffset} does not fit in ${this.label} ${shapeString(this.shape)}`);
+      throw new RangeError(
+        `${label}: ${shapeString(shape)} at element ${elementOffset} does not fit in ${this.label} ${shapeString(this.shape)}`,
+      );
     }
     if (slice.byteOffset % SLICE_ALIGNMENT_BYTES !== 0) {
-      throw new RangeError(`${label}: a slice must start at a multiple of ${SLICE_ALIGNMENT_BYTES} bytes, not ${slice.byteOffset}`);
+      throw new RangeError(
+        `${label}: a slice must start at a multiple of ${SLICE_ALIGNMENT_BYTES} bytes, not ${slice.byteOffset}`,
+      );
     }
     return slice;
   }

@@ -41,12 +41,18 @@ export function attentionForward(
   const op = 'attentionForward';
   checkShapes(op, shape, [q, k, v, out], probs);
   ctx.dispatch({
-    shader: SHADER, entry: 'attention_probs', params: packParams(shape, false),
-    bindings: { q, k, probs }, workgroups: queryBlockGrid(shape),
+    shader: SHADER,
+    entry: 'attention_probs',
+    params: packParams(shape, false),
+    bindings: { q, k, probs },
+    workgroups: queryBlockGrid(shape),
   });
   ctx.dispatch({
-    shader: SHADER, entry: 'attention_weighted_sum', params: packParams(shape, false),
-    bindings: { weights: probs, values: v, result: out }, workgroups: tokenBlockGrid(shape),
+    shader: SHADER,
+    entry: 'attention_weighted_sum',
+    params: packParams(shape, false),
+    bindings: { weights: probs, values: v, result: out },
+    workgroups: tokenBlockGrid(shape),
   });
 }
 
@@ -74,16 +80,25 @@ export function attentionBackward(
   const accumulate = options.accumulate ?? false;
   const dqk = scratch.qkGradientOf(probs.size);
   ctx.dispatch({
-    shader: SHADER, entry: 'attention_qk_grad', params: packParams(shape, false),
-    bindings: { v, dout, probs, dqk }, workgroups: queryBlockGrid(shape),
+    shader: SHADER,
+    entry: 'attention_qk_grad',
+    params: packParams(shape, false),
+    bindings: { v, dout, probs, dqk },
+    workgroups: queryBlockGrid(shape),
   });
   ctx.dispatch({
-    shader: SHADER, entry: 'attention_weighted_sum', params: packParams(shape, accumulate),
-    bindings: { weights: dqk, values: k, result: dq }, workgroups: tokenBlockGrid(shape),
+    shader: SHADER,
+    entry: 'attention_weighted_sum',
+    params: packParams(shape, accumulate),
+    bindings: { weights: dqk, values: k, result: dq },
+    workgroups: tokenBlockGrid(shape),
   });
   ctx.dispatch({
-    shader: SHADER, entry: 'attention_key_value_grad', params: packParams(shape, accumulate),
-    bindings: { q, dout, probs, dqk, dk, dv }, workgroups: tokenBlockGrid(shape),
+    shader: SHADER,
+    entry: 'attention_key_value_grad',
+    params: packParams(shape, accumulate),
+    bindings: { q, dout, probs, dqk, dk, dv },
+    workgroups: tokenBlockGrid(shape),
   });
 }
 
@@ -115,7 +130,10 @@ export class AttentionScratch {
   }
 }
 
-function packParams({ batch, seqLen, heads, headDim, causal, scale }: AttentionShape, accumulate: boolean): ParamValues {
+function packParams(
+  { batch, seqLen, heads, headDim, causal, scale }: AttentionShape,
+  accumulate: boolean,
+): ParamValues {
   return { batch, seqLen, heads, headDim, causal, scale, accumulate };
 }
 

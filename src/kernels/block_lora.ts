@@ -27,8 +27,14 @@ const ELEMENT_THREADS = shaderInterface(SHADER).constant('ELEMENT_THREADS');
  */
 function tuningFor(ctx: GpuContext) {
   return isCpuAdapter(ctx)
-    ? { project: { PROJECT_THREADS: 1, PROJECT_ROWS: 64 }, gradientTile: { GRADIENT_COLUMNS: 32, GRADIENT_ROW_LANES: 1 } }
-    : { project: { PROJECT_THREADS: 64, PROJECT_ROWS: 1 }, gradientTile: { GRADIENT_COLUMNS: 32, GRADIENT_ROW_LANES: 8 } };
+    ? {
+        project: { PROJECT_THREADS: 1, PROJECT_ROWS: 64 },
+        gradientTile: { GRADIENT_COLUMNS: 32, GRADIENT_ROW_LANES: 1 },
+      }
+    : {
+        project: { PROJECT_THREADS: 64, PROJECT_ROWS: 1 },
+        gradientTile: { GRADIENT_COLUMNS: 32, GRADIENT_ROW_LANES: 8 },
+      };
 }
 
 /** Where weight element (c, j) lives: c along the wide side (d_in or d_out), j along the block rank b. */
@@ -101,12 +107,23 @@ function rankChunks(rank: number): number {
 }
 
 /** thin[rows, rank] = scale * drop(wide) W, or `planes` such products at once. */
-function project(ctx: GpuContext, wide: Tensor, weight: Tensor, thin: Tensor, product: ThinProduct, planes?: ProjectPlanes): void {
+function project(
+  ctx: GpuContext,
+  wide: Tensor,
+  weight: Tensor,
+  thin: Tensor,
+  product: ThinProduct,
+  planes?: ProjectPlanes,
+): void {
   const constants = tuningFor(ctx).project;
   const [x, y] = grid1d(product.rows, constants.PROJECT_ROWS);
   ctx.dispatch({
-    shader: SHADER, entry: 'project', constants, params: kernelParams({ ...product, planes }),
-    bindings: { wide, weight, out: thin }, workgroups: [x, y, rankChunks(product.rank) * (planes?.count ?? 1)],
+    shader: SHADER,
+    entry: 'project',
+    constants,
+    params: kernelParams({ ...product, planes }),
+    bindings: { wide, weight, out: thin },
+    workgroups: [x, y, rankChunks(product.rank) * (planes?.count ?? 1)],
   });
 }
 
@@ -115,17 +132,33 @@ function project(ctx: GpuContext, wide: Tensor, weight: Tensor, thin: Tensor, pr
  * `throughB` and `throughA` describe the two products (loraBackward).
  */
 function weightGradients(
-  ctx: GpuContext, g: Tensor, u: Tensor, dBlocks: Tensor, x: Tensor, du: Tensor, dA: Tensor,
-  throughB: ThinProduct, throughA: ThinProduct, blockCount: number, accumulate: boolean,
+  ctx: GpuContext,
+  g: Tensor,
+  u: Tensor,
+  dBlocks: Tensor,
+  x: Tensor,
+  du: Tensor,
+  dA: Tensor,
+  throughB: ThinProduct,
+  throughA: ThinProduct,
+  blockCount: number,
+  accumulate: boolean,
 ): void {
   const tile = tuningFor(ctx).gradientTile;
   const bColumnTiles = Math.ceil(throughB.width / tile.GRADIENT_COLUMNS);
   const aColumnTiles = Math.ceil(throughA.width / tile.GRADIENT_COLUMNS);
   ctx.dispatch({
-    shader: SHADER, entry: 'weight_gradients', constants: tile,
+    shader: SHADER,
+    entry: 'weight_gradients',
+    constants: tile,
     params: kernelParams({
-      ...throughB, blockCount, blockSize: throughB.width * throughB.rank, accumulate,
-      dropout: throughA.dropout, aWidth: throughA.width, bColumnTiles,
+      ...throughB,
+      blockCount,
+      blockSize: throughB.width * throughB.rank,
+      accumulate,
+      dropout: throughA.dropout,
+      aWidth: throughA.width,
+      bColumnTiles,
     }),
     bindings: { wide: g, thin: u, out: dBlocks, x, du, dA },
     workgroups: [bColumnTiles + aColumnTiles, 1, rankChunks(throughB.rank)],
@@ -167,10 +200,16 @@ export class BlockSumTable {
   ) {
     if (placements.length === 0) throw new RangeError('BlockSumTable: no adapted matrices');
     const entries = new Uint32Array(4 * placements.length);
-    placements.forEach(({ sumOffset, blocksOffset, blockSize }, i) => entries.set([sumOffset, blocksOffset, blockSize, 0], 4 * i));
+    placements.forEach(({ sumOffset, blocksOffset, blockSize }, i) =>
+      entries.set([sumOffset, blocksOffset, blockSize, 0], 4 * i),
+    );
     this.largestBlock = Math.max(...placements.map((p) => p.blockSize));
     this.buffer = ctx.memory.track(
-      ctx.device.createBuffer({ label: 'block sums table', size: entries.byteLength, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST }),
+      ctx.device.createBuffer({
+        label: 'block sums table',
+        size: entries.byteLength,
+        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+      }),
     );
     // A new buffer: no recorded command reads it yet, so the queue write needs no submit to keep program order.
     ctx.device.queue.writeBuffer(this.buffer, 0, entries);
@@ -188,7 +227,8 @@ export class BlockSumTable {
  */
 export function sumBlocks(ctx: GpuContext, flatBlocks: Tensor, flatSums: Tensor, table: BlockSumTable): void {
   const { blockCount } = table;
-  if (!Number.isInteger(blockCount) || blockCount < 1) throw new RangeError(`sumBlocks: block count must be a positive integer, got ${blockCount}`);
+  if (!Number.isInteger(blockCount) || blockCount < 1)
+    throw new RangeError(`sumBlocks: block count must be a positive integer, got ${blockCount}`);
   for (const { blocksOffset, sumOffset, blockSize } of table.placements) {
     if (blocksOffset + blockCount * blockSize > flatBlocks.size || sumOffset + blockSize > flatSums.size) {
       throw new RangeError(
@@ -198,7 +238,9 @@ export function sumBlocks(ctx: GpuContext, flatBlocks: Tensor, flatSums: Tensor,
     }
   }
   ctx.dispatch({
-    shader: SHADER, entry: 'sum_blocks', params: kernelParams({ blockCount }),
+    shader: SHADER,
+    entry: 'sum_blocks',
+    params: kernelParams({ blockCount }),
     bindings: { out: flatSums, blocks: flatBlocks, blockSumsTable: table.buffer },
     workgroups: [Math.ceil(table.largestBlock / ELEMENT_THREADS), table.placements.length],
   });
@@ -218,20 +260,38 @@ export function loraDown(ctx: GpuContext, x: Tensor, a: Tensor, u: Tensor, dropo
  * dispatch: u planes [..., b] = drop_i(x) A_i^T for A_s planes [b, d_in], adapter i masking with
  * planeSeed(dropout.seed, i) (dropoutFor gives q, k and v those seeds).
  */
-export function loraDownPlanes(ctx: GpuContext, x: Tensor, a: Planes, u: Planes, shape: { dIn: number; b: number }, dropout: LoraDropout): void {
+export function loraDownPlanes(
+  ctx: GpuContext,
+  x: Tensor,
+  a: Planes,
+  u: Planes,
+  shape: { dIn: number; b: number },
+  dropout: LoraDropout,
+): void {
   const op = 'loraDownPlanes';
   const { dIn, b } = shape;
   const rows = rowCount(leadingDimensions(op, x, dIn));
   checkDropout(op, dropout);
   if (a.count !== u.count) throw new RangeError(`${op}: ${a.count} A_s planes for ${u.count} u planes`);
-  for (const [role, planes, size] of [['A_s', a, b * dIn], ['u', u, rows * b]] as const) {
+  for (const [role, planes, size] of [
+    ['A_s', a, b * dIn],
+    ['u', u, rows * b],
+  ] as const) {
     const reach = (planes.count - 1) * planes.stride + size;
     if (planes.stride < size || planes.tensor.size < reach) {
-      throw new RangeError(`${op}: ${role} planes "${planes.tensor.label}" (${planes.tensor.size} elements) do not hold ${planes.count} of ${size}, one every ${planes.stride}`);
+      throw new RangeError(
+        `${op}: ${role} planes "${planes.tensor.label}" (${planes.tensor.size} elements) do not hold ${planes.count} of ${size}, one every ${planes.stride}`,
+      );
     }
   }
-  project(ctx, x, a.tensor, u.tensor, { rows, width: dIn, rank: b, layout: layoutOfA(dIn), scale: 1, dropout },
-    { count: a.count, wideStride: 0, weightStride: a.stride, outStride: u.stride });
+  project(
+    ctx,
+    x,
+    a.tensor,
+    u.tensor,
+    { rows, width: dIn, rank: b, layout: layoutOfA(dIn), scale: 1, dropout },
+    { count: a.count, wideStride: 0, weightStride: a.stride, outStride: u.stride },
+  );
 }
 
 /**
@@ -242,7 +302,15 @@ export function loraUp(u: Tensor, bSum: Tensor, scale: number): LowRankTerm {
   const [, rank] = dimensionsOf('loraUp', bSum, ['d_out', 'b']);
   leadingDimensions('loraUp', u, rank);
   const { widthStride, rankStride } = layoutOfB(rank);
-  return { thin: u, weight: bSum, rank, weightWidthStride: widthStride, weightRankStride: rankStride, scale, dropout: NO_DROPOUT };
+  return {
+    thin: u,
+    weight: bSum,
+    rank,
+    weightWidthStride: widthStride,
+    weightRankStride: rankStride,
+    scale,
+    dropout: NO_DROPOUT,
+  };
 }
 
 /**
@@ -253,8 +321,15 @@ export function loraUpPlanes(u: Planes, bSum: Planes, shape: { dOut: number; b: 
   if (u.count !== bSum.count) throw new RangeError(`loraUpPlanes: ${u.count} u planes for ${bSum.count} bSum planes`);
   const { widthStride, rankStride } = layoutOfB(shape.b);
   return {
-    thin: u.tensor, weight: bSum.tensor, rank: shape.b, weightWidthStride: widthStride, weightRankStride: rankStride, scale, dropout: NO_DROPOUT,
-    thinBatchStride: u.stride, weightBatchStride: bSum.stride,
+    thin: u.tensor,
+    weight: bSum.tensor,
+    rank: shape.b,
+    weightWidthStride: widthStride,
+    weightRankStride: rankStride,
+    scale,
+    dropout: NO_DROPOUT,
+    thinBatchStride: u.stride,
+    weightBatchStride: bSum.stride,
   };
 }
 
@@ -276,13 +351,26 @@ export function loraInputGradient(du: Tensor, a: Tensor, dropout: LoraDropout): 
  * linearBackwardInputPlanes sums them: du planes [..., b] (each adapter's loraBackward), A_s planes
  * [b, d_in], and the dropout of the first adapter (entry i masks with planeSeed(seed, i): dropoutFor).
  */
-export function loraInputGradientPlanes(du: Planes, a: Planes, shape: { dIn: number; b: number }, dropout: LoraDropout): LowRankTerm {
-  if (du.count !== a.count) throw new RangeError(`loraInputGradientPlanes: ${du.count} du planes for ${a.count} A_s planes`);
+export function loraInputGradientPlanes(
+  du: Planes,
+  a: Planes,
+  shape: { dIn: number; b: number },
+  dropout: LoraDropout,
+): LowRankTerm {
+  if (du.count !== a.count)
+    throw new RangeError(`loraInputGradientPlanes: ${du.count} du planes for ${a.count} A_s planes`);
   checkDropout('loraInputGradientPlanes', dropout);
   const { widthStride, rankStride } = layoutOfA(shape.dIn);
   return {
-    thin: du.tensor, weight: a.tensor, rank: shape.b, weightWidthStride: widthStride, weightRankStride: rankStride, scale: 1, dropout,
-    thinBatchStride: du.stride, weightBatchStride: a.stride,
+    thin: du.tensor,
+    weight: a.tensor,
+    rank: shape.b,
+    weightWidthStride: widthStride,
+    weightRankStride: rankStride,
+    scale: 1,
+    dropout,
+    thinBatchStride: du.stride,
+    weightBatchStride: a.stride,
   };
 }
 
@@ -295,8 +383,18 @@ export function loraInputGradientPlanes(du: Planes, a: Planes, shape: { dIn: num
  * accumulation over micro-batches) instead of overwriting it.
  */
 export function loraBackward(
-  ctx: GpuContext, g: Tensor, x: Tensor, u: Tensor, a: Tensor, bSum: Tensor, du: Tensor, dA: Tensor, dBlocks: Tensor,
-  scale: number, dropout: LoraDropout, options: { accumulate?: boolean } = {},
+  ctx: GpuContext,
+  g: Tensor,
+  x: Tensor,
+  u: Tensor,
+  a: Tensor,
+  bSum: Tensor,
+  du: Tensor,
+  dA: Tensor,
+  dBlocks: Tensor,
+  scale: number,
+  dropout: LoraDropout,
+  options: { accumulate?: boolean } = {},
 ): void {
   const op = 'loraBackward';
   const [rank, dIn] = dimensionsOf(op, a, ['b', 'd_in']);

@@ -47,11 +47,22 @@ interface ProductLayout {
   bColumnStride: number;
 }
 
-type ClassifierParams = Pick<ProductLayout, 'rows' | 'columns'> & Partial<ProductLayout> & { scale?: number; accumulate?: boolean };
+type ClassifierParams = Pick<ProductLayout, 'rows' | 'columns'> &
+  Partial<ProductLayout> & { scale?: number; accumulate?: boolean };
 
 /** classifier.wgsl's Params; the fields an entry point does not read are zero. */
 function packParams(fields: ClassifierParams) {
-  const { rows, columns, inner = 0, aRowStride = 0, aInnerStride = 0, bInnerStride = 0, bColumnStride = 0, scale = 0, accumulate = false } = fields;
+  const {
+    rows,
+    columns,
+    inner = 0,
+    aRowStride = 0,
+    aInnerStride = 0,
+    bInnerStride = 0,
+    bColumnStride = 0,
+    scale = 0,
+    accumulate = false,
+  } = fields;
   return { rows, columns, inner, aRowStride, aInnerStride, bInnerStride, bColumnStride, scale, accumulate };
 }
 
@@ -62,14 +73,23 @@ export function l2NormalizeForward(ctx: GpuContext, x: Tensor, out: Tensor, norm
   expectMatrix(op, out, rows, columns);
   expectElements(op, norms, rows, 'one per row');
   ctx.dispatch({
-    shader: SHADER, entry: 'l2_normalize_forward', constants: rowThreads(ctx), params: packParams({ rows, columns }),
-    bindings: { x, normalized: out, norms }, workgroups: grid1d(rows, 1),
+    shader: SHADER,
+    entry: 'l2_normalize_forward',
+    constants: rowThreads(ctx),
+    params: packParams({ rows, columns }),
+    bindings: { x, normalized: out, norms },
+    workgroups: grid1d(rows, 1),
   });
 }
 
 /** dx (+)= (dout - y (dout . y)) / norm row by row, from the forward's output y and norms. */
 export function l2NormalizeBackward(
-  ctx: GpuContext, dout: Tensor, normalized: Tensor, norms: Tensor, dx: Tensor, options: { accumulate?: boolean } = {},
+  ctx: GpuContext,
+  dout: Tensor,
+  normalized: Tensor,
+  norms: Tensor,
+  dx: Tensor,
+  options: { accumulate?: boolean } = {},
 ): void {
   const op = 'l2NormalizeBackward';
   const [rows, columns] = matrixShape(normalized);
@@ -77,15 +97,29 @@ export function l2NormalizeBackward(
   expectMatrix(op, dx, rows, columns);
   expectElements(op, norms, rows, 'one per row');
   ctx.dispatch({
-    shader: SHADER, entry: 'l2_normalize_backward', constants: rowThreads(ctx), params: packParams({ rows, columns, accumulate: options.accumulate }),
-    bindings: { normalized, norms, dout, dx }, workgroups: grid1d(rows, 1),
+    shader: SHADER,
+    entry: 'l2_normalize_backward',
+    constants: rowThreads(ctx),
+    params: packParams({ rows, columns, accumulate: options.accumulate }),
+    bindings: { normalized, norms, dout, dx },
+    workgroups: grid1d(rows, 1),
   });
 }
 
 /** product[rows, columns] (+)= scale * A B. */
-function scaledProduct(ctx: GpuContext, a: Tensor, b: Tensor, product: Tensor, layout: ProductLayout, scale: number, accumulate: boolean): void {
+function scaledProduct(
+  ctx: GpuContext,
+  a: Tensor,
+  b: Tensor,
+  product: Tensor,
+  layout: ProductLayout,
+  scale: number,
+  accumulate: boolean,
+): void {
   ctx.dispatch({
-    shader: SHADER, entry: 'scaled_product', params: packParams({ ...layout, scale, accumulate }),
+    shader: SHADER,
+    entry: 'scaled_product',
+    params: packParams({ ...layout, scale, accumulate }),
     bindings: { a, b, product },
     workgroups: [Math.ceil(layout.columns / PRODUCT_TILE), Math.ceil(layout.rows / PRODUCT_TILE)],
   });
@@ -100,18 +134,44 @@ function cosineLogitsShapes(op: string, imageFeatures: Tensor, textFeatures: Ten
 }
 
 /** logits[B, C] = scale * img[B, D] · txt[C, D]^T for L2-normalised features */
-export function cosineLogitsForward(ctx: GpuContext, imageFeatures: Tensor, textFeatures: Tensor, logits: Tensor, scale: number): void {
+export function cosineLogitsForward(
+  ctx: GpuContext,
+  imageFeatures: Tensor,
+  textFeatures: Tensor,
+  logits: Tensor,
+  scale: number,
+): void {
   const { batch, classes, width } = cosineLogitsShapes('cosineLogitsForward', imageFeatures, textFeatures, logits);
   // A(b, d) = img[b, d]; B(d, c) = txt[c, d].
-  scaledProduct(ctx, imageFeatures, textFeatures, logits, {
-    rows: batch, columns: classes, inner: width, aRowStride: width, aInnerStride: 1, bInnerStride: 1, bColumnStride: width,
-  }, scale, false);
+  scaledProduct(
+    ctx,
+    imageFeatures,
+    textFeatures,
+    logits,
+    {
+      rows: batch,
+      columns: classes,
+      inner: width,
+      aRowStride: width,
+      aInnerStride: 1,
+      bInnerStride: 1,
+      bColumnStride: width,
+    },
+    scale,
+    false,
+  );
 }
 
 /** dImage[B, D] (+)= scale * dLogits · txt; dText[C, D] (+)= scale * dLogits^T · img (either may be null) */
 export function cosineLogitsBackward(
-  ctx: GpuContext, dLogits: Tensor, imageFeatures: Tensor, textFeatures: Tensor, dImage: Tensor | null, dText: Tensor | null,
-  scale: number, options: { accumulate?: boolean } = {},
+  ctx: GpuContext,
+  dLogits: Tensor,
+  imageFeatures: Tensor,
+  textFeatures: Tensor,
+  dImage: Tensor | null,
+  dText: Tensor | null,
+  scale: number,
+  options: { accumulate?: boolean } = {},
 ): void {
   const op = 'cosineLogitsBackward';
   const { batch, classes, width } = cosineLogitsShapes(op, imageFeatures, textFeatures, dLogits);
@@ -119,16 +179,44 @@ export function cosineLogitsBackward(
   if (dImage) {
     expectMatrix(op, dImage, batch, width);
     // A(b, c) = dLogits[b, c]; B(c, d) = txt[c, d].
-    scaledProduct(ctx, dLogits, textFeatures, dImage, {
-      rows: batch, columns: width, inner: classes, aRowStride: classes, aInnerStride: 1, bInnerStride: width, bColumnStride: 1,
-    }, scale, accumulate);
+    scaledProduct(
+      ctx,
+      dLogits,
+      textFeatures,
+      dImage,
+      {
+        rows: batch,
+        columns: width,
+        inner: classes,
+        aRowStride: classes,
+        aInnerStride: 1,
+        bInnerStride: width,
+        bColumnStride: 1,
+      },
+      scale,
+      accumulate,
+    );
   }
   if (dText) {
     expectMatrix(op, dText, classes, width);
     // A(c, b) = dLogits[b, c]; B(b, d) = img[b, d].
-    scaledProduct(ctx, dLogits, imageFeatures, dText, {
-      rows: classes, columns: width, inner: batch, aRowStride: 1, aInnerStride: classes, bInnerStride: width, bColumnStride: 1,
-    }, scale, accumulate);
+    scaledProduct(
+      ctx,
+      dLogits,
+      imageFeatures,
+      dText,
+      {
+        rows: classes,
+        columns: width,
+        inner: batch,
+        aRowStride: 1,
+        aInnerStride: classes,
+        bInnerStride: width,
+        bColumnStride: 1,
+      },
+      scale,
+      accumulate,
+    );
   }
 }
 
@@ -136,7 +224,13 @@ export function cosineLogitsBackward(
  * Per-row loss = logsumexp(logits) - logits[label]; probs = softmax(logits). labels: f32 class
  * indices [B], which must lie in [0, C): the GPU cannot report a bad one (validate where they are made).
  */
-export function softmaxCrossEntropyForward(ctx: GpuContext, logits: Tensor, labels: Tensor, losses: Tensor, probs: Tensor): void {
+export function softmaxCrossEntropyForward(
+  ctx: GpuContext,
+  logits: Tensor,
+  labels: Tensor,
+  losses: Tensor,
+  probs: Tensor,
+): void {
   const op = 'softmaxCrossEntropyForward';
   const [rows, columns] = matrixShape(logits);
   if (columns === 0) throw shapeError(op, logits, 'at least one class');
@@ -144,19 +238,32 @@ export function softmaxCrossEntropyForward(ctx: GpuContext, logits: Tensor, labe
   expectElements(op, losses, rows, 'one per row');
   expectMatrix(op, probs, rows, columns);
   ctx.dispatch({
-    shader: SHADER, entry: 'softmax_cross_entropy_forward', constants: rowThreads(ctx), params: packParams({ rows, columns }),
-    bindings: { logits, labels, losses, probs }, workgroups: grid1d(rows, 1),
+    shader: SHADER,
+    entry: 'softmax_cross_entropy_forward',
+    constants: rowThreads(ctx),
+    params: packParams({ rows, columns }),
+    bindings: { logits, labels, losses, probs },
+    workgroups: grid1d(rows, 1),
   });
 }
 
 /** dLogits = (probs - onehot(label)) * lossScale  (lossScale = 1/B for the batch mean, times any accumulation factor) */
-export function softmaxCrossEntropyBackward(ctx: GpuContext, probs: Tensor, labels: Tensor, dLogits: Tensor, lossScale: number): void {
+export function softmaxCrossEntropyBackward(
+  ctx: GpuContext,
+  probs: Tensor,
+  labels: Tensor,
+  dLogits: Tensor,
+  lossScale: number,
+): void {
   const op = 'softmaxCrossEntropyBackward';
   const [rows, columns] = matrixShape(probs);
   expectElements(op, labels, rows, 'one per row');
   expectMatrix(op, dLogits, rows, columns);
   ctx.dispatch({
-    shader: SHADER, entry: 'softmax_cross_entropy_backward', params: packParams({ rows, columns, scale: lossScale }),
-    bindings: { labels, probs, dlogits: dLogits }, workgroups: grid1d(rows * columns, WORKGROUP_SIZE),
+    shader: SHADER,
+    entry: 'softmax_cross_entropy_backward',
+    params: packParams({ rows, columns, scale: lossScale }),
+    bindings: { labels, probs, dlogits: dLogits },
+    workgroups: grid1d(rows * columns, WORKGROUP_SIZE),
   });
 }

@@ -23,7 +23,8 @@ const PLANE_SEED_STEP = 0x9e3779b9; // as in dropout.wgsl
 
 export function checkDropout(op: string, { p, seed }: LoraDropout): void {
   if (!(p >= 0 && p < 1)) throw new RangeError(`${op}: dropout p must be in [0, 1), got ${p}`);
-  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new RangeError(`${op}: dropout seed must be a u32, got ${seed}`);
+  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff)
+    throw new RangeError(`${op}: dropout seed must be a u32, got ${seed}`);
 }
 
 /** The Params fields dropout.wgsl reads from the shader that includes it. */

@@ -19,8 +19,11 @@ export type Activation = 'quick_gelu' | 'gelu' | 'gelu_tanh';
 export function activationForward(ctx: GpuContext, activation: Activation, x: Tensor, out: Tensor): void {
   const count = sameSize('activationForward', x, out);
   ctx.dispatch({
-    shader: SHADER, entry: `${activation}_forward`, params: { count, scale: 0 },
-    bindings: { x, out }, workgroups: grid1d(count, WORKGROUP_SIZE),
+    shader: SHADER,
+    entry: `${activation}_forward`,
+    params: { count, scale: 0 },
+    bindings: { x, out },
+    workgroups: grid1d(count, WORKGROUP_SIZE),
   });
 }
 
@@ -28,8 +31,11 @@ export function activationForward(ctx: GpuContext, activation: Activation, x: Te
 export function activationBackward(ctx: GpuContext, activation: Activation, x: Tensor, dout: Tensor, dx: Tensor): void {
   const count = sameSize('activationBackward', x, dout, dx);
   ctx.dispatch({
-    shader: SHADER, entry: `${activation}_backward`, params: { count, scale: 0 },
-    bindings: { x, y: dout, out: dx }, workgroups: grid1d(count, WORKGROUP_SIZE),
+    shader: SHADER,
+    entry: `${activation}_backward`,
+    params: { count, scale: 0 },
+    bindings: { x, y: dout, out: dx },
+    workgroups: grid1d(count, WORKGROUP_SIZE),
   });
 }
 
@@ -37,8 +43,11 @@ export function activationBackward(ctx: GpuContext, activation: Activation, x: T
 export function add(ctx: GpuContext, a: Tensor, b: Tensor, out: Tensor): void {
   const count = sameSize('add', a, b, out);
   ctx.dispatch({
-    shader: SHADER, entry: 'add', params: { count, scale: 0 },
-    bindings: { x: a, y: b, out }, workgroups: grid1d(count, WORKGROUP_SIZE),
+    shader: SHADER,
+    entry: 'add',
+    params: { count, scale: 0 },
+    bindings: { x: a, y: b, out },
+    workgroups: grid1d(count, WORKGROUP_SIZE),
   });
 }
 
@@ -46,8 +55,11 @@ export function add(ctx: GpuContext, a: Tensor, b: Tensor, out: Tensor): void {
 export function addScaledInPlace(ctx: GpuContext, target: Tensor, x: Tensor, scale = 1): void {
   const count = sameSize('addScaledInPlace', target, x);
   ctx.dispatch({
-    shader: SHADER, entry: 'add_scaled_inplace', params: { count, scale },
-    bindings: { x, inout: target }, workgroups: grid1d(count, WORKGROUP_SIZE),
+    shader: SHADER,
+    entry: 'add_scaled_inplace',
+    params: { count, scale },
+    bindings: { x, inout: target },
+    workgroups: grid1d(count, WORKGROUP_SIZE),
   });
 }
 
@@ -55,7 +67,10 @@ export function addScaledInPlace(ctx: GpuContext, target: Tensor, x: Tensor, sca
 export function scale(ctx: GpuContext, x: Tensor, factor: number, out: Tensor): void {
   const count = sameSize('scale', x, out);
   ctx.dispatch({
-    shader: SHADER, entry: 'scale', params: { count, scale: factor },
-    bindings: { x, out }, workgroups: grid1d(count, WORKGROUP_SIZE),
+    shader: SHADER,
+    entry: 'scale',
+    params: { count, scale: factor },
+    bindings: { x, out },
+    workgroups: grid1d(count, WORKGROUP_SIZE),
   });
 }

@@ -21,7 +21,14 @@ function tableRows(op: string, table: Tensor, width: number): number {
 }
 
 /** embedding.wgsl's Params; the fields an entry point does not read are zero. */
-function embeddingParams(sizes: { batch: number; length: number; width: number; vocab?: number; patchSize?: number; imageSize?: number }) {
+function embeddingParams(sizes: {
+  batch: number;
+  length: number;
+  width: number;
+  vocab?: number;
+  patchSize?: number;
+  imageSize?: number;
+}) {
   const { batch, length, width, vocab = 0, patchSize = 0, imageSize = 0 } = sizes;
   return { batch, length, width, vocab, patchSize, imageSize };
 }
@@ -40,15 +47,18 @@ export function extractPatches(
   const op = 'extractPatches';
   const { batch, imageSize, patchSize } = shape;
   expectPositiveIntegers(op, shape);
-  if (imageSize % patchSize !== 0) throw new RangeError(`${op}: imageSize ${imageSize} is not a multiple of patchSize ${patchSize}`);
+  if (imageSize % patchSize !== 0)
+    throw new RangeError(`${op}: imageSize ${imageSize} is not a multiple of patchSize ${patchSize}`);
   const patchCount = (imageSize / patchSize) ** 2;
   const patchValues = 3 * patchSize * patchSize;
   expectElements(op, pixels, [batch, 3, imageSize, imageSize]);
   expectElements(op, patches, [batch * patchCount, patchValues]);
   ctx.dispatch({
-    shader: SHADER, entry: 'extract_patches',
+    shader: SHADER,
+    entry: 'extract_patches',
     params: embeddingParams({ batch, length: patchCount, width: patchValues, patchSize, imageSize }),
-    bindings: { pixels, out: patches }, workgroups: grid1d(patches.size, WORKGROUP_SIZE),
+    bindings: { pixels, out: patches },
+    workgroups: grid1d(patches.size, WORKGROUP_SIZE),
   });
 }
 
@@ -69,7 +79,9 @@ export function visionEmbeddingsForward(
   expectElements(op, positionEmbedding, [1 + patches, hidden]);
   expectElements(op, out, [batch, 1 + patches, hidden]);
   ctx.dispatch({
-    shader: SHADER, entry: 'vision_embeddings_forward', params: embeddingParams({ batch, length: patches, width: hidden }),
+    shader: SHADER,
+    entry: 'vision_embeddings_forward',
+    params: embeddingParams({ batch, length: patches, width: hidden }),
     bindings: { patchFeatures, classEmbedding, positionEmbedding, out },
     workgroups: grid1d(out.size, WORKGROUP_SIZE),
   });
@@ -99,7 +111,9 @@ export function textEmbeddingsForward(
   }
   expectElements(op, out, [batch, seqLen, hidden]);
   ctx.dispatch({
-    shader: SHADER, entry: 'text_embeddings_forward', params: embeddingParams({ batch, length: seqLen, width: hidden, vocab }),
+    shader: SHADER,
+    entry: 'text_embeddings_forward',
+    params: embeddingParams({ batch, length: seqLen, width: hidden, vocab }),
     bindings: { tokenIds: ids, tokenEmbedding, positionEmbedding, out },
     workgroups: grid1d(out.size, WORKGROUP_SIZE),
   });
@@ -123,8 +137,11 @@ export function gatherRowsForward(
   expectElements(op, rows, [batch]);
   expectElements(op, out, [batch, hidden]);
   ctx.dispatch({
-    shader: SHADER, entry: 'gather_rows_forward', params: embeddingParams({ batch, length: seqLen, width: hidden }),
-    bindings: { x, pooledRows: rows, out }, workgroups: grid1d(out.size, WORKGROUP_SIZE),
+    shader: SHADER,
+    entry: 'gather_rows_forward',
+    params: embeddingParams({ batch, length: seqLen, width: hidden }),
+    bindings: { x, pooledRows: rows, out },
+    workgroups: grid1d(out.size, WORKGROUP_SIZE),
   });
 }
 
@@ -146,7 +163,10 @@ export function gatherRowsBackward(
   expectElements(op, rows, [batch]);
   expectElements(op, dx, [batch, seqLen, hidden]);
   ctx.dispatch({
-    shader: SHADER, entry: 'gather_rows_backward', params: embeddingParams({ batch, length: seqLen, width: hidden }),
-    bindings: { pooledRows: rows, dout, dx }, workgroups: grid1d(dout.size, WORKGROUP_SIZE),
+    shader: SHADER,
+    entry: 'gather_rows_backward',
+    params: embeddingParams({ batch, length: seqLen, width: hidden }),
+    bindings: { pooledRows: rows, dout, dx },
+    workgroups: grid1d(dout.size, WORKGROUP_SIZE),
   });
 }

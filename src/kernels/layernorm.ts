@@ -33,7 +33,14 @@ function rowConstants(ctx: GpuContext): { WORKGROUP_SIZE: number } {
  * PyTorch). Saves mean and rstd = 1 / sqrt(var + eps), one per row, for the backward.
  */
 export function layerNormForward(
-  ctx: GpuContext, x: Tensor, weight: Tensor, bias: Tensor, out: Tensor, mean: Tensor, rstd: Tensor, eps: number,
+  ctx: GpuContext,
+  x: Tensor,
+  weight: Tensor,
+  bias: Tensor,
+  out: Tensor,
+  mean: Tensor,
+  rstd: Tensor,
+  eps: number,
 ): void {
   const op = 'layerNormForward';
   const { rows, columns } = rowsAndColumns(op, x, weight);
@@ -41,8 +48,12 @@ export function layerNormForward(
   expectElements(op, out, x.size, `as ${x.label}`);
   for (const perRow of [mean, rstd]) expectElements(op, perRow, rows, 'one per row');
   ctx.dispatch({
-    shader: SHADER, entry: 'layernorm_forward', params: { rows, columns, eps, accumulate: false },
-    constants: rowConstants(ctx), bindings: { x, weight, bias, out, mean, rstd }, workgroups: grid1d(rows, 1),
+    shader: SHADER,
+    entry: 'layernorm_forward',
+    params: { rows, columns, eps, accumulate: false },
+    constants: rowConstants(ctx),
+    bindings: { x, weight, bias, out, mean, rstd },
+    workgroups: grid1d(rows, 1),
   });
 }
 
@@ -52,7 +63,13 @@ export function layerNormForward(
  * `accumulate` adds into every gradient instead of overwriting it.
  */
 export function layerNormBackward(
-  ctx: GpuContext, dout: Tensor, x: Tensor, weight: Tensor, mean: Tensor, rstd: Tensor, dx: Tensor,
+  ctx: GpuContext,
+  dout: Tensor,
+  x: Tensor,
+  weight: Tensor,
+  mean: Tensor,
+  rstd: Tensor,
+  dx: Tensor,
   options: { accumulate?: boolean; dWeight?: Tensor; dBias?: Tensor } = {},
 ): void {
   const op = 'layerNormBackward';
@@ -66,12 +83,18 @@ export function layerNormBackward(
   for (const perColumn of [dWeight, dBias]) if (perColumn) expectElements(op, perColumn, columns, 'one per column');
   const packed = { rows, columns, eps: 0, accumulate: options.accumulate ?? false };
   ctx.dispatch({
-    shader: SHADER, entry: 'layernorm_backward_input', params: packed,
-    constants: rowConstants(ctx), bindings: { x, weight, mean, rstd, dout, dx }, workgroups: grid1d(rows, 1),
+    shader: SHADER,
+    entry: 'layernorm_backward_input',
+    params: packed,
+    constants: rowConstants(ctx),
+    bindings: { x, weight, mean, rstd, dout, dx },
+    workgroups: grid1d(rows, 1),
   });
   if (dWeight && dBias) {
     ctx.dispatch({
-      shader: SHADER, entry: 'layernorm_backward_params', params: packed,
+      shader: SHADER,
+      entry: 'layernorm_backward_params',
+      params: packed,
       bindings: { x, mean, rstd, dout, dweight: dWeight, dbias: dBias },
       workgroups: [Math.ceil(columns / PARAMS_COLUMN_TILE)],
     });

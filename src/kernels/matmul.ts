@@ -12,14 +12,16 @@ const BLOCK = 4; // every thread computes a 4x4 block of out
 const COLUMN_SUMS_WORKGROUP = shaderInterface(SHADER).constant('COLUMN_SUMS_WORKGROUP');
 
 export interface MatmulOptions {
-  m: number; n: number; k: number;       // out is [batch, m, n]
-  batch?: number;                          // default 1; a, b, out are contiguous per batch
-  transposeA?: boolean;                    // a stored [batch, k, m] instead of [batch, m, k]
-  transposeB?: boolean;                    // b stored [batch, n, k] instead of [batch, k, n]
-  alpha?: number;                          // out = alpha * op(a) op(b) (+ bias)
-  accumulate?: boolean;                    // out += ... instead of out = ...
-  bias?: Tensor | null;                    // [n], added to every row (not scaled by alpha)
-  broadcastB?: boolean;                    // one b shared by every batch entry (weights)
+  m: number;
+  n: number;
+  k: number; // out is [batch, m, n]
+  batch?: number; // default 1; a, b, out are contiguous per batch
+  transposeA?: boolean; // a stored [batch, k, m] instead of [batch, m, k]
+  transposeB?: boolean; // b stored [batch, n, k] instead of [batch, k, n]
+  alpha?: number; // out = alpha * op(a) op(b) (+ bias)
+  accumulate?: boolean; // out += ... instead of out = ...
+  bias?: Tensor | null; // [n], added to every row (not scaled by alpha)
+  broadcastB?: boolean; // one b shared by every batch entry (weights)
   /**
    * Where batch entry i of an operand starts, in elements (i * stride), for operands that are not one
    * contiguous [batch, ...] tensor; 0 shares one entry. By default a, b and out are contiguous and the
@@ -68,9 +70,18 @@ export interface MatmulConfig {
   kBlocks: number;
 }
 
-const direct = (workgroupX: number, workgroupY: number): MatmulConfig => ({ kernel: 'direct', workgroupX, workgroupY, kBlocks: 0 });
-const shared = (workgroupX: number, workgroupY: number, kSlice: number): MatmulConfig =>
-  ({ kernel: 'shared', workgroupX, workgroupY, kBlocks: kSlice / 4 });
+const direct = (workgroupX: number, workgroupY: number): MatmulConfig => ({
+  kernel: 'direct',
+  workgroupX,
+  workgroupY,
+  kBlocks: 0,
+});
+const shared = (workgroupX: number, workgroupY: number, kSlice: number): MatmulConfig => ({
+  kernel: 'shared',
+  workgroupX,
+  workgroupY,
+  kBlocks: kSlice / 4,
+});
 
 /** The candidates for matmulConfigFor: threads per workgroup (x along n, y along m) and, for 'shared', the k-slice. */
 export const MATMUL_CONFIGS = {
@@ -111,13 +122,41 @@ const NO_BATCH: Required<BatchStrides> = { a: 0, b: 0, out: 0, bias: 0 };
 
 /** The Params struct of shaders/matmul.wgsl, field by field. */
 function matmulParams(fields: {
-  m: number; n: number; k: number; strides: Required<BatchStrides>; kPlanes: number;
-  firstWorkgroup: readonly [number, number, number]; alpha: number; accumulate: boolean; lowRank: LowRankTerm | null;
+  m: number;
+  n: number;
+  k: number;
+  strides: Required<BatchStrides>;
+  kPlanes: number;
+  firstWorkgroup: readonly [number, number, number];
+  alpha: number;
+  accumulate: boolean;
+  lowRank: LowRankTerm | null;
 }) {
-  const { m, n, k, strides, kPlanes, firstWorkgroup: [x, y, z], alpha, accumulate, lowRank } = fields;
+  const {
+    m,
+    n,
+    k,
+    strides,
+    kPlanes,
+    firstWorkgroup: [x, y, z],
+    alpha,
+    accumulate,
+    lowRank,
+  } = fields;
   return {
-    m, n, k, aBatchStride: strides.a, bBatchStride: strides.b, outBatchStride: strides.out, biasBatchStride: strides.bias, kPlanes,
-    firstWorkgroupX: x, firstWorkgroupY: y, firstWorkgroupZ: z, alpha, accumulate,
+    m,
+    n,
+    k,
+    aBatchStride: strides.a,
+    bBatchStride: strides.b,
+    outBatchStride: strides.out,
+    biasBatchStride: strides.bias,
+    kPlanes,
+    firstWorkgroupX: x,
+    firstWorkgroupY: y,
+    firstWorkgroupZ: z,
+    alpha,
+    accumulate,
     lowRank: lowRank?.rank ?? 0,
     thinBatchStride: lowRank?.thinBatchStride ?? 0,
     thinWeightBatchStride: lowRank?.weightBatchStride ?? 0,
@@ -129,13 +168,24 @@ function matmulParams(fields: {
 }
 
 function checkLowRank(term: LowRankTerm, m: number, n: number, batch: number): void {
-  const { thin, weight, rank, weightWidthStride, weightRankStride, dropout, thinBatchStride = 0, weightBatchStride = 0 } = term;
+  const {
+    thin,
+    weight,
+    rank,
+    weightWidthStride,
+    weightRankStride,
+    dropout,
+    thinBatchStride = 0,
+    weightBatchStride = 0,
+  } = term;
   expectPositiveIntegers('matmul', { rank });
   if (batch === 1) expectElements('matmul', ['low-rank thin', thin], [m, rank], '[m, rank]');
   else expectReach(['low-rank thin', thin], batch, thinBatchStride, m * rank);
   const lastWeightIndex = (batch - 1) * weightBatchStride + (n - 1) * weightWidthStride + (rank - 1) * weightRankStride;
   if (lastWeightIndex >= weight.size) {
-    throw new RangeError(`matmul: low-rank weight ${weight.label} has ${weight.size} values, its strides reach index ${lastWeightIndex}`);
+    throw new RangeError(
+      `matmul: low-rank weight ${weight.label} has ${weight.size} values, its strides reach index ${lastWeightIndex}`,
+    );
   }
   checkDropout('matmul', dropout);
 }
@@ -144,7 +194,9 @@ function checkLowRank(term: LowRankTerm, m: number, n: number, batch: number): v
 function expectReach([role, tensor]: [string, Tensor], batch: number, stride: number, entry: number): void {
   const reach = (batch - 1) * stride + entry;
   if (!Number.isInteger(stride) || stride < 0 || tensor.size < reach) {
-    throw new RangeError(`matmul: ${role} "${tensor.label}" has ${tensor.size} elements; ${batch} entries of ${entry}, one every ${stride}, need ${reach}`);
+    throw new RangeError(
+      `matmul: ${role} "${tensor.label}" has ${tensor.size} elements; ${batch} entries of ${entry}, one every ${stride}, need ${reach}`,
+    );
   }
 }
 
@@ -154,10 +206,17 @@ export function matmul(ctx: GpuContext, a: Tensor, b: Tensor, out: Tensor, optio
   const { bias = null, broadcastB = false, lowRank = null, batchStrides = {}, kPlanes = 1 } = options;
   expectPositiveIntegers('matmul', { m, n, k, batch, kPlanes });
   const bBatches = broadcastB ? 1 : batch;
-  if (kPlanes > 1 && (batchStrides.a === undefined || batchStrides.b === undefined)) throw new RangeError('matmul: k planes need the strides of a and b');
+  if (kPlanes > 1 && (batchStrides.a === undefined || batchStrides.b === undefined))
+    throw new RangeError('matmul: k planes need the strides of a and b');
   const strides: Required<BatchStrides> = { a: m * k, b: broadcastB ? 0 : k * n, out: m * n, bias: 0, ...batchStrides };
   // By element count: a [batch * m, k] tensor serves as [batch, m, k]; a strided operand by its reach.
-  const operand = (role: 'a' | 'b' | 'out', tensor: Tensor, entry: readonly number[], batches: number, note: string) => {
+  const operand = (
+    role: 'a' | 'b' | 'out',
+    tensor: Tensor,
+    entry: readonly number[],
+    batches: number,
+    note: string,
+  ) => {
     if (batchStrides[role] === undefined) expectElements('matmul', [role, tensor], [batches, ...entry], note);
     else expectReach([role, tensor], role === 'out' ? batch : batch * kPlanes, strides[role], entry[0] * entry[1]);
   };
@@ -180,7 +239,15 @@ export function matmul(ctx: GpuContext, a: Tensor, b: Tensor, out: Tensor, optio
   };
   if (config.kernel === 'shared') constants.K_BLOCKS = config.kBlocks;
   const entry = `matmul_${config.kernel}${bias ? '_bias' : ''}`;
-  const bindings: Record<string, Tensor> = { a, a4: a, b, b4: b, out, thin: lowRank?.thin ?? a, thinWeight: lowRank?.weight ?? a };
+  const bindings: Record<string, Tensor> = {
+    a,
+    a4: a,
+    b,
+    b4: b,
+    out,
+    thin: lowRank?.thin ?? a,
+    thinWeight: lowRank?.weight ?? a,
+  };
   if (bias) bindings.bias = bias;
 
   // Columns in x, rows in y, batch entries in z; a grid past the per-dimension limit runs in pieces.
@@ -204,7 +271,10 @@ export function matmul(ctx: GpuContext, a: Tensor, b: Tensor, out: Tensor, optio
 
 /** out and in from a tensor shaped like nn.Linear's weight, and rows = size / width of an activation tensor. */
 function linearDimensions(
-  op: string, [weightRole, weight]: [string, Tensor], [activationRole, activation]: [string, Tensor], width: 'in' | 'out',
+  op: string,
+  [weightRole, weight]: [string, Tensor],
+  [activationRole, activation]: [string, Tensor],
+  width: 'in' | 'out',
 ) {
   const [outFeatures, inFeatures] = dimensionsOf(op, [weightRole, weight], ['out', 'in']);
   const columns = width === 'in' ? inFeatures : outFeatures;
@@ -226,7 +296,12 @@ export interface LinearOptions {
  * [out, in]); rows = x.size / in
  */
 export function linearForward(
-  ctx: GpuContext, x: Tensor, weight: Tensor, bias: Tensor | null, y: Tensor, options: LinearOptions = {},
+  ctx: GpuContext,
+  x: Tensor,
+  weight: Tensor,
+  bias: Tensor | null,
+  y: Tensor,
+  options: LinearOptions = {},
 ): void {
   const op = 'linearForward';
   const { outFeatures, inFeatures, rows } = linearDimensions(op, ['weight', weight], ['x', x], 'in');
@@ -248,15 +323,28 @@ export interface Planes {
  * y planes [rows, out]. The low-rank term, if any, is batched the same way (block_lora.ts's loraUpPlanes).
  */
 export function linearForwardPlanes(
-  ctx: GpuContext, x: Tensor, weight: Planes, bias: Planes, y: Planes, shape: { out: number; in: number }, lowRank: LowRankTerm | null,
+  ctx: GpuContext,
+  x: Tensor,
+  weight: Planes,
+  bias: Planes,
+  y: Planes,
+  shape: { out: number; in: number },
+  lowRank: LowRankTerm | null,
 ): void {
   const op = 'linearForwardPlanes';
   const { count } = weight;
-  if (bias.count !== count || y.count !== count) throw new RangeError(`${op}: ${count} weight planes, ${bias.count} bias and ${y.count} output planes`);
+  if (bias.count !== count || y.count !== count)
+    throw new RangeError(`${op}: ${count} weight planes, ${bias.count} bias and ${y.count} output planes`);
   const rows = x.size / shape.in;
   if (!Number.isInteger(rows) || rows < 1) throw shapeError(op, ['x', x], `[rows, in ${shape.in}]`);
   matmul(ctx, x, weight.tensor, y.tensor, {
-    m: rows, n: shape.out, k: shape.in, batch: count, transposeB: true, bias: bias.tensor, lowRank,
+    m: rows,
+    n: shape.out,
+    k: shape.in,
+    batch: count,
+    transposeB: true,
+    bias: bias.tensor,
+    lowRank,
     batchStrides: { a: 0, b: weight.stride, bias: bias.stride, out: y.stride },
   });
 }
@@ -267,7 +355,12 @@ export function linearForwardPlanes(
  * term sums one term per plane (block_lora.ts's loraInputGradientPlanes).
  */
 export function linearBackwardInputPlanes(
-  ctx: GpuContext, dy: Planes, weight: Planes, dx: Tensor, shape: { out: number; in: number }, lowRank: LowRankTerm | null,
+  ctx: GpuContext,
+  dy: Planes,
+  weight: Planes,
+  dx: Tensor,
+  shape: { out: number; in: number },
+  lowRank: LowRankTerm | null,
 ): void {
   const op = 'linearBackwardInputPlanes';
   const kPlanes = weight.count;
@@ -275,13 +368,22 @@ export function linearBackwardInputPlanes(
   const rows = dx.size / shape.in;
   if (!Number.isInteger(rows) || rows < 1) throw shapeError(op, ['dx', dx], `[rows, in ${shape.in}]`);
   matmul(ctx, dy.tensor, weight.tensor, dx, {
-    m: rows, n: shape.in, k: shape.out, kPlanes, lowRank, batchStrides: { a: dy.stride, b: weight.stride },
+    m: rows,
+    n: shape.in,
+    k: shape.out,
+    kPlanes,
+    lowRank,
+    batchStrides: { a: dy.stride, b: weight.stride },
   });
 }
 
 /** dx[rows, in] (+)= dy[rows, out] · W[out, in] (+ lowRank) */
 export function linearBackwardInput(
-  ctx: GpuContext, dy: Tensor, weight: Tensor, dx: Tensor, options: LinearOptions = {},
+  ctx: GpuContext,
+  dy: Tensor,
+  weight: Tensor,
+  dx: Tensor,
+  options: LinearOptions = {},
 ): void {
   const op = 'linearBackwardInput';
   const { outFeatures, inFeatures, rows } = linearDimensions(op, ['weight', weight], ['dy', dy], 'out');
@@ -291,7 +393,12 @@ export function linearBackwardInput(
 
 /** dW[out, in] (+)= dy[rows, out]^T · x[rows, in]; dBias[out] (+)= column sums of dy (when given) */
 export function linearBackwardWeight(
-  ctx: GpuContext, dy: Tensor, x: Tensor, dWeight: Tensor, dBias: Tensor | null, options: { accumulate?: boolean } = {},
+  ctx: GpuContext,
+  dy: Tensor,
+  x: Tensor,
+  dWeight: Tensor,
+  dBias: Tensor | null,
+  options: { accumulate?: boolean } = {},
 ): void {
   const op = 'linearBackwardWeight';
   const { outFeatures, inFeatures, rows } = linearDimensions(op, ['dWeight', dWeight], ['x', x], 'in');
@@ -304,7 +411,17 @@ export function linearBackwardWeight(
     ctx.dispatch({
       shader: SHADER,
       entry: 'column_sums',
-      params: matmulParams({ m: rows, n: outFeatures, k: 0, strides: NO_BATCH, kPlanes: 1, firstWorkgroup: [0, 0, 0], alpha: 1, accumulate, lowRank: null }),
+      params: matmulParams({
+        m: rows,
+        n: outFeatures,
+        k: 0,
+        strides: NO_BATCH,
+        kPlanes: 1,
+        firstWorkgroup: [0, 0, 0],
+        alpha: 1,
+        accumulate,
+        lowRank: null,
+      }),
       bindings: { a: dy, out: dBias },
       workgroups: grid1d(outFeatures, COLUMN_SUMS_WORKGROUP),
     });

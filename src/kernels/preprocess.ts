@@ -36,7 +36,12 @@ function checkImageSize(op: string, width: number, height: number): void {
  * Uploads one image's pixels (for example ImageData.data) to a storage buffer tracked in ctx.memory. The caller
  * releases it with ctx.memory.release(source.buffer) once the preprocessing that reads it has been submitted.
  */
-export function uploadRgba(ctx: GpuContext, rgba: Uint8Array | Uint8ClampedArray, width: number, height: number): ImageSource {
+export function uploadRgba(
+  ctx: GpuContext,
+  rgba: Uint8Array | Uint8ClampedArray,
+  width: number,
+  height: number,
+): ImageSource {
   const op = 'uploadRgba';
   checkImageSize(op, width, height);
   if (rgba.length !== width * height * 4) {
@@ -49,7 +54,11 @@ export function uploadRgba(ctx: GpuContext, rgba: Uint8Array | Uint8ClampedArray
     );
   }
   const buffer = ctx.memory.track(
-    ctx.device.createBuffer({ label: `rgba ${width}x${height}`, size: rgba.byteLength, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST }),
+    ctx.device.createBuffer({
+      label: `rgba ${width}x${height}`,
+      size: rgba.byteLength,
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+    }),
   );
   // A new buffer: no recorded command reads it yet, so the queue write needs no submit to keep program order.
   ctx.device.queue.writeBuffer(buffer, 0, rgba.buffer, rgba.byteOffset, rgba.byteLength);
@@ -63,7 +72,8 @@ export function uploadRgba(ctx: GpuContext, rgba: Uint8Array | Uint8ClampedArray
  */
 export function centerCropBox(width: number, height: number, size: number): CropBox {
   checkImageSize('centerCropBox', width, height);
-  if (!Number.isInteger(size) || size < 1) throw new RangeError(`centerCropBox: size must be a positive integer, got ${size}`);
+  if (!Number.isInteger(size) || size < 1)
+    throw new RangeError(`centerCropBox: size must be a positive integer, got ${size}`);
   const short = Math.min(width, height);
   const long = Math.max(width, height);
   const resizedLong = Math.trunc((size * long) / short);
@@ -95,8 +105,10 @@ export function randomResizedCropBox(
 ): CropBox {
   const op = 'randomResizedCropBox';
   checkImageSize(op, width, height);
-  if (!(scale[0] > 0 && scale[0] <= scale[1])) throw new RangeError(`${op}: scale must be 0 < min <= max, got [${scale}]`);
-  if (!(ratio[0] > 0 && ratio[0] <= ratio[1])) throw new RangeError(`${op}: ratio must be 0 < min <= max, got [${ratio}]`);
+  if (!(scale[0] > 0 && scale[0] <= scale[1]))
+    throw new RangeError(`${op}: scale must be 0 < min <= max, got [${scale}]`);
+  if (!(ratio[0] > 0 && ratio[0] <= ratio[1]))
+    throw new RangeError(`${op}: ratio must be 0 < min <= max, got [${ratio}]`);
   const uniform = (low: number, high: number) => low + (high - low) * random();
   const area = width * height;
   for (let attempt = 0; attempt < RANDOM_CROP_ATTEMPTS; attempt++) {
@@ -116,7 +128,12 @@ export function randomResizedCropBox(
   let cropHeight = height;
   if (imageRatio < ratio[0]) cropHeight = roundHalfToEven(width / ratio[0]);
   else if (imageRatio > ratio[1]) cropWidth = roundHalfToEven(height * ratio[1]);
-  return { x: Math.floor((width - cropWidth) / 2), y: Math.floor((height - cropHeight) / 2), width: cropWidth, height: cropHeight };
+  return {
+    x: Math.floor((width - cropWidth) / 2),
+    y: Math.floor((height - cropHeight) / 2),
+    width: cropWidth,
+    height: cropHeight,
+  };
 }
 
 /**
@@ -146,7 +163,12 @@ export function preprocessImage(
     throw new RangeError(`${op}: batchIndex ${batchIndex} is outside ${out.label}'s batch of ${batch}`);
   }
   const boxIsInside =
-    box.width > 0 && box.height > 0 && box.x >= 0 && box.y >= 0 && box.x + box.width <= source.width && box.y + box.height <= source.height;
+    box.width > 0 &&
+    box.height > 0 &&
+    box.x >= 0 &&
+    box.y >= 0 &&
+    box.x + box.width <= source.width &&
+    box.y + box.height <= source.height;
   if (!boxIsInside) {
     throw new RangeError(
       `${op}: box (x ${box.x}, y ${box.y}, ${box.width}x${box.height}) is empty or leaves the ${source.width}x${source.height} image`,
@@ -157,12 +179,26 @@ export function preprocessImage(
   }
   const plane = size * size;
   ctx.dispatch({
-    shader: SHADER, entry: 'preprocess',
+    shader: SHADER,
+    entry: 'preprocess',
     params: {
-      imageWidth: source.width, imageHeight: source.height, size, outOffset: batchIndex * 3 * plane, flip,
-      boxX: box.x, boxY: box.y, boxWidth: box.width, boxHeight: box.height,
-      meanR: mean[0], meanG: mean[1], meanB: mean[2], stdR: std[0], stdG: std[1], stdB: std[2],
+      imageWidth: source.width,
+      imageHeight: source.height,
+      size,
+      outOffset: batchIndex * 3 * plane,
+      flip,
+      boxX: box.x,
+      boxY: box.y,
+      boxWidth: box.width,
+      boxHeight: box.height,
+      meanR: mean[0],
+      meanG: mean[1],
+      meanB: mean[2],
+      stdR: std[0],
+      stdG: std[1],
+      stdB: std[2],
     },
-    bindings: { image: source.buffer, out }, workgroups: grid1d(plane, WORKGROUP_SIZE),
+    bindings: { image: source.buffer, out },
+    workgroups: grid1d(plane, WORKGROUP_SIZE),
   });
 }

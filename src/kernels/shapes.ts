@@ -31,7 +31,12 @@ export function expectShape(op: string, checked: Checked, shape: readonly number
  * serves as [B, N, D]). `expected` is a count or a shape whose product is the count; `note` says
  * what a count is ('one per row', 'as x') or names a shape's dimensions ('[batch, m, k]').
  */
-export function expectElements(op: string, checked: Checked, expected: number | readonly number[], note?: string): void {
+export function expectElements(
+  op: string,
+  checked: Checked,
+  expected: number | readonly number[],
+  note?: string,
+): void {
   const [name, tensor] = unpack(checked);
   const count = typeof expected === 'number' ? expected : expected.reduce((a, b) => a * b, 1);
   if (tensor.size === count) return;
@@ -61,6 +66,7 @@ export function dimensionsOf(op: string, checked: Checked, names: readonly strin
 /** Throws unless every size is a positive integer (the sizes an op is told, not read from tensors). */
 export function expectPositiveIntegers(op: string, sizes: Record<string, number>): void {
   for (const [name, value] of Object.entries(sizes)) {
-    if (!Number.isInteger(value) || value < 1) throw new RangeError(`${op}: ${name} must be a positive integer, got ${value}`);
+    if (!Number.isInteger(value) || value < 1)
+      throw new RangeError(`${op}: ${name} must be a positive integer, got ${value}`);
   }
 }

@@ -50,7 +50,11 @@ export class ClipModel {
     this.text = new ClipTextTransformer(ctx, weights, config, this.attentionScratch);
   }
 
-  static async load(ctx: GpuContext, files: ClipModelFiles, onProgress?: (loaded: number, total: number) => void): Promise<ClipModel> {
+  static async load(
+    ctx: GpuContext,
+    files: ClipModelFiles,
+    onProgress?: (loaded: number, total: number) => void,
+  ): Promise<ClipModel> {
     const config = parseClipConfig(files.config, 'config.json');
     const tokenizer = ClipTokenizer.fromHuggingFace(files.vocab, files.merges);
     const preprocessor = parsePreprocessorConfig(files.preprocessor, config.vision.imageSize);
@@ -80,7 +84,11 @@ export class ClipModel {
   }
 
   /** Unnormalised text features [prompts, projection_dim]. */
-  textFeatures(tokens: TokenBatch, adapters: ModelAdapters | null = null, options: { stopAtEndOfText?: boolean } = {}): Tensor {
+  textFeatures(
+    tokens: TokenBatch,
+    adapters: ModelAdapters | null = null,
+    options: { stopAtEndOfText?: boolean } = {},
+  ): Tensor {
     const run = this.text.forward(tokens, adapters, { ...INFERENCE, ...options });
     return run.features!;
   }

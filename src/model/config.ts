@@ -55,12 +55,24 @@ export interface ClipConfig {
  */
 const CLIP_DEFAULTS = { projection_dim: 512, logit_scale_init_value: 2.6592 };
 const TEXT_DEFAULTS = {
-  hidden_size: 512, intermediate_size: 2048, num_attention_heads: 8, num_hidden_layers: 12, vocab_size: 49408,
-  max_position_embeddings: 77, layer_norm_eps: 1e-5, hidden_act: 'quick_gelu',
+  hidden_size: 512,
+  intermediate_size: 2048,
+  num_attention_heads: 8,
+  num_hidden_layers: 12,
+  vocab_size: 49408,
+  max_position_embeddings: 77,
+  layer_norm_eps: 1e-5,
+  hidden_act: 'quick_gelu',
 };
 const VISION_DEFAULTS = {
-  hidden_size: 768, intermediate_size: 3072, num_attention_heads: 12, num_hidden_layers: 12, image_size: 224,
-  patch_size: 32, layer_norm_eps: 1e-5, hidden_act: 'quick_gelu',
+  hidden_size: 768,
+  intermediate_size: 3072,
+  num_attention_heads: 12,
+  num_hidden_layers: 12,
+  image_size: 224,
+  patch_size: 32,
+  layer_norm_eps: 1e-5,
+  hidden_act: 'quick_gelu',
 };
 
 /**
@@ -94,15 +106,38 @@ export const VIT_B_32_CONFIG = {
   model_type: 'clip',
   projection_dim: 512,
   text_config: {
-    attention_dropout: 0.0, bos_token_id: 0, dropout: 0.0, eos_token_id: 2, hidden_act: 'quick_gelu', hidden_size: 512,
-    initializer_factor: 1.0, initializer_range: 0.02, intermediate_size: 2048, layer_norm_eps: 1e-5,
-    max_position_embeddings: 77, model_type: 'clip_text_model', num_attention_heads: 8, num_hidden_layers: 12,
-    pad_token_id: 1, projection_dim: 512, vocab_size: 49408,
+    attention_dropout: 0.0,
+    bos_token_id: 0,
+    dropout: 0.0,
+    eos_token_id: 2,
+    hidden_act: 'quick_gelu',
+    hidden_size: 512,
+    initializer_factor: 1.0,
+    initializer_range: 0.02,
+    intermediate_size: 2048,
+    layer_norm_eps: 1e-5,
+    max_position_embeddings: 77,
+    model_type: 'clip_text_model',
+    num_attention_heads: 8,
+    num_hidden_layers: 12,
+    pad_token_id: 1,
+    projection_dim: 512,
+    vocab_size: 49408,
   },
   vision_config: {
-    attention_dropout: 0.0, dropout: 0.0, hidden_act: 'quick_gelu', hidden_size: 768, image_size: 224,
-    initializer_factor: 1.0, initializer_range: 0.02, intermediate_size: 3072, layer_norm_eps: 1e-5,
-    model_type: 'clip_vision_model', num_attention_heads: 12, num_hidden_layers: 12, patch_size: 32,
+    attention_dropout: 0.0,
+    dropout: 0.0,
+    hidden_act: 'quick_gelu',
+    hidden_size: 768,
+    image_size: 224,
+    initializer_factor: 1.0,
+    initializer_range: 0.02,
+    intermediate_size: 3072,
+    layer_norm_eps: 1e-5,
+    model_type: 'clip_vision_model',
+    num_attention_heads: 12,
+    num_hidden_layers: 12,
+    patch_size: 32,
     projection_dim: 512,
   },
 } as const;
@@ -129,8 +164,18 @@ export function parseClipConfig(source: string | object, fileName = 'config.json
   }
 
   const fields = new ConfigFields(json, CLIP_DEFAULTS, '', fail);
-  const text = new ConfigFields(objectOrEmpty(json.text_config, 'text_config', fail), TEXT_DEFAULTS, 'text_config.', fail);
-  const vision = new ConfigFields(objectOrEmpty(json.vision_config, 'vision_config', fail), VISION_DEFAULTS, 'vision_config.', fail);
+  const text = new ConfigFields(
+    objectOrEmpty(json.text_config, 'text_config', fail),
+    TEXT_DEFAULTS,
+    'text_config.',
+    fail,
+  );
+  const vision = new ConfigFields(
+    objectOrEmpty(json.vision_config, 'vision_config', fail),
+    VISION_DEFAULTS,
+    'vision_config.',
+    fail,
+  );
 
   const eosTokenId = text.optionalInteger('eos_token_id');
   const config: ClipConfig = {
@@ -142,16 +187,25 @@ export function parseClipConfig(source: string | object, fileName = 'config.json
       maxPositions: text.integer('max_position_embeddings'),
       eosTokenId: eosTokenId === LEGACY_EOS_TOKEN_ID ? undefined : eosTokenId,
     },
-    vision: { ...towerConfig(vision), imageSize: vision.integer('image_size'), patchSize: vision.integer('patch_size') },
+    vision: {
+      ...towerConfig(vision),
+      imageSize: vision.integer('image_size'),
+      patchSize: vision.integer('patch_size'),
+    },
   };
-  for (const [prefix, tower] of [['text_config', config.text], ['vision_config', config.vision]] as const) {
+  for (const [prefix, tower] of [
+    ['text_config', config.text],
+    ['vision_config', config.vision],
+  ] as const) {
     if (tower.hiddenSize % tower.numHeads !== 0) {
       fail(`${prefix}.hidden_size ${tower.hiddenSize} is not a multiple of num_attention_heads ${tower.numHeads}`);
     }
   }
   // The engine cuts whole patches; transformers' conv would silently drop a remainder.
   if (config.vision.imageSize % config.vision.patchSize !== 0) {
-    fail(`vision_config.image_size ${config.vision.imageSize} is not a multiple of patch_size ${config.vision.patchSize}`);
+    fail(
+      `vision_config.image_size ${config.vision.imageSize} is not a multiple of patch_size ${config.vision.patchSize}`,
+    );
   }
   if (visionTokenCount(config.vision) > MAX_VISION_TOKENS) {
     fail(
@@ -180,7 +234,12 @@ export function expectedTensors(config: ClipConfig): Map<string, number[]> {
   addLayerNorm(tensors, 'text_model.final_layer_norm', text.hiddenSize);
 
   tensors.set('vision_model.embeddings.class_embedding', [vision.hiddenSize]);
-  tensors.set('vision_model.embeddings.patch_embedding.weight', [vision.hiddenSize, RGB_CHANNELS, vision.patchSize, vision.patchSize]);
+  tensors.set('vision_model.embeddings.patch_embedding.weight', [
+    vision.hiddenSize,
+    RGB_CHANNELS,
+    vision.patchSize,
+    vision.patchSize,
+  ]);
   tensors.set('vision_model.embeddings.position_embedding.weight', [visionTokenCount(vision), vision.hiddenSize]);
   addLayerNorm(tensors, 'vision_model.pre_layrnorm', vision.hiddenSize); // sic: the checkpoints' spelling
   addEncoderLayers(tensors, 'vision_model', vision);
@@ -196,12 +255,19 @@ export function expectedTensors(config: ClipConfig): Map<string, number[]> {
  * Throws naming the first tensor the model needs that the checkpoint lacks, has with another shape, or stores
  * in a dtype octoclip cannot read. Tensors the model does not use (e.g. `*.position_ids`) are ignored.
  */
-export function checkTensors(header: Pick<SafetensorsHeader, 'tensors'>, config: ClipConfig, fileName = 'model.safetensors'): void {
+export function checkTensors(
+  header: Pick<SafetensorsHeader, 'tensors'>,
+  config: ClipConfig,
+  fileName = 'model.safetensors',
+): void {
   for (const [name, shape] of expectedTensors(config)) {
     const entry = header.tensors.get(name);
     if (!entry) throw new ModelFileError(`${name} is missing`, fileName);
     if (!sameShape(entry.shape, shape)) {
-      throw new ModelFileError(`${name} has shape [${entry.shape.join(', ')}], config implies [${shape.join(', ')}]`, fileName);
+      throw new ModelFileError(
+        `${name} has shape [${entry.shape.join(', ')}], config implies [${shape.join(', ')}]`,
+        fileName,
+      );
     }
     assertFloatDtype(entry, fileName);
   }
@@ -211,7 +277,8 @@ function addEncoderLayers(tensors: Map<string, number[]>, model: string, tower: 
   const { hiddenSize: d, intermediateSize: ff } = tower;
   for (let layer = 0; layer < tower.numLayers; layer++) {
     const prefix = `${model}.encoder.layers.${layer}`;
-    for (const projection of ['k_proj', 'v_proj', 'q_proj', 'out_proj']) addLinear(tensors, `${prefix}.self_attn.${projection}`, d, d);
+    for (const projection of ['k_proj', 'v_proj', 'q_proj', 'out_proj'])
+      addLinear(tensors, `${prefix}.self_attn.${projection}`, d, d);
     addLayerNorm(tensors, `${prefix}.layer_norm1`, d);
     addLinear(tensors, `${prefix}.mlp.fc1`, d, ff);
     addLinear(tensors, `${prefix}.mlp.fc2`, ff, d);
@@ -258,7 +325,9 @@ class ConfigFields {
     }
     const limit = CONFIG_LIMITS[key];
     if (limit !== undefined && (value as number) > limit) {
-      return this.fail(`${this.prefix}${key} is ${value}, more than the ${limit} octoclip accepts (no CLIP is that large: is the file corrupt?)`);
+      return this.fail(
+        `${this.prefix}${key} is ${value}, more than the ${limit} octoclip accepts (no CLIP is that large: is the file corrupt?)`,
+      );
     }
     return value as number;
   }
@@ -266,7 +335,9 @@ class ConfigFields {
   /** A strictly positive number below `below` (layer_norm_eps). */
   positiveNumber(key: string, below: number): number {
     const value = this.number(key);
-    return value > 0 && value < below ? value : this.fail(`${this.prefix}${key} must be above 0 and below ${below}, got ${value}`);
+    return value > 0 && value < below
+      ? value
+      : this.fail(`${this.prefix}${key} must be above 0 and below ${below}, got ${value}`);
   }
 
   /** A token id: a non-negative integer, or undefined when absent. */
@@ -280,12 +351,16 @@ class ConfigFields {
 
   number(key: string): number {
     const value = this.value(key);
-    return typeof value === 'number' && Number.isFinite(value) ? value : this.fail(`${this.prefix}${key} must be a number, got ${JSON.stringify(value)}`);
+    return typeof value === 'number' && Number.isFinite(value)
+      ? value
+      : this.fail(`${this.prefix}${key} must be a number, got ${JSON.stringify(value)}`);
   }
 
   string(key: string): string {
     const value = this.value(key);
-    return typeof value === 'string' ? value : this.fail(`${this.prefix}${key} must be a string, got ${JSON.stringify(value)}`);
+    return typeof value === 'string'
+      ? value
+      : this.fail(`${this.prefix}${key} must be a string, got ${JSON.stringify(value)}`);
   }
 
   /** One of `supported`; any other value is refused, naming the field and the supported values. */
@@ -293,7 +368,9 @@ class ConfigFields {
     const value = this.string(key);
     return supported.includes(value as T)
       ? (value as T)
-      : this.fail(`${this.prefix}${key} ${JSON.stringify(value)} is not supported: octoclip computes ${supported.join(', ')}`);
+      : this.fail(
+          `${this.prefix}${key} ${JSON.stringify(value)} is not supported: octoclip computes ${supported.join(', ')}`,
+        );
   }
 
   /** Missing and null both mean "use the default", as in transformers. */

@@ -6,11 +6,25 @@ import type { TargetMatrix, Tower } from '../common/recipe';
 import type { GpuContext } from '../gpu/context';
 import { sliceAlignedElements, Tensor } from '../gpu/tensor';
 import { attentionBackward, attentionForward, type AttentionScratch, type AttentionShape } from '../kernels/attention';
-import { loraBackward, loraDown, loraDownPlanes, loraInputGradient, loraInputGradientPlanes, loraUp, loraUpPlanes } from '../kernels/block_lora';
+import {
+  loraBackward,
+  loraDown,
+  loraDownPlanes,
+  loraInputGradient,
+  loraInputGradientPlanes,
+  loraUp,
+  loraUpPlanes,
+} from '../kernels/block_lora';
 import { planeSeed, type LoraDropout } from '../kernels/dropout';
 import { activationBackward, activationForward, add, type Activation } from '../kernels/elementwise';
 import { layerNormBackward, layerNormForward } from '../kernels/layernorm';
-import { linearBackwardInput, linearBackwardInputPlanes, linearForward, linearForwardPlanes, type Planes } from '../kernels/matmul';
+import {
+  linearBackwardInput,
+  linearBackwardInputPlanes,
+  linearForward,
+  linearForwardPlanes,
+  type Planes,
+} from '../kernels/matmul';
 import { HIDDEN_ACTIVATIONS, type TowerConfig } from './config';
 import type { ClipWeights } from './weights';
 
@@ -33,11 +47,22 @@ export interface EncoderLayerWeights {
 
 export function encoderLayerWeights(weights: ClipWeights, tower: Tower, layer: number): EncoderLayerWeights {
   const prefix = `${tower}_model.encoder.layers.${layer}`;
-  const linear = (name: string): Linear => ({ weight: weights.get(`${prefix}.${name}.weight`), bias: weights.get(`${prefix}.${name}.bias`) });
-  const norm = (name: string) => ({ weight: weights.get(`${prefix}.${name}.weight`), bias: weights.get(`${prefix}.${name}.bias`) });
+  const linear = (name: string): Linear => ({
+    weight: weights.get(`${prefix}.${name}.weight`),
+    bias: weights.get(`${prefix}.${name}.bias`),
+  });
+  const norm = (name: string) => ({
+    weight: weights.get(`${prefix}.${name}.weight`),
+    bias: weights.get(`${prefix}.${name}.bias`),
+  });
   return {
     layer_norm1: norm('layer_norm1'),
-    self_attn: { q_proj: linear('self_attn.q_proj'), k_proj: linear('self_attn.k_proj'), v_proj: linear('self_attn.v_proj'), out_proj: linear('self_attn.out_proj') },
+    self_attn: {
+      q_proj: linear('self_attn.q_proj'),
+      k_proj: linear('self_attn.k_proj'),
+      v_proj: linear('self_attn.v_proj'),
+      out_proj: linear('self_attn.out_proj'),
+    },
     qkv: weights.qkv(`${prefix}.self_attn`),
     layer_norm2: norm('layer_norm2'),
     mlp: { fc1: linear('mlp.fc1'), fc2: linear('mlp.fc2') },
@@ -87,7 +112,8 @@ export function dropoutFor(adapter: LinearAdapter, options: ForwardOptions): Lor
   // and v count from the layer's q (adapterLayout's consecutive indices), planes apart (planeSeed), as
   // the products that run the three at once mask them.
   const plane = Math.max(0, (QKV as readonly string[]).indexOf(adapter.path.slice(adapter.path.lastIndexOf('.') + 1)));
-  let seed = (Math.imul(options.dropoutSeed ^ 0x9e3779b9, 0x85ebca6b) + Math.imul(adapter.index - plane + 1, 0xc2b2ae35)) >>> 0;
+  let seed =
+    (Math.imul(options.dropoutSeed ^ 0x9e3779b9, 0x85ebca6b) + Math.imul(adapter.index - plane + 1, 0xc2b2ae35)) >>> 0;
   seed = Math.imul(seed ^ (seed >>> 16), 0x45d9f3b) >>> 0;
   return { p: adapter.dropout, seed: planeSeed((seed ^ (seed >>> 16)) >>> 0, plane) };
 }
@@ -140,21 +166,32 @@ export class ClipEncoder {
    * Allocates one layer's saved activations for batch * seqLen tokens, or with `layer` 'every' the one
    * set an inference pass reuses in every layer (with room for any layer's adapters).
    */
-  allocateActivations(shape: EncoderShape, layer: number | 'every', adapters: ModelAdapters | null, transient: TransientActivations): LayerActivations {
+  allocateActivations(
+    shape: EncoderShape,
+    layer: number | 'every',
+    adapters: ModelAdapters | null,
+    transient: TransientActivations,
+  ): LayerActivations {
     const { ctx } = this;
     const rows = shape.batch * shape.seqLen;
     const d = this.config.hiddenSize;
     const label = (name: string) => `${this.tower}.layers.${layer}.${name}`;
     const loraU = new Map<TargetMatrix, Tensor>();
     const adapted = (matrix: TargetMatrix) =>
-      adapters?.settings.targets.includes(matrix) && (layer === 'every' ? adapters.hasTower(this.tower) : adapters.get(this.tower, layer, matrix) !== undefined);
+      adapters?.settings.targets.includes(matrix) &&
+      (layer === 'every' ? adapters.hasTower(this.tower) : adapters.get(this.tower, layer, matrix) !== undefined);
     const blockRank = adapters ? adapters.settings.rank / adapters.settings.blocks : 0;
     const qkvLoraU = QKV.every(adapted) ? planesOf(ctx, [rows, blockRank], label('qkv.lora_u')) : null;
     for (const matrix of adapters?.settings.targets ?? []) {
       if (!adapted(matrix)) continue;
       const plane = (QKV as readonly TargetMatrix[]).indexOf(matrix);
       const name = label(`${matrix}.lora_u`);
-      loraU.set(matrix, qkvLoraU && plane >= 0 ? planeSlice(qkvLoraU, plane, [rows, blockRank], name) : ctx.tensor([rows, blockRank], name));
+      loraU.set(
+        matrix,
+        qkvLoraU && plane >= 0
+          ? planeSlice(qkvLoraU, plane, [rows, blockRank], name)
+          : ctx.tensor([rows, blockRank], name),
+      );
     }
     const qkv = planesOf(ctx, [rows, d], label('qkv'));
     const [q, k, v] = QKV.map((_, i) => planeSlice(qkv, i, [rows, d], label(['q', 'k', 'v'][i])));
@@ -257,14 +294,33 @@ export class ClipEncoder {
     const { ctx } = this;
     const w = this.layers[layer];
     // A linear layer's adapter gradients, then its dx with the adapter's share added by the matmul.
-    const linearBackward = (matrix: TargetMatrix, weights: Linear, x: Tensor, dy: Tensor, dx: Tensor, accumulate: boolean) => {
+    const linearBackward = (
+      matrix: TargetMatrix,
+      weights: Linear,
+      x: Tensor,
+      dy: Tensor,
+      dx: Tensor,
+      accumulate: boolean,
+    ) => {
       const adapter = adapters?.get(this.tower, layer, matrix);
       let lowRank = null;
       if (adapter) {
         const du = scratch.du.get(adapter.blockRank)!;
         const dropout = dropoutFor(adapter, options);
-        loraBackward(ctx, dy, x, acts.loraU.get(matrix)!, adapter.a, adapter.bSum, du, adapter.gradA!, adapter.gradBlocks!,
-          adapter.scale, dropout, { accumulate: true });
+        loraBackward(
+          ctx,
+          dy,
+          x,
+          acts.loraU.get(matrix)!,
+          adapter.a,
+          adapter.bSum,
+          du,
+          adapter.gradA!,
+          adapter.gradBlocks!,
+          adapter.scale,
+          dropout,
+          { accumulate: true },
+        );
         lowRank = loraInputGradient(du, adapter.a, dropout);
       }
       linearBackwardInput(ctx, dy, weights.weight, dx, { accumulate, lowRank });
@@ -276,15 +332,29 @@ export class ClipEncoder {
     const adapted = (matrix: TargetMatrix) => adapters?.get(this.tower, layer, matrix) !== undefined;
     // Adapters need their inputs, which the forward did not keep: recompute them (bit-identical).
     if (adapted('fc2')) activationForward(ctx, this.activation, acts.fc1, gelu);
-    if (adapted('fc1')) layerNormForward(ctx, acts.mid, w.layer_norm2.weight, w.layer_norm2.bias, ln2, acts.mean2, acts.rstd2, eps);
+    if (adapted('fc1'))
+      layerNormForward(ctx, acts.mid, w.layer_norm2.weight, w.layer_norm2.bias, ln2, acts.mean2, acts.rstd2, eps);
     linearBackward('fc2', w.mlp.fc2, gelu, dOutput, scratch.dHidden, false);
     activationBackward(ctx, this.activation, acts.fc1, scratch.dHidden, scratch.dHidden2);
     linearBackward('fc1', w.mlp.fc1, ln2, scratch.dHidden2, scratch.dNorm, false);
-    layerNormBackward(ctx, scratch.dNorm, acts.mid, w.layer_norm2.weight, acts.mean2, acts.rstd2, dMid, { accumulate: true });
+    layerNormBackward(ctx, scratch.dNorm, acts.mid, w.layer_norm2.weight, acts.mean2, acts.rstd2, dMid, {
+      accumulate: true,
+    });
     // Attention: mid = input + out_proj(attention(q, k, v)), q/k/v = projections of LN1(input)
     linearBackward('out_proj', w.self_attn.out_proj, acts.attn, dMid, scratch.dAttn, false);
-    attentionBackward(ctx, scratch.dAttn, acts.q, acts.k, acts.v, acts.probs, scratch.dq, scratch.dk, scratch.dv, this.attentionShape(shape),
-      this.attentionScratch);
+    attentionBackward(
+      ctx,
+      scratch.dAttn,
+      acts.q,
+      acts.k,
+      acts.v,
+      acts.probs,
+      scratch.dq,
+      scratch.dk,
+      scratch.dv,
+      this.attentionShape(shape),
+      this.attentionScratch,
+    );
     if (adapted('q_proj') || adapted('k_proj') || adapted('v_proj')) {
       layerNormForward(ctx, input, w.layer_norm1.weight, w.layer_norm1.bias, ln1, acts.mean1, acts.rstd1, eps);
     }
@@ -298,8 +368,20 @@ export class ClipEncoder {
         const dy = [scratch.dq, scratch.dk, scratch.dv];
         qkv.adapters.forEach((adapter, i) => {
           const du = planeSlice(scratch.qkvDu!, i, [dy[i].size / d, b]);
-          loraBackward(ctx, dy[i], ln1, acts.loraU.get(QKV[i])!, adapter.a, adapter.bSum, du, adapter.gradA!, adapter.gradBlocks!,
-            adapter.scale, dropoutFor(adapter, options), { accumulate: true });
+          loraBackward(
+            ctx,
+            dy[i],
+            ln1,
+            acts.loraU.get(QKV[i])!,
+            adapter.a,
+            adapter.bSum,
+            du,
+            adapter.gradA!,
+            adapter.gradBlocks!,
+            adapter.scale,
+            dropoutFor(adapter, options),
+            { accumulate: true },
+          );
         });
         lowRank = loraInputGradientPlanes(scratch.qkvDu!, qkv.a, { dIn: d, b }, dropoutFor(qkv.adapters[0], options));
       }
@@ -310,7 +392,9 @@ export class ClipEncoder {
       linearBackward('v_proj', w.self_attn.v_proj, ln1, scratch.dv, scratch.dNorm, true);
     }
     ctx.copy(dMid, dInput);
-    layerNormBackward(ctx, scratch.dNorm, input, w.layer_norm1.weight, acts.mean1, acts.rstd1, dInput, { accumulate: true });
+    layerNormBackward(ctx, scratch.dNorm, input, w.layer_norm1.weight, acts.mean1, acts.rstd1, dInput, {
+      accumulate: true,
+    });
   }
 
   /**
@@ -318,7 +402,10 @@ export class ClipEncoder {
    * three at once; null when none of the three is adapted (one product too); undefined when only some
    * are, or their parameters do not lie evenly spaced: then each runs alone.
    */
-  private qkvAdapters(layer: number, adapters: ModelAdapters | null): { adapters: LinearAdapter[]; a: Planes; bSum: Planes } | null | undefined {
+  private qkvAdapters(
+    layer: number,
+    adapters: ModelAdapters | null,
+  ): { adapters: LinearAdapter[]; a: Planes; bSum: Planes } | null | undefined {
     const found = QKV.map((matrix) => adapters?.get(this.tower, layer, matrix));
     if (found.every((adapter) => !adapter)) return null;
     if (!found.every((adapter) => adapter)) return undefined;
@@ -335,10 +422,14 @@ export class ClipEncoder {
     const label = (name: string) => `${this.tower}.backward.${name}`;
     const du = new Map<number, Tensor>();
     for (const adapter of adapters?.adapters ?? []) {
-      if (!du.has(adapter.blockRank)) du.set(adapter.blockRank, ctx.tensor([rows, adapter.blockRank], label(`lora_du_${adapter.blockRank}`)));
+      if (!du.has(adapter.blockRank))
+        du.set(adapter.blockRank, ctx.tensor([rows, adapter.blockRank], label(`lora_du_${adapter.blockRank}`)));
     }
     // Room for q, k and v's du at once, for the dx product of the three with their adapters.
-    const qkvAdapted = adapters !== null && adapters.adapters.length > 0 && QKV.every((matrix) => adapters.settings.targets.includes(matrix));
+    const qkvAdapted =
+      adapters !== null &&
+      adapters.adapters.length > 0 &&
+      QKV.every((matrix) => adapters.settings.targets.includes(matrix));
     const dqkv = planesOf(ctx, [rows, d], label('dqkv'));
     const [dq, dk, dv] = QKV.map((_, i) => planeSlice(dqkv, i, [rows, d], label(['dq', 'dk', 'dv'][i])));
     return {
@@ -351,7 +442,9 @@ export class ClipEncoder {
       dk,
       dv,
       du,
-      qkvDu: qkvAdapted ? planesOf(ctx, [rows, adapters.settings.rank / adapters.settings.blocks], label('qkv.lora_du')) : null,
+      qkvDu: qkvAdapted
+        ? planesOf(ctx, [rows, adapters.settings.rank / adapters.settings.blocks], label('qkv.lora_du'))
+        : null,
     };
   }
 }
@@ -377,7 +470,8 @@ export function destroyTensors(record: LayerActivations | BackwardScratch | Tran
   for (const [key, value] of Object.entries(record)) {
     if (key === 'transient' || value === null) continue;
     if (value instanceof Map) value.forEach((t: Tensor) => t.destroy());
-    else if (value instanceof Tensor) value.destroy(); // a slice of planes destroys nothing
+    else if (value instanceof Tensor)
+      value.destroy(); // a slice of planes destroys nothing
     else (value as Planes).tensor.destroy();
   }
 }
@@ -388,6 +482,11 @@ function planesOf(ctx: GpuContext, shape: readonly number[], label: string): Pla
   return { tensor: ctx.tensor([QKV.length * stride], label), stride, count: QKV.length };
 }
 
-function planeSlice(planes: Planes, plane: number, shape: readonly number[], label = `${planes.tensor.label}[${plane}]`): Tensor {
+function planeSlice(
+  planes: Planes,
+  plane: number,
+  shape: readonly number[],
+  label = `${planes.tensor.label}[${plane}]`,
+): Tensor {
   return planes.tensor.slice(plane * planes.stride, shape, label);
 }

@@ -46,12 +46,15 @@ export function parsePreprocessorConfig(json: string | undefined, imageSize: num
     return typeof value === 'boolean' ? value : fail(`${key} must be true or false, got ${JSON.stringify(value)}`);
   };
 
-  if (!flag('do_resize')) fail('do_resize is false: octoclip resizes every image to the model’s input, it cannot feed images as they are');
+  if (!flag('do_resize'))
+    fail('do_resize is false: octoclip resizes every image to the model’s input, it cannot feed images as they are');
   if (!flag('do_center_crop')) fail('do_center_crop is false: octoclip feeds square centre crops, as CLIP was trained');
   const resample = fields.resample ?? PIL_BICUBIC;
   if (resample !== PIL_BICUBIC) {
     const name = typeof resample === 'number' ? PIL_FILTERS[resample] : undefined;
-    fail(`resample ${JSON.stringify(resample)}${name ? ` (${name})` : ''} is not supported: octoclip resamples with PIL's BICUBIC (3), as CLIP does`);
+    fail(
+      `resample ${JSON.stringify(resample)}${name ? ` (${name})` : ''} is not supported: octoclip resamples with PIL's BICUBIC (3), as CLIP does`,
+    );
   }
   // do_convert_rgb either way: images are decoded to RGB(A) and the alpha channel is dropped, as PIL's convert does.
   flag('do_convert_rgb');
@@ -60,13 +63,17 @@ export function parsePreprocessorConfig(json: string | undefined, imageSize: num
   const crop = cropField(fields.crop_size, imageSize, fail);
   if (crop !== imageSize) fail(`crop_size ${crop} differs from the model's image size ${imageSize}`);
   if (shortestEdge !== crop) {
-    fail(`size.shortest_edge ${shortestEdge} differs from crop_size ${crop}: octoclip resizes the shortest side to the crop size, as CLIP does`);
+    fail(
+      `size.shortest_edge ${shortestEdge} differs from crop_size ${crop}: octoclip resizes the shortest side to the crop size, as CLIP does`,
+    );
   }
 
   const mean = channels(fields.image_mean, 'image_mean', CLIP_MEAN, fail);
   const std = channels(fields.image_std, 'image_std', CLIP_STD, fail);
   if (std.some((s) => !(s > 0))) fail(`image_std must be positive, got ${JSON.stringify(std)}`);
-  const rescaleFactor = flag('do_rescale') ? positive(fields.rescale_factor ?? DEFAULT_RESCALE_FACTOR, 'rescale_factor', fail) : 1;
+  const rescaleFactor = flag('do_rescale')
+    ? positive(fields.rescale_factor ?? DEFAULT_RESCALE_FACTOR, 'rescale_factor', fail)
+    : 1;
   const normalize = flag('do_normalize');
   // The kernel maps the 0-255 byte to value = byte / 255; transformers feeds (byte * rescale - mean) / std.
   const scale = 255 * rescaleFactor;
@@ -85,7 +92,9 @@ function sizeField(value: unknown, key: string, fallback: number, fail: (problem
     const size = value as Record<string, unknown>;
     if ('shortest_edge' in size) return positiveInteger(size.shortest_edge, `${key}.shortest_edge`, fail);
     if ('height' in size || 'width' in size) {
-      return fail(`${key} {"height", "width"} resizes without keeping the aspect ratio; octoclip supports {"shortest_edge": N}, as CLIP uses`);
+      return fail(
+        `${key} {"height", "width"} resizes without keeping the aspect ratio; octoclip supports {"shortest_edge": N}, as CLIP uses`,
+      );
     }
   }
   return fail(`${key} must be a number or {"shortest_edge": N}, got ${JSON.stringify(value)}`);
@@ -104,19 +113,29 @@ function cropField(value: unknown, fallback: number, fail: (problem: string) => 
   return fail(`crop_size must be a number or {"height", "width"}, got ${JSON.stringify(value)}`);
 }
 
-function channels(value: unknown, key: string, fallback: readonly number[], fail: (problem: string) => never): readonly number[] {
+function channels(
+  value: unknown,
+  key: string,
+  fallback: readonly number[],
+  fail: (problem: string) => never,
+): readonly number[] {
   if (value === undefined || value === null) return fallback;
   if (typeof value === 'number' && Number.isFinite(value)) return [value, value, value]; // transformers accepts one value for all three
-  if (Array.isArray(value) && value.length === 3 && value.every((v) => typeof v === 'number' && Number.isFinite(v))) return value as number[];
+  if (Array.isArray(value) && value.length === 3 && value.every((v) => typeof v === 'number' && Number.isFinite(v)))
+    return value as number[];
   return fail(`${key} must be 3 numbers (red, green, blue), got ${JSON.stringify(value)}`);
 }
 
 function positiveInteger(value: unknown, key: string, fail: (problem: string) => never): number {
-  return Number.isSafeInteger(value) && (value as number) >= 1 ? (value as number) : fail(`${key} must be a positive integer, got ${JSON.stringify(value)}`);
+  return Number.isSafeInteger(value) && (value as number) >= 1
+    ? (value as number)
+    : fail(`${key} must be a positive integer, got ${JSON.stringify(value)}`);
 }
 
 function positive(value: unknown, key: string, fail: (problem: string) => never): number {
-  return typeof value === 'number' && value > 0 && Number.isFinite(value) ? value : fail(`${key} must be a positive number, got ${JSON.stringify(value)}`);
+  return typeof value === 'number' && value > 0 && Number.isFinite(value)
+    ? value
+    : fail(`${key} must be a positive number, got ${JSON.stringify(value)}`);
 }
 
 /** A decoded image: RGBA8 pixels, row-major. */
@@ -129,10 +148,17 @@ export interface RgbaImage {
 /** Per-image crop and flip; the default is CLIP's evaluation crop. */
 export type CropChoice = (image: RgbaImage, index: number) => { box: CropBox; flip: boolean };
 
-export const evaluationCrop = (size: number): CropChoice => (image) => ({ box: centerCropBox(image.width, image.height, size), flip: false });
+export const evaluationCrop =
+  (size: number): CropChoice =>
+  (image) => ({ box: centerCropBox(image.width, image.height, size), flip: false });
 
 /** Uploads and preprocesses images into a new [batch, 3, S, S] tensor. */
-export function preprocessBatch(ctx: GpuContext, images: readonly RgbaImage[], config: PreprocessorConfig, crop: CropChoice = evaluationCrop(config.size)): Tensor {
+export function preprocessBatch(
+  ctx: GpuContext,
+  images: readonly RgbaImage[],
+  config: PreprocessorConfig,
+  crop: CropChoice = evaluationCrop(config.size),
+): Tensor {
   const pixels = ctx.tensor([images.length, 3, config.size, config.size], 'pixel_values');
   images.forEach((image, index) => {
     const source = uploadRgba(ctx, image.rgba, image.width, image.height);

@@ -17,8 +17,21 @@ export type FloatDtype = 'F32' | 'F16' | 'BF16';
 
 /** Bytes per element of every dtype the format defines, so any file can be validated (position_ids are I64). */
 const DTYPE_SIZES = new Map<string, number>([
-  ['F64', 8], ['F32', 4], ['F16', 2], ['BF16', 2], ['F8_E4M3', 1], ['F8_E5M2', 1],
-  ['I64', 8], ['I32', 4], ['I16', 2], ['I8', 1], ['U64', 8], ['U32', 4], ['U16', 2], ['U8', 1], ['BOOL', 1],
+  ['F64', 8],
+  ['F32', 4],
+  ['F16', 2],
+  ['BF16', 2],
+  ['F8_E4M3', 1],
+  ['F8_E5M2', 1],
+  ['I64', 8],
+  ['I32', 4],
+  ['I16', 2],
+  ['I8', 1],
+  ['U64', 8],
+  ['U32', 4],
+  ['U16', 2],
+  ['U8', 1],
+  ['BOOL', 1],
 ]);
 
 const FLOAT_DTYPES: readonly string[] = ['F32', 'F16', 'BF16'] satisfies FloatDtype[];
@@ -47,20 +60,32 @@ export interface SafetensorsHeader {
 /** From the file's first 8 bytes: how many bytes to read so that `parseSafetensorsHeader` has the whole header. */
 export function safetensorsHeaderSize(prefix: Uint8Array, fileSize: number, fileName?: string): number {
   if (fileSize < LENGTH_PREFIX_BYTES) {
-    throw new ModelFileError(`${fileSize} bytes is too short for a safetensors file (it starts with an 8-byte header length)`, fileName);
+    throw new ModelFileError(
+      `${fileSize} bytes is too short for a safetensors file (it starts with an 8-byte header length)`,
+      fileName,
+    );
   }
   if (prefix.length < LENGTH_PREFIX_BYTES) {
-    throw new ModelFileError(`the header length needs the file's first 8 bytes, only ${prefix.length} were given`, fileName);
+    throw new ModelFileError(
+      `the header length needs the file's first 8 bytes, only ${prefix.length} were given`,
+      fileName,
+    );
   }
   const view = new DataView(prefix.buffer, prefix.byteOffset, LENGTH_PREFIX_BYTES);
   const low = view.getUint32(0, true);
   const high = view.getUint32(4, true);
   const jsonLength = high * 2 ** 32 + low; // exact below 2^53; anything that large is refused below
   if (jsonLength > MAX_HEADER_BYTES) {
-    throw new ModelFileError(`header length ${jsonLength} is over the ${MAX_HEADER_BYTES}-byte limit: not a safetensors file`, fileName);
+    throw new ModelFileError(
+      `header length ${jsonLength} is over the ${MAX_HEADER_BYTES}-byte limit: not a safetensors file`,
+      fileName,
+    );
   }
   if (LENGTH_PREFIX_BYTES + jsonLength > fileSize) {
-    throw new ModelFileError(`header length ${jsonLength} runs past the end of the ${fileSize}-byte file (truncated download?)`, fileName);
+    throw new ModelFileError(
+      `header length ${jsonLength} runs past the end of the ${fileSize}-byte file (truncated download?)`,
+      fileName,
+    );
   }
   return LENGTH_PREFIX_BYTES + jsonLength;
 }
@@ -69,7 +94,11 @@ export function safetensorsHeaderSize(prefix: Uint8Array, fileSize: number, file
  * Parses and validates the header from the file's first `safetensorsHeaderSize` bytes (more may be passed,
  * e.g. the whole file). Every tensor's dtype, shape and byte range is checked against the file size.
  */
-export function parseSafetensorsHeader(headerBytes: Uint8Array, fileSize: number, fileName?: string): SafetensorsHeader {
+export function parseSafetensorsHeader(
+  headerBytes: Uint8Array,
+  fileSize: number,
+  fileName?: string,
+): SafetensorsHeader {
   const headerSize = safetensorsHeaderSize(headerBytes, fileSize, fileName);
   if (headerBytes.length < headerSize) {
     throw new ModelFileError(`the header needs ${headerSize} bytes, only ${headerBytes.length} were given`, fileName);
@@ -80,7 +109,9 @@ export function parseSafetensorsHeader(headerBytes: Uint8Array, fileSize: number
 
   let json: unknown;
   try {
-    json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(headerBytes.subarray(LENGTH_PREFIX_BYTES, headerSize)));
+    json = JSON.parse(
+      new TextDecoder('utf-8', { fatal: true }).decode(headerBytes.subarray(LENGTH_PREFIX_BYTES, headerSize)),
+    );
   } catch (error) {
     return fail(`header is not valid JSON (${(error as Error).message})`);
   }
@@ -109,11 +140,15 @@ export function parseSafetensorsHeader(headerBytes: Uint8Array, fileSize: number
     if (begin > end) return fail(`tensor ${name} has data_offsets [${begin}, ${end}], which end before they begin`);
     if (end > dataSize) {
       // The header describes more data than the file holds: a download or copy cut short.
-      return fail(`incomplete: ${fileSize} of ${headerSize + declaredDataSize(json)} bytes (the file was cut short: download or copy it again)`);
+      return fail(
+        `incomplete: ${fileSize} of ${headerSize + declaredDataSize(json)} bytes (the file was cut short: download or copy it again)`,
+      );
     }
     const expectedLength = elementCount(shape) * elementSize;
     if (end - begin !== expectedLength) {
-      return fail(`tensor ${name} has ${end - begin} bytes, its shape [${shape.join(', ')}] of ${dtype} needs ${expectedLength}`);
+      return fail(
+        `tensor ${name} has ${end - begin} bytes, its shape [${shape.join(', ')}] of ${dtype} needs ${expectedLength}`,
+      );
     }
     tensors.set(name, { name, dtype, shape: [...shape], byteOffset: headerSize + begin, byteLength: end - begin });
   }
@@ -157,7 +192,10 @@ export function decodeTensor(entry: TensorEntry, bytes: Uint8Array, fileName?: s
 /** Throws unless the tensor is one `decodeTensor` reads. */
 export function assertFloatDtype(entry: TensorEntry, fileName?: string): void {
   if (!FLOAT_DTYPES.includes(entry.dtype)) {
-    throw new ModelFileError(`tensor ${entry.name} has dtype ${entry.dtype}, octoclip reads F32, F16 and BF16`, fileName);
+    throw new ModelFileError(
+      `tensor ${entry.name} has dtype ${entry.dtype}, octoclip reads F32, F16 and BF16`,
+      fileName,
+    );
   }
 }
 
@@ -179,7 +217,9 @@ export function encodeSafetensors(tensors: TensorToEncode[], metadata?: Record<s
   for (const tensor of tensors) {
     const count = elementCount(tensor.shape);
     if (tensor.data.length !== count) {
-      throw new RangeError(`encodeSafetensors: ${tensor.name} has ${tensor.data.length} values, shape [${tensor.shape}] needs ${count}`);
+      throw new RangeError(
+        `encodeSafetensors: ${tensor.name} has ${tensor.data.length} values, shape [${tensor.shape}] needs ${count}`,
+      );
     }
     if (tensor.name in header) throw new RangeError(`encodeSafetensors: ${tensor.name} appears twice`);
     const dtype = tensor.dtype ?? 'F32';

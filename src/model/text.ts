@@ -53,8 +53,14 @@ export class ClipTextTransformer {
       for (let t = 0; t < seqLen; t++) idData[b * seqLen + t] = row[t];
     });
     const ids = ctx.tensor([batch, seqLen], 'text.input_ids', idData);
-    textEmbeddingsForward(ctx, ids, weights.get('text_model.embeddings.token_embedding.weight'),
-      weights.get('text_model.embeddings.position_embedding.weight'), run.hiddenInput, { batch, seqLen, hidden: d });
+    textEmbeddingsForward(
+      ctx,
+      ids,
+      weights.get('text_model.embeddings.token_embedding.weight'),
+      weights.get('text_model.embeddings.position_embedding.weight'),
+      run.hiddenInput,
+      { batch, seqLen, hidden: d },
+    );
     ids.destroy();
 
     const last = run.runEncoder();
@@ -66,7 +72,16 @@ export class ClipTextTransformer {
     const pooledNorm = ctx.tensor([batch, d], 'text.final_layer_norm');
     const mean = ctx.tensor([batch], 'text.final_layer_norm.mean');
     const rstd = ctx.tensor([batch], 'text.final_layer_norm.rstd');
-    layerNormForward(ctx, pooled, weights.get('text_model.final_layer_norm.weight'), weights.get('text_model.final_layer_norm.bias'), pooledNorm, mean, rstd, layerNormEps);
+    layerNormForward(
+      ctx,
+      pooled,
+      weights.get('text_model.final_layer_norm.weight'),
+      weights.get('text_model.final_layer_norm.bias'),
+      pooledNorm,
+      mean,
+      rstd,
+      layerNormEps,
+    );
     const features = ctx.tensor([batch, config.projectionDim], 'text.features');
     linearForward(ctx, pooledNorm, weights.get('text_projection.weight'), null, features);
     run.finish(features, { rows, pooled, mean, rstd }, [pooledNorm]);
@@ -82,7 +97,15 @@ export class ClipTextTransformer {
     const dPooledNorm = ctx.tensor([batch, d], 'text.d_final_layer_norm');
     linearBackwardInput(ctx, dFeatures, weights.get('text_projection.weight'), dPooledNorm);
     const dPooled = ctx.tensor([batch, d], 'text.d_pooled');
-    layerNormBackward(ctx, dPooledNorm, head.pooled, weights.get('text_model.final_layer_norm.weight'), head.mean, head.rstd, dPooled);
+    layerNormBackward(
+      ctx,
+      dPooledNorm,
+      head.pooled,
+      weights.get('text_model.final_layer_norm.weight'),
+      head.mean,
+      head.rstd,
+      dPooled,
+    );
     const dLast = run.gradientOfLast();
     ctx.zero(dLast);
     gatherRowsBackward(ctx, dPooled, head.rows, dLast, { batch, seqLen, hidden: d });

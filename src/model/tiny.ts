@@ -87,7 +87,13 @@ export function makeTinyClip(options: TinyClipOptions = {}): { files: Record<str
 
 function tinyConfigJson(settings: Required<TinyClipOptions>, vocabSize: number) {
   const endOfTextId = vocabSize - 1;
-  const shared = { hidden_act: settings.hiddenAct, initializer_factor: 1.0, initializer_range: 0.02, layer_norm_eps: 1e-5, projection_dim: settings.projectionDim };
+  const shared = {
+    hidden_act: settings.hiddenAct,
+    initializer_factor: 1.0,
+    initializer_range: 0.02,
+    layer_norm_eps: 1e-5,
+    projection_dim: settings.projectionDim,
+  };
   return {
     architectures: ['CLIPModel'],
     initializer_factor: 1.0,
@@ -142,7 +148,12 @@ function tinyTensors(configJson: object, settings: Required<TinyClipOptions>): T
     tensors.push({ name, shape, data, dtype: settings.dtype });
     // Checkpoints converted from PyTorch carry int64 position_ids buffers, which loaders must skip.
     if (name.endsWith('embeddings.position_embedding.weight')) {
-      tensors.push({ name: name.replace('position_embedding.weight', 'position_ids'), shape: [1, shape[0]], data: BigInt64Array.from({ length: shape[0] }, (_, i) => BigInt(i)), dtype: 'I64' });
+      tensors.push({
+        name: name.replace('position_embedding.weight', 'position_ids'),
+        shape: [1, shape[0]],
+        data: BigInt64Array.from({ length: shape[0] }, (_, i) => BigInt(i)),
+        dtype: 'I64',
+      });
     }
   }
   return tensors;
@@ -191,22 +202,122 @@ function seededNormal(seed: number): () => number {
 const DIGIT_WORDS = ['zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine'];
 const CIFAR10_WORDS = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'];
 const CIFAR100_WORDS = [
-  'apple', 'aquarium fish', 'baby', 'bear', 'beaver', 'bed', 'bee', 'beetle', 'bicycle', 'bottle', 'bowl', 'boy',
-  'bridge', 'bus', 'butterfly', 'camel', 'can', 'castle', 'caterpillar', 'cattle', 'chair', 'chimpanzee', 'clock',
-  'cloud', 'cockroach', 'couch', 'crab', 'crocodile', 'cup', 'dinosaur', 'dolphin', 'elephant', 'flatfish',
-  'forest', 'fox', 'girl', 'hamster', 'house', 'kangaroo', 'keyboard', 'lamp', 'lawn mower', 'leopard', 'lion',
-  'lizard', 'lobster', 'man', 'maple tree', 'motorcycle', 'mountain', 'mouse', 'mushroom', 'oak tree', 'orange',
-  'orchid', 'otter', 'palm tree', 'pear', 'pickup truck', 'pine tree', 'plain', 'plate', 'poppy', 'porcupine',
-  'possum', 'rabbit', 'raccoon', 'ray', 'road', 'rocket', 'rose', 'sea', 'seal', 'shark', 'shrew', 'skunk',
-  'skyscraper', 'snail', 'snake', 'spider', 'squirrel', 'streetcar', 'sunflower', 'sweet pepper', 'table', 'tank',
-  'telephone', 'television', 'tiger', 'tractor', 'train', 'trout', 'tulip', 'turtle', 'wardrobe', 'whale',
-  'willow tree', 'wolf', 'woman', 'worm',
+  'apple',
+  'aquarium fish',
+  'baby',
+  'bear',
+  'beaver',
+  'bed',
+  'bee',
+  'beetle',
+  'bicycle',
+  'bottle',
+  'bowl',
+  'boy',
+  'bridge',
+  'bus',
+  'butterfly',
+  'camel',
+  'can',
+  'castle',
+  'caterpillar',
+  'cattle',
+  'chair',
+  'chimpanzee',
+  'clock',
+  'cloud',
+  'cockroach',
+  'couch',
+  'crab',
+  'crocodile',
+  'cup',
+  'dinosaur',
+  'dolphin',
+  'elephant',
+  'flatfish',
+  'forest',
+  'fox',
+  'girl',
+  'hamster',
+  'house',
+  'kangaroo',
+  'keyboard',
+  'lamp',
+  'lawn mower',
+  'leopard',
+  'lion',
+  'lizard',
+  'lobster',
+  'man',
+  'maple tree',
+  'motorcycle',
+  'mountain',
+  'mouse',
+  'mushroom',
+  'oak tree',
+  'orange',
+  'orchid',
+  'otter',
+  'palm tree',
+  'pear',
+  'pickup truck',
+  'pine tree',
+  'plain',
+  'plate',
+  'poppy',
+  'porcupine',
+  'possum',
+  'rabbit',
+  'raccoon',
+  'ray',
+  'road',
+  'rocket',
+  'rose',
+  'sea',
+  'seal',
+  'shark',
+  'shrew',
+  'skunk',
+  'skyscraper',
+  'snail',
+  'snake',
+  'spider',
+  'squirrel',
+  'streetcar',
+  'sunflower',
+  'sweet pepper',
+  'table',
+  'tank',
+  'telephone',
+  'television',
+  'tiger',
+  'tractor',
+  'train',
+  'trout',
+  'tulip',
+  'turtle',
+  'wardrobe',
+  'whale',
+  'willow tree',
+  'wolf',
+  'woman',
+  'worm',
 ];
 const PROMPTS = [
-  'a photo of a {}.', 'a photo of the {}.', 'a blurry photo of a {}.', 'a close-up photo of a {}.',
-  'a good photo of the {}.', 'a drawing of a {}.', 'an image of a {}.', 'this is a picture of a small {}.',
+  'a photo of a {}.',
+  'a photo of the {}.',
+  'a blurry photo of a {}.',
+  'a close-up photo of a {}.',
+  'a good photo of the {}.',
+  'a drawing of a {}.',
+  'an image of a {}.',
+  'this is a picture of a small {}.',
 ];
-const DIGIT_PROMPTS = ['a photo of the number {}.', 'a handwritten digit {}.', 'the number {} written in black and white.'];
+const DIGIT_PROMPTS = [
+  'a photo of the number {}.',
+  'a handwritten digit {}.',
+  'the number {} written in black and white.',
+];
 
 /** Digit and CIFAR-10 words in every prompt, CIFAR-100 names in one: the frequent words are merged first. */
 function tinyCorpus(): string {
@@ -284,7 +395,8 @@ function vocabJson(vocab: string[]): string {
 }
 
 /** Config fields that transformers types as float: written as 1.0, not 1, so Python reads a float (its strict config classes refuse an int). */
-const FLOAT_FIELDS = /("(?:initializer_factor|initializer_range|layer_norm_eps|logit_scale_init_value|attention_dropout|dropout)": -?\d+)(?=,?\n)/g;
+const FLOAT_FIELDS =
+  /("(?:initializer_factor|initializer_range|layer_norm_eps|logit_scale_init_value|attention_dropout|dropout)": -?\d+)(?=,?\n)/g;
 
 function json(value: unknown): string {
   return `${JSON.stringify(value, null, 2).replace(FLOAT_FIELDS, '$1.0')}\n`;

@@ -106,7 +106,8 @@ export class ClipTokenizer {
     }
     const tokenToId = new Map<string, number>();
     for (const [token, id] of Object.entries(vocab)) {
-      if (!Number.isSafeInteger(id) || id < 0) throw new ModelFileError(`${JSON.stringify(token)} has id ${JSON.stringify(id)}`, 'vocab.json');
+      if (!Number.isSafeInteger(id) || id < 0)
+        throw new ModelFileError(`${JSON.stringify(token)} has id ${JSON.stringify(id)}`, 'vocab.json');
       tokenToId.set(token, id);
     }
     const lines = mergesText.split('\n');
@@ -135,7 +136,8 @@ export class ClipTokenizer {
 
   /** A row for the text tower: start-of-text, tokens, end-of-text, padding; a long text keeps end-of-text last. */
   tokenize(text: string, contextLength = CONTEXT_LENGTH): TokenizedText {
-    if (contextLength < 2) throw new RangeError(`tokenize: context length ${contextLength} leaves no room for start and end of text`);
+    if (contextLength < 2)
+      throw new RangeError(`tokenize: context length ${contextLength} leaves no room for start and end of text`);
     const tokens = [this.startOfTextId, ...this.encode(text), this.endOfTextId];
     if (tokens.length > contextLength) {
       tokens.length = contextLength;
@@ -230,7 +232,10 @@ function pairKey(first: string, second: string): string {
  * (which changes how "it’s" splits) are done here; mojibake repair, ligature and width folding are not.
  */
 function basicClean(text: string): string {
-  const fixed = text.normalize('NFC').replace(/[\u02bc\u2018-\u201b]/g, "'").replace(/[\u201c-\u201f]/g, '"');
+  const fixed = text
+    .normalize('NFC')
+    .replace(/[\u02bc\u2018-\u201b]/g, "'")
+    .replace(/[\u201c-\u201f]/g, '"');
   return unescapeHtml(unescapeHtml(fixed)).replace(PYTHON_STRIP, '');
 }
 
@@ -242,11 +247,25 @@ function whitespaceClean(text: string): string {
 // (others stay as written; the full HTML5 table has 2,231 names).
 const CHARACTER_REFERENCE = /&(#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[^\t\n\f <&#;]{1,32};?)/g;
 const NAMED_REFERENCES = new Map<string, string>([
-  ['amp;', '&'], ['amp', '&'], ['AMP;', '&'], ['AMP', '&'],
-  ['lt;', '<'], ['lt', '<'], ['LT;', '<'], ['LT', '<'],
-  ['gt;', '>'], ['gt', '>'], ['GT;', '>'], ['GT', '>'],
-  ['quot;', '"'], ['quot', '"'], ['QUOT;', '"'], ['QUOT', '"'],
-  ['apos;', "'"], ['nbsp;', '\u00a0'], ['nbsp', '\u00a0'],
+  ['amp;', '&'],
+  ['amp', '&'],
+  ['AMP;', '&'],
+  ['AMP', '&'],
+  ['lt;', '<'],
+  ['lt', '<'],
+  ['LT;', '<'],
+  ['LT', '<'],
+  ['gt;', '>'],
+  ['gt', '>'],
+  ['GT;', '>'],
+  ['GT', '>'],
+  ['quot;', '"'],
+  ['quot', '"'],
+  ['QUOT;', '"'],
+  ['QUOT', '"'],
+  ['apos;', "'"],
+  ['nbsp;', '\u00a0'],
+  ['nbsp', '\u00a0'],
 ]);
 /** What references to U+0080..U+009F denote: the Windows-1252 characters of those bytes. */
 const WINDOWS_1252_C1 =
@@ -255,7 +274,7 @@ const WINDOWS_1252_C1 =
 function unescapeHtml(text: string): string {
   if (!text.includes('&')) return text;
   return text.replace(CHARACTER_REFERENCE, (whole, reference: string) =>
-    reference.startsWith('#') ? numericReference(reference) : namedReference(reference) ?? whole,
+    reference.startsWith('#') ? numericReference(reference) : (namedReference(reference) ?? whole),
   );
 }
 

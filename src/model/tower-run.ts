@@ -5,7 +5,13 @@
 import type { ModelAdapters } from './adapter';
 import type { GpuContext } from '../gpu/context';
 import type { Tensor } from '../gpu/tensor';
-import { destroyTensors, type ClipEncoder, type EncoderShape, type ForwardOptions, type LayerActivations } from './encoder';
+import {
+  destroyTensors,
+  type ClipEncoder,
+  type EncoderShape,
+  type ForwardOptions,
+  type LayerActivations,
+} from './encoder';
 
 /** Small tensors of a tower's pooling head that its backward needs. */
 export interface PoolingHead {
@@ -36,10 +42,14 @@ export class TowerRun {
     const d = encoder.config.hiddenSize;
     const layers = encoder.config.numLayers;
     const residuals = this.record ? layers + 1 : Math.min(2, layers + 1);
-    this.hiddens = Array.from({ length: residuals }, (_, i) => ctx.tensor([rows, d], `${encoder.tower}.hidden_states.${i}`));
+    this.hiddens = Array.from({ length: residuals }, (_, i) =>
+      ctx.tensor([rows, d], `${encoder.tower}.hidden_states.${i}`),
+    );
     this.transient = encoder.allocateTransient(shape);
     const perLayer = this.record ? layers : 1;
-    this.activations = Array.from({ length: perLayer }, (_, i) => encoder.allocateActivations(shape, this.record ? i : 'every', adapters, this.transient));
+    this.activations = Array.from({ length: perLayer }, (_, i) =>
+      encoder.allocateActivations(shape, this.record ? i : 'every', adapters, this.transient),
+    );
   }
 
   /** The encoder's input (the embeddings after any pre-norm are written here). */
@@ -73,7 +83,10 @@ export class TowerRun {
   /** Gradient buffer of the last hidden state, for the head's backward to write into. */
   gradientOfLast(): Tensor {
     if (!this.record) throw new Error('backward needs a forward run with record: true');
-    this.dLast ??= this.ctx.tensor(this.hidden(this.encoder.config.numLayers).shape, `${this.encoder.tower}.d_hidden_last`);
+    this.dLast ??= this.ctx.tensor(
+      this.hidden(this.encoder.config.numLayers).shape,
+      `${this.encoder.tower}.d_hidden_last`,
+    );
     return this.dLast;
   }
 
@@ -86,7 +99,17 @@ export class TowerRun {
     // Layers without adapters below the lowest adapted one need no backward.
     const lowest = this.lowestAdaptedLayer();
     for (let i = layers - 1; i >= lowest; i--) {
-      this.encoder.backwardLayer(i, this.hidden(i), this.activations[i], dOutput, dInput, scratch, this.shape, this.adapters, this.options);
+      this.encoder.backwardLayer(
+        i,
+        this.hidden(i),
+        this.activations[i],
+        dOutput,
+        dInput,
+        scratch,
+        this.shape,
+        this.adapters,
+        this.options,
+      );
       [dOutput, dInput] = [dInput, dOutput];
     }
     destroyTensors(scratch);
@@ -113,7 +136,9 @@ export class TowerRun {
 
   private lowestAdaptedLayer(): number {
     const layers = this.adapters?.settings.layers[this.encoder.tower] ?? [];
-    return layers.length && this.adapters!.settings.targets.length ? Math.min(...layers) : this.encoder.config.numLayers;
+    return layers.length && this.adapters!.settings.targets.length
+      ? Math.min(...layers)
+      : this.encoder.config.numLayers;
   }
 
   private releaseActivations(): void {

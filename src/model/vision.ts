@@ -33,7 +33,12 @@ export class ClipVisionTransformer {
    * Image features [batch, projection_dim] (not normalised) of pixels [batch, 3, S, S].
    * With `record`, every layer's activations are kept in the returned run for backward().
    */
-  forward(pixels: Tensor, batch: number, adapters: ModelAdapters | null, options: ForwardOptions & { record: boolean }): TowerRun {
+  forward(
+    pixels: Tensor,
+    batch: number,
+    adapters: ModelAdapters | null,
+    options: ForwardOptions & { record: boolean },
+  ): TowerRun {
     const { ctx, weights, config } = this;
     const { hiddenSize: d, patchSize, imageSize, layerNormEps } = config.vision;
     const patches = this.patchesPerSide ** 2;
@@ -45,14 +50,32 @@ export class ClipVisionTransformer {
     extractPatches(ctx, pixels, patchPixels, { batch, imageSize, patchSize });
     linearForward(ctx, patchPixels, weights.get('vision_model.embeddings.patch_embedding.weight'), null, patchFeatures);
     const embeddings = ctx.tensor([batch * this.seqLen, d], 'vision.embeddings');
-    visionEmbeddingsForward(ctx, patchFeatures, weights.get('vision_model.embeddings.class_embedding'),
-      weights.get('vision_model.embeddings.position_embedding.weight'), embeddings, { batch, patches, hidden: d });
+    visionEmbeddingsForward(
+      ctx,
+      patchFeatures,
+      weights.get('vision_model.embeddings.class_embedding'),
+      weights.get('vision_model.embeddings.position_embedding.weight'),
+      embeddings,
+      { batch, patches, hidden: d },
+    );
     patchPixels.destroy();
     patchFeatures.destroy();
 
     const hidden = run.hiddenInput;
-    const stats = [ctx.tensor([batch * this.seqLen], 'vision.pre_layrnorm.mean'), ctx.tensor([batch * this.seqLen], 'vision.pre_layrnorm.rstd')];
-    layerNormForward(ctx, embeddings, weights.get('vision_model.pre_layrnorm.weight'), weights.get('vision_model.pre_layrnorm.bias'), hidden, stats[0], stats[1], layerNormEps);
+    const stats = [
+      ctx.tensor([batch * this.seqLen], 'vision.pre_layrnorm.mean'),
+      ctx.tensor([batch * this.seqLen], 'vision.pre_layrnorm.rstd'),
+    ];
+    layerNormForward(
+      ctx,
+      embeddings,
+      weights.get('vision_model.pre_layrnorm.weight'),
+      weights.get('vision_model.pre_layrnorm.bias'),
+      hidden,
+      stats[0],
+      stats[1],
+      layerNormEps,
+    );
     embeddings.destroy();
     stats.forEach((t) => t.destroy());
 
@@ -65,7 +88,16 @@ export class ClipVisionTransformer {
     const pooledNorm = ctx.tensor([batch, d], 'vision.post_layernorm');
     const mean = ctx.tensor([batch], 'vision.post_layernorm.mean');
     const rstd = ctx.tensor([batch], 'vision.post_layernorm.rstd');
-    layerNormForward(ctx, pooled, weights.get('vision_model.post_layernorm.weight'), weights.get('vision_model.post_layernorm.bias'), pooledNorm, mean, rstd, layerNormEps);
+    layerNormForward(
+      ctx,
+      pooled,
+      weights.get('vision_model.post_layernorm.weight'),
+      weights.get('vision_model.post_layernorm.bias'),
+      pooledNorm,
+      mean,
+      rstd,
+      layerNormEps,
+    );
     const features = ctx.tensor([batch, config.projectionDim], 'vision.features');
     linearForward(ctx, pooledNorm, weights.get('visual_projection.weight'), null, features);
     run.finish(features, { rows, pooled, mean, rstd }, [pooledNorm]);
@@ -81,7 +113,15 @@ export class ClipVisionTransformer {
     const dPooledNorm = ctx.tensor([batch, d], 'vision.d_post_layernorm');
     linearBackwardInput(ctx, dFeatures, weights.get('visual_projection.weight'), dPooledNorm);
     const dPooled = ctx.tensor([batch, d], 'vision.d_pooled');
-    layerNormBackward(ctx, dPooledNorm, head.pooled, weights.get('vision_model.post_layernorm.weight'), head.mean, head.rstd, dPooled);
+    layerNormBackward(
+      ctx,
+      dPooledNorm,
+      head.pooled,
+      weights.get('vision_model.post_layernorm.weight'),
+      head.mean,
+      head.rstd,
+      dPooled,
+    );
     const dLast = run.gradientOfLast();
     ctx.zero(dLast);
     gatherRowsBackward(ctx, dPooled, head.rows, dLast, { batch, seqLen: this.seqLen, hidden: d });

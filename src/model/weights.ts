@@ -9,7 +9,13 @@ import { sliceAlignedElements, type Tensor } from '../gpu/tensor';
 import type { Planes } from '../kernels/matmul';
 import { checkTensors, expectedTensors, type ClipConfig } from './config';
 import { FINGERPRINT_TENSORS, fingerprintWeights } from './fingerprint';
-import { decodeTensor, ModelFileError, parseSafetensorsHeader, safetensorsHeaderSize, type TensorEntry } from './safetensors';
+import {
+  decodeTensor,
+  ModelFileError,
+  parseSafetensorsHeader,
+  safetensorsHeaderSize,
+  type TensorEntry,
+} from './safetensors';
 
 /** Random access to a file's bytes: a File/Blob slice in a browser, a file handle in Node. */
 export interface ByteSource {
@@ -58,7 +64,11 @@ export function byteSourceFromBytes(name: string, bytes: Uint8Array): ByteSource
 }
 
 export function byteSourceFromBlob(name: string, blob: Blob): ByteSource {
-  return { name, size: blob.size, read: async (offset, length) => new Uint8Array(await blob.slice(offset, offset + length).arrayBuffer()) };
+  return {
+    name,
+    size: blob.size,
+    read: async (offset, length) => new Uint8Array(await blob.slice(offset, offset + length).arrayBuffer()),
+  };
 }
 
 /** q_proj, k_proj and v_proj of an attention block: matched by name, with the plane each takes. */
@@ -88,9 +98,14 @@ function qkvAllocator(ctx: GpuContext, fused: Map<string, Planes>) {
 }
 
 /** The weights as a browser holds them (model.safetensors's Blob, or the index's and each named shard's) for the loader. */
-export async function weightFilesFromBlobs(weights: Blob | { index: Blob; shards: readonly { name: string; blob: Blob }[] }): Promise<WeightFiles> {
+export async function weightFilesFromBlobs(
+  weights: Blob | { index: Blob; shards: readonly { name: string; blob: Blob }[] },
+): Promise<WeightFiles> {
   if (weights instanceof Blob) return byteSourceFromBlob(MODEL_FILES.weights, weights);
-  return { index: await weights.index.text(), shards: weights.shards.map(({ name, blob }) => byteSourceFromBlob(name, blob)) };
+  return {
+    index: await weights.index.text(),
+    shards: weights.shards.map(({ name, blob }) => byteSourceFromBlob(name, blob)),
+  };
 }
 
 export class ClipWeights {
@@ -236,13 +251,20 @@ async function locateTensors(weights: WeightFiles): Promise<Map<string, LocatedT
   for (const shardName of shardNames) {
     const source = byName.get(shardName);
     if (!source) {
-      throw new ModelFileError(`names the shard ${shardName}, which is missing: give every file the index lists (${shardNames.join(', ')})`, MODEL_FILES.weightsIndex);
+      throw new ModelFileError(
+        `names the shard ${shardName}, which is missing: give every file the index lists (${shardNames.join(', ')})`,
+        MODEL_FILES.weightsIndex,
+      );
     }
     const header = await readHeader(source);
     for (const [tensor, shard] of weightMap) {
       if (shard !== shardName) continue;
       const entry = header.tensors.get(tensor);
-      if (!entry) throw new ModelFileError(`has no tensor ${tensor}, which ${MODEL_FILES.weightsIndex} places there`, source.name);
+      if (!entry)
+        throw new ModelFileError(
+          `has no tensor ${tensor}, which ${MODEL_FILES.weightsIndex} places there`,
+          source.name,
+        );
       located.set(tensor, { ...entry, source });
     }
   }

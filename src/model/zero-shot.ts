@@ -14,7 +14,11 @@ import { preprocessBatch } from './preprocessor';
  * A class in `classPrompts` is encoded with its own prompt instead of the templates'.
  */
 export async function classEmbeddings(
-  model: ClipModel, classNames: readonly string[], templates: readonly string[] = [DEFAULT_TEMPLATE], adapters: ModelAdapters | null = null, classPrompts: ClassPrompts = {},
+  model: ClipModel,
+  classNames: readonly string[],
+  templates: readonly string[] = [DEFAULT_TEMPLATE],
+  adapters: ModelAdapters | null = null,
+  classPrompts: ClassPrompts = {},
 ): Promise<Float32Array> {
   const dim = model.config.projectionDim;
   const sum = new Float32Array(classNames.length * dim);
@@ -66,7 +70,8 @@ export async function classify(
       const logits: Tensor = model.logits(normalized, text);
       const values = await ctx.read(logits);
       [pixels, features, normalized, logits].forEach((t) => t.destroy());
-      for (let i = 0; i < batch.length; i++) predictions.push(softmaxRow(values.subarray(i * classes, (i + 1) * classes)));
+      for (let i = 0; i < batch.length; i++)
+        predictions.push(softmaxRow(values.subarray(i * classes, (i + 1) * classes)));
     }
   } finally {
     text.destroy();

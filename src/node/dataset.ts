@@ -69,7 +69,8 @@ const DEFAULT_CONCURRENCY = 4;
 export async function loadImageFolder(dir: string, options: LoadImageFolderOptions = {}): Promise<ImageFolder> {
   const root = resolve(dir);
   const { onSkip, onProgress, check = 'decode', concurrency = DEFAULT_CONCURRENCY, maxPixels } = options;
-  if (!Number.isInteger(concurrency) || concurrency < 1) throw new RangeError(`concurrency must be a positive integer, got ${concurrency}`);
+  if (!Number.isInteger(concurrency) || concurrency < 1)
+    throw new RangeError(`concurrency must be a positive integer, got ${concurrency}`);
 
   const skipped: SkippedFile[] = [];
   const skip = (file: SkippedFile) => {
@@ -82,7 +83,8 @@ export async function loadImageFolder(dir: string, options: LoadImageFolderOptio
     const path = join(root, entry.name);
     const kind = await entryKind(entry, path);
     if (kind === 'directory') classFolders.push({ name: entry.name, path });
-    else if (kind === 'file') skip({ path, reason: 'outside any class folder (images go in one sub-folder per class)' });
+    else if (kind === 'file')
+      skip({ path, reason: 'outside any class folder (images go in one sub-folder per class)' });
   }
   if (classFolders.length === 0) throw new DatasetError(`expected one sub-folder per class in ${dir}, found none`);
   classFolders.sort((x, y) => compareCodePoints(x.name, y.name));
@@ -115,12 +117,17 @@ export async function loadImageFolder(dir: string, options: LoadImageFolderOptio
   const imagesPerClass = new Array<number>(classNames.length).fill(0);
   for (const candidate of candidates) filesPerClass[candidate.label]++;
   for (const image of images) imagesPerClass[image.label]++;
-  const emptyClasses = classNames.flatMap((name, label) => (imagesPerClass[label] === 0 ? [{ name, files: filesPerClass[label] }] : []));
+  const emptyClasses = classNames.flatMap((name, label) =>
+    imagesPerClass[label] === 0 ? [{ name, files: filesPerClass[label] }] : [],
+  );
   if (emptyClasses.length > 0) {
-    const why = (files: number) => (files === 0 ? 'no files' : files === 1 ? 'its one file was skipped' : `all ${files} files were skipped`);
+    const why = (files: number) =>
+      files === 0 ? 'no files' : files === 1 ? 'its one file was skipped' : `all ${files} files were skipped`;
     const described = emptyClasses.map(({ name, files }) => `"${name}" (${why(files)})`);
     const which = described.length === 1 ? 'this one has' : 'these have';
-    throw new DatasetError(`every class folder in ${dir} needs at least one image; ${which} none: ${described.join(', ')}`);
+    throw new DatasetError(
+      `every class folder in ${dir} needs at least one image; ${which} none: ${described.join(', ')}`,
+    );
   }
 
   skipped.sort((x, y) => compareCodePoints(x.path, y.path));
@@ -134,7 +141,8 @@ async function listVisible(path: string, shownAs: string): Promise<Dirent[]> {
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw new DatasetError(`dataset folder ${shownAs} does not exist`);
-    if (code === 'ENOTDIR') throw new DatasetError(`${shownAs} is a file: expected a folder with one sub-folder per class`);
+    if (code === 'ENOTDIR')
+      throw new DatasetError(`${shownAs} is a file: expected a folder with one sub-folder per class`);
     throw new DatasetError(`cannot read ${shownAs}: ${(error as Error).message}`);
   }
   return entries.filter((entry) => !entry.name.startsWith('.'));
@@ -173,7 +181,11 @@ async function listFilesRecursively(folder: string): Promise<string[]> {
 }
 
 /** Runs `task(0 .. count-1)` with at most `limit` running at once; rejects on the first failure. */
-async function forEachConcurrently(count: number, limit: number, task: (index: number) => Promise<void>): Promise<void> {
+async function forEachConcurrently(
+  count: number,
+  limit: number,
+  task: (index: number) => Promise<void>,
+): Promise<void> {
   let next = 0;
   const worker = async () => {
     while (next < count) await task(next++);

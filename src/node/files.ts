@@ -23,7 +23,9 @@ export async function readModelDirectory(dir: string): Promise<Record<string, Ui
   const files: Record<string, Uint8Array | string> = {};
   for (const entry of entries.filter((e) => e.isFile()).sort((a, b) => (a.name < b.name ? -1 : 1))) {
     const path = join(dir, entry.name);
-    files[entry.name] = /\.(json|txt)$/.test(entry.name) ? await readFile(path, 'utf8') : new Uint8Array(await readFile(path));
+    files[entry.name] = /\.(json|txt)$/.test(entry.name)
+      ? await readFile(path, 'utf8')
+      : new Uint8Array(await readFile(path));
   }
   return files;
 }
@@ -44,7 +46,8 @@ export async function openSafetensorsFile(path: string): Promise<SafetensorsFile
     const read = async (position: number, length: number) => {
       const bytes = new Uint8Array(length);
       const { bytesRead } = await handle.read(bytes, 0, length, position);
-      if (bytesRead !== length) throw new ModelFileError(`read ${bytesRead} of ${length} bytes at ${position}`, fileName);
+      if (bytesRead !== length)
+        throw new ModelFileError(`read ${bytesRead} of ${length} bytes at ${position}`, fileName);
       return bytes;
     };
     const prefix = await read(0, Math.min(8, size));

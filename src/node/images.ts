@@ -112,7 +112,8 @@ export async function decodeImageFile(path: string, options: DecodeImageOptions 
 
 function maxPixelsOf(options: DecodeImageOptions): number {
   const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
-  if (!Number.isSafeInteger(maxPixels) || maxPixels < 1) throw new RangeError(`maxPixels must be a positive integer, got ${maxPixels}`);
+  if (!Number.isSafeInteger(maxPixels) || maxPixels < 1)
+    throw new RangeError(`maxPixels must be a positive integer, got ${maxPixels}`);
   return maxPixels;
 }
 
@@ -127,7 +128,8 @@ async function readImageBytes(path: string): Promise<Buffer> {
   } catch (error) {
     if (error instanceof ImageDecodeError) throw error;
     const code = (error as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'a folder, not a file' : (error as Error).message;
+    const why =
+      code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'a folder, not a file' : (error as Error).message;
     throw new ImageDecodeError(path, 'unreadable', `cannot read file (${why})`, { cause: error });
   }
 }
@@ -165,7 +167,9 @@ function classify(path: string, error: unknown): ImageDecodeError {
     return new ImageDecodeError(path, 'unrecognised', 'not an image (unrecognised format)', { cause: error });
   }
   if (/timeout/i.test(detail)) {
-    return new ImageDecodeError(path, 'corrupt', `decoding took over ${DECODE_TIMEOUT_SECONDS} s (${detail})`, { cause: error });
+    return new ImageDecodeError(path, 'corrupt', `decoding took over ${DECODE_TIMEOUT_SECONDS} s (${detail})`, {
+      cause: error,
+    });
   }
   if (/exceeds pixel limit/i.test(detail)) {
     return new ImageDecodeError(path, 'too-large', 'image too large (over the pixel limit)', { cause: error });

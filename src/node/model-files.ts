@@ -10,7 +10,16 @@ import { homedir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import type { ClipModelFiles } from '../model/clip';
 import { MODEL_FILES, PICKLE_WEIGHTS_FILE, REQUIRED_TEXT_FILES } from '../common/file-names';
-import { HUB_URL, formatHubModelSpec, hubAccessProblem, hubFileUrl, isCommitHash, parseHubModelSpec, pickleOnlyProblem, type HubModelSpec } from '../common/hub-repo';
+import {
+  HUB_URL,
+  formatHubModelSpec,
+  hubAccessProblem,
+  hubFileUrl,
+  isCommitHash,
+  parseHubModelSpec,
+  pickleOnlyProblem,
+  type HubModelSpec,
+} from '../common/hub-repo';
 import { ModelFileError } from '../model/safetensors';
 import { readShardIndex, type ByteSource, type WeightFiles } from '../model/weights';
 
@@ -27,7 +36,8 @@ export async function fileByteSource(path: string): Promise<ByteSource> {
       let done = 0;
       while (done < length) {
         const { bytesRead } = await handle.read(buffer, done, length - done, offset + done);
-        if (bytesRead === 0) throw new ModelFileError(`ended at byte ${offset + done}, expected ${offset + length}`, path);
+        if (bytesRead === 0)
+          throw new ModelFileError(`ended at byte ${offset + done}, expected ${offset + length}`, path);
         done += bytesRead;
       }
       return buffer;
@@ -41,17 +51,25 @@ export async function openModel(model: string, log: (line: string) => void = () 
   if (existsSync(model)) return openModelDirectory(model, model);
   const spec = parseHubModelSpec(model);
   if (!spec) {
-    throw new ModelFileError('is neither a directory nor a Hugging Face repo id like openai/clip-vit-base-patch32 (or org/name@revision)', model);
+    throw new ModelFileError(
+      'is neither a directory nor a Hugging Face repo id like openai/clip-vit-base-patch32 (or org/name@revision)',
+      model,
+    );
   }
   const { dir, commit } = await snapshotFromHub(spec, log);
   return { ...(await openModelDirectory(dir, formatHubModelSpec(spec))), revision: commit };
 }
 
 async function openModelDirectory(dir: string, id: string): Promise<ClipModelFiles> {
-  if (!statSync(dir).isDirectory()) throw new ModelFileError('is not a directory with config.json, model.safetensors, vocab.json and merges.txt', dir);
+  if (!statSync(dir).isDirectory())
+    throw new ModelFileError('is not a directory with config.json, model.safetensors, vocab.json and merges.txt', dir);
   const has = (file: string) => existsSync(join(dir, file));
   for (const file of REQUIRED_TEXT_FILES) {
-    if (!has(file)) throw new ModelFileError(`has no ${file}: a CLIP model directory holds ${[...REQUIRED_TEXT_FILES, MODEL_FILES.weights].join(', ')}`, dir);
+    if (!has(file))
+      throw new ModelFileError(
+        `has no ${file}: a CLIP model directory holds ${[...REQUIRED_TEXT_FILES, MODEL_FILES.weights].join(', ')}`,
+        dir,
+      );
   }
   const text = (file: string) => readFile(join(dir, file), 'utf8');
   return {
@@ -71,7 +89,8 @@ async function openWeights(dir: string): Promise<WeightFiles> {
     const index = await readFile(join(dir, MODEL_FILES.weightsIndex), 'utf8');
     const names = readShardIndex(index).shardNames;
     const missing = names.filter((name) => !existsSync(join(dir, name)));
-    if (missing.length) throw new ModelFileError(`lacks ${missing.join(', ')}, named by ${MODEL_FILES.weightsIndex}`, dir);
+    if (missing.length)
+      throw new ModelFileError(`lacks ${missing.join(', ')}, named by ${MODEL_FILES.weightsIndex}`, dir);
     return { index, shards: await Promise.all(names.map((name) => fileByteSource(join(dir, name)))) };
   }
   if (existsSync(join(dir, PICKLE_WEIGHTS_FILE))) throw new ModelFileError(pickleOnlyProblem(dir));
@@ -113,17 +132,22 @@ async function snapshotComplete(repoDir: string, commit: string): Promise<boolea
   const snapshot = join(repoDir, 'snapshots', commit);
   const has = (file: string) => existsSync(join(snapshot, file));
   if (!REQUIRED_TEXT_FILES.every(has)) return false;
-  if (!has(MODEL_FILES.preprocessor) && !existsSync(join(repoDir, '.no_exist', commit, MODEL_FILES.preprocessor))) return false;
+  if (!has(MODEL_FILES.preprocessor) && !existsSync(join(repoDir, '.no_exist', commit, MODEL_FILES.preprocessor)))
+    return false;
   if (has(MODEL_FILES.weights)) return true;
   if (!has(MODEL_FILES.weightsIndex)) return false;
   return readShardIndex(await readFile(join(snapshot, MODEL_FILES.weightsIndex), 'utf8')).shardNames.every(has);
 }
 
 /** The snapshot folder of the revision, from the cache when complete, else downloading what it lacks. */
-async function snapshotFromHub(spec: HubModelSpec, log: (line: string) => void): Promise<{ dir: string; commit: string }> {
+async function snapshotFromHub(
+  spec: HubModelSpec,
+  log: (line: string) => void,
+): Promise<{ dir: string; commit: string }> {
   const repoDir = repoCacheDir(spec.repo);
   const known = await cachedCommit(repoDir, spec.revision);
-  if (known && (await snapshotComplete(repoDir, known))) return { dir: join(repoDir, 'snapshots', known), commit: known };
+  if (known && (await snapshotComplete(repoDir, known)))
+    return { dir: join(repoDir, 'snapshots', known), commit: known };
 
   const hub = new HubDownloader(spec, repoDir, await hubToken(), log);
   for (const file of REQUIRED_TEXT_FILES) await hub.require(file);
@@ -134,7 +158,10 @@ async function snapshotFromHub(spec: HubModelSpec, log: (line: string) => void):
     } else if (await hub.exists(PICKLE_WEIGHTS_FILE)) {
       throw new ModelFileError(pickleOnlyProblem(`${spec.repo} on the Hub`));
     } else {
-      throw new ModelFileError(`has no ${MODEL_FILES.weights} (nor ${MODEL_FILES.weightsIndex}) on the Hub: is it a CLIP repo in the transformers layout?`, spec.repo);
+      throw new ModelFileError(
+        `has no ${MODEL_FILES.weights} (nor ${MODEL_FILES.weightsIndex}) on the Hub: is it a CLIP repo in the transformers layout?`,
+        spec.repo,
+      );
     }
   }
   await hub.optional(MODEL_FILES.preprocessor);
@@ -173,7 +200,10 @@ class HubDownloader {
 
   async require(file: string): Promise<void> {
     if (!(await this.optional(file))) {
-      throw new ModelFileError(`has no ${file} at revision ${this.spec.revision} on the Hub: is it a CLIP repo in the transformers layout?`, this.spec.repo);
+      throw new ModelFileError(
+        `has no ${file} at revision ${this.spec.revision} on the Hub: is it a CLIP repo in the transformers layout?`,
+        this.spec.repo,
+      );
     }
   }
 
@@ -186,9 +216,13 @@ class HubDownloader {
     const head = await this.head(file);
     if (head.status === 404) {
       if (head.errorCode === 'RevisionNotFound') {
-        throw new ModelFileError(`has no branch, tag or commit ${JSON.stringify(this.spec.revision)} on the Hub`, this.spec.repo);
+        throw new ModelFileError(
+          `has no branch, tag or commit ${JSON.stringify(this.spec.revision)} on the Hub`,
+          this.spec.repo,
+        );
       }
-      if (head.errorCode === 'RepoNotFound') throw new ModelFileError('is not a repo on the Hugging Face Hub', this.spec.repo);
+      if (head.errorCode === 'RepoNotFound')
+        throw new ModelFileError('is not a repo on the Hugging Face Hub', this.spec.repo);
       if (head.commit) {
         await this.pin(head.commit);
         // Remembered as huggingface_hub does, so the next run knows the Hub has no such file.
@@ -197,9 +231,13 @@ class HubDownloader {
       }
       return false;
     }
-    if (head.status === 401 || head.status === 403) throw new ModelFileError(hubAccessProblem(this.spec.repo, head.status, TOKEN_HINT));
+    if (head.status === 401 || head.status === 403)
+      throw new ModelFileError(hubAccessProblem(this.spec.repo, head.status, TOKEN_HINT));
     if (head.status !== 200 || !head.commit || !head.etag) {
-      throw new ModelFileError(`the Hub answered ${head.status} for ${file}${head.status === 200 ? ' without its commit and ETag' : ''}`, this.spec.repo);
+      throw new ModelFileError(
+        `the Hub answered ${head.status} for ${file}${head.status === 200 ? ' without its commit and ETag' : ''}`,
+        this.spec.repo,
+      );
     }
     await this.pin(head.commit);
     const pointer = join(this.snapshotDir(), file);
@@ -223,7 +261,10 @@ class HubDownloader {
         await writeFile(ref, commit);
       }
     } else if (this.pinnedCommit !== commit) {
-      throw new ModelFileError(`${this.spec.revision} moved to commit ${commit} during the download (was ${this.pinnedCommit}): run again`, this.spec.repo);
+      throw new ModelFileError(
+        `${this.spec.revision} moved to commit ${commit} during the download (was ${this.pinnedCommit}): run again`,
+        this.spec.repo,
+      );
     }
   }
 
@@ -240,7 +281,10 @@ class HubDownloader {
       try {
         response = await fetch(url, { method: 'HEAD', redirect: 'manual', headers: this.headers() });
       } catch (error) {
-        throw new ModelFileError(`could not reach the Hugging Face Hub (${(error as Error).message}). Pass a local model directory, or retry when online.`, this.spec.repo);
+        throw new ModelFileError(
+          `could not reach the Hugging Face Hub (${(error as Error).message}). Pass a local model directory, or retry when online.`,
+          this.spec.repo,
+        );
       }
       const location = response.headers.get('location');
       const sameHost = location !== null && new URL(location, url).host === new URL(url).host;
@@ -268,14 +312,26 @@ class HubDownloader {
     let response: Response;
     try {
       // The token goes to the Hub only, never to the CDN it redirects to.
-      response = await fetch(head.url, { headers: crossHost ? (have ? { range: `bytes=${have}-` } : {}) : this.headers(have ? { range: `bytes=${have}-` } : {}) });
+      response = await fetch(head.url, {
+        headers: crossHost
+          ? have
+            ? { range: `bytes=${have}-` }
+            : {}
+          : this.headers(have ? { range: `bytes=${have}-` } : {}),
+      });
     } catch (error) {
-      throw new ModelFileError(`could not reach the Hugging Face Hub (${(error as Error).message}). Run again to resume.`, this.spec.repo);
+      throw new ModelFileError(
+        `could not reach the Hugging Face Hub (${(error as Error).message}). Run again to resume.`,
+        this.spec.repo,
+      );
     }
-    if (!response.ok || !response.body) throw new ModelFileError(`download of ${file} failed: HTTP ${response.status}`, this.spec.repo);
+    if (!response.ok || !response.body)
+      throw new ModelFileError(`download of ${file} failed: HTTP ${response.status}`, this.spec.repo);
     const resumed = response.status === 206;
     const total = Number(response.headers.get('content-length') ?? 0) + (resumed ? have : 0);
-    this.log(`downloading ${this.spec.repo}/${file}${resumed ? ` (resuming at ${have} bytes)` : ''} into ${this.repoDir}`);
+    this.log(
+      `downloading ${this.spec.repo}/${file}${resumed ? ` (resuming at ${have} bytes)` : ''} into ${this.repoDir}`,
+    );
     const out = createWriteStream(partial, { flags: resumed ? 'a' : 'w' });
     let received = resumed ? have : 0;
     let lastReport = 0;
@@ -287,11 +343,15 @@ class HubDownloader {
         this.log(`  ${file}: ${((100 * received) / total).toFixed(0)}% of ${(total / 1e6).toFixed(1)} MB`);
       }
     }
-    await new Promise<void>((resolve, reject) => out.end((error?: Error | null) => (error ? reject(error) : resolve())));
+    await new Promise<void>((resolve, reject) =>
+      out.end((error?: Error | null) => (error ? reject(error) : resolve())),
+    );
     if (total && received !== total) {
-      throw new ModelFileError(`download of ${file} incomplete: ${received} of ${total} bytes. Run again to resume.`, this.spec.repo);
+      throw new ModelFileError(
+        `download of ${file} incomplete: ${received} of ${total} bytes. Run again to resume.`,
+        this.spec.repo,
+      );
     }
     await rename(partial, blob);
   }
 }
-

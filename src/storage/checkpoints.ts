@@ -4,7 +4,12 @@
 import { studioDatabase, write, type CheckpointRecord } from './db';
 
 export async function saveCheckpoint(record: CheckpointRecord): Promise<void> {
-  await write(['checkpoints'], (tx) => tx.objectStore('checkpoints').put(record).then(() => undefined));
+  await write(['checkpoints'], (tx) =>
+    tx
+      .objectStore('checkpoints')
+      .put(record)
+      .then(() => undefined),
+  );
 }
 
 /** The most recently saved run that did not finish, if any. */

@@ -160,14 +160,20 @@ export class StorageFullError extends Error {
 }
 
 function isQuotaError(error: unknown): boolean {
-  return error instanceof DOMException && (error.name === 'QuotaExceededError' || error.name === 'NS_ERROR_DOM_QUOTA_REACHED');
+  return (
+    error instanceof DOMException &&
+    (error.name === 'QuotaExceededError' || error.name === 'NS_ERROR_DOM_QUOTA_REACHED')
+  );
 }
 
 /**
  * Runs `work` in one readwrite transaction over `stores` and waits until it has committed. If any part
  * fails the whole transaction is rolled back; a full disk becomes a StorageFullError.
  */
-export async function write<S extends StoreName[], T>(stores: S, work: (tx: WriteTransaction<S>) => Promise<T>): Promise<T> {
+export async function write<S extends StoreName[], T>(
+  stores: S,
+  work: (tx: WriteTransaction<S>) => Promise<T>,
+): Promise<T> {
   const db = await studioDatabase();
   const tx = db.transaction(stores, 'readwrite');
   try {

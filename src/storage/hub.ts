@@ -4,7 +4,13 @@
 // HTTP Range request instead of starting over.
 
 import { MODEL_FILES, PICKLE_WEIGHTS_FILE } from '../common/file-names';
-import { hubAccessProblem, hubFileUrl, parseHubModelSpec, pickleOnlyProblem, type HubModelSpec } from '../common/hub-repo';
+import {
+  hubAccessProblem,
+  hubFileUrl,
+  parseHubModelSpec,
+  pickleOnlyProblem,
+  type HubModelSpec,
+} from '../common/hub-repo';
 import { parseShardIndex } from '../common/shard-index';
 import type { ModelRecord, StoredFileState } from './db';
 import {
@@ -60,7 +66,11 @@ export interface HubDownloadOptions {
  */
 export async function downloadHubModel(id: string, options: HubDownloadOptions = {}): Promise<void> {
   const spec = parseHubModelSpec(id);
-  if (!spec) throw new DownloadError(`“${id}” is not a Hugging Face repo id such as openai/clip-vit-base-patch32 (or org/name@revision).`, false);
+  if (!spec)
+    throw new DownloadError(
+      `“${id}” is not a Hugging Face repo id such as openai/clip-vit-base-patch32 (or org/name@revision).`,
+      false,
+    );
   try {
     await new HubDownload(id, spec, options).run();
   } catch (error) {
@@ -92,8 +102,12 @@ class HubDownload {
     if (!(await this.fetch(weights))) {
       this.record = await ensureModelRecord(this.id, 'hub', [weightsIndex]);
       if (!(await this.fetch(weightsIndex))) {
-        if (await this.hubHas(PICKLE_WEIGHTS_FILE)) throw new DownloadError(pickleOnlyProblem(`${this.spec.repo} on the Hugging Face Hub`), false);
-        throw new DownloadError(`${this.spec.repo} has no ${weights} (nor ${weightsIndex}) on the Hugging Face Hub: is it a CLIP repo in the transformers layout?`, false);
+        if (await this.hubHas(PICKLE_WEIGHTS_FILE))
+          throw new DownloadError(pickleOnlyProblem(`${this.spec.repo} on the Hugging Face Hub`), false);
+        throw new DownloadError(
+          `${this.spec.repo} has no ${weights} (nor ${weightsIndex}) on the Hugging Face Hub: is it a CLIP repo in the transformers layout?`,
+          false,
+        );
       }
       const shards = parseShardIndex(await (await storedFile(this.id, weightsIndex)).text()).shardNames;
       this.record = await ensureModelRecord(this.id, 'hub', shards);
@@ -106,7 +120,10 @@ class HubDownload {
 
   private async require(name: string): Promise<void> {
     if (!(await this.fetch(name))) {
-      throw new DownloadError(`${this.spec.repo} has no ${name} on the Hugging Face Hub at ${this.spec.revision}: is it a CLIP repo in the transformers layout?`, false);
+      throw new DownloadError(
+        `${this.spec.repo} has no ${name} on the Hugging Face Hub at ${this.spec.revision}: is it a CLIP repo in the transformers layout?`,
+        false,
+      );
     }
   }
 
@@ -116,7 +133,13 @@ class HubDownload {
     const state = this.record.files[fileIndex];
     if (isFileComplete(state)) return !state.absent;
     const onProgress = (receivedBytes: number, totalBytes: number | null) =>
-      this.options.onProgress?.({ file: name, fileIndex, fileCount: this.record.files.length, receivedBytes, totalBytes });
+      this.options.onProgress?.({
+        file: name,
+        fileIndex,
+        fileCount: this.record.files.length,
+        receivedBytes,
+        totalBytes,
+      });
     return downloadFile(this, state, onProgress);
   }
 
@@ -135,14 +158,20 @@ class HubDownload {
       response = await fetch(hubFileUrl(this.at, name), { method: init.method, signal: this.options.signal, headers });
     } catch (error) {
       if (this.options.signal?.aborted) throw error;
-      throw new DownloadError(`Could not reach the Hugging Face Hub (${(error as Error).message}). Check the connection and try again.`, true);
+      throw new DownloadError(
+        `Could not reach the Hugging Face Hub (${(error as Error).message}). Check the connection and try again.`,
+        true,
+      );
     }
     if (response.status === 401 || response.status === 403) {
       await response.body?.cancel();
       throw new DownloadError(hubAccessProblem(this.spec.repo, response.status, TOKEN_HINT), false);
     }
     if (response.status === 404 && response.headers.get('x-error-code') === 'RevisionNotFound') {
-      throw new DownloadError(`${this.spec.repo} has no branch, tag or commit “${this.spec.revision}” on the Hugging Face Hub.`, false);
+      throw new DownloadError(
+        `${this.spec.repo} has no branch, tag or commit “${this.spec.revision}” on the Hugging Face Hub.`,
+        false,
+      );
     }
     await this.pin(response.headers.get('x-repo-commit'));
     return response;
@@ -152,7 +181,10 @@ class HubDownload {
   private async pin(commit: string | null): Promise<void> {
     if (!commit || this.at.revision === commit) return;
     if (this.record.revision && this.record.revision !== commit) {
-      throw new DownloadError(`${this.spec.repo}@${this.spec.revision} moved to another commit during the download: delete it from the cache and download again.`, false);
+      throw new DownloadError(
+        `${this.spec.repo}@${this.spec.revision} moved to another commit during the download: delete it from the cache and download again.`,
+        false,
+      );
     }
     this.at = { ...this.spec, revision: commit };
     this.record.revision = commit;
@@ -169,7 +201,11 @@ class HubDownload {
 }
 
 /** Streams one file into stored chunks, resuming after the stored part; false when the Hub has no such file. */
-async function downloadFile(download: HubDownload, state: StoredFileState, onProgress: (received: number, total: number | null) => void): Promise<boolean> {
+async function downloadFile(
+  download: HubDownload,
+  state: StoredFileState,
+  onProgress: (received: number, total: number | null) => void,
+): Promise<boolean> {
   const { name } = state;
   const id = download.storeId;
   const resumeFrom = state.stored;
@@ -186,7 +222,11 @@ async function downloadFile(download: HubDownload, state: StoredFileState, onPro
   }
   // 416: the stored part is not a prefix of the file on the Hub (it changed): start the file over.
   if (response.status === 416 && resumeFrom > 0) return startOver();
-  if (!response.ok || !response.body) throw new DownloadError(`The Hugging Face Hub answered ${response.status} ${response.statusText} for ${name}.`, true);
+  if (!response.ok || !response.body)
+    throw new DownloadError(
+      `The Hugging Face Hub answered ${response.status} ${response.statusText} for ${name}.`,
+      true,
+    );
 
   let offset = resumeFrom;
   const range = contentRange(response);

@@ -7,7 +7,6 @@ import { parseShardIndex } from '../common/shard-index';
 import type { ModelFileBlobs } from '../worker/protocol';
 import { studioDatabase, write, type ModelRecord, type StoredFileState, type WriteTransaction } from './db';
 
-
 type ModelStores = ('models' | 'modelFiles')[];
 
 export function isFileComplete(file: StoredFileState): boolean {
@@ -20,7 +19,11 @@ export function isModelComplete(record: ModelRecord): boolean {
     const file = record.files.find((f) => f.name === name);
     return file !== undefined && !file.absent && isFileComplete(file);
   };
-  return REQUIRED_TEXT_FILES.every(stored) && (stored(MODEL_FILES.weights) || stored(MODEL_FILES.weightsIndex)) && record.files.every(isFileComplete);
+  return (
+    REQUIRED_TEXT_FILES.every(stored) &&
+    (stored(MODEL_FILES.weights) || stored(MODEL_FILES.weightsIndex)) &&
+    record.files.every(isFileComplete)
+  );
 }
 
 export function storedBytes(record: ModelRecord): number {
@@ -33,7 +36,11 @@ export async function listModels(): Promise<ModelRecord[]> {
 }
 
 /** Creates the record of a model about to be downloaded, keeping whatever is stored already. */
-export async function ensureModelRecord(id: string, source: ModelRecord['source'], fileNames: readonly string[]): Promise<ModelRecord> {
+export async function ensureModelRecord(
+  id: string,
+  source: ModelRecord['source'],
+  fileNames: readonly string[],
+): Promise<ModelRecord> {
   return write(['models'], async (tx) => {
     const existing = await tx.objectStore('models').get(id);
     const record: ModelRecord = existing ?? { id, source, files: [], savedAt: Date.now() };
@@ -46,7 +53,12 @@ export async function ensureModelRecord(id: string, source: ModelRecord['source'
 }
 
 /** Appends a chunk to a file and records the new stored size, in one transaction. */
-export async function appendModelChunk(modelId: string, fileName: string, blob: Blob, size: number | null): Promise<StoredFileState> {
+export async function appendModelChunk(
+  modelId: string,
+  fileName: string,
+  blob: Blob,
+  size: number | null,
+): Promise<StoredFileState> {
   return write(['models', 'modelFiles'], async (tx) => {
     const record = await requireRecord(tx.objectStore('models').get(modelId), modelId);
     const file = requireFile(record, fileName);
@@ -60,7 +72,11 @@ export async function appendModelChunk(modelId: string, fileName: string, blob: 
 }
 
 /** Sets a file's state without data: its size once known, or that the Hub has no such file. */
-export async function setModelFileState(modelId: string, fileName: string, state: Pick<StoredFileState, 'size' | 'absent'>): Promise<void> {
+export async function setModelFileState(
+  modelId: string,
+  fileName: string,
+  state: Pick<StoredFileState, 'size' | 'absent'>,
+): Promise<void> {
   await write(['models'], async (tx) => {
     const record = await requireRecord(tx.objectStore('models').get(modelId), modelId);
     Object.assign(requireFile(record, fileName), state);

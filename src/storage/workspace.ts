@@ -84,51 +84,86 @@ export async function decodeWorkspace(file: Blob, fileName: string): Promise<Wor
   const prefix = new Uint8Array(await file.slice(0, PREFIX_BYTES).arrayBuffer());
   const start = new TextDecoder().decode(prefix.subarray(0, MAGIC.length));
   if (!MAGIC.startsWith(start) || start.length === 0) refuse('it does not start with “octoclip workspace”');
-  if (file.size < PREFIX_BYTES) refuse(`it is cut short (${file.size} bytes, fewer than a workspace file's own header)`);
+  if (file.size < PREFIX_BYTES)
+    refuse(`it is cut short (${file.size} bytes, fewer than a workspace file's own header)`);
   const headerBytes = new DataView(prefix.buffer).getBigUint64(MAGIC.length, true);
-  if (headerBytes > BigInt(file.size - PREFIX_BYTES)) refuse('it is cut short (the header runs past the end of the file)');
+  if (headerBytes > BigInt(file.size - PREFIX_BYTES))
+    refuse('it is cut short (the header runs past the end of the file)');
   const dataStart = PREFIX_BYTES + Number(headerBytes);
   let header: WorkspaceHeader;
   try {
-    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(await file.slice(PREFIX_BYTES, dataStart).arrayBuffer()));
+    header = JSON.parse(
+      new TextDecoder('utf-8', { fatal: true }).decode(await file.slice(PREFIX_BYTES, dataStart).arrayBuffer()),
+    );
   } catch {
     return refuse('its header is not valid JSON');
   }
   if (!isObject(header) || header.version !== FORMAT_VERSION) {
-    refuse(`it is format version ${isObject(header) ? String(header.version) : 'unknown'}, and this studio reads version ${FORMAT_VERSION}`);
+    refuse(
+      `it is format version ${isObject(header) ? String(header.version) : 'unknown'}, and this studio reads version ${FORMAT_VERSION}`,
+    );
   }
   const dataBytes = file.size - dataStart;
   const blob = (ref: unknown, what: string): Blob => {
     const { offset, length, type } = (isObject(ref) ? ref : {}) as Partial<BlobRef>;
-    if (!isCount(offset) || !isCount(length) || typeof type !== 'string') return refuse(`the header's entry for ${what} is malformed`);
+    if (!isCount(offset) || !isCount(length) || typeof type !== 'string')
+      return refuse(`the header's entry for ${what} is malformed`);
     if (offset + length > dataBytes) return refuse(`${what} runs past the end of the file (it is cut short)`);
     return file.slice(dataStart + offset, dataStart + offset + length, type);
   };
-  const list = <T>(value: unknown, what: string): T[] => (Array.isArray(value) ? value : refuse(`the header has no list of ${what}`));
+  const list = <T>(value: unknown, what: string): T[] =>
+    Array.isArray(value) ? value : refuse(`the header has no list of ${what}`);
   const classes = list<ClassRecord>(header.classes, 'classes');
   for (const record of classes) {
     const badPrompt = isObject(record) && record.prompt !== undefined && typeof record.prompt !== 'string';
-    if (!isObject(record) || typeof record.id !== 'string' || typeof record.name !== 'string' || typeof record.position !== 'number' || badPrompt) {
+    if (
+      !isObject(record) ||
+      typeof record.id !== 'string' ||
+      typeof record.name !== 'string' ||
+      typeof record.position !== 'number' ||
+      badPrompt
+    ) {
       refuse('a class in the header is malformed');
     }
   }
   const classIds = new Set(classes.map((c) => c.id));
   const images = list<WorkspaceHeader['images'][number]>(header.images, 'images').map((image): ImageRecord => {
-    if (!isObject(image) || typeof image.id !== 'string' || typeof image.name !== 'string' || !classIds.has(image.classId)) {
+    if (
+      !isObject(image) ||
+      typeof image.id !== 'string' ||
+      typeof image.name !== 'string' ||
+      !classIds.has(image.classId)
+    ) {
       refuse('an image in the header is malformed or belongs to no class');
     }
-    return { ...image, blob: blob(image.blob, `the image ${image.name}`), thumbnail: blob(image.thumbnail, `the thumbnail of ${image.name}`) };
+    return {
+      ...image,
+      blob: blob(image.blob, `the image ${image.name}`),
+      thumbnail: blob(image.thumbnail, `the thumbnail of ${image.name}`),
+    };
   });
-  const adapters = list<WorkspaceHeader['adapters'][number]>(header.adapters, 'adapters').map((adapter): AdapterRecord => {
-    if (!isObject(adapter) || typeof adapter.id !== 'string' || typeof adapter.name !== 'string' || !isObject(adapter.meta)) {
-      refuse('an adapter in the header is malformed');
-    }
-    return { ...adapter, meta: adapter.meta as AdapterMetadata, file: blob(adapter.file, `the adapter ${adapter.name}`) };
-  });
+  const adapters = list<WorkspaceHeader['adapters'][number]>(header.adapters, 'adapters').map(
+    (adapter): AdapterRecord => {
+      if (
+        !isObject(adapter) ||
+        typeof adapter.id !== 'string' ||
+        typeof adapter.name !== 'string' ||
+        !isObject(adapter.meta)
+      ) {
+        refuse('an adapter in the header is malformed');
+      }
+      return {
+        ...adapter,
+        meta: adapter.meta as AdapterMetadata,
+        file: blob(adapter.file, `the adapter ${adapter.name}`),
+      };
+    },
+  );
   const settings = isObject(header.settings) ? header.settings : refuse('the header has no settings');
   if (Object.values(settings).some((value) => typeof value !== 'string')) refuse('a setting in the header is not text');
   const { promptTemplate } = header;
-  if (promptTemplate !== undefined && typeof promptTemplate !== 'string') refuse('the prompt template in the header is not text');
+  if (promptTemplate !== undefined && typeof promptTemplate !== 'string')
+    refuse('the prompt template in the header is not text');
   return { classes, images, adapters, ...(promptTemplate !== undefined && { promptTemplate }), settings };
 }
 
@@ -186,11 +221,17 @@ export async function importWorkspace(workspace: Omit<Workspace, 'settings'>): P
       if (here) {
         classIds.set(record.id, here);
         const kept = await classStore.get(here);
-        if (kept && kept.prompt === undefined && record.prompt !== undefined) await classStore.put({ ...kept, prompt: record.prompt });
+        if (kept && kept.prompt === undefined && record.prompt !== undefined)
+          await classStore.put({ ...kept, prompt: record.prompt });
         continue;
       }
       const id = (await classStore.get(record.id)) ? crypto.randomUUID() : record.id;
-      await classStore.add({ id, name: record.name, position: position++, ...(record.prompt !== undefined && { prompt: record.prompt }) });
+      await classStore.add({
+        id,
+        name: record.name,
+        position: position++,
+        ...(record.prompt !== undefined && { prompt: record.prompt }),
+      });
       byName.set(record.name, id);
       classIds.set(record.id, id);
       counts.classes++;

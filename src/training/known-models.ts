@@ -25,9 +25,20 @@ const OPENAI_VISION = VIT_B_32_CONFIG.vision_config;
 const VIT_L_14_CONFIG = {
   ...VIT_B_32_CONFIG,
   projection_dim: 768,
-  text_config: { ...OPENAI_TEXT, hidden_size: 768, intermediate_size: 3072, num_attention_heads: 12, projection_dim: 768 },
+  text_config: {
+    ...OPENAI_TEXT,
+    hidden_size: 768,
+    intermediate_size: 3072,
+    num_attention_heads: 12,
+    projection_dim: 768,
+  },
   vision_config: {
-    ...OPENAI_VISION, hidden_size: 1024, intermediate_size: 4096, num_attention_heads: 16, num_hidden_layers: 24, patch_size: 14,
+    ...OPENAI_VISION,
+    hidden_size: 1024,
+    intermediate_size: 4096,
+    num_attention_heads: 16,
+    num_hidden_layers: 24,
+    patch_size: 14,
     projection_dim: 768,
   },
 };
@@ -44,16 +55,35 @@ function laion<T extends typeof VIT_B_32_CONFIG | typeof VIT_L_14_CONFIG>(config
 export const KNOWN_CLIP_MODELS: readonly KnownClipModel[] = [
   { repo: DEFAULT_HUB_MODEL, name: 'ViT-B/32', note: 'the default, fastest to train', config: VIT_B_32_CONFIG },
   {
-    repo: 'openai/clip-vit-base-patch16', name: 'ViT-B/16', note: 'more accurate, about 4x the compute',
+    repo: 'openai/clip-vit-base-patch16',
+    name: 'ViT-B/16',
+    note: 'more accurate, about 4x the compute',
     config: { ...VIT_B_32_CONFIG, vision_config: { ...OPENAI_VISION, patch_size: 16 } },
   },
-  { repo: 'openai/clip-vit-large-patch14', name: 'ViT-L/14', note: '257 image tokens, about 15x ViT-B/32’s compute', config: VIT_L_14_CONFIG },
   {
-    repo: 'openai/clip-vit-large-patch14-336', name: 'ViT-L/14-336', note: '336 px images, 577 image tokens',
+    repo: 'openai/clip-vit-large-patch14',
+    name: 'ViT-L/14',
+    note: '257 image tokens, about 15x ViT-B/32’s compute',
+    config: VIT_L_14_CONFIG,
+  },
+  {
+    repo: 'openai/clip-vit-large-patch14-336',
+    name: 'ViT-L/14-336',
+    note: '336 px images, 577 image tokens',
     config: { ...VIT_L_14_CONFIG, vision_config: { ...VIT_L_14_CONFIG.vision_config, image_size: 336 } },
   },
-  { repo: 'laion/CLIP-ViT-B-32-laion2B-s34B-b79K', name: 'LAION ViT-B/32', note: 'trained on LAION-2B, GELU', config: laion(VIT_B_32_CONFIG) },
-  { repo: 'laion/CLIP-ViT-L-14-laion2B-s32B-b82K', name: 'LAION ViT-L/14', note: 'trained on LAION-2B, GELU', config: laion(VIT_L_14_CONFIG) },
+  {
+    repo: 'laion/CLIP-ViT-B-32-laion2B-s34B-b79K',
+    name: 'LAION ViT-B/32',
+    note: 'trained on LAION-2B, GELU',
+    config: laion(VIT_B_32_CONFIG),
+  },
+  {
+    repo: 'laion/CLIP-ViT-L-14-laion2B-s32B-b82K',
+    name: 'LAION ViT-L/14',
+    note: 'trained on LAION-2B, GELU',
+    config: laion(VIT_L_14_CONFIG),
+  },
 ];
 
 export function knownClipModel(repo: string): KnownClipModel | undefined {
@@ -80,6 +110,11 @@ export function downloadBytes(config: ClipConfig): number {
 export const REFERENCE_RUN = { batchSize: 32, classes: 10, textChunk: 64 } as const;
 
 /** Planned peak GPU bytes of the reference run in micro-batches of `microBatchSize` (the planner's figure, not a measurement). */
-export async function plannedTrainingBytes(config: ClipConfig, microBatchSize: number = REFERENCE_RUN.batchSize): Promise<number> {
-  return (await planTrainingMemory(config, { ...REFERENCE_RUN, microBatchSize, adapter: defaultAdapterSettings(config) })).peakBytes;
+export async function plannedTrainingBytes(
+  config: ClipConfig,
+  microBatchSize: number = REFERENCE_RUN.batchSize,
+): Promise<number> {
+  return (
+    await planTrainingMemory(config, { ...REFERENCE_RUN, microBatchSize, adapter: defaultAdapterSettings(config) })
+  ).peakBytes;
 }

@@ -57,12 +57,24 @@ export const DEFAULT_PROMPT_TOKENS = 8;
 export async function planTrainingMemory(config: ClipConfig, options: TrainingMemoryOptions): Promise<MemoryPlan> {
   validateTrainingOptions(config, options);
   const { microBatchSize, classes, textChunk } = options;
-  const settings = defaultTrainSettings(1, { batchSize: microBatchSize, microBatchSize, textChunk, optimizer: options.optimizer, augment: false });
+  const settings = defaultTrainSettings(1, {
+    batchSize: microBatchSize,
+    microBatchSize,
+    textChunk,
+    optimizer: options.optimizer,
+    augment: false,
+  });
   return dryRun(config, { promptTokens: options.textPromptTokens, limits: options.limits }, async (model) => {
     const adapters = AdapterSet.create(model.ctx, config, options.adapter, { random: () => 0 });
     const images = Array.from({ length: microBatchSize }, () => ({ rgba: new Uint8Array(4), width: 1, height: 1 }));
     const classNames = Array.from({ length: classes }, (_, i) => `class ${i}`);
-    const trainer = new Trainer(model, adapters, classNames, { images, labels: images.map((_, i) => i % classes) }, settings);
+    const trainer = new Trainer(
+      model,
+      adapters,
+      classNames,
+      { images, labels: images.map((_, i) => i % classes) },
+      settings,
+    );
     await trainer.trainStep();
     model.ctx.memory.resetPeak();
     await trainer.trainStep();
@@ -99,7 +111,8 @@ export const BUDGET_IN_LARGEST_BUFFERS = 2;
 
 /** The device's memory for planning: budgetBytes when given (above 0), else BUDGET_IN_LARGEST_BUFFERS x maxBufferSize. */
 export function deviceMemoryOf(limits: DeviceMemory['limits'], budgetBytes = 0): DeviceMemory {
-  if (!(budgetBytes >= 0)) throw new RangeError(`the GPU memory budget must be 0 (automatic) or more, got ${budgetBytes}`);
+  if (!(budgetBytes >= 0))
+    throw new RangeError(`the GPU memory budget must be 0 (automatic) or more, got ${budgetBytes}`);
   return { limits, budgetBytes: budgetBytes || BUDGET_IN_LARGEST_BUFFERS * limits.maxBufferSize };
 }
 
@@ -144,7 +157,10 @@ export async function choosePassSizes(
   { keepMicroBatch = false } = {},
 ): Promise<PassSizes> {
   const { batchSize, microBatchSize: largestMicroBatch, textChunk: largestChunk } = options;
-  const limits = { maxBufferSize: device.limits.maxBufferSize, maxStorageBufferBindingSize: device.limits.maxStorageBufferBindingSize };
+  const limits = {
+    maxBufferSize: device.limits.maxBufferSize,
+    maxStorageBufferBindingSize: device.limits.maxStorageBufferBindingSize,
+  };
   validateTrainingOptions(config, options); // bad settings are refused, not searched for a size that fits
   const microBatches = keepMicroBatch ? [largestMicroBatch] : divisors(batchSize).filter((m) => m <= largestMicroBatch); // ascending
   let shortfall = { limit: '' } as TrainingDoesNotFitError['shortfall']; // of the last pass tried: the smallest, when none fits
@@ -164,8 +180,14 @@ export async function choosePassSizes(
     if (chosen) return chosen;
     if (textChunk === 1) break;
   }
-  const what = 'limit' in shortfall ? shortfall.limit : `its peak of ${shortfall.peakBytes} bytes is over the budget of ${shortfall.budgetBytes}`;
-  throw new TrainingDoesNotFitError(`Training does not fit this GPU even with a micro-batch of ${microBatches[0]} and a text chunk of 1: ${what}`, shortfall);
+  const what =
+    'limit' in shortfall
+      ? shortfall.limit
+      : `its peak of ${shortfall.peakBytes} bytes is over the budget of ${shortfall.budgetBytes}`;
+  throw new TrainingDoesNotFitError(
+    `Training does not fit this GPU even with a micro-batch of ${microBatches[0]} and a text chunk of 1: ${what}`,
+    shortfall,
+  );
 }
 
 /**
@@ -181,12 +203,23 @@ export async function fitTrainSettings(
   options: { keepMicroBatch?: boolean } = {},
 ): Promise<{ training: TrainSettings; plan: MemoryPlan }> {
   const { batchSize, microBatchSize, textChunk, optimizer } = training;
-  const passes = await choosePassSizes(config, { batchSize, microBatchSize, classes, adapter, textChunk, optimizer }, device, options);
-  return { training: { ...training, microBatchSize: passes.microBatchSize, textChunk: passes.textChunk }, plan: passes.plan };
+  const passes = await choosePassSizes(
+    config,
+    { batchSize, microBatchSize, classes, adapter, textChunk, optimizer },
+    device,
+    options,
+  );
+  return {
+    training: { ...training, microBatchSize: passes.microBatchSize, textChunk: passes.textChunk },
+    plan: passes.plan,
+  };
 }
 
 /** The largest candidate (ascending) for which fits() gives a result, fits() being monotone: binary search, trying the largest first. */
-async function largestFitting<T>(candidates: readonly number[], fits: (candidate: number) => Promise<T | null>): Promise<T | null> {
+async function largestFitting<T>(
+  candidates: readonly number[],
+  fits: (candidate: number) => Promise<T | null>,
+): Promise<T | null> {
   const largest = await fits(candidates[candidates.length - 1]);
   if (largest) return largest;
   let best: T | null = null;
@@ -220,7 +253,11 @@ export interface DryRunOptions {
  * may reset it to measure one part) with what holds its bytes. For planning any use of the engine,
  * such as the benchmarks' reference steps.
  */
-export async function dryRun(config: ClipConfig, options: DryRunOptions, work: (model: ClipModel) => Promise<void>): Promise<MemoryPlan> {
+export async function dryRun(
+  config: ClipConfig,
+  options: DryRunOptions,
+  work: (model: ClipModel) => Promise<void>,
+): Promise<MemoryPlan> {
   const promptTokens = options.promptTokens ?? DEFAULT_PROMPT_TOKENS;
   const contextLength = config.text.maxPositions;
   if (!Number.isInteger(promptTokens) || promptTokens < 1 || promptTokens > contextLength) {
@@ -228,7 +265,9 @@ export async function dryRun(config: ClipConfig, options: DryRunOptions, work: (
   }
   const ctx = createDryRunContext(options.limits);
   ctx.memory.groupBy(holderOf);
-  const tokenizer = { tokenize: (_text: string, length: number) => ({ ids: new Int32Array(length), eotIndex: promptTokens - 1 }) };
+  const tokenizer = {
+    tokenize: (_text: string, length: number) => ({ ids: new Int32Array(length), eotIndex: promptTokens - 1 }),
+  };
   await work(ClipModel.zeros(ctx, config, tokenizer));
   return { peakBytes: ctx.memory.peak, breakdown: ctx.memory.peakBreakdown() };
 }
@@ -253,7 +292,10 @@ const HOLDERS: readonly (readonly [RegExp, string])[] = [
   [/^text\.features\.all\.normalized$/, 'cached class features'], // frozenClassFeatures, kept by the Trainer
   [/^pixel_values$/, 'pixels'],
   [/^read /, 'readback staging'],
-  [/^(vision|text)\.features$|^text\.features\.all$|^(image|text)\.(normalized|norms)$|^(logits|probs|losses|labels)$|^d_(logits|image|text)\b/, 'features, logits and loss'],
+  [
+    /^(vision|text)\.features$|^text\.features\.all$|^(image|text)\.(normalized|norms)$|^(logits|probs|losses|labels)$|^d_(logits|image|text)\b/,
+    'features, logits and loss',
+  ],
   [/^vision\.(backward\.|d_)/, 'vision backward'],
   [/^text\.(backward\.|d_)/, 'text backward'],
   [/^vision\./, 'vision activations'],

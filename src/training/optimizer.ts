@@ -18,7 +18,8 @@ export class AdapterOptimizer {
     private readonly adapters: AdapterSet,
     private readonly settings: OptimizerSettings,
   ) {
-    this.moments = settings.optimizer === 'adamw' ? { m: adapters.flatLike('adam_m'), v: adapters.flatLike('adam_v') } : null;
+    this.moments =
+      settings.optimizer === 'adamw' ? { m: adapters.flatLike('adam_m'), v: adapters.flatLike('adam_v') } : null;
   }
 
   /** Update number `step` (from 1) at learning rate `lr`, from the gradients the adapters hold. */
@@ -30,7 +31,14 @@ export class AdapterOptimizer {
     if (!this.moments) sgdUpdate(ctx, parameters, gradients, lr);
     else {
       const { m, v } = this.moments;
-      adamwUpdate(ctx, parameters, gradients, m, v, { lr, beta1: s.beta1, beta2: s.beta2, eps: s.eps, weightDecay: s.weightDecay, step });
+      adamwUpdate(ctx, parameters, gradients, m, v, {
+        lr,
+        beta1: s.beta1,
+        beta2: s.beta2,
+        eps: s.eps,
+        weightDecay: s.weightDecay,
+        step,
+      });
     }
     adapters.refreshSums();
   }

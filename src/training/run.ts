@@ -3,14 +3,26 @@
 // steps, early stopping, then the final evaluation and the adapter file. Its callers only carry what it
 // reports elsewhere: the worker posts messages, the CLI logs and writes files.
 
-import { adapterMetadata, encodeAdapterFile, type AdapterMetadata, type AdapterTensors } from '../adapters/adapter-file';
+import {
+  adapterMetadata,
+  encodeAdapterFile,
+  type AdapterMetadata,
+  type AdapterTensors,
+} from '../adapters/adapter-file';
 import { AdapterSet } from '../adapters/block-lora';
 import type { AdapterSettings } from '../adapters/settings';
 import { checkPrompts } from '../common/prompts';
 import { Rng, RNG_STREAM } from '../common/random';
 import type { TrainSettings } from '../common/recipe';
 import type { ClipModel } from '../model/clip';
-import { evaluate, Trainer, type Evaluation, type LabelledImages, type StepLog, type TrainerCheckpoint } from './trainer';
+import {
+  evaluate,
+  Trainer,
+  type Evaluation,
+  type LabelledImages,
+  type StepLog,
+  type TrainerCheckpoint,
+} from './trainer';
 
 /** What a run is doing: measuring the zero-shot baseline, training, paused, or evaluating the result. */
 export type RunPhase = 'baseline' | 'training' | 'paused' | 'evaluating';
@@ -126,26 +138,39 @@ export class RunControl {
   }
 }
 
-export async function runTraining(setup: RunSetup, hooks: RunHooks = {}, control = new RunControl()): Promise<RunOutcome> {
+export async function runTraining(
+  setup: RunSetup,
+  hooks: RunHooks = {},
+  control = new RunControl(),
+): Promise<RunOutcome> {
   const { model, classNames, support, heldOut, training } = setup;
   const holdsOut = heldOut.images.length > 0;
   const patience = setup.patience ?? 0;
-  if (!Number.isInteger(patience) || patience < 0) throw new RangeError(`the patience of early stopping must be a whole number, got ${patience}`);
-  if (patience > 0 && !(holdsOut && training.evalEvery > 0)) throw new RangeError('early stopping needs held-out images and an evaluation interval');
+  if (!Number.isInteger(patience) || patience < 0)
+    throw new RangeError(`the patience of early stopping must be a whole number, got ${patience}`);
+  if (patience > 0 && !(holdsOut && training.evalEvery > 0))
+    throw new RangeError('early stopping needs held-out images and an evaluation interval');
   checkPrompts(classNames, training.template, training.classPrompts);
   const gpuTurn = hooks.gpuTurn ?? (<T>(work: () => Promise<T>) => work());
 
   let zeroShot: Evaluation | null = null;
   if (holdsOut) {
     hooks.phase?.('baseline');
-    zeroShot = await gpuTurn(() => evaluate(model, classNames, heldOut, null, training.template, training.classPrompts));
+    zeroShot = await gpuTurn(() =>
+      evaluate(model, classNames, heldOut, null, training.template, training.classPrompts),
+    );
     // Every B_i starts at zero, so at step 0 the adapted model is the base model.
     if (!setup.resumeFrom) hooks.evaluation?.(0, zeroShot);
   }
   if (control.isCancelled) return { status: 'cancelled' };
 
   const initRng = Rng.derive(training.seed, RNG_STREAM.adapterInit);
-  const adapters = AdapterSet.create(model.ctx, model.config, setup.adapter, setup.initial ? { initial: setup.initial } : { random: () => initRng.next() });
+  const adapters = AdapterSet.create(
+    model.ctx,
+    model.config,
+    setup.adapter,
+    setup.initial ? { initial: setup.initial } : { random: () => initRng.next() },
+  );
   let trainer: Trainer | null = null;
   try {
     trainer = new Trainer(model, adapters, classNames, support, training, setup.resumeFrom);
@@ -169,19 +194,36 @@ export async function runTraining(setup: RunSetup, hooks: RunHooks = {}, control
     }
     const finalCheckpoint = kept ? kept.state : await gpuTurn(() => final.checkpoint());
     const supportAccuracy = (await gpuTurn(() => final.evaluate(support))).accuracy;
-    const meta = adapterMetadata(setup.adapter, training, model, classNames, { shots: setup.shots, holdout: setup.holdout }, {
-      zeroShotAccuracy: zeroShot?.accuracy ?? null,
-      heldOutAccuracy: adapted?.accuracy ?? null,
-      supportAccuracy,
-      finalLoss: lastLoss,
-      heldOutImages: heldOut.images.length,
-      trainingImages: support.images.length,
-      ...(patience > 0 && { lastStep, keptStep: finalCheckpoint.step }),
-    });
-    const tensors: AdapterTensors = new Map(
-      adapters.parameters().map(({ name, tensor }) => [name, { shape: [...tensor.shape], data: finalCheckpoint.tensors.get(name)! }]),
+    const meta = adapterMetadata(
+      setup.adapter,
+      training,
+      model,
+      classNames,
+      { shots: setup.shots, holdout: setup.holdout },
+      {
+        zeroShotAccuracy: zeroShot?.accuracy ?? null,
+        heldOutAccuracy: adapted?.accuracy ?? null,
+        supportAccuracy,
+        finalLoss: lastLoss,
+        heldOutImages: heldOut.images.length,
+        trainingImages: support.images.length,
+        ...(patience > 0 && { lastStep, keptStep: finalCheckpoint.step }),
+      },
     );
-    return { status: 'completed', adapter: { file: encodeAdapterFile(meta, tensors), meta, tensors }, zeroShot, adapted, supportAccuracy, finalCheckpoint, lastStep };
+    const tensors: AdapterTensors = new Map(
+      adapters
+        .parameters()
+        .map(({ name, tensor }) => [name, { shape: [...tensor.shape], data: finalCheckpoint.tensors.get(name)! }]),
+    );
+    return {
+      status: 'completed',
+      adapter: { file: encodeAdapterFile(meta, tensors), meta, tensors },
+      zeroShot,
+      adapted,
+      supportAccuracy,
+      finalCheckpoint,
+      lastStep,
+    };
   } finally {
     trainer?.destroy();
     adapters.destroy();
@@ -197,7 +239,11 @@ const TIMED_STEPS = 2;
  * estimate and the CLI's --time-budget both measure with it; the adapters are thrown away.
  */
 export async function measureStepTime(
-  model: ClipModel, classNames: readonly string[], support: LabelledImages, adapter: AdapterSettings, training: TrainSettings,
+  model: ClipModel,
+  classNames: readonly string[],
+  support: LabelledImages,
+  adapter: AdapterSettings,
+  training: TrainSettings,
   gpuTurn: NonNullable<RunHooks['gpuTurn']> = (work) => work(),
 ): Promise<number> {
   const adapters = AdapterSet.create(model.ctx, model.config, adapter, { random: Math.random });
@@ -236,7 +282,12 @@ class BestEvaluation {
 
 /** Steps until done, cancelled or stopped early; returns the last step's loss (null when none ran) and the last evaluation. */
 async function trainSteps(
-  trainer: Trainer, setup: RunSetup, hooks: RunHooks, control: RunControl, gpuTurn: NonNullable<RunHooks['gpuTurn']>, best: BestEvaluation,
+  trainer: Trainer,
+  setup: RunSetup,
+  hooks: RunHooks,
+  control: RunControl,
+  gpuTurn: NonNullable<RunHooks['gpuTurn']>,
+  best: BestEvaluation,
 ): Promise<{ lastLoss: number | null; lastEvaluation: { step: number; evaluation: Evaluation } | null }> {
   const { heldOut, training, checkpointEvery } = setup;
   const checkpoint = async () => {

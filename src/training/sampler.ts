@@ -52,9 +52,12 @@ export class BatchSampler {
       throw new RangeError(`BatchSampler: batchSize must be a positive integer, got ${batchSize}`);
     }
     if (items.length === 0) throw new RangeError('BatchSampler: there are no items to sample');
-    if (!items.every(Number.isSafeInteger)) throw new RangeError('BatchSampler: items must be integers (image indices)');
+    if (!items.every(Number.isSafeInteger))
+      throw new RangeError('BatchSampler: items must be integers (image indices)');
     if (this.dropLast && items.length < batchSize) {
-      throw new RangeError(`BatchSampler: dropLast with ${items.length} items and batches of ${batchSize} leaves no batch at all`);
+      throw new RangeError(
+        `BatchSampler: dropLast with ${items.length} items and batches of ${batchSize} leaves no batch at all`,
+      );
     }
     this.items = [...items];
     this.rng = Rng.derive(seed, RNG_STREAM.batches);
@@ -64,7 +67,8 @@ export class BatchSampler {
 
   /** Continues a sampler saved with `state()`, over the same `items` (checked). */
   static restore(items: readonly number[], state: BatchSamplerState): BatchSampler {
-    if (state.version !== 1) throw new RangeError(`BatchSampler.restore: unknown state version ${String(state.version)}`);
+    if (state.version !== 1)
+      throw new RangeError(`BatchSampler.restore: unknown state version ${String(state.version)}`);
     if (state.itemCount !== items.length || state.itemsHash !== hashItems(items)) {
       throw new RangeError(
         `BatchSampler.restore: the saved state was for ${state.itemCount} other items; ` +
@@ -73,7 +77,11 @@ export class BatchSampler {
     }
     const sampler = new BatchSampler(items, state.batchSize, 0, { dropLast: state.dropLast });
     const { cursor, batchSize } = state;
-    const validCursor = Number.isInteger(cursor) && cursor >= 0 && cursor < sampler.batchesPerEpoch * batchSize && cursor % batchSize === 0;
+    const validCursor =
+      Number.isInteger(cursor) &&
+      cursor >= 0 &&
+      cursor < sampler.batchesPerEpoch * batchSize &&
+      cursor % batchSize === 0;
     if (!Number.isInteger(state.epoch) || state.epoch < 0 || !validCursor) {
       throw new RangeError(`BatchSampler.restore: invalid position (epoch ${state.epoch}, cursor ${state.cursor})`);
     }

@@ -27,14 +27,18 @@ export const DEFAULT_MIN_LR = 1e-6;
  */
 export function learningRateAt(step: number, schedule: LearningRateSchedule): number {
   const { baseLr, totalSteps, warmupSteps = 0, minLr = DEFAULT_MIN_LR } = schedule;
-  if (!Number.isInteger(step) || step < 0) throw new RangeError(`learningRateAt: step must be a non-negative integer, got ${step}`);
+  if (!Number.isInteger(step) || step < 0)
+    throw new RangeError(`learningRateAt: step must be a non-negative integer, got ${step}`);
   if (!Number.isInteger(totalSteps) || totalSteps < 1) {
     throw new RangeError(`learningRateAt: totalSteps must be a positive integer, got ${totalSteps}`);
   }
   if (!Number.isInteger(warmupSteps) || warmupSteps < 0 || warmupSteps >= totalSteps) {
-    throw new RangeError(`learningRateAt: warmupSteps must be an integer in [0, totalSteps = ${totalSteps}), got ${warmupSteps}`);
+    throw new RangeError(
+      `learningRateAt: warmupSteps must be an integer in [0, totalSteps = ${totalSteps}), got ${warmupSteps}`,
+    );
   }
-  if (!(Number.isFinite(baseLr) && baseLr > 0)) throw new RangeError(`learningRateAt: baseLr must be a positive number, got ${baseLr}`);
+  if (!(Number.isFinite(baseLr) && baseLr > 0))
+    throw new RangeError(`learningRateAt: baseLr must be a positive number, got ${baseLr}`);
   if (!(Number.isFinite(minLr) && minLr >= 0 && minLr <= baseLr)) {
     throw new RangeError(`learningRateAt: minLr must be in [0, baseLr = ${baseLr}], got ${minLr}`);
   }

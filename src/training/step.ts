@@ -40,14 +40,23 @@ function sliceTokens(tokens: TokenBatch, start: number, end: number): TokenBatch
 }
 
 /** Features of every class prompt, chunk by chunk, without keeping activations. */
-function textFeaturesChunked(model: ClipModel, classes: TokenBatch, adapters: AdapterSet | null, options: StepOptions): Tensor {
+function textFeaturesChunked(
+  model: ClipModel,
+  classes: TokenBatch,
+  adapters: AdapterSet | null,
+  options: StepOptions,
+): Tensor {
   const { ctx } = model;
   const count = classes.ids.length;
   const dim = model.config.projectionDim;
   const all = ctx.tensor([count, dim], 'text.features.all');
   for (let start = 0; start < count; start += options.textChunk) {
     const end = Math.min(count, start + options.textChunk);
-    const run = model.text.forward(sliceTokens(classes, start, end), adapters, { training: options.training, dropoutSeed: chunkSeed(options, start), record: false });
+    const run = model.text.forward(sliceTokens(classes, start, end), adapters, {
+      training: options.training,
+      dropoutSeed: chunkSeed(options, start),
+      record: false,
+    });
     ctx.copy(run.features!, all, (end - start) * dim, 0, start * dim);
     run.features!.destroy();
   }
@@ -79,7 +88,11 @@ export async function trainMicroBatch(
   const trainText = adapters.hasTower('text');
   const trainVision = adapters.hasTower('vision');
 
-  const visionRun = model.vision.forward(pixels, batch, adapters, { training: options.training, dropoutSeed: options.dropoutSeed, record: trainVision });
+  const visionRun = model.vision.forward(pixels, batch, adapters, {
+    training: options.training,
+    dropoutSeed: options.dropoutSeed,
+    record: trainVision,
+  });
   const imageFeatures = visionRun.features!;
   const imageNormalized = ctx.tensor([batch, dim], 'image.normalized');
   const imageNorms = ctx.tensor([batch], 'image.norms');
@@ -106,7 +119,15 @@ export async function trainMicroBatch(
 
   const dImageNormalized = trainVision ? ctx.tensor([batch, dim], 'd_image.normalized') : null;
   const dTextNormalized = trainText ? ctx.tensor([classCount, dim], 'd_text.normalized') : null;
-  cosineLogitsBackward(ctx, dLogits, imageNormalized, textNormalized, dImageNormalized, dTextNormalized, model.logitScale);
+  cosineLogitsBackward(
+    ctx,
+    dLogits,
+    imageNormalized,
+    textNormalized,
+    dImageNormalized,
+    dTextNormalized,
+    model.logitScale,
+  );
 
   if (dImageNormalized) {
     const dImage = ctx.tensor([batch, dim], 'd_image.features');
@@ -122,7 +143,11 @@ export async function trainMicroBatch(
     l2NormalizeBackward(ctx, dTextNormalized, textNormalized, textNorms, dText);
     for (let start = 0; start < classCount; start += options.textChunk) {
       const end = Math.min(classCount, start + options.textChunk);
-      const run = model.text.forward(sliceTokens(classes, start, end), adapters, { training: options.training, dropoutSeed: chunkSeed(options, start), record: true });
+      const run = model.text.forward(sliceTokens(classes, start, end), adapters, {
+        training: options.training,
+        dropoutSeed: chunkSeed(options, start),
+        record: true,
+      });
       const dChunk = ctx.tensor([end - start, dim], 'd_text.chunk');
       ctx.copy(dText, dChunk, (end - start) * dim, start * dim, 0);
       model.text.backward(run, dChunk);
@@ -133,7 +158,21 @@ export async function trainMicroBatch(
   }
 
   const [lossValues, probValues] = await ctx.readMany([losses, probs]);
-  for (const t of [imageFeatures, imageNormalized, imageNorms, logits, probs, losses, labelTensor, dLogits, dImageNormalized, dTextNormalized, textFeatures, textNorms]) t?.destroy();
+  for (const t of [
+    imageFeatures,
+    imageNormalized,
+    imageNorms,
+    logits,
+    probs,
+    losses,
+    labelTensor,
+    dLogits,
+    dImageNormalized,
+    dTextNormalized,
+    textFeatures,
+    textNorms,
+  ])
+    t?.destroy();
   if (textNormalized !== cachedText) textNormalized.destroy();
 
   let loss = 0;
@@ -147,7 +186,9 @@ export async function trainMicroBatch(
   }
   loss /= batch;
   if (!Number.isFinite(loss)) {
-    throw new DivergenceError(`the loss became ${loss}: training diverged. Lower the learning rate and start again from the last checkpoint.`);
+    throw new DivergenceError(
+      `the loss became ${loss}: training diverged. Lower the learning rate and start again from the last checkpoint.`,
+    );
   }
   return { loss, correct };
 }
@@ -159,4 +200,3 @@ export function frozenClassFeatures(model: ClipModel, classes: TokenBatch, optio
   features.destroy();
   return normalized;
 }
-

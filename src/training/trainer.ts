@@ -64,7 +64,9 @@ export class Trainer {
   ) {
     validateTrainSettings(settings);
     const indices = support.images.map((_, i) => i);
-    this.sampler = resumeFrom ? BatchSampler.restore(indices, resumeFrom.sampler) : new BatchSampler(indices, settings.batchSize, settings.seed);
+    this.sampler = resumeFrom
+      ? BatchSampler.restore(indices, resumeFrom.sampler)
+      : new BatchSampler(indices, settings.batchSize, settings.seed);
     this.rng = resumeFrom ? Rng.fromState(resumeFrom.rng) : Rng.derive(settings.seed, RNG_STREAM.training);
     this.classTokens = model.tokenize(promptsFor(classNames, settings.template, settings.classPrompts));
     adapters.allocateGradients();
@@ -77,7 +79,12 @@ export class Trainer {
   }
 
   learningRate(step = this.step): number {
-    return learningRateAt(step, { baseLr: this.settings.lr, totalSteps: this.settings.iterations, warmupSteps: this.settings.warmupSteps, minLr: this.settings.minLr });
+    return learningRateAt(step, {
+      baseLr: this.settings.lr,
+      totalSteps: this.settings.iterations,
+      warmupSteps: this.settings.warmupSteps,
+      minLr: this.settings.minLr,
+    });
   }
 
   /** One optimizer step over one batch (accumulated over micro-batches). */
@@ -94,7 +101,8 @@ export class Trainer {
       accumulationSteps: microBatches,
       textChunk: settings.textChunk,
     };
-    if (!adapters.hasTower('text') && !this.cachedText) this.cachedText = frozenClassFeatures(model, this.classTokens, options);
+    if (!adapters.hasTower('text') && !this.cachedText)
+      this.cachedText = frozenClassFeatures(model, this.classTokens, options);
 
     adapters.zeroGradients();
     let loss = 0;
@@ -104,8 +112,15 @@ export class Trainer {
       const images = items.map((i) => this.support.images[i]);
       const crop: CropChoice = (image, index) => crops[start + index](image);
       const pixels = preprocessBatch(ctx, images, model.preprocessor, crop);
-      const result = await trainMicroBatch(model, adapters, pixels, items.map((i) => this.support.labels[i]), this.classTokens,
-        { ...options, dropoutSeed: (options.dropoutSeed + Math.imul(start, 0x85ebca6b)) >>> 0 }, this.cachedText);
+      const result = await trainMicroBatch(
+        model,
+        adapters,
+        pixels,
+        items.map((i) => this.support.labels[i]),
+        this.classTokens,
+        { ...options, dropoutSeed: (options.dropoutSeed + Math.imul(start, 0x85ebca6b)) >>> 0 },
+        this.cachedText,
+      );
       pixels.destroy();
       loss += result.loss * items.length;
       correct += result.correct;
@@ -114,12 +129,25 @@ export class Trainer {
     this.optimizer.update(lr, this.step + 1);
     this.step++;
     await ctx.sync();
-    return { step: this.step, loss: loss / batch.length, accuracy: correct / batch.length, lr, milliseconds: performance.now() - started };
+    return {
+      step: this.step,
+      loss: loss / batch.length,
+      accuracy: correct / batch.length,
+      lr,
+      milliseconds: performance.now() - started,
+    };
   }
 
   /** Accuracy, per-class accuracy and confusion matrix on labelled images, with the adapters on. */
   async evaluate(data: LabelledImages, withAdapters = true): Promise<Evaluation> {
-    return evaluate(this.model, this.classNames, data, withAdapters ? this.adapters : null, this.settings.template, this.settings.classPrompts);
+    return evaluate(
+      this.model,
+      this.classNames,
+      data,
+      withAdapters ? this.adapters : null,
+      this.settings.template,
+      this.settings.classPrompts,
+    );
   }
 
   async checkpoint(): Promise<TrainerCheckpoint> {
@@ -141,7 +169,8 @@ export class Trainer {
     const { ctx } = this.model;
     const load = (name: string, tensor: Tensor) => {
       const values = checkpoint.tensors.get(name);
-      if (!values || values.length !== tensor.size) throw new RangeError(`checkpoint lacks ${name} or its size differs`);
+      if (!values || values.length !== tensor.size)
+        throw new RangeError(`checkpoint lacks ${name} or its size differs`);
       ctx.upload(tensor, values);
     };
     for (const { name, tensor } of this.namedState()) load(name, tensor);
@@ -151,7 +180,10 @@ export class Trainer {
 
   /** What a checkpoint holds on the GPU: every adapter parameter, then the AdamW moments of each, by name. */
   private namedState(): { name: string; tensor: Tensor }[] {
-    return [...this.adapters.parameters().map(({ name, tensor }) => ({ name, tensor })), ...this.optimizer.namedState()];
+    return [
+      ...this.adapters.parameters().map(({ name, tensor }) => ({ name, tensor })),
+      ...this.optimizer.namedState(),
+    ];
   }
 
   /** Seeds this image's crop and flip now, so the random stream does not depend on micro-batching. */
@@ -159,12 +191,20 @@ export class Trainer {
     const size = this.model.preprocessor.size;
     if (!this.settings.augment) return (image) => evaluationCrop(size)(image, 0);
     const imageRng = new Rng(this.rng.nextUint32());
-    return (image) => ({ box: randomResizedCropBox(image.width, image.height, () => imageRng.next(), [0.08, 1]), flip: imageRng.next() < 0.5 });
+    return (image) => ({
+      box: randomResizedCropBox(image.width, image.height, () => imageRng.next(), [0.08, 1]),
+      flip: imageRng.next() < 0.5,
+    });
   }
 }
 
 export async function evaluate(
-  model: ClipModel, classNames: readonly string[], data: LabelledImages, adapters: AdapterSet | null, template = DEFAULT_TEMPLATE, classPrompts: ClassPrompts = {},
+  model: ClipModel,
+  classNames: readonly string[],
+  data: LabelledImages,
+  adapters: AdapterSet | null,
+  template = DEFAULT_TEMPLATE,
+  classPrompts: ClassPrompts = {},
 ): Promise<Evaluation> {
   const embeddings = await classEmbeddings(model, classNames, [template], adapters, classPrompts);
   const predictions = (await classify(model, data.images, embeddings, { adapters })).map((p) => p.label);

@@ -82,7 +82,12 @@ export function App() {
 
 function NavItem({ section, current }: { section: Section; current: boolean }) {
   return (
-    <a className="nav-item" href={sectionHref(section.id)} aria-current={current ? 'page' : undefined} title={section.summary}>
+    <a
+      className="nav-item"
+      href={sectionHref(section.id)}
+      aria-current={current ? 'page' : undefined}
+      title={section.summary}
+    >
       {section.title}
     </a>
   );
@@ -93,7 +98,8 @@ function ElsewhereRunBanner() {
   const elsewhere = useTrainingStore((s) => s.elsewhere);
   if (!elsewhere) return null;
   const { step, iterations, stepsPerSecond, secondsLeft } = elsewhere;
-  const parts = step !== null && iterations !== null ? [`step ${step} of ${iterations}`] : ['waiting for its next step'];
+  const parts =
+    step !== null && iterations !== null ? [`step ${step} of ${iterations}`] : ['waiting for its next step'];
   if (stepsPerSecond !== null) parts.push(`${stepsPerSecond.toFixed(2)} steps/s`);
   if (secondsLeft !== null) parts.push(`${formatTimeLeft(secondsLeft)} left`);
   return (
@@ -101,8 +107,13 @@ function ElsewhereRunBanner() {
       <p>
         <strong>Training in another tab</strong> <span data-testid="elsewhere-progress">{parts.join(' · ')}</span>
       </p>
-      {step !== null && iterations !== null && <progress max={iterations} value={step} aria-label="Progress of the run in another tab" />}
-      <p className="detail">One run at a time in this browser: that tab shows the run and its controls. Its adapter appears in the library here when it finishes.</p>
+      {step !== null && iterations !== null && (
+        <progress max={iterations} value={step} aria-label="Progress of the run in another tab" />
+      )}
+      <p className="detail">
+        One run at a time in this browser: that tab shows the run and its controls. Its adapter appears in the library
+        here when it finishes.
+      </p>
     </section>
   );
 }

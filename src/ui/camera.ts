@@ -25,17 +25,25 @@ export function useCamera(open: boolean, deviceId: string | null) {
     setProblem(null);
     navigator.mediaDevices
       // Without a choice, the camera facing away from the user where there are two (phones).
-      .getUserMedia({ video: deviceId ? { deviceId: { exact: deviceId } } : { facingMode: 'environment' }, audio: false })
+      .getUserMedia({
+        video: deviceId ? { deviceId: { exact: deviceId } } : { facingMode: 'environment' },
+        audio: false,
+      })
       .then(async (opened) => {
         if (cancelled) return opened.getTracks().forEach((track) => track.stop());
         current = opened;
         setStream(opened);
         const devices = await navigator.mediaDevices.enumerateDevices();
         const inputs = devices.filter((device) => device.kind === 'videoinput');
-        setCameras(inputs.map((device, i) => ({ deviceId: device.deviceId, label: device.label || `Camera ${i + 1}` })));
+        setCameras(
+          inputs.map((device, i) => ({ deviceId: device.deviceId, label: device.label || `Camera ${i + 1}` })),
+        );
       })
       .catch((error: unknown) => {
-        if (!cancelled) setProblem(`The camera could not be opened (${(error as Error).message}). Allow camera access for this site, or use files instead.`);
+        if (!cancelled)
+          setProblem(
+            `The camera could not be opened (${(error as Error).message}). Allow camera access for this site, or use files instead.`,
+          );
       });
     return () => {
       cancelled = true;
@@ -60,5 +68,7 @@ export function captureFrame(video: HTMLVideoElement | null, name: string): Prom
   canvas.width = video.videoWidth;
   canvas.height = video.videoHeight;
   canvas.getContext('2d')?.drawImage(video, 0, 0);
-  return new Promise((resolve) => canvas.toBlob((blob) => resolve(blob && new File([blob], name, { type: 'image/jpeg' })), 'image/jpeg', 0.92));
+  return new Promise((resolve) =>
+    canvas.toBlob((blob) => resolve(blob && new File([blob], name, { type: 'image/jpeg' })), 'image/jpeg', 0.92),
+  );
 }

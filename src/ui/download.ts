@@ -1,6 +1,10 @@
 // Saving a file from the page: an object URL on a temporary link, clicked.
 
-export function saveFile(data: Blob | Uint8Array<ArrayBuffer> | string, fileName: string, type = 'application/octet-stream'): void {
+export function saveFile(
+  data: Blob | Uint8Array<ArrayBuffer> | string,
+  fileName: string,
+  type = 'application/octet-stream',
+): void {
   const blob = data instanceof Blob ? data : new Blob([data], { type });
   const url = URL.createObjectURL(blob);
   const link = document.createElement('a');
@@ -13,5 +17,10 @@ export function saveFile(data: Blob | Uint8Array<ArrayBuffer> | string, fileName
 
 /** "Block-LoRA r2 · 3 classes" -> "block-lora-r2-3-classes". */
 export function fileSlug(name: string): string {
-  return name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '') || 'adapter';
+  return (
+    name
+      .toLowerCase()
+      .replace(/[^a-z0-9]+/g, '-')
+      .replace(/^-|-$/g, '') || 'adapter'
+  );
 }

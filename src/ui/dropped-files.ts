@@ -23,7 +23,9 @@ export interface ClassFiles {
  * the DataTransfer when the event handler returns, so its entries are taken first and read afterwards.
  */
 export function filesFromDrop(dataTransfer: DataTransfer): Promise<PickedFile[]> {
-  const entries = [...dataTransfer.items].map((item) => item.webkitGetAsEntry()).filter((entry): entry is FileSystemEntry => entry !== null);
+  const entries = [...dataTransfer.items]
+    .map((item) => item.webkitGetAsEntry())
+    .filter((entry): entry is FileSystemEntry => entry !== null);
   if (entries.length === 0) return Promise.resolve([...dataTransfer.files].map((file) => ({ file, folders: [] })));
   return Promise.all(entries.map((entry) => readEntry(entry, []))).then((lists) => lists.flat());
 }
@@ -43,7 +45,10 @@ export function groupIntoClasses(picked: readonly PickedFile[]): { classes: Clas
     const classDepth = rootsWithSubfolders.has(folders[0]) ? 1 : 0;
     const className = folders[classDepth];
     if (className === undefined) {
-      rejected.push({ name: [...folders, file.name].join('/'), reason: 'not inside a class folder: put each class’s images in a folder named after the class' });
+      rejected.push({
+        name: [...folders, file.name].join('/'),
+        reason: 'not inside a class folder: put each class’s images in a folder named after the class',
+      });
       continue;
     }
     let files = byClass.get(className);
@@ -52,10 +57,12 @@ export function groupIntoClasses(picked: readonly PickedFile[]): { classes: Clas
   }
   const classes = [...byClass]
     .sort(([x], [y]) => compareCodePoints(x, y))
-    .map(([className, files]) => ({ className, files: files.sort((x, y) => compareCodePoints(x.key, y.key)).map((f) => f.file) }));
+    .map(([className, files]) => ({
+      className,
+      files: files.sort((x, y) => compareCodePoints(x.key, y.key)).map((f) => f.file),
+    }));
   return { classes, rejected };
 }
-
 
 /** .DS_Store, Thumbs.db and friends come along with folders; nobody means them as images. */
 function isHidden(name: string): boolean {

@@ -39,7 +39,10 @@ const CONCURRENT_IMAGES = 4;
 const PROGRESS_INTERVAL_MS = 100;
 
 /** Prepares files (a few at a time, results in file order), collecting the ones that failed with their reasons. */
-export async function prepareImages(files: readonly File[], onProgress?: (done: number) => void): Promise<{ prepared: PreparedImage[]; rejected: RejectedFile[] }> {
+export async function prepareImages(
+  files: readonly File[],
+  onProgress?: (done: number) => void,
+): Promise<{ prepared: PreparedImage[]; rejected: RejectedFile[] }> {
   const results: (PreparedImage | RejectedFile)[] = new Array(files.length);
   let next = 0;
   let done = 0;

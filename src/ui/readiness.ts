@@ -46,12 +46,24 @@ export interface ReadinessInput {
 const fixOn = (label: string, section: SectionId) => ({ label, href: sectionHref(section) });
 const quoted = (names: readonly string[]) => names.map((name) => `“${name}”`).join(', ');
 
-export function trainingProblems({ model, classes, images, split, plan, elsewhere }: ReadinessInput): ReadinessProblem[] {
+export function trainingProblems({
+  model,
+  classes,
+  images,
+  split,
+  plan,
+  elsewhere,
+}: ReadinessInput): ReadinessProblem[] {
   const problems: ReadinessProblem[] = [];
   if (elsewhere) {
-    problems.push({ check: 'elsewhere', text: 'Training in another tab: one run at a time in this browser.', fix: null });
+    problems.push({
+      check: 'elsewhere',
+      text: 'Training in another tab: one run at a time in this browser.',
+      fix: null,
+    });
   }
-  if (!model) problems.push({ check: 'model', text: 'No model is loaded.', fix: fixOn('Load one on the Model screen', 'model') });
+  if (!model)
+    problems.push({ check: 'model', text: 'No model is loaded.', fix: fixOn('Load one on the Model screen', 'model') });
   if (classes.length < 2) {
     problems.push({
       check: 'classes',
@@ -79,8 +91,10 @@ export function trainingProblems({ model, classes, images, split, plan, elsewher
       fix: fixOn(`Add at least one more image to ${one ? 'it' : 'each'} on the Dataset screen`, 'dataset'),
     });
   }
-  if (model && plan.status === 'invalid') problems.push({ check: 'settings', text: `${plan.message} Change it in the settings below.`, fix: null });
+  if (model && plan.status === 'invalid')
+    problems.push({ check: 'settings', text: `${plan.message} Change it in the settings below.`, fix: null });
   if (model && plan.status === 'does-not-fit') problems.push({ check: 'memory', text: plan.message, fix: null });
-  if (model && (plan.status === 'planning' || plan.status === 'none')) problems.push({ check: 'planning', text: 'Working out what these settings cost…', fix: null });
+  if (model && (plan.status === 'planning' || plan.status === 'none'))
+    problems.push({ check: 'planning', text: 'Working out what these settings cost…', fix: null });
   return problems;
 }

@@ -18,15 +18,32 @@ export interface DatasetSplit {
   roles: Map<string, 'train' | 'held-out'>;
 }
 
-export function splitDataset(classes: readonly ClassRecord[], images: readonly DatasetImage[], choice: SplitChoice, seed: number): DatasetSplit {
+export function splitDataset(
+  classes: readonly ClassRecord[],
+  images: readonly DatasetImage[],
+  choice: SplitChoice,
+  seed: number,
+): DatasetSplit {
   const labelOf = new Map(classes.map((c, label) => [c.id, label]));
   const labelled = images.filter((image) => labelOf.has(image.classId));
   const labels = labelled.map((image) => labelOf.get(image.classId)!);
-  const usable = choice.holdout !== undefined ? choice.holdout > 0 && choice.holdout < 1 : Number.isInteger(choice.shots) && choice.shots >= 1;
-  const { support, heldOut, warnings } = labelled.length && usable
-    ? splitFor(labels, choice, seed, classes.map((c) => c.name))
-    : { support: [], heldOut: [], warnings: [] };
-  const pick = (indices: number[]): StoredSplit => ({ imageIds: indices.map((i) => labelled[i].id), labels: indices.map((i) => labels[i]) });
+  const usable =
+    choice.holdout !== undefined
+      ? choice.holdout > 0 && choice.holdout < 1
+      : Number.isInteger(choice.shots) && choice.shots >= 1;
+  const { support, heldOut, warnings } =
+    labelled.length && usable
+      ? splitFor(
+          labels,
+          choice,
+          seed,
+          classes.map((c) => c.name),
+        )
+      : { support: [], heldOut: [], warnings: [] };
+  const pick = (indices: number[]): StoredSplit => ({
+    imageIds: indices.map((i) => labelled[i].id),
+    labels: indices.map((i) => labels[i]),
+  });
   const roles = new Map<string, 'train' | 'held-out'>();
   support.forEach((i) => roles.set(labelled[i].id, 'train'));
   heldOut.forEach((i) => roles.set(labelled[i].id, 'held-out'));
@@ -42,5 +59,8 @@ export function splitDataset(classes: readonly ClassRecord[], images: readonly D
 export function useDatasetSplit({ shots, holdout }: SplitChoice, seed: number): DatasetSplit {
   const classes = useDatasetStore((s) => s.classes);
   const images = useDatasetStore((s) => s.images);
-  return useMemo(() => splitDataset(classes, images, { shots, holdout }, seed), [classes, images, shots, holdout, seed]);
+  return useMemo(
+    () => splitDataset(classes, images, { shots, holdout }, seed),
+    [classes, images, shots, holdout, seed],
+  );
 }

@@ -11,11 +11,20 @@ import { planRun } from './training-run';
 export async function calibrateTraining(model: ClipModel, request: CalibrationRequest): Promise<CalibrationResult> {
   const classNames = Array.from({ length: Math.max(2, request.classes) }, (_, i) => `class ${i}`);
   // The passes a run would take (planRun); a step's time does not depend on the run's length.
-  const { adapter, training: settings } = await planRun(model, request.adapter, { ...request.training, iterations: 1 }, classNames.length);
+  const { adapter, training: settings } = await planRun(
+    model,
+    request.adapter,
+    { ...request.training, iterations: 1 },
+    classNames.length,
+  );
   // A run's batch is at most its training set (an epoch is cut into batches): time that many images.
   const size = model.preprocessor.size;
   const imageCount = Math.max(1, Math.min(settings.batchSize, request.trainingImages));
-  const images = Array.from({ length: imageCount }, (_, i) => ({ rgba: new Uint8Array(4 * size * size).fill(40 + ((17 * i) % 200)), width: size, height: size }));
+  const images = Array.from({ length: imageCount }, (_, i) => ({
+    rgba: new Uint8Array(4 * size * size).fill(40 + ((17 * i) % 200)),
+    width: size,
+    height: size,
+  }));
   const support = { images, labels: images.map((_, i) => i % classNames.length) };
   const millisecondsPerStep = await measureStepTime(model, classNames, support, adapter, settings, exclusive);
   return { millisecondsPerStep };

@@ -107,6 +107,9 @@ export class EngineClient {
 
 /** Starts the engine worker (one GPU device per worker). */
 export function startEngine(): EngineClient {
-  const worker = new Worker(new URL('./engine.worker.ts', import.meta.url), { type: 'module', name: 'octoclip-engine' });
+  const worker = new Worker(new URL('./engine.worker.ts', import.meta.url), {
+    type: 'module',
+    name: 'octoclip-engine',
+  });
   return new EngineClient(worker);
 }

@@ -20,7 +20,9 @@ export async function decodeImage(blob: Blob, name: string, modelImageSize: numb
     // As PIL reads images for CLIP: no colour-profile conversion, straight (not premultiplied) alpha.
     bitmap = await createImageBitmap(blob, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
   } catch {
-    throw new ImageDecodeError(`${name} could not be decoded: it is not an image this browser can read, or the file is damaged.`);
+    throw new ImageDecodeError(
+      `${name} could not be decoded: it is not an image this browser can read, or the file is damaged.`,
+    );
   }
   const maxShortSide = MAX_SHORT_SIDE_FACTOR * modelImageSize;
   const scale = Math.min(1, maxShortSide / Math.min(bitmap.width, bitmap.height));
@@ -43,7 +45,11 @@ export async function decodeImage(blob: Blob, name: string, modelImageSize: numb
 }
 
 /** Decodes images in order, one at a time (a few hundred photos decoded at once would hold gigabytes). */
-export async function decodeImages(blobs: readonly Blob[], names: readonly string[], modelImageSize: number): Promise<RgbaImage[]> {
+export async function decodeImages(
+  blobs: readonly Blob[],
+  names: readonly string[],
+  modelImageSize: number,
+): Promise<RgbaImage[]> {
   const images: RgbaImage[] = [];
   for (let i = 0; i < blobs.length; i++) images.push(await decodeImage(blobs[i], names[i], modelImageSize));
   return images;

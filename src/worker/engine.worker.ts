@@ -140,10 +140,16 @@ function currentRun(runId: string): TrainingRun {
 }
 
 async function loadModel({ id, revision, files }: EngineParams<'loadModel'>): Promise<EngineResult<'loadModel'>> {
-  if (run) throw new EngineRefusal('busy', 'A training run is using the model: let it finish or cancel it before loading another model.');
+  if (run)
+    throw new EngineRefusal(
+      'busy',
+      'A training run is using the model: let it finish or cancel it before loading another model.',
+    );
   const { ctx } = await openEngine();
   const loaded = await exclusive(() =>
-    ModelSession.load(ctx, { id, revision }, files, (loadedBytes, totalBytes) => post({ kind: 'event', type: 'model-progress', loadedBytes, totalBytes })),
+    ModelSession.load(ctx, { id, revision }, files, (loadedBytes, totalBytes) =>
+      post({ kind: 'event', type: 'model-progress', loadedBytes, totalBytes }),
+    ),
   );
   // Replaced only now: a model file that fails to load leaves the previous model in place.
   session?.destroy();
@@ -153,7 +159,12 @@ async function loadModel({ id, revision, files }: EngineParams<'loadModel'>): Pr
 
 async function planTraining(params: EngineParams<'planTraining'>): Promise<EngineResult<'planTraining'>> {
   const { model } = loadedModel();
-  const { adapter, training, plan, budgetBytes } = await planRun(model, params.adapter, params.training, params.classes);
+  const { adapter, training, plan, budgetBytes } = await planRun(
+    model,
+    params.adapter,
+    params.training,
+    params.classes,
+  );
   return {
     trainableParameters: trainableParameterCount(model.config, adapter),
     peakBytes: plan.peakBytes,
@@ -166,7 +177,9 @@ async function planTraining(params: EngineParams<'planTraining'>): Promise<Engin
 
 async function trainStart(request: EngineParams<'trainStart'>): Promise<EngineResult<'trainStart'>> {
   if (run) throw new EngineRefusal('busy', 'A training run is already going: one run at a time.');
-  const started = new TrainingRun(loadedModel(), request, (event, transfer) => scope.postMessage(event, transfer ?? []));
+  const started = new TrainingRun(loadedModel(), request, (event, transfer) =>
+    scope.postMessage(event, transfer ?? []),
+  );
   run = started;
   try {
     return await started.run();
@@ -189,8 +202,12 @@ function suggestedModels(): Promise<SuggestedModel[]> {
     for (const known of KNOWN_CLIP_MODELS) {
       const config = knownClipConfig(known);
       rows.push({
-        repo: known.repo, name: known.name, note: known.note, downloadBytes: downloadBytes(config),
-        trainingBytes: await plannedTrainingBytes(config), trainingBytesMicroBatch8: await plannedTrainingBytes(config, 8),
+        repo: known.repo,
+        name: known.name,
+        note: known.note,
+        downloadBytes: downloadBytes(config),
+        trainingBytes: await plannedTrainingBytes(config),
+        trainingBytesMicroBatch8: await plannedTrainingBytes(config, 8),
       });
     }
     return rows;
@@ -221,12 +238,23 @@ const handlers: Handlers = {
     return peftExportFiles(meta, tensors, folder);
   },
   importPeft: async ({ files }) => {
-    const bytes = new Map(Object.entries(files).map(([path, content]) => [path, typeof content === 'string' ? new TextEncoder().encode(content) : content]));
+    const bytes = new Map(
+      Object.entries(files).map(([path, content]) => [
+        path,
+        typeof content === 'string' ? new TextEncoder().encode(content) : content,
+      ]),
+    );
     const peft = findPeftFiles(bytes);
     if (!peft.classes) {
-      throw new EngineRefusal('invalid-settings', `This PEFT adapter has no ${PEFT_CLASSES_FILE} with its class names: add one, or import it with octoclip import-peft --classes.`);
+      throw new EngineRefusal(
+        'invalid-settings',
+        `This PEFT adapter has no ${PEFT_CLASSES_FILE} with its class names: add one, or import it with octoclip import-peft --classes.`,
+      );
     }
-    const { meta, tensors } = fromPeft(peft.config, peft.weights, loadedModel().describe(), { classNames: peft.classes.class_names, promptTemplate: peft.classes.prompt_template });
+    const { meta, tensors } = fromPeft(peft.config, peft.weights, loadedModel().describe(), {
+      classNames: peft.classes.class_names,
+      promptTemplate: peft.classes.prompt_template,
+    });
     return encodeAdapterFile(meta, tensors);
   },
 };
@@ -242,7 +270,8 @@ function toEngineError(error: unknown): EngineError {
   if (error instanceof DeviceLostError) return { kind: 'device-lost', message };
   if (error instanceof GpuError) return { kind: 'gpu-error', message };
   if (error instanceof ModelFileError) return { kind: 'model-file', message };
-  if (error instanceof AdapterFileError || error instanceof AdapterMismatchError || error instanceof PeftImportError) return { kind: 'adapter-file', message };
+  if (error instanceof AdapterFileError || error instanceof AdapterMismatchError || error instanceof PeftImportError)
+    return { kind: 'adapter-file', message };
   if (error instanceof ImageDecodeError) return { kind: 'image-decode', message };
   if (error instanceof DivergenceError) return { kind: 'diverged', message };
   return { kind: 'internal', message: `The engine failed unexpectedly: ${message}` };

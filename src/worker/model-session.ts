@@ -10,7 +10,15 @@ import { DEFAULT_TEMPLATE, type ClassPrompts } from '../common/prompts';
 import { classEmbeddings, classify } from '../model/zero-shot';
 import { evaluate } from '../training/trainer';
 import { decodeImage, decodeImages } from './decode';
-import type { AdapterRef, EvaluateRequest, EvaluateResult, LoadedModel, ModelFileBlobs, PredictRequest, PredictResult } from './protocol';
+import type {
+  AdapterRef,
+  EvaluateRequest,
+  EvaluateResult,
+  LoadedModel,
+  ModelFileBlobs,
+  PredictRequest,
+  PredictResult,
+} from './protocol';
 
 interface LoadedAdapter {
   id: string;
@@ -52,7 +60,13 @@ export class ModelSession {
 
   describe(): LoadedModel {
     const { model } = this;
-    return { id: model.id, revision: model.revision, fingerprint: model.weights.fingerprint, config: model.config, weightBytes: model.weights.byteLength };
+    return {
+      id: model.id,
+      revision: model.revision,
+      fingerprint: model.weights.fingerprint,
+      config: model.config,
+      weightBytes: model.weights.byteLength,
+    };
   }
 
   /** Reads an adapter file and checks that it was made for this model (AdapterFileError, AdapterMismatchError). */
@@ -65,7 +79,9 @@ export class ModelSession {
   async predict({ image, classNames, adapter: ref }: PredictRequest): Promise<PredictResult> {
     const adapter = ref ? await this.useAdapter(ref) : null;
     const names = adapter ? adapter.meta.classNames : classNames;
-    const prompts = adapter ? { template: adapter.meta.promptTemplate, classPrompts: adapter.meta.classPrompts ?? {} } : { template: DEFAULT_TEMPLATE, classPrompts: {} };
+    const prompts = adapter
+      ? { template: adapter.meta.promptTemplate, classPrompts: adapter.meta.classPrompts ?? {} }
+      : { template: DEFAULT_TEMPLATE, classPrompts: {} };
     const pixels = await decodeImage(image, 'This image', this.model.preprocessor.size);
     const probabilities = async (withAdapter: LoadedAdapter | null) => {
       const embedding = await this.classEmbeddings(names, prompts, withAdapter);
@@ -82,7 +98,10 @@ export class ModelSession {
   /** Accuracy of the base model and of the adapter on labelled images of the adapter's classes. */
   async evaluate({ adapter: ref, images }: EvaluateRequest): Promise<EvaluateResult> {
     const adapter = await this.useAdapter(ref);
-    const data = { images: await decodeImages(images.images, images.names, this.model.preprocessor.size), labels: images.labels };
+    const data = {
+      images: await decodeImages(images.images, images.names, this.model.preprocessor.size),
+      labels: images.labels,
+    };
     const { classNames, promptTemplate, classPrompts } = adapter.meta;
     return {
       zeroShot: await evaluate(this.model, classNames, data, null, promptTemplate, classPrompts),
@@ -107,7 +126,11 @@ export class ModelSession {
     return this.adapter;
   }
 
-  private async classEmbeddings(classNames: readonly string[], { template, classPrompts }: { template: string; classPrompts: ClassPrompts }, adapter: LoadedAdapter | null): Promise<Float32Array> {
+  private async classEmbeddings(
+    classNames: readonly string[],
+    { template, classPrompts }: { template: string; classPrompts: ClassPrompts },
+    adapter: LoadedAdapter | null,
+  ): Promise<Float32Array> {
     const key = JSON.stringify([adapter?.id ?? null, template, classPrompts, classNames]);
     let embedding = this.embeddings.get(key);
     if (!embedding) {

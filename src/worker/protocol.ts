@@ -77,7 +77,10 @@ export interface LoadedModel {
 
 /** Training settings the studio sends; the rest are the recipe's (defaultTrainSettings). */
 export interface TrainChoice
-  extends Pick<TrainSettings, 'seed' | 'iterations' | 'batchSize' | 'lr' | 'minLr' | 'warmupSteps' | 'weightDecay' | 'augment' | 'evalEvery'> {
+  extends Pick<
+    TrainSettings,
+    'seed' | 'iterations' | 'batchSize' | 'lr' | 'minLr' | 'warmupSteps' | 'weightDecay' | 'augment' | 'evalEvery'
+  > {
   /** Images per pass; null: automatic, the largest that fits the GPU memory (choosePassSizes). */
   microBatchSize: number | null;
   /** The GPU memory a run may use, in bytes (0 or absent: automatic, see deviceMemoryOf). */

@@ -6,13 +6,27 @@ import { allLayers, defaultAdapterSettings, type AdapterSettings } from '../adap
 import { blocksFor, defaultTrainSettings, type TrainSettings } from '../common/recipe';
 import type { ClipModel } from '../model/clip';
 import type { ClipConfig } from '../model/config';
-import { deviceMemoryOf, fitTrainSettings, mebibytes, TrainingDoesNotFitError, type MemoryPlan } from '../training/memory-plan';
+import {
+  deviceMemoryOf,
+  fitTrainSettings,
+  mebibytes,
+  TrainingDoesNotFitError,
+  type MemoryPlan,
+} from '../training/memory-plan';
 import { RunControl, runTraining } from '../training/run';
 import type { LabelledImages } from '../training/trainer';
 import { decodeImages } from './decode';
 import { exclusive } from './gpu-queue';
 import type { ModelSession } from './model-session';
-import type { AdapterChoice, EngineEvent, LabelledBlobs, TrainChoice, TrainPhase, TrainRequest, TrainResult } from './protocol';
+import type {
+  AdapterChoice,
+  EngineEvent,
+  LabelledBlobs,
+  TrainChoice,
+  TrainPhase,
+  TrainRequest,
+  TrainResult,
+} from './protocol';
 import { EngineRefusal } from './refusal';
 
 type TrainEvent = Extract<EngineEvent, { runId: string }>;
@@ -47,7 +61,10 @@ export function trainSettingsFor(choice: TrainChoice): TrainSettings {
     throw new EngineRefusal('invalid-settings', 'The checkpoint interval must be a whole number of at least 1.');
   }
   if (choice.patience && !choice.evalEvery) {
-    throw new EngineRefusal('invalid-settings', 'Early stopping counts held-out evaluations: set how often they happen (Held-out evaluation every).');
+    throw new EngineRefusal(
+      'invalid-settings',
+      'Early stopping counts held-out evaluations: set how often they happen (Held-out evaluation every).',
+    );
   }
   try {
     return defaultTrainSettings(choice.shots, {
@@ -85,18 +102,31 @@ export interface PlannedRun {
  * for memory when smaller passes would fit. The worker plans, times and trains with this one rule.
  * Throws EngineRefusal: 'invalid-settings', or 'does-not-fit' with what to do when nothing fits.
  */
-export async function planRun(model: ClipModel, adapterChoice: AdapterChoice, choice: TrainChoice, classes: number): Promise<PlannedRun> {
+export async function planRun(
+  model: ClipModel,
+  adapterChoice: AdapterChoice,
+  choice: TrainChoice,
+  classes: number,
+): Promise<PlannedRun> {
   const adapter = adapterSettingsFor(model.config, adapterChoice);
   const wanted = trainSettingsFor(choice);
   try {
     const device = deviceMemoryOf(model.ctx.device.limits, choice.memoryBudgetBytes);
-    const { training, plan } = await fitTrainSettings(model.config, adapter, wanted, classes, device, { keepMicroBatch: choice.microBatchSize !== null });
+    const { training, plan } = await fitTrainSettings(model.config, adapter, wanted, classes, device, {
+      keepMicroBatch: choice.microBatchSize !== null,
+    });
     return { adapter, training, plan, budgetBytes: device.budgetBytes };
   } catch (error) {
     if (error instanceof TrainingDoesNotFitError) {
-      const passes = choice.microBatchSize === null ? 'even with one image per pass' : `with ${choice.microBatchSize} images per pass (set the micro-batch to Automatic to try smaller passes)`;
+      const passes =
+        choice.microBatchSize === null
+          ? 'even with one image per pass'
+          : `with ${choice.microBatchSize} images per pass (set the micro-batch to Automatic to try smaller passes)`;
       const { shortfall } = error;
-      const why = 'limit' in shortfall ? shortfall.limit : `it needs ${mebibytes(shortfall.peakBytes)} at its peak, over the ${mebibytes(shortfall.budgetBytes)} budget`;
+      const why =
+        'limit' in shortfall
+          ? shortfall.limit
+          : `it needs ${mebibytes(shortfall.peakBytes)} at its peak, over the ${mebibytes(shortfall.budgetBytes)} budget`;
       throw new EngineRefusal(
         'does-not-fit',
         `The planned GPU memory is over this device's limits ${passes}: ${why}. Use a smaller batch, fewer classes, adapters on fewer matrices or on one encoder, or a larger GPU memory setting if the GPU has more.`,
@@ -141,9 +171,13 @@ export class TrainingRun {
     const { model } = this.session;
     const { request, runId } = this;
     const { adapter, training } = await planRun(model, request.adapter, request.training, request.classNames.length);
-    if (request.support.images.length === 0) throw new EngineRefusal('invalid-settings', 'There are no training images.');
+    if (request.support.images.length === 0)
+      throw new EngineRefusal('invalid-settings', 'There are no training images.');
     if (request.training.patience && request.heldOut.images.length === 0) {
-      throw new EngineRefusal('invalid-settings', 'Early stopping needs held-out images: add images or lower the shots.');
+      throw new EngineRefusal(
+        'invalid-settings',
+        'Early stopping needs held-out images: add images or lower the shots.',
+      );
     }
 
     this.phase('preparing');
@@ -151,14 +185,24 @@ export class TrainingRun {
     const heldOut = await this.decode(request.heldOut);
     const outcome = await runTraining(
       {
-        model, classNames: request.classNames, support, heldOut, adapter, training,
-        shots: request.training.shots, holdout: request.training.holdout, checkpointEvery: request.training.checkpointEvery, patience: request.training.patience,
+        model,
+        classNames: request.classNames,
+        support,
+        heldOut,
+        adapter,
+        training,
+        shots: request.training.shots,
+        holdout: request.training.holdout,
+        checkpointEvery: request.training.checkpointEvery,
+        patience: request.training.patience,
         resumeFrom: request.resumeFrom,
       },
       {
         phase: (phase) => this.phase(phase),
-        step: (log) => this.emit({ kind: 'event', type: 'train-progress', runId, iterations: training.iterations, log }),
-        evaluation: (step, { accuracy }) => this.emit({ kind: 'event', type: 'train-evaluation', runId, step, accuracy }),
+        step: (log) =>
+          this.emit({ kind: 'event', type: 'train-progress', runId, iterations: training.iterations, log }),
+        evaluation: (step, { accuracy }) =>
+          this.emit({ kind: 'event', type: 'train-evaluation', runId, step, accuracy }),
         checkpoint: (checkpoint) => {
           const transfer = [...checkpoint.tensors.values()].map((values) => values.buffer);
           this.emit({ kind: 'event', type: 'train-checkpoint', runId, checkpoint }, transfer);
@@ -173,7 +217,10 @@ export class TrainingRun {
   }
 
   private async decode(blobs: LabelledBlobs): Promise<LabelledImages> {
-    return { images: await decodeImages(blobs.images, blobs.names, this.session.model.preprocessor.size), labels: blobs.labels };
+    return {
+      images: await decodeImages(blobs.images, blobs.names, this.session.model.preprocessor.size),
+      labels: blobs.labels,
+    };
   }
 
   private phase(phase: TrainPhase): void {

@@ -125,21 +125,32 @@ describe('adapter file', () => {
     expect(header.tensors.size).toBe(2 * 3 * 4);
   });
 
-  it('records the classes\' own prompts when there are some, and reads files without them', () => {
+  it("records the classes' own prompts when there are some, and reads files without them", () => {
     const meta = sampleMeta({ classPrompts: { cat: 'a tabby cat asleep on a sofa' } });
     const file = encodeAdapterFile(meta, sampleTensors(meta));
-    expect(parseSafetensorsHeader(file, file.length).metadata.class_prompts).toBe('{"cat":"a tabby cat asleep on a sofa"}');
+    expect(parseSafetensorsHeader(file, file.length).metadata.class_prompts).toBe(
+      '{"cat":"a tabby cat asleep on a sofa"}',
+    );
     expect(decodeAdapterFile(file).meta).toEqual(meta);
     const plain = sampleMeta();
     const plainFile = encodeAdapterFile(plain, sampleTensors(plain));
     expect(parseSafetensorsHeader(plainFile, plainFile.length).metadata).not.toHaveProperty('class_prompts');
     expect(decodeAdapterFile(plainFile).meta.classPrompts).toBeUndefined();
     const wrong = sampleMeta({ classPrompts: { cat: 3 } as unknown as Record<string, string> });
-    expect(() => decodeAdapterFile(encodeAdapterFile(wrong, sampleTensors(wrong)), 'wrong.safetensors')).toThrow('wrong.safetensors: metadata "class_prompts" is not a JSON object of strings');
+    expect(() => decodeAdapterFile(encodeAdapterFile(wrong, sampleTensors(wrong)), 'wrong.safetensors')).toThrow(
+      'wrong.safetensors: metadata "class_prompts" is not a JSON object of strings',
+    );
   });
 
   it('round-trips plain LoRA (one block) and an adapter on one tower only', () => {
-    const meta = sampleMeta({ method: 'lora', blocks: 1, rank: 2, scalingRule: 'alpha/r', alpha: 4, layers: { text: [], vision: [0, 3] } });
+    const meta = sampleMeta({
+      method: 'lora',
+      blocks: 1,
+      rank: 2,
+      scalingRule: 'alpha/r',
+      alpha: 4,
+      layers: { text: [], vision: [0, 3] },
+    });
     expect(meta.scaling).toBe(2);
     const { meta: decoded } = decodeAdapterFile(encodeAdapterFile(meta, sampleTensors(meta)));
     expect(decoded).toEqual(meta);
@@ -159,11 +170,15 @@ describe('adapter file', () => {
     decoded.data.forEach((value, i) => expect(Math.abs(value - original.data[i])).toBeLessThanOrEqual(2 ** -11));
   });
 
-  it('refuses a file that is not safetensors, naming the file, without the reader\'s numbers', () => {
+  it("refuses a file that is not safetensors, naming the file, without the reader's numbers", () => {
     const garbage = new TextEncoder().encode('PK\u0003\u0004 this is a zip, not an adapter');
-    expect(decodeFailure(garbage).message).toBe(`${FILE}: not an octoclip adapter: the file is corrupt or of another kind (it does not start with a safetensors header)`);
+    expect(decodeFailure(garbage).message).toBe(
+      `${FILE}: not an octoclip adapter: the file is corrupt or of another kind (it does not start with a safetensors header)`,
+    );
     expect(decodeFailure(new Uint8Array(0)).message).toBe(`${FILE}: not an octoclip adapter: the file is empty`);
-    expect(decodeFailure(new Uint8Array(5)).message).toBe(`${FILE}: not an octoclip adapter: the file has only 5 bytes`);
+    expect(decodeFailure(new Uint8Array(5)).message).toBe(
+      `${FILE}: not an octoclip adapter: the file has only 5 bytes`,
+    );
     const badJson = new Uint8Array(24);
     badJson[0] = 16;
     badJson.fill(0x7b, 8);
@@ -183,8 +198,19 @@ describe('adapter file', () => {
   });
 
   it('points a PEFT adapter file to the import', () => {
-    const peft = encodeSafetensors([{ name: 'base_model.model.text_model.encoder.layers.0.self_attn.q_proj.lora_A.weight', shape: [1, 2], data: new Float32Array(2) }], { format: 'pt' });
-    expect(decodeFailure(peft).message).toMatch(/this is a PEFT LoRA adapter .*octoclip import-peft --peft DIR --model M --out A\.octoclip\.safetensors.*Import PEFT in the Adapter library/);
+    const peft = encodeSafetensors(
+      [
+        {
+          name: 'base_model.model.text_model.encoder.layers.0.self_attn.q_proj.lora_A.weight',
+          shape: [1, 2],
+          data: new Float32Array(2),
+        },
+      ],
+      { format: 'pt' },
+    );
+    expect(decodeFailure(peft).message).toMatch(
+      /this is a PEFT LoRA adapter .*octoclip import-peft --peft DIR --model M --out A\.octoclip\.safetensors.*Import PEFT in the Adapter library/,
+    );
   });
 
   it("pins the base model's Hub commit beside base_model when it is known", () => {
@@ -193,7 +219,9 @@ describe('adapter file', () => {
     expect(parseSafetensorsHeader(file, file.length).metadata.base_model_revision).toBe('c'.repeat(40));
     expect(decodeAdapterFile(file, FILE).meta.baseModelRevision).toBe('c'.repeat(40));
     const unpinned = sampleMeta();
-    expect(decodeAdapterFile(encodeAdapterFile(unpinned, sampleTensors(unpinned)), FILE).meta).not.toHaveProperty('baseModelRevision');
+    expect(decodeAdapterFile(encodeAdapterFile(unpinned, sampleTensors(unpinned)), FILE).meta).not.toHaveProperty(
+      'baseModelRevision',
+    );
   });
 
   it('refuses safetensors files that are not octoclip adapters', () => {
@@ -234,17 +262,19 @@ describe('adapter file', () => {
       edit(tensors);
       return withMetadata(() => {}, tensors);
     };
-    expect(decodeFailure(edited((t) => t.delete(first.bName))).message).toBe(`${FILE}: tensor ${first.bName} is missing`);
+    expect(decodeFailure(edited((t) => t.delete(first.bName))).message).toBe(
+      `${FILE}: tensor ${first.bName} is missing`,
+    );
     const stray = 'text_model.encoder.layers.5.self_attn.q_proj.block_lora_A';
     expect(decodeFailure(edited((t) => t.set(stray, { shape: [1], data: new Float32Array(1) }))).message).toBe(
       `${FILE}: tensor ${stray} is not one the metadata's targets and layers name`,
     );
-    expect(decodeFailure(edited((t) => t.set(first.aName, { shape: [4, 8], data: new Float32Array(32) }))).message).toMatch(
-      /has shape \[4,8\], expected \[2, d_in\] for rank 4 in 2 blocks/,
-    );
-    expect(decodeFailure(edited((t) => t.set(first.bName, { shape: [2, 9, 2], data: new Float32Array(36) }))).message).toMatch(
-      /implies a text hidden width of 9, .* implies 8/,
-    );
+    expect(
+      decodeFailure(edited((t) => t.set(first.aName, { shape: [4, 8], data: new Float32Array(32) }))).message,
+    ).toMatch(/has shape \[4,8\], expected \[2, d_in\] for rank 4 in 2 blocks/);
+    expect(
+      decodeFailure(edited((t) => t.set(first.bName, { shape: [2, 9, 2], data: new Float32Array(36) }))).message,
+    ).toMatch(/implies a text hidden width of 9, .* implies 8/);
     expect(
       decodeFailure(
         edited((t) => {
@@ -262,7 +292,9 @@ describe('adapter file', () => {
     tensors.delete(adaptedMatrices(meta)[2].aName);
     expect(() => encodeAdapterFile(meta, tensors)).toThrow(/^encodeAdapterFile: tensor .* is missing$/);
     expect(() => encodeAdapterFile({ ...meta, scaling: 1 }, sampleTensors(meta))).toThrow(RangeError);
-    expect(() => encodeAdapterFile({ ...meta, method: 'lora' }, sampleTensors(meta))).toThrow(/method "lora" has one block/);
+    expect(() => encodeAdapterFile({ ...meta, method: 'lora' }, sampleTensors(meta))).toThrow(
+      /method "lora" has one block/,
+    );
   });
 });
 
@@ -275,7 +307,8 @@ describe('base model check', () => {
 
   it('refuses another base, saying which was expected', () => {
     const meta = sampleMeta();
-    const attempt = () => assertAdapterMatchesBase(meta, 'openai/clip-vit-base-patch16', 'fnv1a64:fedcba9876543210', FILE);
+    const attempt = () =>
+      assertAdapterMatchesBase(meta, 'openai/clip-vit-base-patch16', 'fnv1a64:fedcba9876543210', FILE);
     expect(attempt).toThrow(AdapterMismatchError);
     expect(attempt).toThrow(
       `adapter ${FILE} was trained on openai/clip-vit-base-patch32 (fingerprint fnv1a64:0123456789abcdef), ` +

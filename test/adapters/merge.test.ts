@@ -60,6 +60,8 @@ describe('mergeAdapter', () => {
     expect(() => mergeAdapter(other, meta, tensors)).toThrow(/trained on tiny .*this checkpoint is another model/);
     const half = makeTinyClip({ seed: 5, dtype: 'F16' }).files;
     const halfAdapter = decodeAdapterFile(randomAdapterFile('tiny', half, ['a', 'b']));
-    expect(() => mergeAdapter(half['model.safetensors'] as Uint8Array, halfAdapter.meta, halfAdapter.tensors)).toThrow(/is stored as F16: merging needs F32 weights/);
+    expect(() => mergeAdapter(half['model.safetensors'] as Uint8Array, halfAdapter.meta, halfAdapter.tensors)).toThrow(
+      /is stored as F16: merging needs F32 weights/,
+    );
   });
 });

@@ -53,7 +53,14 @@ function tensorsFor(m: AdapterMetadata, seed: number, dyadic: boolean): AdapterT
 }
 
 /** delta W [dOut, dIn] = scale * B [dOut, k] A [k, dIn], in float64. */
-function deltaW(scale: number, b: ArrayLike<number>, a: ArrayLike<number>, dOut: number, k: number, dIn: number): Float64Array {
+function deltaW(
+  scale: number,
+  b: ArrayLike<number>,
+  a: ArrayLike<number>,
+  dOut: number,
+  k: number,
+  dIn: number,
+): Float64Array {
   const out = new Float64Array(dOut * dIn);
   for (let o = 0; o < dOut; o++) {
     for (let i = 0; i < dIn; i++) {
@@ -82,7 +89,10 @@ function readPeft(m: AdapterMetadata, tensors: AdapterTensors) {
   const weights = new Map(
     [...header.tensors.values()].map((entry) => [
       entry.name,
-      { shape: entry.shape, data: decodeTensor(entry, bytes.subarray(entry.byteOffset, entry.byteOffset + entry.byteLength)) },
+      {
+        shape: entry.shape,
+        data: decodeTensor(entry, bytes.subarray(entry.byteOffset, entry.byteOffset + entry.byteLength)),
+      },
     ]),
   );
   const configText = files['adapter_config.json'];
@@ -90,7 +100,11 @@ function readPeft(m: AdapterMetadata, tensors: AdapterTensors) {
 }
 
 /** PEFT's delta W for one module: (lora_alpha / r) * lora_B lora_A. */
-function peftDeltaW(config: PeftLoraConfig, weights: ReturnType<typeof readPeft>['weights'], path: string): Float64Array {
+function peftDeltaW(
+  config: PeftLoraConfig,
+  weights: ReturnType<typeof readPeft>['weights'],
+  path: string,
+): Float64Array {
   const a = weights.get(`base_model.model.${path}.lora_A.weight`)!;
   const b = weights.get(`base_model.model.${path}.lora_B.weight`)!;
   expect(a.shape[0]).toBe(config.r);
@@ -100,7 +114,11 @@ function peftDeltaW(config: PeftLoraConfig, weights: ReturnType<typeof readPeft>
 
 describe('toPeft', () => {
   it('exports exactly the same delta W (dyadic values: exact float64 equality)', () => {
-    for (const m of [meta(), meta({ rank: 6, blocks: 2, alpha: 3 }), meta({ rank: 12, blocks: 4, scalingRule: 'alpha/r', alpha: 7 })]) {
+    for (const m of [
+      meta(),
+      meta({ rank: 6, blocks: 2, alpha: 3 }),
+      meta({ rank: 12, blocks: 4, scalingRule: 'alpha/r', alpha: 7 }),
+    ]) {
       const tensors = tensorsFor(m, 1, true);
       const { config, weights } = readPeft(m, tensors);
       expect(config.r).toBe(m.rank / m.blocks);
@@ -135,8 +153,14 @@ describe('toPeft', () => {
     expect(b.shape).toEqual([HIDDEN, 2]);
     expect(a.data).toEqual(tensors.get('text_model.encoder.layers.0.self_attn.q_proj.block_lora_A')!.data);
     expect(b.data).toEqual(tensors.get('text_model.encoder.layers.0.self_attn.q_proj.block_lora_B')!.data);
-    expect(weights.get('base_model.model.vision_model.encoder.layers.2.mlp.fc1.lora_B.weight')!.shape).toEqual([MLP, 2]);
-    expect(weights.get('base_model.model.vision_model.encoder.layers.2.mlp.fc2.lora_A.weight')!.shape).toEqual([2, MLP]);
+    expect(weights.get('base_model.model.vision_model.encoder.layers.2.mlp.fc1.lora_B.weight')!.shape).toEqual([
+      MLP,
+      2,
+    ]);
+    expect(weights.get('base_model.model.vision_model.encoder.layers.2.mlp.fc2.lora_A.weight')!.shape).toEqual([
+      2,
+      MLP,
+    ]);
   });
 
   it('writes a PEFT LoraConfig', () => {
@@ -203,7 +227,11 @@ describe('loraAlphaFor', () => {
 describe('peftPythonRecipe', () => {
   it('loads the export with PeftModel.from_pretrained on the base CLIPModel', () => {
     const recipe = peftPythonRecipe(
-      { baseModel: 'openai/clip-vit-base-patch16', classNames: ['golden_retriever', 'say "hi"'], promptTemplate: 'a photo of a {}.' },
+      {
+        baseModel: 'openai/clip-vit-base-patch16',
+        classNames: ['golden_retriever', 'say "hi"'],
+        promptTemplate: 'a photo of a {}.',
+      },
       'out/peft',
     );
     expect(recipe).toContain('from transformers import CLIPModel, CLIPProcessor');

@@ -22,8 +22,13 @@ let classifier: Classifier<NodeImage>;
 
 beforeAll(async () => {
   await writeModelDirectory(model, makeTinyClip({ seed: 2 }).files);
-  await sharp({ create: { width: 40, height: 30, channels: 3, background: { r: 240, g: 140, b: 20 } } }).png().toFile(imagePath);
-  writeFileSync(adapterPath, randomAdapterFile(model, makeTinyClip({ seed: 2 }).files, classNames, { template: 'a drawing of a {}.' }));
+  await sharp({ create: { width: 40, height: 30, channels: 3, background: { r: 240, g: 140, b: 20 } } })
+    .png()
+    .toFile(imagePath);
+  writeFileSync(
+    adapterPath,
+    randomAdapterFile(model, makeTinyClip({ seed: 2 }).files, classNames, { template: 'a drawing of a {}.' }),
+  );
   classifier = await loadClassifier({ model, adapter: adapterPath });
 }, 300_000);
 
@@ -36,7 +41,8 @@ describe('loadClassifier (Node)', () => {
     const result = await classifier.classify(imagePath);
     expect(result.map((r) => r.className).sort()).toEqual(classNames);
     expect(result.reduce((sum, r) => sum + r.probability, 0)).toBeCloseTo(1, 5);
-    for (let i = 1; i < result.length; i++) expect(result[i - 1].probability).toBeGreaterThanOrEqual(result[i].probability);
+    for (let i = 1; i < result.length; i++)
+      expect(result[i - 1].probability).toBeGreaterThanOrEqual(result[i].probability);
 
     // Zero-shot through the API differs from the adapted result, and equals the engine's own zero-shot.
     const zeroShot = await loadClassifier({ model, classes: classNames, template: 'a drawing of a {}.' });
@@ -44,9 +50,15 @@ describe('loadClassifier (Node)', () => {
       const plain = await zeroShot.classify(imagePath);
       const byName = (list: typeof plain) => Object.fromEntries(list.map((r) => [r.className, r.probability]));
       const engine = (zeroShot as unknown as { model: ClipModel }).model;
-      const [expected] = await classify(engine, [await decodeImageFile(imagePath)], await classEmbeddings(engine, classNames, ['a drawing of a {}.']));
+      const [expected] = await classify(
+        engine,
+        [await decodeImageFile(imagePath)],
+        await classEmbeddings(engine, classNames, ['a drawing of a {}.']),
+      );
       classNames.forEach((name, c) => expect(byName(plain)[name]).toBeCloseTo(expected.probabilities[c], 6));
-      expect(Math.max(...classNames.map((name) => Math.abs(byName(plain)[name] - byName(result)[name])))).toBeGreaterThan(1e-4);
+      expect(
+        Math.max(...classNames.map((name) => Math.abs(byName(plain)[name] - byName(result)[name]))),
+      ).toBeGreaterThan(1e-4);
     } finally {
       zeroShot.dispose();
     }
@@ -64,8 +76,12 @@ describe('loadClassifier (Node)', () => {
   it('refuses an adapter for another base model, bytes that are not an image, and classes with an adapter', async () => {
     const other = join(work, 'other');
     await writeModelDirectory(other, makeTinyClip({ seed: 3 }).files);
-    await expect(loadClassifier({ model: other, adapter: adapterPath })).rejects.toThrow(/was trained on .*load .* to use it/);
+    await expect(loadClassifier({ model: other, adapter: adapterPath })).rejects.toThrow(
+      /was trained on .*load .* to use it/,
+    );
     await expect(classifier.classify(new TextEncoder().encode('not an image'))).rejects.toThrow(/not an image/);
-    await expect(loadClassifier({ model, adapter: readFileSync(adapterPath), classes: ['a', 'b'] })).rejects.toThrow(/classes are for use without an adapter/);
+    await expect(loadClassifier({ model, adapter: readFileSync(adapterPath), classes: ['a', 'b'] })).rejects.toThrow(
+      /classes are for use without an adapter/,
+    );
   });
 });

@@ -18,29 +18,51 @@ it('npm pack gives a tarball that classifies an image in an empty project', asyn
   const work = mkdtempSync(join(tmpdir(), 'octoclip-pack-'));
   // prepack builds dist/ (npm run build:api); run it first so that pack's --json output is only JSON.
   execFileSync('npm', ['run', 'build:api'], { stdio: 'ignore', timeout: 600_000 });
-  const packed = JSON.parse(execFileSync('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', work], { encoding: 'utf8', timeout: 600_000 }))[0];
+  const packed = JSON.parse(
+    execFileSync('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', work], {
+      encoding: 'utf8',
+      timeout: 600_000,
+    }),
+  )[0];
   const listed = packed.files.map((f: { path: string }) => f.path);
-  expect(listed).toEqual(expect.arrayContaining(['dist/api/node.js', 'dist/api/browser.js', 'dist/types/api/node.d.ts', 'dist/types/api/browser.d.ts', 'package.json']));
+  expect(listed).toEqual(
+    expect.arrayContaining([
+      'dist/api/node.js',
+      'dist/api/browser.js',
+      'dist/types/api/node.d.ts',
+      'dist/types/api/browser.d.ts',
+      'package.json',
+    ]),
+  );
   expect(listed.some((path: string) => path.startsWith('src/') || path.startsWith('test/'))).toBe(false);
 
   const project = join(work, 'project');
   const modules = join(project, 'node_modules');
   mkdirSync(join(modules, 'octoclip'), { recursive: true });
   execFileSync('tar', ['-xzf', join(work, packed.filename), '-C', join(modules, 'octoclip'), '--strip-components=1']);
-  for (const dependency of ['webgpu', 'sharp', 'idb']) symlinkSync(resolve('node_modules', dependency), join(modules, dependency));
-  writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'uses-octoclip', version: '1.0.0', type: 'module', private: true }));
+  for (const dependency of ['webgpu', 'sharp', 'idb'])
+    symlinkSync(resolve('node_modules', dependency), join(modules, dependency));
+  writeFileSync(
+    join(project, 'package.json'),
+    JSON.stringify({ name: 'uses-octoclip', version: '1.0.0', type: 'module', private: true }),
+  );
 
   const { files } = makeTinyClip({ seed: 4 });
   await writeModelDirectory(join(project, 'model'), files);
   writeFileSync(join(project, 'fruit.octoclip.safetensors'), randomAdapterFile('model', files, ['apple', 'banana']));
-  await sharp({ create: { width: 30, height: 30, channels: 3, background: { r: 250, g: 220, b: 40 } } }).png().toFile(join(project, 'photo.png'));
-  writeFileSync(join(project, 'classify.js'), [
-    "import { loadClassifier } from 'octoclip';",
-    "const classifier = await loadClassifier({ model: 'model', adapter: 'fruit.octoclip.safetensors' });",
-    "console.log(JSON.stringify(await classifier.classify('photo.png')));",
-    'classifier.dispose();',
-    'process.exit(0);',
-  ].join('\n'));
+  await sharp({ create: { width: 30, height: 30, channels: 3, background: { r: 250, g: 220, b: 40 } } })
+    .png()
+    .toFile(join(project, 'photo.png'));
+  writeFileSync(
+    join(project, 'classify.js'),
+    [
+      "import { loadClassifier } from 'octoclip';",
+      "const classifier = await loadClassifier({ model: 'model', adapter: 'fruit.octoclip.safetensors' });",
+      "console.log(JSON.stringify(await classifier.classify('photo.png')));",
+      'classifier.dispose();',
+      'process.exit(0);',
+    ].join('\n'),
+  );
   const output = execFileSync(process.execPath, ['classify.js'], { cwd: project, encoding: 'utf8', timeout: 300_000 });
   const result = JSON.parse(output.trim().split('\n').at(-1)!);
   expect(result.map((r: { className: string }) => r.className).sort()).toEqual(['apple', 'banana']);

@@ -24,11 +24,17 @@ function octoclip(...args: string[]) {
 
 /** Three classes of small synthetic images in different formats and sizes, plus two bad files. */
 async function writeDataset() {
-  const colours: Record<string, [number, number, number]> = { red: [220, 30, 30], green: [30, 200, 40], blue: [30, 40, 220] };
+  const colours: Record<string, [number, number, number]> = {
+    red: [220, 30, 30],
+    green: [30, 200, 40],
+    blue: [30, 40, 220],
+  };
   for (const [name, [r, g, b]] of Object.entries(colours)) {
     mkdirSync(join(images, name), { recursive: true });
     for (let i = 0; i < 4; i++) {
-      const image = sharp({ create: { width: 24 + 9 * i, height: 30 - 3 * i, channels: 3, background: { r: r - 10 * i, g, b } } });
+      const image = sharp({
+        create: { width: 24 + 9 * i, height: 30 - 3 * i, channels: 3, background: { r: r - 10 * i, g, b } },
+      });
       const file = join(images, name, `${i}.${['png', 'jpg', 'webp', 'gif'][i]}`);
       await (i === 0 ? image.png() : i === 1 ? image.jpeg() : i === 2 ? image.webp() : image.gif()).toFile(file);
     }
@@ -63,7 +69,16 @@ describe('octoclip CLI', () => {
   }, 300_000);
 
   it('embed gives features for images and texts', () => {
-    const run = octoclip('embed', '--model', model, '--images', join(images, 'red'), '--texts', 'a photo of a cat.', 'zero');
+    const run = octoclip(
+      'embed',
+      '--model',
+      model,
+      '--images',
+      join(images, 'red'),
+      '--texts',
+      'a photo of a cat.',
+      'zero',
+    );
     expect(run.status, run.stderr).toBe(0);
     const result = JSON.parse(run.stdout);
     expect(result.images).toHaveLength(4);
@@ -73,12 +88,37 @@ describe('octoclip CLI', () => {
 
   it('train writes a log, an adapter with its metadata and a PEFT export; eval reads the adapter back', () => {
     const adapter = join(work, 'colours.safetensors');
-    const trained = octoclip('train', '--model', model, '--images', images, '--shots', '2', '--iterations', '3', '--batch-size', '4',
-      '--rank', '4', '--blocks', '2', '--seed', '5', '--out', adapter, '--log', join(work, 'log.json'), '--peft', join(work, 'peft'));
+    const trained = octoclip(
+      'train',
+      '--model',
+      model,
+      '--images',
+      images,
+      '--shots',
+      '2',
+      '--iterations',
+      '3',
+      '--batch-size',
+      '4',
+      '--rank',
+      '4',
+      '--blocks',
+      '2',
+      '--seed',
+      '5',
+      '--out',
+      adapter,
+      '--log',
+      join(work, 'log.json'),
+      '--peft',
+      join(work, 'peft'),
+    );
     expect(trained.status, trained.stderr).toBe(0);
     expect(trained.stderr).toMatch(/step 3\/3/);
     // No --micro-batch: the passes are the largest that fit the device, and said.
-    expect(trained.stderr).toMatch(/passes: 4 images \(chosen to fit\), 3 prompts; planned GPU memory [\d.]+ MiB of [\d.]+ MiB/);
+    expect(trained.stderr).toMatch(
+      /passes: 4 images \(chosen to fit\), 3 prompts; planned GPU memory [\d.]+ MiB of [\d.]+ MiB/,
+    );
     const log = JSON.parse(readFileSync(join(work, 'log.json'), 'utf8'));
     expect(log.settings).toMatchObject({ batchSize: 4, microBatchSize: 4, textChunk: 3 });
     expect(log.steps).toHaveLength(3);
@@ -94,17 +134,52 @@ describe('octoclip CLI', () => {
     const peft = JSON.parse(readFileSync(join(work, 'peft', 'adapter_config.json'), 'utf8'));
     expect(peft.r).toBe(2);
 
-    const evaluated = octoclip('eval', '--model', model, '--adapter', adapter, '--images', images, '--shots', '2', '--seed', '5');
+    const evaluated = octoclip(
+      'eval',
+      '--model',
+      model,
+      '--adapter',
+      adapter,
+      '--images',
+      images,
+      '--shots',
+      '2',
+      '--seed',
+      '5',
+    );
     expect(evaluated.status, evaluated.stderr).toBe(0);
     const result = JSON.parse(evaluated.stdout);
     expect(result.images).toBe(6); // 4 usable images per class, 2 of them trained on
     expect(result.confusion).toHaveLength(3);
   }, 300_000);
 
-  it('train --holdout holds out a fraction of each class; --early-stop keeps the best evaluation\'s adapter', () => {
+  it("train --holdout holds out a fraction of each class; --early-stop keeps the best evaluation's adapter", () => {
     const adapter = join(work, 'holdout.safetensors');
-    const trained = octoclip('train', '--model', model, '--images', images, '--holdout', '0.25', '--iterations', '6', '--batch-size', '3',
-      '--eval-every', '1', '--early-stop', '1', '--lr', '5e-2', '--seed', '2', '--out', adapter, '--log', join(work, 'holdout-log.json'));
+    const trained = octoclip(
+      'train',
+      '--model',
+      model,
+      '--images',
+      images,
+      '--holdout',
+      '0.25',
+      '--iterations',
+      '6',
+      '--batch-size',
+      '3',
+      '--eval-every',
+      '1',
+      '--early-stop',
+      '1',
+      '--lr',
+      '5e-2',
+      '--seed',
+      '2',
+      '--out',
+      adapter,
+      '--log',
+      join(work, 'holdout-log.json'),
+    );
     expect(trained.status, trained.stderr).toBe(0);
     const log = JSON.parse(readFileSync(join(work, 'holdout-log.json'), 'utf8'));
     // 4 images per class less the bad files (3 red, 3 green, 4 blue): 25% is one held out from each.
@@ -113,7 +188,19 @@ describe('octoclip CLI', () => {
     expect(evaluations[0].step).toBe(0);
     const best = Math.max(...evaluations.slice(1).map((e) => e.accuracy));
     expect(log.final.accuracy).toBe(best);
-    const evaluated = octoclip('eval', '--model', model, '--adapter', adapter, '--images', images, '--holdout', '0.25', '--seed', '2');
+    const evaluated = octoclip(
+      'eval',
+      '--model',
+      model,
+      '--adapter',
+      adapter,
+      '--images',
+      images,
+      '--holdout',
+      '0.25',
+      '--seed',
+      '2',
+    );
     expect(evaluated.status, evaluated.stderr).toBe(0);
     expect(JSON.parse(evaluated.stdout)).toMatchObject({ images: 3, accuracy: best });
   }, 300_000);
@@ -140,29 +227,64 @@ describe('octoclip CLI', () => {
     }
     const unknown = octoclip('frobnicate');
     expect([unknown.status, unknown.stdout]).toEqual([2, '']);
-    expect(unknown.stderr).toMatch(/unknown command "frobnicate"; the commands are make-tiny-model, embed, zero-shot, train, eval, predict, export, import-peft, info/);
+    expect(unknown.stderr).toMatch(
+      /unknown command "frobnicate"; the commands are make-tiny-model, embed, zero-shot, train, eval, predict, export, import-peft, info/,
+    );
     const option = octoclip('zero-shot', '--model', model, '--imagse', images);
     expect([option.status, option.stdout]).toEqual([2, '']);
     expect(option.stderr).toMatch(/unknown option --imagse/);
   }, 300_000);
 
   it('train --time-budget times steps on this device and trains as many as fit, with the same schedule', () => {
-    const trained = octoclip('train', '--model', model, '--images', images, '--shots', '2', '--batch-size', '3', '--time-budget', '4s',
-      '--seed', '3', '--out', join(work, 'budget.safetensors'), '--log', join(work, 'budget-log.json'));
+    const trained = octoclip(
+      'train',
+      '--model',
+      model,
+      '--images',
+      images,
+      '--shots',
+      '2',
+      '--batch-size',
+      '3',
+      '--time-budget',
+      '4s',
+      '--seed',
+      '3',
+      '--out',
+      join(work, 'budget.safetensors'),
+      '--log',
+      join(work, 'budget-log.json'),
+    );
     expect(trained.status, trained.stderr).toBe(0);
     const log = JSON.parse(readFileSync(join(work, 'budget-log.json'), 'utf8'));
     const { millisecondsPerStep, iterations } = log.timeBudget;
     expect(millisecondsPerStep).toBeGreaterThan(0);
     expect(iterations).toBe(Math.max(1, Math.floor(4000 / millisecondsPerStep)));
-    expect(trained.stderr).toContain(`time budget 4s: ${millisecondsPerStep.toFixed(0)} ms per step on this device, so ${iterations} steps`);
+    expect(trained.stderr).toContain(
+      `time budget 4s: ${millisecondsPerStep.toFixed(0)} ms per step on this device, so ${iterations} steps`,
+    );
     expect(log.settings.iterations).toBe(iterations);
     expect(log.steps).toHaveLength(iterations);
     // The recipe's cosine, stretched over the budget's steps: it starts at the peak and ends near the floor.
     expect(log.steps[0].lr).toBeCloseTo(log.settings.lr, 10);
     if (iterations > 2) expect(log.steps.at(-1).lr).toBeLessThan(log.settings.lr / 2);
-    const bad = octoclip('train', '--model', model, '--images', images, '--shots', '2', '--time-budget', 'soon', '--out', join(work, 'never.safetensors'));
+    const bad = octoclip(
+      'train',
+      '--model',
+      model,
+      '--images',
+      images,
+      '--shots',
+      '2',
+      '--time-budget',
+      'soon',
+      '--out',
+      join(work, 'never.safetensors'),
+    );
     expect(bad.status).toBe(2);
-    expect(bad.stderr).toContain('--time-budget: a time budget is a positive duration such as 15m, 90s or 1h, got "soon"');
+    expect(bad.stderr).toContain(
+      '--time-budget: a time budget is a positive duration such as 15m, 90s or 1h, got "soon"',
+    );
     expect(existsSync(join(work, 'never.safetensors'))).toBe(false);
   }, 300_000);
 
@@ -170,8 +292,27 @@ describe('octoclip CLI', () => {
     const prompts = join(work, 'prompts.json');
     writeFileSync(prompts, JSON.stringify({ red: 'a photo of something red, like a tomato.' }));
     const adapter = join(work, 'prompted.safetensors');
-    const trained = octoclip('train', '--model', model, '--images', images, '--shots', '2', '--iterations', '2', '--batch-size', '3',
-      '--template', 'a picture of the colour {}.', '--prompts', prompts, '--out', adapter, '--log', join(work, 'prompted-log.json'));
+    const trained = octoclip(
+      'train',
+      '--model',
+      model,
+      '--images',
+      images,
+      '--shots',
+      '2',
+      '--iterations',
+      '2',
+      '--batch-size',
+      '3',
+      '--template',
+      'a picture of the colour {}.',
+      '--prompts',
+      prompts,
+      '--out',
+      adapter,
+      '--log',
+      join(work, 'prompted-log.json'),
+    );
     expect(trained.status, trained.stderr).toBe(0);
     const { meta } = decodeAdapterFile(new Uint8Array(readFileSync(adapter)));
     expect(meta.promptTemplate).toBe('a picture of the colour {}.');
@@ -180,11 +321,37 @@ describe('octoclip CLI', () => {
     expect(evaluated.status, evaluated.stderr).toBe(0);
 
     writeFileSync(prompts, JSON.stringify({ purple: 'a photo of something purple.' }));
-    const unknown = octoclip('train', '--model', model, '--images', images, '--shots', '2', '--prompts', prompts, '--out', join(work, 'never.safetensors'));
+    const unknown = octoclip(
+      'train',
+      '--model',
+      model,
+      '--images',
+      images,
+      '--shots',
+      '2',
+      '--prompts',
+      prompts,
+      '--out',
+      join(work, 'never.safetensors'),
+    );
     expect(unknown.status).toBe(2);
-    expect(unknown.stderr).toContain('a prompt is given for "purple", which is not one of the classes (blue, green, red)');
+    expect(unknown.stderr).toContain(
+      'a prompt is given for "purple", which is not one of the classes (blue, green, red)',
+    );
     writeFileSync(prompts, '["red"]');
-    const list = octoclip('train', '--model', model, '--images', images, '--shots', '2', '--prompts', prompts, '--out', join(work, 'never.safetensors'));
+    const list = octoclip(
+      'train',
+      '--model',
+      model,
+      '--images',
+      images,
+      '--shots',
+      '2',
+      '--prompts',
+      prompts,
+      '--out',
+      join(work, 'never.safetensors'),
+    );
     expect(list.status).toBe(2);
     expect(list.stderr).toContain('must be a JSON object of class name to prompt');
     expect(existsSync(join(work, 'never.safetensors'))).toBe(false);

@@ -34,8 +34,29 @@ const refusal = (...args: string[]) => {
 
 describe('parseCommandLine', () => {
   it('gives typed values with defaults, lists, booleans and positionals', () => {
-    const { values, positionals } = parse('a.png', '--model', 'tiny', '--shots=4', '--texts', 'a cat', 'a dog', '--quiet', '--lr', '1e-3', '--', '--b.png');
-    expect(values).toEqual({ model: 'tiny', lr: 1e-3, 'min-lr': 1e-6, shots: 4, format: 'json', texts: ['a cat', 'a dog'], quiet: true });
+    const { values, positionals } = parse(
+      'a.png',
+      '--model',
+      'tiny',
+      '--shots=4',
+      '--texts',
+      'a cat',
+      'a dog',
+      '--quiet',
+      '--lr',
+      '1e-3',
+      '--',
+      '--b.png',
+    );
+    expect(values).toEqual({
+      model: 'tiny',
+      lr: 1e-3,
+      'min-lr': 1e-6,
+      shots: 4,
+      format: 'json',
+      texts: ['a cat', 'a dog'],
+      quiet: true,
+    });
     expect(positionals).toEqual(['a.png', '--b.png']);
     expect(parse('--model', 'm').values.quiet).toBe(false);
   });
@@ -73,7 +94,13 @@ describe('Progress', () => {
   it('prints at most one line a second, with the time left, and always the last one', () => {
     const lines: string[] = [];
     let now = 0;
-    const progress = new Progress('classifying', 100, (line) => lines.push(line), 1000, () => now);
+    const progress = new Progress(
+      'classifying',
+      100,
+      (line) => lines.push(line),
+      1000,
+      () => now,
+    );
     for (let done = 1; done <= 100; done++) {
       now += 50;
       progress.update(done);
@@ -86,6 +113,10 @@ describe('Progress', () => {
       'classifying: 81/100 (81%), 0.9s left',
       'classifying: 100/100 (100%) in 5.0s',
     ]);
-    expect([formatDuration(75_000), formatDuration(3_700_000), formatDuration(119_600)]).toEqual(['1m15s', '1h01m', '1m59s']);
+    expect([formatDuration(75_000), formatDuration(3_700_000), formatDuration(119_600)]).toEqual([
+      '1m15s',
+      '1h01m',
+      '1m59s',
+    ]);
   });
 });

@@ -33,7 +33,10 @@ function tree(files: Record<string, string[]>): string {
       const specifier = relative(dirname(path), join(dir, target)).replace(/\\.tsx?$/, '');
       return `import { value as v${i} } from '${specifier.startsWith('.') ? specifier : `./${specifier}`}';`;
     });
-    writeFileSync(path, `${lines.join('\n')}\nexport const value = ${imports.map((_, i) => `v${i}`).join(' + ') || '1'};\n`);
+    writeFileSync(
+      path,
+      `${lines.join('\n')}\nexport const value = ${imports.map((_, i) => `v${i}`).join(' + ') || '1'};\n`,
+    );
   }
   return dir;
 }
@@ -57,7 +60,13 @@ describe('layers', () => {
     });
     const found = await violations(broken, false);
     const rules = new Set(found.map((line) => line.split(':')[0]));
-    for (const rule of ['model-below-adapters', 'common-is-gpu-free', 'ui-through-the-worker', 'ui-not-worker-internals', 'no-circular']) {
+    for (const rule of [
+      'model-below-adapters',
+      'common-is-gpu-free',
+      'ui-through-the-worker',
+      'ui-not-worker-internals',
+      'no-circular',
+    ]) {
       expect(rules, `${rule} in ${found.join('; ')}`).toContain(rule);
     }
   }, 60_000);

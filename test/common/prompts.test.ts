@@ -13,21 +13,30 @@ const { model } = await loadTinyModel(ctx);
 describe('prompts', () => {
   it('fill the template with each class name unless the class has its own prompt', () => {
     expect(promptFor('golden_retriever')).toBe('a photo of a golden retriever.');
-    expect(promptsFor(['cat', 'golden_retriever'], 'a drawing of a {}', { cat: 'a tabby cat asleep' })).toEqual(['a tabby cat asleep', 'a drawing of a golden retriever']);
+    expect(promptsFor(['cat', 'golden_retriever'], 'a drawing of a {}', { cat: 'a tabby cat asleep' })).toEqual([
+      'a tabby cat asleep',
+      'a drawing of a golden retriever',
+    ]);
     expect(promptsFor(['constructor'], DEFAULT_TEMPLATE, {})).toEqual(['a photo of a constructor.']);
   });
 
   it('refuse a template without {}, a prompt for a class that is not there, and an empty prompt', () => {
-    expect(() => checkPrompts(['cat'], 'a photo', {})).toThrow('the prompt template "a photo" has no {} for the class name');
-    expect(() => checkPrompts(['cat', 'dog'], DEFAULT_TEMPLATE, { cow: 'a cow' })).toThrow('a prompt is given for "cow", which is not one of the classes (cat, dog)');
+    expect(() => checkPrompts(['cat'], 'a photo', {})).toThrow(
+      'the prompt template "a photo" has no {} for the class name',
+    );
+    expect(() => checkPrompts(['cat', 'dog'], DEFAULT_TEMPLATE, { cow: 'a cow' })).toThrow(
+      'a prompt is given for "cow", which is not one of the classes (cat, dog)',
+    );
     expect(() => checkPrompts(['cat'], DEFAULT_TEMPLATE, { cat: '  ' })).toThrow('the prompt for "cat" is empty');
     expect(() => checkPrompts(['cat'], DEFAULT_TEMPLATE, { cat: 'a cat' })).not.toThrow();
   });
 
-  it('reach the text tower: a class given another class\'s prompt gets that class\'s embedding', async () => {
+  it("reach the text tower: a class given another class's prompt gets that class's embedding", async () => {
     const dim = model.config.projectionDim;
     const plain = await classEmbeddings(model, ['cat', 'dog'], ['a photo of a {}.']);
-    const prompted = await classEmbeddings(model, ['cat', 'dog'], ['a photo of a {}.'], null, { cat: 'a photo of a dog.' });
+    const prompted = await classEmbeddings(model, ['cat', 'dog'], ['a photo of a {}.'], null, {
+      cat: 'a photo of a dog.',
+    });
     expect(Array.from(prompted.subarray(dim))).toEqual(Array.from(plain.subarray(dim)));
     expect(Array.from(prompted.subarray(0, dim))).toEqual(Array.from(plain.subarray(dim)));
     expect(Array.from(plain.subarray(0, dim))).not.toEqual(Array.from(plain.subarray(dim)));

@@ -6,7 +6,17 @@ import { defaultAdapterSettings } from '../../src/adapters/settings';
 import { helpText, parseCommandLine } from '../../src/cli/options';
 import { TRAIN, trainSettingsFromOptions } from '../../src/cli/train';
 import { DEFAULT_TEMPLATE } from '../../src/common/prompts';
-import { budgetIterations, defaultTrainSettings, ITERATIONS_PER_SHOT, parseDuration, LORA_BLOCKS, RECIPE_ADAPTER, RECIPE_CHECKPOINT_EVERY, RECIPE_PATIENCE, RECIPE_TRAINING } from '../../src/common/recipe';
+import {
+  budgetIterations,
+  defaultTrainSettings,
+  ITERATIONS_PER_SHOT,
+  parseDuration,
+  LORA_BLOCKS,
+  RECIPE_ADAPTER,
+  RECIPE_CHECKPOINT_EVERY,
+  RECIPE_PATIENCE,
+  RECIPE_TRAINING,
+} from '../../src/common/recipe';
 import { parseClipConfig } from '../../src/model/config';
 import { makeTinyClip } from '../../src/model/tiny';
 import { RECIPE, useTrainingStore } from '../../src/ui/stores/training';
@@ -16,7 +26,17 @@ const config = parseClipConfig(makeTinyClip().files['config.json'] as string);
 
 /** The settings `octoclip train` derives from these flags (the required ones given). */
 function cliSettings(...args: string[]) {
-  const { values } = parseCommandLine(TRAIN, ['--model', 'M', '--images', __dirname, '--out', 'a', '--shots', '4', ...args]);
+  const { values } = parseCommandLine(TRAIN, [
+    '--model',
+    'M',
+    '--images',
+    __dirname,
+    '--out',
+    'a',
+    '--shots',
+    '4',
+    ...args,
+  ]);
   return trainSettingsFromOptions(values, config, 4);
 }
 
@@ -28,7 +48,10 @@ describe('the recipe', () => {
     expect(training.iterations).toBe(4 * ITERATIONS_PER_SHOT);
     expect(checkpointEvery).toBe(RECIPE_CHECKPOINT_EVERY);
 
-    const help = (flag: string) => helpText(TRAIN).split('\n').find((line) => line.trimStart().startsWith(`${flag} `)) ?? '';
+    const help = (flag: string) =>
+      helpText(TRAIN)
+        .split('\n')
+        .find((line) => line.trimStart().startsWith(`${flag} `)) ?? '';
     expect(help('--rank')).toContain(`(default ${RECIPE_ADAPTER.rank})`);
     expect(help('--blocks')).toContain(`(default ${RECIPE_ADAPTER.blocks}; lora: ${LORA_BLOCKS})`);
     expect(help('--alpha')).toContain(`(default ${RECIPE_ADAPTER.alpha})`);
@@ -51,15 +74,22 @@ describe('the recipe', () => {
     expect(cliSettings('--method', 'lora').adapter.blocks).toBe(LORA_BLOCKS);
     expect(() => cliSettings('--method', 'lora', '--blocks', '2')).toThrow(/LoRA is Block-LoRA with one block/);
     expect(cliSettings('--batch-size', '8').training).toMatchObject({ batchSize: 8, microBatchSize: 8 });
-    expect(cliSettings('--batch-size', '8', '--micro-batch', '4').training).toMatchObject({ batchSize: 8, microBatchSize: 4 });
-    expect(() => cliSettings('--batch-size', '8', '--micro-batch', '3')).toThrow('the batch size (8) must be a multiple of the micro-batch size (3)');
+    expect(cliSettings('--batch-size', '8', '--micro-batch', '4').training).toMatchObject({
+      batchSize: 8,
+      microBatchSize: 4,
+    });
+    expect(() => cliSettings('--batch-size', '8', '--micro-batch', '3')).toThrow(
+      'the batch size (8) must be a multiple of the micro-batch size (3)',
+    );
     expect(cliSettings('--no-dropout', '--no-augment').adapter.dropout).toBe(0);
     expect(() => cliSettings('--method', 'dora')).toThrow(/--method must be block-lora or lora, got "dora"/);
     expect(cliSettings('--eval-every', '5', '--early-stop', '3').patience).toBe(3);
     expect(() => cliSettings('--early-stop', '3')).toThrow(/--early-stop needs --eval-every/);
     expect(() => cliSettings('--lr', '1e-7')).toThrow('--lr 1e-7 is below --min-lr 0.000001');
     expect(() => cliSettings('--shots', 'abc')).toThrow(/--shots is given twice|--shots must be a whole number/);
-    expect(() => cliSettings('--iterations', '40', '--time-budget', '15m')).toThrow('give one of --iterations and --time-budget');
+    expect(() => cliSettings('--iterations', '40', '--time-budget', '15m')).toThrow(
+      'give one of --iterations and --time-budget',
+    );
   });
 
   it('turns a time budget into iterations at a measured step time, at least one', () => {
@@ -67,7 +97,8 @@ describe('the recipe', () => {
     expect(parseDuration('90s')).toBe(90_000);
     expect(parseDuration('1.5h')).toBe(90 * 60_000);
     expect(parseDuration('5')).toBe(5 * 60_000);
-    for (const bad of ['', 'soon', '-5m', '0m', '15 parsecs']) expect(() => parseDuration(bad)).toThrow(/a time budget is a positive duration such as 15m/);
+    for (const bad of ['', 'soon', '-5m', '0m', '15 parsecs'])
+      expect(() => parseDuration(bad)).toThrow(/a time budget is a positive duration such as 15m/);
     expect(budgetIterations(15 * 60_000, 450)).toBe(2000);
     expect(budgetIterations(60_000, 7)).toBe(8571);
     expect(budgetIterations(1_000, 5_000)).toBe(1);
@@ -75,8 +106,21 @@ describe('the recipe', () => {
     expect(() => budgetIterations(0, 100)).toThrow(/time budget must be above 0/);
   });
 
-  it('is the studio\'s form, and the worker turns that form into the recipe', () => {
-    const { towers, method, rank, blocks, alpha, scalingRule, dropout, targets, shots, checkpointEvery, patience, ...training } = RECIPE;
+  it("is the studio's form, and the worker turns that form into the recipe", () => {
+    const {
+      towers,
+      method,
+      rank,
+      blocks,
+      alpha,
+      scalingRule,
+      dropout,
+      targets,
+      shots,
+      checkpointEvery,
+      patience,
+      ...training
+    } = RECIPE;
     expect(patience).toBe(RECIPE_PATIENCE);
     expect({ method, rank, blocks, alpha, scalingRule, dropout, targets, towers }).toEqual({ ...RECIPE_ADAPTER });
     expect(checkpointEvery).toBe(RECIPE_CHECKPOINT_EVERY);

@@ -25,7 +25,10 @@ describe('bind group reuse', () => {
       scale(ctx, x, 4, out);
       scale(ctx, x, 5, other);
       const [four, five] = await ctx.readMany([out, other]);
-      expect([Array.from(four), Array.from(five)]).toEqual([[4, 8, 12], [5, 10, 15]]);
+      expect([Array.from(four), Array.from(five)]).toEqual([
+        [4, 8, 12],
+        [5, 10, 15],
+      ]);
       expect(created).toHaveBeenCalledTimes(2); // only `other` at the second offset is new
     } finally {
       created.mockRestore();

@@ -30,7 +30,9 @@ describe('uniform parameters by name', () => {
     );
     expect(() => dispatch({ count: 3 })).toThrow('elementwise.scale: Params field scale (scale: f32) is missing');
     expect(() => dispatch({ count: 3, scale: 2, accumulate: true })).toThrow('Params has no field accumulate');
-    expect(() => dispatch({ count: -1, scale: 2 })).toThrow('elementwise.scale: Params field count must be a u32, got -1');
+    expect(() => dispatch({ count: -1, scale: 2 })).toThrow(
+      'elementwise.scale: Params field count must be a u32, got -1',
+    );
     expect(() => dispatch({ count: 3, scale: true })).toThrow('Params field scale must be a number, got true');
     // Nothing was recorded by the refused calls: the next dispatch computes as if they never happened.
     scale(ctx, x, 2, out);
@@ -44,11 +46,15 @@ describe('uniform parameters by name', () => {
   });
 
   it('refuses a binding the entry point uses but the call leaves out, or one it does not use', async () => {
-    expect(() => dispatch({ count: 3, scale: 2 }, { out })).toThrow('elementwise.scale: binding x not given (the entry point uses x, out)');
-    expect(() => dispatch({ count: 3, scale: 2 }, { x, y: x, out })).toThrow('elementwise.scale: binding y given but not used by the entry point');
-    expect(() => ctx.dispatch({ shader: 'elementwise', entry: 'scale', bindings: { x, out }, workgroups: [1] })).toThrow(
-      'elementwise.scale: the entry point reads Params',
+    expect(() => dispatch({ count: 3, scale: 2 }, { out })).toThrow(
+      'elementwise.scale: binding x not given (the entry point uses x, out)',
     );
+    expect(() => dispatch({ count: 3, scale: 2 }, { x, y: x, out })).toThrow(
+      'elementwise.scale: binding y given but not used by the entry point',
+    );
+    expect(() =>
+      ctx.dispatch({ shader: 'elementwise', entry: 'scale', bindings: { x, out }, workgroups: [1] }),
+    ).toThrow('elementwise.scale: the entry point reads Params');
     expect(() => ctx.dispatch({ shader: 'elementwise', entry: 'gelu', bindings: { x, out }, workgroups: [1] })).toThrow(
       'elementwise.gelu: shaders/elementwise.wgsl has no @compute entry point gelu',
     );
@@ -78,22 +84,39 @@ fn swizzle_only(@builtin(global_invocation_id) id: vec3u) { let v = vec2f(1.0, 2
     const forward = packedWords(`struct Params { count: u32, scale: f32 }\n${BINDING_ZERO}`, { scale: 0.5, count: 7 });
     expect([forward.getUint32(0, true), forward.getFloat32(4, true)]).toEqual([7, 0.5]);
     // The same call against a struct whose fields were reordered reads each value from its new place.
-    const reordered = packedWords(`struct Params {\n  scale: f32, // comment\n  count: u32,\n}\n${BINDING_ZERO}`, { count: 7, scale: 0.5 });
+    const reordered = packedWords(`struct Params {\n  scale: f32, // comment\n  count: u32,\n}\n${BINDING_ZERO}`, {
+      count: 7,
+      scale: 0.5,
+    });
     expect([reordered.getFloat32(0, true), reordered.getUint32(4, true)]).toEqual([0.5, 7]);
   });
 
   it('names fields and bindings by the camelCase of their WGSL names', () => {
     const attention = shaderInterface('attention');
-    expect(attention.params!.fields.map((field) => field.name)).toEqual(['batch', 'seqLen', 'heads', 'headDim', 'causal', 'scale', 'accumulate']);
-    expect(shaderInterface('block_lora').bindingNumbers('sum_blocks', ['out', 'blocks', 'blockSumsTable'], true)).toEqual([4, 5, 6]);
+    expect(attention.params!.fields.map((field) => field.name)).toEqual([
+      'batch',
+      'seqLen',
+      'heads',
+      'headDim',
+      'causal',
+      'scale',
+      'accumulate',
+    ]);
+    expect(
+      shaderInterface('block_lora').bindingNumbers('sum_blocks', ['out', 'blocks', 'blockSumsTable'], true),
+    ).toEqual([4, 5, 6]);
   });
 });
 
 describe('reading a shader interface', () => {
-  const refuse = (wgsl: string, message: string) => expect(() => parseShaderInterface('bad', wgsl)).toThrow(`shaders/bad.wgsl: ${message}`);
+  const refuse = (wgsl: string, message: string) =>
+    expect(() => parseShaderInterface('bad', wgsl)).toThrow(`shaders/bad.wgsl: ${message}`);
 
   it('refuses what packing by name cannot serve', () => {
-    refuse(`struct Params { size: vec2u }\n${BINDING_ZERO}`, 'Params field size is vec2u; fields must be u32, i32 or f32');
+    refuse(
+      `struct Params { size: vec2u }\n${BINDING_ZERO}`,
+      'Params field size is vec2u; fields must be u32, i32 or f32',
+    );
     refuse('struct Params { n: u32 }\n@group(0) @binding(0) var<uniform> q: Params;', 'the uniform parameters must be');
     refuse('struct Params { n: u32 }\n@group(0) @binding(1) var<uniform> p: Params;', 'the uniform parameters must be');
     refuse('struct Params { n: u32 }', 'struct Params is declared but not bound at @binding(0)');
@@ -107,7 +130,9 @@ describe('reading a shader interface', () => {
     expect(shaderInterface('block_lora').constant('RANK_CHUNK')).toBe(8);
     expect(shaderInterface('classifier').constant('TILE')).toBe(16);
     expect(shaderInterface('layernorm').constant('WORKGROUP_SIZE')).toBe(256); // an override's default
-    expect(() => shaderInterface('elementwise').constant('RANK_CHUNK')).toThrow('shaders/elementwise.wgsl declares no integer constant RANK_CHUNK');
+    expect(() => shaderInterface('elementwise').constant('RANK_CHUNK')).toThrow(
+      'shaders/elementwise.wgsl declares no integer constant RANK_CHUNK',
+    );
     // The folded-grid index is written once, in grid.wgsl, and included by every 1-D kernel.
     expect(shaderSource('elementwise')).toContain('fn flat_index(');
     expect(shaderSource('elementwise').match(/fn flat_index\(/g)).toHaveLength(1);

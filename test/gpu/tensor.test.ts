@@ -11,7 +11,11 @@ const ctx = await useGpu();
 const ALIGNED = SLICE_ALIGNMENT_BYTES / 4; // elements
 /** A flat tensor of three aligned parts holding 1..3 * ALIGNED, and slices of its parts 1 and 2. */
 function threeParts() {
-  const flat = ctx.tensor([3 * ALIGNED], 'flat', Float32Array.from({ length: 3 * ALIGNED }, (_, i) => i + 1));
+  const flat = ctx.tensor(
+    [3 * ALIGNED],
+    'flat',
+    Float32Array.from({ length: 3 * ALIGNED }, (_, i) => i + 1),
+  );
   const middle = flat.slice(ALIGNED, [2, 5], 'middle');
   const last = flat.slice(2 * ALIGNED, [10], 'last');
   return { flat, middle, last };
@@ -45,7 +49,9 @@ describe('tensor slices', () => {
     const outputs = threeParts();
     add(ctx, inputs.middle.view([10]), inputs.last, outputs.last); // outputs.last = inputs.middle + inputs.last
     const values = await ctx.read(outputs.flat);
-    expect(values.subarray(2 * ALIGNED, 2 * ALIGNED + 10)).toEqual(Float32Array.from({ length: 10 }, (_, i) => ALIGNED + i + 1 + 2 * ALIGNED + i + 1));
+    expect(values.subarray(2 * ALIGNED, 2 * ALIGNED + 10)).toEqual(
+      Float32Array.from({ length: 10 }, (_, i) => ALIGNED + i + 1 + 2 * ALIGNED + i + 1),
+    );
     expect(values.subarray(0, 2 * ALIGNED)).toEqual(original(0, 2 * ALIGNED));
     expect(values.subarray(2 * ALIGNED + 10)).toEqual(original(2 * ALIGNED + 10, ALIGNED - 10));
     inputs.flat.destroy();
@@ -54,8 +60,12 @@ describe('tensor slices', () => {
 
   it('refuses a slice that does not fit or does not start aligned', () => {
     const flat = ctx.tensor([2 * ALIGNED], 'flat');
-    expect(() => flat.slice(ALIGNED + 1, [4], 'shifted')).toThrow(`shifted: a slice must start at a multiple of ${SLICE_ALIGNMENT_BYTES} bytes`);
-    expect(() => flat.slice(ALIGNED, [ALIGNED + 1], 'long')).toThrow(`long: [${ALIGNED + 1}] at element ${ALIGNED} does not fit in flat [${2 * ALIGNED}]`);
+    expect(() => flat.slice(ALIGNED + 1, [4], 'shifted')).toThrow(
+      `shifted: a slice must start at a multiple of ${SLICE_ALIGNMENT_BYTES} bytes`,
+    );
+    expect(() => flat.slice(ALIGNED, [ALIGNED + 1], 'long')).toThrow(
+      `long: [${ALIGNED + 1}] at element ${ALIGNED} does not fit in flat [${2 * ALIGNED}]`,
+    );
     // Slices do not own the buffer: destroying one leaves the flat tensor allocated.
     const before = ctx.memory.current;
     flat.slice(0, [4], 'first').destroy();

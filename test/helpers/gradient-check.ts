@@ -12,7 +12,12 @@ import * as reference from '../reference/clip';
 import { mulberry32, randomArray } from './random';
 
 /** Checks the GPU's adapter gradients of one micro-batch of `model` (whose weights are `weights`) under `settings`. */
-export async function gradientCheck(ctx: GpuContext, model: ClipModel, weights: reference.WeightMap, settings: AdapterSettings): Promise<void> {
+export async function gradientCheck(
+  ctx: GpuContext,
+  model: ClipModel,
+  weights: reference.WeightMap,
+  settings: AdapterSettings,
+): Promise<void> {
   const { config } = model;
   const classNames = ['zero', 'one', 'two'];
   const classes = model.tokenize(classNames.map((c) => promptFor(c)));
@@ -26,7 +31,16 @@ export async function gradientCheck(ctx: GpuContext, model: ClipModel, weights: 
     const blockRank = settings.rank / settings.blocks;
     const scale = settings.alpha / Math.sqrt(settings.rank);
     const adapters: reference.ReferenceAdapters = new Map(
-      paths.map((path) => [path, { a: values.get(`${path}.block_lora_A`)!, blocks: values.get(`${path}.block_lora_B`)!, blockCount: settings.blocks, blockRank, scale }]),
+      paths.map((path) => [
+        path,
+        {
+          a: values.get(`${path}.block_lora_A`)!,
+          blocks: values.get(`${path}.block_lora_B`)!,
+          blockCount: settings.blocks,
+          blockRank,
+          scale,
+        },
+      ]),
     );
     const logits = reference.clipLogits(
       reference.imageFeatures(config, weights, pixelData, batch, adapters),
@@ -56,7 +70,15 @@ export async function gradientCheck(ctx: GpuContext, model: ClipModel, weights: 
   const adapters = AdapterSet.create(ctx, config, settings, { initial });
   adapters.allocateGradients();
   const pixels = ctx.tensor([batch, 3, size, size], 'pixels', pixelData);
-  const result = await trainMicroBatch(model, adapters, pixels, labels, classes, { dropoutSeed: 1, training: true, accumulationSteps: 1, textChunk: 2 }, null);
+  const result = await trainMicroBatch(
+    model,
+    adapters,
+    pixels,
+    labels,
+    classes,
+    { dropoutSeed: 1, training: true, accumulationSteps: 1, textChunk: 2 },
+    null,
+  );
   const parameters = adapters.parameters();
   const gradients = await ctx.readMany(parameters.map((p) => p.grad!));
   pixels.destroy();
@@ -69,7 +91,9 @@ export async function gradientCheck(ctx: GpuContext, model: ClipModel, weights: 
   // 1. A directional derivative along a random direction covers every parameter at once.
   const epsilon = 1e-4;
   const random = mulberry32(7);
-  const direction = new Map(parameters.map((p) => [p.name, Float64Array.from({ length: p.tensor.size }, () => 2 * random() - 1)]));
+  const direction = new Map(
+    parameters.map((p) => [p.name, Float64Array.from({ length: p.tensor.size }, () => 2 * random() - 1)]),
+  );
   const shifted = (sign: number) =>
     new Map([...point].map(([name, v]) => [name, v.map((x, i) => x + sign * epsilon * direction.get(name)![i])]));
   const numeric = (referenceLoss(shifted(1), paths) - referenceLoss(shifted(-1), paths)) / (2 * epsilon);
@@ -91,6 +115,8 @@ export async function gradientCheck(ctx: GpuContext, model: ClipModel, weights: 
       return referenceLoss(values, paths);
     };
     const coordinate = (at(epsilon) - at(-epsilon)) / (2 * epsilon);
-    expect(Math.abs(gradients[k][index] - coordinate), `${p.name}[${index}]`).toBeLessThan(2e-3 * Math.abs(coordinate) + 2e-5);
+    expect(Math.abs(gradients[k][index] - coordinate), `${p.name}[${index}]`).toBeLessThan(
+      2e-3 * Math.abs(coordinate) + 2e-5,
+    );
   }
 }

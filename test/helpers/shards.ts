@@ -1,7 +1,13 @@
 // A checkpoint cut into shards with their index, as transformers' save_pretrained(max_shard_size=...) writes
 // them: the unit tests and the end-to-end tests load the tiny CLIP this way.
 
-import { decodeTensor, encodeSafetensors, parseSafetensorsHeader, type TensorEntry, type TensorToEncode } from '../../src/model/safetensors';
+import {
+  decodeTensor,
+  encodeSafetensors,
+  parseSafetensorsHeader,
+  type TensorEntry,
+  type TensorToEncode,
+} from '../../src/model/safetensors';
 import { MODEL_FILES } from '../../src/common/file-names';
 
 /** model-0000i-of-0000n.safetensors files (tensors in file order, split evenly) and model.safetensors.index.json. */
@@ -16,14 +22,17 @@ export function shardCheckpoint(safetensors: Uint8Array, count = 2): Record<stri
   for (let shard = 0; shard < count; shard++) {
     const name = `model-${pad(shard + 1)}-of-${pad(count)}.safetensors`;
     const part = entries.slice(shard * perShard, (shard + 1) * perShard);
-    const tensors = part.map((e): TensorToEncode =>
-      e.dtype === 'I64'
-        ? { name: e.name, shape: e.shape, dtype: 'I64', data: new BigInt64Array(bytesOf(e).buffer) }
-        : { name: e.name, shape: e.shape, data: decodeTensor(e, bytesOf(e)) },
+    const tensors = part.map(
+      (e): TensorToEncode =>
+        e.dtype === 'I64'
+          ? { name: e.name, shape: e.shape, dtype: 'I64', data: new BigInt64Array(bytesOf(e).buffer) }
+          : { name: e.name, shape: e.shape, data: decodeTensor(e, bytesOf(e)) },
     );
     files[name] = encodeSafetensors(tensors);
     for (const e of part) weightMap[e.name] = name;
   }
-  files[MODEL_FILES.weightsIndex] = new TextEncoder().encode(JSON.stringify({ metadata: { total_size: safetensors.length }, weight_map: weightMap }, null, 2));
+  files[MODEL_FILES.weightsIndex] = new TextEncoder().encode(
+    JSON.stringify({ metadata: { total_size: safetensors.length }, weight_map: weightMap }, null, 2),
+  );
   return files;
 }

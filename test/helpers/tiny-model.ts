@@ -30,7 +30,10 @@ export function weightMap(safetensors: Uint8Array): Map<string, Float32Array> {
   const weights = new Map<string, Float32Array>();
   for (const [name, entry] of header.tensors) {
     if (entry.dtype === 'F32' || entry.dtype === 'F16' || entry.dtype === 'BF16') {
-      weights.set(name, decodeTensor(entry, safetensors.subarray(entry.byteOffset, entry.byteOffset + entry.byteLength)));
+      weights.set(
+        name,
+        decodeTensor(entry, safetensors.subarray(entry.byteOffset, entry.byteOffset + entry.byteLength)),
+      );
     }
   }
   return weights;

@@ -25,9 +25,21 @@ function gradientsForStep(count: number, step: number): Float32Array {
 
 describe('AdamW', () => {
   const cases: { name: string; count: number; settings: Omit<AdamWSettings, 'step'> }[] = [
-    { name: 'one parameter', count: 1, settings: { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.1, gradScale: 0.25 } },
-    { name: 'with weight decay and gradScale', count: 1000, settings: { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.1, gradScale: 0.25 } },
-    { name: 'without weight decay, other betas', count: 777, settings: { lr: 3e-3, beta1: 0.8, beta2: 0.95, eps: 1e-6, weightDecay: 0 } },
+    {
+      name: 'one parameter',
+      count: 1,
+      settings: { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.1, gradScale: 0.25 },
+    },
+    {
+      name: 'with weight decay and gradScale',
+      count: 1000,
+      settings: { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.1, gradScale: 0.25 },
+    },
+    {
+      name: 'without weight decay, other betas',
+      count: 777,
+      settings: { lr: 3e-3, beta1: 0.8, beta2: 0.95, eps: 1e-6, weightDecay: 0 },
+    },
   ];
   for (const { name, count, settings } of cases) {
     it(`matches the float64 reference over ${STEPS} steps, ${name} (${count})`, async () => {
@@ -56,8 +68,12 @@ describe('AdamW', () => {
     const state = ctx.tensor([4], 'm');
     const shortV = ctx.tensor([3], 'v');
     const settings = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 };
-    expect(() => adamwUpdate(ctx, param, state, state, state, { ...settings, step: 0 })).toThrow(/step must be an integer from 1/);
-    expect(() => adamwUpdate(ctx, param, state, state, shortV, { ...settings, step: 1 })).toThrow(/v has shape \[3\], expected 4 elements/);
+    expect(() => adamwUpdate(ctx, param, state, state, state, { ...settings, step: 0 })).toThrow(
+      /step must be an integer from 1/,
+    );
+    expect(() => adamwUpdate(ctx, param, state, state, shortV, { ...settings, step: 1 })).toThrow(
+      /v has shape \[3\], expected 4 elements/,
+    );
   });
 });
 

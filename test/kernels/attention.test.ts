@@ -1,7 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import type { GpuContext } from '../../src/gpu/context';
 import type { Tensor } from '../../src/gpu/tensor';
-import { AttentionScratch, attentionBackward, attentionForward, type AttentionShape } from '../../src/kernels/attention';
+import {
+  AttentionScratch,
+  attentionBackward,
+  attentionForward,
+  type AttentionShape,
+} from '../../src/kernels/attention';
 import { createNodeGpuContext } from '../../src/node/gpu';
 import { expectClose } from '../helpers/compare';
 import { centralDifferenceGradient, dot } from '../helpers/finite-difference';
@@ -38,8 +43,14 @@ function setUp(gpu: GpuContext, shape: AttentionShape, seed: number, inputScale 
   const input = (label: string, data: Float32Array) => gpu.tensor(tokenShape, label, data);
   const output = (label: string) => gpu.tensor(tokenShape, label);
   const tensors = {
-    q: input('q', q), k: input('k', k), v: input('v', v), dout: input('dout', dout),
-    out: output('out'), dq: output('dq'), dk: output('dk'), dv: output('dv'),
+    q: input('q', q),
+    k: input('k', k),
+    v: input('v', v),
+    dout: input('dout', dout),
+    out: output('out'),
+    dq: output('dq'),
+    dk: output('dk'),
+    dv: output('dv'),
     probs: gpu.tensor([shape.batch, shape.heads, shape.seqLen, shape.seqLen], 'probs'),
   };
   const destroy = () => Object.values(tensors).forEach((t: Tensor) => t.destroy());
@@ -127,9 +138,21 @@ describe('attention kernels', () => {
     attentionBackward(ctx, t.dout, t.q, t.k, t.v, t.probs, t.dq, t.dk, t.dv, shape, scratch, { accumulate: true });
     const [dq, dk, dv] = await ctx.readMany([t.dq, t.dk, t.dv]);
     const expected = reference.attentionBackward(host.dout, host.q, host.k, host.v, shape);
-    expectClose(dq, expected.dq.map((g, i) => g + dqBefore[i]), { ...TOLERANCE, label: 'accumulated dq' });
-    expectClose(dk, expected.dk.map((g, i) => g + dkBefore[i]), { ...TOLERANCE, label: 'accumulated dk' });
-    expectClose(dv, expected.dv.map((g, i) => g + dvBefore[i]), { ...TOLERANCE, label: 'accumulated dv' });
+    expectClose(
+      dq,
+      expected.dq.map((g, i) => g + dqBefore[i]),
+      { ...TOLERANCE, label: 'accumulated dq' },
+    );
+    expectClose(
+      dk,
+      expected.dk.map((g, i) => g + dkBefore[i]),
+      { ...TOLERANCE, label: 'accumulated dk' },
+    );
+    expectClose(
+      dv,
+      expected.dv.map((g, i) => g + dvBefore[i]),
+      { ...TOLERANCE, label: 'accumulated dv' },
+    );
     destroy();
   });
 
@@ -183,7 +206,9 @@ describe('attention kernels', () => {
     expect(() => attentionForward(ctx, tokens, wrongK, tokens, tokens, probs, shape)).toThrow(
       /attentionForward: k has shape \[1, 5, 16\] \(80 elements\), expected \[1, 4, 16\] \(64 elements\)/,
     );
-    expect(() => attentionBackward(ctx, tokens, tokens, tokens, tokens, wrongProbs, tokens, tokens, tokens, shape, scratch)).toThrow(
+    expect(() =>
+      attentionBackward(ctx, tokens, tokens, tokens, tokens, wrongProbs, tokens, tokens, tokens, shape, scratch),
+    ).toThrow(
       /attentionBackward: probs has shape \[1, 2, 4, 5\] \(40 elements\), expected \[1, 2, 4, 4\] \(32 elements\)/,
     );
     expect(() => attentionForward(ctx, tokens, tokens, tokens, tokens, probs, { ...shape, seqLen: 0 })).toThrow(

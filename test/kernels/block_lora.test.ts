@@ -107,7 +107,10 @@ async function runGpu(c: Case, data: CaseData, plainLora = false, context: GpuCo
   blockLora.loraDown(context, x, a, u, c.dropout);
   linearForward(context, x, weight, bias, h, { lowRank: blockLora.loraUp(u, bSum, c.scale) });
   blockLora.loraBackward(context, g, x, u, a, bSum, du, dA, dBlocks, c.scale, c.dropout);
-  linearBackwardInput(context, g, weight, dx, { accumulate: true, lowRank: blockLora.loraInputGradient(du, a, c.dropout) });
+  linearBackwardInput(context, g, weight, dx, {
+    accumulate: true,
+    lowRank: blockLora.loraInputGradient(du, a, c.dropout),
+  });
   const outputs = [bSum, u, h, du, dA, dBlocks, dx];
   const [bSumGpu, uGpu, hGpu, duGpu, dAGpu, dBlocksGpu, dxGpu] = await context.readMany(outputs);
   [x, weight, bias, a, blocks, g, ...outputs].forEach((t) => t.destroy());
@@ -165,18 +168,38 @@ describe('block_lora kernels', () => {
           const blockSize = D_OUT * c.shape.blockRank;
           const firstBlock = gpu.dBlocks.subarray(0, blockSize);
           for (let i = 1; i < blocks; i++) {
-            expectBitIdentical(gpu.dBlocks.subarray(i * blockSize, (i + 1) * blockSize), firstBlock, `dB_${i + 1} vs dB_1`);
+            expectBitIdentical(
+              gpu.dBlocks.subarray(i * blockSize, (i + 1) * blockSize),
+              firstBlock,
+              `dB_${i + 1} vs dB_1`,
+            );
           }
 
           // Backward against central differences of the float64 forward (the mask is fixed by the seed);
           // the small cases keep the float64 loops short.
           if (rows > 7) return;
           const inputs = referenceInputs(c, data);
-          const loss = (changed: Partial<BlockLoraInputs>) => dot(reference.blockLoraForward({ ...inputs, ...changed }).delta, data.g);
+          const loss = (changed: Partial<BlockLoraInputs>) =>
+            dot(reference.blockLoraForward({ ...inputs, ...changed }).delta, data.g);
           const fdTolerance = { ...TOLERANCE, label: '' };
-          expectClose(gpu.dx, plus(frozenPath(c, data).dx, centralDifferenceGradient((x) => loss({ x }), data.x)), { ...fdTolerance, label: 'dx vs finite differences' });
-          expectClose(gpu.dA, centralDifferenceGradient((a) => loss({ a }), data.a), { ...fdTolerance, label: 'dA vs finite differences' });
-          expectClose(gpu.dBlocks, centralDifferenceGradient((b) => loss({ blocks: b }), data.blocks), { ...fdTolerance, label: 'dB_i vs finite differences' });
+          expectClose(
+            gpu.dx,
+            plus(
+              frozenPath(c, data).dx,
+              centralDifferenceGradient((x) => loss({ x }), data.x),
+            ),
+            { ...fdTolerance, label: 'dx vs finite differences' },
+          );
+          expectClose(
+            gpu.dA,
+            centralDifferenceGradient((a) => loss({ a }), data.a),
+            { ...fdTolerance, label: 'dA vs finite differences' },
+          );
+          expectClose(
+            gpu.dBlocks,
+            centralDifferenceGradient((b) => loss({ blocks: b }), data.blocks),
+            { ...fdTolerance, label: 'dB_i vs finite differences' },
+          );
         });
       }
     }
@@ -208,7 +231,20 @@ describe('block_lora kernels', () => {
     // The same in float64, against the plain LoRA reference.
     const inputs = referenceInputs(c, data);
     const { rows, dIn, dOut, blockRank } = c.shape;
-    const plain = reference.lora({ rows, dIn, dOut, rank: blockRank, x: data.x, a: data.a, b: data.blocks, scale: c.scale, dropFactors: inputs.dropFactors }, data.g);
+    const plain = reference.lora(
+      {
+        rows,
+        dIn,
+        dOut,
+        rank: blockRank,
+        x: data.x,
+        a: data.a,
+        b: data.blocks,
+        scale: c.scale,
+        dropFactors: inputs.dropFactors,
+      },
+      data.g,
+    );
     const backward = reference.blockLoraBackward(inputs, data.g);
     expect(reference.blockLoraForward(inputs).delta).toEqual(plain.delta);
     expect(backward.dA).toEqual(plain.dA);
@@ -231,7 +267,20 @@ describe('block_lora kernels', () => {
       }
     }
     const inputs = referenceInputs(c, data);
-    const plain = reference.lora({ rows, dIn, dOut, rank, x: data.x, a: aRepeated, b: bConcatenated, scale: c.scale, dropFactors: inputs.dropFactors }, data.g);
+    const plain = reference.lora(
+      {
+        rows,
+        dIn,
+        dOut,
+        rank,
+        x: data.x,
+        a: aRepeated,
+        b: bConcatenated,
+        scale: c.scale,
+        dropFactors: inputs.dropFactors,
+      },
+      data.g,
+    );
     const backward = reference.blockLoraBackward(inputs, data.g);
     // Different summation orders in float64: agreement to 1e-12.
     const close = { rtol: 1e-12, atol: 1e-12 };
@@ -270,7 +319,10 @@ describe('block_lora kernels', () => {
     const expected = Float64Array.from(sumsBefore);
     for (const { blocksOffset, sumOffset, blockSize } of placements) {
       const stacked = blocksData.subarray(blocksOffset, blocksOffset + n * blockSize);
-      expected.set(reference.sumBlocks({ rows: 0, dIn: 0, dOut: blockSize / b, blockRank: b, blocks: n }, stacked), sumOffset);
+      expected.set(
+        reference.sumBlocks({ rows: 0, dIn: 0, dOut: blockSize / b, blockRank: b, blocks: n }, stacked),
+        sumOffset,
+      );
     }
     // Two f32 additions against float64: a few ulps of values below 3. Elements between places keep their values.
     expectClose(sums, expected, { rtol: 1e-6, atol: 1e-6, label: 'flat sums' });
@@ -287,11 +339,19 @@ describe('block_lora kernels', () => {
     const x = ctx.tensor([rows, width], 'x', ones);
     const a = ctx.tensor([width, width], 'identity', identity);
     const masks = [];
-    for (const dropout of [{ p: 0.25, seed: 12345 }, { p: 0.25, seed: 12346 }, { p: 0, seed: 12345 }]) {
+    for (const dropout of [
+      { p: 0.25, seed: 12345 },
+      { p: 0.25, seed: 12346 },
+      { p: 0, seed: 12345 },
+    ]) {
       const u = ctx.tensor([rows, width], 'u');
       blockLora.loraDown(ctx, x, a, u, dropout);
       const mask = await ctx.read(u);
-      expectBitIdentical(mask, Float32Array.from(reference.dropoutFactors(rows * width, dropout)), `mask, seed ${dropout.seed}, p ${dropout.p}`);
+      expectBitIdentical(
+        mask,
+        Float32Array.from(reference.dropoutFactors(rows * width, dropout)),
+        `mask, seed ${dropout.seed}, p ${dropout.p}`,
+      );
       masks.push(mask);
       u.destroy();
     }
@@ -304,7 +364,7 @@ describe('block_lora kernels', () => {
     a.destroy();
   });
 
-  it('loraDownPlanes: q, k and v\'s down-projections in one dispatch, each with its own mask, as three loraDown calls give them', async () => {
+  it("loraDownPlanes: q, k and v's down-projections in one dispatch, each with its own mask, as three loraDown calls give them", async () => {
     // Masks planeSeed(seed, i) apart, as dropoutFor seeds q, k and v; planes strided past their size.
     const [rows, dIn, b, count] = [37, 20, 3, 3];
     const dropout = { p: 0.25, seed: 0xc0ffee };
@@ -314,7 +374,14 @@ describe('block_lora kernels', () => {
     const x = ctx.tensor([rows, dIn], 'x', xData);
     const a = ctx.tensor([aData.length], 'A_s planes', aData);
     const u = ctx.tensor([count * uStride], 'u planes');
-    blockLora.loraDownPlanes(ctx, x, { tensor: a, stride: aStride, count }, { tensor: u, stride: uStride, count }, { dIn, b }, dropout);
+    blockLora.loraDownPlanes(
+      ctx,
+      x,
+      { tensor: a, stride: aStride, count },
+      { tensor: u, stride: uStride, count },
+      { dIn, b },
+      dropout,
+    );
     const fused = await ctx.read(u);
     for (let plane = 0; plane < count; plane++) {
       const planeDropout = { p: dropout.p, seed: planeSeed(dropout.seed, plane) };
@@ -328,8 +395,17 @@ describe('block_lora kernels', () => {
       const factors = reference.dropoutFactors(rows * dIn, planeDropout);
       const dropped = Float64Array.from(xData, (v, i) => v * factors[i]);
       const expected = matmulReference.matmul(dropped, planeA, { m: rows, n: b, k: dIn, transposeB: true });
-      const termSums = matmulReference.matmul(dropped.map(Math.abs), planeA.map(Math.abs), { m: rows, n: b, k: dIn, transposeB: true });
-      expectClose(actual, expected, { rtol: 0, atol: 3 * Math.sqrt(dIn) * 2 ** -24 * Math.max(...termSums), label: `plane ${plane}` });
+      const termSums = matmulReference.matmul(dropped.map(Math.abs), planeA.map(Math.abs), {
+        m: rows,
+        n: b,
+        k: dIn,
+        transposeB: true,
+      });
+      expectClose(actual, expected, {
+        rtol: 0,
+        atol: 3 * Math.sqrt(dIn) * 2 ** -24 * Math.max(...termSums),
+        label: `plane ${plane}`,
+      });
       [single, aPlane].forEach((t) => t.destroy());
     }
     [x, a, u].forEach((t) => t.destroy());
@@ -352,8 +428,16 @@ describe('block_lora kernels', () => {
     blockLora.loraBackward(ctx, g, x, u, a, bSum, du, dA, dBlocks, c.scale, c.dropout, { accumulate: true });
     const [dAGpu, dBlocksGpu] = await ctx.readMany([dA, dBlocks]);
     const backward = reference.blockLoraBackward(referenceInputs(c, data), data.g);
-    expectClose(dAGpu, backward.dA.map((v) => 2 * v), { ...TOLERANCE, label: 'dA accumulated twice' });
-    expectClose(dBlocksGpu, backward.dBlocks.map((v) => 2 * v), { ...TOLERANCE, label: 'dBlocks accumulated twice' });
+    expectClose(
+      dAGpu,
+      backward.dA.map((v) => 2 * v),
+      { ...TOLERANCE, label: 'dA accumulated twice' },
+    );
+    expectClose(
+      dBlocksGpu,
+      backward.dBlocks.map((v) => 2 * v),
+      { ...TOLERANCE, label: 'dBlocks accumulated twice' },
+    );
     [x, a, bSum, u, g, du, dA, dBlocks].forEach((t) => t.destroy());
   });
 
@@ -370,11 +454,15 @@ describe('block_lora kernels', () => {
     const a = ctx.tensor([2, 7], 'a');
     const u = ctx.tensor([5, 2], 'u');
     const a6 = ctx.tensor([2, 6], 'a6');
-    expect(() => blockLora.loraDown(ctx, x, a, u, { p: 0, seed: 0 })).toThrow(/loraDown: x has shape \[5, 6\], expected \[5, 7\]/);
+    expect(() => blockLora.loraDown(ctx, x, a, u, { p: 0, seed: 0 })).toThrow(
+      /loraDown: x has shape \[5, 6\], expected \[5, 7\]/,
+    );
     expect(() => blockLora.loraDown(ctx, x, a6, u, { p: 1, seed: 0 })).toThrow(/dropout p must be in \[0, 1\)/);
     expect(() => blockLora.loraDown(ctx, x, a6, u, { p: 0.1, seed: -1 })).toThrow(/dropout seed must be a u32/);
     const table = new blockLora.BlockSumTable(ctx, [{ blocksOffset: 0, sumOffset: 0, blockSize: 7 }], 2);
-    expect(() => blockLora.sumBlocks(ctx, a6, u, table)).toThrow('sumBlocks: 2 blocks of 7 at 0 and their sum at 0 do not fit in a6 (12) and u (10)');
+    expect(() => blockLora.sumBlocks(ctx, a6, u, table)).toThrow(
+      'sumBlocks: 2 blocks of 7 at 0 and their sum at 0 do not fit in a6 (12) and u (10)',
+    );
     table.destroy();
     expect(() => blockLora.loraInputGradient(u, a6, { p: 1, seed: 0 })).toThrow(/dropout p must be in \[0, 1\)/);
     // The low-rank term must fit the product it is added to: u has 5 rows, y here 4.
@@ -382,8 +470,9 @@ describe('block_lora kernels', () => {
     const w = ctx.tensor([3, 6], 'w');
     const y = ctx.tensor([4, 3], 'y');
     const bSum = ctx.tensor([3, 2], 'bSum');
-    expect(() => linearForward(ctx, x4, w, null, y, { lowRank: blockLora.loraUp(u, bSum, 1) }))
-      .toThrow(/matmul: low-rank thin "u" has shape \[5, 2\].*, expected \[m, rank\] = \[4, 2\]/);
+    expect(() => linearForward(ctx, x4, w, null, y, { lowRank: blockLora.loraUp(u, bSum, 1) })).toThrow(
+      /matmul: low-rank thin "u" has shape \[5, 2\].*, expected \[m, rank\] = \[4, 2\]/,
+    );
     [x, a, u, a6, x4, w, y, bSum].forEach((t) => t.destroy());
   });
 });

@@ -29,8 +29,20 @@ describe('L2 normalisation', () => {
   // Unit-norm outputs and their gradients (~1/norm ~ 1) carry a few f32 ulps from the sum of
   // squares and the division: 1e-6 relative plus 1e-6 absolute is ~10x that.
   const TOLERANCE = { rtol: 1e-6, atol: 1e-6 };
-  const shapes: [number, number][] = [[1, 512], [3, 1], [2, 3], [4, 33], [2, 768], [3, 1000]];
-  async function checkL2(context: GpuContext, rows: number, width: number, withFiniteDifferences: boolean): Promise<void> {
+  const shapes: [number, number][] = [
+    [1, 512],
+    [3, 1],
+    [2, 3],
+    [4, 33],
+    [2, 768],
+    [3, 1000],
+  ];
+  async function checkL2(
+    context: GpuContext,
+    rows: number,
+    width: number,
+    withFiniteDifferences: boolean,
+  ): Promise<void> {
     const xData = randomArray(rows * width, rows * 100 + width);
     const doutData = randomArray(rows * width, rows * 100 + width + 1);
     const x = context.tensor([rows, width], 'x', xData);
@@ -57,7 +69,12 @@ describe('L2 normalisation', () => {
   }
 
   it('with the 256 threads per row real GPUs get', async () => {
-    for (const [rows, width] of [[3, 1], [4, 33], [3, 1000]]) await checkL2(asRealGpu, rows, width, false);
+    for (const [rows, width] of [
+      [3, 1],
+      [4, 33],
+      [3, 1000],
+    ])
+      await checkL2(asRealGpu, rows, width, false);
   });
 
   it('maps a zero row to zero and accumulates its gradient', async () => {
@@ -85,7 +102,11 @@ describe('cosine logits', () => {
   // Each output is an f32 sum of D, C or B products, whose rounding scales with the partial sums,
   // i.e. with the largest outputs rather than each element: error up to 1e-5 of the largest |value|
   // (worst seen: 1.1e-6 of it, dImage with C = 1000, a sum of 1000 terms).
-  const closeTo = (expected: Float64Array, label: string) => ({ rtol: 1e-5, atol: 1e-5 * largestMagnitude(expected), label });
+  const closeTo = (expected: Float64Array, label: string) => ({
+    rtol: 1e-5,
+    atol: 1e-5 * largestMagnitude(expected),
+    label,
+  });
 
   function unitRows(rows: number, width: number, seed: number): Float32Array {
     return Float32Array.from(reference.l2Normalize(randomArray(rows * width, seed), width).out);
@@ -111,7 +132,8 @@ describe('cosine logits', () => {
     expectClose(dImageGpu, gradients.dImage, closeTo(gradients.dImage, 'dImage'));
     expectClose(dTextGpu, gradients.dText, closeTo(gradients.dText, 'dText'));
     if (againstFiniteDifferences) {
-      const loss = (img: ArrayLike<number>, txt: ArrayLike<number>) => dot(reference.cosineLogits(img, txt, width, LOGIT_SCALE), dLogitsData);
+      const loss = (img: ArrayLike<number>, txt: ArrayLike<number>) =>
+        dot(reference.cosineLogits(img, txt, width, LOGIT_SCALE), dLogitsData);
       const numericDImage = centralDifferenceGradient((v) => loss(v, textData), imageData);
       const numericDText = centralDifferenceGradient((v) => loss(imageData, v), textData);
       expectClose(dImageGpu, numericDImage, closeTo(numericDImage, 'dImage vs finite differences'));
@@ -121,7 +143,12 @@ describe('cosine logits', () => {
   }
 
   // Below, at and past the 16-wide tile in every dimension, with finite differences where they are cheap.
-  for (const [batch, classes, width] of [[1, 1, 1], [1, 3, 33], [5, 17, 16], [3, 33, 40]]) {
+  for (const [batch, classes, width] of [
+    [1, 1, 1],
+    [1, 3, 33],
+    [5, 17, 16],
+    [3, 33, 40],
+  ]) {
     it(`forward and both backward sides, B ${batch} C ${classes} D ${width}, against finite differences`, async () => {
       await checkCosineLogits(batch, classes, width, true);
     });
@@ -129,7 +156,10 @@ describe('cosine logits', () => {
 
   // CLIP's feature width (the logits' sum), and ImageNet's 1000 classes (the image gradient's sum),
   // in two cases: 1000 x 512 text gradients take SwiftShader ~4 s.
-  for (const [batch, classes, width] of [[9, 200, 512], [9, 1000, 48]]) {
+  for (const [batch, classes, width] of [
+    [9, 200, 512],
+    [9, 1000, 48],
+  ]) {
     it(`forward and both backward sides, B ${batch} C ${classes} D ${width}`, async () => {
       await checkCosineLogits(batch, classes, width, false);
     });
@@ -159,7 +189,9 @@ describe('cosine logits', () => {
     const image = ctx.tensor([2, 8], 'image');
     const text = ctx.tensor([3, 7], 'text');
     const logits = ctx.tensor([2, 3], 'logits');
-    expect(() => classifier.cosineLogitsForward(ctx, image, text, logits, 1)).toThrow(/text has shape \[3, 7\], expected \[3, 8\]/);
+    expect(() => classifier.cosineLogitsForward(ctx, image, text, logits, 1)).toThrow(
+      /text has shape \[3, 7\], expected \[3, 8\]/,
+    );
   });
 });
 
@@ -171,8 +203,19 @@ describe('softmax cross-entropy', () => {
   const ACCUMULATION_FACTOR = 0.5;
 
   // C = 1 (loss 0), small odd sizes, one row, and CLIP's 1000 ImageNet classes at batch 32.
-  const shapes: [number, number][] = [[3, 1], [4, 3], [1, 33], [2, 300], [32, 1000]];
-  async function checkSoftmax(context: GpuContext, rows: number, classes: number, withFiniteDifferences: boolean): Promise<void> {
+  const shapes: [number, number][] = [
+    [3, 1],
+    [4, 3],
+    [1, 33],
+    [2, 300],
+    [32, 1000],
+  ];
+  async function checkSoftmax(
+    context: GpuContext,
+    rows: number,
+    classes: number,
+    withFiniteDifferences: boolean,
+  ): Promise<void> {
     const seed = rows * 10_000 + classes;
     const logitsData = randomArray(rows * classes, seed, LOGIT_SCALE);
     const labelsData = randomLabels(rows, classes, seed + 1);
@@ -189,11 +232,13 @@ describe('softmax cross-entropy', () => {
     expectClose(lossesGpu, expected.losses, { ...TOLERANCE, label: 'losses' });
     expectClose(probsGpu, expected.probs, { ...TOLERANCE, label: 'probs' });
     expectClose(dLogitsGpu, reference.softmaxCrossEntropyBackward(expected.probs, labelsData, classes, lossScale), {
-      ...TOLERANCE, label: 'dLogits',
+      ...TOLERANCE,
+      label: 'dLogits',
     });
     // Finite differences cost rows * classes forwards of the whole batch: only where that is cheap.
     if (withFiniteDifferences && rows * classes <= 1000) {
-      const meanLoss = (v: ArrayLike<number>) => lossScale * reference.softmaxCrossEntropy(v, labelsData, classes).losses.reduce((a, b) => a + b, 0);
+      const meanLoss = (v: ArrayLike<number>) =>
+        lossScale * reference.softmaxCrossEntropy(v, labelsData, classes).losses.reduce((a, b) => a + b, 0);
       // The logits are ~100, so the float64 step sits well above rounding at 1e-4.
       const numeric = centralDifferenceGradient(meanLoss, logitsData, 1e-4);
       expectClose(dLogitsGpu, numeric, { ...TOLERANCE, label: 'dLogits vs finite differences' });
@@ -206,6 +251,11 @@ describe('softmax cross-entropy', () => {
   }
 
   it('with the 256 threads per row real GPUs get', async () => {
-    for (const [rows, classes] of [[3, 1], [1, 33], [32, 1000]]) await checkSoftmax(asRealGpu, rows, classes, false);
+    for (const [rows, classes] of [
+      [3, 1],
+      [1, 33],
+      [32, 1000],
+    ])
+      await checkSoftmax(asRealGpu, rows, classes, false);
   });
 });

@@ -37,7 +37,11 @@ describe('elementwise kernels', () => {
   // exp, so the quick_gelu tolerance holds; gelu_tanh is exact arithmetic in f32. Inputs of +-12 reach
   // the tails, where x Phi(x) is down to 1e-32 and sigmoid's exp overflows to infinity on the far side.
   for (const activation of ['gelu', 'gelu_tanh'] as const) {
-    for (const [count, range] of [[1, 4], [1000, 4], [300, 12]] as const) {
+    for (const [count, range] of [
+      [1, 4],
+      [1000, 4],
+      [300, 12],
+    ] as const) {
       it(`${activation} forward and backward, ${count} elements in +-${range}`, async () => {
         const xData = randomArray(count, 3, range);
         const doutData = randomArray(count, 4);
@@ -60,8 +64,14 @@ describe('elementwise kernels', () => {
 
   it('the float64 erfc reference matches tabulated values', () => {
     // Abramowitz and Stegun, table 7.1, and erfc(3), erfc(5) to 16 digits.
-    const table: [number, number][] = [[0.5, 1 - 0.5204998778130465], [1, 1 - 0.8427007929497149], [-1, 1 + 0.8427007929497149],
-      [2, 0.004677734981047266], [3, 2.209049699858544e-5], [5, 1.5374597944280349e-12]];
+    const table: [number, number][] = [
+      [0.5, 1 - 0.5204998778130465],
+      [1, 1 - 0.8427007929497149],
+      [-1, 1 + 0.8427007929497149],
+      [2, 0.004677734981047266],
+      [3, 2.209049699858544e-5],
+      [5, 1.5374597944280349e-12],
+    ];
     for (const [z, expected] of table) expect(Math.abs(reference.erfc(z) - expected) / expected).toBeLessThan(1e-14);
   });
 
@@ -77,9 +87,21 @@ describe('elementwise kernels', () => {
     elementwise.scale(ctx, ta, -2.5, scaled);
     elementwise.addScaledInPlace(ctx, tb, ta, 0.5);
     const [sumGpu, scaledGpu, accumulated] = await ctx.readMany([sum, scaled, tb]);
-    expectClose(sumGpu, a.map((v, i) => v + b[i]), { rtol: 0, atol: 1e-6, label: 'add' });
-    expectClose(scaledGpu, a.map((v) => -2.5 * v), { rtol: 0, atol: 1e-6, label: 'scale' });
-    expectClose(accumulated, a.map((v, i) => b[i] + 0.5 * v), { rtol: 0, atol: 1e-6, label: 'add_scaled_inplace' });
+    expectClose(
+      sumGpu,
+      a.map((v, i) => v + b[i]),
+      { rtol: 0, atol: 1e-6, label: 'add' },
+    );
+    expectClose(
+      scaledGpu,
+      a.map((v) => -2.5 * v),
+      { rtol: 0, atol: 1e-6, label: 'scale' },
+    );
+    expectClose(
+      accumulated,
+      a.map((v, i) => b[i] + 0.5 * v),
+      { rtol: 0, atol: 1e-6, label: 'add_scaled_inplace' },
+    );
   });
 
   it('rejects tensors of different sizes', async () => {

@@ -34,7 +34,10 @@ describe('extractPatches', () => {
       const patches = ctx.tensor([batch * patchCount, patchValues], 'patches');
       embedding.extractPatches(ctx, pixels, patches, { batch, imageSize, patchSize });
       const patchesGpu = await ctx.read(patches);
-      expectClose(patchesGpu, reference.extractPatches(pixelData, batch, imageSize, patchSize), { ...EXACT, label: 'patches' });
+      expectClose(patchesGpu, reference.extractPatches(pixelData, batch, imageSize, patchSize), {
+        ...EXACT,
+        label: 'patches',
+      });
 
       // The layout contract: patches times the flattened conv weight [D, 3*P*P] is the convolution. Both sides are
       // float64 sums of the same products in different orders, so 1e-12 covers reassociation.
@@ -80,7 +83,11 @@ describe('visionEmbeddingsForward', () => {
       const classEmbedding = ctx.tensor([hidden], 'class embedding', classData);
       const positionEmbedding = ctx.tensor([tokens, hidden], 'position embedding', positionData);
       const out = ctx.tensor([batch, tokens, hidden], 'embeddings');
-      embedding.visionEmbeddingsForward(ctx, features, classEmbedding, positionEmbedding, out, { batch, patches, hidden });
+      embedding.visionEmbeddingsForward(ctx, features, classEmbedding, positionEmbedding, out, {
+        batch,
+        patches,
+        hidden,
+      });
       const expected = reference.visionEmbeddings(featureData, classData, positionData, batch, patches, hidden);
       expectClose(await ctx.read(out), expected, { ...ONE_ADDITION, label: 'vision embeddings' });
       [features, classEmbedding, positionEmbedding, out].forEach((t) => t.destroy());
@@ -93,8 +100,14 @@ describe('visionEmbeddingsForward', () => {
     const positionEmbedding = ctx.tensor([4, 3], 'positions');
     const out = ctx.tensor([1, 5, 3], 'out');
     expect(() =>
-      embedding.visionEmbeddingsForward(ctx, features, classEmbedding, positionEmbedding, out, { batch: 1, patches: 4, hidden: 3 }),
-    ).toThrow(/visionEmbeddingsForward: positions has shape \[4, 3\] \(12 elements\), expected \[5, 3\] \(15 elements\)/);
+      embedding.visionEmbeddingsForward(ctx, features, classEmbedding, positionEmbedding, out, {
+        batch: 1,
+        patches: 4,
+        hidden: 3,
+      }),
+    ).toThrow(
+      /visionEmbeddingsForward: positions has shape \[4, 3\] \(12 elements\), expected \[5, 3\] \(15 elements\)/,
+    );
     [features, classEmbedding, positionEmbedding, out].forEach((t) => t.destroy());
   });
 });
@@ -138,7 +151,10 @@ describe('textEmbeddingsForward', () => {
     expect(outGpu.subarray(hidden, 3 * hidden).every(Number.isNaN)).toBe(true);
     const validIds = Float32Array.from([3, 5]);
     const validRows = Float32Array.from([...outGpu.subarray(0, hidden), ...outGpu.subarray(3 * hidden)]);
-    const positionsOfValid = Float32Array.from([...positionData.subarray(0, hidden), ...positionData.subarray(3 * hidden, 4 * hidden)]);
+    const positionsOfValid = Float32Array.from([
+      ...positionData.subarray(0, hidden),
+      ...positionData.subarray(3 * hidden, 4 * hidden),
+    ]);
     const expected = reference.textEmbeddings(validIds, tokenData, positionsOfValid, 1, 2, hidden);
     expectClose(validRows, expected, { ...ONE_ADDITION, label: 'rows with valid ids' });
     [ids, tokenEmbedding, positionEmbedding, out].forEach((t) => t.destroy());
@@ -150,7 +166,11 @@ describe('textEmbeddingsForward', () => {
     const positionEmbedding = ctx.tensor([maxPositions, hidden], 'position embedding');
     const out = ctx.tensor([1, 10, hidden], 'out');
     expect(() =>
-      embedding.textEmbeddingsForward(ctx, ids, tokenEmbedding, positionEmbedding, out, { batch: 1, seqLen: 10, hidden }),
+      embedding.textEmbeddingsForward(ctx, ids, tokenEmbedding, positionEmbedding, out, {
+        batch: 1,
+        seqLen: 10,
+        hidden,
+      }),
     ).toThrow(/position embedding has 9 positions, fewer than seqLen 10/);
     [ids, tokenEmbedding, positionEmbedding, out].forEach((t) => t.destroy());
   });
@@ -181,9 +201,16 @@ describe('gatherRows', () => {
 
       expectClose(outGpu, reference.gatherRows(xData, rowData, batch, seqLen, hidden), { ...EXACT, label: 'pooled' });
       // The forward is linear, so central differences are exact up to float64 rounding of the loss (~1e-10 here).
-      const numeric = centralDifferenceGradient((v) => dot(reference.gatherRows(v, rowData, batch, seqLen, hidden), doutData), xData);
+      const numeric = centralDifferenceGradient(
+        (v) => dot(reference.gatherRows(v, rowData, batch, seqLen, hidden), doutData),
+        xData,
+      );
       expectClose(dxGpu, numeric, { rtol: 1e-6, atol: 1e-6, label: 'dx vs finite differences' });
-      expectClose(accumulatedGpu, initialDx.map((v, i) => v + dxGpu[i]), { ...ONE_ADDITION, label: 'accumulated dx' });
+      expectClose(
+        accumulatedGpu,
+        initialDx.map((v, i) => v + dxGpu[i]),
+        { ...ONE_ADDITION, label: 'accumulated dx' },
+      );
       [x, rows, out, dout, dx, accumulated].forEach((t) => t.destroy());
     });
   }
@@ -201,7 +228,10 @@ describe('gatherRows', () => {
     embedding.gatherRowsBackward(ctx, dout, rows, dx, { batch: 2, seqLen, hidden });
     const [outGpu, dxGpu] = await ctx.readMany([out, dx]);
     expect(outGpu.subarray(0, hidden).every(Number.isNaN)).toBe(true);
-    expectClose(outGpu.subarray(hidden), xData.subarray((seqLen + 1) * hidden, (seqLen + 2) * hidden), { ...EXACT, label: 'valid row' });
+    expectClose(outGpu.subarray(hidden), xData.subarray((seqLen + 1) * hidden, (seqLen + 2) * hidden), {
+      ...EXACT,
+      label: 'valid row',
+    });
     expect(dxGpu.subarray(0, seqLen * hidden).every((v) => v === 0)).toBe(true);
     [x, rows, out, dout, dx].forEach((t) => t.destroy());
   });

@@ -27,7 +27,14 @@ function layerNormInputs(rows: number, columns: number, seed: number) {
 describe('layer norm kernels', () => {
   // One row; C = 1 (zero variance); C below, just past and far past the 256-wide workgroup,
   // none a multiple of it except 1024 (CLIP L/14's hidden size).
-  const shapes: [number, number][] = [[1, 768], [6, 1], [3, 3], [5, 33], [2, 1000], [2, 1024]];
+  const shapes: [number, number][] = [
+    [1, 768],
+    [6, 1],
+    [3, 3],
+    [5, 33],
+    [2, 1000],
+    [2, 1024],
+  ];
   for (const [rows, columns] of shapes) {
     it(`forward and backward, ${rows} x ${columns}`, async () => {
       const data = layerNormInputs(rows, columns, rows * 1000 + columns);
@@ -43,7 +50,14 @@ describe('layer norm kernels', () => {
       const dBias = ctx.tensor([columns], 'dBias');
       layerNormForward(ctx, x, weight, bias, out, mean, rstd, EPS);
       layerNormBackward(ctx, dout, x, weight, mean, rstd, dx, { dWeight, dBias });
-      const [outGpu, meanGpu, rstdGpu, dxGpu, dWeightGpu, dBiasGpu] = await ctx.readMany([out, mean, rstd, dx, dWeight, dBias]);
+      const [outGpu, meanGpu, rstdGpu, dxGpu, dWeightGpu, dBiasGpu] = await ctx.readMany([
+        out,
+        mean,
+        rstd,
+        dx,
+        dWeight,
+        dBias,
+      ]);
 
       const expected = reference.layerNorm(data.x, data.weight, data.bias, EPS);
       expectClose(outGpu, expected.out, { ...TOLERANCE, label: 'out' });
@@ -120,8 +134,14 @@ describe('layer norm kernels', () => {
     const out = ctx.tensor([2, 8], 'out');
     const mean = ctx.tensor([2], 'mean');
     const rstd = ctx.tensor([2], 'rstd');
-    expect(() => layerNormForward(ctx, x, weight, shortBias, out, mean, rstd, EPS)).toThrow(/bias has shape \[7\], expected 8 elements/);
-    expect(() => layerNormForward(ctx, x, ctx.tensor([4], 'w4'), shortBias, out, mean, rstd, EPS)).toThrow(/x has shape \[2, 8\], expected last dimension 4/);
-    expect(() => layerNormBackward(ctx, out, x, weight, mean, rstd, out, { dWeight: weight })).toThrow(/dWeight and dBias together/);
+    expect(() => layerNormForward(ctx, x, weight, shortBias, out, mean, rstd, EPS)).toThrow(
+      /bias has shape \[7\], expected 8 elements/,
+    );
+    expect(() => layerNormForward(ctx, x, ctx.tensor([4], 'w4'), shortBias, out, mean, rstd, EPS)).toThrow(
+      /x has shape \[2, 8\], expected last dimension 4/,
+    );
+    expect(() => layerNormBackward(ctx, out, x, weight, mean, rstd, out, { dWeight: weight })).toThrow(
+      /dWeight and dBias together/,
+    );
   });
 });

@@ -47,7 +47,10 @@ function runCase(context: GpuContext, label: string, c: Case, seed: number, conf
   const options: reference.ReferenceMatmulOptions = { ...c, bias: biasData, initial: initialData };
   const expected = reference.matmul(aData, bData, options);
   const termSums = reference.matmul(abs(aData), abs(bData), {
-    ...options, alpha: Math.abs(c.alpha ?? 1), bias: biasData && abs(biasData), initial: initialData && abs(initialData),
+    ...options,
+    alpha: Math.abs(c.alpha ?? 1),
+    bias: biasData && abs(biasData),
+    initial: initialData && abs(initialData),
   });
   return {
     out,
@@ -86,8 +89,18 @@ const SHAPES: [number, number, number][] = [
 // k-slices with a partial last step, many slices, more blocks to stage than threads. A small
 // workgroup (4 x 2 threads: tiles of 8 x 16, k-slice 16) keeps it quick; the real-GPU tile shape is
 // tested once more below.
-const SHARED_SCALAR_SHAPES: [number, number, number][] = [[1, 1, 1], [17, 33, 5], [7, 3, 3071], [9, 17, 37]];
-const SHARED_VEC4_SHAPES: [number, number, number][] = [[4, 4, 4], [20, 36, 12], [8, 4, 3072], [36, 64, 68]];
+const SHARED_SCALAR_SHAPES: [number, number, number][] = [
+  [1, 1, 1],
+  [17, 33, 5],
+  [7, 3, 3071],
+  [9, 17, 37],
+];
+const SHARED_VEC4_SHAPES: [number, number, number][] = [
+  [4, 4, 4],
+  [20, 36, 12],
+  [8, 4, 3072],
+  [36, 64, 68],
+];
 const smallSharedConfig: kernels.MatmulConfig = { kernel: 'shared', workgroupX: 4, workgroupY: 2, kBlocks: 4 };
 const realGpuConfig = kernels.matmulConfigFor('nvidia / any real GPU');
 
@@ -111,7 +124,17 @@ describe('matmul', () => {
 
   it('shared-memory kernel with the tile shape real GPUs use (linearForward layout, bias)', async () => {
     expect(realGpuConfig.kernel).toBe('shared');
-    await runCases(ctx, shapeCases([[70, 100, 40], [33, 129, 3072]], { transposeB: true, bias: true }), realGpuConfig);
+    await runCases(
+      ctx,
+      shapeCases(
+        [
+          [70, 100, 40],
+          [33, 129, 3072],
+        ],
+        { transposeB: true, bias: true },
+      ),
+      realGpuConfig,
+    );
   });
 
   it('batch, broadcast b, bias, alpha, accumulate', async () => {
@@ -121,7 +144,10 @@ describe('matmul', () => {
       ['bias', { m: 6, n: 11, k: 9, bias: true }],
       ['alpha', { m: 10, n: 7, k: 20, alpha: -0.125 }],
       ['accumulate', { m: 3, n: 5, k: 4, accumulate: true }],
-      ['everything at once', { m: 19, n: 10, k: 14, batch: 2, alpha: 0.5, bias: true, accumulate: true, broadcastB: true, transposeA: true }],
+      [
+        'everything at once',
+        { m: 19, n: 10, k: 14, batch: 2, alpha: 0.5, bias: true, accumulate: true, broadcastB: true, transposeA: true },
+      ],
     ]);
   });
 
@@ -130,25 +156,44 @@ describe('matmul', () => {
     const [m, n, k, rank, scale] = [19, 37, 24, 3, 0.7];
     const dropout = { p: 0.25, seed: 0xdeadbeef };
     const factors = dropoutFactors(m * n, dropout);
-    const layouts = { 'W [n, rank]': { weightWidthStride: rank, weightRankStride: 1 }, 'W [rank, n]': { weightWidthStride: 1, weightRankStride: n } };
-    for (const [kernel, config] of [['direct', undefined], ['shared', smallSharedConfig]] as const) {
+    const layouts = {
+      'W [n, rank]': { weightWidthStride: rank, weightRankStride: 1 },
+      'W [rank, n]': { weightWidthStride: 1, weightRankStride: n },
+    };
+    for (const [kernel, config] of [
+      ['direct', undefined],
+      ['shared', smallSharedConfig],
+    ] as const) {
       for (const [layout, strides] of Object.entries(layouts)) {
         const data = [m * k, n * k, n, m * n, m * rank, n * rank].map((size, i) => randomArray(size, 40 + i));
         const [aData, bData, biasData, initialData, thinData, weightData] = data;
-        const [a, b, bias, out, thin, weight] = data.map((values, i) => ctx.tensor([values.length], `operand ${i}`, values));
+        const [a, b, bias, out, thin, weight] = data.map((values, i) =>
+          ctx.tensor([values.length], `operand ${i}`, values),
+        );
         kernels.matmul(ctx, a, b, out, {
-          m, n, k, transposeB: true, bias, accumulate: true, config,
+          m,
+          n,
+          k,
+          transposeB: true,
+          bias,
+          accumulate: true,
+          config,
           lowRank: { thin, weight, rank, ...strides, scale, dropout },
         });
         const options = { m, n, k, transposeB: true };
         const expected = reference.matmul(aData, bData, { ...options, bias: biasData, initial: initialData });
-        const termSums = reference.matmul(abs(aData), abs(bData), { ...options, bias: abs(biasData), initial: abs(initialData) });
+        const termSums = reference.matmul(abs(aData), abs(bData), {
+          ...options,
+          bias: abs(biasData),
+          initial: abs(initialData),
+        });
         for (let row = 0; row < m; row++) {
           for (let col = 0; col < n; col++) {
             let sum = 0;
             let absSum = 0;
             for (let j = 0; j < rank; j++) {
-              const term = thinData[row * rank + j] * weightData[col * strides.weightWidthStride + j * strides.weightRankStride];
+              const term =
+                thinData[row * rank + j] * weightData[col * strides.weightWidthStride + j * strides.weightRankStride];
               sum += term;
               absSum += Math.abs(term);
             }
@@ -156,7 +201,10 @@ describe('matmul', () => {
             termSums[row * n + col] += scale * factors[row * n + col] * absSum;
           }
         }
-        expectClose(await ctx.read(out), expected, { ...accumulationTolerance(k + rank, termSums), label: `${kernel} kernel, ${layout}` });
+        expectClose(await ctx.read(out), expected, {
+          ...accumulationTolerance(k + rank, termSums),
+          label: `${kernel} kernel, ${layout}`,
+        });
         [a, b, bias, out, thin, weight].forEach((t) => t.destroy());
       }
     }
@@ -168,23 +216,47 @@ describe('matmul', () => {
     const [rows, d, rank, scale, count] = [9, 12, 2, 0.7, 3];
     const pad = (size: number) => size + 4;
     const [wStride, biasStride, yStride, uStride, sumStride] = [d * d, d, rows * d, rows * rank, d * rank].map(pad);
-    for (const [kernel, config] of [['direct', undefined], ['shared', smallSharedConfig]] as const) {
+    for (const [kernel, config] of [
+      ['direct', undefined],
+      ['shared', smallSharedConfig],
+    ] as const) {
       const xData = randomArray(rows * d, 60);
-      const [wData, biasData, uData, sumData] = [wStride, biasStride, uStride, sumStride].map((stride, i) => randomArray(count * stride, 61 + i));
-      const [x, w, bias, u, sums] = [xData, wData, biasData, uData, sumData].map((values, i) => ctx.tensor([values.length], `operand ${i}`, values));
+      const [wData, biasData, uData, sumData] = [wStride, biasStride, uStride, sumStride].map((stride, i) =>
+        randomArray(count * stride, 61 + i),
+      );
+      const [x, w, bias, u, sums] = [xData, wData, biasData, uData, sumData].map((values, i) =>
+        ctx.tensor([values.length], `operand ${i}`, values),
+      );
       const y = ctx.tensor([count * yStride], 'y');
       const planes = (tensor: Tensor, stride: number) => ({ tensor, stride, count });
       const lowRank = loraUpPlanes(planes(u, uStride), planes(sums, sumStride), { dOut: d, b: rank }, scale);
       if (config) {
         kernels.matmul(ctx, x, w, y, {
-          m: rows, n: d, k: d, batch: count, transposeB: true, bias, lowRank, config, batchStrides: { a: 0, b: wStride, bias: biasStride, out: yStride },
+          m: rows,
+          n: d,
+          k: d,
+          batch: count,
+          transposeB: true,
+          bias,
+          lowRank,
+          config,
+          batchStrides: { a: 0, b: wStride, bias: biasStride, out: yStride },
         });
       } else {
-        kernels.linearForwardPlanes(ctx, x, planes(w, wStride), planes(bias, biasStride), planes(y, yStride), { out: d, in: d }, lowRank);
+        kernels.linearForwardPlanes(
+          ctx,
+          x,
+          planes(w, wStride),
+          planes(bias, biasStride),
+          planes(y, yStride),
+          { out: d, in: d },
+          lowRank,
+        );
       }
       const actual = await ctx.read(y);
       for (let plane = 0; plane < count; plane++) {
-        const slice = (values: Float32Array, stride: number, size: number) => values.subarray(plane * stride, plane * stride + size);
+        const slice = (values: Float32Array, stride: number, size: number) =>
+          values.subarray(plane * stride, plane * stride + size);
         const weight = slice(wData, wStride, d * d);
         const planeBias = slice(biasData, biasStride, d);
         const expected = reference.linearForward(xData, weight, planeBias, d, d);
@@ -201,7 +273,8 @@ describe('matmul', () => {
           }
         }
         expectClose(actual.subarray(plane * yStride, plane * yStride + rows * d), expected, {
-          ...accumulationTolerance(d + rank, termSums), label: `${kernel} kernel, plane ${plane}`,
+          ...accumulationTolerance(d + rank, termSums),
+          label: `${kernel} kernel, plane ${plane}`,
         });
         // Between planes nothing is written.
         expect([...actual.subarray(plane * yStride + rows * d, (plane + 1) * yStride)]).toEqual([0, 0, 0, 0]);
@@ -210,26 +283,49 @@ describe('matmul', () => {
     }
   });
 
-  it('linearBackwardInputPlanes: dx of q, k and v in one dispatch, summing each plane\'s product and low-rank term with its own mask, in both kernels', async () => {
+  it("linearBackwardInputPlanes: dx of q, k and v in one dispatch, summing each plane's product and low-rank term with its own mask, in both kernels", async () => {
     const [rows, dOut, dIn, rank, count] = [9, 8, 12, 2, 3];
     const pad = (size: number) => size + 4;
     const [dyStride, wStride, duStride, aStride] = [rows * dOut, dOut * dIn, rows * rank, rank * dIn].map(pad);
     const dropout = { p: 0.25, seed: 0xdeadbeef };
-    for (const [kernel, config] of [['direct', undefined], ['shared', smallSharedConfig]] as const) {
-      const [dyData, wData, duData, aData] = [dyStride, wStride, duStride, aStride].map((stride, i) => randomArray(count * stride, 70 + i));
-      const [dy, w, du, a] = [dyData, wData, duData, aData].map((values, i) => ctx.tensor([values.length], `operand ${i}`, values));
+    for (const [kernel, config] of [
+      ['direct', undefined],
+      ['shared', smallSharedConfig],
+    ] as const) {
+      const [dyData, wData, duData, aData] = [dyStride, wStride, duStride, aStride].map((stride, i) =>
+        randomArray(count * stride, 70 + i),
+      );
+      const [dy, w, du, a] = [dyData, wData, duData, aData].map((values, i) =>
+        ctx.tensor([values.length], `operand ${i}`, values),
+      );
       const dx = ctx.tensor([rows * dIn], 'dx');
       const planes = (tensor: Tensor, stride: number) => ({ tensor, stride, count });
       const lowRank = loraInputGradientPlanes(planes(du, duStride), planes(a, aStride), { dIn, b: rank }, dropout);
       if (config) {
-        kernels.matmul(ctx, dy, w, dx, { m: rows, n: dIn, k: dOut, kPlanes: count, lowRank, config, batchStrides: { a: dyStride, b: wStride } });
+        kernels.matmul(ctx, dy, w, dx, {
+          m: rows,
+          n: dIn,
+          k: dOut,
+          kPlanes: count,
+          lowRank,
+          config,
+          batchStrides: { a: dyStride, b: wStride },
+        });
       } else {
-        kernels.linearBackwardInputPlanes(ctx, planes(dy, dyStride), planes(w, wStride), dx, { out: dOut, in: dIn }, lowRank);
+        kernels.linearBackwardInputPlanes(
+          ctx,
+          planes(dy, dyStride),
+          planes(w, wStride),
+          dx,
+          { out: dOut, in: dIn },
+          lowRank,
+        );
       }
       const expected = new Float64Array(rows * dIn);
       const termSums = new Float64Array(rows * dIn);
       for (let plane = 0; plane < count; plane++) {
-        const slice = (values: Float32Array, stride: number, size: number) => values.subarray(plane * stride, plane * stride + size);
+        const slice = (values: Float32Array, stride: number, size: number) =>
+          values.subarray(plane * stride, plane * stride + size);
         const [planeDy, planeW] = [slice(dyData, dyStride, rows * dOut), slice(wData, wStride, dOut * dIn)];
         const product = reference.linearBackwardInput(planeDy, planeW, dOut, dIn);
         const productSums = reference.linearBackwardInput(abs(planeDy), abs(planeW), dOut, dIn);
@@ -251,7 +347,10 @@ describe('matmul', () => {
           }
         }
       }
-      expectClose(await ctx.read(dx), expected, { ...accumulationTolerance(count * (dOut + rank), termSums), label: `${kernel} kernel` });
+      expectClose(await ctx.read(dx), expected, {
+        ...accumulationTolerance(count * (dOut + rank), termSums),
+        label: `${kernel} kernel`,
+      });
       [dy, w, du, a, dx].forEach((t) => t.destroy());
     }
   });
@@ -262,10 +361,20 @@ describe('matmul', () => {
     const bias = ctx.tensor([3 * 8], 'bias');
     const y = ctx.tensor([3 * 32], 'y');
     const planes = (tensor: Tensor, stride: number) => ({ tensor, stride, count: 3 });
-    expect(() => kernels.linearForwardPlanes(ctx, x, planes(w, 64), planes(bias, 8), planes(y, 33), { out: 8, in: 8 }, null))
-      .toThrow(/out "y" has 96 elements; 3 entries of 32, one every 33, need 98/);
-    expect(() => kernels.linearForwardPlanes(ctx, x, planes(w, 64), planes(bias, 8), { tensor: y, stride: 32, count: 2 }, { out: 8, in: 8 }, null))
-      .toThrow(/3 weight planes, 3 bias and 2 output planes/);
+    expect(() =>
+      kernels.linearForwardPlanes(ctx, x, planes(w, 64), planes(bias, 8), planes(y, 33), { out: 8, in: 8 }, null),
+    ).toThrow(/out "y" has 96 elements; 3 entries of 32, one every 33, need 98/);
+    expect(() =>
+      kernels.linearForwardPlanes(
+        ctx,
+        x,
+        planes(w, 64),
+        planes(bias, 8),
+        { tensor: y, stride: 32, count: 2 },
+        { out: 8, in: 8 },
+        null,
+      ),
+    ).toThrow(/3 weight planes, 3 bias and 2 output planes/);
     [x, w, bias, y].forEach((t) => t.destroy());
   });
 
@@ -311,8 +420,12 @@ for (const { batchShape, inFeatures, outFeatures } of LINEAR_SHAPES) {
     }
 
     // Float64 results, and the sums of |terms| behind each output that set its tolerance.
-    const linearReference = (x: Float32Array | Float64Array, weight: Float32Array | Float64Array, bias: Float32Array | Float64Array,
-      dy: Float32Array | Float64Array) => ({
+    const linearReference = (
+      x: Float32Array | Float64Array,
+      weight: Float32Array | Float64Array,
+      bias: Float32Array | Float64Array,
+      dy: Float32Array | Float64Array,
+    ) => ({
       y: reference.linearForward(x, weight, bias, outFeatures, inFeatures),
       dx: reference.linearBackwardInput(dy, weight, outFeatures, inFeatures),
       dWeight: reference.linearBackwardWeight(dy, x, outFeatures, inFeatures),
@@ -357,7 +470,11 @@ for (const { batchShape, inFeatures, outFeatures } of LINEAR_SHAPES) {
         dWeight: centralDifferenceGradient((v) => loss(xData, v, biasData), weightData),
         dBias: centralDifferenceGradient((v) => loss(xData, weightData, v), biasData),
       };
-      for (const [label, actual] of [['dx', dxGpu], ['dWeight', dWeightGpu], ['dBias', dBiasGpu]] as const) {
+      for (const [label, actual] of [
+        ['dx', dxGpu],
+        ['dWeight', dWeightGpu],
+        ['dBias', dBiasGpu],
+      ] as const) {
         const atol = tolerance[label].atol + differenceError;
         expectClose(actual, numeric[label], { rtol: 0, atol, label: `${label} vs finite differences` });
       }
@@ -385,7 +502,10 @@ for (const { batchShape, inFeatures, outFeatures } of LINEAR_SHAPES) {
       (['y', 'dx', 'dWeight', 'dBias'] as const).forEach((label, i) => {
         const withOld = expected[label].map((v, j) => v + before[label][j]);
         const withOldTerms = termSums[label].map((v, j) => v + Math.abs(before[label][j]));
-        expectClose(results[i], withOld, { ...accumulationTolerance(sumLength[label], withOldTerms), label: `accumulated ${label}` });
+        expectClose(results[i], withOld, {
+          ...accumulationTolerance(sumLength[label], withOldTerms),
+          label: `accumulated ${label}`,
+        });
       });
       [x, weight, bias, dy, y, dx, dWeight, dBias].forEach((t) => t.destroy());
     });
@@ -402,7 +522,9 @@ describe('nn.Linear shape checks', () => {
     const flatWeight = ctx.tensor([35], 'flat weight');
     expect(() => kernels.linearForward(ctx, x, weight, null, wrongY)).toThrow(/y "y" has shape \[6, 8\]/);
     expect(() => kernels.linearForward(ctx, wrongX, weight, null, wrongY)).toThrow(/x "x wide" has shape/);
-    expect(() => kernels.linearForward(ctx, x, flatWeight, null, wrongY)).toThrow(/weight "flat weight" has shape \[35\], expected \[out, in\]/);
+    expect(() => kernels.linearForward(ctx, x, flatWeight, null, wrongY)).toThrow(
+      /weight "flat weight" has shape \[35\], expected \[out, in\]/,
+    );
     expect(() => kernels.linearBackwardInput(ctx, dy, weight, wrongX)).toThrow(/dx "x wide"/);
     expect(() => kernels.linearBackwardWeight(ctx, dy, x, weight, wrongY)).toThrow(/dBias "y"/);
     [x, weight, dy, wrongY, wrongX, flatWeight].forEach((t) => t.destroy());

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { centerCropBox, preprocessImage, randomResizedCropBox, uploadRgba, type CropBox } from '../../src/kernels/preprocess';
+import {
+  centerCropBox,
+  preprocessImage,
+  randomResizedCropBox,
+  uploadRgba,
+  type CropBox,
+} from '../../src/kernels/preprocess';
 import { expectClose } from '../helpers/compare';
 import { useGpu } from '../helpers/gpu';
 import { mulberry32 } from '../helpers/random';
@@ -59,16 +65,69 @@ async function preprocessOnGpu(
 }
 
 describe('preprocessImage', () => {
-  const cases: { name: string; width: number; height: number; batch: number; size: number; box: CropBox; flip?: boolean }[] = [
+  const cases: {
+    name: string;
+    width: number;
+    height: number;
+    batch: number;
+    size: number;
+    box: CropBox;
+    flip?: boolean;
+  }[] = [
     { name: '1x1 image upscaled', width: 1, height: 1, batch: 1, size: 4, box: centerCropBox(1, 1, 4) },
     { name: '7x5 centre crop upscaled', width: 7, height: 5, batch: 3, size: 16, box: centerCropBox(7, 5, 16) },
-    { name: '7x5 centre crop upscaled, flipped', width: 7, height: 5, batch: 1, size: 16, box: centerCropBox(7, 5, 16), flip: true },
-    { name: '64x48 centre crop downscaled, flipped', width: 64, height: 48, batch: 3, size: 16, box: centerCropBox(64, 48, 16), flip: true },
+    {
+      name: '7x5 centre crop upscaled, flipped',
+      width: 7,
+      height: 5,
+      batch: 1,
+      size: 16,
+      box: centerCropBox(7, 5, 16),
+      flip: true,
+    },
+    {
+      name: '64x48 centre crop downscaled, flipped',
+      width: 64,
+      height: 48,
+      batch: 3,
+      size: 16,
+      box: centerCropBox(64, 48, 16),
+      flip: true,
+    },
     { name: '64x48 centre crop upscaled', width: 64, height: 48, batch: 1, size: 80, box: centerCropBox(64, 48, 80) },
-    { name: 'box at the top-left corner', width: 64, height: 48, batch: 1, size: 8, box: { x: 0, y: 0, width: 20, height: 13.5 } },
-    { name: 'box at the bottom-right corner', width: 64, height: 48, batch: 3, size: 8, box: { x: 44, y: 30, width: 20, height: 18 } },
-    { name: 'fractional box, flipped', width: 64, height: 48, batch: 1, size: 12, box: { x: 10.25, y: 3.7, width: 40.5, height: 30.1 }, flip: true },
-    { name: 'one-column box on the right edge', width: 64, height: 48, batch: 1, size: 6, box: { x: 63, y: 0, width: 1, height: 48 } },
+    {
+      name: 'box at the top-left corner',
+      width: 64,
+      height: 48,
+      batch: 1,
+      size: 8,
+      box: { x: 0, y: 0, width: 20, height: 13.5 },
+    },
+    {
+      name: 'box at the bottom-right corner',
+      width: 64,
+      height: 48,
+      batch: 3,
+      size: 8,
+      box: { x: 44, y: 30, width: 20, height: 18 },
+    },
+    {
+      name: 'fractional box, flipped',
+      width: 64,
+      height: 48,
+      batch: 1,
+      size: 12,
+      box: { x: 10.25, y: 3.7, width: 40.5, height: 30.1 },
+      flip: true,
+    },
+    {
+      name: 'one-column box on the right edge',
+      width: 64,
+      height: 48,
+      batch: 1,
+      size: 6,
+      box: { x: 63, y: 0, width: 1, height: 48 },
+    },
   ];
   for (const { name, width, height, batch, size, box, flip } of cases) {
     it(`${name}: matches the float64 reference (batch slot ${batch - 1} of ${batch})`, async () => {
@@ -77,7 +136,10 @@ describe('preprocessImage', () => {
       const { slot, others } = await preprocessOnGpu(rgba, width, height, batch, { size, box, flip });
       const expected = reference.preprocess(rgba, width, height, { size, box, flip, mean: CLIP_MEAN, std: CLIP_STD });
       expectClose(slot, expected, { ...KERNEL_TOLERANCE, label: name });
-      expect(others.every((v) => v === 0), 'other batch slots untouched').toBe(true);
+      expect(
+        others.every((v) => v === 0),
+        'other batch slots untouched',
+      ).toBe(true);
     });
   }
 
@@ -89,7 +151,11 @@ describe('preprocessImage', () => {
       const rgba = smoothRgba(width, height);
       const box = centerCropBox(width, height, size);
       const { slot } = await preprocessOnGpu(rgba, width, height, 1, { size, box });
-      const pil = reference.normalize(reference.pilResizeBicubic(rgba, width, height, box, size, size), CLIP_MEAN, CLIP_STD);
+      const pil = reference.normalize(
+        reference.pilResizeBicubic(rgba, width, height, box, size, size),
+        CLIP_MEAN,
+        CLIP_STD,
+      );
       expectClose(slot, pil, { ...PIL_TOLERANCE, label: `${name} vs PIL` });
     });
   }
@@ -98,13 +164,15 @@ describe('preprocessImage', () => {
     const source = uploadRgba(ctx, new Uint8Array(7 * 5 * 4), 7, 5);
     const out = ctx.tensor([2, 3, 4, 4], 'pixels');
     const options = { size: 4, mean: CLIP_MEAN, std: CLIP_STD };
-    expect(() => preprocessImage(ctx, source, out, 0, { ...options, box: { x: 1, y: 0, width: 6.5, height: 5 } })).toThrow(
-      /box \(x 1, y 0, 6.5x5\) is empty or leaves the 7x5 image/,
-    );
+    expect(() =>
+      preprocessImage(ctx, source, out, 0, { ...options, box: { x: 1, y: 0, width: 6.5, height: 5 } }),
+    ).toThrow(/box \(x 1, y 0, 6.5x5\) is empty or leaves the 7x5 image/);
     expect(() => preprocessImage(ctx, source, out, 0, { ...options, size: 5, box: centerCropBox(7, 5, 5) })).toThrow(
       /pixels has shape \[2, 3, 4, 4\], expected \[batch, 3, 5, 5\]/,
     );
-    expect(() => preprocessImage(ctx, source, out, 2, { ...options, box: centerCropBox(7, 5, 4) })).toThrow(/batchIndex 2 is outside/);
+    expect(() => preprocessImage(ctx, source, out, 2, { ...options, box: centerCropBox(7, 5, 4) })).toThrow(
+      /batchIndex 2 is outside/,
+    );
     ctx.memory.release(source.buffer);
     out.destroy();
   });
@@ -134,22 +202,29 @@ describe('float64 references', () => {
     // Interleaved RGB bytes from Pillow 12.3.0: img.resize(size, Image.BICUBIC, box, reducing_gap=None).tobytes().
     const pillowOutputs = [
       {
-        box: { x: 1.5, y: 0.5, width: 4.5, height: 4.25 }, outWidth: 5, outHeight: 4,
+        box: { x: 1.5, y: 0.5, width: 4.5, height: 4.25 },
+        outWidth: 5,
+        outHeight: 4,
         bytes: [
-          101, 165, 153, 144, 202, 93, 180, 200, 140, 195, 111, 158, 95, 147, 74, 141, 85, 99, 68, 135, 58, 113, 139, 103, 132, 75, 155, 58, 115,
-          200, 81, 72, 146, 54, 118, 206, 96, 167, 191, 146, 212, 63, 191, 237, 106, 138, 208, 165, 185, 168, 77, 170, 55, 107, 45, 103, 79, 83,
-          134, 116,
+          101, 165, 153, 144, 202, 93, 180, 200, 140, 195, 111, 158, 95, 147, 74, 141, 85, 99, 68, 135, 58, 113, 139,
+          103, 132, 75, 155, 58, 115, 200, 81, 72, 146, 54, 118, 206, 96, 167, 191, 146, 212, 63, 191, 237, 106, 138,
+          208, 165, 185, 168, 77, 170, 55, 107, 45, 103, 79, 83, 134, 116,
         ],
       },
       {
-        box: { x: 0, y: 0, width: 7, height: 5 }, outWidth: 3, outHeight: 2,
+        box: { x: 0, y: 0, width: 7, height: 5 },
+        outWidth: 3,
+        outHeight: 2,
         bytes: [95, 124, 133, 130, 157, 134, 133, 127, 139, 110, 136, 149, 116, 129, 121, 126, 140, 130],
       },
     ];
     for (const { box, outWidth, outHeight, bytes } of pillowOutputs) {
       const planes = reference.pilResizeBicubic(rgba, width, height, box, outWidth, outHeight);
       const plane = outWidth * outHeight;
-      const channelsFirst = Float64Array.from({ length: 3 * plane }, (_, i) => bytes[(i % plane) * 3 + Math.floor(i / plane)] / 255);
+      const channelsFirst = Float64Array.from(
+        { length: 3 * plane },
+        (_, i) => bytes[(i % plane) * 3 + Math.floor(i / plane)] / 255,
+      );
       expectClose(planes, channelsFirst, { rtol: 0, atol: 1e-12, label: `Pillow ${outWidth}x${outHeight}` });
     }
   });
@@ -193,9 +268,15 @@ describe('randomResizedCropBox', () => {
         expect([x, y, w, h].every(Number.isInteger)).toBe(true);
         expect(x >= 0 && y >= 0 && w >= 1 && h >= 1 && x + w <= width && y + h <= height).toBe(true);
         // The sides were rounded to integers, so the unrounded crop lay within half a pixel of each side.
-        const areaFractionRange = [((w - 0.5) * (h - 0.5)) / (width * height), ((w + 0.5) * (h + 0.5)) / (width * height)];
+        const areaFractionRange = [
+          ((w - 0.5) * (h - 0.5)) / (width * height),
+          ((w + 0.5) * (h + 0.5)) / (width * height),
+        ];
         const ratioRange = [(w - 0.5) / (h + 0.5), (w + 0.5) / (h - 0.5)];
-        expect(areaFractionRange[1] >= scale[0] && areaFractionRange[0] <= scale[1], `area of ${w}x${h} in ${width}x${height}`).toBe(true);
+        expect(
+          areaFractionRange[1] >= scale[0] && areaFractionRange[0] <= scale[1],
+          `area of ${w}x${h} in ${width}x${height}`,
+        ).toBe(true);
         expect(ratioRange[1] >= ratio[0] && ratioRange[0] <= ratio[1], `ratio of ${w}x${h}`).toBe(true);
       }
     }

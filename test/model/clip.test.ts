@@ -24,7 +24,12 @@ function expectFeaturesClose(actual: Float32Array, expected: Float64Array, label
   expectClose(actual, expected, { rtol: 1e-4, atol: 1e-4 * scale, label });
 }
 
-const prompts = ['a photo of a cat.', 'a photo of a seven.', 'zero', 'a photo of a very very long and unusual class name, with punctuation!'];
+const prompts = [
+  'a photo of a cat.',
+  'a photo of a seven.',
+  'zero',
+  'a photo of a very very long and unusual class name, with punctuation!',
+];
 
 function randomPixels(batch: number, seed: number) {
   const size = config.vision.imageSize;
@@ -82,7 +87,11 @@ describe('CLIP forward on the tiny model', () => {
   });
 
   it('adapters on every matrix of both towers match the reference with the same adapter weights', async () => {
-    const settings = defaultAdapterSettings(config, { rank: 4, blocks: 2, targets: ['q_proj', 'k_proj', 'v_proj', 'out_proj', 'fc1', 'fc2'] });
+    const settings = defaultAdapterSettings(config, {
+      rank: 4,
+      blocks: 2,
+      targets: ['q_proj', 'k_proj', 'v_proj', 'out_proj', 'fc1', 'fc2'],
+    });
     let seed = 100;
     const initial = new Map<string, Float32Array>();
     const probe = AdapterSet.create(ctx, config, settings, { random: Math.random });
@@ -92,7 +101,13 @@ describe('CLIP forward on the tiny model', () => {
     const referenceAdapters: reference.ReferenceAdapters = new Map(
       adapters.adapters.map((a) => [
         a.path,
-        { a: initial.get(`${a.path}.block_lora_A`)!, blocks: initial.get(`${a.path}.block_lora_B`)!, blockCount: 2, blockRank: 2, scale: adapters.scale },
+        {
+          a: initial.get(`${a.path}.block_lora_A`)!,
+          blocks: initial.get(`${a.path}.block_lora_B`)!,
+          blockCount: 2,
+          blockRank: 2,
+          scale: adapters.scale,
+        },
       ]),
     );
     const pixels = randomPixels(2, 13);
@@ -100,8 +115,16 @@ describe('CLIP forward on the tiny model', () => {
     const imageFeatures = model.imageFeatures(pixels.tensor, 2, adapters);
     const textFeatures = model.textFeatures(tokens, adapters);
     const [image, text] = await ctx.readMany([imageFeatures, textFeatures]);
-    expectFeaturesClose(image, reference.imageFeatures(config, weights, pixels.data, 2, referenceAdapters), 'adapted image features');
-    expectFeaturesClose(text, reference.textFeatures(config, weights, tokens.ids, tokens.eotIndex, referenceAdapters), 'adapted text features');
+    expectFeaturesClose(
+      image,
+      reference.imageFeatures(config, weights, pixels.data, 2, referenceAdapters),
+      'adapted image features',
+    );
+    expectFeaturesClose(
+      text,
+      reference.textFeatures(config, weights, tokens.ids, tokens.eotIndex, referenceAdapters),
+      'adapted text features',
+    );
     // The adapters changed the features: the comparison is not vacuous.
     const plain = reference.imageFeatures(config, weights, pixels.data, 2);
     expect(Math.max(...Array.from(image, (v, i) => Math.abs(v - plain[i])))).toBeGreaterThan(1e-2);
@@ -126,7 +149,10 @@ describe('loading refuses broken checkpoints before uploading anything', () => {
 
   async function loadError(bytes: Uint8Array): Promise<string> {
     const before = ctx.memory.current;
-    const error = await ClipModel.load(ctx, { ...files, weights: byteSourceFromBytes('model.safetensors', bytes) }).then(
+    const error = await ClipModel.load(ctx, {
+      ...files,
+      weights: byteSourceFromBytes('model.safetensors', bytes),
+    }).then(
       () => null,
       (e: Error) => e,
     );
@@ -138,17 +164,28 @@ describe('loading refuses broken checkpoints before uploading anything', () => {
   function rewrite(edit: (tensors: { name: string; shape: number[]; data: Float32Array }[]) => void): Uint8Array {
     const tensors = [...header.tensors.values()]
       .filter((e) => e.dtype === 'F32')
-      .map((e) => ({ name: e.name, shape: [...e.shape], data: new Float32Array(files.safetensors.slice(e.byteOffset, e.byteOffset + e.byteLength).buffer) }));
+      .map((e) => ({
+        name: e.name,
+        shape: [...e.shape],
+        data: new Float32Array(files.safetensors.slice(e.byteOffset, e.byteOffset + e.byteLength).buffer),
+      }));
     edit(tensors);
     return encodeSafetensors(tensors);
   }
 
   it('a truncated file', async () => {
-    expect(await loadError(files.safetensors.subarray(0, files.safetensors.length - 100))).toMatch(/model\.safetensors/);
+    expect(await loadError(files.safetensors.subarray(0, files.safetensors.length - 100))).toMatch(
+      /model\.safetensors/,
+    );
   });
 
   it('a missing tensor is named', async () => {
-    const bytes = rewrite((t) => t.splice(t.findIndex((x) => x.name === 'vision_model.encoder.layers.1.mlp.fc1.weight'), 1));
+    const bytes = rewrite((t) =>
+      t.splice(
+        t.findIndex((x) => x.name === 'vision_model.encoder.layers.1.mlp.fc1.weight'),
+        1,
+      ),
+    );
     expect(await loadError(bytes)).toMatch(/vision_model\.encoder\.layers\.1\.mlp\.fc1\.weight/);
   });
 
@@ -166,7 +203,9 @@ describe('loading refuses broken checkpoints before uploading anything', () => {
   });
 
   it('a config that is not CLIP', async () => {
-    await expect(ClipModel.load(ctx, { ...files, config: JSON.stringify({ model_type: 'bert', hidden_size: 768 }) })).rejects.toThrow(/not a CLIP/);
+    await expect(
+      ClipModel.load(ctx, { ...files, config: JSON.stringify({ model_type: 'bert', hidden_size: 768 }) }),
+    ).rejects.toThrow(/not a CLIP/);
   });
 });
 
@@ -174,7 +213,9 @@ describe('merging adapters into the frozen weights', () => {
   it('gives the adapted features without adapters, and unmerging restores the weights', async () => {
     const settings = defaultAdapterSettings(config, { rank: 4, blocks: 2, targets: ['q_proj', 'v_proj', 'fc1'] });
     const probe = AdapterSet.create(ctx, config, settings, { random: Math.random });
-    const initial = new Map(probe.parameters().map(({ name, tensor }, i) => [name, randomArray(tensor.size, 500 + i, 0.3)]));
+    const initial = new Map(
+      probe.parameters().map(({ name, tensor }, i) => [name, randomArray(tensor.size, 500 + i, 0.3)]),
+    );
     probe.destroy();
     const adapters = AdapterSet.create(ctx, config, settings, { initial });
     const pixels = randomPixels(2, 15);
@@ -203,18 +244,37 @@ describe('adapters on some layers only', () => {
     // Regression: the inference pass once allocated adapter scratch for layer 0's adapters only.
     const settings = defaultAdapterSettings(config, { rank: 2, blocks: 2, layers: { text: [1], vision: [2] } });
     const probe = AdapterSet.create(ctx, config, settings, { random: Math.random });
-    const initial = new Map(probe.parameters().map(({ name, tensor }, i) => [name, randomArray(tensor.size, 700 + i, 0.3)]));
+    const initial = new Map(
+      probe.parameters().map(({ name, tensor }, i) => [name, randomArray(tensor.size, 700 + i, 0.3)]),
+    );
     probe.destroy();
     const adapters = AdapterSet.create(ctx, config, settings, { initial });
     const referenceAdapters: reference.ReferenceAdapters = new Map(
-      adapters.adapters.map((a) => [a.path, { a: initial.get(`${a.path}.block_lora_A`)!, blocks: initial.get(`${a.path}.block_lora_B`)!, blockCount: 2, blockRank: 1, scale: adapters.scale }]),
+      adapters.adapters.map((a) => [
+        a.path,
+        {
+          a: initial.get(`${a.path}.block_lora_A`)!,
+          blocks: initial.get(`${a.path}.block_lora_B`)!,
+          blockCount: 2,
+          blockRank: 1,
+          scale: adapters.scale,
+        },
+      ]),
     );
     const pixels = randomPixels(2, 16);
     const tokens = model.tokenize(prompts);
     const features = [model.imageFeatures(pixels.tensor, 2, adapters), model.textFeatures(tokens, adapters)];
     const [image, text] = await ctx.readMany(features);
-    expectFeaturesClose(image, reference.imageFeatures(config, weights, pixels.data, 2, referenceAdapters), 'image features, vision layer 2 adapted');
-    expectFeaturesClose(text, reference.textFeatures(config, weights, tokens.ids, tokens.eotIndex, referenceAdapters), 'text features, text layer 1 adapted');
+    expectFeaturesClose(
+      image,
+      reference.imageFeatures(config, weights, pixels.data, 2, referenceAdapters),
+      'image features, vision layer 2 adapted',
+    );
+    expectFeaturesClose(
+      text,
+      reference.textFeatures(config, weights, tokens.ids, tokens.eotIndex, referenceAdapters),
+      'text features, text layer 1 adapted',
+    );
     [pixels.tensor, ...features].forEach((t) => t.destroy());
     adapters.destroy();
   });

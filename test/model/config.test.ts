@@ -1,6 +1,18 @@
 import { describe, expect, it } from 'vitest';
-import { checkTensors, expectedTensors, parseClipConfig, visionTokenCount, VIT_B_32_CONFIG, type ClipConfig } from '../../src/model/config';
-import { encodeSafetensors, ModelFileError, parseSafetensorsHeader, type TensorToEncode } from '../../src/model/safetensors';
+import {
+  checkTensors,
+  expectedTensors,
+  parseClipConfig,
+  visionTokenCount,
+  VIT_B_32_CONFIG,
+  type ClipConfig,
+} from '../../src/model/config';
+import {
+  encodeSafetensors,
+  ModelFileError,
+  parseSafetensorsHeader,
+  type TensorToEncode,
+} from '../../src/model/safetensors';
 
 function parameterCount(config: ClipConfig): number {
   let total = 0;
@@ -21,8 +33,22 @@ function headerOf(tensors: Map<string, number[]>, extra: TensorToEncode[] = []) 
 const SMALL = {
   model_type: 'clip',
   projection_dim: 8,
-  text_config: { hidden_size: 8, intermediate_size: 16, num_attention_heads: 2, num_hidden_layers: 2, vocab_size: 20, max_position_embeddings: 5 },
-  vision_config: { hidden_size: 12, intermediate_size: 24, num_attention_heads: 3, num_hidden_layers: 1, image_size: 8, patch_size: 4 },
+  text_config: {
+    hidden_size: 8,
+    intermediate_size: 16,
+    num_attention_heads: 2,
+    num_hidden_layers: 2,
+    vocab_size: 20,
+    max_position_embeddings: 5,
+  },
+  vision_config: {
+    hidden_size: 12,
+    intermediate_size: 24,
+    num_attention_heads: 3,
+    num_hidden_layers: 1,
+    image_size: 8,
+    patch_size: 4,
+  },
 };
 
 describe('CLIP config', () => {
@@ -32,10 +58,26 @@ describe('CLIP config', () => {
       projectionDim: 512,
       logitScaleInit: 2.6592,
       text: {
-        hiddenSize: 512, intermediateSize: 2048, numHeads: 8, numLayers: 12, layerNormEps: 1e-5, hiddenAct: 'quick_gelu',
-        vocabSize: 49408, maxPositions: 77, eosTokenId: undefined, // the legacy eos_token_id 2: pool at the highest id
+        hiddenSize: 512,
+        intermediateSize: 2048,
+        numHeads: 8,
+        numLayers: 12,
+        layerNormEps: 1e-5,
+        hiddenAct: 'quick_gelu',
+        vocabSize: 49408,
+        maxPositions: 77,
+        eosTokenId: undefined, // the legacy eos_token_id 2: pool at the highest id
       },
-      vision: { hiddenSize: 768, intermediateSize: 3072, numHeads: 12, numLayers: 12, layerNormEps: 1e-5, hiddenAct: 'quick_gelu', imageSize: 224, patchSize: 32 },
+      vision: {
+        hiddenSize: 768,
+        intermediateSize: 3072,
+        numHeads: 12,
+        numLayers: 12,
+        layerNormEps: 1e-5,
+        hiddenAct: 'quick_gelu',
+        imageSize: 224,
+        patchSize: 32,
+      },
     });
     expect(visionTokenCount(config.vision)).toBe(50);
   });
@@ -54,27 +96,44 @@ describe('CLIP config', () => {
   });
 
   it('refuses a config that is not CLIP', () => {
-    expect(() => parseClipConfig({ model_type: 'bert', hidden_size: 768 })).toThrow('config.json is not a CLIP checkpoint (model_type: "bert")');
-    expect(() => parseClipConfig({ model_type: 'siglip', text_config: {}, vision_config: {} }, 'google/siglip/config.json')).toThrow(
-      'google/siglip/config.json is not a CLIP checkpoint (model_type: "siglip")',
+    expect(() => parseClipConfig({ model_type: 'bert', hidden_size: 768 })).toThrow(
+      'config.json is not a CLIP checkpoint (model_type: "bert")',
     );
-    expect(() => parseClipConfig({ vision_config: {} })).toThrow('config.json is not a CLIP checkpoint (model_type: null)');
+    expect(() =>
+      parseClipConfig({ model_type: 'siglip', text_config: {}, vision_config: {} }, 'google/siglip/config.json'),
+    ).toThrow('google/siglip/config.json is not a CLIP checkpoint (model_type: "siglip")');
+    expect(() => parseClipConfig({ vision_config: {} })).toThrow(
+      'config.json is not a CLIP checkpoint (model_type: null)',
+    );
     expect(() => parseClipConfig('{"model_type": "clip"')).toThrow(ModelFileError);
     expect(() => parseClipConfig('[]')).toThrow('config.json: not a JSON object');
   });
 
   it('names a field with a wrong value', () => {
-    const refuse = (json: object, message: string) => expect(() => parseClipConfig({ model_type: 'clip', ...json })).toThrow(message);
-    refuse({ text_config: { hidden_size: '512' } }, 'config.json: text_config.hidden_size must be a positive integer, got "512"');
-    refuse({ vision_config: { num_hidden_layers: 0 } }, 'vision_config.num_hidden_layers must be a positive integer, got 0');
+    const refuse = (json: object, message: string) =>
+      expect(() => parseClipConfig({ model_type: 'clip', ...json })).toThrow(message);
+    refuse(
+      { text_config: { hidden_size: '512' } },
+      'config.json: text_config.hidden_size must be a positive integer, got "512"',
+    );
+    refuse(
+      { vision_config: { num_hidden_layers: 0 } },
+      'vision_config.num_hidden_layers must be a positive integer, got 0',
+    );
     refuse({ projection_dim: 1.5 }, 'projection_dim must be a positive integer, got 1.5');
     refuse({ text_config: { eos_token_id: -1 } }, 'text_config.eos_token_id must be a non-negative integer, got -1');
     refuse({ text_config: { layer_norm_eps: 'small' } }, 'text_config.layer_norm_eps must be a number');
     refuse({ text_config: { hidden_act: 7 } }, 'text_config.hidden_act must be a string');
     refuse({ text_config: 'big' }, 'text_config is not an object');
-    refuse({ text_config: { hidden_size: 100, num_attention_heads: 8 } }, 'text_config.hidden_size 100 is not a multiple of num_attention_heads 8');
+    refuse(
+      { text_config: { hidden_size: 100, num_attention_heads: 8 } },
+      'text_config.hidden_size 100 is not a multiple of num_attention_heads 8',
+    );
     refuse({ vision_config: { image_size: 225 } }, 'vision_config.image_size 225 is not a multiple of patch_size 32');
-    refuse({ text_config: { vocab_size: 100, eos_token_id: 100 } }, 'text_config.eos_token_id 100 is outside the vocabulary of 100');
+    refuse(
+      { text_config: { vocab_size: 100, eos_token_id: 100 } },
+      'text_config.eos_token_id 100 is outside the vocabulary of 100',
+    );
   });
 });
 
@@ -111,9 +170,15 @@ describe('expected tensors', () => {
   });
 
   it('sizes the vision positions from the patch size (B/16: 197 tokens; L/14: 257)', () => {
-    const b16 = parseClipConfig({ ...VIT_B_32_CONFIG, vision_config: { ...VIT_B_32_CONFIG.vision_config, patch_size: 16 } });
+    const b16 = parseClipConfig({
+      ...VIT_B_32_CONFIG,
+      vision_config: { ...VIT_B_32_CONFIG.vision_config, patch_size: 16 },
+    });
     expect(expectedTensors(b16).get('vision_model.embeddings.position_embedding.weight')).toEqual([197, 768]);
-    const l14 = parseClipConfig({ model_type: 'clip', vision_config: { hidden_size: 1024, num_hidden_layers: 24, num_attention_heads: 16, patch_size: 14 } });
+    const l14 = parseClipConfig({
+      model_type: 'clip',
+      vision_config: { hidden_size: 1024, num_hidden_layers: 24, num_attention_heads: 16, patch_size: 14 },
+    });
     expect(visionTokenCount(l14.vision)).toBe(257);
   });
 });
@@ -123,7 +188,12 @@ describe('checkTensors', () => {
 
   it('passes a complete checkpoint and ignores keys the model does not use', () => {
     const header = headerOf(expectedTensors(config), [
-      { name: 'text_model.embeddings.position_ids', shape: [1, 5], data: BigInt64Array.of(0n, 1n, 2n, 3n, 4n), dtype: 'I64' },
+      {
+        name: 'text_model.embeddings.position_ids',
+        shape: [1, 5],
+        data: BigInt64Array.of(0n, 1n, 2n, 3n, 4n),
+        dtype: 'I64',
+      },
       { name: 'some_head.weight', shape: [1], data: new Float32Array(1) },
     ]);
     expect(() => checkTensors(header, config)).not.toThrow();
@@ -133,7 +203,9 @@ describe('checkTensors', () => {
     const tensors = expectedTensors(config);
     tensors.delete('vision_model.pre_layrnorm.bias');
     tensors.delete('logit_scale');
-    expect(() => checkTensors(headerOf(tensors), config)).toThrow('model.safetensors: vision_model.pre_layrnorm.bias is missing');
+    expect(() => checkTensors(headerOf(tensors), config)).toThrow(
+      'model.safetensors: vision_model.pre_layrnorm.bias is missing',
+    );
   });
 
   it('names a tensor whose shape the config does not imply', () => {
@@ -148,6 +220,8 @@ describe('checkTensors', () => {
     const tensors = expectedTensors(config);
     tensors.delete('logit_scale');
     const header = headerOf(tensors, [{ name: 'logit_scale', shape: [], data: BigInt64Array.of(5n), dtype: 'I64' }]);
-    expect(() => checkTensors(header, config)).toThrow('tensor logit_scale has dtype I64, octoclip reads F32, F16 and BF16');
+    expect(() => checkTensors(header, config)).toThrow(
+      'tensor logit_scale has dtype I64, octoclip reads F32, F16 and BF16',
+    );
   });
 });

@@ -17,18 +17,27 @@ const ctx = await useGpu();
 describe('hidden_act in config.json', () => {
   const tower = { hidden_size: 8, intermediate_size: 16, num_attention_heads: 2, num_hidden_layers: 1 };
   const configWith = (text: object, vision: object) =>
-    parseClipConfig({ model_type: 'clip', text_config: { ...tower, ...text }, vision_config: { ...tower, image_size: 8, patch_size: 4, ...vision } });
+    parseClipConfig({
+      model_type: 'clip',
+      text_config: { ...tower, ...text },
+      vision_config: { ...tower, image_size: 8, patch_size: 4, ...vision },
+    });
 
   it("reads each tower's, quick_gelu when absent (transformers' default)", () => {
     const config = configWith({ hidden_act: 'gelu_new' }, {});
     expect([config.text.hiddenAct, config.vision.hiddenAct]).toEqual(['gelu_new', 'quick_gelu']);
-    for (const act of ['quick_gelu', 'gelu', 'gelu_new', 'gelu_pytorch_tanh']) expect(configWith({}, { hidden_act: act }).vision.hiddenAct).toBe(act);
+    for (const act of ['quick_gelu', 'gelu', 'gelu_new', 'gelu_pytorch_tanh'])
+      expect(configWith({}, { hidden_act: act }).vision.hiddenAct).toBe(act);
   });
 
   it('refuses any other activation, naming the field and what octoclip computes', () => {
     const supported = 'octoclip computes quick_gelu, gelu, gelu_new, gelu_pytorch_tanh';
-    expect(() => configWith({ hidden_act: 'relu' }, {})).toThrow(`config.json: text_config.hidden_act "relu" is not supported: ${supported}`);
-    expect(() => configWith({}, { hidden_act: 'gelu_fast' })).toThrow(`vision_config.hidden_act "gelu_fast" is not supported: ${supported}`);
+    expect(() => configWith({ hidden_act: 'relu' }, {})).toThrow(
+      `config.json: text_config.hidden_act "relu" is not supported: ${supported}`,
+    );
+    expect(() => configWith({}, { hidden_act: 'gelu_fast' })).toThrow(
+      `vision_config.hidden_act "gelu_fast" is not supported: ${supported}`,
+    );
   });
 });
 
@@ -39,7 +48,9 @@ function expectFeaturesClose(actual: Float32Array, expected: Float64Array, label
 }
 
 const withQuickGelu = (config: ClipConfig): ClipConfig => ({
-  ...config, text: { ...config.text, hiddenAct: 'quick_gelu' }, vision: { ...config.vision, hiddenAct: 'quick_gelu' },
+  ...config,
+  text: { ...config.text, hiddenAct: 'quick_gelu' },
+  vision: { ...config.vision, hiddenAct: 'quick_gelu' },
 });
 
 for (const hiddenAct of ['gelu', 'gelu_new'] as const) {
@@ -67,7 +78,12 @@ for (const hiddenAct of ['gelu', 'gelu_new'] as const) {
 
     it('gives adapter gradients that match finite differences', async () => {
       const targets = ['q_proj', 'k_proj', 'v_proj', 'out_proj', 'fc1', 'fc2'] as const;
-      await gradientCheck(ctx, model, weights, defaultAdapterSettings(config, { rank: 4, blocks: 2, dropout: 0, targets: [...targets] }));
+      await gradientCheck(
+        ctx,
+        model,
+        weights,
+        defaultAdapterSettings(config, { rank: 4, blocks: 2, dropout: 0, targets: [...targets] }),
+      );
     });
   });
 }

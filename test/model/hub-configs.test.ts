@@ -18,7 +18,11 @@ describe('config.json bounds', () => {
     const cases: [string, object, string][] = [
       ['projection_dim', { projection_dim: CONFIG_LIMITS.projection_dim + 1 }, 'projection_dim'],
       ['vocab_size', { text_config: { vocab_size: CONFIG_LIMITS.vocab_size + 1 } }, 'text_config.vocab_size'],
-      ['max_position_embeddings', { text_config: { max_position_embeddings: CONFIG_LIMITS.max_position_embeddings + 1 } }, 'text_config.max_position_embeddings'],
+      [
+        'max_position_embeddings',
+        { text_config: { max_position_embeddings: CONFIG_LIMITS.max_position_embeddings + 1 } },
+        'text_config.max_position_embeddings',
+      ],
       ['image_size', { vision_config: { image_size: CONFIG_LIMITS.image_size + 1 } }, 'vision_config.image_size'],
       ['patch_size', { vision_config: { patch_size: CONFIG_LIMITS.patch_size + 1 } }, 'vision_config.patch_size'],
       ...towerFields.flatMap((field): [string, object, string][] => [
@@ -27,17 +31,26 @@ describe('config.json bounds', () => {
       ]),
     ];
     for (const [field, json, named] of cases) {
-      expect(() => parseClipConfig({ model_type: 'clip', ...json })).toThrow(`${named} is ${CONFIG_LIMITS[field] + 1}, more than the ${CONFIG_LIMITS[field]} octoclip accepts`);
+      expect(() => parseClipConfig({ model_type: 'clip', ...json })).toThrow(
+        `${named} is ${CONFIG_LIMITS[field] + 1}, more than the ${CONFIG_LIMITS[field]} octoclip accepts`,
+      );
     }
-    expect(parseClipConfig({ model_type: 'clip', text_config: { num_hidden_layers: CONFIG_LIMITS.num_hidden_layers } }).text.numLayers).toBe(128);
+    expect(
+      parseClipConfig({ model_type: 'clip', text_config: { num_hidden_layers: CONFIG_LIMITS.num_hidden_layers } }).text
+        .numLayers,
+    ).toBe(128);
   });
 
   it('refuses too many image tokens and a layer_norm_eps outside (0, 1)', () => {
     expect(() => parseClipConfig({ model_type: 'clip', vision_config: { image_size: 2048, patch_size: 8 } })).toThrow(
       'vision_config.image_size 2048 in 8 px patches makes 65537 image tokens, more than the 4097 octoclip accepts',
     );
-    expect(() => parseClipConfig({ model_type: 'clip', vision_config: { layer_norm_eps: 0 } })).toThrow('vision_config.layer_norm_eps must be above 0 and below 1, got 0');
-    expect(() => parseClipConfig({ model_type: 'clip', text_config: { layer_norm_eps: 5 } })).toThrow('text_config.layer_norm_eps must be above 0 and below 1, got 5');
+    expect(() => parseClipConfig({ model_type: 'clip', vision_config: { layer_norm_eps: 0 } })).toThrow(
+      'vision_config.layer_norm_eps must be above 0 and below 1, got 0',
+    );
+    expect(() => parseClipConfig({ model_type: 'clip', text_config: { layer_norm_eps: 5 } })).toThrow(
+      'text_config.layer_norm_eps must be above 0 and below 1, got 5',
+    );
   });
 });
 
@@ -54,12 +67,54 @@ describe('the CLIP checkpoints octoclip offers', () => {
       parameters: parameterCount(config),
     }));
     expect(summary).toEqual([
-      { repo: 'openai/clip-vit-base-patch32', imageTokens: 50, vision: [12, 768, 12, 32], text: [12, 512, 8], projection: 512, parameters: 151_277_313 },
-      { repo: 'openai/clip-vit-base-patch16', imageTokens: 197, vision: [12, 768, 12, 16], text: [12, 512, 8], projection: 512, parameters: 149_620_737 },
-      { repo: 'openai/clip-vit-large-patch14', imageTokens: 257, vision: [24, 1024, 16, 14], text: [12, 768, 12], projection: 768, parameters: 427_616_513 },
-      { repo: 'openai/clip-vit-large-patch14-336', imageTokens: 577, vision: [24, 1024, 16, 14], text: [12, 768, 12], projection: 768, parameters: 427_944_193 },
-      { repo: 'laion/CLIP-ViT-B-32-laion2B-s34B-b79K', imageTokens: 50, vision: [12, 768, 12, 32], text: [12, 512, 8], projection: 512, parameters: 151_277_313 },
-      { repo: 'laion/CLIP-ViT-L-14-laion2B-s32B-b82K', imageTokens: 257, vision: [24, 1024, 16, 14], text: [12, 768, 12], projection: 768, parameters: 427_616_513 },
+      {
+        repo: 'openai/clip-vit-base-patch32',
+        imageTokens: 50,
+        vision: [12, 768, 12, 32],
+        text: [12, 512, 8],
+        projection: 512,
+        parameters: 151_277_313,
+      },
+      {
+        repo: 'openai/clip-vit-base-patch16',
+        imageTokens: 197,
+        vision: [12, 768, 12, 16],
+        text: [12, 512, 8],
+        projection: 512,
+        parameters: 149_620_737,
+      },
+      {
+        repo: 'openai/clip-vit-large-patch14',
+        imageTokens: 257,
+        vision: [24, 1024, 16, 14],
+        text: [12, 768, 12],
+        projection: 768,
+        parameters: 427_616_513,
+      },
+      {
+        repo: 'openai/clip-vit-large-patch14-336',
+        imageTokens: 577,
+        vision: [24, 1024, 16, 14],
+        text: [12, 768, 12],
+        projection: 768,
+        parameters: 427_944_193,
+      },
+      {
+        repo: 'laion/CLIP-ViT-B-32-laion2B-s34B-b79K',
+        imageTokens: 50,
+        vision: [12, 768, 12, 32],
+        text: [12, 512, 8],
+        projection: 512,
+        parameters: 151_277_313,
+      },
+      {
+        repo: 'laion/CLIP-ViT-L-14-laion2B-s32B-b82K',
+        imageTokens: 257,
+        vision: [24, 1024, 16, 14],
+        text: [12, 768, 12],
+        projection: 768,
+        parameters: 427_616_513,
+      },
     ]);
     // The Hub's F32 model.safetensors: 605 MB for ViT-B/32, 1.71 GB for ViT-L/14.
     expect(downloadBytes(byRepo.get('openai/clip-vit-large-patch14')!)).toBe(1_710_466_052);
@@ -87,8 +142,23 @@ describe('preprocessor_config.json', () => {
 
   it('reads size and crop_size as numbers or objects, the way each transformers version wrote them', () => {
     const forms = [
-      { crop_size: 224, size: 224, do_center_crop: true, do_normalize: true, do_resize: true, feature_extractor_type: 'CLIPFeatureExtractor', resample: 3 },
-      { crop_size: { height: 224, width: 224 }, size: { shortest_edge: 224 }, do_rescale: true, rescale_factor: 1 / 255, do_convert_rgb: true, image_processor_type: 'CLIPImageProcessor' },
+      {
+        crop_size: 224,
+        size: 224,
+        do_center_crop: true,
+        do_normalize: true,
+        do_resize: true,
+        feature_extractor_type: 'CLIPFeatureExtractor',
+        resample: 3,
+      },
+      {
+        crop_size: { height: 224, width: 224 },
+        size: { shortest_edge: 224 },
+        do_rescale: true,
+        rescale_factor: 1 / 255,
+        do_convert_rgb: true,
+        image_processor_type: 'CLIPImageProcessor',
+      },
       { crop_size: 224, size: { shortest_edge: 224 } },
       { crop_size: { height: 224, width: 224 }, size: 224, do_convert_rgb: false },
       {},
@@ -111,15 +181,22 @@ describe('preprocessor_config.json', () => {
     const std = [0.2, 0.3, 0.4];
     expectTransformersPixels({ image_mean: mean, image_std: std }, (b, c) => (b / 255 - mean[c]) / std[c]);
     expectTransformersPixels({ image_mean: mean, image_std: std, do_rescale: false }, (b, c) => (b - mean[c]) / std[c]);
-    expectTransformersPixels({ image_mean: mean, image_std: std, rescale_factor: 1 / 127.5 }, (b, c) => (b / 127.5 - mean[c]) / std[c]);
+    expectTransformersPixels(
+      { image_mean: mean, image_std: std, rescale_factor: 1 / 127.5 },
+      (b, c) => (b / 127.5 - mean[c]) / std[c],
+    );
     expectTransformersPixels({ do_normalize: false }, (b) => b / 255);
     expectTransformersPixels({ do_normalize: false, do_rescale: false }, (b) => b);
     expectTransformersPixels({ image_mean: 0.5, image_std: 0.5 }, (b) => (b / 255 - 0.5) / 0.5);
   });
 
   it('refuses what the kernel cannot honour, naming the field', () => {
-    const refuse = (json: object, message: string) => expect(() => parse(json)).toThrow(`preprocessor_config.json: ${message}`);
-    refuse({ resample: 2 }, 'resample 2 (BILINEAR) is not supported: octoclip resamples with PIL\'s BICUBIC (3), as CLIP does');
+    const refuse = (json: object, message: string) =>
+      expect(() => parse(json)).toThrow(`preprocessor_config.json: ${message}`);
+    refuse(
+      { resample: 2 },
+      "resample 2 (BILINEAR) is not supported: octoclip resamples with PIL's BICUBIC (3), as CLIP does",
+    );
     refuse({ do_resize: false }, 'do_resize is false');
     refuse({ do_center_crop: false }, 'do_center_crop is false');
     refuse({ size: { height: 224, width: 224 } }, 'size {"height", "width"} resizes without keeping the aspect ratio');

@@ -4,7 +4,16 @@
 
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readlinkSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,13 +31,18 @@ import { shardCheckpoint } from '../helpers/shards';
 const ctx = await useGpu();
 const work = mkdtempSync(join(tmpdir(), 'octoclip-model-files-'));
 const tiny = Object.fromEntries(
-  Object.entries(makeTinyClip().files).map(([name, file]) => [name, Buffer.from(typeof file === 'string' ? new TextEncoder().encode(file) : file)]),
+  Object.entries(makeTinyClip().files).map(([name, file]) => [
+    name,
+    Buffer.from(typeof file === 'string' ? new TextEncoder().encode(file) : file),
+  ]),
 ) as Record<string, Buffer>;
 const TEXT_FILES = ['config.json', 'vocab.json', 'merges.txt', 'preprocessor_config.json'];
 
 /** The tiny checkpoint in two shards and their index. */
 function shardFiles(): Record<string, Buffer> {
-  return Object.fromEntries(Object.entries(shardCheckpoint(tiny['model.safetensors'])).map(([name, bytes]) => [name, Buffer.from(bytes)]));
+  return Object.fromEntries(
+    Object.entries(shardCheckpoint(tiny['model.safetensors'])).map(([name, bytes]) => [name, Buffer.from(bytes)]),
+  );
 }
 
 function writeFolder(name: string, files: Record<string, Buffer>): string {
@@ -41,7 +55,9 @@ function writeFolder(name: string, files: Record<string, Buffer>): string {
 /** Opens a model's files only to read what openModel resolved, closing the weight files again. */
 async function resolveModel(model: string) {
   const files = await openModel(model);
-  await Promise.all((isSharded(files.weights) ? files.weights.shards : [files.weights]).map((source) => source.close?.()));
+  await Promise.all(
+    (isSharded(files.weights) ? files.weights.shards : [files.weights]).map((source) => source.close?.()),
+  );
   return files;
 }
 
@@ -49,16 +65,26 @@ const textFiles = () => Object.fromEntries(TEXT_FILES.map((name) => [name, tiny[
 
 async function imageFeatures(model: ClipModel): Promise<Float32Array> {
   const size = model.config.vision.imageSize;
-  const pixels = ctx.tensor([1, 3, size, size], 'pixels', new Float32Array(3 * size * size).map((_, i) => Math.sin(i)));
+  const pixels = ctx.tensor(
+    [1, 3, size, size],
+    'pixels',
+    new Float32Array(3 * size * size).map((_, i) => Math.sin(i)),
+  );
   return ctx.read(model.imageFeatures(pixels, 1));
 }
 
-const singleFile = await ClipModel.load(ctx, await openModel(writeFolder('single', { ...textFiles(), 'model.safetensors': tiny['model.safetensors'] })));
+const singleFile = await ClipModel.load(
+  ctx,
+  await openModel(writeFolder('single', { ...textFiles(), 'model.safetensors': tiny['model.safetensors'] })),
+);
 const singleFeatures = await imageFeatures(singleFile);
 
 describe('checkpoints in shards', () => {
   it('loads model.safetensors.index.json and its shards from a folder, to the same weights', async () => {
-    const model = await ClipModel.load(ctx, await openModel(writeFolder('sharded', { ...textFiles(), ...shardFiles() })));
+    const model = await ClipModel.load(
+      ctx,
+      await openModel(writeFolder('sharded', { ...textFiles(), ...shardFiles() })),
+    );
     expect(model.weights.fingerprint).toBe(singleFile.weights.fingerprint);
     expect(await imageFeatures(model)).toEqual(singleFeatures);
     model.destroy();
@@ -68,7 +94,10 @@ describe('checkpoints in shards', () => {
     const files = shardFiles();
     const load = (index: string, shards: [string, Buffer][]) =>
       ClipModel.load(ctx, {
-        id: 'sharded', config: tiny['config.json'].toString(), vocab: tiny['vocab.json'].toString(), merges: tiny['merges.txt'].toString(),
+        id: 'sharded',
+        config: tiny['config.json'].toString(),
+        vocab: tiny['vocab.json'].toString(),
+        merges: tiny['merges.txt'].toString(),
         weights: { index, shards: shards.map(([name, bytes]) => byteSourceFromBytes(name, bytes)) },
       });
     const index = files[MODEL_FILES.weightsIndex].toString();
@@ -77,12 +106,25 @@ describe('checkpoints in shards', () => {
       `${MODEL_FILES.weightsIndex}: names the shard ${second}, which is missing: give every file the index lists (${first}, ${second})`,
     );
     const outside = JSON.stringify({ weight_map: { logit_scale: '../elsewhere.safetensors' } });
-    await expect(load(outside, [])).rejects.toThrow('weight_map places logit_scale in "../elsewhere.safetensors", which is not a .safetensors file name in the same folder');
-    const swapped = index.replaceAll(first, 'x').replaceAll(second, first).replaceAll('x', second);
-    await expect(load(swapped, [[first, files[first]], [second, files[second]]])).rejects.toThrow(`, which ${MODEL_FILES.weightsIndex} places there`);
-    await expect(openModel(writeFolder('shard-missing', { ...textFiles(), [MODEL_FILES.weightsIndex]: files[MODEL_FILES.weightsIndex], [first]: files[first] }))).rejects.toThrow(
-      `lacks ${second}, named by ${MODEL_FILES.weightsIndex}`,
+    await expect(load(outside, [])).rejects.toThrow(
+      'weight_map places logit_scale in "../elsewhere.safetensors", which is not a .safetensors file name in the same folder',
     );
+    const swapped = index.replaceAll(first, 'x').replaceAll(second, first).replaceAll('x', second);
+    await expect(
+      load(swapped, [
+        [first, files[first]],
+        [second, files[second]],
+      ]),
+    ).rejects.toThrow(`, which ${MODEL_FILES.weightsIndex} places there`);
+    await expect(
+      openModel(
+        writeFolder('shard-missing', {
+          ...textFiles(),
+          [MODEL_FILES.weightsIndex]: files[MODEL_FILES.weightsIndex],
+          [first]: files[first],
+        }),
+      ),
+    ).rejects.toThrow(`lacks ${second}, named by ${MODEL_FILES.weightsIndex}`);
   });
 });
 
@@ -135,12 +177,19 @@ async function startFakeHub(repos: Record<string, FakeRepo>) {
     return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
   };
   const log = (request: IncomingMessage) =>
-    served.push({ method: request.method!, path: request.url!, range: request.headers.range ?? null, authorization: request.headers.authorization ?? null });
+    served.push({
+      method: request.method!,
+      path: request.url!,
+      range: request.headers.range ?? null,
+      authorization: request.headers.authorization ?? null,
+    });
   const send = (request: IncomingMessage, response: ServerResponse, bytes: Buffer, headers: Record<string, string>) => {
     const start = Number(/^bytes=(\d+)-$/.exec(request.headers.range ?? '')?.[1] ?? 0);
     const status = request.headers.range ? 206 : 200;
     response.writeHead(status, {
-      ...headers, 'content-length': String(bytes.length - start), 'accept-ranges': 'bytes',
+      ...headers,
+      'content-length': String(bytes.length - start),
+      'accept-ranges': 'bytes',
       ...(status === 206 ? { 'content-range': `bytes ${start}-${bytes.length - 1}/${bytes.length}` } : {}),
     });
     response.end(request.method === 'HEAD' ? undefined : bytes.subarray(start));
@@ -157,7 +206,8 @@ async function startFakeHub(repos: Record<string, FakeRepo>) {
     const repo = match ? repos[match[1]] : undefined;
     if (!match || !repo) return void response.writeHead(401, { 'x-error-code': 'RepoNotFound' }).end();
     const given = request.headers.authorization;
-    if (repo.token && given !== `Bearer ${repo.token}`) return void response.writeHead(401, { 'x-error-code': 'GatedRepo' }).end();
+    if (repo.token && given !== `Bearer ${repo.token}`)
+      return void response.writeHead(401, { 'x-error-code': 'GatedRepo' }).end();
     if (repo.gated) return void response.writeHead(403, { 'x-error-code': 'GatedRepo' }).end();
     const revision = decodeURIComponent(match[2]);
     const commit = repo.refs[revision] ?? (Object.values(repo.refs).includes(revision) ? revision : undefined);
@@ -167,13 +217,22 @@ async function startFakeHub(repos: Record<string, FakeRepo>) {
     if (match[3].endsWith('.safetensors')) {
       const hash = sha256(bytes);
       blobs.set(hash, bytes);
-      response.writeHead(302, { location: `${cdn.url}/blob/${hash}`, 'x-repo-commit': commit, 'x-linked-etag': `"${hash}"`, 'x-linked-size': String(bytes.length) });
+      response.writeHead(302, {
+        location: `${cdn.url}/blob/${hash}`,
+        'x-repo-commit': commit,
+        'x-linked-etag': `"${hash}"`,
+        'x-linked-size': String(bytes.length),
+      });
       return void response.end();
     }
     send(request, response, bytes, { 'x-repo-commit': commit, etag: `"${gitSha(bytes)}"` });
   });
   const servers: Server[] = [hub.server, cdn.server];
-  return { url: hub.url, served, close: () => Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve)))) };
+  return {
+    url: hub.url,
+    served,
+    close: () => Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve)))),
+  };
 }
 
 const COMMIT_A = 'a'.repeat(40);
@@ -188,7 +247,12 @@ afterAll(async () => {
 let cache: string;
 beforeEach(() => {
   cache = mkdtempSync(join(work, 'hf-cache-'));
-  process.env = { ...environment, HF_HUB_CACHE: cache, HF_HOME: join(cache, 'home'), HF_ENDPOINT: 'http://127.0.0.1:9' };
+  process.env = {
+    ...environment,
+    HF_HUB_CACHE: cache,
+    HF_HOME: join(cache, 'home'),
+    HF_ENDPOINT: 'http://127.0.0.1:9',
+  };
   delete process.env.HF_TOKEN;
 });
 
@@ -210,7 +274,9 @@ describe('the Hugging Face cache', () => {
     expect(hubCacheDir({ HF_HUB_CACHE: '/c', HF_HOME: '/h' })).toBe('/c');
     expect(hubCacheDir({ HF_HOME: '/h' })).toBe(join('/h', 'hub'));
     expect(hubCacheDir({ XDG_CACHE_HOME: '/x' })).toBe(join('/x', 'huggingface', 'hub'));
-    expect(repoCacheDir('openai/clip-vit-base-patch32', '/c')).toBe(join('/c', 'models--openai--clip-vit-base-patch32'));
+    expect(repoCacheDir('openai/clip-vit-base-patch32', '/c')).toBe(
+      join('/c', 'models--openai--clip-vit-base-patch32'),
+    );
   });
 
   it('downloads a revision into blobs, snapshots and refs as Python does, then loads it again offline', async () => {
@@ -223,7 +289,9 @@ describe('the Hugging Face cache', () => {
     const weights = join(repoDir, 'snapshots', COMMIT_B, 'model.safetensors');
     expect(lstatSync(weights).isSymbolicLink()).toBe(true);
     expect(readlinkSync(weights)).toBe(join('..', '..', 'blobs', sha256(tiny['model.safetensors'])));
-    expect(readlinkSync(join(repoDir, 'snapshots', COMMIT_B, 'config.json'))).toBe(join('..', '..', 'blobs', gitSha(tiny['config.json'])));
+    expect(readlinkSync(join(repoDir, 'snapshots', COMMIT_B, 'config.json'))).toBe(
+      join('..', '..', 'blobs', gitSha(tiny['config.json'])),
+    );
     expect(readFileSync(weights).equals(tiny['model.safetensors'])).toBe(true);
     // The weights came from the CDN host; after the first answer the Hub was asked for the pinned commit.
     expect(hub.served.filter((s) => s.path.startsWith('/blob/')).map((s) => s.method)).toEqual(['GET']);
@@ -231,7 +299,14 @@ describe('the Hugging Face cache', () => {
     const model = await ClipModel.load(ctx, files);
     expect(model.revision).toBe(COMMIT_B);
     // An adapter trained on it pins the commit beside the model's name.
-    const meta = adapterMetadata(defaultAdapterSettings(model.config), { template: 'a photo of a {}.', classPrompts: {} }, model, ['cat', 'dog'], { shots: 1 }, {});
+    const meta = adapterMetadata(
+      defaultAdapterSettings(model.config),
+      { template: 'a photo of a {}.', classPrompts: {} },
+      model,
+      ['cat', 'dog'],
+      { shots: 1 },
+      {},
+    );
     expect([meta.baseModel, meta.baseModelRevision]).toEqual(['org/tiny@v1', COMMIT_B]);
     model.destroy();
 
@@ -270,18 +345,25 @@ describe('the Hugging Face cache', () => {
     const model = await ClipModel.load(ctx, await openModel('org/sharded'));
     expect(await imageFeatures(model)).toEqual(singleFeatures);
     model.destroy();
-    expect(hub.served.find((s) => s.path === `/blob/${sha256(shards[first])}` && s.method === 'GET')?.range).toBe('bytes=1000-');
+    expect(hub.served.find((s) => s.path === `/blob/${sha256(shards[first])}` && s.method === 'GET')?.range).toBe(
+      'bytes=1000-',
+    );
     expect(existsSync(`${blob}.incomplete`)).toBe(false);
     // The Hub has no model.safetensors here: remembered in .no_exist as huggingface_hub does.
     expect(existsSync(join(repoCacheDir('org/sharded', cache), '.no_exist', COMMIT_A, 'model.safetensors'))).toBe(true);
   });
 
   it('sends HF_TOKEN to the Hub (never to the CDN), and explains 401 and 403', async () => {
-    const hub = await fakeHub({ 'org/private': tinyRepo({ token: 'hf_secret' }), 'org/gated': tinyRepo({ gated: true }) });
+    const hub = await fakeHub({
+      'org/private': tinyRepo({ token: 'hf_secret' }),
+      'org/gated': tinyRepo({ gated: true }),
+    });
     await expect(openModel('org/private')).rejects.toThrow(
       'org/private needs a token (401): it is gated or private, or does not exist. Accept its licence on https://huggingface.co/org/private if it asks, then set HF_TOKEN',
     );
-    await expect(openModel('org/gated')).rejects.toThrow('The Hugging Face Hub refused access to org/gated (403): accept the licence on https://huggingface.co/org/gated');
+    await expect(openModel('org/gated')).rejects.toThrow(
+      'The Hugging Face Hub refused access to org/gated (403): accept the licence on https://huggingface.co/org/gated',
+    );
     process.env.HF_TOKEN = 'hf_secret';
     expect((await resolveModel('org/private')).revision).toBe(COMMIT_A);
     expect(hub.served.filter((s) => s.path.startsWith('/org/private/')).at(-1)!.authorization).toBe('Bearer hf_secret');
@@ -301,8 +383,12 @@ describe('the Hugging Face cache', () => {
       'org/pickle': { files: { ...textFiles(), 'pytorch_model.bin': Buffer.from('pickle') }, refs: { main: COMMIT_A } },
       'org/bert': { files: { 'config.json': Buffer.from('{}') }, refs: { main: COMMIT_A } },
     });
-    await expect(openModel('org/tiny@nope')).rejects.toThrow('org/tiny: has no branch, tag or commit "nope" on the Hub');
-    await expect(openModel('org/pickle')).rejects.toThrow('org/pickle on the Hub has only pytorch_model.bin, a pickle file, which octoclip never loads');
+    await expect(openModel('org/tiny@nope')).rejects.toThrow(
+      'org/tiny: has no branch, tag or commit "nope" on the Hub',
+    );
+    await expect(openModel('org/pickle')).rejects.toThrow(
+      'org/pickle on the Hub has only pytorch_model.bin, a pickle file, which octoclip never loads',
+    );
     await expect(openModel('org/bert')).rejects.toThrow('org/bert: has no vocab.json at revision main on the Hub');
     await expect(openModel('not a repo')).rejects.toThrow('is neither a directory nor a Hugging Face repo id');
   });

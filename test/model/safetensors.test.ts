@@ -48,7 +48,12 @@ describe('safetensors reading and writing', () => {
     expect(new TextDecoder().decode(file.subarray(8, header.headerSize))).toMatch(/} *$/);
     expect(header.metadata).toEqual({ format: 'pt' });
     expect([...header.tensors.keys()]).toEqual(['layer.weight', 'logit_scale']);
-    expect(header.tensors.get('layer.weight')).toMatchObject({ dtype: 'F32', shape: [2, 3], byteOffset: header.headerSize, byteLength: 24 });
+    expect(header.tensors.get('layer.weight')).toMatchObject({
+      dtype: 'F32',
+      shape: [2, 3],
+      byteOffset: header.headerSize,
+      byteLength: 24,
+    });
     expect(decode(file, header, 'layer.weight')).toEqual(weight);
     expect(decode(file, header, 'logit_scale')).toEqual(Float32Array.of(4.6052));
   });
@@ -70,29 +75,50 @@ describe('safetensors reading and writing', () => {
 
   it('decodes F16 exactly: normals, subnormals, extremes, signed zero, infinities and NaN', () => {
     const cases: [number, number][] = [
-      [0x3c00, 1], [0xc000, -2], [0x3555, 0.333251953125], [0x7bff, 65504], [0x0400, 2 ** -14],
-      [0x0001, 2 ** -24], [0x03ff, 1023 * 2 ** -24], [0x0000, 0], [0x8000, -0], [0x7c00, Infinity], [0xfc00, -Infinity],
+      [0x3c00, 1],
+      [0xc000, -2],
+      [0x3555, 0.333251953125],
+      [0x7bff, 65504],
+      [0x0400, 2 ** -14],
+      [0x0001, 2 ** -24],
+      [0x03ff, 1023 * 2 ** -24],
+      [0x0000, 0],
+      [0x8000, -0],
+      [0x7c00, Infinity],
+      [0xfc00, -Infinity],
     ];
-    const file = rawFile({ h: { dtype: 'F16', shape: [cases.length + 1], data_offsets: [0, 2 * cases.length + 2] } }, halfBytes([...cases.map(([bits]) => bits), 0x7e00]));
+    const file = rawFile(
+      { h: { dtype: 'F16', shape: [cases.length + 1], data_offsets: [0, 2 * cases.length + 2] } },
+      halfBytes([...cases.map(([bits]) => bits), 0x7e00]),
+    );
     const values = decode(file, parse(file), 'h');
     cases.forEach(([bits, value], i) => expect(values[i], `0x${bits.toString(16)}`).toBe(value));
     expect(values[cases.length]).toBeNaN();
   });
 
   it('decodes BF16 exactly as the top half of the f32', () => {
-    const file = rawFile({ b: { dtype: 'BF16', shape: [4], data_offsets: [0, 8] } }, halfBytes([0x3f80, 0xc049, 0x0001, 0x7f80]));
+    const file = rawFile(
+      { b: { dtype: 'BF16', shape: [4], data_offsets: [0, 8] } },
+      halfBytes([0x3f80, 0xc049, 0x0001, 0x7f80]),
+    );
     expect(decode(file, parse(file), 'b')).toEqual(Float32Array.of(1, -3.140625, 2 ** -133, Infinity));
   });
 
   it('writes every finite F16 value back to its own bits', () => {
     const bits = Array.from({ length: 0x10000 }, (_, i) => i).filter((b) => (b & 0x7c00) !== 0x7c00);
-    const source = rawFile({ h: { dtype: 'F16', shape: [bits.length], data_offsets: [0, 2 * bits.length] } }, halfBytes(bits));
+    const source = rawFile(
+      { h: { dtype: 'F16', shape: [bits.length], data_offsets: [0, 2 * bits.length] } },
+      halfBytes(bits),
+    );
     const values = decode(source, parse(source), 'h');
     const file = encodeSafetensors([{ name: 'h', shape: [bits.length], data: values, dtype: 'F16' }]);
     const entry = parse(file).tensors.get('h')!;
     const writtenBits = new Uint16Array(file.slice(entry.byteOffset, entry.byteOffset + entry.byteLength).buffer);
     const firstWrong = bits.findIndex((b, i) => writtenBits[i] !== b);
-    expect(firstWrong, `0x${bits[firstWrong]?.toString(16)} came back as 0x${writtenBits[firstWrong]?.toString(16)}`).toBe(-1);
+    expect(
+      firstWrong,
+      `0x${bits[firstWrong]?.toString(16)} came back as 0x${writtenBits[firstWrong]?.toString(16)}`,
+    ).toBe(-1);
   });
 
   it('rounds to nearest even when writing F16 and BF16', () => {
@@ -134,7 +160,9 @@ describe('safetensors reading and writing', () => {
   });
 
   it('refuses to write values that do not fill the shape, or a name twice', () => {
-    expect(() => encodeSafetensors([{ name: 'x', shape: [2, 2], data: new Float32Array(3) }])).toThrow(/x has 3 values, shape \[2,2\] needs 4/);
+    expect(() => encodeSafetensors([{ name: 'x', shape: [2, 2], data: new Float32Array(3) }])).toThrow(
+      /x has 3 values, shape \[2,2\] needs 4/,
+    );
     const twice = { name: 'x', shape: [1], data: new Float32Array(1) };
     expect(() => encodeSafetensors([twice, twice])).toThrow(/x appears twice/);
   });
@@ -177,7 +205,9 @@ describe('safetensors validation', () => {
 
   it('asks for the whole header when given fewer bytes', () => {
     const file = rawFile(valid, 8);
-    expect(() => parseSafetensorsHeader(file.subarray(0, 12), file.length)).toThrow(/the header needs \d+ bytes, only 12 were given/);
+    expect(() => parseSafetensorsHeader(file.subarray(0, 12), file.length)).toThrow(
+      /the header needs \d+ bytes, only 12 were given/,
+    );
   });
 
   it('refuses JSON that does not parse, or is not an object', () => {
@@ -187,9 +217,18 @@ describe('safetensors validation', () => {
 
   it('refuses entries without dtype, shape or offsets, and unknown dtypes', () => {
     expectRefused(rawFile({ w: { shape: [2], data_offsets: [0, 8] } }, 8), 'tensor w has no dtype');
-    expectRefused(rawFile({ w: { dtype: 'Q4', shape: [2], data_offsets: [0, 8] } }, 8), 'tensor w has unknown dtype Q4');
-    expectRefused(rawFile({ w: { dtype: 'constructor', shape: [2], data_offsets: [0, 8] } }, 8), 'unknown dtype constructor');
-    expectRefused(rawFile({ w: { dtype: 'F32', shape: [2.5], data_offsets: [0, 8] } }, 8), /tensor w has shape \[2.5\]/);
+    expectRefused(
+      rawFile({ w: { dtype: 'Q4', shape: [2], data_offsets: [0, 8] } }, 8),
+      'tensor w has unknown dtype Q4',
+    );
+    expectRefused(
+      rawFile({ w: { dtype: 'constructor', shape: [2], data_offsets: [0, 8] } }, 8),
+      'unknown dtype constructor',
+    );
+    expectRefused(
+      rawFile({ w: { dtype: 'F32', shape: [2.5], data_offsets: [0, 8] } }, 8),
+      /tensor w has shape \[2.5\]/,
+    );
     expectRefused(rawFile({ w: { dtype: 'F32', shape: [-2], data_offsets: [0, 8] } }, 8), /tensor w has shape \[-2\]/);
     expectRefused(rawFile({ w: { dtype: 'F32', shape: [2] } }, 8), /tensor w has data_offsets undefined/);
     expectRefused(rawFile({ w: 'F32' }, 8), 'tensor w is not described by an object');
@@ -197,10 +236,22 @@ describe('safetensors validation', () => {
 
   it('refuses offsets out of bounds, backwards, or not matching the shape', () => {
     const beyond = rawFile({ w: { dtype: 'F32', shape: [2], data_offsets: [4, 12] } }, 8);
-    expectRefused(beyond, `incomplete: ${beyond.length} of ${beyond.length + 4} bytes (the file was cut short: download or copy it again)`);
-    expectRefused(rawFile({ w: { dtype: 'F32', shape: [0], data_offsets: [8, 4] } }, 8), 'tensor w has data_offsets [8, 4], which end before they begin');
-    expectRefused(rawFile({ w: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, 8), 'tensor w has 8 bytes, its shape [3] of F32 needs 12');
-    expectRefused(rawFile({ w: { dtype: 'F16', shape: [2], data_offsets: [0, 8] } }, 8), 'its shape [2] of F16 needs 4');
+    expectRefused(
+      beyond,
+      `incomplete: ${beyond.length} of ${beyond.length + 4} bytes (the file was cut short: download or copy it again)`,
+    );
+    expectRefused(
+      rawFile({ w: { dtype: 'F32', shape: [0], data_offsets: [8, 4] } }, 8),
+      'tensor w has data_offsets [8, 4], which end before they begin',
+    );
+    expectRefused(
+      rawFile({ w: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, 8),
+      'tensor w has 8 bytes, its shape [3] of F32 needs 12',
+    );
+    expectRefused(
+      rawFile({ w: { dtype: 'F16', shape: [2], data_offsets: [0, 8] } }, 8),
+      'its shape [2] of F16 needs 4',
+    );
   });
 
   it('refuses overlapping tensors', () => {
@@ -218,6 +269,8 @@ describe('safetensors validation', () => {
   it('names the tensor when decoding is given the wrong number of bytes', () => {
     const file = rawFile(valid, 8);
     const entry = parse(file).tensors.get('w')!;
-    expect(() => decodeTensor(entry, new Uint8Array(4), 'model.safetensors')).toThrow('model.safetensors: tensor w needs 8 bytes, got 4');
+    expect(() => decodeTensor(entry, new Uint8Array(4), 'model.safetensors')).toThrow(
+      'model.safetensors: tensor w needs 8 bytes, got 4',
+    );
   });
 });

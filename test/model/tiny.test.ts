@@ -22,7 +22,10 @@ function loadTiny(options = {}) {
 }
 
 /** Files compared byte for byte (vitest's deep equality is slow on a 600 kB array). */
-function expectSameFiles(actual: Record<string, Uint8Array | string>, expected: Record<string, Uint8Array | string>): void {
+function expectSameFiles(
+  actual: Record<string, Uint8Array | string>,
+  expected: Record<string, Uint8Array | string>,
+): void {
   expect(Object.keys(actual).sort()).toEqual(Object.keys(expected).sort());
   for (const [name, contents] of Object.entries(expected)) {
     if (typeof contents === 'string') {
@@ -50,11 +53,32 @@ describe('tiny CLIP', () => {
   it('has the documented sizes, different per tower', () => {
     expect(tiny.config).toMatchObject({
       projectionDim: 24,
-      text: { hiddenSize: 32, intermediateSize: 128, numHeads: 2, numLayers: 2, maxPositions: 77, vocabSize: 914, eosTokenId: 913, hiddenAct: 'quick_gelu' },
-      vision: { hiddenSize: 48, intermediateSize: 192, numHeads: 3, numLayers: 3, imageSize: 32, patchSize: 8, hiddenAct: 'quick_gelu' },
+      text: {
+        hiddenSize: 32,
+        intermediateSize: 128,
+        numHeads: 2,
+        numLayers: 2,
+        maxPositions: 77,
+        vocabSize: 914,
+        eosTokenId: 913,
+        hiddenAct: 'quick_gelu',
+      },
+      vision: {
+        hiddenSize: 48,
+        intermediateSize: 192,
+        numHeads: 3,
+        numLayers: 3,
+        imageSize: 32,
+        patchSize: 8,
+        hiddenAct: 'quick_gelu',
+      },
     });
     const json = JSON.parse(tiny.files['config.json'] as string);
-    expect(json).toMatchObject({ model_type: 'clip', architectures: ['CLIPModel'], text_config: { bos_token_id: 912, eos_token_id: 913, pad_token_id: 913 } });
+    expect(json).toMatchObject({
+      model_type: 'clip',
+      architectures: ['CLIPModel'],
+      text_config: { bos_token_id: 912, eos_token_id: 913, pad_token_id: 913 },
+    });
   });
 
   it('has every tensor the config implies, plus int64 position_ids that checkTensors ignores', () => {
@@ -62,7 +86,10 @@ describe('tiny CLIP', () => {
     const names = new Set(tiny.header.tensors.keys());
     for (const name of expectedTensors(tiny.config).keys()) names.delete(name);
     expect([...names].sort()).toEqual(['text_model.embeddings.position_ids', 'vision_model.embeddings.position_ids']);
-    expect(tiny.header.tensors.get('vision_model.embeddings.position_ids')).toMatchObject({ dtype: 'I64', shape: [1, 17] });
+    expect(tiny.header.tensors.get('vision_model.embeddings.position_ids')).toMatchObject({
+      dtype: 'I64',
+      shape: [1, 17],
+    });
     expect(tiny.header.metadata).toEqual({ format: 'pt' });
   });
 
@@ -81,7 +108,8 @@ describe('tiny CLIP', () => {
     drawnWith('vision_model.encoder.layers.2.self_attn.out_proj.weight', 48 ** -0.5);
     drawnWith('text_model.encoder.layers.1.mlp.fc1.weight', (2 * 32) ** -0.5);
     drawnWith('visual_projection.weight', 48 ** -0.5);
-    const small = (values: Float32Array, center: number) => values.every((v) => v !== center && Math.abs(v - center) < 0.1);
+    const small = (values: Float32Array, center: number) =>
+      values.every((v) => v !== center && Math.abs(v - center) < 0.1);
     expect(small(tiny.tensor('vision_model.post_layernorm.weight'), 1)).toBe(true);
     expect(small(tiny.tensor('text_model.encoder.layers.0.layer_norm1.weight'), 1)).toBe(true);
     expect(small(tiny.tensor('text_model.encoder.layers.0.mlp.fc2.bias'), 0)).toBe(true);
@@ -96,7 +124,15 @@ describe('tiny CLIP', () => {
   });
 
   it('takes other sizes and writes half-precision weights', () => {
-    const small = loadTiny({ textLayers: 1, visionHidden: 32, visionHeads: 2, imageSize: 16, patchSize: 4, merges: 50, dtype: 'F16' });
+    const small = loadTiny({
+      textLayers: 1,
+      visionHidden: 32,
+      visionHeads: 2,
+      imageSize: 16,
+      patchSize: 4,
+      merges: 50,
+      dtype: 'F16',
+    });
     expect(small.config.vision).toMatchObject({ hiddenSize: 32, numHeads: 2, imageSize: 16, patchSize: 4 });
     expect(small.config.text.numLayers).toBe(1);
     expect(small.config.text.vocabSize).toBe(512 + 50 + 2);
@@ -174,6 +210,8 @@ describe('model directories in Node', () => {
     const weights = tiny.files['model.safetensors'] as Uint8Array;
     await writeModelDirectory(dir, { 'cut.safetensors': weights.subarray(0, 100) });
     await expect(openSafetensorsFile(join(dir, 'cut.safetensors'))).rejects.toThrow(ModelFileError);
-    await expect(openSafetensorsFile(join(dir, 'cut.safetensors'))).rejects.toThrow(/^cut\.safetensors: header length \d+ runs past the end/);
+    await expect(openSafetensorsFile(join(dir, 'cut.safetensors'))).rejects.toThrow(
+      /^cut\.safetensors: header length \d+ runs past the end/,
+    );
   });
 });

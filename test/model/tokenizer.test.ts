@@ -94,7 +94,8 @@ describe.skipIf(!hasOpenAiMerges)('CLIP tokenizer on the released vocabulary', (
   });
 
   it('cleans text as ftfy and html.unescape do: NFC, straight quotes, entities unescaped twice', () => {
-    const same = (variant: string, plain: string) => expect(tokenizer.encode(variant), variant).toEqual(tokenizer.encode(plain));
+    const same = (variant: string, plain: string) =>
+      expect(tokenizer.encode(variant), variant).toEqual(tokenizer.encode(plain));
     same('cafe\u0301', 'café');
     same('it\u2019s \u201cquoted\u201d', 'it\'s "quoted"');
     same('fish &amp; chips', 'fish & chips');
@@ -159,7 +160,8 @@ describe('tokenizer files that cannot be used', () => {
     expect(() => ClipTokenizer.fromHuggingFace(vocabJson, mergesText)).toThrow(ModelFileError);
     expect(() => ClipTokenizer.fromHuggingFace(vocabJson, mergesText)).toThrow(message);
   };
-  const without = (token: string) => JSON.stringify(Object.fromEntries(Object.entries(vocab).filter(([t]) => t !== token)));
+  const without = (token: string) =>
+    JSON.stringify(Object.fromEntries(Object.entries(vocab).filter(([t]) => t !== token)));
 
   it('refuses a vocab.json that is not a map of ids', () => {
     refuse('{"a": ', merges, 'vocab.json: not valid JSON');

@@ -48,7 +48,10 @@ describe('loadImageFolder', () => {
     });
     const reported: SkippedFile[] = [];
     const progress: number[] = [];
-    const dataset = await loadImageFolder(dir, { onSkip: (file) => reported.push(file), onProgress: (done) => progress.push(done) });
+    const dataset = await loadImageFolder(dir, {
+      onSkip: (file) => reported.push(file),
+      onProgress: (done) => progress.push(done),
+    });
 
     // Code-point order: upper case sorts before lower case, as Python's sorted() and torchvision do.
     expect(dataset.classNames).toEqual(['Zebra_fish', 'cat', 'dog']);
@@ -101,7 +104,9 @@ describe('loadImageFolder', () => {
 
   it('refuses a folder without class sub-folders', async () => {
     const dir = await tree('flat', { 'a.png': png([1, 1, 1]), 'b.png': png([2, 2, 2]) });
-    await expect(loadImageFolder(dir)).rejects.toThrow(new DatasetError(`expected one sub-folder per class in ${dir}, found none`));
+    await expect(loadImageFolder(dir)).rejects.toThrow(
+      new DatasetError(`expected one sub-folder per class in ${dir}, found none`),
+    );
     const empty = await tree('nothing', {});
     await expect(loadImageFolder(empty)).rejects.toThrow(`expected one sub-folder per class in ${empty}`);
   });
@@ -119,7 +124,9 @@ describe('loadImageFolder', () => {
   });
 
   it('says when the folder does not exist or is a file', async () => {
-    await expect(loadImageFolder(join(root, 'missing'))).rejects.toThrow(`dataset folder ${join(root, 'missing')} does not exist`);
+    await expect(loadImageFolder(join(root, 'missing'))).rejects.toThrow(
+      `dataset folder ${join(root, 'missing')} does not exist`,
+    );
     const file = join(root, 'a-file');
     await writeFile(file, 'x');
     await expect(loadImageFolder(file)).rejects.toThrow(DatasetError);
@@ -127,10 +134,23 @@ describe('loadImageFolder', () => {
 
   it.skipIf(!existsSync(DIGITS))('loads the digits dataset (10 classes, 1,797 8 x 8 grayscale PNGs)', async () => {
     const dataset = await loadImageFolder(DIGITS);
-    expect(dataset.classNames).toEqual(['eight', 'five', 'four', 'nine', 'one', 'seven', 'six', 'three', 'two', 'zero']);
+    expect(dataset.classNames).toEqual([
+      'eight',
+      'five',
+      'four',
+      'nine',
+      'one',
+      'seven',
+      'six',
+      'three',
+      'two',
+      'zero',
+    ]);
     expect(dataset.images).toHaveLength(1797);
     expect(dataset.skipped).toEqual([]);
-    const perClass = dataset.classNames.map((_, label) => dataset.images.filter((entry) => entry.label === label).length);
+    const perClass = dataset.classNames.map(
+      (_, label) => dataset.images.filter((entry) => entry.label === label).length,
+    );
     expect(Math.min(...perClass)).toBeGreaterThanOrEqual(170);
     const first = await decodeImageFile(dataset.images[0].path);
     expect([first.width, first.height, first.rgba.length]).toEqual([8, 8, 256]);

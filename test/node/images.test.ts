@@ -3,7 +3,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeImageFile, DEFAULT_MAX_PIXELS, ImageDecodeError, probeImageFile } from '../../src/node/images';
-import { BROKEN_FIXTURES, IMAGE_FIXTURES, writeHugeHeaderPng, writeRotatedJpeg, writeSolidPng } from '../fixtures/images/generate';
+import {
+  BROKEN_FIXTURES,
+  IMAGE_FIXTURES,
+  writeHugeHeaderPng,
+  writeRotatedJpeg,
+  writeSolidPng,
+} from '../fixtures/images/generate';
 
 let dir: string;
 
@@ -41,9 +47,10 @@ describe('decodeImageFile', () => {
       expect(image.rgba.byteOffset).toBe(0);
       expect(image.rgba.buffer.byteLength).toBe(image.rgba.length);
       const worst = Math.max(...Array.from(image.rgba, (value, i) => Math.abs(value - fixture.expected[i])));
-      expect(worst, `largest channel difference from ${Array.from(fixture.expected)}: got ${Array.from(image.rgba)}`).toBeLessThanOrEqual(
-        fixture.tolerance,
-      );
+      expect(
+        worst,
+        `largest channel difference from ${Array.from(fixture.expected)}: got ${Array.from(image.rgba)}`,
+      ).toBeLessThanOrEqual(fixture.tolerance);
     });
   }
 
@@ -73,7 +80,9 @@ describe('decodeImageFile', () => {
     const path = join(dir, 'huge.png');
     const error = await decodeError(decodeImageFile(path));
     expect(error.problem).toBe('too-large');
-    expect(error.message).toBe(`${path}: image too large (30000 x 30000, limit ${DEFAULT_MAX_PIXELS.toLocaleString('en-US')} pixels)`);
+    expect(error.message).toBe(
+      `${path}: image too large (30000 x 30000, limit ${DEFAULT_MAX_PIXELS.toLocaleString('en-US')} pixels)`,
+    );
   });
 
   it('takes a smaller pixel limit as an option', async () => {

@@ -3,7 +3,12 @@
 import type { AttentionShape } from '../../src/kernels/attention';
 
 /** Offset of (batch, position, head, 0) in a [batch, seqLen, heads * headDim] array. */
-function tokenOffset({ seqLen, heads, headDim }: AttentionShape, batch: number, position: number, head: number): number {
+function tokenOffset(
+  { seqLen, heads, headDim }: AttentionShape,
+  batch: number,
+  position: number,
+  head: number,
+): number {
   return ((batch * seqLen + position) * heads + head) * headDim;
 }
 

@@ -49,7 +49,9 @@ function matmul(rows: number, inner: number, cols: number, left: Matrix, right: 
     for (let j = 0; j < cols; j++) {
       let sum = 0;
       for (let k = 0; k < inner; k++) {
-        sum += left.data[i * left.rowStride + k * left.columnStride] * right.data[k * right.rowStride + j * right.columnStride];
+        sum +=
+          left.data[i * left.rowStride + k * left.columnStride] *
+          right.data[k * right.rowStride + j * right.columnStride];
       }
       out[i * cols + j] = sum;
     }
@@ -102,7 +104,12 @@ export function sumBlocks({ dOut, blockRank, blocks }: BlockLoraShape, stacked: 
 }
 
 /** delta = s * (sum_i B_i) (A_s drop(x)): what the adapter adds to the frozen layer's output [rows, d_out]. */
-export function blockLoraForward(inputs: BlockLoraInputs): { xDropped: Float64Array; u: Float64Array; bSum: Float64Array; delta: Float64Array } {
+export function blockLoraForward(inputs: BlockLoraInputs): {
+  xDropped: Float64Array;
+  u: Float64Array;
+  bSum: Float64Array;
+  delta: Float64Array;
+} {
   const { shape, x, a, scale, dropFactors } = inputs;
   const { rows, dIn, dOut, blockRank: b } = shape;
   const xDropped = masked(x, dropFactors);
@@ -114,7 +121,8 @@ export function blockLoraForward(inputs: BlockLoraInputs): { xDropped: Float64Ar
 
 /** Gradients of sum(delta * g) for upstream gradient g [rows, d_out]; dBlocks is [n, d_out, b], every block alike. */
 export function blockLoraBackward(
-  inputs: BlockLoraInputs, g: ArrayLike<number>,
+  inputs: BlockLoraInputs,
+  g: ArrayLike<number>,
 ): { du: Float64Array; dA: Float64Array; dBlocks: Float64Array; dx: Float64Array } {
   const { shape, a, scale, dropFactors } = inputs;
   const { rows, dIn, dOut, blockRank: b, blocks } = shape;
@@ -144,7 +152,8 @@ export interface LoraInputs {
 
 /** Plain LoRA (Hu et al. 2021): delta = s * B (A drop(x)), and the gradients of sum(delta * g). */
 export function lora(
-  { rows, dIn, dOut, rank, x, a, b, scale, dropFactors }: LoraInputs, g: ArrayLike<number>,
+  { rows, dIn, dOut, rank, x, a, b, scale, dropFactors }: LoraInputs,
+  g: ArrayLike<number>,
 ): { delta: Float64Array; dA: Float64Array; dB: Float64Array; dx: Float64Array } {
   const xDropped = masked(x, dropFactors);
   const down = matmul(rows, dIn, rank, rowMajor(xDropped, dIn), transposed(a, dIn));

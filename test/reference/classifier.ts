@@ -29,7 +29,12 @@ export function l2NormalizeBackward(dout: ArrayLike<number>, x: ArrayLike<number
 }
 
 /** logits[b, c] = scale * sum_d image[b, d] * text[c, d] */
-export function cosineLogits(image: ArrayLike<number>, text: ArrayLike<number>, width: number, scale: number): Float64Array {
+export function cosineLogits(
+  image: ArrayLike<number>,
+  text: ArrayLike<number>,
+  width: number,
+  scale: number,
+): Float64Array {
   const batch = image.length / width;
   const classes = text.length / width;
   const logits = new Float64Array(batch * classes);
@@ -45,7 +50,11 @@ export function cosineLogits(image: ArrayLike<number>, text: ArrayLike<number>, 
 
 /** Gradients of sum(cosineLogits(image, text) * dLogits) with respect to image and text. */
 export function cosineLogitsBackward(
-  dLogits: ArrayLike<number>, image: ArrayLike<number>, text: ArrayLike<number>, width: number, scale: number,
+  dLogits: ArrayLike<number>,
+  image: ArrayLike<number>,
+  text: ArrayLike<number>,
+  width: number,
+  scale: number,
 ): { dImage: Float64Array; dText: Float64Array } {
   const batch = image.length / width;
   const classes = text.length / width;
@@ -65,7 +74,9 @@ export function cosineLogitsBackward(
 
 /** losses[b] = logsumexp(logits[b]) - logits[b, labels[b]]; probs = softmax(logits) row by row. */
 export function softmaxCrossEntropy(
-  logits: ArrayLike<number>, labels: ArrayLike<number>, classes: number,
+  logits: ArrayLike<number>,
+  labels: ArrayLike<number>,
+  classes: number,
 ): { losses: Float64Array; probs: Float64Array } {
   const rows = logits.length / classes;
   const losses = new Float64Array(rows);
@@ -82,7 +93,13 @@ export function softmaxCrossEntropy(
 
 /** Gradient of lossScale * sum(losses) with respect to the logits. */
 export function softmaxCrossEntropyBackward(
-  probs: ArrayLike<number>, labels: ArrayLike<number>, classes: number, lossScale: number,
+  probs: ArrayLike<number>,
+  labels: ArrayLike<number>,
+  classes: number,
+  lossScale: number,
 ): Float64Array {
-  return Float64Array.from(probs, (p, i) => (p - (i % classes === labels[Math.floor(i / classes)] ? 1 : 0)) * lossScale);
+  return Float64Array.from(
+    probs,
+    (p, i) => (p - (i % classes === labels[Math.floor(i / classes)] ? 1 : 0)) * lossScale,
+  );
 }

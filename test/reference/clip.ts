@@ -33,7 +33,14 @@ function get(weights: WeightMap, name: string): ArrayLike<number> {
 }
 
 /** y[rows, out] = x[rows, in] W[out, in]^T + b */
-export function linear(x: ArrayLike<number>, rows: number, w: ArrayLike<number>, b: ArrayLike<number> | null, dIn: number, dOut: number): Float64Array {
+export function linear(
+  x: ArrayLike<number>,
+  rows: number,
+  w: ArrayLike<number>,
+  b: ArrayLike<number> | null,
+  dIn: number,
+  dOut: number,
+): Float64Array {
   const y = new Float64Array(rows * dOut);
   for (let r = 0; r < rows; r++) {
     for (let o = 0; o < dOut; o++) {
@@ -46,7 +53,14 @@ export function linear(x: ArrayLike<number>, rows: number, w: ArrayLike<number>,
 }
 
 /** Adds s * (sum_i B_i)(A_s x) to y (no dropout: the reference is the evaluation-mode model). */
-function addAdapter(y: Float64Array, x: ArrayLike<number>, rows: number, dIn: number, dOut: number, adapter: ReferenceAdapter): void {
+function addAdapter(
+  y: Float64Array,
+  x: ArrayLike<number>,
+  rows: number,
+  dIn: number,
+  dOut: number,
+  adapter: ReferenceAdapter,
+): void {
   const { a, blocks, blockCount, blockRank, scale } = adapter;
   for (let r = 0; r < rows; r++) {
     const u = new Float64Array(blockRank);
@@ -63,7 +77,14 @@ function addAdapter(y: Float64Array, x: ArrayLike<number>, rows: number, dIn: nu
   }
 }
 
-export function layerNorm(x: ArrayLike<number>, rows: number, d: number, w: ArrayLike<number>, b: ArrayLike<number>, eps: number): Float64Array {
+export function layerNorm(
+  x: ArrayLike<number>,
+  rows: number,
+  d: number,
+  w: ArrayLike<number>,
+  b: ArrayLike<number>,
+  eps: number,
+): Float64Array {
   const y = new Float64Array(rows * d);
   for (let r = 0; r < rows; r++) {
     let mean = 0;
@@ -93,12 +114,26 @@ function encoderLayer(
   const heads = cfg.numHeads;
   const headDim = d / heads;
   const proj = (x: ArrayLike<number>, name: string, dIn: number, dOut: number) => {
-    const y = linear(x, rows, get(weights, `${prefix}.${name}.weight`), get(weights, `${prefix}.${name}.bias`), dIn, dOut);
+    const y = linear(
+      x,
+      rows,
+      get(weights, `${prefix}.${name}.weight`),
+      get(weights, `${prefix}.${name}.bias`),
+      dIn,
+      dOut,
+    );
     const adapter = adapters.get(`${prefix}.${name}`);
     if (adapter) addAdapter(y, x, rows, dIn, dOut, adapter);
     return y;
   };
-  const ln1 = layerNorm(h, rows, d, get(weights, `${prefix}.layer_norm1.weight`), get(weights, `${prefix}.layer_norm1.bias`), cfg.layerNormEps);
+  const ln1 = layerNorm(
+    h,
+    rows,
+    d,
+    get(weights, `${prefix}.layer_norm1.weight`),
+    get(weights, `${prefix}.layer_norm1.bias`),
+    cfg.layerNormEps,
+  );
   const q = proj(ln1, 'self_attn.q_proj', d, d);
   const k = proj(ln1, 'self_attn.k_proj', d, d);
   const v = proj(ln1, 'self_attn.v_proj', d, d);
@@ -110,7 +145,8 @@ function encoderLayer(
         const scores = new Float64Array(seqLen).fill(-Infinity);
         for (let j = 0; j < (causal ? i + 1 : seqLen); j++) {
           let dot = 0;
-          for (let c = 0; c < headDim; c++) dot += q[(b * seqLen + i) * d + head * headDim + c] * scale * k[(b * seqLen + j) * d + head * headDim + c];
+          for (let c = 0; c < headDim; c++)
+            dot += q[(b * seqLen + i) * d + head * headDim + c] * scale * k[(b * seqLen + j) * d + head * headDim + c];
           scores[j] = dot;
         }
         const max = Math.max(...scores);
@@ -126,13 +162,29 @@ function encoderLayer(
   }
   const o = proj(attn, 'self_attn.out_proj', d, d);
   const mid = h.map((value, i) => value + o[i]);
-  const ln2 = layerNorm(mid, rows, d, get(weights, `${prefix}.layer_norm2.weight`), get(weights, `${prefix}.layer_norm2.bias`), cfg.layerNormEps);
+  const ln2 = layerNorm(
+    mid,
+    rows,
+    d,
+    get(weights, `${prefix}.layer_norm2.weight`),
+    get(weights, `${prefix}.layer_norm2.bias`),
+    cfg.layerNormEps,
+  );
   const fc1 = proj(ln2, 'mlp.fc1', d, cfg.intermediateSize);
   const fc2 = proj(HIDDEN_ACT[cfg.hiddenAct](fc1), 'mlp.fc2', cfg.intermediateSize, d);
   return mid.map((value, i) => value + fc2[i]);
 }
 
-function encoder(h: Float64Array, batch: number, seqLen: number, cfg: TowerConfig, weights: WeightMap, tower: string, causal: boolean, adapters: ReferenceAdapters): Float64Array {
+function encoder(
+  h: Float64Array,
+  batch: number,
+  seqLen: number,
+  cfg: TowerConfig,
+  weights: WeightMap,
+  tower: string,
+  causal: boolean,
+  adapters: ReferenceAdapters,
+): Float64Array {
   for (let layer = 0; layer < cfg.numLayers; layer++) {
     h = encoderLayer(h, batch, seqLen, cfg, weights, `${tower}_model.encoder.layers.${layer}`, causal, adapters);
   }
@@ -140,7 +192,13 @@ function encoder(h: Float64Array, batch: number, seqLen: number, cfg: TowerConfi
 }
 
 /** Image features [batch, projection_dim] of pixels [batch, 3, S, S] (already preprocessed). */
-export function imageFeatures(config: ClipConfig, weights: WeightMap, pixels: ArrayLike<number>, batch: number, adapters: ReferenceAdapters = new Map()): Float64Array {
+export function imageFeatures(
+  config: ClipConfig,
+  weights: WeightMap,
+  pixels: ArrayLike<number>,
+  batch: number,
+  adapters: ReferenceAdapters = new Map(),
+): Float64Array {
   const cfg = config.vision;
   const { hiddenSize: d, imageSize: size, patchSize: p } = cfg;
   const side = size / p;
@@ -150,7 +208,7 @@ export function imageFeatures(config: ClipConfig, weights: WeightMap, pixels: Ar
   const pos = get(weights, 'vision_model.embeddings.position_embedding.weight');
   const h = new Float64Array(batch * seqLen * d);
   for (let b = 0; b < batch; b++) {
-    for (let c = 0; c < d; c++) h[(b * seqLen) * d + c] = cls[c] + pos[c];
+    for (let c = 0; c < d; c++) h[b * seqLen * d + c] = cls[c] + pos[c];
     for (let py = 0; py < side; py++) {
       for (let px = 0; px < side; px++) {
         const token = 1 + py * side + px;
@@ -159,7 +217,9 @@ export function imageFeatures(config: ClipConfig, weights: WeightMap, pixels: Ar
           for (let ch = 0; ch < 3; ch++) {
             for (let ky = 0; ky < p; ky++) {
               for (let kx = 0; kx < p; kx++) {
-                sum += conv[((o * 3 + ch) * p + ky) * p + kx] * pixels[((b * 3 + ch) * size + py * p + ky) * size + px * p + kx];
+                sum +=
+                  conv[((o * 3 + ch) * p + ky) * p + kx] *
+                  pixels[((b * 3 + ch) * size + py * p + ky) * size + px * p + kx];
               }
             }
           }
@@ -168,16 +228,36 @@ export function imageFeatures(config: ClipConfig, weights: WeightMap, pixels: Ar
       }
     }
   }
-  const pre = layerNorm(h, batch * seqLen, d, get(weights, 'vision_model.pre_layrnorm.weight'), get(weights, 'vision_model.pre_layrnorm.bias'), cfg.layerNormEps);
+  const pre = layerNorm(
+    h,
+    batch * seqLen,
+    d,
+    get(weights, 'vision_model.pre_layrnorm.weight'),
+    get(weights, 'vision_model.pre_layrnorm.bias'),
+    cfg.layerNormEps,
+  );
   const last = encoder(pre, batch, seqLen, cfg, weights, 'vision', false, adapters);
   const pooled = new Float64Array(batch * d);
   for (let b = 0; b < batch; b++) for (let c = 0; c < d; c++) pooled[b * d + c] = last[b * seqLen * d + c];
-  const post = layerNorm(pooled, batch, d, get(weights, 'vision_model.post_layernorm.weight'), get(weights, 'vision_model.post_layernorm.bias'), cfg.layerNormEps);
+  const post = layerNorm(
+    pooled,
+    batch,
+    d,
+    get(weights, 'vision_model.post_layernorm.weight'),
+    get(weights, 'vision_model.post_layernorm.bias'),
+    cfg.layerNormEps,
+  );
   return linear(post, batch, get(weights, 'visual_projection.weight'), null, d, config.projectionDim);
 }
 
 /** Text features [prompts, projection_dim], running all `ids[i].length` positions (no early stop). */
-export function textFeatures(config: ClipConfig, weights: WeightMap, ids: ArrayLike<number>[], eotIndex: number[], adapters: ReferenceAdapters = new Map()): Float64Array {
+export function textFeatures(
+  config: ClipConfig,
+  weights: WeightMap,
+  ids: ArrayLike<number>[],
+  eotIndex: number[],
+  adapters: ReferenceAdapters = new Map(),
+): Float64Array {
   const cfg = config.text;
   const d = cfg.hiddenSize;
   const batch = ids.length;
@@ -191,14 +271,27 @@ export function textFeatures(config: ClipConfig, weights: WeightMap, ids: ArrayL
     }
   }
   const last = encoder(h, batch, seqLen, cfg, weights, 'text', true, adapters);
-  const normed = layerNorm(last, batch * seqLen, d, get(weights, 'text_model.final_layer_norm.weight'), get(weights, 'text_model.final_layer_norm.bias'), cfg.layerNormEps);
+  const normed = layerNorm(
+    last,
+    batch * seqLen,
+    d,
+    get(weights, 'text_model.final_layer_norm.weight'),
+    get(weights, 'text_model.final_layer_norm.bias'),
+    cfg.layerNormEps,
+  );
   const pooled = new Float64Array(batch * d);
-  for (let b = 0; b < batch; b++) for (let c = 0; c < d; c++) pooled[b * d + c] = normed[(b * seqLen + eotIndex[b]) * d + c];
+  for (let b = 0; b < batch; b++)
+    for (let c = 0; c < d; c++) pooled[b * d + c] = normed[(b * seqLen + eotIndex[b]) * d + c];
   return linear(pooled, batch, get(weights, 'text_projection.weight'), null, d, config.projectionDim);
 }
 
 /** logits[i, c] = exp(logit_scale) (clamped to 100) * cos(image_i, text_c) */
-export function clipLogits(imageFeats: Float64Array, textFeats: Float64Array, dim: number, logitScale: number): Float64Array {
+export function clipLogits(
+  imageFeats: Float64Array,
+  textFeats: Float64Array,
+  dim: number,
+  logitScale: number,
+): Float64Array {
   const normalise = (x: Float64Array) => {
     const out = new Float64Array(x.length);
     for (let r = 0; r < x.length / dim; r++) {

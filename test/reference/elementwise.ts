@@ -38,7 +38,10 @@ export function gelu(x: ArrayLike<number>): Float64Array {
 }
 
 export function geluBackward(x: ArrayLike<number>, dout: ArrayLike<number>): Float64Array {
-  return Float64Array.from(x, (v, i) => dout[i] * (0.5 * erfc(-v / Math.SQRT2) + (v * Math.exp(-0.5 * v * v)) / Math.sqrt(2 * Math.PI)));
+  return Float64Array.from(
+    x,
+    (v, i) => dout[i] * (0.5 * erfc(-v / Math.SQRT2) + (v * Math.exp(-0.5 * v * v)) / Math.sqrt(2 * Math.PI)),
+  );
 }
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);

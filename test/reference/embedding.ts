@@ -1,7 +1,12 @@
 // Plain float64 references for shaders/embedding.wgsl, plus the direct patch convolution that
 // extract_patches followed by a linear layer must reproduce.
 
-export function extractPatches(pixels: ArrayLike<number>, batch: number, imageSize: number, patchSize: number): Float64Array {
+export function extractPatches(
+  pixels: ArrayLike<number>,
+  batch: number,
+  imageSize: number,
+  patchSize: number,
+): Float64Array {
   const side = imageSize / patchSize;
   const patchValues = 3 * patchSize * patchSize;
   const out = new Float64Array(batch * side * side * patchValues);
@@ -38,7 +43,8 @@ export function patchConvolution(
           for (let c = 0; c < 3; c++)
             for (let ky = 0; ky < patchSize; ky++)
               for (let kx = 0; kx < patchSize; kx++) {
-                const pixel = pixels[((b * 3 + c) * imageSize + patchRow * patchSize + ky) * imageSize + patchCol * patchSize + kx];
+                const pixel =
+                  pixels[((b * 3 + c) * imageSize + patchRow * patchSize + ky) * imageSize + patchCol * patchSize + kx];
                 sum += pixel * weight[((d * 3 + c) * patchSize + ky) * patchSize + kx];
               }
           out[((b * side + patchRow) * side + patchCol) * hidden + d] = sum;
@@ -83,7 +89,13 @@ export function textEmbeddings(
   return out;
 }
 
-export function gatherRows(x: ArrayLike<number>, rows: ArrayLike<number>, batch: number, seqLen: number, hidden: number): Float64Array {
+export function gatherRows(
+  x: ArrayLike<number>,
+  rows: ArrayLike<number>,
+  batch: number,
+  seqLen: number,
+  hidden: number,
+): Float64Array {
   const out = new Float64Array(batch * hidden);
   for (let b = 0; b < batch; b++)
     for (let d = 0; d < hidden; d++) out[b * hidden + d] = x[(b * seqLen + rows[b]) * hidden + d];

@@ -6,7 +6,12 @@ export interface LayerNormResult {
   rstd: Float64Array;
 }
 
-export function layerNorm(x: ArrayLike<number>, weight: ArrayLike<number>, bias: ArrayLike<number>, eps: number): LayerNormResult {
+export function layerNorm(
+  x: ArrayLike<number>,
+  weight: ArrayLike<number>,
+  bias: ArrayLike<number>,
+  eps: number,
+): LayerNormResult {
   const columns = weight.length;
   const rows = x.length / columns;
   const out = new Float64Array(x.length);
@@ -33,7 +38,10 @@ export interface LayerNormGradients {
 
 /** Gradients of sum(layerNorm(x) * dout) with respect to x, weight and bias. */
 export function layerNormBackward(
-  dout: ArrayLike<number>, x: ArrayLike<number>, weight: ArrayLike<number>, eps: number,
+  dout: ArrayLike<number>,
+  x: ArrayLike<number>,
+  weight: ArrayLike<number>,
+  eps: number,
 ): LayerNormGradients {
   const columns = weight.length;
   const rows = x.length / columns;

@@ -16,7 +16,18 @@ export interface ReferenceMatmulOptions {
 
 /** out[batch, m, n] = alpha * op(a) op(b) + bias + initial. */
 export function matmul(a: ArrayLike<number>, b: ArrayLike<number>, options: ReferenceMatmulOptions): Float64Array {
-  const { m, n, k, batch = 1, transposeA = false, transposeB = false, alpha = 1, bias = null, broadcastB = false, initial = null } = options;
+  const {
+    m,
+    n,
+    k,
+    batch = 1,
+    transposeA = false,
+    transposeB = false,
+    alpha = 1,
+    bias = null,
+    broadcastB = false,
+    initial = null,
+  } = options;
   const out = new Float64Array(batch * m * n);
   for (let e = 0; e < batch; e++) {
     const aBase = e * m * k;
@@ -39,20 +50,34 @@ export function matmul(a: ArrayLike<number>, b: ArrayLike<number>, options: Refe
 
 /** y[rows, out] = x[rows, in] W[out, in]^T + bias[out] */
 export function linearForward(
-  x: ArrayLike<number>, weight: ArrayLike<number>, bias: ArrayLike<number> | null, outFeatures: number, inFeatures: number,
+  x: ArrayLike<number>,
+  weight: ArrayLike<number>,
+  bias: ArrayLike<number> | null,
+  outFeatures: number,
+  inFeatures: number,
 ): Float64Array {
   const rows = x.length / inFeatures;
   return matmul(x, weight, { m: rows, n: outFeatures, k: inFeatures, transposeB: true, bias });
 }
 
 /** dx[rows, in] = dy[rows, out] W[out, in] */
-export function linearBackwardInput(dy: ArrayLike<number>, weight: ArrayLike<number>, outFeatures: number, inFeatures: number): Float64Array {
+export function linearBackwardInput(
+  dy: ArrayLike<number>,
+  weight: ArrayLike<number>,
+  outFeatures: number,
+  inFeatures: number,
+): Float64Array {
   const rows = dy.length / outFeatures;
   return matmul(dy, weight, { m: rows, n: inFeatures, k: outFeatures });
 }
 
 /** dW[out, in] = dy[rows, out]^T x[rows, in] */
-export function linearBackwardWeight(dy: ArrayLike<number>, x: ArrayLike<number>, outFeatures: number, inFeatures: number): Float64Array {
+export function linearBackwardWeight(
+  dy: ArrayLike<number>,
+  x: ArrayLike<number>,
+  outFeatures: number,
+  inFeatures: number,
+): Float64Array {
   const rows = dy.length / outFeatures;
   return matmul(dy, x, { m: outFeatures, n: inFeatures, k: rows, transposeA: true });
 }

@@ -33,7 +33,7 @@ describe('Node version', () => {
     expect(() => satisfiesNodeRange('v20.0.0', '~20.1.0')).toThrow(/Unsupported Node version range "~20.1.0"/);
   });
 
-  it("requires at least what Vite needs, and this Node satisfies it", () => {
+  it('requires at least what Vite needs, and this Node satisfies it', () => {
     expect(requiredNodeRange()).toBe(vitePackage.engines.node);
     expect(satisfiesNodeRange(process.version, requiredNodeRange())).toBe(true);
   });
@@ -47,13 +47,18 @@ describe('system packages for the tests', () => {
   });
 
   it('installs the missing ones with apt-get as root on Debian', () => {
-    expect(systemPackagePlan({ ...linux, missing: ['libvulkan1'], isRoot: true, hasAptGet: true }))
-      .toEqual({ action: 'apt-get', packages: ['libvulkan1'] });
+    expect(systemPackagePlan({ ...linux, missing: ['libvulkan1'], isRoot: true, hasAptGet: true })).toEqual({
+      action: 'apt-get',
+      packages: ['libvulkan1'],
+    });
   });
 
   it('says the apt-get command to run when not root', () => {
     const plan = systemPackagePlan({ ...linux, missing: ['chromium', 'libvulkan1'], isRoot: false, hasAptGet: true });
-    expect(plan).toEqual({ action: 'tell', message: expect.stringContaining('sudo apt-get install -y chromium libvulkan1') });
+    expect(plan).toEqual({
+      action: 'tell',
+      message: expect.stringContaining('sudo apt-get install -y chromium libvulkan1'),
+    });
   });
 
   it('names the packages to look for on a Linux without apt-get', () => {
@@ -65,7 +70,14 @@ describe('system packages for the tests', () => {
   it('asks for Chrome, or OCTOCLIP_CHROMIUM, on macOS and Windows', () => {
     for (const platform of ['darwin', 'win32'] as const) {
       const chromium = chromiumPath({}, platform);
-      const plan = systemPackagePlan({ platform, chromium, chromiumNamed: false, missing: ['Chrome or Chromium'], isRoot: false, hasAptGet: false });
+      const plan = systemPackagePlan({
+        platform,
+        chromium,
+        chromiumNamed: false,
+        missing: ['Chrome or Chromium'],
+        isRoot: false,
+        hasAptGet: false,
+      });
       expect(plan.action === 'tell' && plan.message).toContain(`there is none at ${chromium}`);
       expect(plan.action === 'tell' && plan.message).toContain('OCTOCLIP_CHROMIUM');
     }
@@ -75,16 +87,30 @@ describe('system packages for the tests', () => {
     const named = { ...linux, chromium: '/opt/chrome', chromiumNamed: true };
     expect(systemPackagePlan({ ...named, missing: ['chromium'], isRoot: true, hasAptGet: true })).toEqual({
       action: 'tell',
-      message: "OCTOCLIP_CHROMIUM names /opt/chrome, which is not there: correct it, or unset it to use the system's browser.",
+      message:
+        "OCTOCLIP_CHROMIUM names /opt/chrome, which is not there: correct it, or unset it to use the system's browser.",
     });
-    expect(systemPackagePlan({ ...named, missing: ['libvulkan1'], isRoot: true, hasAptGet: true })).toEqual({ action: 'apt-get', packages: ['libvulkan1'] });
-    expect(systemPackagePlan({ ...named, platform: 'darwin', missing: ['Chrome or Chromium'], isRoot: false, hasAptGet: false }).action).toBe('tell');
+    expect(systemPackagePlan({ ...named, missing: ['libvulkan1'], isRoot: true, hasAptGet: true })).toEqual({
+      action: 'apt-get',
+      packages: ['libvulkan1'],
+    });
+    expect(
+      systemPackagePlan({
+        ...named,
+        platform: 'darwin',
+        missing: ['Chrome or Chromium'],
+        isRoot: false,
+        hasAptGet: false,
+      }).action,
+    ).toBe('tell');
   });
 
   it('finds the browser where each system puts it, unless OCTOCLIP_CHROMIUM names one', () => {
     expect(chromiumPath({}, 'linux')).toBe('/usr/bin/chromium');
     expect(chromiumPath({}, 'darwin')).toBe('/Applications/Google Chrome.app/Contents/MacOS/Google Chrome');
-    expect(chromiumPath({ PROGRAMFILES: 'D:\\Apps' }, 'win32')).toMatch(/^D:\\Apps.Google.Chrome.Application.chrome\.exe$/);
+    expect(chromiumPath({ PROGRAMFILES: 'D:\\Apps' }, 'win32')).toMatch(
+      /^D:\\Apps.Google.Chrome.Application.chrome\.exe$/,
+    );
     expect(chromiumPath({ OCTOCLIP_CHROMIUM: '/opt/chrome' }, 'darwin')).toBe('/opt/chrome');
   });
 });
@@ -101,7 +127,7 @@ describe('npm dependencies', () => {
 describe('WebGPU environment', () => {
   const machine = { platform: 'linux' as const, env: {}, swiftShaderPresent: true, nvidiaIcds: [] };
 
-  it("chooses SwiftShader on Linux without a GPU driver", () => {
+  it('chooses SwiftShader on Linux without a GPU driver', () => {
     expect(chooseVulkanIcd(machine)).toBe(SWIFTSHADER_ICD);
   });
 
@@ -118,10 +144,22 @@ describe('WebGPU environment', () => {
   });
 
   it("puts the project's tools first on the PATH and sets what Dawn reads on Linux", () => {
-    const env = webgpuEnvironment({ PATH: '/usr/bin', HOME: '/home/a' }, { platform: 'linux', icd: SWIFTSHADER_ICD, root: '/repo' });
-    expect(env).toEqual({ PATH: '/repo/node_modules/.bin:/usr/bin', HOME: '/home/a', XDG_RUNTIME_DIR: '/tmp', VK_ICD_FILENAMES: SWIFTSHADER_ICD });
-    expect(webgpuEnvironment({ PATH: '/usr/bin', XDG_RUNTIME_DIR: '/run/user/1' }, { platform: 'linux', icd: null, root: '/repo' }).XDG_RUNTIME_DIR)
-      .toBe('/run/user/1');
+    const env = webgpuEnvironment(
+      { PATH: '/usr/bin', HOME: '/home/a' },
+      { platform: 'linux', icd: SWIFTSHADER_ICD, root: '/repo' },
+    );
+    expect(env).toEqual({
+      PATH: '/repo/node_modules/.bin:/usr/bin',
+      HOME: '/home/a',
+      XDG_RUNTIME_DIR: '/tmp',
+      VK_ICD_FILENAMES: SWIFTSHADER_ICD,
+    });
+    expect(
+      webgpuEnvironment(
+        { PATH: '/usr/bin', XDG_RUNTIME_DIR: '/run/user/1' },
+        { platform: 'linux', icd: null, root: '/repo' },
+      ).XDG_RUNTIME_DIR,
+    ).toBe('/run/user/1');
   });
 
   it("extends Windows' Path with its own separator and sets nothing else", () => {
@@ -134,12 +172,18 @@ describe('WebGPU environment', () => {
 describe('starting commands', () => {
   it('passes the arguments as they are on Linux and macOS', () => {
     for (const platform of ['linux', 'darwin'] as const) {
-      expect(startCommand('vite-node', ['--root', '/my repo'], platform)).toEqual({ file: 'vite-node', args: ['--root', '/my repo'], shell: false });
+      expect(startCommand('vite-node', ['--root', '/my repo'], platform)).toEqual({
+        file: 'vite-node',
+        args: ['--root', '/my repo'],
+        shell: false,
+      });
     }
   });
 
   it('gives cmd.exe one line on Windows, quoting what it would split or act on', () => {
-    expect(startCommand('vite-node', ['--root', 'C:\\My Projects\\octoclip', '--', 'a&b', 'say "hi"', ''], 'win32')).toEqual({
+    expect(
+      startCommand('vite-node', ['--root', 'C:\\My Projects\\octoclip', '--', 'a&b', 'say "hi"', ''], 'win32'),
+    ).toEqual({
       file: 'vite-node --root "C:\\My Projects\\octoclip" -- "a&b" "say ""hi""" ""',
       args: [],
       shell: true,
@@ -155,9 +199,26 @@ describe('stages', () => {
     let clock = 0;
     const failed = runStages(
       [
-        { title: 'first', run: () => { ran.push('first'); clock += 2000; } },
-        { title: 'second', run: () => { ran.push('second'); return 3; } },
-        { title: 'third', run: () => { ran.push('third'); } },
+        {
+          title: 'first',
+          run: () => {
+            ran.push('first');
+            clock += 2000;
+          },
+        },
+        {
+          title: 'second',
+          run: () => {
+            ran.push('second');
+            return 3;
+          },
+        },
+        {
+          title: 'third',
+          run: () => {
+            ran.push('third');
+          },
+        },
       ],
       { log: (line) => lines.push(line), now: () => clock },
     );
@@ -168,7 +229,27 @@ describe('stages', () => {
 
   it('reports a thrown error as the reason, and null when every stage passes', () => {
     const log = () => undefined;
-    expect(runStages([{ title: 'a', run: () => { throw new Error('no chromium'); } }], { log })).toEqual({ title: 'a', reason: 'no chromium' });
-    expect(runStages([{ title: 'a', run: () => 0 }, { title: 'b', run: () => undefined }], { log })).toBeNull();
+    expect(
+      runStages(
+        [
+          {
+            title: 'a',
+            run: () => {
+              throw new Error('no chromium');
+            },
+          },
+        ],
+        { log },
+      ),
+    ).toEqual({ title: 'a', reason: 'no chromium' });
+    expect(
+      runStages(
+        [
+          { title: 'a', run: () => 0 },
+          { title: 'b', run: () => undefined },
+        ],
+        { log },
+      ),
+    ).toBeNull();
   });
 });

@@ -12,12 +12,20 @@ function sampleWorkspace(): Workspace {
     { id: 'c2', name: 'dog', position: 1 },
   ];
   const image = (id: string, classId: string, pixels: Uint8Array<ArrayBuffer>): ImageRecord => ({
-    id, classId, name: `${id}.png`, width: 2, height: 3, addedAt: 1000,
+    id,
+    classId,
+    name: `${id}.png`,
+    width: 2,
+    height: 3,
+    addedAt: 1000,
     blob: new Blob([pixels], { type: 'image/png' }),
     thumbnail: new Blob([pixels.subarray(1)], { type: 'image/jpeg' }),
   });
   const adapter: AdapterRecord = {
-    id: 'a1', name: 'Block-LoRA r2 n2', createdAt: 2000, source: 'trained',
+    id: 'a1',
+    name: 'Block-LoRA r2 n2',
+    createdAt: 2000,
+    source: 'trained',
     meta: { method: 'block-lora', rank: 2, blocks: 2, metrics: { accuracy: 0.5 } } as unknown as AdapterRecord['meta'],
     file: new Blob([bytes(9, 8, 7, 6)]),
   };
@@ -39,7 +47,9 @@ describe('workspace file', () => {
     const read = await decodeWorkspace(encodeWorkspace(original), 'w.octoclip-workspace');
     expect(read.classes).toEqual(original.classes);
     expect(read.settings).toEqual(original.settings);
-    expect(read.images.map(({ blob: _, thumbnail: __, ...rest }) => rest)).toEqual(original.images.map(({ blob: _, thumbnail: __, ...rest }) => rest));
+    expect(read.images.map(({ blob: _, thumbnail: __, ...rest }) => rest)).toEqual(
+      original.images.map(({ blob: _, thumbnail: __, ...rest }) => rest),
+    );
     for (const [i, image] of read.images.entries()) {
       expect(await blobBytes(image.blob)).toEqual(await blobBytes(original.images[i].blob));
       expect(await blobBytes(image.thumbnail)).toEqual(await blobBytes(original.images[i].thumbnail));
@@ -51,11 +61,14 @@ describe('workspace file', () => {
   });
 
   it('reads an empty workspace', async () => {
-    const read = await decodeWorkspace(encodeWorkspace({ classes: [], images: [], adapters: [], settings: {} }), 'empty');
+    const read = await decodeWorkspace(
+      encodeWorkspace({ classes: [], images: [], adapters: [], settings: {} }),
+      'empty',
+    );
     expect(read).toEqual({ classes: [], images: [], adapters: [], settings: {} });
   });
 
-  it('carries the dataset\'s prompt template and the classes\' own prompts', async () => {
+  it("carries the dataset's prompt template and the classes' own prompts", async () => {
     const original = sampleWorkspace();
     original.classes[0].prompt = 'a photo of a sleepy cat.';
     original.promptTemplate = 'a drawing of a {}.';
@@ -65,7 +78,10 @@ describe('workspace file', () => {
   });
 
   async function refusal(file: Blob): Promise<string> {
-    const error = await decodeWorkspace(file, 'bad.octoclip-workspace').then(() => null, (e: unknown) => e);
+    const error = await decodeWorkspace(file, 'bad.octoclip-workspace').then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(WorkspaceFileError);
     return (error as Error).message;
   }
@@ -89,25 +105,41 @@ describe('workspace file', () => {
     );
     expect(await refusal(new Blob(['notes']))).toMatch(/it does not start with “octoclip workspace”/);
     expect(await refusal(new Blob([]))).toMatch(/it does not start with “octoclip workspace”/);
-    expect(await refusal(new Blob(['octoclip work']))).toMatch(/it is cut short \(13 bytes, fewer than a workspace file's own header\)/);
+    expect(await refusal(new Blob(['octoclip work']))).toMatch(
+      /it is cut short \(13 bytes, fewer than a workspace file's own header\)/,
+    );
   });
 
   it('refuses a file cut short, in its header or in its data', async () => {
     const whole = encodeWorkspace(sampleWorkspace());
     expect(await refusal(whole.slice(0, 40))).toMatch(/it is cut short \(the header runs past the end of the file\)/);
-    expect(await refusal(whole.slice(0, whole.size - 2))).toMatch(/the adapter Block-LoRA r2 n2 runs past the end of the file/);
+    expect(await refusal(whole.slice(0, whole.size - 2))).toMatch(
+      /the adapter Block-LoRA r2 n2 runs past the end of the file/,
+    );
   });
 
   it('refuses a header that is not JSON, of another version, or malformed', async () => {
     const whole = new Uint8Array(await encodeWorkspace(sampleWorkspace()).arrayBuffer());
     whole[40] = 0xff; // inside the JSON header: no longer UTF-8
     expect(await refusal(new Blob([whole]))).toMatch(/its header is not valid JSON/);
-    expect(await refusal(await withHeader((h) => (h.version = 2)))).toMatch(/it is format version 2, and this studio reads version 1/);
+    expect(await refusal(await withHeader((h) => (h.version = 2)))).toMatch(
+      /it is format version 2, and this studio reads version 1/,
+    );
     expect(await refusal(await withHeader((h) => delete h.images))).toMatch(/the header has no list of images/);
-    expect(await refusal(await withHeader((h) => (h.images[0].classId = 'nowhere')))).toMatch(/an image in the header is malformed or belongs to no class/);
-    expect(await refusal(await withHeader((h) => (h.images[1].blob.offset = -1)))).toMatch(/the header's entry for the image i2.png is malformed/);
-    expect(await refusal(await withHeader((h) => (h.settings = { key: 3 })))).toMatch(/a setting in the header is not text/);
-    expect(await refusal(await withHeader((h) => (h.classes[0].prompt = 7)))).toMatch(/a class in the header is malformed/);
-    expect(await refusal(await withHeader((h) => (h.promptTemplate = ['a {}'])))).toMatch(/the prompt template in the header is not text/);
+    expect(await refusal(await withHeader((h) => (h.images[0].classId = 'nowhere')))).toMatch(
+      /an image in the header is malformed or belongs to no class/,
+    );
+    expect(await refusal(await withHeader((h) => (h.images[1].blob.offset = -1)))).toMatch(
+      /the header's entry for the image i2.png is malformed/,
+    );
+    expect(await refusal(await withHeader((h) => (h.settings = { key: 3 })))).toMatch(
+      /a setting in the header is not text/,
+    );
+    expect(await refusal(await withHeader((h) => (h.classes[0].prompt = 7)))).toMatch(
+      /a class in the header is malformed/,
+    );
+    expect(await refusal(await withHeader((h) => (h.promptTemplate = ['a {}'])))).toMatch(
+      /the prompt template in the header is not text/,
+    );
   });
 });

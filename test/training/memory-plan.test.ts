@@ -12,7 +12,14 @@ import { parseClipConfig } from '../../src/model/config';
 import { makeTinyClip } from '../../src/model/tiny';
 import { promptFor } from '../../src/common/prompts';
 import { createNodeGpuContext } from '../../src/node/gpu';
-import { BUDGET_IN_LARGEST_BUFFERS, choosePassSizes, deviceMemoryOf, planTrainingMemory, TrainingDoesNotFitError, type TrainingMemoryOptions } from '../../src/training/memory-plan';
+import {
+  BUDGET_IN_LARGEST_BUFFERS,
+  choosePassSizes,
+  deviceMemoryOf,
+  planTrainingMemory,
+  TrainingDoesNotFitError,
+  type TrainingMemoryOptions,
+} from '../../src/training/memory-plan';
 import { frozenClassFeatures, trainMicroBatch, type StepOptions } from '../../src/training/step';
 import { defaultTrainSettings } from '../../src/common/recipe';
 import { Trainer } from '../../src/training/trainer';
@@ -63,7 +70,9 @@ function promptTokens(model: ClipModel, classes: number): number {
 }
 
 function expectExact(planned: number, measured: number, label: string): void {
-  expect(planned, `${label}: planned ${planned} bytes, measured ${measured} (off by ${planned - measured})`).toBe(measured);
+  expect(planned, `${label}: planned ${planned} bytes, measured ${measured} (off by ${planned - measured})`).toBe(
+    measured,
+  );
 }
 
 /** A real Trainer's second step (the first grows the attention scratch), or its plan. */
@@ -75,7 +84,13 @@ async function trainerPeak(model: ClipModel, settings: AdapterSettings, classes:
     return { rgba: Uint8Array.from({ length: width * height * 4 }, (_, k) => (k * (i + 7)) % 256), width, height };
   });
   const train = defaultTrainSettings(1, { iterations: 3, batchSize: 4, microBatchSize: 2, textChunk: 2 });
-  const trainer = new Trainer(model, adapters, CLASS_NAMES.slice(0, classes), { images, labels: images.map((_, i) => i % classes) }, train);
+  const trainer = new Trainer(
+    model,
+    adapters,
+    CLASS_NAMES.slice(0, classes),
+    { images, labels: images.map((_, i) => i % classes) },
+    train,
+  );
   await trainer.trainStep();
   ctx.memory.resetPeak();
   await trainer.trainStep();
@@ -87,26 +102,50 @@ async function trainerPeak(model: ClipModel, settings: AdapterSettings, classes:
 
 function trainerPlan(model: ClipModel, settings: AdapterSettings, classes: number) {
   return planTrainingMemory(model.config, {
-    batchSize: 4, microBatchSize: 2, classes, adapter: settings, textChunk: 2, optimizer: 'adamw', textPromptTokens: promptTokens(model, classes),
+    batchSize: 4,
+    microBatchSize: 2,
+    classes,
+    adapter: settings,
+    textChunk: 2,
+    optimizer: 'adamw',
+    textPromptTokens: promptTokens(model, classes),
   });
 }
 
 const CASES: Case[] = [
-  { name: 'Block-LoRA r=2 n=2 on q, k, v of both towers, batch 1, 3 classes', batch: 1, classes: 3, textChunk: 3, adapter: () => ({}) },
+  {
+    name: 'Block-LoRA r=2 n=2 on q, k, v of both towers, batch 1, 3 classes',
+    batch: 1,
+    classes: 3,
+    textChunk: 3,
+    adapter: () => ({}),
+  },
   {
     name: 'Block-LoRA r=4 n=2 on every matrix, batch 4, 10 classes in chunks of 4',
-    batch: 4, classes: 10, textChunk: 4,
+    batch: 4,
+    classes: 10,
+    textChunk: 4,
     adapter: () => ({ rank: 4, blocks: 2, targets: ['q_proj', 'k_proj', 'v_proj', 'out_proj', 'fc1', 'fc2'] }),
   },
-  { name: 'LoRA r=2, batch 4, 3 classes in chunks of 2', batch: 4, classes: 3, textChunk: 2, adapter: () => ({ method: 'lora', rank: 2 }) },
+  {
+    name: 'LoRA r=2, batch 4, 3 classes in chunks of 2',
+    batch: 4,
+    classes: 3,
+    textChunk: 2,
+    adapter: () => ({ method: 'lora', rank: 2 }),
+  },
   {
     name: 'vision-only Block-LoRA (class features cached), batch 4, 10 classes in chunks of 3',
-    batch: 4, classes: 10, textChunk: 3,
+    batch: 4,
+    classes: 10,
+    textChunk: 3,
     adapter: (model) => ({ layers: { vision: Array.from({ length: model.config.vision.numLayers }, (_, i) => i) } }),
   },
   {
     name: 'text-only Block-LoRA, batch 1, 10 classes in one chunk',
-    batch: 1, classes: 10, textChunk: 10,
+    batch: 1,
+    classes: 10,
+    textChunk: 10,
     adapter: (model) => ({ layers: { text: Array.from({ length: model.config.text.numLayers }, (_, i) => i) } }),
   },
 ];
@@ -128,8 +167,13 @@ describe('planTrainingMemory', () => {
       await runMicroBatch(ctx, model, adapters, c);
       await ctx.sync();
       const plan = await planTrainingMemory(model.config, {
-        batchSize: c.batch, microBatchSize: c.batch, classes: c.classes, adapter: settings, textChunk: c.textChunk,
-        optimizer: 'sgd', textPromptTokens: promptTokens(model, c.classes),
+        batchSize: c.batch,
+        microBatchSize: c.batch,
+        classes: c.classes,
+        adapter: settings,
+        textChunk: c.textChunk,
+        optimizer: 'sgd',
+        textPromptTokens: promptTokens(model, c.classes),
       });
       expectExact(plan.peakBytes, ctx.memory.peak, c.name);
       adapters.destroy();
@@ -178,7 +222,11 @@ describe('planTrainingMemory', () => {
   it('breaks the peak down into parts that add up to it', async () => {
     const config = tinyConfig;
     const plan = await planTrainingMemory(config, {
-      batchSize: 8, microBatchSize: 4, classes: 10, adapter: defaultAdapterSettings(config), textChunk: 4,
+      batchSize: 8,
+      microBatchSize: 4,
+      classes: 10,
+      adapter: defaultAdapterSettings(config),
+      textChunk: 4,
     });
     const total = Object.values(plan.breakdown).reduce((a, b) => a + b, 0);
     expect(total).toBe(plan.peakBytes);
@@ -188,8 +236,15 @@ describe('planTrainingMemory', () => {
 
   it('refuses a batch that is not a multiple of the micro-batch', async () => {
     const config = tinyConfig;
-    await expect(planTrainingMemory(config, { batchSize: 6, microBatchSize: 4, classes: 3, adapter: defaultAdapterSettings(config), textChunk: 3 }))
-      .rejects.toThrow(RangeError);
+    await expect(
+      planTrainingMemory(config, {
+        batchSize: 6,
+        microBatchSize: 4,
+        classes: 3,
+        adapter: defaultAdapterSettings(config),
+        textChunk: 3,
+      }),
+    ).rejects.toThrow(RangeError);
   });
 });
 
@@ -200,7 +255,13 @@ describe('choosePassSizes', () => {
 
   const config = tinyConfig;
   const unlimited = { maxBufferSize: Number.MAX_SAFE_INTEGER, maxStorageBufferBindingSize: Number.MAX_SAFE_INTEGER };
-  const wanted: TrainingMemoryOptions = { batchSize: 8, microBatchSize: 8, classes: 10, adapter: defaultAdapterSettings(config), textChunk: 4 };
+  const wanted: TrainingMemoryOptions = {
+    batchSize: 8,
+    microBatchSize: 8,
+    classes: 10,
+    adapter: defaultAdapterSettings(config),
+    textChunk: 4,
+  };
 
   it('keeps the passes wanted when they fit, with their plan', async () => {
     const chosen = await choosePassSizes(config, wanted, { limits: unlimited, budgetBytes: Number.MAX_SAFE_INTEGER });
@@ -218,16 +279,21 @@ describe('choosePassSizes', () => {
   it('halves the text chunk when no micro-batch fits with it', async () => {
     // The text tower alone carries adapters: a chunk of 10 prompts outweighs an image.
     const textOnly: TrainingMemoryOptions = {
-      ...wanted, batchSize: 2, microBatchSize: 2, textChunk: 10,
+      ...wanted,
+      batchSize: 2,
+      microBatchSize: 2,
+      textChunk: 10,
       adapter: defaultAdapterSettings(config, { layers: { text: [0, 1] } }),
     };
     const fitting = await planTrainingMemory(config, { ...textOnly, microBatchSize: 1, textChunk: 5 });
-    expect((await planTrainingMemory(config, { ...textOnly, microBatchSize: 1 })).peakBytes).toBeGreaterThan(fitting.peakBytes);
+    expect((await planTrainingMemory(config, { ...textOnly, microBatchSize: 1 })).peakBytes).toBeGreaterThan(
+      fitting.peakBytes,
+    );
     const chosen = await choosePassSizes(config, textOnly, { limits: unlimited, budgetBytes: fitting.peakBytes });
     expect([chosen.microBatchSize, chosen.textChunk]).toEqual([1, 5]);
   });
 
-  it('keeps every buffer within the device\'s binding limit', async () => {
+  it("keeps every buffer within the device's binding limit", async () => {
     // Vision fc1 holds 13,056 bytes per image; the largest weight (the token embedding) 116,992.
     const limits = { ...unlimited, maxStorageBufferBindingSize: 150_000 };
     const options = { ...wanted, batchSize: 16, microBatchSize: 16 };
@@ -239,14 +305,26 @@ describe('choosePassSizes', () => {
   it('says what falls short when nothing fits', async () => {
     const tooSmall = choosePassSizes(config, wanted, { limits: unlimited, budgetBytes: 1 << 20 });
     await expect(tooSmall).rejects.toThrow(TrainingDoesNotFitError);
-    await expect(tooSmall).rejects.toThrow(/micro-batch of 1 and a text chunk of 1: its peak of \d+ bytes is over the budget of 1048576/);
+    await expect(tooSmall).rejects.toThrow(
+      /micro-batch of 1 and a text chunk of 1: its peak of \d+ bytes is over the budget of 1048576/,
+    );
   });
 
   it('keeps a micro-batch the user chose, and says so when it does not fit', async () => {
     const { peakBytes } = await planTrainingMemory(config, { ...wanted, microBatchSize: 4 });
-    const kept = await choosePassSizes(config, { ...wanted, microBatchSize: 4 }, { limits: unlimited, budgetBytes: Number.MAX_SAFE_INTEGER }, { keepMicroBatch: true });
+    const kept = await choosePassSizes(
+      config,
+      { ...wanted, microBatchSize: 4 },
+      { limits: unlimited, budgetBytes: Number.MAX_SAFE_INTEGER },
+      { keepMicroBatch: true },
+    );
     expect([kept.microBatchSize, kept.textChunk]).toEqual([4, 4]);
-    const overBudget = choosePassSizes(config, { ...wanted, microBatchSize: 4 }, { limits: unlimited, budgetBytes: peakBytes - 1 }, { keepMicroBatch: true });
+    const overBudget = choosePassSizes(
+      config,
+      { ...wanted, microBatchSize: 4 },
+      { limits: unlimited, budgetBytes: peakBytes - 1 },
+      { keepMicroBatch: true },
+    );
     await expect(overBudget).rejects.toThrow(/even with a micro-batch of 4 and a text chunk of 1/);
   });
 
@@ -258,6 +336,8 @@ describe('choosePassSizes', () => {
   });
 
   it('refuses bad settings instead of searching', async () => {
-    await expect(choosePassSizes(config, { ...wanted, microBatchSize: 3 }, { limits: unlimited, budgetBytes: 1 << 30 })).rejects.toThrow(RangeError);
+    await expect(
+      choosePassSizes(config, { ...wanted, microBatchSize: 3 }, { limits: unlimited, budgetBytes: 1 << 30 }),
+    ).rejects.toThrow(RangeError);
   });
 });

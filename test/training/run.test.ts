@@ -10,7 +10,13 @@ import { Rng, RNG_STREAM } from '../../src/common/random';
 import { defaultTrainSettings } from '../../src/common/recipe';
 import type { RgbaImage } from '../../src/model/preprocessor';
 import { RunControl, runTraining, type RunHooks, type RunPhase, type RunSetup } from '../../src/training/run';
-import { evaluate, Trainer, type LabelledImages, type StepLog, type TrainerCheckpoint } from '../../src/training/trainer';
+import {
+  evaluate,
+  Trainer,
+  type LabelledImages,
+  type StepLog,
+  type TrainerCheckpoint,
+} from '../../src/training/trainer';
 import { useGpu } from '../helpers/gpu';
 import { mulberry32 } from '../helpers/random';
 import { loadTinyModel } from '../helpers/tiny-model';
@@ -26,7 +32,11 @@ function images(perClass: number, seed: number): LabelledImages {
   for (let i = 0; i < 3 * perClass; i++) {
     const width = 20 + (i % 5) * 7;
     const height = 24 + (i % 3) * 9;
-    result.images.push({ rgba: Uint8Array.from({ length: width * height * 4 }, () => Math.floor(256 * random())), width, height } satisfies RgbaImage);
+    result.images.push({
+      rgba: Uint8Array.from({ length: width * height * 4 }, () => Math.floor(256 * random())),
+      width,
+      height,
+    } satisfies RgbaImage);
     result.labels.push(i % 3);
   }
   return result;
@@ -90,19 +100,38 @@ describe('runTraining', () => {
     adapters.destroy();
 
     expect(steps.map((s) => s.loss)).toEqual(losses);
-    for (const [name, values] of expected.tensors) expect(sameBits(outcome.finalCheckpoint.tensors.get(name)!, values), name).toBe(true);
+    for (const [name, values] of expected.tensors)
+      expect(sameBits(outcome.finalCheckpoint.tensors.get(name)!, values), name).toBe(true);
     expect(outcome.adapted!.predictions).toEqual(adapted.predictions);
     expect(outcome.zeroShot!.predictions).toEqual((await evaluate(model, classNames, heldOut, null)).predictions);
     // Periodic evaluations and checkpoints skip the last step: its evaluation and state are the result.
     expect(reports).toEqual([
-      'phase baseline', 'evaluation 0', 'phase training',
-      'step 1', 'step 2', 'evaluation 2', 'checkpoint 2', 'step 3', 'step 4', 'evaluation 4', 'checkpoint 4', 'step 5',
-      'phase evaluating', 'evaluation 5',
+      'phase baseline',
+      'evaluation 0',
+      'phase training',
+      'step 1',
+      'step 2',
+      'evaluation 2',
+      'checkpoint 2',
+      'step 3',
+      'step 4',
+      'evaluation 4',
+      'checkpoint 4',
+      'step 5',
+      'phase evaluating',
+      'evaluation 5',
     ]);
 
     const file = decodeAdapterFile(outcome.adapter.file);
-    expect(file.meta.metrics).toMatchObject({ heldOutAccuracy: outcome.adapted!.accuracy, zeroShotAccuracy: outcome.zeroShot!.accuracy, finalLoss: losses.at(-1), trainingImages: 12, heldOutImages: 6 });
-    for (const [name, tensor] of file.tensors) expect(sameBits(tensor.data, expected.tensors.get(name)!), name).toBe(true);
+    expect(file.meta.metrics).toMatchObject({
+      heldOutAccuracy: outcome.adapted!.accuracy,
+      zeroShotAccuracy: outcome.zeroShot!.accuracy,
+      finalLoss: losses.at(-1),
+      trainingImages: 12,
+      heldOutImages: 6,
+    });
+    for (const [name, tensor] of file.tensors)
+      expect(sameBits(tensor.data, expected.tensors.get(name)!), name).toBe(true);
   });
 
   it('pauses with a checkpoint, and a run resumed from it ends bit-identical to an uninterrupted one', async () => {
@@ -112,21 +141,25 @@ describe('runTraining', () => {
     const control = new RunControl();
     const first = recorder();
     let cancelled = false;
-    const firstOutcome = await runTraining(setup, {
-      ...first.hooks,
-      step: (log) => {
-        first.hooks.step!(log);
-        if (log.step === 3) control.pause();
+    const firstOutcome = await runTraining(
+      setup,
+      {
+        ...first.hooks,
+        step: (log) => {
+          first.hooks.step!(log);
+          if (log.step === 3) control.pause();
+        },
+        phase: (phase) => {
+          first.hooks.phase!(phase);
+          // Paused after step 3: a new run continues from the checkpoint the pause took; this one ends.
+          if (phase === 'paused' && !cancelled) {
+            cancelled = true;
+            control.cancel();
+          }
+        },
       },
-      phase: (phase) => {
-        first.hooks.phase!(phase);
-        // Paused after step 3: a new run continues from the checkpoint the pause took; this one ends.
-        if (phase === 'paused' && !cancelled) {
-          cancelled = true;
-          control.cancel();
-        }
-      },
-    }, control);
+      control,
+    );
     expect(firstOutcome.status).toBe('cancelled');
     expect(first.reports.slice(-3)).toEqual(['step 3', 'checkpoint 3', 'phase paused']);
 
@@ -136,14 +169,21 @@ describe('runTraining', () => {
     expect([...first.steps, ...resumed.steps].map((s) => s.loss)).toEqual(straightRun.steps.map((s) => s.loss));
     // A resumed run's history already has the baseline at step 0.
     expect(resumed.reports).not.toContain('evaluation 0');
-    for (const [name, values] of straight.finalCheckpoint.tensors) expect(sameBits(outcome.finalCheckpoint.tensors.get(name)!, values), name).toBe(true);
+    for (const [name, values] of straight.finalCheckpoint.tensors)
+      expect(sameBits(outcome.finalCheckpoint.tensors.get(name)!, values), name).toBe(true);
   });
 
   it('stops early once held-out accuracy has not improved for `patience` evaluations, keeping the best adapter', async () => {
     const patience = 2;
-    const early: RunSetup = { ...setup, training: { ...setup.training, iterations: 12, evalEvery: 1, lr: 5e-2 }, patience };
+    const early: RunSetup = {
+      ...setup,
+      training: { ...setup.training, iterations: 12, evalEvery: 1, lr: 5e-2 },
+      patience,
+    };
     const evaluations: { step: number; accuracy: number }[] = [];
-    const outcome = completed(await runTraining(early, { evaluation: (step, { accuracy }) => evaluations.push({ step, accuracy }) }));
+    const outcome = completed(
+      await runTraining(early, { evaluation: (step, { accuracy }) => evaluations.push({ step, accuracy }) }),
+    );
 
     // The same rule, applied by hand to what the run reported.
     const periodic = evaluations.filter((e) => e.step > 0);
@@ -162,7 +202,11 @@ describe('runTraining', () => {
     expect(periodic.at(-1)!.step).toBe(stopAt);
     expect(outcome.finalCheckpoint.step).toBe(best.step);
     expect(outcome.adapted!.accuracy).toBe(best.accuracy);
-    expect(outcome.adapter.meta.metrics).toMatchObject({ heldOutAccuracy: best.accuracy, lastStep: stopAt, keptStep: best.step });
+    expect(outcome.adapter.meta.metrics).toMatchObject({
+      heldOutAccuracy: best.accuracy,
+      lastStep: stopAt,
+      keptStep: best.step,
+    });
 
     // The kept adapter is the one a Trainer stepped by hand holds at the best step.
     const initRng = Rng.derive(early.training.seed, RNG_STREAM.adapterInit);
@@ -170,11 +214,17 @@ describe('runTraining', () => {
     const trainer = new Trainer(model, adapters, classNames, support, early.training);
     while (trainer.step < best.step) await trainer.trainStep();
     const expected = await ctx.readMany(adapters.parameters().map((p) => p.tensor));
-    adapters.parameters().forEach(({ name }, i) => expect(sameBits(outcome.adapter.tensors.get(name)!.data, expected[i]), name).toBe(true));
+    adapters
+      .parameters()
+      .forEach(({ name }, i) =>
+        expect(sameBits(outcome.adapter.tensors.get(name)!.data, expected[i]), name).toBe(true),
+      );
     trainer.destroy();
     adapters.destroy();
 
-    await expect(runTraining({ ...setup, training: { ...setup.training, evalEvery: 0 }, patience: 2 })).rejects.toThrow(/early stopping needs held-out images and an evaluation interval/);
+    await expect(runTraining({ ...setup, training: { ...setup.training, evalEvery: 0 }, patience: 2 })).rejects.toThrow(
+      /early stopping needs held-out images and an evaluation interval/,
+    );
   });
 
   it('cancelled before its first step, it trains nothing', async () => {

@@ -24,11 +24,7 @@ const draw = (rng: Rng, count: number) => Array.from({ length: count }, () => rn
 
 describe('Rng', () => {
   it('is sfc32', () => {
-    for (const state of [
-      [1, 2, 3, 4],
-      [0xffffffff, 0x80000000, 0x12345678, 0],
-      new Rng(7).state(),
-    ]) {
+    for (const state of [[1, 2, 3, 4], [0xffffffff, 0x80000000, 0x12345678, 0], new Rng(7).state()]) {
       const reference = referenceSfc32(state[0], state[1], state[2], state[3]);
       expect(draw(Rng.fromState(state), 1000)).toEqual(Array.from({ length: 1000 }, reference));
     }
@@ -87,7 +83,11 @@ describe('Rng', () => {
 
 describe('fewShotSplit', () => {
   // 3 classes: 10, 6 and 20 images, in mixed order.
-  const labels = new Rng(99).shuffle([...new Array<number>(10).fill(0), ...new Array<number>(6).fill(1), ...new Array<number>(20).fill(2)]);
+  const labels = new Rng(99).shuffle([
+    ...new Array<number>(10).fill(0),
+    ...new Array<number>(6).fill(1),
+    ...new Array<number>(20).fill(2),
+  ]);
   const countByClass = (indices: number[]) => [0, 1, 2].map((c) => indices.filter((i) => labels[i] === c).length);
 
   it('gives each class `shots` training images and holds out the rest', () => {
@@ -129,7 +129,9 @@ describe('fewShotSplit', () => {
       'class "cat" has 3 images, fewer than 8 shots + 1 held out: 2 train, 1 is held out',
       'class "dog" has 1 image: it is used for training and none is held out for evaluation',
     ]);
-    expect(fewShotSplit([0, 0], 2, 0).warnings).toEqual(['class 0 has 2 images, fewer than 2 shots + 1 held out: 1 train, 1 is held out']);
+    expect(fewShotSplit([0, 0], 2, 0).warnings).toEqual([
+      'class 0 has 2 images, fewer than 2 shots + 1 held out: 1 train, 1 is held out',
+    ]);
   });
 
   it('refuses bad shots and labels', () => {

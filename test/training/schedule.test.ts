@@ -12,7 +12,10 @@ function torchCosineAnnealing(baseLr: number, tMax: number, etaMin: number, step
     if ((epoch - 1 - tMax) % (2 * tMax) === 0) {
       rates.push(lr + ((baseLr - etaMin) * (1 - Math.cos(Math.PI / tMax))) / 2);
     } else {
-      rates.push(((1 + Math.cos((Math.PI * epoch) / tMax)) / (1 + Math.cos((Math.PI * (epoch - 1)) / tMax))) * (lr - etaMin) + etaMin);
+      rates.push(
+        ((1 + Math.cos((Math.PI * epoch) / tMax)) / (1 + Math.cos((Math.PI * (epoch - 1)) / tMax))) * (lr - etaMin) +
+          etaMin,
+      );
     }
   }
   return rates;
@@ -27,7 +30,10 @@ describe('learningRateAt', () => {
     expect(learningRateAt(1000, clipLora)).toBeCloseTo((2e-4 + 1e-6) / 2, 15);
     expect(learningRateAt(500, clipLora)).toBeCloseTo(1e-6 + ((2e-4 - 1e-6) * (1 + Math.SQRT1_2)) / 2, 15);
     // The last step is one short of the floor; the floor holds from totalSteps on.
-    expect(learningRateAt(1999, clipLora)).toBeCloseTo(1e-6 + ((2e-4 - 1e-6) * (1 + Math.cos(Math.PI * (1999 / 2000)))) / 2, 15);
+    expect(learningRateAt(1999, clipLora)).toBeCloseTo(
+      1e-6 + ((2e-4 - 1e-6) * (1 + Math.cos(Math.PI * (1999 / 2000)))) / 2,
+      15,
+    );
     expect(learningRateAt(2000, clipLora)).toBe(DEFAULT_MIN_LR);
     expect(learningRateAt(5000, clipLora)).toBe(DEFAULT_MIN_LR);
   });
@@ -59,7 +65,8 @@ describe('learningRateAt', () => {
     expect(learningRateAt(10, schedule)).toBe(1e-3);
     expect(learningRateAt(60, schedule)).toBeCloseTo((1e-3 + 1e-5) / 2, 18);
     expect(learningRateAt(110, schedule)).toBe(1e-5);
-    for (let step = 1; step <= 10; step++) expect(learningRateAt(step, schedule)).toBeGreaterThan(learningRateAt(step - 1, schedule));
+    for (let step = 1; step <= 10; step++)
+      expect(learningRateAt(step, schedule)).toBeGreaterThan(learningRateAt(step - 1, schedule));
   });
 
   it('refuses settings that make no schedule', () => {

@@ -30,7 +30,11 @@ function syntheticImages(): LabelledImages {
   for (let i = 0; i < 12; i++) {
     const width = 20 + (i % 5) * 7;
     const height = 24 + (i % 3) * 9;
-    images.push({ rgba: Uint8Array.from({ length: width * height * 4 }, () => Math.floor(256 * random())), width, height });
+    images.push({
+      rgba: Uint8Array.from({ length: width * height * 4 }, () => Math.floor(256 * random())),
+      width,
+      height,
+    });
     labels.push(i % 3);
   }
   return { images, labels };
@@ -38,10 +42,22 @@ function syntheticImages(): LabelledImages {
 
 const data = syntheticImages();
 
-function makeTrainer(adapterSettings: AdapterSettings, settings: Partial<TrainSettings>, resumeFrom?: Awaited<ReturnType<Trainer['checkpoint']>>, initSeed = 7): Trainer {
+function makeTrainer(
+  adapterSettings: AdapterSettings,
+  settings: Partial<TrainSettings>,
+  resumeFrom?: Awaited<ReturnType<Trainer['checkpoint']>>,
+  initSeed = 7,
+): Trainer {
   const initRng = Rng.derive(initSeed, 4);
   const adapters = AdapterSet.create(ctx, model.config, adapterSettings, { random: () => initRng.next() });
-  return new Trainer(model, adapters, classNames, data, defaultTrainSettings(4, { seed: 3, iterations: 6, batchSize: 4, microBatchSize: 4, lr: 1e-2, ...settings }), resumeFrom);
+  return new Trainer(
+    model,
+    adapters,
+    classNames,
+    data,
+    defaultTrainSettings(4, { seed: 3, iterations: 6, batchSize: 4, microBatchSize: 4, lr: 1e-2, ...settings }),
+    resumeFrom,
+  );
 }
 
 async function run(trainer: Trainer, steps: number): Promise<number[]> {
@@ -86,7 +102,9 @@ describe('trainer', () => {
     expect(resumed.step).toBe(2);
     const resumedLosses = await run(resumed, 2);
     expect([...firstLosses, ...resumedLosses]).toEqual(straightLosses);
-    (await parameters(resumed)).forEach((values, i) => expect(Buffer.from(values.buffer).equals(Buffer.from(expected[i].buffer))).toBe(true));
+    (await parameters(resumed)).forEach((values, i) =>
+      expect(Buffer.from(values.buffer).equals(Buffer.from(expected[i].buffer))).toBe(true),
+    );
     release(resumed);
   });
 
@@ -123,16 +141,23 @@ describe.skipIf(!existsSync(digits))('learning on real data (../shared/data/digi
     const indices = dataset.labels.flatMap((label, i) => (chosen.includes(label) ? [i] : []));
     const labels = indices.map((i) => chosen.indexOf(dataset.labels[i]));
     const split = fewShotSplit(labels, 16, 1);
-    const pick = (positions: number[]): LabelledImages => ({ images: positions.map((p) => dataset.images[indices[p]]), labels: positions.map((p) => labels[p]) });
+    const pick = (positions: number[]): LabelledImages => ({
+      images: positions.map((p) => dataset.images[indices[p]]),
+      labels: positions.map((p) => labels[p]),
+    });
     const support = pick(split.support);
     const heldOut = pick(split.heldOut.filter((_, i) => i % 4 === 0)); // every 4th keeps evaluation quick
     const zeroShot = await evaluate(model, LEARNING_CLASSES, heldOut, null);
-    const adapters = AdapterSet.create(ctx, model.config, defaultAdapterSettings(model.config, LEARNING_ADAPTER), { random: mulberry32(1) });
+    const adapters = AdapterSet.create(ctx, model.config, defaultAdapterSettings(model.config, LEARNING_ADAPTER), {
+      random: mulberry32(1),
+    });
     const trainer = new Trainer(model, adapters, LEARNING_CLASSES, support, defaultTrainSettings(16, LEARNING_RUN));
     while (!trainer.done) await trainer.trainStep();
     const [fitted, adapted] = [await trainer.evaluate(support), await trainer.evaluate(heldOut)];
-    console.log(`digits ${LEARNING_CLASSES.join('/')}, 16 shots: zero-shot ${(100 * zeroShot.accuracy).toFixed(1)}%, ` +
-      `held-out ${(100 * adapted.accuracy).toFixed(1)}% of ${heldOut.labels.length}, support ${(100 * fitted.accuracy).toFixed(1)}%`);
+    console.log(
+      `digits ${LEARNING_CLASSES.join('/')}, 16 shots: zero-shot ${(100 * zeroShot.accuracy).toFixed(1)}%, ` +
+        `held-out ${(100 * adapted.accuracy).toFixed(1)}% of ${heldOut.labels.length}, support ${(100 * fitted.accuracy).toFixed(1)}%`,
+    );
     expect(fitted.accuracy).toBeGreaterThan(0.9);
     expect(adapted.accuracy).toBeGreaterThan(zeroShot.accuracy + 0.3);
     release(trainer);
@@ -144,5 +169,17 @@ describe.skipIf(!existsSync(digits))('learning on real data (../shared/data/digi
 // 100 steps (see the fine-tuning note in README). Digits are 8x8, so random resized crops at scale
 // 0.08 would keep a pixel or two: no augmentation.
 const LEARNING_CLASSES = ['zero', 'one', 'seven'];
-const LEARNING_ADAPTER: Partial<AdapterSettings> = { rank: 8, blocks: 2, dropout: 0, targets: ['q_proj', 'k_proj', 'v_proj', 'out_proj', 'fc1', 'fc2'] };
-const LEARNING_RUN: Partial<TrainSettings> = { seed: 1, iterations: 120, batchSize: 16, microBatchSize: 16, lr: 1e-2, augment: false };
+const LEARNING_ADAPTER: Partial<AdapterSettings> = {
+  rank: 8,
+  blocks: 2,
+  dropout: 0,
+  targets: ['q_proj', 'k_proj', 'v_proj', 'out_proj', 'fc1', 'fc2'],
+};
+const LEARNING_RUN: Partial<TrainSettings> = {
+  seed: 1,
+  iterations: 120,
+  batchSize: 16,
+  microBatchSize: 16,
+  lr: 1e-2,
+  augment: false,
+};

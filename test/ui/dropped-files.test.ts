@@ -10,7 +10,10 @@ function picked(path: string): PickedFile {
 
 function summary(paths: string[]) {
   const { classes, rejected } = groupIntoClasses(paths.map(picked));
-  return { classes: classes.map((c) => [c.className, c.files.map((f) => f.name)]), rejected: rejected.map((r) => r.name) };
+  return {
+    classes: classes.map((c) => [c.className, c.files.map((f) => f.name)]),
+    rejected: rejected.map((r) => r.name),
+  };
 }
 
 describe('groupIntoClasses', () => {
@@ -32,11 +35,18 @@ describe('groupIntoClasses', () => {
   });
 
   it('orders classes by code point, as the CLI and Python do', () => {
-    expect(summary(['d/b/1.png', 'd/B/1.png', 'd/a/1.png', 'd/é/1.png']).classes.map(([name]) => name)).toEqual(['B', 'a', 'b', 'é']);
+    expect(summary(['d/b/1.png', 'd/B/1.png', 'd/a/1.png', 'd/é/1.png']).classes.map(([name]) => name)).toEqual([
+      'B',
+      'a',
+      'b',
+      'é',
+    ]);
   });
 
   it('sets aside loose files and files beside class folders, with the reason, and ignores hidden files', () => {
-    const { classes, rejected } = groupIntoClasses(['loose.png', 'pets/readme.txt', 'pets/cat/1.png', 'pets/cat/.DS_Store'].map(picked));
+    const { classes, rejected } = groupIntoClasses(
+      ['loose.png', 'pets/readme.txt', 'pets/cat/1.png', 'pets/cat/.DS_Store'].map(picked),
+    );
     expect(classes.map((c) => [c.className, c.files.map((f) => f.name)])).toEqual([['cat', ['1.png']]]);
     expect(rejected.map((r) => r.name)).toEqual(['loose.png', 'pets/readme.txt']);
     expect(rejected[0].reason).toMatch(/^not inside a class folder/);

@@ -13,7 +13,8 @@ describe('RateMeter', () => {
     expect(meter.perSecond()).toBe(100);
     expect(meter.secondsUntil(600)).toBe(5);
     // 100 a second for 5 s, then 1000 a second: old samples leave the window and the rate follows.
-    for (let second = 2; second <= 11; second++) meter.add(second <= 5 ? 100 * second : 500 + 1000 * (second - 5), 1000 * second);
+    for (let second = 2; second <= 11; second++)
+      meter.add(second <= 5 ? 100 * second : 500 + 1000 * (second - 5), 1000 * second);
     expect(meter.perSecond()).toBe(1000);
   });
 

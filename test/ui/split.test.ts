@@ -12,7 +12,14 @@ const classes = [
 
 function images(counts: Record<string, number>): DatasetImage[] {
   return Object.entries(counts).flatMap(([classId, count]) =>
-    Array.from({ length: count }, (_, i) => ({ id: `${classId}-${i}`, classId, name: `${i}.png`, width: 8, height: 8, thumbnailUrl: '' })),
+    Array.from({ length: count }, (_, i) => ({
+      id: `${classId}-${i}`,
+      classId,
+      name: `${i}.png`,
+      width: 8,
+      height: 8,
+      thumbnailUrl: '',
+    })),
   );
 }
 
@@ -35,12 +42,14 @@ describe('splitDataset', () => {
 
   it('warns about a class with too few images, and splits nothing for invalid shots', () => {
     const all = images({ 'c-cat': 2, 'c-dog': 8 });
-    expect(splitDataset(classes, all, { shots: 4 }, 1).warnings).toEqual(['class "cat" has 2 images, fewer than 4 shots + 1 held out: 1 train, 1 is held out']);
+    expect(splitDataset(classes, all, { shots: 4 }, 1).warnings).toEqual([
+      'class "cat" has 2 images, fewer than 4 shots + 1 held out: 1 train, 1 is held out',
+    ]);
     expect(splitDataset(classes, all, { shots: 0 }, 1).support.imageIds).toEqual([]);
     expect(splitDataset(classes, all, { shots: 2.5 }, 1).support.imageIds).toEqual([]);
   });
 
-  it('holds out a fraction of each class, as holdoutSplit (the CLI\'s --holdout) does', () => {
+  it("holds out a fraction of each class, as holdoutSplit (the CLI's --holdout) does", () => {
     const all = images({ 'c-cat': 7, 'c-dog': 10 });
     const split = splitDataset(classes, all, { shots: 4, holdout: 0.3 }, 5);
     const labels = all.map((image) => (image.classId === 'c-cat' ? 0 : 1));

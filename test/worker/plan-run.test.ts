@@ -17,9 +17,29 @@ import { loadTinyModel } from '../helpers/tiny-model';
 const ctx = await useGpu();
 const { model } = await loadTinyModel(ctx);
 const classNames = ['zero', 'one', 'two'];
-const adapter: AdapterChoice = { method: 'block-lora', rank: 2, blocks: 2, alpha: 1, scalingRule: 'alpha/sqrt(r)', dropout: 0.25, targets: ['q_proj', 'v_proj'], towers: ['text', 'vision'] };
+const adapter: AdapterChoice = {
+  method: 'block-lora',
+  rank: 2,
+  blocks: 2,
+  alpha: 1,
+  scalingRule: 'alpha/sqrt(r)',
+  dropout: 0.25,
+  targets: ['q_proj', 'v_proj'],
+  towers: ['text', 'vision'],
+};
 const automatic: TrainChoice = {
-  shots: 4, seed: 2, iterations: 4, batchSize: 4, microBatchSize: null, lr: 1e-2, minLr: 1e-6, warmupSteps: 0, weightDecay: 0.01, augment: true, evalEvery: 0, checkpointEvery: 10,
+  shots: 4,
+  seed: 2,
+  iterations: 4,
+  batchSize: 4,
+  microBatchSize: null,
+  lr: 1e-2,
+  minLr: 1e-6,
+  warmupSteps: 0,
+  weightDecay: 0.01,
+  augment: true,
+  evalEvery: 0,
+  checkpointEvery: 10,
 };
 
 /** Random-pixel images, `perClass` per class. */
@@ -28,14 +48,21 @@ function images(perClass: number, seed: number): LabelledImages {
   const result: LabelledImages = { images: [], labels: [] };
   for (let i = 0; i < 3 * perClass; i++) {
     const [width, height] = [20 + (i % 4) * 5, 22 + (i % 3) * 6];
-    result.images.push({ rgba: Uint8Array.from({ length: width * height * 4 }, () => Math.floor(256 * random())), width, height } satisfies RgbaImage);
+    result.images.push({
+      rgba: Uint8Array.from({ length: width * height * 4 }, () => Math.floor(256 * random())),
+      width,
+      height,
+    } satisfies RgbaImage);
     result.labels.push(i % 3);
   }
   return result;
 }
 
 async function refusal(planning: Promise<unknown>): Promise<EngineRefusal> {
-  const error = await planning.then(() => null, (e: unknown) => e);
+  const error = await planning.then(
+    () => null,
+    (e: unknown) => e,
+  );
   expect(error).toBeInstanceOf(EngineRefusal);
   return error as EngineRefusal;
 }
@@ -54,14 +81,32 @@ describe('planRun', () => {
     expect(byHand.plan.peakBytes).toBeLessThan(whole.plan.peakBytes);
 
     // A budget of exactly what passes of 2 images need: automatic passes come down to 2.
-    const fitted = await planRun(model, adapter, { ...automatic, memoryBudgetBytes: byHand.plan.peakBytes }, classNames.length);
-    expect([fitted.training.microBatchSize, fitted.training.textChunk, fitted.budgetBytes]).toEqual([2, 3, byHand.plan.peakBytes]);
+    const fitted = await planRun(
+      model,
+      adapter,
+      { ...automatic, memoryBudgetBytes: byHand.plan.peakBytes },
+      classNames.length,
+    );
+    expect([fitted.training.microBatchSize, fitted.training.textChunk, fitted.budgetBytes]).toEqual([
+      2,
+      3,
+      byHand.plan.peakBytes,
+    ]);
     expect(fitted.training).toEqual(byHand.training);
 
     const train = async ({ adapter: settings, training }: typeof fitted) => {
       const losses: number[] = [];
       const outcome = await runTraining(
-        { model, classNames, support: images(4, 7), heldOut: images(1, 8), adapter: settings, training, shots: 4, checkpointEvery: 10 },
+        {
+          model,
+          classNames,
+          support: images(4, 7),
+          heldOut: images(1, 8),
+          adapter: settings,
+          training,
+          shots: 4,
+          checkpointEvery: 10,
+        },
         { step: (log) => losses.push(log.loss) },
       );
       if (outcome.status !== 'completed') throw new Error('the run did not complete');
@@ -80,19 +125,35 @@ describe('planRun', () => {
   });
 
   it('refuses a run that does not fit even one image per pass, saying what to do', async () => {
-    const tooSmall = await refusal(planRun(model, adapter, { ...automatic, memoryBudgetBytes: 2 ** 19 }, classNames.length));
+    const tooSmall = await refusal(
+      planRun(model, adapter, { ...automatic, memoryBudgetBytes: 2 ** 19 }, classNames.length),
+    );
     expect(tooSmall.kind).toBe('does-not-fit');
-    expect(tooSmall.message).toMatch(/^The planned GPU memory is over this device's limits even with one image per pass: it needs \d+\.\d MiB at its peak, over the 0\.5 MiB budget\. Use a smaller batch, fewer classes/);
+    expect(tooSmall.message).toMatch(
+      /^The planned GPU memory is over this device's limits even with one image per pass: it needs \d+\.\d MiB at its peak, over the 0\.5 MiB budget\. Use a smaller batch, fewer classes/,
+    );
 
     const smallest = await planRun(model, adapter, { ...automatic, microBatchSize: 1 }, classNames.length);
-    const chosen = await refusal(planRun(model, adapter, { ...automatic, microBatchSize: 2, memoryBudgetBytes: smallest.plan.peakBytes }, classNames.length));
+    const chosen = await refusal(
+      planRun(
+        model,
+        adapter,
+        { ...automatic, microBatchSize: 2, memoryBudgetBytes: smallest.plan.peakBytes },
+        classNames.length,
+      ),
+    );
     expect(chosen.kind).toBe('does-not-fit');
     expect(chosen.message).toContain('with 2 images per pass (set the micro-batch to Automatic to try smaller passes)');
   });
 
   it('refuses settings that cannot work as settings', async () => {
     const badBatch = await refusal(planRun(model, adapter, { ...automatic, microBatchSize: 3 }, classNames.length));
-    expect([badBatch.kind, badBatch.message]).toEqual(['invalid-settings', 'The batch size (4) must be a multiple of the micro-batch size (3).']);
-    expect((await refusal(planRun(model, adapter, { ...automatic, memoryBudgetBytes: -1 }, classNames.length))).kind).toBe('invalid-settings');
+    expect([badBatch.kind, badBatch.message]).toEqual([
+      'invalid-settings',
+      'The batch size (4) must be a multiple of the micro-batch size (3).',
+    ]);
+    expect(
+      (await refusal(planRun(model, adapter, { ...automatic, memoryBudgetBytes: -1 }, classNames.length))).kind,
+    ).toBe('invalid-settings');
   });
 });

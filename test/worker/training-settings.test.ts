@@ -64,14 +64,27 @@ describe('adapterSettingsFor', () => {
 
 describe('trainSettingsFor', () => {
   it('keeps the recipe for what the studio does not set', () => {
-    expect(trainSettingsFor(training)).toMatchObject({ iterations: 10, batchSize: 8, microBatchSize: 4, optimizer: 'adamw', beta1: 0.9, template: 'a photo of a {}.' });
+    expect(trainSettingsFor(training)).toMatchObject({
+      iterations: 10,
+      batchSize: 8,
+      microBatchSize: 4,
+      optimizer: 'adamw',
+      beta1: 0.9,
+      template: 'a photo of a {}.',
+    });
   });
 
   it('refuses a batch that is not a multiple of the micro-batch, and counts below 1', () => {
-    expect(refusal(() => trainSettingsFor({ ...training, microBatchSize: 3 })).message).toBe('The batch size (8) must be a multiple of the micro-batch size (3).');
-    expect(refusal(() => trainSettingsFor({ ...training, iterations: 0 })).message).toBe('Iterations must be a whole number of at least 1.');
+    expect(refusal(() => trainSettingsFor({ ...training, microBatchSize: 3 })).message).toBe(
+      'The batch size (8) must be a multiple of the micro-batch size (3).',
+    );
+    expect(refusal(() => trainSettingsFor({ ...training, iterations: 0 })).message).toBe(
+      'Iterations must be a whole number of at least 1.',
+    );
     expect(refusal(() => trainSettingsFor({ ...training, lr: 0 })).message).toBe('The learning rate must be above 0.');
-    expect(refusal(() => trainSettingsFor({ ...training, patience: 2 })).message).toMatch(/^Early stopping counts held-out evaluations/);
+    expect(refusal(() => trainSettingsFor({ ...training, patience: 2 })).message).toMatch(
+      /^Early stopping counts held-out evaluations/,
+    );
     expect(trainSettingsFor({ ...training, patience: 2, evalEvery: 5 }).evalEvery).toBe(5);
   });
 });

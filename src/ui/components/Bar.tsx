@@ -24,7 +24,13 @@ export interface ClassBarColumn {
  * `order` lists the classes to show, in the order to show them (default: all, in class order);
  * `emptyRows` are classes with nothing to show, which say why instead of showing a 0% bar.
  */
-export function ClassBarTable({ label, classNames, columns, order, emptyRows }: {
+export function ClassBarTable({
+  label,
+  classNames,
+  columns,
+  order,
+  emptyRows,
+}: {
   label: string;
   classNames: readonly string[];
   columns: readonly ClassBarColumn[];

@@ -2,10 +2,22 @@
 
 import { useId, type ReactNode, type Ref } from 'react';
 
-export function Card(props: { title: string; badge?: ReactNode; busy?: boolean; className?: string; ref?: Ref<HTMLElement>; children: ReactNode }) {
+export function Card(props: {
+  title: string;
+  badge?: ReactNode;
+  busy?: boolean;
+  className?: string;
+  ref?: Ref<HTMLElement>;
+  children: ReactNode;
+}) {
   const titleId = useId();
   return (
-    <article ref={props.ref} className={`card ${props.className ?? ''}`} aria-labelledby={titleId} aria-busy={props.busy || undefined}>
+    <article
+      ref={props.ref}
+      className={`card ${props.className ?? ''}`}
+      aria-labelledby={titleId}
+      aria-busy={props.busy || undefined}
+    >
       <header className="card-header">
         <h2 id={titleId}>{props.title}</h2>
         {props.badge}

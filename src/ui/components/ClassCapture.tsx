@@ -52,8 +52,15 @@ export function ClassCapture({ classId, className }: { classId: string; classNam
     setPasteHint(null);
     try {
       const items = await navigator.clipboard.read();
-      const images = items.flatMap((item) => item.types.filter((type) => type.startsWith('image/')).map((type) => ({ item, type })));
-      const files = await Promise.all(images.map(async ({ item, type }, i) => new File([await item.getType(type)], `pasted-${i}.${type.slice('image/'.length)}`, { type })));
+      const images = items.flatMap((item) =>
+        item.types.filter((type) => type.startsWith('image/')).map((type) => ({ item, type })),
+      );
+      const files = await Promise.all(
+        images.map(
+          async ({ item, type }, i) =>
+            new File([await item.getType(type)], `pasted-${i}.${type.slice('image/'.length)}`, { type }),
+        ),
+      );
       if (files.length === 0) setPasteHint('The clipboard holds no image.');
       await add(files);
     } catch {
@@ -73,7 +80,11 @@ export function ClassCapture({ classId, className }: { classId: string; classNam
       {open ? (
         <>
           {cameras.length > 0 && (
-            <select aria-label={`Camera for ${className}`} value={activeId ?? ''} onChange={(event) => setChosen(event.target.value)}>
+            <select
+              aria-label={`Camera for ${className}`}
+              value={activeId ?? ''}
+              onChange={(event) => setChosen(event.target.value)}
+            >
               {cameras.map((camera) => (
                 <option key={camera.deviceId} value={camera.deviceId}>
                   {camera.label}
@@ -83,7 +94,11 @@ export function ClassCapture({ classId, className }: { classId: string; classNam
           )}
           <video ref={video} autoPlay playsInline muted aria-label={`Camera preview for ${className}`} />
           <div className="actions">
-            <button type="button" disabled={!stream || busy} onClick={() => void captureFrame(video.current, frameName()).then((file) => add(file ? [file] : []))}>
+            <button
+              type="button"
+              disabled={!stream || busy}
+              onClick={() => void captureFrame(video.current, frameName()).then((file) => add(file ? [file] : []))}
+            >
               Take photo
             </button>
             <button
@@ -103,11 +118,23 @@ export function ClassCapture({ classId, className }: { classId: string; classNam
           </div>
         </>
       ) : (
-        <button type="button" className="secondary small" disabled={!navigator.mediaDevices?.getUserMedia} onClick={() => setOpen(true)} aria-label={`Use the camera for ${className}`}>
+        <button
+          type="button"
+          className="secondary small"
+          disabled={!navigator.mediaDevices?.getUserMedia}
+          onClick={() => setOpen(true)}
+          aria-label={`Use the camera for ${className}`}
+        >
           Camera
         </button>
       )}
-      <button type="button" className="secondary small" aria-label={`Paste an image into ${className}`} title="Or focus it and press Ctrl+V (⌘V)" onClick={() => void pasteFromClipboard()}>
+      <button
+        type="button"
+        className="secondary small"
+        aria-label={`Paste an image into ${className}`}
+        title="Or focus it and press Ctrl+V (⌘V)"
+        onClick={() => void pasteFromClipboard()}
+      >
         Paste
       </button>
       {added > 0 && (

@@ -17,7 +17,13 @@ export function ConfirmButton(props: {
   const [asking, setAsking] = useState(false);
   if (!asking) {
     return (
-      <button type="button" className={props.className} disabled={props.disabled} aria-label={props['aria-label']} onClick={() => setAsking(true)}>
+      <button
+        type="button"
+        className={props.className}
+        disabled={props.disabled}
+        aria-label={props['aria-label']}
+        onClick={() => setAsking(true)}
+      >
         {props.children}
       </button>
     );

@@ -3,7 +3,13 @@
 
 import { useState, type ReactNode } from 'react';
 
-export function DropZone(props: { label: string; onDrop(dataTransfer: DataTransfer): void; disabled?: boolean; className?: string; children: ReactNode }) {
+export function DropZone(props: {
+  label: string;
+  onDrop(dataTransfer: DataTransfer): void;
+  disabled?: boolean;
+  className?: string;
+  children: ReactNode;
+}) {
   const [over, setOver] = useState(false);
   return (
     // biome-ignore lint/a11y/useSemanticElements: a drop target around other controls, not a form's fieldset
@@ -33,7 +39,15 @@ export function DropZone(props: { label: string; onDrop(dataTransfer: DataTransf
 }
 
 /** A button that opens the file picker of a hidden file input (which keeps its label for tests and readers). */
-export function FilePicker(props: { label: string; onFiles(files: FileList): void; accept?: string; multiple?: boolean; directory?: boolean; disabled?: boolean; secondary?: boolean }) {
+export function FilePicker(props: {
+  label: string;
+  onFiles(files: FileList): void;
+  accept?: string;
+  multiple?: boolean;
+  directory?: boolean;
+  disabled?: boolean;
+  secondary?: boolean;
+}) {
   return (
     <label className={`file-picker ${props.secondary ? 'secondary' : ''} ${props.disabled ? 'disabled' : ''}`}>
       <input

@@ -37,7 +37,8 @@ export function LineChart(props: {
   const [yMin, yMax] = props.yRange ?? dataRange(values);
   const xMax = Math.max(1, props.xMax);
   const x = (value: number) => PAD.left + (value / xMax) * (WIDTH - PAD.left - PAD.right);
-  const y = (value: number) => HEIGHT - PAD.bottom - ((value - yMin) / (yMax - yMin || 1)) * (HEIGHT - PAD.top - PAD.bottom);
+  const y = (value: number) =>
+    HEIGHT - PAD.bottom - ((value - yMin) / (yMax - yMin || 1)) * (HEIGHT - PAD.top - PAD.bottom);
   const ticks = Array.from({ length: Y_TICKS + 1 }, (_, i) => yMin + ((yMax - yMin) * i) / Y_TICKS);
   const series = props.series.map((s) => ({ ...s, points: thin(s.points) }));
   const pointCount = series.reduce((sum, s) => sum + s.points.length, 0);
@@ -53,7 +54,12 @@ export function LineChart(props: {
           ))}
         </span>
       </figcaption>
-      <svg viewBox={`0 0 ${WIDTH} ${HEIGHT}`} role="img" aria-label={`${props.title}: ${props.summary}`} data-points={pointCount}>
+      <svg
+        viewBox={`0 0 ${WIDTH} ${HEIGHT}`}
+        role="img"
+        aria-label={`${props.title}: ${props.summary}`}
+        data-points={pointCount}
+      >
         {ticks.map((tick) => (
           <g key={tick} className="chart-grid">
             <line x1={PAD.left} x2={WIDTH - PAD.right} y1={y(tick)} y2={y(tick)} />
@@ -73,9 +79,13 @@ export function LineChart(props: {
         {series.map((s) => (
           <g key={s.name} className={`series series-${s.tone}`}>
             {s.points.length > 1 && (
-              <polyline points={s.points.map((p) => `${x(p.x).toFixed(1)},${y(p.y).toFixed(1)}`).join(' ')} strokeDasharray={s.dashed ? '6 4' : undefined} />
+              <polyline
+                points={s.points.map((p) => `${x(p.x).toFixed(1)},${y(p.y).toFixed(1)}`).join(' ')}
+                strokeDasharray={s.dashed ? '6 4' : undefined}
+              />
             )}
-            {(s.dots || s.points.length === 1) && s.points.map((p) => <circle key={p.x} cx={x(p.x)} cy={y(p.y)} r={3.5} />)}
+            {(s.dots || s.points.length === 1) &&
+              s.points.map((p) => <circle key={p.x} cx={x(p.x)} cy={y(p.y)} r={3.5} />)}
           </g>
         ))}
       </svg>

@@ -3,7 +3,13 @@
 import type { ReactNode } from 'react';
 
 /** Something went wrong: what happened, and (when there is one) the action that helps. */
-export function Problem(props: { title: string; action?: string; onAction?: () => void; onDismiss?: () => void; children: ReactNode }) {
+export function Problem(props: {
+  title: string;
+  action?: string;
+  onAction?: () => void;
+  onDismiss?: () => void;
+  children: ReactNode;
+}) {
   return (
     <div className="problem" role="alert">
       <h3>{props.title}</h3>

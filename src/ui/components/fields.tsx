@@ -9,7 +9,16 @@ interface FieldProps {
   disabled?: boolean;
 }
 
-export function NumberField(props: FieldProps & { value: number; onChange(value: number): void; min?: number; max?: number; step?: number | 'any'; integer?: boolean }) {
+export function NumberField(
+  props: FieldProps & {
+    value: number;
+    onChange(value: number): void;
+    min?: number;
+    max?: number;
+    step?: number | 'any';
+    integer?: boolean;
+  },
+) {
   const id = useId();
   const [text, setText] = useState(String(props.value));
   // Follow changes made elsewhere (a reset to the recipe), not the echo of our own edits.
@@ -44,12 +53,20 @@ export function NumberField(props: FieldProps & { value: number; onChange(value:
   );
 }
 
-export function SelectField<T extends string>(props: FieldProps & { value: T; options: readonly { value: T; label: string }[]; onChange(value: T): void }) {
+export function SelectField<T extends string>(
+  props: FieldProps & { value: T; options: readonly { value: T; label: string }[]; onChange(value: T): void },
+) {
   const id = useId();
   return (
     <div className="field">
       <label htmlFor={id}>{props.label}</label>
-      <select id={id} value={props.value} disabled={props.disabled} onChange={(event) => props.onChange(event.target.value as T)} aria-describedby={props.help ? `${id}-help` : undefined}>
+      <select
+        id={id}
+        value={props.value}
+        disabled={props.disabled}
+        onChange={(event) => props.onChange(event.target.value as T)}
+        aria-describedby={props.help ? `${id}-help` : undefined}
+      >
         {props.options.map((option) => (
           <option key={option.value} value={option.value}>
             {option.label}
@@ -66,7 +83,13 @@ export function SelectField<T extends string>(props: FieldProps & { value: T; op
 }
 
 /** A group of checkboxes choosing a subset of options. */
-export function CheckboxGroup<T extends string>(props: FieldProps & { value: readonly T[]; options: readonly { value: T; label: string }[]; onChange(value: T[]): void }) {
+export function CheckboxGroup<T extends string>(
+  props: FieldProps & {
+    value: readonly T[];
+    options: readonly { value: T; label: string }[];
+    onChange(value: T[]): void;
+  },
+) {
   return (
     <fieldset className="field checkbox-group" disabled={props.disabled}>
       <legend>{props.label}</legend>
@@ -77,7 +100,11 @@ export function CheckboxGroup<T extends string>(props: FieldProps & { value: rea
               type="checkbox"
               checked={props.value.includes(option.value)}
               onChange={(event) =>
-                props.onChange(event.target.checked ? props.options.map((o) => o.value).filter((v) => v === option.value || props.value.includes(v)) : props.value.filter((v) => v !== option.value))
+                props.onChange(
+                  event.target.checked
+                    ? props.options.map((o) => o.value).filter((v) => v === option.value || props.value.includes(v))
+                    : props.value.filter((v) => v !== option.value),
+                )
               }
             />
             {option.label}
@@ -90,7 +117,9 @@ export function CheckboxGroup<T extends string>(props: FieldProps & { value: rea
 }
 
 /** Radio buttons for one of a few options. */
-export function RadioGroup<T extends string>(props: FieldProps & { value: T; options: readonly { value: T; label: string }[]; onChange(value: T): void }) {
+export function RadioGroup<T extends string>(
+  props: FieldProps & { value: T; options: readonly { value: T; label: string }[]; onChange(value: T): void },
+) {
   const name = useId();
   return (
     <fieldset className="field radio-group" disabled={props.disabled}>
@@ -98,7 +127,13 @@ export function RadioGroup<T extends string>(props: FieldProps & { value: T; opt
       <div className="checkbox-options">
         {props.options.map((option) => (
           <label key={option.value} className="checkbox">
-            <input type="radio" name={name} value={option.value} checked={props.value === option.value} onChange={() => props.onChange(option.value)} />
+            <input
+              type="radio"
+              name={name}
+              value={option.value}
+              checked={props.value === option.value}
+              onChange={() => props.onChange(option.value)}
+            />
             {option.label}
           </label>
         ))}
@@ -113,7 +148,13 @@ export function RadioGroup<T extends string>(props: FieldProps & { value: T; opt
  * `check` refuses a name with the reason: the reason shows beside the field and the field goes back
  * to the current name, so it never shows a name that was not taken.
  */
-export function InlineRename(props: { label: string; value: string; placeholder?: string; check?(value: string): string | null; onCommit(value: string): void }) {
+export function InlineRename(props: {
+  label: string;
+  value: string;
+  placeholder?: string;
+  check?(value: string): string | null;
+  onCommit(value: string): void;
+}) {
   const [text, setText] = useState(props.value);
   const [refusal, setRefusal] = useState<string | null>(null);
   const refusalId = useId();

@@ -32,7 +32,10 @@ function useSeen<T extends Element>(): [RefObject<T | null>, boolean] {
   useEffect(() => {
     const element = ref.current;
     if (seen || !element) return;
-    const observer = new IntersectionObserver((entries) => entries.some((entry) => entry.isIntersecting) && setSeen(true), { rootMargin: THUMBNAIL_MARGIN });
+    const observer = new IntersectionObserver(
+      (entries) => entries.some((entry) => entry.isIntersecting) && setSeen(true),
+      { rootMargin: THUMBNAIL_MARGIN },
+    );
     observer.observe(element);
     return () => observer.disconnect();
   }, [seen]);
@@ -52,8 +55,8 @@ export function DatasetScreen() {
       title="Dataset"
       intro={
         <>
-          Your labelled images, one class per folder. Each class name becomes a prompt such as <q>{promptFor('golden_retriever', template)}</q>.
-          Images stay in this browser.
+          Your labelled images, one class per folder. Each class name becomes a prompt such as{' '}
+          <q>{promptFor('golden_retriever', template)}</q>. Images stay in this browser.
         </>
       }
     >
@@ -66,7 +69,16 @@ export function DatasetScreen() {
           const mine = imagesByClass.get(c.id) ?? NO_IMAGES;
           const counts = countsByClass.get(c.id);
           const heldOut = mine.map((image) => (split.roles.get(image.id) === 'held-out' ? 'h' : '-')).join('');
-          return <ClassCard key={c.id} record={c} images={mine} heldOut={heldOut} train={counts?.train ?? 0} heldOutCount={counts?.heldOut ?? 0} />;
+          return (
+            <ClassCard
+              key={c.id}
+              record={c}
+              images={mine}
+              heldOut={heldOut}
+              train={counts?.train ?? 0}
+              heldOutCount={counts?.heldOut ?? 0}
+            />
+          );
         })}
       </div>
     </Screen>
@@ -86,13 +98,31 @@ function AddCard() {
   };
   return (
     <Card title="Add images">
-      <DropZone label="Drop class folders" disabled={busy} className="drop-zone-large" onDrop={(dataTransfer) => void filesFromDrop(dataTransfer).then(add)}>
+      <DropZone
+        label="Drop class folders"
+        disabled={busy}
+        className="drop-zone-large"
+        onDrop={(dataTransfer) => void filesFromDrop(dataTransfer).then(add)}
+      >
         <p>
           Drop a folder with <strong>one sub-folder per class</strong> (or several class folders) here, or
         </p>
-        <FilePicker label="Choose a folder" directory multiple disabled={busy} onFiles={(files) => add(filesFromInput(files))} />
+        <FilePicker
+          label="Choose a folder"
+          directory
+          multiple
+          disabled={busy}
+          onFiles={(files) => add(filesFromInput(files))}
+        />
       </DropZone>
-      {adding && <ProgressBar label="Adding images" value={adding.done} max={adding.total} detail={`${adding.done} of ${adding.total}`} />}
+      {adding && (
+        <ProgressBar
+          label="Adding images"
+          value={adding.done}
+          max={adding.total}
+          detail={`${adding.done} of ${adding.total}`}
+        />
+      )}
       <form
         className="inline-form"
         onSubmit={(event) => {
@@ -102,7 +132,12 @@ function AddCard() {
       >
         <div className="field grow">
           <label htmlFor={nameId}>New class name</label>
-          <input id={nameId} value={name} onChange={(event) => setName(event.target.value)} placeholder="e.g. golden_retriever" />
+          <input
+            id={nameId}
+            value={name}
+            onChange={(event) => setName(event.target.value)}
+            placeholder="e.g. golden_retriever"
+          />
         </div>
         <button type="submit" disabled={!name.trim()}>
           Add class
@@ -125,7 +160,10 @@ function DatasetProblems() {
         </Problem>
       )}
       {rejected.length > 0 && (
-        <Problem title={`${rejected.length} ${rejected.length === 1 ? 'file was' : 'files were'} skipped`} onDismiss={dismissRejected}>
+        <Problem
+          title={`${rejected.length} ${rejected.length === 1 ? 'file was' : 'files were'} skipped`}
+          onDismiss={dismissRejected}
+        >
           <ul className="rejected" aria-label="Skipped files">
             {rejected.map((file) => (
               <li key={file.name}>
@@ -148,7 +186,9 @@ function SplitCard({ split }: { split: DatasetSplit }) {
     <Card title="Training and held-out images">
       <SplitFields disabled={running} />
       <p role="status" data-testid="split-summary">
-        {train + heldOut === 0 ? 'No images yet.' : `${train} ${train === 1 ? 'image trains' : 'images train'}, ${heldOut} ${heldOut === 1 ? 'is' : 'are'} held out for evaluation.`}
+        {train + heldOut === 0
+          ? 'No images yet.'
+          : `${train} ${train === 1 ? 'image trains' : 'images train'}, ${heldOut} ${heldOut === 1 ? 'is' : 'are'} held out for evaluation.`}
       </p>
       {split.warnings.length > 0 && (
         <Note>
@@ -181,7 +221,8 @@ function useImagesByClass(images: readonly DatasetImage[]): Map<string, readonly
     const byClass = new Map<string, readonly DatasetImage[]>(lists);
     for (const [classId, list] of byClass) {
       const before = previous.current.get(classId);
-      if (before && before.length === list.length && before.every((image, i) => image === list[i])) byClass.set(classId, before);
+      if (before && before.length === list.length && before.every((image, i) => image === list[i]))
+        byClass.set(classId, before);
     }
     previous.current = byClass;
     return byClass;
@@ -205,14 +246,21 @@ function PromptCard() {
         />
       </div>
       <p className="muted">
-        {'{}'} is replaced by each class name (underscores read as spaces): <q>{promptFor('golden_retriever', template)}</q>. A class can have its own prompt
-        instead, on its card. Adapters record the prompts they were trained with, and Evaluate and Try it use those.
+        {'{}'} is replaced by each class name (underscores read as spaces):{' '}
+        <q>{promptFor('golden_retriever', template)}</q>. A class can have its own prompt instead, on its card. Adapters
+        record the prompts they were trained with, and Evaluate and Try it use those.
       </p>
     </Card>
   );
 }
 
-const ClassCard = memo(function ClassCard({ record, images: mine, heldOut, train, heldOutCount }: {
+const ClassCard = memo(function ClassCard({
+  record,
+  images: mine,
+  heldOut,
+  train,
+  heldOutCount,
+}: {
   record: ClassRecord;
   images: readonly DatasetImage[];
   heldOut: string;
@@ -222,7 +270,11 @@ const ClassCard = memo(function ClassCard({ record, images: mine, heldOut, train
   const renameClass = useDatasetStore((s) => s.renameClass);
   const setClassPrompt = useDatasetStore((s) => s.setClassPrompt);
   const template = useDatasetStore((s) => s.promptTemplate);
-  const [prompt] = promptsFor([record.name], template, record.prompt === undefined ? {} : { [record.name]: record.prompt });
+  const [prompt] = promptsFor(
+    [record.name],
+    template,
+    record.prompt === undefined ? {} : { [record.name]: record.prompt },
+  );
   const deleteClass = useDatasetStore((s) => s.deleteClass);
   const addImages = useDatasetStore((s) => s.addImages);
   const busy = useDatasetStore((s) => s.adding !== null);
@@ -239,7 +291,12 @@ const ClassCard = memo(function ClassCard({ record, images: mine, heldOut, train
           }}
           onCommit={(name) => void renameClass(record.id, name)}
         />
-        <button type="button" className="secondary small" onClick={() => void deleteClass(record.id)} aria-label={`Delete class ${record.name}`}>
+        <button
+          type="button"
+          className="secondary small"
+          onClick={() => void deleteClass(record.id)}
+          aria-label={`Delete class ${record.name}`}
+        >
           Delete
         </button>
       </header>
@@ -259,7 +316,18 @@ const ClassCard = memo(function ClassCard({ record, images: mine, heldOut, train
         {mine.length} {mine.length === 1 ? 'image' : 'images'}
         {mine.length > 0 && ` · ${train} train · ${heldOutCount} held out`}
       </p>
-      <DropZone label={`Drop images onto ${record.name}`} disabled={busy} onDrop={(dataTransfer) => void filesFromDrop(dataTransfer).then((picked) => addImages(record.id, picked.map((p) => p.file)))}>
+      <DropZone
+        label={`Drop images onto ${record.name}`}
+        disabled={busy}
+        onDrop={(dataTransfer) =>
+          void filesFromDrop(dataTransfer).then((picked) =>
+            addImages(
+              record.id,
+              picked.map((p) => p.file),
+            ),
+          )
+        }
+      >
         {seen ? (
           <ul className="thumbnails">
             {mine.map((image, i) => (
@@ -267,9 +335,19 @@ const ClassCard = memo(function ClassCard({ record, images: mine, heldOut, train
             ))}
           </ul>
         ) : (
-          <div className="thumbnails" style={{ height: `${Math.ceil(mine.length / THUMBNAILS_PER_ROW) * THUMBNAIL_ROW_REM}rem` }} />
+          <div
+            className="thumbnails"
+            style={{ height: `${Math.ceil(mine.length / THUMBNAILS_PER_ROW) * THUMBNAIL_ROW_REM}rem` }}
+          />
         )}
-        <FilePicker label={`Add images to ${record.name}`} multiple accept={IMAGE_TYPES} disabled={busy} secondary onFiles={(files) => void addImages(record.id, [...files])} />
+        <FilePicker
+          label={`Add images to ${record.name}`}
+          multiple
+          accept={IMAGE_TYPES}
+          disabled={busy}
+          secondary
+          onFiles={(files) => void addImages(record.id, [...files])}
+        />
       </DropZone>
       <ClassCapture classId={record.id} className={record.name} />
     </article>
@@ -280,9 +358,19 @@ function Thumbnail({ image, heldOut }: { image: DatasetImage; heldOut: boolean }
   const deleteImage = useDatasetStore((s) => s.deleteImage);
   return (
     <li className={`thumbnail ${heldOut ? 'held-out' : 'train'}`}>
-      <img src={image.thumbnailUrl} alt={image.name} title={`${image.name} (${image.width}×${image.height})`} loading="lazy" />
+      <img
+        src={image.thumbnailUrl}
+        alt={image.name}
+        title={`${image.name} (${image.width}×${image.height})`}
+        loading="lazy"
+      />
       {heldOut && <Badge tone="pending">held out</Badge>}
-      <button type="button" className="thumbnail-delete" onClick={() => void deleteImage(image.id)} aria-label={`Delete image ${image.name}`}>
+      <button
+        type="button"
+        className="thumbnail-delete"
+        onClick={() => void deleteImage(image.id)}
+        aria-label={`Delete image ${image.name}`}
+      >
         ×
       </button>
     </li>

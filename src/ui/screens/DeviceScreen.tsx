@@ -72,8 +72,8 @@ function DeviceCard() {
         <Problem title="What happened" action="Reconnect" onAction={() => void connect()}>
           <p>
             {connection.info ? connection.info.adapterName : 'The device'} stopped responding. This happens when the
-            graphics driver resets or the browser restarts its GPU process; anything the engine held on the GPU is
-            gone. Reconnect to open a new device.
+            graphics driver resets or the browser restarts its GPU process; anything the engine held on the GPU is gone.
+            Reconnect to open a new device.
           </p>
           <p className="detail">
             The browser&rsquo;s reason: <q>{connection.message}</q>

@@ -22,7 +22,11 @@ export function EvaluateScreen() {
   return (
     <Screen
       title="Evaluate"
-      intro={<>How an adapter does on images it never trained on, against CLIP&rsquo;s zero-shot accuracy on the same images.</>}
+      intro={
+        <>
+          How an adapter does on images it never trained on, against CLIP&rsquo;s zero-shot accuracy on the same images.
+        </>
+      }
     >
       <ChooseCard />
       {shown && (
@@ -45,7 +49,8 @@ function ChooseCard() {
     return (
       <Card title="Adapter">
         <p>
-          No adapters yet: <a href={sectionHref('train')}>train one</a> or <a href={sectionHref('adapters')}>import one</a>.
+          No adapters yet: <a href={sectionHref('train')}>train one</a> or{' '}
+          <a href={sectionHref('adapters')}>import one</a>.
         </p>
       </Card>
     );
@@ -53,7 +58,12 @@ function ChooseCard() {
   return (
     <Card title="Adapter" busy={running}>
       <div className="inline-form">
-        <SelectField label="Adapter to evaluate" value={chosen.id} options={adapters.map((a) => ({ value: a.id, label: a.name }))} onChange={(id) => choose(id)} />
+        <SelectField
+          label="Adapter to evaluate"
+          value={chosen.id}
+          options={adapters.map((a) => ({ value: a.id, label: a.name }))}
+          onChange={(id) => choose(id)}
+        />
         <button type="button" disabled={running} onClick={() => void evaluate(chosen)}>
           {running ? 'Evaluating…' : 'Evaluate on held-out images'}
         </button>
@@ -93,7 +103,12 @@ function SummaryCard({ result }: { result: EvaluationResult }) {
         On {count} held-out {count === 1 ? 'image' : 'images'} of {result.classNames.length} classes,{' '}
         {result.source === 'training' ? 'measured as training finished.' : 'measured from the adapter file.'}
       </p>
-      {result.allImages && <Note>This adapter does not record its split, so every image of its classes was used, including ones it may have trained on.</Note>}
+      {result.allImages && (
+        <Note>
+          This adapter does not record its split, so every image of its classes was used, including ones it may have
+          trained on.
+        </Note>
+      )}
     </Card>
   );
 }
@@ -122,7 +137,11 @@ function ConfusionCard({ result }: { result: EvaluationResult }) {
   const many = result.classNames.length > MANY_CLASSES;
   return (
     <Card title={many ? 'Most confused classes (adapted)' : 'Confusion matrix (adapted)'}>
-      {many ? <ConfusedPairs classNames={result.classNames} confusion={confusion} /> : <ConfusionTable classNames={result.classNames} confusion={confusion} />}
+      {many ? (
+        <ConfusedPairs classNames={result.classNames} confusion={confusion} />
+      ) : (
+        <ConfusionTable classNames={result.classNames} confusion={confusion} />
+      )}
       <div className="actions">
         <button type="button" className="secondary small" onClick={download}>
           Download the confusion matrix (CSV)
@@ -154,8 +173,12 @@ function ConfusionTable({ classNames, confusion }: { classNames: readonly string
               <tr key={classNames[t]}>
                 <th scope="row">{classNames[t]}</th>
                 {row.map((count, p) => (
-                  // biome-ignore lint/suspicious/noArrayIndexKey: column p is class p
-                  <td key={p} className={t === p ? 'diagonal' : ''} style={{ '--weight': count / max } as CSSProperties}>
+                  <td
+                    // biome-ignore lint/suspicious/noArrayIndexKey: column p is class p
+                    key={p}
+                    className={t === p ? 'diagonal' : ''}
+                    style={{ '--weight': count / max } as CSSProperties}
+                  >
                     {count}
                   </td>
                 ))}
@@ -182,7 +205,8 @@ function ConfusedPairs({ classNames, confusion }: { classNames: readonly string[
   return (
     <>
       <p className="muted">
-        {classNames.length} classes are too many for a readable matrix: these are the pairs the adapter mixes up most. The CSV has every cell.
+        {classNames.length} classes are too many for a readable matrix: these are the pairs the adapter mixes up most.
+        The CSV has every cell.
       </p>
       <ol className="confused-pairs" aria-label="Most confused pairs">
         {pairs.map(({ t, p, count, of }) => (
@@ -210,7 +234,12 @@ function MistakesCard({ result }: { result: EvaluationResult }) {
   const [showAll, setShowAll] = useState(false);
   const byId = useMemo(() => new Map(images.map((image) => [image.id, image])), [images]);
   const mistakes = result.images.imageIds
-    .map((id, i) => ({ id, label: result.images.labels[i], predicted: result.adapted.predictions[i], zeroShot: result.zeroShot.predictions[i] }))
+    .map((id, i) => ({
+      id,
+      label: result.images.labels[i],
+      predicted: result.adapted.predictions[i],
+      zeroShot: result.zeroShot.predictions[i],
+    }))
     .filter((item) => item.predicted !== item.label);
   return (
     <Card title={`Images it gets wrong (${mistakes.length})`}>
@@ -222,9 +251,14 @@ function MistakesCard({ result }: { result: EvaluationResult }) {
             const image = byId.get(item.id);
             return (
               <li key={item.id}>
-                {image ? <img src={image.thumbnailUrl} alt={image.name} /> : <span className="missing-image">deleted</span>}
+                {image ? (
+                  <img src={image.thumbnailUrl} alt={image.name} />
+                ) : (
+                  <span className="missing-image">deleted</span>
+                )}
                 <span>
-                  <strong>{result.classNames[item.label]}</strong> taken for <strong>{result.classNames[item.predicted]}</strong>
+                  <strong>{result.classNames[item.label]}</strong> taken for{' '}
+                  <strong>{result.classNames[item.predicted]}</strong>
                   {item.zeroShot === item.label && <span className="muted"> (zero-shot had it right)</span>}
                 </span>
               </li>

@@ -23,8 +23,8 @@ export function LibraryScreen() {
       title="Adapter library"
       intro={
         <>
-          Adapters are small: a few hundred kilobytes on top of the base model. They are kept in this browser; download them to
-          use elsewhere, with octoclip or with Hugging Face PEFT.
+          Adapters are small: a few hundred kilobytes on top of the base model. They are kept in this browser; download
+          them to use elsewhere, with octoclip or with Hugging Face PEFT.
         </>
       }
     >
@@ -51,15 +51,35 @@ function ImportCard() {
   const { importFile, importPeft, busy, problem, notice, dismissProblem } = useAdaptersStore();
   return (
     <Card title="Import">
-      <p>An octoclip adapter file (<code>.octoclip.safetensors</code>) made for the loaded model.</p>
-      <FilePicker label="Import an adapter file" accept=".safetensors" disabled={busy} onFiles={(files) => void importFile(files[0])} />
       <p>
-        Or a PEFT LoRA adapter for the loaded model (from octoclip&apos;s PEFT export, or trained in PyTorch with PEFT), as its
-        zip or its folder (<code>adapter_config.json</code>, <code>adapter_model.safetensors</code>, <code>classes.json</code>).
+        An octoclip adapter file (<code>.octoclip.safetensors</code>) made for the loaded model.
+      </p>
+      <FilePicker
+        label="Import an adapter file"
+        accept=".safetensors"
+        disabled={busy}
+        onFiles={(files) => void importFile(files[0])}
+      />
+      <p>
+        Or a PEFT LoRA adapter for the loaded model (from octoclip&apos;s PEFT export, or trained in PyTorch with PEFT),
+        as its zip or its folder (<code>adapter_config.json</code>, <code>adapter_model.safetensors</code>,{' '}
+        <code>classes.json</code>).
       </p>
       <div className="actions wrap">
-        <FilePicker label="Import a PEFT zip" accept=".zip" secondary disabled={busy} onFiles={(files) => void importPeft([...files])} />
-        <FilePicker label="Import a PEFT folder" directory secondary disabled={busy} onFiles={(files) => void importPeft([...files])} />
+        <FilePicker
+          label="Import a PEFT zip"
+          accept=".zip"
+          secondary
+          disabled={busy}
+          onFiles={(files) => void importPeft([...files])}
+        />
+        <FilePicker
+          label="Import a PEFT folder"
+          directory
+          secondary
+          disabled={busy}
+          onFiles={(files) => void importPeft([...files])}
+        />
       </div>
       {notice && (
         <p role="status" className="status-line">
@@ -90,7 +110,8 @@ function methodLabel(adapter: AdapterRecord): string {
 }
 
 function AdapterItem({ adapter }: { adapter: AdapterRecord }) {
-  const { rename, remove, download, downloadPeft, downloadPeftZip, toggleCompared, compared, busy } = useAdaptersStore();
+  const { rename, remove, download, downloadPeft, downloadPeftZip, toggleCompared, compared, busy } =
+    useAdaptersStore();
   const chooseForTry = usePredictionStore((s) => s.chooseAdapter);
   const chooseForEvaluation = useEvaluationStore((s) => s.choose);
   const { meta } = adapter;
@@ -99,7 +120,11 @@ function AdapterItem({ adapter }: { adapter: AdapterRecord }) {
   return (
     <li className="card adapter-item" aria-label={`Adapter ${adapter.name}`}>
       <header className="class-header">
-        <InlineRename label={`Name of adapter ${adapter.name}`} value={adapter.name} onCommit={(name) => void rename(adapter.id, name)} />
+        <InlineRename
+          label={`Name of adapter ${adapter.name}`}
+          value={adapter.name}
+          onCommit={(name) => void rename(adapter.id, name)}
+        />
         <Badge tone="good">{adapter.source === 'trained' ? 'Trained here' : 'Imported'}</Badge>
       </header>
       <dl className="facts">
@@ -131,23 +156,56 @@ function AdapterItem({ adapter }: { adapter: AdapterRecord }) {
         </div>
       </dl>
       <div className="actions wrap">
-        <button type="button" className="small" onClick={() => download(adapter.id)} aria-label={`Download ${adapter.name}`}>
+        <button
+          type="button"
+          className="small"
+          onClick={() => download(adapter.id)}
+          aria-label={`Download ${adapter.name}`}
+        >
           Download
         </button>
-        <button type="button" className="secondary small" disabled={busy} onClick={() => void downloadPeftZip(adapter.id)} aria-label={`Download the PEFT export of ${adapter.name} as a zip`}>
+        <button
+          type="button"
+          className="secondary small"
+          disabled={busy}
+          onClick={() => void downloadPeftZip(adapter.id)}
+          aria-label={`Download the PEFT export of ${adapter.name} as a zip`}
+        >
           PEFT (.zip)
         </button>
-        <button type="button" className="secondary small" disabled={busy} onClick={() => void downloadPeft(adapter.id, 'weights')} aria-label={`Download ${PEFT_WEIGHTS_FILE} (PEFT) of ${adapter.name}`}>
+        <button
+          type="button"
+          className="secondary small"
+          disabled={busy}
+          onClick={() => void downloadPeft(adapter.id, 'weights')}
+          aria-label={`Download ${PEFT_WEIGHTS_FILE} (PEFT) of ${adapter.name}`}
+        >
           PEFT: {PEFT_WEIGHTS_FILE}
         </button>
-        <button type="button" className="secondary small" disabled={busy} onClick={() => void downloadPeft(adapter.id, 'config')} aria-label={`Download ${PEFT_CONFIG_FILE} (PEFT) of ${adapter.name}`}>
+        <button
+          type="button"
+          className="secondary small"
+          disabled={busy}
+          onClick={() => void downloadPeft(adapter.id, 'config')}
+          aria-label={`Download ${PEFT_CONFIG_FILE} (PEFT) of ${adapter.name}`}
+        >
           PEFT: {PEFT_CONFIG_FILE}
         </button>
         <span className="separator" />
-        <a className="button secondary small" href={sectionHref('try')} onClick={() => void chooseForTry(adapter.id)} aria-label={`Try ${adapter.name}`}>
+        <a
+          className="button secondary small"
+          href={sectionHref('try')}
+          onClick={() => void chooseForTry(adapter.id)}
+          aria-label={`Try ${adapter.name}`}
+        >
           Try it
         </a>
-        <a className="button secondary small" href={sectionHref('evaluate')} onClick={() => chooseForEvaluation(adapter.id)} aria-label={`Evaluate ${adapter.name}`}>
+        <a
+          className="button secondary small"
+          href={sectionHref('evaluate')}
+          onClick={() => chooseForEvaluation(adapter.id)}
+          aria-label={`Evaluate ${adapter.name}`}
+        >
           Evaluate
         </a>
         <label className="checkbox">
@@ -155,7 +213,13 @@ function AdapterItem({ adapter }: { adapter: AdapterRecord }) {
           Compare
         </label>
         <span className="separator" />
-        <button type="button" className="danger small" disabled={busy} onClick={() => void remove(adapter.id)} aria-label={`Delete ${adapter.name}`}>
+        <button
+          type="button"
+          className="danger small"
+          disabled={busy}
+          onClick={() => void remove(adapter.id)}
+          aria-label={`Delete ${adapter.name}`}
+        >
           Delete
         </button>
       </div>
@@ -168,7 +232,10 @@ function AdapterItem({ adapter }: { adapter: AdapterRecord }) {
 const COMPARISON_ROWS: { label: string; value(adapter: AdapterRecord): string }[] = [
   { label: 'Method', value: methodLabel },
   { label: 'Adapted matrices', value: (a) => a.meta.targets.join(', ') },
-  { label: 'Encoders', value: (a) => (['text', 'vision'] as const).filter((t) => a.meta.layers[t].length > 0).join(', ') },
+  {
+    label: 'Encoders',
+    value: (a) => (['text', 'vision'] as const).filter((t) => a.meta.layers[t].length > 0).join(', '),
+  },
   { label: 'Alpha, scaling', value: (a) => `${a.meta.alpha}, ${a.meta.scalingRule}` },
   { label: 'Dropout', value: (a) => String(a.meta.dropout) },
   { label: 'Shots', value: (a) => String(a.meta.training.shots ?? '—') },
@@ -186,9 +253,13 @@ const COMPARISON_ROWS: { label: string; value(adapter: AdapterRecord): string }[
 function CompareCard() {
   const adapters = useAdaptersStore((s) => s.adapters);
   const compared = useAdaptersStore((s) => s.compared);
-  const chosen = compared.map((id) => adapters.find((a) => a.id === id)).filter((a): a is AdapterRecord => a !== undefined);
+  const chosen = compared
+    .map((id) => adapters.find((a) => a.id === id))
+    .filter((a): a is AdapterRecord => a !== undefined);
   if (chosen.length < 2) {
-    return adapters.length >= 2 ? <p className="muted">Tick “Compare” on two or more adapters to see them side by side.</p> : null;
+    return adapters.length >= 2 ? (
+      <p className="muted">Tick “Compare” on two or more adapters to see them side by side.</p>
+    ) : null;
   }
   return (
     <Card title="Comparison">
@@ -222,11 +293,17 @@ function CompareCard() {
 
 /** The library API's snippet for this adapter (src/api), for a web page and for Node. */
 function UseInCode({ adapter }: { adapter: AdapterRecord }) {
-  const snippets = classifierSnippets({ name: adapter.name, baseModel: adapter.meta.baseModel, fileName: adapterFileName(adapter.name) });
+  const snippets = classifierSnippets({
+    name: adapter.name,
+    baseModel: adapter.meta.baseModel,
+    fileName: adapterFileName(adapter.name),
+  });
   return (
     <details className="use-in-code">
       <summary>Use it in your code</summary>
-      <p>In a web page on this site (with the <code>octoclip</code> package):</p>
+      <p>
+        In a web page on this site (with the <code>octoclip</code> package):
+      </p>
       <pre data-testid="snippet-browser">{snippets.browser}</pre>
       <p>In Node, with the downloaded file:</p>
       <pre data-testid="snippet-node">{snippets.node}</pre>

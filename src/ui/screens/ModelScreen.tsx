@@ -37,7 +37,18 @@ function LoadedModelCard() {
   const activity = useModelStore((s) => s.activity);
   const lostModelId = useModelStore((s) => s.lostModelId);
   return (
-    <Card title="Loaded model" badge={loaded ? <Badge tone="good">Loaded</Badge> : activity.kind === 'loading' ? <Badge tone="pending">Loading</Badge> : <Badge tone="bad">None</Badge>}>
+    <Card
+      title="Loaded model"
+      badge={
+        loaded ? (
+          <Badge tone="good">Loaded</Badge>
+        ) : activity.kind === 'loading' ? (
+          <Badge tone="pending">Loading</Badge>
+        ) : (
+          <Badge tone="bad">None</Badge>
+        )
+      }
+    >
       <ActivityProgress activity={activity} />
       {loaded ? (
         <>
@@ -45,15 +56,27 @@ function LoadedModelCard() {
             {loaded.id}
           </p>
           <dl className="facts">
-            <Fact term="Vision tower" value={`${loaded.config.vision.numLayers} layers, width ${loaded.config.vision.hiddenSize}, ${loaded.config.vision.imageSize} px images in ${loaded.config.vision.patchSize} px patches`} />
-            <Fact term="Text tower" value={`${loaded.config.text.numLayers} layers, width ${loaded.config.text.hiddenSize}`} />
+            <Fact
+              term="Vision tower"
+              value={`${loaded.config.vision.numLayers} layers, width ${loaded.config.vision.hiddenSize}, ${loaded.config.vision.imageSize} px images in ${loaded.config.vision.patchSize} px patches`}
+            />
+            <Fact
+              term="Text tower"
+              value={`${loaded.config.text.numLayers} layers, width ${loaded.config.text.hiddenSize}`}
+            />
             {loaded.revision && <Fact term="Hub revision" value={<code>{loaded.revision}</code>} />}
             <Fact term="Weights on the GPU" value={formatBytes(loaded.weightBytes)} />
             <Fact term="Fingerprint" value={<code>{loaded.fingerprint}</code>} />
           </dl>
         </>
       ) : (
-        activity.kind !== 'loading' && <p>{lostModelId ? `${lostModelId} was on the GPU that was lost: it loads again when the GPU reconnects.` : 'No model yet: download one from the Hub or load local files below.'}</p>
+        activity.kind !== 'loading' && (
+          <p>
+            {lostModelId
+              ? `${lostModelId} was on the GPU that was lost: it loads again when the GPU reconnects.`
+              : 'No model yet: download one from the Hub or load local files below.'}
+          </p>
+        )
       )}
     </Card>
   );
@@ -70,7 +93,14 @@ function Fact(props: { term: string; value: ReactNode }) {
 
 function ActivityProgress({ activity }: { activity: ModelActivity }) {
   if (activity.kind === 'loading') {
-    return <ProgressBar label={`Loading ${activity.id} onto the GPU`} value={activity.loadedBytes} max={activity.totalBytes} detail={`${formatBytes(activity.loadedBytes)} of ${formatBytes(activity.totalBytes)}`} />;
+    return (
+      <ProgressBar
+        label={`Loading ${activity.id} onto the GPU`}
+        value={activity.loadedBytes}
+        max={activity.totalBytes}
+        detail={`${formatBytes(activity.loadedBytes)} of ${formatBytes(activity.totalBytes)}`}
+      />
+    );
   }
   return null;
 }
@@ -82,7 +112,12 @@ function ModelProblem() {
   if (!problem) return null;
   const repo = problem.resumableRepo;
   return (
-    <Problem title="The model could not be loaded" action={repo ? 'Retry download' : undefined} onAction={repo ? () => void download(repo) : undefined} onDismiss={dismiss}>
+    <Problem
+      title="The model could not be loaded"
+      action={repo ? 'Retry download' : undefined}
+      onAction={repo ? () => void download(repo) : undefined}
+      onDismiss={dismiss}
+    >
       <p data-testid="model-problem">{problem.message}</p>
     </Problem>
   );
@@ -115,7 +150,14 @@ function HubCard() {
       >
         <div className="field grow">
           <label htmlFor={inputId}>Repository</label>
-          <input id={inputId} list={listId} value={repo} onChange={(event) => setRepo(event.target.value)} spellCheck={false} autoComplete="off" />
+          <input
+            id={inputId}
+            list={listId}
+            value={repo}
+            onChange={(event) => setRepo(event.target.value)}
+            spellCheck={false}
+            autoComplete="off"
+          />
           <datalist id={listId}>
             {suggested.map((model) => (
               <option key={model.repo} value={model.repo}>
@@ -124,8 +166,8 @@ function HubCard() {
             ))}
           </datalist>
           <small className="help">
-            <code>org/name</code>, or <code>org/name@revision</code> for a branch, tag or commit. Any CLIP repo in the transformers layout
-            with <code>model.safetensors</code> (or its shards) works.
+            <code>org/name</code>, or <code>org/name@revision</code> for a branch, tag or commit. Any CLIP repo in the
+            transformers layout with <code>model.safetensors</code> (or its shards) works.
           </small>
         </div>
         <button type="submit" disabled={busy || !repo.trim()}>
@@ -134,7 +176,15 @@ function HubCard() {
       </form>
       <div className="field">
         <label htmlFor={tokenId}>Access token</label>
-        <input id={tokenId} type="password" value={hubToken} onChange={(event) => setHubToken(event.target.value)} spellCheck={false} autoComplete="off" placeholder="hf_…" />
+        <input
+          id={tokenId}
+          type="password"
+          value={hubToken}
+          onChange={(event) => setHubToken(event.target.value)}
+          spellCheck={false}
+          autoComplete="off"
+          placeholder="hf_…"
+        />
         <small className="help">
           Only for gated or private repos. Kept in this browser alone, and sent only to the Hugging Face Hub.
         </small>
@@ -142,7 +192,11 @@ function HubCard() {
       {activity.kind === 'downloading' && (
         <div className="download">
           <ProgressBar
-            label={activity.progress ? `Downloading ${activity.progress.file} (file ${activity.progress.fileIndex + 1} of ${activity.progress.fileCount})` : `Connecting to the Hub for ${activity.repo}`}
+            label={
+              activity.progress
+                ? `Downloading ${activity.progress.file} (file ${activity.progress.fileIndex + 1} of ${activity.progress.fileCount})`
+                : `Connecting to the Hub for ${activity.repo}`
+            }
             value={activity.progress?.receivedBytes ?? 0}
             max={activity.progress?.totalBytes ?? null}
             detail={downloadDetail(activity)}
@@ -175,7 +229,13 @@ function HubCard() {
                 <td>{formatBytes(model.trainingBytes)}</td>
                 <td>{formatBytes(model.trainingBytesMicroBatch8)}</td>
                 <td>
-                  <button type="button" className="secondary" disabled={busy} onClick={() => setRepo(model.repo)} aria-label={`Use ${model.repo}`}>
+                  <button
+                    type="button"
+                    className="secondary"
+                    disabled={busy}
+                    onClick={() => setRepo(model.repo)}
+                    aria-label={`Use ${model.repo}`}
+                  >
                     Use
                   </button>
                 </td>
@@ -195,7 +255,11 @@ function HubCard() {
 function downloadDetail(activity: Extract<ModelActivity, { kind: 'downloading' }>): string {
   const { progress, bytesPerSecond, secondsLeft } = activity;
   if (!progress) return '';
-  const parts = [progress.totalBytes === null ? formatBytes(progress.receivedBytes) : `${formatBytes(progress.receivedBytes)} of ${formatBytes(progress.totalBytes)}`];
+  const parts = [
+    progress.totalBytes === null
+      ? formatBytes(progress.receivedBytes)
+      : `${formatBytes(progress.receivedBytes)} of ${formatBytes(progress.totalBytes)}`,
+  ];
   if (bytesPerSecond !== null) parts.push(formatByteRate(bytesPerSecond));
   if (secondsLeft !== null) parts.push(`${formatTimeLeft(secondsLeft)} left`);
   return parts.join(' · ');
@@ -211,18 +275,28 @@ function LocalFilesCard() {
   return (
     <Card title="From files on this computer">
       <p>
-        Download <code>config.json</code>, <code>model.safetensors</code> (or <code>model.safetensors.index.json</code> and its
-        shards), <code>vocab.json</code>, <code>merges.txt</code> and <code>preprocessor_config.json</code> from a CLIP repo once,
-        then load them here without a connection.
+        Download <code>config.json</code>, <code>model.safetensors</code> (or <code>model.safetensors.index.json</code>{' '}
+        and its shards), <code>vocab.json</code>, <code>merges.txt</code> and <code>preprocessor_config.json</code> from
+        a CLIP repo once, then load them here without a connection.
       </p>
       <div className="field">
         <label htmlFor={nameId}>Name for this model</label>
         <input id={nameId} value={name} onChange={(event) => setName(event.target.value)} spellCheck={false} />
         <small className="help">Adapters record it; they are matched to the model by its weights.</small>
       </div>
-      <DropZone label="Drop model files" disabled={busy} onDrop={(dataTransfer) => void filesFromDrop(dataTransfer).then((picked) => load(picked.map((p) => p.file)))}>
+      <DropZone
+        label="Drop model files"
+        disabled={busy}
+        onDrop={(dataTransfer) => void filesFromDrop(dataTransfer).then((picked) => load(picked.map((p) => p.file)))}
+      >
         <p>Drop the model files (or their folder) here, or</p>
-        <FilePicker label="Choose model files" multiple disabled={busy} accept=".json,.safetensors,.txt,.bin" onFiles={(files) => load([...files])} />
+        <FilePicker
+          label="Choose model files"
+          multiple
+          disabled={busy}
+          accept=".json,.safetensors,.txt,.bin"
+          onFiles={(files) => load([...files])}
+        />
       </DropZone>
     </Card>
   );
@@ -243,7 +317,9 @@ function CacheCard() {
     <Card title="Model cache">
       <p data-testid="cache-size">
         Models in this browser: <strong>{formatBytes(total)}</strong>
-        {estimate && ` (the site uses ${formatBytes(estimate.usage)} of the ${formatBytes(estimate.quota)} the browser allows it)`}.
+        {estimate &&
+          ` (the site uses ${formatBytes(estimate.usage)} of the ${formatBytes(estimate.quota)} the browser allows it)`}
+        .
       </p>
       {cached.length === 0 ? (
         <p>Nothing cached yet.</p>
@@ -262,19 +338,27 @@ function CacheCard() {
                 {loaded?.id === record.id && <Badge tone="good">Loaded</Badge>}
               </div>
               <div className="actions">
-                {complete ? (
-                  loaded?.id !== record.id && (
-                    <button type="button" disabled={busy} onClick={() => void loadCached(record.id)} aria-label={`Load ${record.id}`}>
-                      Load
-                    </button>
-                  )
-                ) : (
-                  record.source === 'hub' && (
-                    <button type="button" disabled={busy} onClick={() => void download(record.id)} aria-label={`Resume download of ${record.id}`}>
-                      Resume download
-                    </button>
-                  )
-                )}
+                {complete
+                  ? loaded?.id !== record.id && (
+                      <button
+                        type="button"
+                        disabled={busy}
+                        onClick={() => void loadCached(record.id)}
+                        aria-label={`Load ${record.id}`}
+                      >
+                        Load
+                      </button>
+                    )
+                  : record.source === 'hub' && (
+                      <button
+                        type="button"
+                        disabled={busy}
+                        onClick={() => void download(record.id)}
+                        aria-label={`Resume download of ${record.id}`}
+                      >
+                        Resume download
+                      </button>
+                    )}
                 <ConfirmButton
                   className="secondary"
                   disabled={busy}

@@ -24,12 +24,36 @@ export function SplitFields({ disabled }: { disabled: boolean }) {
       />
       <div className="field-row">
         {holdout === undefined ? (
-          <NumberField label="Shots per class" integer min={1} value={settings.shots} disabled={disabled} onChange={(shots) => update({ shots })} help="Training images per class (CLIP-LoRA uses 1 to 16)." />
+          <NumberField
+            label="Shots per class"
+            integer
+            min={1}
+            value={settings.shots}
+            disabled={disabled}
+            onChange={(shots) => update({ shots })}
+            help="Training images per class (CLIP-LoRA uses 1 to 16)."
+          />
         ) : (
           // (100 - p) / 100 is the same number as the CLI's --holdout written in decimals (0.15 for 85%).
-          <NumberField label="Train on (%)" integer min={1} max={99} value={Math.round(100 * (1 - holdout))} disabled={disabled} onChange={(percent) => update({ holdout: (100 - percent) / 100 })} help="Of each class's images; the rest are held out (at least one)." />
+          <NumberField
+            label="Train on (%)"
+            integer
+            min={1}
+            max={99}
+            value={Math.round(100 * (1 - holdout))}
+            disabled={disabled}
+            onChange={(percent) => update({ holdout: (100 - percent) / 100 })}
+            help="Of each class's images; the rest are held out (at least one)."
+          />
         )}
-        <NumberField label="Seed" integer value={settings.seed} disabled={disabled} onChange={(seed) => update({ seed })} help="Seeds the split, the batches and the adapter’s start." />
+        <NumberField
+          label="Seed"
+          integer
+          value={settings.seed}
+          disabled={disabled}
+          onChange={(seed) => update({ seed })}
+          help="Seeds the split, the batches and the adapter’s start."
+        />
       </div>
     </>
   );

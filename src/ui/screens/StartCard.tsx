@@ -58,7 +58,12 @@ function ModelLine() {
     );
   }
   if (activity.kind === 'loading') return <li className="pending">Model: loading {activity.id}…</li>;
-  if (lostModelId) return <li className="pending">Model: {lostModelId} was on the GPU that was lost; it loads again when the GPU reconnects</li>;
+  if (lostModelId)
+    return (
+      <li className="pending">
+        Model: {lostModelId} was on the GPU that was lost; it loads again when the GPU reconnects
+      </li>
+    );
   return null;
 }
 
@@ -66,17 +71,24 @@ function DataLine() {
   const classes = useDatasetStore((s) => s.classes);
   const settings = useTrainingStore((s) => s.settings);
   const split = useDatasetSplit(settings, settings.seed);
-  const rule = settings.holdout === undefined ? `${settings.shots} shots per class` : `${Math.round(100 * (1 - settings.holdout))}% of each class trains`;
+  const rule =
+    settings.holdout === undefined
+      ? `${settings.shots} shots per class`
+      : `${Math.round(100 * (1 - settings.holdout))}% of each class trains`;
   return (
     <li className={classes.length >= 2 ? 'ok' : 'missing'} data-testid="train-data-summary">
-      Data: {classes.length} {classes.length === 1 ? 'class' : 'classes'}, {split.support.imageIds.length} training and {split.heldOut.imageIds.length} held-out images ({rule})
+      Data: {classes.length} {classes.length === 1 ? 'class' : 'classes'}, {split.support.imageIds.length} training and{' '}
+      {split.heldOut.imageIds.length} held-out images ({rule})
     </li>
   );
 }
 
 function ProblemLine({ problem }: { problem: ReadinessProblem }) {
   return (
-    <li className={problem.check === 'planning' || problem.check === 'elsewhere' ? 'pending' : 'missing'} data-check={problem.check}>
+    <li
+      className={problem.check === 'planning' || problem.check === 'elsewhere' ? 'pending' : 'missing'}
+      data-check={problem.check}
+    >
       {problem.text}
       {problem.fix && (
         <>
@@ -98,17 +110,25 @@ function TimeEstimate() {
   const classes = useDatasetStore((s) => s.classes.length);
   const split = useDatasetSplit(settings, settings.seed);
   const trainingImages = split.support.imageIds.length;
-  const recipeSteps = recipeIterations(settings.holdout === undefined ? settings.shots : shotsOf(trainingImages, classes));
+  const recipeSteps = recipeIterations(
+    settings.holdout === undefined ? settings.shots : shotsOf(trainingImages, classes),
+  );
   const { stepTimes, measuring, problem, calibrate } = useEstimateStore();
   const update = useTrainingStore((s) => s.update);
   const info = connection.phase === 'ready' ? connection.info : null;
   const { adapter, training } = splitSettings(settings);
-  const key = info && model && trainingImages > 0 ? estimateKey(info.adapterName, model.fingerprint, adapter, training, classes, trainingImages) : null;
+  const key =
+    info && model && trainingImages > 0
+      ? estimateKey(info.adapterName, model.fingerprint, adapter, training, classes, trainingImages)
+      : null;
 
   // biome-ignore lint/correctness/useExhaustiveDependencies: key stands for the settings it was made from
   useEffect(() => {
     if (!key || !planReady || running) return;
-    const timer = setTimeout(() => void calibrate(key, { adapter, training, classes, trainingImages }), CALIBRATION_DELAY_MS);
+    const timer = setTimeout(
+      () => void calibrate(key, { adapter, training, classes, trainingImages }),
+      CALIBRATION_DELAY_MS,
+    );
     return () => clearTimeout(timer);
     // The key holds everything the timing depends on; once a calibration ends, the settings of now get theirs.
   }, [key, planReady, running, measuring]);
@@ -118,15 +138,17 @@ function TimeEstimate() {
     <div className="time-estimate">
       {info?.software && (
         <Note>
-          <strong data-testid="software-adapter">This browser gave a software GPU adapter ({info.adapterName}).</strong> It runs WebGPU on the CPU, often
-          hundreds of times slower than a GPU: one ViT-B/32 step can take half a minute. Enable hardware acceleration in the browser, or use a computer with a
-          GPU, for full-size models.
+          <strong data-testid="software-adapter">This browser gave a software GPU adapter ({info.adapterName}).</strong>{' '}
+          It runs WebGPU on the CPU, often hundreds of times slower than a GPU: one ViT-B/32 step can take half a
+          minute. Enable hardware acceleration in the browser, or use a computer with a GPU, for full-size models.
         </Note>
       )}
       {stepTime ? (
         <p data-testid="time-estimate">
-          About <strong>{formatRunTime((stepTime.millisecondsPerStep * settings.iterations) / 1000)}</strong> for {settings.iterations.toLocaleString('en-US')} steps (
-          {(stepTime.millisecondsPerStep / 1000).toFixed(2)} s per step on {info?.adapterName}, {stepTime.source === 'run' ? 'as measured by the last run' : 'from timed steps'}).
+          About <strong>{formatRunTime((stepTime.millisecondsPerStep * settings.iterations) / 1000)}</strong> for{' '}
+          {settings.iterations.toLocaleString('en-US')} steps ({(stepTime.millisecondsPerStep / 1000).toFixed(2)} s per
+          step on {info?.adapterName}, {stepTime.source === 'run' ? 'as measured by the last run' : 'from timed steps'}
+          ).
         </p>
       ) : null}
       {stepTime && (
@@ -134,7 +156,10 @@ function TimeEstimate() {
           iterations={settings.iterations}
           choices={[
             { label: `The recipe: ${recipeSteps.toLocaleString('en-US')} steps`, iterations: recipeSteps },
-            ...TIME_BUDGET_MINUTES.map((minutes) => ({ label: `About ${minutes} minutes`, iterations: budgetIterations(minutes * 60_000, stepTime.millisecondsPerStep) })),
+            ...TIME_BUDGET_MINUTES.map((minutes) => ({
+              label: `About ${minutes} minutes`,
+              iterations: budgetIterations(minutes * 60_000, stepTime.millisecondsPerStep),
+            })),
           ]}
           disabled={running}
           onChoose={(iterations) => update({ iterations })}
@@ -152,12 +177,24 @@ function TimeEstimate() {
 }
 
 /** The run's length: the paper's 500 x shots, or as many steps as fit a time budget on this device (same schedule shape). */
-function RunLength(props: { iterations: number; choices: { label: string; iterations: number }[]; disabled: boolean; onChoose(iterations: number): void }) {
+function RunLength(props: {
+  iterations: number;
+  choices: { label: string; iterations: number }[];
+  disabled: boolean;
+  onChoose(iterations: number): void;
+}) {
   return (
     <fieldset className="run-length" aria-label="Run length">
       <span className="muted">Run length on this GPU:</span>{' '}
       {props.choices.map(({ label, iterations }) => (
-        <button key={label} type="button" className="secondary" aria-pressed={props.iterations === iterations} disabled={props.disabled} onClick={() => props.onChoose(iterations)}>
+        <button
+          key={label}
+          type="button"
+          className="secondary"
+          aria-pressed={props.iterations === iterations}
+          disabled={props.disabled}
+          onClick={() => props.onChoose(iterations)}
+        >
           {label}
         </button>
       ))}
@@ -179,7 +216,9 @@ function StartButton({ ready }: { ready: boolean }) {
       <button type="button" onClick={() => void start()} disabled={busy || !ready}>
         Start training
       </button>
-      {interrupted && <span className="muted">Starting a new run leaves the interrupted one to resume or discard.</span>}
+      {interrupted && (
+        <span className="muted">Starting a new run leaves the interrupted one to resume or discard.</span>
+      )}
     </div>
   );
 }

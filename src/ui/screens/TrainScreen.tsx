@@ -38,7 +38,12 @@ export function TrainScreen() {
   return (
     <Screen
       title="Train"
-      intro={<>Fine-tune small adapters on both CLIP encoders. The defaults are CLIP-LoRA&rsquo;s recipe; the frozen model is never changed.</>}
+      intro={
+        <>
+          Fine-tune small adapters on both CLIP encoders. The defaults are CLIP-LoRA&rsquo;s recipe; the frozen model is
+          never changed.
+        </>
+      }
     >
       <RunCard />
       <SettingsCard />
@@ -79,13 +84,40 @@ function SettingsCard() {
         />
         <div className="field-row">
           <NumberField label="Rank r" integer min={1} value={settings.rank} onChange={(rank) => update({ rank })} />
-          <NumberField label="Blocks n" integer min={1} value={settings.blocks} disabled={!blockLora} onChange={(blocks) => update({ blocks })} help={blockLora ? 'n must divide r.' : 'LoRA has one block.'} />
+          <NumberField
+            label="Blocks n"
+            integer
+            min={1}
+            value={settings.blocks}
+            disabled={!blockLora}
+            onChange={(blocks) => update({ blocks })}
+            help={blockLora ? 'n must divide r.' : 'LoRA has one block.'}
+          />
           <NumberField label="Learning rate" min={0} value={settings.lr} onChange={(lr) => update({ lr })} />
         </div>
-        <CheckboxGroup label="Adapted matrices" value={settings.targets} options={TARGET_OPTIONS} onChange={(targets) => update({ targets })} help="In every layer of the chosen encoders." />
+        <CheckboxGroup
+          label="Adapted matrices"
+          value={settings.targets}
+          options={TARGET_OPTIONS}
+          onChange={(targets) => update({ targets })}
+          help="In every layer of the chosen encoders."
+        />
         <div className="field-row">
-          <NumberField label="Iterations" integer min={1} value={settings.iterations} onChange={(iterations) => update({ iterations })} help={`The recipe: ${ITERATIONS_PER_SHOT} × shots.`} />
-          <NumberField label="Batch size" integer min={1} value={settings.batchSize} onChange={(batchSize) => update({ batchSize })} />
+          <NumberField
+            label="Iterations"
+            integer
+            min={1}
+            value={settings.iterations}
+            onChange={(iterations) => update({ iterations })}
+            help={`The recipe: ${ITERATIONS_PER_SHOT} × shots.`}
+          />
+          <NumberField
+            label="Batch size"
+            integer
+            min={1}
+            value={settings.batchSize}
+            onChange={(batchSize) => update({ batchSize })}
+          />
         </div>
         <SplitFields disabled={running} />
         <details className="advanced">
@@ -101,9 +133,21 @@ function SettingsCard() {
               ]}
               onChange={(scalingRule) => update({ scalingRule })}
             />
-            <NumberField label="Adapter dropout" min={0} max={0.99} step={0.05} value={settings.dropout} onChange={(dropout) => update({ dropout })} />
+            <NumberField
+              label="Adapter dropout"
+              min={0}
+              max={0.99}
+              step={0.05}
+              value={settings.dropout}
+              onChange={(dropout) => update({ dropout })}
+            />
           </div>
-          <CheckboxGroup label="Encoders with adapters" value={settings.towers} options={TOWER_OPTIONS} onChange={(towers) => update({ towers })} />
+          <CheckboxGroup
+            label="Encoders with adapters"
+            value={settings.towers}
+            options={TOWER_OPTIONS}
+            onChange={(towers) => update({ towers })}
+          />
           <div className="field-row">
             <MicroBatchField />
             <NumberField
@@ -113,16 +157,58 @@ function SettingsCard() {
               onChange={(mib) => update({ memoryBudgetBytes: mib * MIB })}
               help="What automatic passes are sized to. 0: twice the largest buffer the GPU allows (WebGPU does not tell its memory)."
             />
-            <NumberField label="Final learning rate" min={0} value={settings.minLr} onChange={(minLr) => update({ minLr })} help="Cosine schedule down to this." />
-            <NumberField label="Warm-up steps" integer min={0} value={settings.warmupSteps} onChange={(warmupSteps) => update({ warmupSteps })} />
-            <NumberField label="Weight decay" min={0} value={settings.weightDecay} onChange={(weightDecay) => update({ weightDecay })} />
+            <NumberField
+              label="Final learning rate"
+              min={0}
+              value={settings.minLr}
+              onChange={(minLr) => update({ minLr })}
+              help="Cosine schedule down to this."
+            />
+            <NumberField
+              label="Warm-up steps"
+              integer
+              min={0}
+              value={settings.warmupSteps}
+              onChange={(warmupSteps) => update({ warmupSteps })}
+            />
+            <NumberField
+              label="Weight decay"
+              min={0}
+              value={settings.weightDecay}
+              onChange={(weightDecay) => update({ weightDecay })}
+            />
           </div>
           <div className="field-row">
-            <NumberField label="Held-out evaluation every (steps)" integer min={0} value={settings.evalEvery} onChange={(evalEvery) => update({ evalEvery })} help="0: before and after training only." />
-            <NumberField label="Stop early after (evaluations)" integer min={0} value={settings.patience ?? 0} onChange={(patience) => update({ patience })} help="Held-out evaluations without a better accuracy; keeps the best adapter. 0: train every step." />
-            <NumberField label="Checkpoint every (steps)" integer min={1} value={settings.checkpointEvery} onChange={(checkpointEvery) => update({ checkpointEvery })} help="A reload or a lost GPU resumes from the last one." />
+            <NumberField
+              label="Held-out evaluation every (steps)"
+              integer
+              min={0}
+              value={settings.evalEvery}
+              onChange={(evalEvery) => update({ evalEvery })}
+              help="0: before and after training only."
+            />
+            <NumberField
+              label="Stop early after (evaluations)"
+              integer
+              min={0}
+              value={settings.patience ?? 0}
+              onChange={(patience) => update({ patience })}
+              help="Held-out evaluations without a better accuracy; keeps the best adapter. 0: train every step."
+            />
+            <NumberField
+              label="Checkpoint every (steps)"
+              integer
+              min={1}
+              value={settings.checkpointEvery}
+              onChange={(checkpointEvery) => update({ checkpointEvery })}
+              help="A reload or a lost GPU resumes from the last one."
+            />
             <label className="checkbox standalone">
-              <input type="checkbox" checked={settings.augment} onChange={(event) => update({ augment: event.target.checked })} />
+              <input
+                type="checkbox"
+                checked={settings.augment}
+                onChange={(event) => update({ augment: event.target.checked })}
+              />
               Augment (random crops and flips)
             </label>
           </div>
@@ -143,8 +229,13 @@ const AUTOMATIC = 'automatic';
 function MicroBatchField() {
   const { batchSize, microBatchSize } = useTrainingStore((s) => s.settings);
   const update = useTrainingStore((s) => s.update);
-  const sizes = Array.from({ length: batchSize }, (_, i) => i + 1).filter((m) => batchSize % m === 0 || m === microBatchSize);
-  const options = [{ value: AUTOMATIC, label: 'Automatic' }, ...sizes.map((m) => ({ value: String(m), label: String(m) }))];
+  const sizes = Array.from({ length: batchSize }, (_, i) => i + 1).filter(
+    (m) => batchSize % m === 0 || m === microBatchSize,
+  );
+  const options = [
+    { value: AUTOMATIC, label: 'Automatic' },
+    ...sizes.map((m) => ({ value: String(m), label: String(m) })),
+  ];
   return (
     <SelectField
       label="Images per pass (micro-batch)"
@@ -194,7 +285,8 @@ function PlanSummary() {
             <div>
               <dt>Passes</dt>
               <dd data-testid="passes">
-                {microBatchSize} {microBatchSize === 1 ? 'image' : 'images'} and {textChunk} {textChunk === 1 ? 'prompt' : 'prompts'}
+                {microBatchSize} {microBatchSize === 1 ? 'image' : 'images'} and {textChunk}{' '}
+                {textChunk === 1 ? 'prompt' : 'prompts'}
                 {settings.microBatchSize === null && <span className="muted"> (automatic)</span>}
               </dd>
             </div>
@@ -235,8 +327,11 @@ function RunCard() {
       {run.status === 'finished' && run.adapter && (
         <Note>
           Saved to the adapter library as <strong data-testid="trained-adapter-name">{run.adapter.name}</strong>. Next:{' '}
-          <a href={sectionHref('evaluate')}>see how it does</a>, <a href={sectionHref('try')} onClick={() => void chooseAdapter(run.adapter!.id)}>try it on an image</a> or{' '}
-          <a href={sectionHref('adapters')}>download it</a>.
+          <a href={sectionHref('evaluate')}>see how it does</a>,{' '}
+          <a href={sectionHref('try')} onClick={() => void chooseAdapter(run.adapter!.id)}>
+            try it on an image
+          </a>{' '}
+          or <a href={sectionHref('adapters')}>download it</a>.
         </Note>
       )}
     </Card>
@@ -264,7 +359,8 @@ function RunStatus({ run }: { run: RunState }) {
   let text: string;
   if (run.status === 'failed') text = run.message ?? 'The run failed.';
   else if (run.status === 'cancelled') text = 'Cancelled: nothing was saved.';
-  else if (run.status === 'interrupted') text = `Interrupted. Resume it from its checkpoint (step ${run.savedStep ?? 0}) with the button above.`;
+  else if (run.status === 'interrupted')
+    text = `Interrupted. Resume it from its checkpoint (step ${run.savedStep ?? 0}) with the button above.`;
   else if (run.status === 'finished') text = finishedText(run);
   else if (run.pending === 'pause') text = 'Pausing after this step…';
   else if (run.pending === 'cancel') text = 'Cancelling after this step…';
@@ -347,14 +443,24 @@ function RunCharts({ run }: { run: RunState }) {
   const lastHeldOut = evaluations.at(-1);
   return (
     <div className="charts">
-      <LineChart title="Loss" series={lossSeries} xMax={run.iterations} formatY={(v) => v.toFixed(2)} summary={lastLoss === undefined ? 'no steps yet' : `${steps.length} steps, latest ${lastLoss.toFixed(3)}`} />
+      <LineChart
+        title="Loss"
+        series={lossSeries}
+        xMax={run.iterations}
+        formatY={(v) => v.toFixed(2)}
+        summary={lastLoss === undefined ? 'no steps yet' : `${steps.length} steps, latest ${lastLoss.toFixed(3)}`}
+      />
       <LineChart
         title="Accuracy"
         series={accuracySeries}
         xMax={run.iterations}
         yRange={[0, 1]}
         formatY={(v) => `${Math.round(100 * v)}%`}
-        summary={lastHeldOut ? `held out ${formatPercent(lastHeldOut.accuracy)} at step ${lastHeldOut.step}` : 'no evaluation yet'}
+        summary={
+          lastHeldOut
+            ? `held out ${formatPercent(lastHeldOut.accuracy)} at step ${lastHeldOut.step}`
+            : 'no evaluation yet'
+        }
       />
     </div>
   );

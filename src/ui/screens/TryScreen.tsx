@@ -53,7 +53,10 @@ function ImageCard() {
       <SelectField
         label="Adapter"
         value={adapterId ?? NO_ADAPTER}
-        options={[{ value: NO_ADAPTER, label: 'None: zero-shot on the dataset’s classes' }, ...adapters.map((a) => ({ value: a.id, label: a.name }))]}
+        options={[
+          { value: NO_ADAPTER, label: 'None: zero-shot on the dataset’s classes' },
+          ...adapters.map((a) => ({ value: a.id, label: a.name })),
+        ]}
         onChange={(id) => void chooseAdapter(id === NO_ADAPTER ? null : id)}
       />
       <div className="try-input">
@@ -64,9 +67,22 @@ function ImageCard() {
             if (file) void setImage(file);
           }}
         >
-          {/* biome-ignore lint/a11y/noRedundantAlt: the name the page and its tests know the preview by */}
-          {image ? <img className="try-image" src={image.url} alt="The image being classified" /> : <p>Drop an image here, paste one, or</p>}
-          <FilePicker label="Choose an image" accept="image/*" secondary={image !== null} onFiles={(files) => void setImage(files[0])} />
+          {image ? (
+            <img
+              className="try-image"
+              src={image.url}
+              // biome-ignore lint/a11y/noRedundantAlt: the name the page and its tests know the preview by
+              alt="The image being classified"
+            />
+          ) : (
+            <p>Drop an image here, paste one, or</p>
+          )}
+          <FilePicker
+            label="Choose an image"
+            accept="image/*"
+            secondary={image !== null}
+            onFiles={(files) => void setImage(files[0])}
+          />
         </DropZone>
         <Camera onCapture={(blob) => void setImage(blob)} />
       </div>
@@ -94,7 +110,12 @@ function Camera({ onCapture }: { onCapture(blob: Blob): void }) {
           </div>
         </>
       ) : (
-        <button type="button" className="secondary" onClick={() => setOpen(true)} disabled={!navigator.mediaDevices?.getUserMedia}>
+        <button
+          type="button"
+          className="secondary"
+          onClick={() => setOpen(true)}
+          disabled={!navigator.mediaDevices?.getUserMedia}
+        >
           Use the camera
         </button>
       )}

@@ -18,7 +18,8 @@ export function WorkspaceScreen() {
       <Card title="Export">
         <p>
           The dataset (classes and images), the adapter library and the training settings, in one{' '}
-          <code>{WORKSPACE_FILE_EXTENSION}</code> file. Models are not in it: load them again from the Hub or their files.
+          <code>{WORKSPACE_FILE_EXTENSION}</code> file. Models are not in it: load them again from the Hub or their
+          files.
         </p>
         <button type="button" disabled={busy} onClick={() => void exportFile()}>
           Export workspace
@@ -26,8 +27,15 @@ export function WorkspaceScreen() {
       </Card>
       <Card title="Import">
         <p>Adds a workspace file to what is here: nothing here is replaced, except the training settings.</p>
-        <FilePicker label="Import a workspace file" accept={WORKSPACE_FILE_EXTENSION} disabled={busy} onFiles={(files) => void importFile(files[0])} />
-        <Note>A class with the same name as one here receives the imported images; what is already here is not added twice.</Note>
+        <FilePicker
+          label="Import a workspace file"
+          accept={WORKSPACE_FILE_EXTENSION}
+          disabled={busy}
+          onFiles={(files) => void importFile(files[0])}
+        />
+        <Note>
+          A class with the same name as one here receives the imported images; what is already here is not added twice.
+        </Note>
       </Card>
       {notice && (
         <p role="status" className="status-line" data-testid="workspace-notice">

@@ -44,7 +44,9 @@ export function adapterFileName(name: string): string {
 }
 
 function withoutExtension(fileName: string): string {
-  return fileName.endsWith(ADAPTER_FILE_EXTENSION) ? fileName.slice(0, -ADAPTER_FILE_EXTENSION.length) : fileName.replace(/\.safetensors$/i, '');
+  return fileName.endsWith(ADAPTER_FILE_EXTENSION)
+    ? fileName.slice(0, -ADAPTER_FILE_EXTENSION.length)
+    : fileName.replace(/\.safetensors$/i, '');
 }
 
 export const useAdaptersStore = create<AdaptersState>()((set, get) => {
@@ -97,8 +99,14 @@ export const useAdaptersStore = create<AdaptersState>()((set, get) => {
     async remove(id) {
       await attempt(async () => {
         const deleted = await deleteAdapter(id);
-        set((state) => ({ adapters: state.adapters.filter((a) => a.id !== id), compared: state.compared.filter((c) => c !== id) }));
-        if (deleted) useUndoStore.getState().offerUndo({ message: `Deleted the adapter “${deleted.name}”.`, undo: () => get().add(deleted) });
+        set((state) => ({
+          adapters: state.adapters.filter((a) => a.id !== id),
+          compared: state.compared.filter((c) => c !== id),
+        }));
+        if (deleted)
+          useUndoStore
+            .getState()
+            .offerUndo({ message: `Deleted the adapter “${deleted.name}”.`, undo: () => get().add(deleted) });
       });
     },
 
@@ -108,19 +116,30 @@ export const useAdaptersStore = create<AdaptersState>()((set, get) => {
 
     async importPeft(files) {
       await attempt(async () => {
-        if (!useModelStore.getState().loaded) throw new Error('Load the base model first: a PEFT adapter is converted for the loaded model.');
+        if (!useModelStore.getState().loaded)
+          throw new Error('Load the base model first: a PEFT adapter is converted for the loaded model.');
         const zip = files.length === 1 && /\.zip$/i.test(files[0].name) ? files[0] : null;
         const contents = zip
           ? await readZip(new Uint8Array(await zip.arrayBuffer()))
-          : new Map(await Promise.all(files.map(async (f) => [f.webkitRelativePath || f.name, new Uint8Array(await f.arrayBuffer())] as const)));
+          : new Map(
+              await Promise.all(
+                files.map(
+                  async (f) => [f.webkitRelativePath || f.name, new Uint8Array(await f.arrayBuffer())] as const,
+                ),
+              ),
+            );
         const adapter = await useEngineStore.getState().request('importPeft', { files: Object.fromEntries(contents) });
-        const name = (zip ? zip.name.replace(/\.zip$/i, '') : files[0].webkitRelativePath.split('/')[0]) || 'imported PEFT adapter';
+        const name =
+          (zip ? zip.name.replace(/\.zip$/i, '') : files[0].webkitRelativePath.split('/')[0]) ||
+          'imported PEFT adapter';
         await addImported(new File([adapter as Uint8Array<ArrayBuffer>], adapterFileName(name)), name);
       });
     },
 
     toggleCompared(id) {
-      set((state) => ({ compared: state.compared.includes(id) ? state.compared.filter((c) => c !== id) : [...state.compared, id] }));
+      set((state) => ({
+        compared: state.compared.includes(id) ? state.compared.filter((c) => c !== id) : [...state.compared, id],
+      }));
     },
 
     download(id) {
@@ -142,7 +161,9 @@ export const useAdaptersStore = create<AdaptersState>()((set, get) => {
       const record = find(id);
       if (!record) return;
       await attempt(async () => {
-        const files = await useEngineStore.getState().request('exportPeft', { file: record.file, folder: fileSlug(record.name) });
+        const files = await useEngineStore
+          .getState()
+          .request('exportPeft', { file: record.file, folder: fileSlug(record.name) });
         if (part === 'weights') saveFile(files[PEFT_WEIGHTS_FILE] as Uint8Array<ArrayBuffer>, PEFT_WEIGHTS_FILE);
         else saveFile(files[PEFT_CONFIG_FILE] as string, PEFT_CONFIG_FILE, 'application/json');
       });

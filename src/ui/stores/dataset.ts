@@ -6,7 +6,16 @@ import { create } from 'zustand';
 import type { ClassRecord, ImageRecord } from '../../storage/db';
 import { DEFAULT_TEMPLATE } from '../../common/prompts';
 import {
-  addToDataset, deleteClass, deleteImage, loadDataset, loadPromptTemplate, renameClass, savePromptTemplate, setClassPrompt, withPrompt, type StoredDataset,
+  addToDataset,
+  deleteClass,
+  deleteImage,
+  loadDataset,
+  loadPromptTemplate,
+  renameClass,
+  savePromptTemplate,
+  setClassPrompt,
+  withPrompt,
+  type StoredDataset,
 } from '../../storage/dataset';
 import type { ClassFiles } from '../dropped-files';
 import { prepareImages, type PreparedImage, type RejectedFile } from '../image-files';
@@ -135,7 +144,9 @@ export const useDatasetStore = create<DatasetState>()((set, get) => {
       let done = 0;
       // One transaction per class folder: each class shows as soon as it is stored.
       for (const folder of folders) {
-        const { prepared, rejected } = await prepareImages(folder.files, (count) => set({ adding: { done: done + count, total } }));
+        const { prepared, rejected } = await prepareImages(folder.files, (count) =>
+          set({ adding: { done: done + count, total } }),
+        );
         done += folder.files.length;
         const skipped = rejected.map((file) => ({ ...file, name: `${folder.className}/${file.name}` }));
         const name = cleanClassName(folder.className);
@@ -152,9 +163,15 @@ export const useDatasetStore = create<DatasetState>()((set, get) => {
     async addImages(classId, files) {
       if (get().adding) return;
       set({ adding: { done: 0, total: files.length }, problem: null, rejected: [] });
-      const { prepared, rejected } = await prepareImages(files, (done) => set({ adding: { done, total: files.length } }));
+      const { prepared, rejected } = await prepareImages(files, (done) =>
+        set({ adding: { done, total: files.length } }),
+      );
       const addedAt = Date.now();
-      await store([], prepared.map((image, i) => imageRecord(classId, image, addedAt + i)), rejected);
+      await store(
+        [],
+        prepared.map((image, i) => imageRecord(classId, image, addedAt + i)),
+        rejected,
+      );
       set({ adding: null });
     },
 
@@ -175,7 +192,10 @@ export const useDatasetStore = create<DatasetState>()((set, get) => {
       if (!current || clean === current.name || classNameProblem(clean, get().classes, id)) return;
       try {
         await renameClass(id, clean);
-        set((state) => ({ classes: state.classes.map((c) => (c.id === id ? { ...c, name: clean } : c)), problem: null }));
+        set((state) => ({
+          classes: state.classes.map((c) => (c.id === id ? { ...c, name: clean } : c)),
+          problem: null,
+        }));
       } catch (error) {
         set({ problem: errorMessage(error) });
       }
@@ -196,7 +216,10 @@ export const useDatasetStore = create<DatasetState>()((set, get) => {
       const prompt = text.trim() || undefined;
       try {
         await setClassPrompt(id, prompt);
-        set((state) => ({ classes: state.classes.map((c) => (c.id === id ? withPrompt(c, prompt) : c)), problem: null }));
+        set((state) => ({
+          classes: state.classes.map((c) => (c.id === id ? withPrompt(c, prompt) : c)),
+          problem: null,
+        }));
       } catch (error) {
         set({ problem: errorMessage(error) });
       }
@@ -206,9 +229,16 @@ export const useDatasetStore = create<DatasetState>()((set, get) => {
       const deleted = await deleteClass(id);
       const gone = get().images.filter((image) => image.classId === id);
       gone.forEach((image) => URL.revokeObjectURL(image.thumbnailUrl));
-      set((state) => ({ classes: state.classes.filter((c) => c.id !== id), images: state.images.filter((image) => image.classId !== id) }));
+      set((state) => ({
+        classes: state.classes.filter((c) => c.id !== id),
+        images: state.images.filter((image) => image.classId !== id),
+      }));
       const [record] = deleted.classes;
-      if (record) offerRestore(`Deleted the class “${record.name}” and its ${deleted.images.length} ${deleted.images.length === 1 ? 'image' : 'images'}.`, deleted);
+      if (record)
+        offerRestore(
+          `Deleted the class “${record.name}” and its ${deleted.images.length} ${deleted.images.length === 1 ? 'image' : 'images'}.`,
+          deleted,
+        );
     },
 
     async deleteImage(id) {

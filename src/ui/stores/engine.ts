@@ -3,7 +3,14 @@
 
 import { create } from 'zustand';
 import { EngineRequestError, startEngine, type EngineClient, type ParamsArgs } from '../../worker/client';
-import type { EngineErrorKind, EngineEvent, EngineInfo, EngineMethod, EngineResult, SelfTestResult } from '../../worker/protocol';
+import type {
+  EngineErrorKind,
+  EngineEvent,
+  EngineInfo,
+  EngineMethod,
+  EngineResult,
+  SelfTestResult,
+} from '../../worker/protocol';
 
 export type Connection =
   | { phase: 'connecting' }
@@ -69,7 +76,11 @@ export function createEngineStore(start: () => EngineClient = startEngine) {
       generation++;
       const { connection } = get();
       set({
-        connection: { phase: 'lost', info: connection.phase === 'ready' ? connection.info : null, message: event.message },
+        connection: {
+          phase: 'lost',
+          info: connection.phase === 'ready' ? connection.info : null,
+          message: event.message,
+        },
         selfTest: { phase: 'idle' },
       });
     }
@@ -136,7 +147,10 @@ export function createEngineStore(start: () => EngineClient = startEngine) {
           if (isConnectionFailure(error) && current === generation && get().connection.phase === 'ready') {
             generation++;
             const { connection } = get();
-            set({ connection: describeFailure(error, connection.phase === 'ready' ? connection.info : null), selfTest: { phase: 'idle' } });
+            set({
+              connection: describeFailure(error, connection.phase === 'ready' ? connection.info : null),
+              selfTest: { phase: 'idle' },
+            });
           }
           throw error;
         }

@@ -35,17 +35,40 @@ const KEPT_STEP_TIMES = 24;
  * the memory budget that sizes an automatic one), the images per batch (a batch is at most the
  * training set) and the classes (the text pass).
  */
-export function estimateKey(deviceName: string, modelFingerprint: string, adapter: AdapterChoice, training: TrainChoice, classes: number, trainingImages: number): string {
+export function estimateKey(
+  deviceName: string,
+  modelFingerprint: string,
+  adapter: AdapterChoice,
+  training: TrainChoice,
+  classes: number,
+  trainingImages: number,
+): string {
   const { method, rank, blocks, targets, towers, dropout } = adapter;
   const imagesPerBatch = Math.min(training.batchSize, trainingImages);
-  return JSON.stringify([deviceName, modelFingerprint, method, rank, blocks, [...targets].sort(), [...towers].sort(), dropout > 0, imagesPerBatch, training.microBatchSize, training.memoryBudgetBytes ?? 0, training.augment, classes]);
+  return JSON.stringify([
+    deviceName,
+    modelFingerprint,
+    method,
+    rank,
+    blocks,
+    [...targets].sort(),
+    [...towers].sort(),
+    dropout > 0,
+    imagesPerBatch,
+    training.microBatchSize,
+    training.memoryBudgetBytes ?? 0,
+    training.augment,
+    classes,
+  ]);
 }
 
 export const useEstimateStore = create<EstimateState>()(
   persist(
     (set, get) => {
       function keep(key: string, time: StepTime): void {
-        const others = Object.entries(get().stepTimes).filter(([k]) => k !== key).slice(-(KEPT_STEP_TIMES - 1));
+        const others = Object.entries(get().stepTimes)
+          .filter(([k]) => k !== key)
+          .slice(-(KEPT_STEP_TIMES - 1));
         set({ stepTimes: Object.fromEntries([...others, [key, time]]) });
       }
 
@@ -63,13 +86,19 @@ export const useEstimateStore = create<EstimateState>()(
             keep(key, { millisecondsPerStep, source: 'calibration' });
             set({ measuring: null });
           } catch (error) {
-            set({ measuring: null, problem: { key, message: `The time could not be measured: ${errorMessage(error)}` } });
+            set({
+              measuring: null,
+              problem: { key, message: `The time could not be measured: ${errorMessage(error)}` },
+            });
           }
         },
 
         recordStep(key, milliseconds) {
           const kept = get().stepTimes[key];
-          const millisecondsPerStep = kept?.source === 'run' ? (1 - RUN_STEP_WEIGHT) * kept.millisecondsPerStep + RUN_STEP_WEIGHT * milliseconds : milliseconds;
+          const millisecondsPerStep =
+            kept?.source === 'run'
+              ? (1 - RUN_STEP_WEIGHT) * kept.millisecondsPerStep + RUN_STEP_WEIGHT * milliseconds
+              : milliseconds;
           keep(key, { millisecondsPerStep, source: 'run' });
         },
       };

@@ -41,7 +41,9 @@ function heldOutFor(adapter: AdapterRecord): { images: StoredSplit; allImages: b
   const adapterClasses = adapter.meta.classNames.map((name) => {
     const found = classes.find((c) => c.name === name);
     if (!found) {
-      throw new Error(`The dataset has no class “${name}”, which this adapter was trained on: evaluation needs images of ${adapter.meta.classNames.map((n) => `“${n}”`).join(', ')}.`);
+      throw new Error(
+        `The dataset has no class “${name}”, which this adapter was trained on: evaluation needs images of ${adapter.meta.classNames.map((n) => `“${n}”`).join(', ')}.`,
+      );
     }
     return found;
   });
@@ -55,7 +57,10 @@ function heldOutFor(adapter: AdapterRecord): { images: StoredSplit; allImages: b
   }
   const labelOf = new Map(adapterClasses.map((c, label) => [c.id, label]));
   const all = images.filter((image) => labelOf.has(image.classId));
-  return { images: { imageIds: all.map((i) => i.id), labels: all.map((i) => labelOf.get(i.classId)!) }, allImages: true };
+  return {
+    images: { imageIds: all.map((i) => i.id), labels: all.map((i) => labelOf.get(i.classId)!) },
+    allImages: true,
+  };
 }
 
 export const useEvaluationStore = create<EvaluationState>()((set, get) => ({
@@ -74,7 +79,10 @@ export const useEvaluationStore = create<EvaluationState>()((set, get) => ({
     try {
       if (!useModelStore.getState().loaded) throw new Error('Load a model first: the Model screen loads one.');
       const { images, allImages } = heldOutFor(adapter);
-      if (images.imageIds.length === 0) throw new Error('No held-out images: every image of these classes trains. Add more images per class than the adapter’s shots.');
+      if (images.imageIds.length === 0)
+        throw new Error(
+          'No held-out images: every image of these classes trains. Add more images per class than the adapter’s shots.',
+        );
       const records = await getImages(images.imageIds);
       const blobs = records.map((record) => record!.blob);
       const names = records.map((record) => record!.name);
@@ -82,7 +90,17 @@ export const useEvaluationStore = create<EvaluationState>()((set, get) => ({
         adapter: { id: adapter.id, file: adapter.file },
         images: { images: blobs, names, labels: images.labels },
       });
-      set({ result: { adapterId: adapter.id, classNames: adapter.meta.classNames, images, allImages, source: 'file', zeroShot, adapted } });
+      set({
+        result: {
+          adapterId: adapter.id,
+          classNames: adapter.meta.classNames,
+          images,
+          allImages,
+          source: 'file',
+          zeroShot,
+          adapted,
+        },
+      });
     } catch (error) {
       set({ problem: errorMessage(error) });
     } finally {

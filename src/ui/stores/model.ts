@@ -99,10 +99,12 @@ export const useModelStore = create<ModelState>()((set, get) => {
 
   async function load(id: string, files: ModelFileBlobs, revision?: string): Promise<LoadedModel | null> {
     const { weights } = files;
-    const totalBytes = weights instanceof Blob ? weights.size : weights.shards.reduce((sum, shard) => sum + shard.blob.size, 0);
+    const totalBytes =
+      weights instanceof Blob ? weights.size : weights.shards.reduce((sum, shard) => sum + shard.blob.size, 0);
     set({ activity: { kind: 'loading', id, loadedBytes: 0, totalBytes }, problem: null });
     const stopListening = engine().listen((event) => {
-      if (event.type === 'model-progress') set({ activity: { kind: 'loading', id, loadedBytes: event.loadedBytes, totalBytes: event.totalBytes } });
+      if (event.type === 'model-progress')
+        set({ activity: { kind: 'loading', id, loadedBytes: event.loadedBytes, totalBytes: event.totalBytes } });
     });
     try {
       const loaded = await engine().request('loadModel', { id, revision, files });
@@ -122,7 +124,8 @@ export const useModelStore = create<ModelState>()((set, get) => {
   useEngineStore.subscribe(({ connection }, previous) => {
     if (connection.phase === previous.connection.phase) return;
     const { loaded, lostModelId, activity } = get();
-    if (loaded && (connection.phase === 'lost' || connection.phase === 'failed')) set({ loaded: null, lostModelId: loaded.id });
+    if (loaded && (connection.phase === 'lost' || connection.phase === 'failed'))
+      set({ loaded: null, lostModelId: loaded.id });
     if (connection.phase === 'ready' && lostModelId && activity.kind === 'idle') void get().loadCached(lostModelId);
   });
 
@@ -165,7 +168,9 @@ export const useModelStore = create<ModelState>()((set, get) => {
 
     async refresh() {
       const records = await listModels();
-      set({ cached: records.map((record) => ({ record, complete: isModelComplete(record), bytes: storedBytes(record) })) });
+      set({
+        cached: records.map((record) => ({ record, complete: isModelComplete(record), bytes: storedBytes(record) })),
+      });
     },
 
     async download(repo) {
@@ -176,7 +181,10 @@ export const useModelStore = create<ModelState>()((set, get) => {
       const meter = new RateMeter();
       let lastUpdate = 0;
       let currentFile = '';
-      set({ activity: { kind: 'downloading', repo, progress: null, bytesPerSecond: null, secondsLeft: null }, problem: null });
+      set({
+        activity: { kind: 'downloading', repo, progress: null, bytesPerSecond: null, secondsLeft: null },
+        problem: null,
+      });
       try {
         await downloadHubModel(repo, {
           signal: abort.signal,
@@ -202,7 +210,10 @@ export const useModelStore = create<ModelState>()((set, get) => {
           activity: { kind: 'idle' },
           problem: stopped
             ? { message: `Download of ${repo} stopped. The part received is kept.`, resumableRepo: repo }
-            : { message: errorMessage(error), resumableRepo: error instanceof DownloadError && error.resumable ? repo : undefined },
+            : {
+                message: errorMessage(error),
+                resumableRepo: error instanceof DownloadError && error.resumable ? repo : undefined,
+              },
         });
         await get().refresh();
         return;
@@ -320,6 +331,12 @@ async function localWeights(byName: Map<string, Blob>): Promise<{ blobs: ModelFi
   if (single) return { blobs: single, names: [MODEL_FILES.weights] };
   const shardNames = parseShardIndex(await index!.text()).shardNames;
   const absent = shardNames.filter((shard) => !byName.has(shard));
-  if (absent.length) throw new Error(`Missing ${absent.join(', ')}: ${MODEL_FILES.weightsIndex} names ${shardNames.length} shards; give them all.`);
-  return { blobs: { index: index!, shards: shardNames.map((shard) => ({ name: shard, blob: byName.get(shard)! })) }, names: [MODEL_FILES.weightsIndex, ...shardNames] };
+  if (absent.length)
+    throw new Error(
+      `Missing ${absent.join(', ')}: ${MODEL_FILES.weightsIndex} names ${shardNames.length} shards; give them all.`,
+    );
+  return {
+    blobs: { index: index!, shards: shardNames.map((shard) => ({ name: shard, blob: byName.get(shard)! })) },
+    names: [MODEL_FILES.weightsIndex, ...shardNames],
+  };
 }

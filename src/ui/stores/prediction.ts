@@ -26,14 +26,18 @@ export const usePredictionStore = create<PredictionState>()((set, get) => {
   async function predict(): Promise<void> {
     const { image, adapterId } = get();
     if (!image) return;
-    const adapter = adapterId ? useAdaptersStore.getState().adapters.find((a) => a.id === adapterId) ?? null : null;
+    const adapter = adapterId ? (useAdaptersStore.getState().adapters.find((a) => a.id === adapterId) ?? null) : null;
     const classNames = useDatasetStore.getState().classes.map((c) => c.name);
     if (!useModelStore.getState().loaded) {
       set({ result: null, problem: 'Load a model first: the Model screen loads one.' });
       return;
     }
     if (!adapter && classNames.length < 2) {
-      set({ result: null, problem: 'Choose an adapter, or add at least two classes to the dataset: predictions need classes to choose between.' });
+      set({
+        result: null,
+        problem:
+          'Choose an adapter, or add at least two classes to the dataset: predictions need classes to choose between.',
+      });
       return;
     }
     const question = ++latest;

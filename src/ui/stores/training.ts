@@ -4,12 +4,25 @@
 
 import { create } from 'zustand';
 import { persist } from 'zustand/middleware';
-import { blocksFor, defaultTrainSettings, RECIPE_ADAPTER, RECIPE_CHECKPOINT_EVERY, RECIPE_PATIENCE, recipeIterations } from '../../common/recipe';
+import {
+  blocksFor,
+  defaultTrainSettings,
+  RECIPE_ADAPTER,
+  RECIPE_CHECKPOINT_EVERY,
+  RECIPE_PATIENCE,
+  recipeIterations,
+} from '../../common/recipe';
 import { shotsOf } from '../../common/split';
 import type { AdapterRecord, CheckpointRecord, RunHistory } from '../../storage/db';
 import { deleteCheckpoint, latestCheckpoint, saveCheckpoint } from '../../storage/checkpoints';
 import { getImages } from '../../storage/dataset';
-import { broadcastRun, isTrainingLockHeld, listenToRuns, whenTrainingLockFree, withTrainingLock } from '../../storage/run-lock';
+import {
+  broadcastRun,
+  isTrainingLockHeld,
+  listenToRuns,
+  whenTrainingLockFree,
+  withTrainingLock,
+} from '../../storage/run-lock';
 import { EngineRequestError } from '../../worker/client';
 import type { AdapterChoice, EngineEvent, TrainChoice, TrainPhase, TrainResult } from '../../worker/protocol';
 import { RateMeter } from '../rate';
@@ -119,7 +132,8 @@ const IDLE_RUN: RunState = {
 };
 
 function describeRun(settings: TrainingSettings, classes: number): string {
-  const method = settings.method === 'lora' ? `LoRA r${settings.rank}` : `Block-LoRA r${settings.rank} n${settings.blocks}`;
+  const method =
+    settings.method === 'lora' ? `LoRA r${settings.rank}` : `Block-LoRA r${settings.rank} n${settings.blocks}`;
   return `${method} · ${classes} classes · ${settings.shots}-shot`;
 }
 
@@ -140,7 +154,14 @@ export function splitSettings(settings: TrainingSettings): { adapter: AdapterCho
 function estimateKeyOf(record: CheckpointRecord): string | null {
   const { connection } = useEngineStore.getState();
   if (connection.phase !== 'ready') return null;
-  return estimateKey(connection.info.adapterName, record.modelFingerprint, record.adapter, record.training, record.classNames.length, record.support.imageIds.length);
+  return estimateKey(
+    connection.info.adapterName,
+    record.modelFingerprint,
+    record.adapter,
+    record.training,
+    record.classNames.length,
+    record.support.imageIds.length,
+  );
 }
 
 const NO_ELSEWHERE_PROGRESS: ElsewhereRun = { step: null, iterations: null, stepsPerSecond: null, secondsLeft: null };
@@ -160,316 +181,383 @@ function interruptedFrom(record: CheckpointRecord, reason: string | null): Inter
 const SETTINGS_STORAGE_KEY = 'octoclip.training-settings';
 
 export const useTrainingStore = create<TrainingState>()(
-  persist((set, get) => {
-    const engine = () => useEngineStore.getState();
-    /** The stored record of the run in progress; each checkpoint replaces its checkpoint and history. */
-    let active: CheckpointRecord | null = null;
-    const meter = new RateMeter();
-    /** Steps reported since the run (re)started: the first compiles the pipelines and does not count towards the estimate. */
-    let stepsSinceStart = 0;
+  persist(
+    (set, get) => {
+      const engine = () => useEngineStore.getState();
+      /** The stored record of the run in progress; each checkpoint replaces its checkpoint and history. */
+      let active: CheckpointRecord | null = null;
+      const meter = new RateMeter();
+      /** Steps reported since the run (re)started: the first compiles the pipelines and does not count towards the estimate. */
+      let stepsSinceStart = 0;
 
-    function updateRun(patch: Partial<RunState>): void {
-      set((state) => ({ run: { ...state.run, ...patch } }));
-    }
-
-    function onEvent(event: EngineEvent): void {
-      if (!('runId' in event) || event.runId !== get().run.runId) return;
-      const { run } = get();
-      switch (event.type) {
-        case 'train-phase':
-          updateRun({ phase: event.phase, pending: event.phase === 'paused' && run.pending === 'pause' ? null : run.pending });
-          if (event.phase === 'paused') meter.reset();
-          break;
-        case 'train-progress': {
-          meter.add(event.log.step);
-          const history = { ...run.history, steps: [...run.history.steps, event.log] };
-          const progress = { iterations: event.iterations, stepsPerSecond: meter.perSecond(), secondsLeft: meter.secondsUntil(event.iterations) };
-          updateRun({ history, ...progress });
-          broadcastRun({ type: 'progress', step: event.log.step, ...progress });
-          const key = active && ++stepsSinceStart > 1 ? estimateKeyOf(active) : null;
-          if (key) useEstimateStore.getState().recordStep(key, event.log.milliseconds);
-          break;
-        }
-        case 'train-evaluation':
-          updateRun({ history: { ...run.history, evaluations: [...run.history.evaluations, { step: event.step, accuracy: event.accuracy }] } });
-          break;
-        case 'train-checkpoint':
-          if (active) void storeCheckpoint({ ...active, checkpoint: event.checkpoint, history: run.history, savedAt: Date.now() });
-          break;
+      function updateRun(patch: Partial<RunState>): void {
+        set((state) => ({ run: { ...state.run, ...patch } }));
       }
-    }
-    engine().listen(onEvent);
 
-    // Another tab's run: its progress while it trains; once its lock is free, what it left behind.
-    listenToRuns((message) => {
-      if (isRunActive(get().run.status)) return;
-      if (message.type === 'progress') set({ elsewhere: { ...message }, interrupted: null });
-      else void afterRunElsewhere();
-    });
+      function onEvent(event: EngineEvent): void {
+        if (!('runId' in event) || event.runId !== get().run.runId) return;
+        const { run } = get();
+        switch (event.type) {
+          case 'train-phase':
+            updateRun({
+              phase: event.phase,
+              pending: event.phase === 'paused' && run.pending === 'pause' ? null : run.pending,
+            });
+            if (event.phase === 'paused') meter.reset();
+            break;
+          case 'train-progress': {
+            meter.add(event.log.step);
+            const history = { ...run.history, steps: [...run.history.steps, event.log] };
+            const progress = {
+              iterations: event.iterations,
+              stepsPerSecond: meter.perSecond(),
+              secondsLeft: meter.secondsUntil(event.iterations),
+            };
+            updateRun({ history, ...progress });
+            broadcastRun({ type: 'progress', step: event.log.step, ...progress });
+            const key = active && ++stepsSinceStart > 1 ? estimateKeyOf(active) : null;
+            if (key) useEstimateStore.getState().recordStep(key, event.log.milliseconds);
+            break;
+          }
+          case 'train-evaluation':
+            updateRun({
+              history: {
+                ...run.history,
+                evaluations: [...run.history.evaluations, { step: event.step, accuracy: event.accuracy }],
+              },
+            });
+            break;
+          case 'train-checkpoint':
+            if (active)
+              void storeCheckpoint({
+                ...active,
+                checkpoint: event.checkpoint,
+                history: run.history,
+                savedAt: Date.now(),
+              });
+            break;
+        }
+      }
+      engine().listen(onEvent);
 
-    async function afterRunElsewhere(): Promise<void> {
-      await whenTrainingLockFree();
-      set({ elsewhere: null });
-      // What that run left: an adapter in the library, or a checkpoint to resume.
-      await Promise.all([useAdaptersStore.getState().load(), get().findInterrupted()]);
-    }
+      // Another tab's run: its progress while it trains; once its lock is free, what it left behind.
+      listenToRuns((message) => {
+        if (isRunActive(get().run.status)) return;
+        if (message.type === 'progress') set({ elsewhere: { ...message }, interrupted: null });
+        else void afterRunElsewhere();
+      });
 
-    /**
-     * Runs a run (a new one is stored first) while holding the profile's training lock; when another
-     * tab trains, shows that instead.
-     */
-    async function executeAlone(record: CheckpointRecord, isNew: boolean): Promise<void> {
-      const ran = await withTrainingLock(async () => {
-        if (isNew) {
-          try {
-            await saveCheckpoint(record);
-          } catch (error) {
-            set({ run: { ...IDLE_RUN, status: 'failed', message: errorMessage(error) } });
+      async function afterRunElsewhere(): Promise<void> {
+        await whenTrainingLockFree();
+        set({ elsewhere: null });
+        // What that run left: an adapter in the library, or a checkpoint to resume.
+        await Promise.all([useAdaptersStore.getState().load(), get().findInterrupted()]);
+      }
+
+      /**
+       * Runs a run (a new one is stored first) while holding the profile's training lock; when another
+       * tab trains, shows that instead.
+       */
+      async function executeAlone(record: CheckpointRecord, isNew: boolean): Promise<void> {
+        const ran = await withTrainingLock(async () => {
+          if (isNew) {
+            try {
+              await saveCheckpoint(record);
+            } catch (error) {
+              set({ run: { ...IDLE_RUN, status: 'failed', message: errorMessage(error) } });
+              return;
+            }
+          }
+          await execute(record);
+        });
+        if (!ran) {
+          set((state) => ({ elsewhere: state.elsewhere ?? NO_ELSEWHERE_PROGRESS, interrupted: null }));
+          void afterRunElsewhere();
+        }
+      }
+
+      async function storeCheckpoint(record: CheckpointRecord): Promise<void> {
+        active = record;
+        try {
+          await saveCheckpoint(record);
+          updateRun({ savedStep: record.checkpoint?.step ?? 0, message: null });
+        } catch (error) {
+          updateRun({ message: `Checkpoint not saved: ${errorMessage(error)}` });
+        }
+      }
+
+      /** Runs a stored run (new, or resumed from its checkpoint) to its end. */
+      async function execute(record: CheckpointRecord): Promise<void> {
+        active = record;
+        meter.reset();
+        stepsSinceStart = 0;
+        set({
+          // The form shows what the run trains with (a resumed run keeps its own settings).
+          settings: { ...record.adapter, ...record.training },
+          interrupted: null,
+          run: {
+            ...IDLE_RUN,
+            status: 'starting',
+            runId: record.runId,
+            iterations: record.training.iterations,
+            history: record.history,
+            savedStep: record.checkpoint?.step ?? null,
+          },
+        });
+        let result: TrainResult;
+        try {
+          const ids = [...record.support.imageIds, ...record.heldOut.imageIds];
+          const images = await getImages(ids);
+          if (images.some((image) => image === undefined)) {
+            throw new Error(
+              'Images this run trains on were deleted since it started, so it cannot continue. Discard it and start a new run.',
+            );
+          }
+          const supportCount = record.support.imageIds.length;
+          updateRun({ status: 'running' });
+          result = await engine().request('trainStart', {
+            runId: record.runId,
+            classNames: record.classNames,
+            support: {
+              images: images.slice(0, supportCount).map((i) => i!.blob),
+              names: images.slice(0, supportCount).map((i) => i!.name),
+              labels: record.support.labels,
+            },
+            heldOut: {
+              images: images.slice(supportCount).map((i) => i!.blob),
+              names: images.slice(supportCount).map((i) => i!.name),
+              labels: record.heldOut.labels,
+            },
+            adapter: record.adapter,
+            training: record.training,
+            resumeFrom: record.checkpoint ?? undefined,
+          });
+        } catch (error) {
+          await stopped(record, error);
+          return;
+        } finally {
+          active = null;
+        }
+        if (result.status === 'cancelled') {
+          await deleteCheckpoint(record.runId);
+          updateRun({ status: 'cancelled', phase: null, pending: null });
+          return;
+        }
+        const adapter: AdapterRecord = {
+          id: crypto.randomUUID(),
+          name: uniqueName(
+            describeRun({ ...record.adapter, ...record.training }, record.classNames.length),
+            useAdaptersStore.getState().adapters.map((a) => a.name),
+          ),
+          createdAt: Date.now(),
+          source: 'trained',
+          meta: result.adapter.meta,
+          file: new Blob([new Uint8Array(result.adapter.file)], { type: 'application/octet-stream' }),
+        };
+        try {
+          await useAdaptersStore.getState().add(adapter, record.runId);
+        } catch (error) {
+          // The checkpoint stays: once there is room, resuming it finishes the run again.
+          updateRun({
+            status: 'failed',
+            phase: null,
+            message: `Training finished, but the adapter could not be saved: ${errorMessage(error)}`,
+          });
+          return;
+        }
+        updateRun({ status: 'finished', phase: null, pending: null, adapter, secondsLeft: 0 });
+        if (result.zeroShot && result.adapted) {
+          useEvaluationStore.getState().show({
+            adapterId: adapter.id,
+            classNames: record.classNames,
+            images: record.heldOut,
+            allImages: false,
+            source: 'training',
+            zeroShot: result.zeroShot,
+            adapted: result.adapted,
+          });
+        }
+      }
+
+      /** A run that ended with an error: resumable from its checkpoint unless its settings cannot work. */
+      async function stopped(record: CheckpointRecord, error: unknown): Promise<void> {
+        const kind = error instanceof EngineRequestError ? error.kind : null;
+        if (kind === 'invalid-settings' || kind === 'does-not-fit' || kind === 'diverged') {
+          await deleteCheckpoint(record.runId);
+          // Resuming a diverged run would diverge again at the same learning rate: it ends here.
+          const message =
+            kind === 'diverged'
+              ? 'Training diverged: the loss became NaN or infinite. Lower the learning rate and start a new run.'
+              : errorMessage(error);
+          updateRun({ status: 'failed', phase: null, pending: null, message });
+          return;
+        }
+        const latest = active ?? record;
+        updateRun({ status: 'idle', phase: null, pending: null, runId: null });
+        set({ interrupted: interruptedFrom(latest, errorMessage(error)) });
+      }
+
+      return {
+        settings: RECIPE,
+        plan: { status: 'none', reason: 'Load a model to see what training will cost.' },
+        run: IDLE_RUN,
+        interrupted: null,
+        elsewhere: null,
+
+        update(patch) {
+          set(({ settings }) => {
+            const next = { ...settings, ...patch };
+            // Iterations and the micro-batch follow the recipe until the user sets them apart from it.
+            if (patch.shots !== undefined && settings.iterations === recipeIterations(settings.shots))
+              next.iterations = recipeIterations(patch.shots);
+            if (patch.batchSize !== undefined && settings.microBatchSize === settings.batchSize)
+              next.microBatchSize = patch.batchSize;
+            next.blocks = blocksFor(next.method, next.blocks);
+            return { settings: next };
+          });
+        },
+
+        resetSettings() {
+          set({ settings: RECIPE });
+        },
+
+        async refreshPlan() {
+          const model = useModelStore.getState().loaded;
+          const classes = useDatasetStore.getState().classes.length;
+          if (!model) {
+            set({ plan: { status: 'none', reason: 'Load a model to see what training will cost.' } });
             return;
           }
-        }
-        await execute(record);
-      });
-      if (!ran) {
-        set((state) => ({ elsewhere: state.elsewhere ?? NO_ELSEWHERE_PROGRESS, interrupted: null }));
-        void afterRunElsewhere();
-      }
-    }
+          const { settings } = get();
+          set({ plan: { status: 'planning' } });
+          try {
+            const { adapter, training } = splitSettings(settings);
+            const plan = await engine().request('planTraining', { adapter, training, classes: Math.max(classes, 1) });
+            if (get().settings === settings) set({ plan: { status: 'ready', plan } });
+          } catch (error) {
+            const status =
+              error instanceof EngineRequestError && error.kind === 'does-not-fit' ? 'does-not-fit' : 'invalid';
+            if (get().settings === settings) set({ plan: { status, message: errorMessage(error) } });
+          }
+        },
 
-    async function storeCheckpoint(record: CheckpointRecord): Promise<void> {
-      active = record;
-      try {
-        await saveCheckpoint(record);
-        updateRun({ savedStep: record.checkpoint?.step ?? 0, message: null });
-      } catch (error) {
-        updateRun({ message: `Checkpoint not saved: ${errorMessage(error)}` });
-      }
-    }
+        async start() {
+          const { run, settings, plan, elsewhere } = get();
+          if (isRunActive(run.status)) return;
+          const model = useModelStore.getState().loaded;
+          const { classes, images, promptTemplate } = useDatasetStore.getState();
+          const split = splitDataset(classes, images, settings, settings.seed);
+          // Start is disabled while the checklist shows problems; this guards the same rule.
+          if (!model || trainingProblems({ model, classes, images, split, plan, elsewhere }).length) return;
+          const { adapter, training: form } = splitSettings(settings);
+          // The prompts are the dataset's: its template and its classes' own.
+          // A held-out split stands for its training images per class, as the CLI's --holdout does.
+          const shots =
+            settings.holdout !== undefined ? shotsOf(split.support.imageIds.length, classes.length) : settings.shots;
+          const training = { ...form, shots, template: promptTemplate, classPrompts: classPromptsOf(classes) };
+          const record: CheckpointRecord = {
+            runId: crypto.randomUUID(),
+            modelId: model.id,
+            modelFingerprint: model.fingerprint,
+            classNames: classes.map((c) => c.name),
+            support: split.support,
+            heldOut: split.heldOut,
+            adapter,
+            training,
+            checkpoint: null,
+            history: EMPTY_HISTORY,
+            savedAt: Date.now(),
+          };
+          await executeAlone(record, true);
+        },
 
-    /** Runs a stored run (new, or resumed from its checkpoint) to its end. */
-    async function execute(record: CheckpointRecord): Promise<void> {
-      active = record;
-      meter.reset();
-      stepsSinceStart = 0;
-      set({
-        // The form shows what the run trains with (a resumed run keeps its own settings).
-        settings: { ...record.adapter, ...record.training },
-        interrupted: null,
-        run: { ...IDLE_RUN, status: 'starting', runId: record.runId, iterations: record.training.iterations, history: record.history, savedStep: record.checkpoint?.step ?? null },
-      });
-      let result: TrainResult;
-      try {
-        const ids = [...record.support.imageIds, ...record.heldOut.imageIds];
-        const images = await getImages(ids);
-        if (images.some((image) => image === undefined)) {
-          throw new Error('Images this run trains on were deleted since it started, so it cannot continue. Discard it and start a new run.');
-        }
-        const supportCount = record.support.imageIds.length;
-        updateRun({ status: 'running' });
-        result = await engine().request('trainStart', {
-          runId: record.runId,
-          classNames: record.classNames,
-          support: { images: images.slice(0, supportCount).map((i) => i!.blob), names: images.slice(0, supportCount).map((i) => i!.name), labels: record.support.labels },
-          heldOut: { images: images.slice(supportCount).map((i) => i!.blob), names: images.slice(supportCount).map((i) => i!.name), labels: record.heldOut.labels },
-          adapter: record.adapter,
-          training: record.training,
-          resumeFrom: record.checkpoint ?? undefined,
-        });
-      } catch (error) {
-        await stopped(record, error);
-        return;
-      } finally {
-        active = null;
-      }
-      if (result.status === 'cancelled') {
-        await deleteCheckpoint(record.runId);
-        updateRun({ status: 'cancelled', phase: null, pending: null });
-        return;
-      }
-      const adapter: AdapterRecord = {
-        id: crypto.randomUUID(),
-        name: uniqueName(describeRun({ ...record.adapter, ...record.training }, record.classNames.length), useAdaptersStore.getState().adapters.map((a) => a.name)),
-        createdAt: Date.now(),
-        source: 'trained',
-        meta: result.adapter.meta,
-        file: new Blob([new Uint8Array(result.adapter.file)], { type: 'application/octet-stream' }),
-      };
-      try {
-        await useAdaptersStore.getState().add(adapter, record.runId);
-      } catch (error) {
-        // The checkpoint stays: once there is room, resuming it finishes the run again.
-        updateRun({ status: 'failed', phase: null, message: `Training finished, but the adapter could not be saved: ${errorMessage(error)}` });
-        return;
-      }
-      updateRun({ status: 'finished', phase: null, pending: null, adapter, secondsLeft: 0 });
-      if (result.zeroShot && result.adapted) {
-        useEvaluationStore.getState().show({
-          adapterId: adapter.id,
-          classNames: record.classNames,
-          images: record.heldOut,
-          allImages: false,
-          source: 'training',
-          zeroShot: result.zeroShot,
-          adapted: result.adapted,
-        });
-      }
-    }
+        async pause() {
+          const { run } = get();
+          if (run.status !== 'running' || !run.runId || run.pending) return;
+          updateRun({ pending: 'pause' });
+          await engine().request('trainPause', { runId: run.runId });
+        },
 
-    /** A run that ended with an error: resumable from its checkpoint unless its settings cannot work. */
-    async function stopped(record: CheckpointRecord, error: unknown): Promise<void> {
-      const kind = error instanceof EngineRequestError ? error.kind : null;
-      if (kind === 'invalid-settings' || kind === 'does-not-fit' || kind === 'diverged') {
-        await deleteCheckpoint(record.runId);
-        // Resuming a diverged run would diverge again at the same learning rate: it ends here.
-        const message = kind === 'diverged' ? 'Training diverged: the loss became NaN or infinite. Lower the learning rate and start a new run.' : errorMessage(error);
-        updateRun({ status: 'failed', phase: null, pending: null, message });
-        return;
-      }
-      const latest = active ?? record;
-      updateRun({ status: 'idle', phase: null, pending: null, runId: null });
-      set({ interrupted: interruptedFrom(latest, errorMessage(error)) });
-    }
+        async resume() {
+          const { run } = get();
+          if (run.status !== 'running' || !run.runId) return;
+          updateRun({ pending: null });
+          await engine().request('trainResume', { runId: run.runId });
+        },
 
-    return {
-      settings: RECIPE,
-      plan: { status: 'none', reason: 'Load a model to see what training will cost.' },
-      run: IDLE_RUN,
-      interrupted: null,
-      elsewhere: null,
+        async cancel() {
+          const { run } = get();
+          if (run.status !== 'running' || !run.runId) return;
+          updateRun({ pending: 'cancel' });
+          await engine().request('trainCancel', { runId: run.runId });
+        },
 
-      update(patch) {
-        set(({ settings }) => {
-          const next = { ...settings, ...patch };
-          // Iterations and the micro-batch follow the recipe until the user sets them apart from it.
-          if (patch.shots !== undefined && settings.iterations === recipeIterations(settings.shots)) next.iterations = recipeIterations(patch.shots);
-          if (patch.batchSize !== undefined && settings.microBatchSize === settings.batchSize) next.microBatchSize = patch.batchSize;
-          next.blocks = blocksFor(next.method, next.blocks);
-          return { settings: next };
-        });
-      },
+        async findInterrupted() {
+          const record = await latestCheckpoint();
+          if (!record || record.runId === get().run.runId) return;
+          // A checkpoint whose run another tab is training is not interrupted.
+          if (await isTrainingLockHeld()) {
+            set((state) => ({
+              elsewhere: state.elsewhere ?? {
+                ...NO_ELSEWHERE_PROGRESS,
+                step: record.checkpoint?.step ?? 0,
+                iterations: record.training.iterations,
+              },
+            }));
+            void afterRunElsewhere();
+            return;
+          }
+          set({ interrupted: interruptedFrom(record, null) });
+        },
 
-      resetSettings() {
-        set({ settings: RECIPE });
-      },
+        async resumeInterrupted() {
+          const { interrupted } = get();
+          if (!interrupted) return;
+          const record = await latestCheckpoint();
+          if (!record || record.runId !== interrupted.runId) {
+            set({ interrupted: null });
+            return;
+          }
+          if (engine().connection.phase !== 'ready') await engine().connect();
+          const model = useModelStore.getState();
+          const ready = await model.ensureLoaded(record.modelId);
+          const loaded = useModelStore.getState().loaded;
+          if (!ready || loaded?.fingerprint !== record.modelFingerprint) {
+            set({
+              interrupted: {
+                ...interrupted,
+                reason: `This run trains ${record.modelId}: it must be loaded (and complete in the model cache) to resume.`,
+              },
+            });
+            return;
+          }
+          await executeAlone(record, false);
+        },
 
-      async refreshPlan() {
-        const model = useModelStore.getState().loaded;
-        const classes = useDatasetStore.getState().classes.length;
-        if (!model) {
-          set({ plan: { status: 'none', reason: 'Load a model to see what training will cost.' } });
-          return;
-        }
-        const { settings } = get();
-        set({ plan: { status: 'planning' } });
-        try {
-          const { adapter, training } = splitSettings(settings);
-          const plan = await engine().request('planTraining', { adapter, training, classes: Math.max(classes, 1) });
-          if (get().settings === settings) set({ plan: { status: 'ready', plan } });
-        } catch (error) {
-          const status = error instanceof EngineRequestError && error.kind === 'does-not-fit' ? 'does-not-fit' : 'invalid';
-          if (get().settings === settings) set({ plan: { status, message: errorMessage(error) } });
-        }
-      },
-
-      async start() {
-        const { run, settings, plan, elsewhere } = get();
-        if (isRunActive(run.status)) return;
-        const model = useModelStore.getState().loaded;
-        const { classes, images, promptTemplate } = useDatasetStore.getState();
-        const split = splitDataset(classes, images, settings, settings.seed);
-        // Start is disabled while the checklist shows problems; this guards the same rule.
-        if (!model || trainingProblems({ model, classes, images, split, plan, elsewhere }).length) return;
-        const { adapter, training: form } = splitSettings(settings);
-        // The prompts are the dataset's: its template and its classes' own.
-        // A held-out split stands for its training images per class, as the CLI's --holdout does.
-        const shots = settings.holdout !== undefined ? shotsOf(split.support.imageIds.length, classes.length) : settings.shots;
-        const training = { ...form, shots, template: promptTemplate, classPrompts: classPromptsOf(classes) };
-        const record: CheckpointRecord = {
-          runId: crypto.randomUUID(),
-          modelId: model.id,
-          modelFingerprint: model.fingerprint,
-          classNames: classes.map((c) => c.name),
-          support: split.support,
-          heldOut: split.heldOut,
-          adapter,
-          training,
-          checkpoint: null,
-          history: EMPTY_HISTORY,
-          savedAt: Date.now(),
-        };
-        await executeAlone(record, true);
-      },
-
-      async pause() {
-        const { run } = get();
-        if (run.status !== 'running' || !run.runId || run.pending) return;
-        updateRun({ pending: 'pause' });
-        await engine().request('trainPause', { runId: run.runId });
-      },
-
-      async resume() {
-        const { run } = get();
-        if (run.status !== 'running' || !run.runId) return;
-        updateRun({ pending: null });
-        await engine().request('trainResume', { runId: run.runId });
-      },
-
-      async cancel() {
-        const { run } = get();
-        if (run.status !== 'running' || !run.runId) return;
-        updateRun({ pending: 'cancel' });
-        await engine().request('trainCancel', { runId: run.runId });
-      },
-
-      async findInterrupted() {
-        const record = await latestCheckpoint();
-        if (!record || record.runId === get().run.runId) return;
-        // A checkpoint whose run another tab is training is not interrupted.
-        if (await isTrainingLockHeld()) {
-          set((state) => ({ elsewhere: state.elsewhere ?? { ...NO_ELSEWHERE_PROGRESS, step: record.checkpoint?.step ?? 0, iterations: record.training.iterations } }));
-          void afterRunElsewhere();
-          return;
-        }
-        set({ interrupted: interruptedFrom(record, null) });
-      },
-
-      async resumeInterrupted() {
-        const { interrupted } = get();
-        if (!interrupted) return;
-        const record = await latestCheckpoint();
-        if (!record || record.runId !== interrupted.runId) {
+        async discardInterrupted() {
+          const { interrupted } = get();
+          if (!interrupted) return;
+          await deleteCheckpoint(interrupted.runId);
           set({ interrupted: null });
-          return;
-        }
-        if (engine().connection.phase !== 'ready') await engine().connect();
-        const model = useModelStore.getState();
-        const ready = await model.ensureLoaded(record.modelId);
-        const loaded = useModelStore.getState().loaded;
-        if (!ready || loaded?.fingerprint !== record.modelFingerprint) {
-          set({ interrupted: { ...interrupted, reason: `This run trains ${record.modelId}: it must be loaded (and complete in the model cache) to resume.` } });
-          return;
-        }
-        await executeAlone(record, false);
-      },
-
-      async discardInterrupted() {
-        const { interrupted } = get();
-        if (!interrupted) return;
-        await deleteCheckpoint(interrupted.runId);
-        set({ interrupted: null });
-      },
-    };
-  }, {
-    name: SETTINGS_STORAGE_KEY,
-    version: 2,
-    partialize: (state) => ({ settings: state.settings }),
-    // Version 1 had no Automatic micro-batch: one equal to the batch was the default, and is Automatic now.
-    migrate: (saved, version) => {
-      const settings = (saved as Partial<TrainingState> | undefined)?.settings;
-      if (version < 2 && settings && settings.microBatchSize === settings.batchSize) return { ...(saved as object), settings: { ...settings, microBatchSize: null } };
-      return saved;
+        },
+      };
     },
-    // Settings saved by an older version gain the fields added since.
-    merge: (saved, current) => ({ ...current, settings: { ...RECIPE, ...(saved as Partial<TrainingState> | undefined)?.settings } }),
-  }),
+    {
+      name: SETTINGS_STORAGE_KEY,
+      version: 2,
+      partialize: (state) => ({ settings: state.settings }),
+      // Version 1 had no Automatic micro-batch: one equal to the batch was the default, and is Automatic now.
+      migrate: (saved, version) => {
+        const settings = (saved as Partial<TrainingState> | undefined)?.settings;
+        if (version < 2 && settings && settings.microBatchSize === settings.batchSize)
+          return { ...(saved as object), settings: { ...settings, microBatchSize: null } };
+        return saved;
+      },
+      // Settings saved by an older version gain the fields added since.
+      merge: (saved, current) => ({
+        ...current,
+        settings: { ...RECIPE, ...(saved as Partial<TrainingState> | undefined)?.settings },
+      }),
+    },
+  ),
 );

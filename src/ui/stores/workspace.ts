@@ -2,7 +2,13 @@
 // what is here, then shows it on every screen.
 
 import { create } from 'zustand';
-import { decodeWorkspace, encodeWorkspace, importWorkspace, readStoredWorkspace, WORKSPACE_FILE_EXTENSION } from '../../storage/workspace';
+import {
+  decodeWorkspace,
+  encodeWorkspace,
+  importWorkspace,
+  readStoredWorkspace,
+  WORKSPACE_FILE_EXTENSION,
+} from '../../storage/workspace';
 import { saveFile } from '../download';
 import { useAdaptersStore } from './adapters';
 import { useDatasetStore } from './dataset';
@@ -48,10 +54,12 @@ export const useWorkspaceStore = create<WorkspaceState>()((set) => {
     async exportFile() {
       await attempt(async () => {
         const stored = await readStoredWorkspace();
-        const settings = Object.fromEntries(settingsKeys().flatMap((key) => {
-          const value = localStorage.getItem(key);
-          return value === null ? [] : [[key, value]];
-        }));
+        const settings = Object.fromEntries(
+          settingsKeys().flatMap((key) => {
+            const value = localStorage.getItem(key);
+            return value === null ? [] : [[key, value]];
+          }),
+        );
         const date = new Date().toISOString().slice(0, 10);
         saveFile(encodeWorkspace({ ...stored, settings }), `octoclip-${date}${WORKSPACE_FILE_EXTENSION}`);
         return `Exported ${describeCounts({ classes: stored.classes.length, images: stored.images.length, adapters: stored.adapters.length })}.`;
@@ -66,7 +74,11 @@ export const useWorkspaceStore = create<WorkspaceState>()((set) => {
           const value = workspace.settings[key];
           if (value !== undefined) localStorage.setItem(key, value);
         }
-        await Promise.all([useTrainingStore.persist.rehydrate(), useDatasetStore.getState().load(), useAdaptersStore.getState().load()]);
+        await Promise.all([
+          useTrainingStore.persist.rehydrate(),
+          useDatasetStore.getState().load(),
+          useAdaptersStore.getState().load(),
+        ]);
         return `Imported ${describeCounts(added)} from ${file.name}, and its settings.`;
       });
     },
