@@ -59,6 +59,8 @@ test('lists every problem next to Start, which stays off until none is left, and
   await page.getByLabel('New class name').fill('solo');
   await page.getByRole('button', { name: 'Add class' }).click();
   await classCard(page, 'solo').getByLabel('Add images to solo').setInputFiles(TRY_IMAGE);
+  // Thumbnails are drawn as a class card nears the window.
+  await classCard(page, 'solo').scrollIntoViewIfNeeded();
   await expect(classCard(page, 'solo').getByRole('img')).toHaveCount(1);
   await openSection(page, 'Train');
   await expect(problem(page, 'no-held-out')).toContainText('“solo” has one image, which trains: none is held out');
