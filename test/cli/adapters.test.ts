@@ -147,6 +147,15 @@ describe('octoclip predict', () => {
     expect(run.stderr).toMatch(/notes\.txt: not an image/);
     expect(existsSync(out)).toBe(false);
   }, 300_000);
+
+  it('refuses a folder with no image to classify, and writes nothing', () => {
+    const empty = mkdtempSync(join(tmpdir(), 'octoclip-empty-'));
+    const out = join(work, 'nothing.json');
+    const run = octoclip('predict', '--model', model, '--adapter', adapter, '--images', empty, '--out', out);
+    expect(run.status).toBe(1);
+    expect(run.stderr).toMatch(/no images to classify in .*octoclip-empty-/);
+    expect(existsSync(out)).toBe(false);
+  }, 300_000);
 });
 
 describe('octoclip export and import-peft', () => {
