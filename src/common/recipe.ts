@@ -148,18 +148,27 @@ export function defaultTrainSettings(shots: number, overrides: Partial<TrainSett
 
 /** Throws a RangeError, worded for the user, when the settings cannot train. */
 export function validateTrainSettings(settings: TrainSettings): void {
-  const positiveInteger = (value: number, what: string) => {
-    if (!Number.isInteger(value) || value < 1) throw new RangeError(`${what} must be a whole number of at least 1`);
-  };
-  positiveInteger(settings.iterations, 'iterations');
-  positiveInteger(settings.batchSize, 'the batch size');
-  positiveInteger(settings.microBatchSize, 'the micro-batch size');
-  if (settings.batchSize % settings.microBatchSize !== 0) {
+  wholeNumber(settings.iterations, 'iterations');
+  validatePasses(settings);
+  if (!(settings.lr > 0)) throw new RangeError('the learning rate must be above 0');
+}
+
+/** The batch is accumulated over whole micro-batches: both whole numbers, the micro-batch dividing the batch. */
+export function validatePasses({
+  batchSize,
+  microBatchSize,
+}: Pick<TrainSettings, 'batchSize' | 'microBatchSize'>): void {
+  wholeNumber(batchSize, 'the batch size');
+  wholeNumber(microBatchSize, 'the micro-batch size');
+  if (batchSize % microBatchSize !== 0) {
     throw new RangeError(
-      `the batch size (${settings.batchSize}) must be a multiple of the micro-batch size (${settings.microBatchSize})`,
+      `the batch size (${batchSize}) must be a multiple of the micro-batch size (${microBatchSize})`,
     );
   }
-  if (!(settings.lr > 0)) throw new RangeError('the learning rate must be above 0');
+}
+
+function wholeNumber(value: number, what: string): void {
+  if (!Number.isInteger(value) || value < 1) throw new RangeError(`${what} must be a whole number of at least 1`);
 }
 
 /** The overrides that are given: an absent command-line flag (undefined) keeps the default. */

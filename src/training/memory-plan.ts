@@ -9,7 +9,7 @@ import { GpuError } from '../gpu/context';
 import { createDryRunContext, type DryRunLimits } from '../gpu/dry-run';
 import { ClipModel } from '../model/clip';
 import type { ClipConfig } from '../model/config';
-import { defaultTrainSettings, type TrainSettings } from '../common/recipe';
+import { defaultTrainSettings, type TrainSettings, validatePasses } from '../common/recipe';
 import { Trainer } from './trainer';
 
 export interface TrainingMemoryOptions {
@@ -82,12 +82,10 @@ export async function planTrainingMemory(config: ClipConfig, options: TrainingMe
 }
 
 function validateTrainingOptions(config: ClipConfig, options: TrainingMemoryOptions): void {
-  const { batchSize, microBatchSize, classes, textChunk } = options;
-  for (const [name, value] of Object.entries({ batchSize, microBatchSize, classes, textChunk })) {
+  validatePasses(options);
+  const { classes, textChunk } = options;
+  for (const [name, value] of Object.entries({ classes, textChunk })) {
     if (!Number.isInteger(value) || value < 1) throw new RangeError(`${name} must be a positive integer, got ${value}`);
-  }
-  if (batchSize % microBatchSize !== 0) {
-    throw new RangeError(`batch size ${batchSize} must be a multiple of the micro-batch size ${microBatchSize}`);
   }
   validateAdapterSettings(options.adapter, config);
 }
