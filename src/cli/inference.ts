@@ -260,7 +260,8 @@ export const PREDICT = defineCommand({
     const named = await Promise.all(files.map((file) => decodeImageFile(file)));
     const images = [...(folder?.images ?? []), ...named];
     const paths = [...(folder?.paths ?? []), ...files];
-    if (!images.length) throw new Error(`no images to classify in ${values.images}: it holds no file that decodes as an image`);
+    if (!images.length)
+      throw new Error(`no images to classify in ${values.images}: it holds no file that decodes as an image`);
     const model = await loadModel(values.model);
     const adapter = values.adapter ? await readAdapterFor(values.adapter, model) : null;
     const adapters = adapter && AdapterSet.create(model.ctx, model.config, adapter.meta, { initial: adapter.tensors });
