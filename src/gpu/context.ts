@@ -39,6 +39,7 @@ const UNIFORM_ALIGNMENT = 256;
 const UNIFORM_ARENA_BYTES = 1 << 20;
 const MAX_TIMED_PASSES = 2048; // a query set holds at most 4096 timestamps
 const CACHED_BIND_GROUPS = 4096; // a ViT-B/32 training step makes about 800 dispatches
+const LOSS_GRACE_MS = 2000; // how long a failed GPU wait waits for device.lost to explain it
 
 export class GpuContext {
   readonly memory = new MemoryTracker();
@@ -179,10 +180,10 @@ export class GpuContext {
     );
     this.submit();
     try {
-      await Promise.all(staging.map((s) => s.mapAsync(GPUMapMode.READ)));
+      await this.waitForGpu(Promise.all(staging.map((s) => s.mapAsync(GPUMapMode.READ))));
     } catch (error) {
       staging.forEach((s) => this.memory.release(s));
-      throw this.lostInfo ? new DeviceLostError(`GPU device lost: ${this.lostInfo.message}`) : error;
+      throw error;
     }
     const result = staging.map((s, i) => {
       const values = new Float32Array(s.getMappedRange().slice(0, tensors[i].byteLength));
@@ -278,9 +279,32 @@ export class GpuContext {
   /** Submits and waits until the GPU has finished everything; throws on recorded GPU errors. */
   async sync(): Promise<void> {
     this.submit();
-    await this.device.queue.onSubmittedWorkDone();
-    if (this.lostInfo) throw new DeviceLostError(`GPU device lost: ${this.lostInfo.message}`);
+    await this.waitForGpu(this.device.queue.onSubmittedWorkDone());
+    if (this.lostInfo) throw this.lostError(this.lostInfo);
     this.throwIfErrors();
+  }
+
+  /**
+   * Waits for GPU work (mapAsync, onSubmittedWorkDone). When the browser's GPU process crashes,
+   * pending work fails with the transport's words ("A valid external Instance reference no longer
+   * exists") before `device.lost` resolves; waiting briefly for it reports the device loss it is,
+   * which the studio recovers from, instead of an unexplained failure.
+   */
+  private async waitForGpu<T>(work: Promise<T>): Promise<T> {
+    try {
+      return await work;
+    } catch (error) {
+      if (!this.lostInfo) {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([this.device.lost, new Promise((resolve) => (timer = setTimeout(resolve, LOSS_GRACE_MS)))]);
+        clearTimeout(timer);
+      }
+      throw this.lostInfo ? this.lostError(this.lostInfo) : error;
+    }
+  }
+
+  private lostError(info: GPUDeviceLostInfo): DeviceLostError {
+    return new DeviceLostError(`GPU device lost: ${info.message || 'no detail given'}`);
   }
 
   /**
@@ -321,7 +345,7 @@ export class GpuContext {
       encoder.resolveQuerySet(timing.querySet, 0, count, resolved, 0);
       encoder.copyBufferToBuffer(resolved, 0, readable, 0, count * 8);
       await this.sync();
-      await readable.mapAsync(GPUMapMode.READ);
+      await this.waitForGpu(readable.mapAsync(GPUMapMode.READ));
       const stamps = new BigUint64Array(readable.getMappedRange().slice(0));
       readable.unmap();
       let nanoseconds = 0n;
