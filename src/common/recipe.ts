@@ -87,6 +87,96 @@ export const RECIPE_PATIENCE = 0;
 /** Steps between the checkpoints a run saves (the studio's store, the CLI's --checkpoint file). */
 export const RECIPE_CHECKPOINT_EVERY = 50;
 
+/**
+ * How a run holds the frozen CLIP weights. 'f32': as 32-bit floats, nothing rounded. 'f16-storage': as
+ * 16-bit floats (pairs in a u32), widened to f32 in the kernels, which compute and accumulate in f32:
+ * half the weight memory, the weights rounded once as they load. Adapters, their gradients and the
+ * optimizer are f32 at every precision, so an adapter trained at one is used at any.
+ */
+export type Precision = 'f32' | 'f16-storage';
+/** The setting: a precision, or 'auto' (autoPrecision). */
+export type PrecisionSetting = 'auto' | Precision;
+
+/** What the studio's select and `--precision` offer, in this order. */
+export const PRECISION_SETTINGS: readonly PrecisionSetting[] = ['auto', 'f32', 'f16-storage'];
+
+export const RECIPE_PRECISION: PrecisionSetting = 'auto';
+
+/** One line per setting: the studio's select and the CLI's help. */
+export const PRECISION_HELP: Readonly<Record<PrecisionSetting, string>> = {
+  auto: 'f32, unless half-precision weights fit larger passes in the GPU memory (then f16-storage)',
+  f32: 'weights and arithmetic in 32-bit floats: nothing rounded',
+  'f16-storage': 'weights stored in 16-bit floats, arithmetic in 32-bit: half the weight memory',
+};
+
+/**
+ * A precision setting from its name; a RangeError saying what is offered otherwise. 'f16' (f16 arithmetic,
+ * which needs the adapter's shader-f16) is named apart: it is not in this version.
+ */
+export function parsePrecision(text: string): PrecisionSetting {
+  if (text === 'f16') {
+    throw new RangeError(
+      'f16 arithmetic is not available in this version; f16-storage stores the weights in half precision (half the weight memory) with f32 arithmetic',
+    );
+  }
+  const setting = PRECISION_SETTINGS.find((candidate) => candidate === text);
+  if (!setting) throw new RangeError(`the precision must be ${PRECISION_SETTINGS.join(', ')}, got "${text}"`);
+  return setting;
+}
+
+/** The passes a run takes (images per pass, prompts per text-tower pass), as the planner fits them. */
+export interface Passes {
+  microBatchSize: number;
+  textChunk: number;
+}
+
+export interface ResolvedPrecision {
+  precision: Precision;
+  /** Why, in a few words: 'as set', or the passes each precision fits. */
+  reason: string;
+}
+
+/**
+ * 'auto': full precision, unless half-precision weights let the planner fit larger passes than f32
+ * weights do (a larger micro-batch, or with equal ones a larger text chunk; null: none fits), as on a
+ * GPU short of memory: there f16-storage trains in fewer passes. No speed is claimed otherwise.
+ */
+export function autoPrecision(f32: Passes | null, f16Storage: Passes | null): ResolvedPrecision {
+  const count = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
+  const describe = (passes: Passes | null) =>
+    passes ? `${count(passes.microBatchSize, 'image')} and ${count(passes.textChunk, 'prompt')} per pass` : 'no pass';
+  const larger =
+    f16Storage !== null &&
+    (f32 === null ||
+      f16Storage.microBatchSize > f32.microBatchSize ||
+      (f16Storage.microBatchSize === f32.microBatchSize && f16Storage.textChunk > f32.textChunk));
+  return larger
+    ? {
+        precision: 'f16-storage',
+        reason: `auto: half-precision weights fit ${describe(f16Storage)}, f32 weights ${describe(f32)}`,
+      }
+    : { precision: 'f32', reason: `auto: f32 weights fit ${describe(f32)}, as large as half-precision ones` };
+}
+
+/** A setting that names a precision keeps it; 'auto' is what `auto()` decides (which may plan). */
+export async function resolvePrecision(
+  setting: PrecisionSetting,
+  auto: () => Promise<ResolvedPrecision>,
+): Promise<ResolvedPrecision> {
+  return setting === 'auto' ? auto() : { precision: setting, reason: 'as set' };
+}
+
+/** 'auto' where nothing is planned (inference: no pass is sized to the memory): full precision. */
+export const AUTO_WITHOUT_PLAN: ResolvedPrecision = { precision: 'f32', reason: 'auto: f32 when not training' };
+
+/** How each precision stores the frozen weights (ClipWeights' weight storage). */
+export const WEIGHT_STORAGE = { f32: 'f32', 'f16-storage': 'f16' } as const satisfies Record<Precision, string>;
+
+/** The precision of weights held in this storage. */
+export function precisionOf(storage: (typeof WEIGHT_STORAGE)[Precision]): Precision {
+  return storage === WEIGHT_STORAGE['f16-storage'] ? 'f16-storage' : 'f32';
+}
+
 export interface TrainSettings {
   seed: number;
   iterations: number;

@@ -7,15 +7,23 @@ import { helpText, parseCommandLine } from '../../src/cli/options';
 import { TRAIN, trainSettingsFromOptions } from '../../src/cli/train';
 import { DEFAULT_TEMPLATE } from '../../src/common/prompts';
 import {
+  AUTO_WITHOUT_PLAN,
+  autoPrecision,
   budgetIterations,
   defaultTrainSettings,
   ITERATIONS_PER_SHOT,
   parseDuration,
+  parsePrecision,
+  precisionOf,
+  PRECISION_SETTINGS,
   LORA_BLOCKS,
   RECIPE_ADAPTER,
   RECIPE_CHECKPOINT_EVERY,
   RECIPE_PATIENCE,
+  RECIPE_PRECISION,
   RECIPE_TRAINING,
+  resolvePrecision,
+  WEIGHT_STORAGE,
 } from '../../src/common/recipe';
 import { parseClipConfig } from '../../src/model/config';
 import { makeTinyClip } from '../../src/model/tiny';
@@ -141,5 +149,51 @@ describe('the recipe', () => {
     expect(useTrainingStore.getState().settings.iterations).toBe(100);
     store.resetSettings();
     expect(useTrainingStore.getState().settings).toEqual(RECIPE);
+  });
+});
+
+describe('the precision setting', () => {
+  it('offers auto (the default), f32 and f16-storage, and refuses f16 arithmetic saying what there is instead', () => {
+    expect(PRECISION_SETTINGS).toEqual(['auto', 'f32', 'f16-storage']);
+    expect(RECIPE_PRECISION).toBe('auto');
+    for (const setting of PRECISION_SETTINGS) expect(parsePrecision(setting)).toBe(setting);
+    expect(() => parsePrecision('f16')).toThrow(
+      'f16 arithmetic is not available in this version; f16-storage stores the weights in half precision (half the weight memory) with f32 arithmetic',
+    );
+    expect(() => parsePrecision('bf16')).toThrow('the precision must be auto, f32, f16-storage, got "bf16"');
+    expect(WEIGHT_STORAGE).toEqual({ f32: 'f32', 'f16-storage': 'f16' });
+    expect([precisionOf('f32'), precisionOf('f16')]).toEqual(['f32', 'f16-storage']);
+  });
+
+  it('auto keeps f32 unless half-precision weights fit larger passes: a larger micro-batch, or a larger text chunk', () => {
+    const passes = (microBatchSize: number, textChunk: number) => ({ microBatchSize, textChunk });
+    expect(autoPrecision(passes(32, 64), passes(32, 64))).toEqual({
+      precision: 'f32',
+      reason: 'auto: f32 weights fit 32 images and 64 prompts per pass, as large as half-precision ones',
+    });
+    expect(autoPrecision(passes(8, 64), passes(16, 64))).toEqual({
+      precision: 'f16-storage',
+      reason:
+        'auto: half-precision weights fit 16 images and 64 prompts per pass, f32 weights 8 images and 64 prompts per pass',
+    });
+    expect(autoPrecision(passes(1, 8), passes(1, 16)).precision).toBe('f16-storage');
+    expect(autoPrecision(passes(2, 16), passes(1, 64)).precision).toBe('f32');
+    expect(autoPrecision(null, passes(1, 1))).toEqual({
+      precision: 'f16-storage',
+      reason: 'auto: half-precision weights fit 1 image and 1 prompt per pass, f32 weights no pass',
+    });
+    expect(autoPrecision(null, null).precision).toBe('f32');
+  });
+
+  it('keeps a precision that is set, plans only for auto, and keeps f32 where nothing is planned', async () => {
+    const never = async () => {
+      throw new Error('planned for a precision that was set');
+    };
+    expect(await resolvePrecision('f16-storage', never)).toEqual({ precision: 'f16-storage', reason: 'as set' });
+    expect(await resolvePrecision('f32', never)).toEqual({ precision: 'f32', reason: 'as set' });
+    expect(await resolvePrecision('auto', async () => AUTO_WITHOUT_PLAN)).toEqual({
+      precision: 'f32',
+      reason: 'auto: f32 when not training',
+    });
   });
 });
