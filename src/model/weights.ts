@@ -73,17 +73,18 @@ export function byteSourceFromBlob(name: string, blob: Blob): ByteSource {
 }
 
 /**
- * How the frozen linear weights are stored: f32, or f16 (half the memory; every product still sums in
- * f32, matmul.wgsl's F16_B). The rest (embeddings, layer norms, biases) is small and stays f32.
+ * How the large frozen weights are stored: f32, or f16 (half the memory; kernels widen each value to
+ * f32 and compute in f32: matmul.wgsl's F16_B, embedding.wgsl's F16_TOKEN_EMBEDDING). The rest (position
+ * and class embeddings, layer norms, biases) is under 1% of a model and stays f32.
  */
 export type WeightStorage = 'f32' | 'f16';
 
-/** The weights that kernels read only as a product's b operand: nn.Linear's and the patch convolution's. */
-const LINEAR_WEIGHT = /(?:_proj|\.fc[12]|_projection|\.patch_embedding)\.weight$/;
+/** nn.Linear's weights, the patch convolution's and the token table: the kernels that read them read halves. */
+const HALF_STORABLE = /(?:_proj|\.fc[12]|_projection|\.patch_embedding|\.token_embedding)\.weight$/;
 
 /** The element type of a checkpoint tensor on the GPU under `storage`. */
 export function weightElementType(name: string, storage: WeightStorage): ElementType {
-  return storage === 'f16' && LINEAR_WEIGHT.test(name) ? 'f16' : 'f32';
+  return storage === 'f16' && HALF_STORABLE.test(name) ? 'f16' : 'f32';
 }
 
 /** q_proj, k_proj and v_proj of an attention block: matched by name, with the plane each takes. */

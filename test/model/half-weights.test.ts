@@ -22,10 +22,10 @@ const { config } = model;
 const weights = weightMap(files.safetensors);
 
 // Written out rather than derived from the loader's rule, so that a tensor rounded by mistake, or one
-// left in f32, shows: nn.Linear's weights (attention projections, MLP) and the patch convolution and
-// output projections, which kernels read only as a product's weight operand.
+// left in f32, shows: nn.Linear's weights (attention projections, MLP), the patch convolution, the
+// output projections and the token table.
 const HALF_WEIGHTS =
-  /^(?:(?:vision|text)_model\.encoder\.layers\.\d+\.(?:self_attn\.[qkvo]\w*_proj|mlp\.fc[12])|visual_projection|text_projection|vision_model\.embeddings\.patch_embedding)\.weight$/;
+  /^(?:(?:vision|text)_model\.encoder\.layers\.\d+\.(?:self_attn\.[qkvo]\w*_proj|mlp\.fc[12])|visual_projection|text_projection|vision_model\.embeddings\.patch_embedding|text_model\.embeddings\.token_embedding)\.weight$/;
 const rounded: reference.WeightMap = new Map(
   [...weights].map(([name, values]) => [name, HALF_WEIGHTS.test(name) ? roundedToHalf(values) : values]),
 );
@@ -53,7 +53,7 @@ describe('frozen weights in half precision', () => {
   it('store the linear weights in half: their bytes halve, nothing else changes', async () => {
     const full = await ClipModel.load(ctx, tinyModelFiles());
     const halfNames = [...weights.keys()].filter((name) => HALF_WEIGHTS.test(name));
-    expect(halfNames.length).toBe(6 * (config.vision.numLayers + config.text.numLayers) + 3);
+    expect(halfNames.length).toBe(6 * (config.vision.numLayers + config.text.numLayers) + 4);
     for (const name of weights.keys()) {
       if (name === 'logit_scale' || name.endsWith('position_ids')) continue;
       expect(model.weights.get(name).type, name).toBe(HALF_WEIGHTS.test(name) ? 'f16' : 'f32');
