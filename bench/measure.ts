@@ -3,8 +3,12 @@
 
 import { execSync } from 'node:child_process';
 
-/** The commit the benchmark runs, '+ changes' when tracked files differ from it: figures are of that code. */
+/**
+ * The commit the benchmark runs, '+ changes' when tracked files differ from it: figures are of that code.
+ * A copy without git (a GPU machine lent for minutes) names it in OCTOCLIP_COMMIT (bench/gpu-check.sh).
+ */
 export function codeVersion(): string {
+  if (process.env.OCTOCLIP_COMMIT) return process.env.OCTOCLIP_COMMIT;
   const git = (command: string) =>
     execSync(`git ${command}`, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
   try {

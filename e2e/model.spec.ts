@@ -252,6 +252,7 @@ test('offers the OpenAI and LAION checkpoints with download size and planned tra
   ]) {
     await expect(table).toContainText(repo);
   }
+  await expect(table).not.toContainText('Planning'); // the placeholder row shown while the engine plans is gone
   const large = table.getByRole('row').filter({ hasText: 'openai/clip-vit-large-patch14-336' });
   await expect(large).toContainText('1.6 GiB');
   await expect(large.getByRole('cell').nth(1)).toHaveText(/^\d+(\.\d)? GiB$/);

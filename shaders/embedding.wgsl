@@ -22,6 +22,11 @@ struct Params {
 @group(0) @binding(9) var<storage, read> dout: array<f32>;
 @group(0) @binding(10) var<storage, read_write> out: array<f32>;
 @group(0) @binding(11) var<storage, read_write> dx: array<f32>;
+// The token table in half precision (F16_TOKEN_EMBEDDING): two halves per u32. The other view of the
+// table is bound to whatever the table is not (never read).
+@group(0) @binding(12) var<storage, read> token_embedding_half: array<u32>;
+
+override F16_TOKEN_EMBEDDING: bool = false;
 
 const WORKGROUP_SIZE = 256u;
 
@@ -75,6 +80,11 @@ fn vision_embeddings_forward(@builtin(workgroup_id) wg: vec3u, @builtin(num_work
   out[i] = value + position_embedding[token * p.width + d];
 }
 
+fn token_embedding_at(i: u32) -> f32 {
+  if (F16_TOKEN_EMBEDDING) { return unpack2x16float(token_embedding_half[i / 2u])[i % 2u]; }
+  return token_embedding[i];
+}
+
 // out[b, t] = token_embedding[ids[b, t]] + pos[t]. An id outside [0, vocab) gives a NaN row: a
 // shader cannot throw, and a NaN loss is easier to trace than a silently wrong embedding.
 @compute @workgroup_size(WORKGROUP_SIZE)
@@ -90,7 +100,7 @@ fn text_embeddings_forward(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgr
     return;
   }
   let t = sequence_position % p.length;
-  out[i] = token_embedding[u32(id) * p.width + d] + position_embedding[t * p.width + d];
+  out[i] = token_embedding_at(u32(id) * p.width + d) + position_embedding[t * p.width + d];
 }
 
 // out[b] = x[b, rows[b]]; a row outside [0, T) gives NaN, as for token ids.

@@ -8,7 +8,8 @@
 // s * u (B_1 + ... + B_n)^T added to x W0^T + b; in the input gradient, drop(du A_s) added to dy W0.
 // Batched, each entry has its own (q, k and v of a layer in one dispatch: a shared, b, bias, out and
 // the low-rank operands strided). With k planes, out = sum_i a_i b_i (+ sum_i low-rank term i): the
-// input gradient of q, k and v together, dy_q W_q + dy_k W_k + dy_v W_v.
+// input gradient of q, k and v together, dy_q W_q + dy_k W_k + dy_v W_v. b (the frozen weight in the
+// linear layer's products) may be stored in half precision; every product is summed in f32.
 
 struct Params {
   m: u32,
@@ -47,11 +48,16 @@ struct Params {
 // The low-rank term's operands; without one, a is bound here (never read).
 @group(0) @binding(7) var<storage, read> thin: array<f32>;
 @group(0) @binding(8) var<storage, read> thin_weight: array<f32>;
+// b in half precision (frozen weights, F16_B): two halves per u32, four per vec2u, widened to f32 as
+// they are read. The other pair of views of b is bound to whatever b is not (never read).
+@group(0) @binding(9) var<storage, read> b_half: array<u32>;
+@group(0) @binding(10) var<storage, read> b_half4: array<vec2u>;
 
 override TRANSPOSE_A: bool = false;  // a stored [k, m] instead of [m, k]
 override TRANSPOSE_B: bool = false;  // b stored [n, k] instead of [k, n]
 override VEC4_A: bool = false;       // a's contiguous dimension (m if transposed, else k) is a multiple of 4
 override VEC4_B: bool = false;       // b's contiguous dimension (k if transposed, else n) is a multiple of 4
+override F16_B: bool = false;        // b is read from b_half / b_half4
 // Every thread computes one 4x4 block of out; a workgroup covers (4 WORKGROUP_Y) x (4 WORKGROUP_X).
 override WORKGROUP_X: u32 = 8u;      // threads along n
 override WORKGROUP_Y: u32 = 8u;      // threads along m
@@ -130,19 +136,33 @@ fn b_start(base: u32, k0: u32, col0: u32) -> vec4u {
   return vec4u(base + k0 * p.n) + cols;
 }
 
+// Element i of b, and vec4 i of b (elements 4i..4i+3), in either precision.
+fn b_at(i: u32) -> f32 {
+  if (F16_B) { return unpack2x16float(b_half[i / 2u])[i % 2u]; }
+  return b[i];
+}
+
+fn b4_at(i: u32) -> vec4f {
+  if (F16_B) {
+    let words = b_half4[i];
+    return vec4f(unpack2x16float(words.x), unpack2x16float(words.y));
+  }
+  return b4[i];
+}
+
 // Column j: row k0 + j of op(b) at col0..col0+3 (whole steps only; see b_block_tail).
 fn b_block(at: vec4u) -> mat4x4f {
   if (VEC4_B) {
-    let loaded = mat4x4f(b4[at.x], b4[at.y], b4[at.z], b4[at.w]);
+    let loaded = mat4x4f(b4_at(at.x), b4_at(at.y), b4_at(at.z), b4_at(at.w));
     if (TRANSPOSE_B) { return transpose(loaded); }
     return loaded;
   }
   // at[j] starts column col0 + j; read 4 k of each, then transpose.
   let s = b_k_stride();
-  return transpose(mat4x4f(vec4f(b[at.x], b[at.x + s], b[at.x + 2u * s], b[at.x + 3u * s]),
-                           vec4f(b[at.y], b[at.y + s], b[at.y + 2u * s], b[at.y + 3u * s]),
-                           vec4f(b[at.z], b[at.z + s], b[at.z + 2u * s], b[at.z + 3u * s]),
-                           vec4f(b[at.w], b[at.w + s], b[at.w + 2u * s], b[at.w + 3u * s])));
+  return transpose(mat4x4f(vec4f(b_at(at.x), b_at(at.x + s), b_at(at.x + 2u * s), b_at(at.x + 3u * s)),
+                           vec4f(b_at(at.y), b_at(at.y + s), b_at(at.y + 2u * s), b_at(at.y + 3u * s)),
+                           vec4f(b_at(at.z), b_at(at.z + s), b_at(at.z + 2u * s), b_at(at.z + 3u * s)),
+                           vec4f(b_at(at.w), b_at(at.w + s), b_at(at.w + 2u * s), b_at(at.w + 3u * s))));
 }
 
 fn a_value(base: u32, row: u32, kk: u32) -> f32 {
@@ -151,8 +171,8 @@ fn a_value(base: u32, row: u32, kk: u32) -> f32 {
 }
 
 fn b_value(base: u32, kk: u32, col: u32) -> f32 {
-  if (TRANSPOSE_B) { return b[base + col * p.k + kk]; }
-  return b[base + kk * p.n + col];
+  if (TRANSPOSE_B) { return b_at(base + col * p.k + kk); }
+  return b_at(base + kk * p.n + col);
 }
 
 // a_block for the last, partial step of k: values past k are zero.

@@ -10,6 +10,7 @@ import type { ClipModelFiles } from '../model/clip';
 import type { RgbaImage } from '../model/preprocessor';
 import { listAdapters } from '../storage/adapters';
 import { modelFileBlobs } from '../storage/models';
+import { imageBitmapOf, pixelsOf } from '../worker/decode';
 import { Classifier, type ClassifierOptions } from './classifier';
 
 export { Classifier, type ClassifierOptions, type ClassProbability } from './classifier';
@@ -112,15 +113,11 @@ async function adapterFile(
 
 /** RGBA pixels as the studio's worker reads them (no colour conversion, straight alpha). */
 async function decodeBrowserImage(image: BrowserImage): Promise<RgbaImage> {
-  const bitmap =
-    image instanceof Blob
-      ? await createImageBitmap(image, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' })
-      : image;
-  const { width, height } = bitmap;
-  const canvas = new OffscreenCanvas(width, height);
-  const context = canvas.getContext('2d', { willReadFrequently: true });
-  if (!context) throw new Error('this browser gives no 2D canvas to read pixels with');
-  context.drawImage(bitmap, 0, 0);
-  if (image instanceof Blob) bitmap.close(); // ours to close; a caller's ImageBitmap stays theirs
-  return { rgba: context.getImageData(0, 0, width, height).data, width, height };
+  if (!(image instanceof Blob)) return pixelsOf(image); // a caller's ImageBitmap stays theirs to close
+  const bitmap = await imageBitmapOf(image, image instanceof File ? image.name : 'the image');
+  try {
+    return pixelsOf(bitmap);
+  } finally {
+    bitmap.close();
+  }
 }

@@ -58,7 +58,9 @@ export async function loadModel(model: string): Promise<ClipModel> {
   log(`WebGPU adapter: ${ctx.adapterName}`);
   const files = await openModel(model, log);
   const progress = new Progress('loading weights', 100);
-  const clip = await ClipModel.load(ctx, files, (loaded, total) => progress.update(Math.floor((100 * loaded) / total)));
+  const clip = await ClipModel.load(ctx, files, {
+    onProgress: (loaded, total) => progress.update(Math.floor((100 * loaded) / total)),
+  });
   ctx.onDeviceLost((info) => log(`GPU device lost: ${info.message}`));
   return clip;
 }

@@ -5,7 +5,8 @@
 import { MemoryTracker } from './memory';
 import type { ParamValues } from './params';
 import { shaderInterface, shaderSource, type ShaderName } from './shaders';
-import { Tensor, shapeString } from './tensor';
+import { HALF_MAX, packHalves, unpackHalves } from './half';
+import { BYTES_PER_ELEMENT, type ElementType, Tensor, shapeString } from './tensor';
 
 export type Binding = Tensor | GPUBuffer;
 
@@ -103,14 +104,15 @@ export class GpuContext {
 
   // ---- tensors ------------------------------------------------------------------------------
 
-  tensor(shape: readonly number[], label: string, data?: Float32Array): Tensor {
+  /** A new tensor, zero-filled or holding `data`; an 'f16' tensor stores `data` rounded to half precision. */
+  tensor(shape: readonly number[], label: string, data?: Float32Array, type: ElementType = 'f32'): Tensor {
     const size = shape.reduce((a, b) => a * b, 1);
     if (!Number.isInteger(size) || size < 0)
       throw new RangeError(`Bad tensor shape ${shapeString(shape)} for ${label}`);
     if (data && data.length !== size) {
       throw new RangeError(`${label}: data has ${data.length} values, shape ${shapeString(shape)} needs ${size}`);
     }
-    const byteLength = Math.max(16, size * 4); // bindings of size 0 are invalid
+    const byteLength = Math.max(16, Math.ceil((size * BYTES_PER_ELEMENT[type]) / 4) * 4); // bindings of size 0 are invalid
     if (byteLength > this.device.limits.maxStorageBufferBindingSize) {
       throw new GpuError(
         `${label} ${shapeString(shape)} needs ${byteLength} bytes, more than this GPU binds at once ` +
@@ -124,23 +126,38 @@ export class GpuContext {
         usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
       }),
     );
-    const tensor = new Tensor(buffer, shape, label, this.memory);
+    const tensor = new Tensor(buffer, shape, label, this.memory, true, 0, false, type);
     if (data) this.upload(tensor, data);
     return tensor;
   }
 
-  /** Writes data into tensor, after every command recorded so far. */
+  /**
+   * Writes data into tensor, after every command recorded so far. An 'f16' tensor takes whole u32 words
+   * (an even offset; an odd length only up to its end) and refuses values beyond half precision's range.
+   */
   upload(tensor: Tensor, data: Float32Array, elementOffset = 0): void {
     if (elementOffset + data.length > tensor.size) {
       throw new RangeError(`${tensor.label}: ${data.length} values at ${elementOffset} overflow ${tensor.size}`);
     }
+    let bytes: ArrayBufferView = data;
+    if (tensor.type === 'f16') {
+      if (elementOffset % 2 !== 0 || (data.length % 2 !== 0 && elementOffset + data.length !== tensor.size))
+        throw new RangeError(`${tensor.label}: half-precision uploads start and end on whole pairs of values`);
+      const outOfRange = data.findIndex((v) => !(Math.abs(v) <= HALF_MAX));
+      if (outOfRange >= 0) {
+        throw new RangeError(
+          `${tensor.label}: value ${data[outOfRange]} at index ${outOfRange} is beyond half precision's range (±${HALF_MAX}); store it in f32`,
+        );
+      }
+      bytes = packHalves(data);
+    }
     this.submit(); // queue writes run before unsubmitted commands; keep program order
     this.device.queue.writeBuffer(
       tensor.buffer,
-      tensor.byteOffset + elementOffset * 4,
-      data.buffer,
-      data.byteOffset,
-      data.byteLength,
+      tensor.byteOffset + elementOffset * BYTES_PER_ELEMENT[tensor.type],
+      bytes.buffer,
+      bytes.byteOffset,
+      bytes.byteLength,
     );
   }
 
@@ -150,6 +167,8 @@ export class GpuContext {
   }
 
   copy(source: Tensor, destination: Tensor, elements = source.size, sourceOffset = 0, destinationOffset = 0): void {
+    if (source.type !== 'f32' || destination.type !== 'f32')
+      throw new GpuError(`copy: ${source.label} to ${destination.label} copies f32 tensors only`);
     this.commandEncoder(false).copyBufferToBuffer(
       source.buffer,
       source.byteOffset + sourceOffset * 4,
@@ -159,6 +178,7 @@ export class GpuContext {
     );
   }
 
+  /** The tensor's values (halves widened to f32). */
   async read(tensor: Tensor): Promise<Float32Array> {
     const [values] = await this.readMany([tensor]);
     return values;
@@ -186,7 +206,9 @@ export class GpuContext {
       throw error;
     }
     const result = staging.map((s, i) => {
-      const values = new Float32Array(s.getMappedRange().slice(0, tensors[i].byteLength));
+      const { byteLength, size, type } = tensors[i];
+      const bytes = s.getMappedRange().slice(0, byteLength);
+      const values = type === 'f16' ? unpackHalves(new Uint32Array(bytes), size) : new Float32Array(bytes);
       s.unmap();
       return values;
     });
@@ -232,6 +254,10 @@ export class GpuContext {
       given.map(([name]) => name),
       d.params !== undefined,
     );
+    for (const [name, b] of given) {
+      if (b instanceof Tensor && b.type === 'f16' && !shader.readsWords(name))
+        throw new GpuError(`${d.shader}.${d.entry}: ${name} reads f32 values, and ${b.label} holds f16 ones`);
+    }
     const entries: GPUBindGroupEntry[] = given.map(([, b], i) => ({
       binding: numbers[i],
       resource: b instanceof Tensor ? b.binding : { buffer: b },

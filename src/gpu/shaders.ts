@@ -46,6 +46,8 @@ export class ShaderInterface {
     readonly params: ParamsLayout | null,
     /** Storage buffers: binding number by the camelCase of the WGSL variable's name. */
     readonly bindings: ReadonlyMap<string, number>,
+    /** Storage buffers' WGSL types (`array<f32>`, `array<vec2u>`, ...) by the same names. */
+    readonly bindingTypes: ReadonlyMap<string, string>,
     /** Module-scope integer `const`s, and the defaults of integer `override`s. */
     readonly constants: ReadonlyMap<string, number>,
     /** The @compute entry points and what each uses, through the functions it calls. */
@@ -80,6 +82,14 @@ export class ShaderInterface {
     if (uses.params !== withParams)
       throw new Error(`${where}: the entry point ${uses.params ? 'reads' : 'does not read'} Params`);
     return numbers;
+  }
+
+  /**
+   * Whether the binding reads u32 words, the only way a kernel can read half-precision tensors (with
+   * unpack2x16float); bound as f32, their bits would be read as other numbers.
+   */
+  readsWords(name: string): boolean {
+    return /^array<(u32|vec[234]u|vec[234]<u32>)>$/.test(this.bindingTypes.get(name) ?? '');
   }
 
   constant(name: string): number {
@@ -121,6 +131,7 @@ export function parseShaderInterface(name: ShaderName, wgsl: string): ShaderInte
     params = new ParamsLayout(name, fields);
   }
   const bindings = new Map<string, number>();
+  const bindingTypes = new Map<string, string>();
   const camelByWgslName = new Map<string, string>();
   const numbers = new Set<number>();
   for (const [, number, addressSpace, variable, type] of code.matchAll(BINDING)) {
@@ -135,12 +146,13 @@ export function parseShaderInterface(name: ShaderName, wgsl: string): ShaderInte
     }
     if (bindings.has(camelCase(variable))) fail(`two bindings named ${camelCase(variable)}`);
     bindings.set(camelCase(variable), binding);
+    bindingTypes.set(camelCase(variable), type.replace(/\s+/g, ''));
     camelByWgslName.set(variable, camelCase(variable));
   }
   if (params && !numbers.has(0)) fail('struct Params is declared but not bound at @binding(0)');
   const constants = new Map<string, number>();
   for (const [, constant, value] of code.matchAll(INTEGER_CONSTANT)) constants.set(constant, Number(value));
-  return new ShaderInterface(name, params, bindings, constants, entryUses(code, camelByWgslName));
+  return new ShaderInterface(name, params, bindings, bindingTypes, constants, entryUses(code, camelByWgslName));
 }
 
 const FUNCTION = /\bfn\s+(\w+)\s*\(/g;

@@ -90,7 +90,8 @@ export function visionEmbeddingsForward(
 /**
  * CLIPTextEmbeddings: out[b, t] = tokenEmbedding[ids[b, t]] + positionEmbedding[t]. ids: [B, T] token ids stored as f32
  * (exact below 2^24). out [B, T, D]. tokenEmbedding is [vocab, D]; positionEmbedding may hold more than T rows (CLIP has
- * 77) and its first T are used. An id outside [0, vocab) makes its output row NaN.
+ * 77) and its first T are used. An id outside [0, vocab) makes its output row NaN. tokenEmbedding may be
+ * stored in half precision (f16).
  */
 export function textEmbeddingsForward(
   ctx: GpuContext,
@@ -110,11 +111,19 @@ export function textEmbeddingsForward(
     throw new RangeError(`${op}: ${positionEmbedding.label} has ${positions} positions, fewer than seqLen ${seqLen}`);
   }
   expectElements(op, out, [batch, seqLen, hidden]);
+  const half = tokenEmbedding.type === 'f16';
   ctx.dispatch({
     shader: SHADER,
     entry: 'text_embeddings_forward',
+    constants: { F16_TOKEN_EMBEDDING: Number(half) },
     params: embeddingParams({ batch, length: seqLen, width: hidden, vocab }),
-    bindings: { tokenIds: ids, tokenEmbedding, positionEmbedding, out },
+    bindings: {
+      tokenIds: ids,
+      tokenEmbedding: half ? positionEmbedding : tokenEmbedding,
+      tokenEmbeddingHalf: tokenEmbedding,
+      positionEmbedding,
+      out,
+    },
     workgroups: grid1d(out.size, WORKGROUP_SIZE),
   });
 }

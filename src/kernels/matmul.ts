@@ -22,6 +22,7 @@ export interface MatmulOptions {
   accumulate?: boolean; // out += ... instead of out = ...
   bias?: Tensor | null; // [n], added to every row (not scaled by alpha)
   broadcastB?: boolean; // one b shared by every batch entry (weights)
+  // b may hold f16 values (frozen weights in half precision); a, out and the rest are f32.
   /**
    * Where batch entry i of an operand starts, in elements (i * stride), for operands that are not one
    * contiguous [batch, ...] tensor; 0 shares one entry. By default a, b and out are contiguous and the
@@ -234,16 +235,21 @@ export function matmul(ctx: GpuContext, a: Tensor, b: Tensor, out: Tensor, optio
     // vec4 loads need the operand's contiguous dimension, and where its batch entries start, to be multiples of 4.
     VEC4_A: Number((transposeA ? m : k) % 4 === 0 && strides.a % 4 === 0),
     VEC4_B: Number((transposeB ? k : n) % 4 === 0 && strides.b % 4 === 0),
+    F16_B: Number(b.type === 'f16'),
     WORKGROUP_X: config.workgroupX,
     WORKGROUP_Y: config.workgroupY,
   };
   if (config.kernel === 'shared') constants.K_BLOCKS = config.kBlocks;
   const entry = `matmul_${config.kernel}${bias ? '_bias' : ''}`;
+  // Only b's views of its own precision are read; the others are bound to something (a) all the same.
+  const bF32 = b.type === 'f32' ? b : a;
   const bindings: Record<string, Tensor> = {
     a,
     a4: a,
-    b,
-    b4: b,
+    b: bF32,
+    b4: bF32,
+    bHalf: b,
+    bHalf4: b,
     out,
     thin: lowRank?.thin ?? a,
     thinWeight: lowRank?.weight ?? a,

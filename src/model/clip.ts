@@ -11,7 +11,7 @@ import { parsePreprocessorConfig, type PreprocessorConfig } from './preprocessor
 import { ClipTextTransformer, type TokenBatch } from './text';
 import { ClipTokenizer } from './tokenizer';
 import { ClipVisionTransformer } from './vision';
-import { ClipWeights, type WeightFiles } from './weights';
+import { ClipWeights, type WeightFiles, type WeightLoadOptions } from './weights';
 
 /** The files of a Hub CLIP repo (config.json, model.safetensors or its shards, vocab.json, merges.txt, preprocessor_config.json). */
 export interface ClipModelFiles {
@@ -50,22 +50,24 @@ export class ClipModel {
     this.text = new ClipTextTransformer(ctx, weights, config, this.attentionScratch);
   }
 
-  static async load(
-    ctx: GpuContext,
-    files: ClipModelFiles,
-    onProgress?: (loaded: number, total: number) => void,
-  ): Promise<ClipModel> {
+  static async load(ctx: GpuContext, files: ClipModelFiles, options: WeightLoadOptions = {}): Promise<ClipModel> {
     const config = parseClipConfig(files.config, 'config.json');
     const tokenizer = ClipTokenizer.fromHuggingFace(files.vocab, files.merges);
     const preprocessor = parsePreprocessorConfig(files.preprocessor, config.vision.imageSize);
-    const weights = await ClipWeights.load(ctx, config, files.weights, onProgress);
+    const weights = await ClipWeights.load(ctx, config, files.weights, options);
     return new ClipModel(ctx, files.id, config, weights, tokenizer, preprocessor, files.revision);
   }
 
   /** Zero weights (ClipWeights.zeros) and the given tokenizer: for dry runs that measure what the engine allocates. */
-  static zeros(ctx: GpuContext, config: ClipConfig, tokenizer: PromptTokenizer): ClipModel {
+  static zeros(
+    ctx: GpuContext,
+    config: ClipConfig,
+    tokenizer: PromptTokenizer,
+    options: Pick<WeightLoadOptions, 'weightStorage'> = {},
+  ): ClipModel {
     const preprocessor = parsePreprocessorConfig(undefined, config.vision.imageSize);
-    return new ClipModel(ctx, 'zeros', config, ClipWeights.zeros(ctx, config), tokenizer, preprocessor, undefined);
+    const weights = ClipWeights.zeros(ctx, config, options);
+    return new ClipModel(ctx, 'zeros', config, weights, tokenizer, preprocessor, undefined);
   }
 
   get logitScale(): number {

@@ -5,7 +5,8 @@
 import { MODEL_FILES } from '../common/file-names';
 import { parseShardIndex, ShardIndexError, type ShardIndex } from '../common/shard-index';
 import type { GpuContext } from '../gpu/context';
-import { sliceAlignedElements, type Tensor } from '../gpu/tensor';
+import { HALF_MAX } from '../gpu/half';
+import { type ElementType, sliceAlignedElements, type Tensor } from '../gpu/tensor';
 import type { Planes } from '../kernels/matmul';
 import { checkTensors, expectedTensors, type ClipConfig } from './config';
 import { FINGERPRINT_TENSORS, fingerprintWeights } from './fingerprint';
@@ -71,6 +72,21 @@ export function byteSourceFromBlob(name: string, blob: Blob): ByteSource {
   };
 }
 
+/**
+ * How the large frozen weights are stored: f32, or f16 (half the memory; kernels widen each value to
+ * f32 and compute in f32: matmul.wgsl's F16_B, embedding.wgsl's F16_TOKEN_EMBEDDING). The rest (position
+ * and class embeddings, layer norms, biases) is under 1% of a model and stays f32.
+ */
+export type WeightStorage = 'f32' | 'f16';
+
+/** nn.Linear's weights, the patch convolution's and the token table: the kernels that read them read halves. */
+const HALF_STORABLE = /(?:_proj|\.fc[12]|_projection|\.patch_embedding|\.token_embedding)\.weight$/;
+
+/** The element type of a checkpoint tensor on the GPU under `storage`. */
+export function weightElementType(name: string, storage: WeightStorage): ElementType {
+  return storage === 'f16' && HALF_STORABLE.test(name) ? 'f16' : 'f32';
+}
+
 /** q_proj, k_proj and v_proj of an attention block: matched by name, with the plane each takes. */
 const QKV_TENSOR = /^(.+\.self_attn)\.([qkv])_proj\.(weight|bias)$/;
 const QKV_PLANE: Record<string, number> = { q: 0, k: 1, v: 2 };
@@ -80,17 +96,18 @@ const QKV_PLANE: Record<string, number> = { q: 0, k: 1, v: 2 };
  * [3 planes of d_out], made the first time one of the three comes, so that ClipEncoder computes q, k
  * and v as one product. Every other tensor gets its own buffer.
  */
-function qkvAllocator(ctx: GpuContext, fused: Map<string, Planes>) {
+function qkvAllocator(ctx: GpuContext, fused: Map<string, Planes>, storage: WeightStorage) {
   return (name: string, shape: readonly number[]): Tensor => {
+    const type = weightElementType(name, storage);
     const match = QKV_TENSOR.exec(name);
-    if (!match) return ctx.tensor(shape, name);
+    if (!match) return ctx.tensor(shape, name, undefined, type);
     const [, attention, projection, kind] = match;
     const fusedName = `${attention}.qkv_proj.${kind}`;
     const size = shape.reduce((a, b) => a * b, 1);
     let planes = fused.get(fusedName);
     if (!planes) {
-      const stride = sliceAlignedElements(size);
-      planes = { tensor: ctx.tensor([3 * stride], fusedName), stride, count: 3 };
+      const stride = sliceAlignedElements(size, type);
+      planes = { tensor: ctx.tensor([3 * stride], fusedName, undefined, type), stride, count: 3 };
       fused.set(fusedName, planes);
     }
     return planes.tensor.slice(QKV_PLANE[projection] * planes.stride, shape, name);
@@ -108,6 +125,11 @@ export async function weightFilesFromBlobs(
   };
 }
 
+export interface WeightLoadOptions {
+  weightStorage?: WeightStorage;
+  onProgress?: (loadedBytes: number, totalBytes: number) => void;
+}
+
 export class ClipWeights {
   private constructor(
     /** By checkpoint name; q/k/v weights and biases are slices of `fused`'s. */
@@ -117,6 +139,7 @@ export class ClipWeights {
     readonly logitScale: number,
     /** Identifies these weights (adapter files record it to refuse another base model). */
     readonly fingerprint: string,
+    readonly weightStorage: WeightStorage,
   ) {}
 
   get(name: string): Tensor {
@@ -153,12 +176,12 @@ export class ClipWeights {
    * Every tensor the model needs, all zero (WebGPU zero-fills new buffers), without a file: for a dry
    * run, where only the allocations matter (src/training/memory-plan.ts).
    */
-  static zeros(ctx: GpuContext, config: ClipConfig): ClipWeights {
+  static zeros(ctx: GpuContext, config: ClipConfig, { weightStorage = 'f32' }: WeightLoadOptions = {}): ClipWeights {
     const tensors = new Map<string, Tensor>();
     const fused = new Map<string, Planes>();
-    const allocate = qkvAllocator(ctx, fused);
+    const allocate = qkvAllocator(ctx, fused, weightStorage);
     for (const [name, shape] of expectedTensors(config)) tensors.set(name, allocate(name, gpuShape(name, shape)));
-    return new ClipWeights(tensors, fused, 1, 'zeros'); // exp(logit_scale) of a zero logit_scale
+    return new ClipWeights(tensors, fused, 1, 'zeros', weightStorage); // exp(logit_scale) of a zero logit_scale
   }
 
   /**
@@ -169,13 +192,13 @@ export class ClipWeights {
     ctx: GpuContext,
     config: ClipConfig,
     weights: WeightFiles,
-    onProgress?: (loadedBytes: number, totalBytes: number) => void,
+    options: WeightLoadOptions = {},
   ): Promise<ClipWeights> {
     const sources = isSharded(weights) ? weights.shards : [weights];
     try {
       const located = await locateTensors(weights);
       checkTensors({ tensors: located }, config, isSharded(weights) ? MODEL_FILES.weightsIndex : weights.name);
-      return await ClipWeights.upload(ctx, config, located, onProgress);
+      return await ClipWeights.upload(ctx, config, located, options);
     } finally {
       await Promise.all(sources.map((source) => source.close?.()));
     }
@@ -185,11 +208,11 @@ export class ClipWeights {
     ctx: GpuContext,
     config: ClipConfig,
     located: Map<string, LocatedTensor>,
-    onProgress?: (loadedBytes: number, totalBytes: number) => void,
+    { weightStorage = 'f32', onProgress }: WeightLoadOptions,
   ): Promise<ClipWeights> {
     const tensors = new Map<string, Tensor>();
     const fused = new Map<string, Planes>();
-    const allocate = qkvAllocator(ctx, fused);
+    const allocate = qkvAllocator(ctx, fused, weightStorage);
     let logitScale = Math.log(100);
     const fingerprinted = new Map<string, Float32Array>();
     const expected = expectedTensors(config);
@@ -202,6 +225,14 @@ export class ClipWeights {
         const values = decodeTensor(entry, await source.read(entry.byteOffset, entry.byteLength), source.name);
         if (values.some((v) => !Number.isFinite(v))) {
           throw new ModelFileError(`tensor ${name} holds NaN or infinite values: the file is corrupt`, source.name);
+        }
+        const tooLarge =
+          weightElementType(name, weightStorage) === 'f16' ? values.find((v) => Math.abs(v) > HALF_MAX) : undefined;
+        if (tooLarge !== undefined) {
+          throw new ModelFileError(
+            `tensor ${name} holds ${tooLarge}, beyond half precision's range (±${HALF_MAX}): load this model in f32`,
+            source.name,
+          );
         }
         if (name === 'logit_scale') logitScale = values[0];
         if ((FINGERPRINT_TENSORS as readonly string[]).includes(name)) fingerprinted.set(name, values);
@@ -217,7 +248,7 @@ export class ClipWeights {
       throw error;
     }
     const fingerprint = fingerprintWeights(FINGERPRINT_TENSORS.map((name) => fingerprinted.get(name)!));
-    return new ClipWeights(tensors, fused, Math.min(Math.exp(logitScale), 100), fingerprint);
+    return new ClipWeights(tensors, fused, Math.min(Math.exp(logitScale), 100), fingerprint, weightStorage);
   }
 }
 

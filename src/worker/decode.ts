@@ -14,16 +14,29 @@ export class ImageDecodeError extends Error {
  */
 const MAX_SHORT_SIDE_FACTOR = 2;
 
-export async function decodeImage(blob: Blob, name: string, modelImageSize: number): Promise<RgbaImage> {
-  let bitmap: ImageBitmap;
+/** A file's image as PIL reads images for CLIP: no colour-profile conversion, straight (not premultiplied) alpha. */
+export async function imageBitmapOf(blob: Blob, name: string): Promise<ImageBitmap> {
   try {
-    // As PIL reads images for CLIP: no colour-profile conversion, straight (not premultiplied) alpha.
-    bitmap = await createImageBitmap(blob, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
+    return await createImageBitmap(blob, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
   } catch {
     throw new ImageDecodeError(
       `${name} could not be decoded: it is not an image this browser can read, or the file is damaged.`,
     );
   }
+}
+
+/** The bitmap's RGBA pixels, read through an OffscreenCanvas (the bitmap stays open). */
+export function pixelsOf(bitmap: ImageBitmap): RgbaImage {
+  const { width, height } = bitmap;
+  const canvas = new OffscreenCanvas(width, height);
+  const context = canvas.getContext('2d', { willReadFrequently: true });
+  if (!context) throw new ImageDecodeError('this browser gives no 2D canvas to read pixels with');
+  context.drawImage(bitmap, 0, 0);
+  return { rgba: context.getImageData(0, 0, width, height).data, width, height };
+}
+
+export async function decodeImage(blob: Blob, name: string, modelImageSize: number): Promise<RgbaImage> {
+  let bitmap = await imageBitmapOf(blob, name);
   const maxShortSide = MAX_SHORT_SIDE_FACTOR * modelImageSize;
   const scale = Math.min(1, maxShortSide / Math.min(bitmap.width, bitmap.height));
   if (scale < 1) {
@@ -35,13 +48,11 @@ export async function decodeImage(blob: Blob, name: string, modelImageSize: numb
     bitmap.close();
     bitmap = resized;
   }
-  const { width, height } = bitmap;
-  const canvas = new OffscreenCanvas(width, height);
-  const context = canvas.getContext('2d', { willReadFrequently: true });
-  if (!context) throw new ImageDecodeError(`${name}: this browser gives workers no 2D canvas to read pixels with.`);
-  context.drawImage(bitmap, 0, 0);
-  bitmap.close();
-  return { rgba: context.getImageData(0, 0, width, height).data, width, height };
+  try {
+    return pixelsOf(bitmap);
+  } finally {
+    bitmap.close();
+  }
 }
 
 /** Decodes images in order, one at a time (a few hundred photos decoded at once would hold gigabytes). */

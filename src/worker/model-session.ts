@@ -53,7 +53,7 @@ export class ModelSession {
         merges: await files.merges.text(),
         preprocessor: await files.preprocessor?.text(),
       },
-      onProgress,
+      { onProgress },
     );
     return new ModelSession(model);
   }

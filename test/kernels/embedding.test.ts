@@ -5,6 +5,7 @@ import { centralDifferenceGradient, dot } from '../helpers/finite-difference';
 import { useGpu } from '../helpers/gpu';
 import { mulberry32, randomArray } from '../helpers/random';
 import * as reference from '../reference/embedding';
+import { roundedToHalf } from '../reference/half';
 
 // Patch extraction and row gathers copy f32 values: bit-exact.
 const EXACT = { rtol: 0, atol: 0 };
@@ -118,16 +119,23 @@ describe('textEmbeddingsForward', () => {
   // The position table is longer than the sequence, as CLIP's 77 positions are for a shortened batch.
   const maxPositions = 9;
 
-  for (const batch of [1, 3]) {
-    it(`batch ${batch}, sequence 7, vocabulary ${vocab}, hidden ${hidden}`, async () => {
+  // A token table in half precision gives the float64 result of the table rounded to half (an odd
+  // width puts rows across u32 words).
+  for (const [batch, table] of [
+    [1, 'f32'],
+    [3, 'f32'],
+    [3, 'f16'],
+  ] as const) {
+    it(`batch ${batch}, sequence 7, vocabulary ${vocab}, hidden ${hidden}, ${table} token table`, async () => {
       const seqLen = 7;
       const idData = randomIndices(batch * seqLen, vocab, 6);
       idData[0] = 0;
       idData[idData.length - 1] = vocab - 1;
-      const tokenData = randomArray(vocab * hidden, 7);
+      const tokenGiven = randomArray(vocab * hidden, 7);
+      const tokenData = table === 'f16' ? roundedToHalf(tokenGiven) : tokenGiven;
       const positionData = randomArray(maxPositions * hidden, 8);
       const ids = ctx.tensor([batch, seqLen], 'ids', idData);
-      const tokenEmbedding = ctx.tensor([vocab, hidden], 'token embedding', tokenData);
+      const tokenEmbedding = ctx.tensor([vocab, hidden], 'token embedding', tokenGiven, table);
       const positionEmbedding = ctx.tensor([maxPositions, hidden], 'position embedding', positionData);
       const out = ctx.tensor([batch, seqLen, hidden], 'embeddings');
       embedding.textEmbeddingsForward(ctx, ids, tokenEmbedding, positionEmbedding, out, { batch, seqLen, hidden });

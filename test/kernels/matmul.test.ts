@@ -9,6 +9,7 @@ import { centralDifferenceGradient, dot } from '../helpers/finite-difference';
 import { useGpu } from '../helpers/gpu';
 import { randomArray } from '../helpers/random';
 import { dropoutFactors } from '../reference/block_lora';
+import { roundedToHalf } from '../reference/half';
 import * as reference from '../reference/matmul';
 
 const ctx = await useGpu();
@@ -30,24 +31,28 @@ const abs = (values: ArrayLike<number>) => Float64Array.from(values, Math.abs);
 
 interface Case extends Omit<kernels.MatmulOptions, 'bias' | 'config'> {
   bias?: boolean;
+  /** b stored in half precision: the reference multiplies by the rounded values, in float64. */
+  halfB?: boolean;
 }
 
 // Runs one product on the GPU and compares it with the reference; returns the check to run after readback.
 function runCase(context: GpuContext, label: string, c: Case, seed: number, config?: kernels.MatmulConfig) {
   const batch = c.batch ?? 1;
   const aData = randomArray(batch * c.m * c.k, seed);
-  const bData = randomArray((c.broadcastB ? 1 : batch) * c.k * c.n, seed + 1);
+  const bGiven = randomArray((c.broadcastB ? 1 : batch) * c.k * c.n, seed + 1);
+  const bData = c.halfB ? roundedToHalf(bGiven) : bGiven;
   const biasData = c.bias ? randomArray(c.n, seed + 2) : null;
   const initialData = c.accumulate ? randomArray(batch * c.m * c.n, seed + 3) : null;
   const a = context.tensor([aData.length], 'a', aData);
-  const b = context.tensor([bData.length], 'b', bData);
+  const b = context.tensor([bData.length], 'b', bGiven, c.halfB ? 'f16' : 'f32');
   const bias = biasData && context.tensor([c.n], 'bias', biasData);
   const out = context.tensor([batch * c.m * c.n], 'out', initialData ?? undefined);
-  kernels.matmul(context, a, b, out, { ...c, bias, config });
-  const options: reference.ReferenceMatmulOptions = { ...c, bias: biasData, initial: initialData };
-  const expected = reference.matmul(aData, bData, options);
+  const { halfB: _, ...options } = c;
+  kernels.matmul(context, a, b, out, { ...options, bias, config });
+  const referenceOptions: reference.ReferenceMatmulOptions = { ...options, bias: biasData, initial: initialData };
+  const expected = reference.matmul(aData, bData, referenceOptions);
   const termSums = reference.matmul(abs(aData), abs(bData), {
-    ...options,
+    ...referenceOptions,
     alpha: Math.abs(c.alpha ?? 1),
     bias: biasData && abs(biasData),
     initial: initialData && abs(initialData),
@@ -120,6 +125,17 @@ describe('matmul', () => {
         await runCases(ctx, shapeCases(shapes, { transposeA, transposeB }), smallSharedConfig);
       });
     }
+  }
+
+  // Frozen weights in half precision: the products equal float64 ones with the weights rounded to
+  // half, within the same f32 accumulation tolerance (widening a half to f32 is exact).
+  for (const transposeB of [false, true]) {
+    const layout = transposeB ? 'bT (linearForward)' : 'b (linearBackwardInput)';
+    it(`b in half precision, ${layout}: awkward and aligned shapes, scalar and vec4 loads, both kernels`, async () => {
+      await runCases(ctx, shapeCases(SHAPES, { transposeB, halfB: true }));
+      const shapes = [...SHARED_SCALAR_SHAPES, ...SHARED_VEC4_SHAPES];
+      await runCases(ctx, shapeCases(shapes, { transposeB, halfB: true, bias: true }), smallSharedConfig);
+    });
   }
 
   it('shared-memory kernel with the tile shape real GPUs use (linearForward layout, bias)', async () => {

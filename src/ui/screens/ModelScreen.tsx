@@ -134,7 +134,8 @@ function HubCard() {
   const tokenId = useId();
   const listId = useId();
   const busy = activity.kind !== 'idle';
-  const suggested = useModelStore((s) => s.suggested) ?? [];
+  const planned = useModelStore((s) => s.suggested);
+  const suggested = planned ?? [];
   const loadSuggested = useModelStore((s) => s.loadSuggested);
   useEffect(() => {
     void loadSuggested();
@@ -218,6 +219,13 @@ function HubCard() {
             </tr>
           </thead>
           <tbody>
+            {planned === null && (
+              <tr>
+                <td colSpan={5} className="muted">
+                  Planning each model's training memory on this GPU…
+                </td>
+              </tr>
+            )}
             {suggested.map((model) => (
               <tr key={model.repo}>
                 <th scope="row">
