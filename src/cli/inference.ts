@@ -5,11 +5,12 @@ import type { ClipModel } from '../model/clip';
 import type { RgbaImage } from '../model/preprocessor';
 import { preprocessBatch } from '../model/preprocessor';
 import { DEFAULT_TEMPLATE } from '../common/prompts';
+import { parsePrecision } from '../common/recipe';
 import { classEmbeddings, classify, type Prediction } from '../model/zero-shot';
 import { decodeImageFile } from '../node/images';
 import { loadLabelledImages, type LabelledImageSet } from './images';
 import { emit, loadModel, readAdapterFor, resultHeader } from './io';
-import { defineCommand, MODEL_OPTION, OUT_OPTION, type OptionSpec } from './options';
+import { defineCommand, MODEL_OPTION, OUT_OPTION, PRECISION_OPTION, type OptionSpec } from './options';
 import { Progress } from './progress';
 import { checkSplitOptions, SPLIT_OPTIONS, splitOf } from './split-options';
 
@@ -71,6 +72,7 @@ export const EMBED = defineCommand({
   summary: 'image features (and text features) as JSON',
   options: {
     model: MODEL,
+    precision: PRECISION_OPTION,
     images: { kind: 'string', value: 'DIR', exists: 'dir', help: 'a folder of images (or of class folders)' },
     texts: { kind: 'list', value: 'TEXT', help: 'texts to embed' },
     out: OUT,
@@ -78,7 +80,7 @@ export const EMBED = defineCommand({
   check: (values) => (values.images || values.texts ? null : 'embed needs --images DIR and/or --texts TEXT...'),
   async run(values) {
     const data = values.images ? await loadLabelledImages(values.images, { flat: true }) : null;
-    const model = await loadModel(values.model);
+    const model = await loadModel(values.model, parsePrecision(values.precision));
     const dim = model.config.projectionDim;
     const rows = (features: Float32Array, count: number) =>
       Array.from({ length: count }, (_, i) => Array.from(features.subarray(i * dim, (i + 1) * dim)));
@@ -121,13 +123,14 @@ export const ZERO_SHOT = defineCommand({
   summary: 'classify a folder with one sub-folder per class; accuracy, per-class accuracy',
   options: {
     model: MODEL,
+    precision: PRECISION_OPTION,
     images: { kind: 'string', value: 'DIR', required: true, exists: 'dir', help: 'one sub-folder of images per class' },
     template: TEMPLATE,
     out: OUT,
   },
   async run(values) {
     const data = await loadLabelledImages(values.images);
-    const model = await loadModel(values.model);
+    const model = await loadModel(values.model, parsePrecision(values.precision));
     const template = values.template ?? DEFAULT_TEMPLATE;
     const embeddings = await classEmbeddings(model, data.classNames, [template]);
     const predictions = await classifyAll(model, data.images, embeddings, null);
@@ -156,6 +159,7 @@ export const EVAL = defineCommand({
   summary: 'accuracy, per-class accuracy and confusion matrix with an adapter',
   options: {
     model: MODEL,
+    precision: PRECISION_OPTION,
     adapter: {
       kind: 'string',
       value: 'FILE',
@@ -173,7 +177,7 @@ export const EVAL = defineCommand({
     'With --shots or --holdout, and --seed, only the images that a training run with the same split held out are used.',
   async run(values) {
     const data = await loadLabelledImages(values.images);
-    const model = await loadModel(values.model);
+    const model = await loadModel(values.model, parsePrecision(values.precision));
     const { meta, tensors } = await readAdapterFor(values.adapter, model);
     const split = values.shots !== undefined || values.holdout !== undefined;
     const indices = split ? splitOf(values, data).split.heldOut : data.labels.map((_, i) => i);
@@ -218,6 +222,7 @@ export const PREDICT = defineCommand({
   positionals: { name: 'FILE...', min: 0 },
   options: {
     model: MODEL,
+    precision: PRECISION_OPTION,
     adapter: {
       kind: 'string',
       value: 'FILE',
@@ -262,7 +267,7 @@ export const PREDICT = defineCommand({
     const paths = [...(folder?.paths ?? []), ...files];
     if (!images.length)
       throw new Error(`no images to classify in ${values.images}: it holds no file that decodes as an image`);
-    const model = await loadModel(values.model);
+    const model = await loadModel(values.model, parsePrecision(values.precision));
     const adapter = values.adapter ? await readAdapterFor(values.adapter, model) : null;
     const adapters = adapter && AdapterSet.create(model.ctx, model.config, adapter.meta, { initial: adapter.tensors });
     const classNames = adapter?.meta.classNames ?? values.classes!;

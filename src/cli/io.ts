@@ -10,7 +10,16 @@ import {
   type AdapterMetadata,
   type AdapterTensors,
 } from '../adapters/adapter-file';
-import { ClipModel } from '../model/clip';
+import {
+  AUTO_WITHOUT_PLAN,
+  resolvePrecision,
+  WEIGHT_STORAGE,
+  type PrecisionSetting,
+  type ResolvedPrecision,
+} from '../common/recipe';
+import type { GpuContext } from '../gpu/context';
+import { ClipModel, type ClipModelFiles } from '../model/clip';
+import { parseClipConfig, type ClipConfig } from '../model/config';
 import { createNodeGpuContext } from '../node/gpu';
 import { openModel } from '../node/model-files';
 import { Progress } from './progress';
@@ -53,16 +62,39 @@ export async function emit(result: unknown, out: string | undefined): Promise<vo
     );
 }
 
-export async function loadModel(model: string): Promise<ClipModel> {
+/** The device and the model's files with its config, before any weight is on the GPU (a run plans its precision first). */
+export interface OpenedModel {
+  ctx: GpuContext;
+  files: ClipModelFiles;
+  config: ClipConfig;
+}
+
+export async function openModelOnDevice(model: string): Promise<OpenedModel> {
   const ctx = await createNodeGpuContext();
   log(`WebGPU adapter: ${ctx.adapterName}`);
   const files = await openModel(model, log);
+  return { ctx, files, config: parseClipConfig(files.config, 'config.json') };
+}
+
+/** Loads the weights in the precision resolved, saying which and why. */
+export async function loadWeights(
+  { ctx, files }: OpenedModel,
+  { precision, reason }: ResolvedPrecision,
+): Promise<ClipModel> {
+  log(`precision: ${precision} (${reason})`);
   const progress = new Progress('loading weights', 100);
   const clip = await ClipModel.load(ctx, files, {
+    weightStorage: WEIGHT_STORAGE[precision],
     onProgress: (loaded, total) => progress.update(Math.floor((100 * loaded) / total)),
   });
   ctx.onDeviceLost((info) => log(`GPU device lost: ${info.message}`));
   return clip;
+}
+
+/** The model for a command that trains nothing: with nothing to plan, 'auto' is f32 (AUTO_WITHOUT_PLAN). */
+export async function loadModel(model: string, precision: PrecisionSetting): Promise<ClipModel> {
+  const opened = await openModelOnDevice(model);
+  return loadWeights(opened, await resolvePrecision(precision, async () => AUTO_WITHOUT_PLAN));
 }
 
 /** The fields every command's JSON result starts with. */

@@ -3,6 +3,7 @@
 // command does any work; a bad one is a UsageError (exit status 2).
 
 import { existsSync, statSync } from 'node:fs';
+import { PRECISION_HELP, PRECISION_SETTINGS, parsePrecision, RECIPE_PRECISION } from '../common/recipe';
 
 /** Bad command-line input: the message says what to change. The CLI exits with status 2. */
 export class UsageError extends Error {
@@ -27,6 +28,8 @@ export interface OptionSpec {
   max?: number;
   /** The path must exist: a file, a directory, or either. */
   exists?: 'file' | 'dir' | 'any';
+  /** Checks the value by a rule written elsewhere: a RangeError says what is wrong with it. */
+  validate?: (value: string) => void;
 }
 
 export type OptionTable = Record<string, OptionSpec>;
@@ -133,6 +136,14 @@ function checkValue(name: string, option: OptionSpec, value: string): string | n
   if (option.choices && !option.choices.includes(value)) {
     throw new UsageError(`${flag} must be ${option.choices.join(' or ')}, got "${value}"`);
   }
+  if (option.validate) {
+    try {
+      option.validate(value);
+    } catch (error) {
+      if (!(error instanceof RangeError)) throw error;
+      throw new UsageError(`${flag}: ${error.message}`);
+    }
+  }
   if (option.exists) {
     if (!existsSync(value))
       throw new UsageError(
@@ -214,4 +225,11 @@ export const OUT_OPTION = {
   kind: 'string',
   value: 'FILE',
   help: 'write the result there (whole, through a temporary name) instead of stdout',
+} as const satisfies OptionSpec;
+export const PRECISION_OPTION = {
+  kind: 'string',
+  value: 'P',
+  default: RECIPE_PRECISION,
+  validate: parsePrecision,
+  help: `how the frozen weights are held: ${PRECISION_SETTINGS.map((setting) => `${setting}, ${PRECISION_HELP[setting]}`).join('; ')}`,
 } as const satisfies OptionSpec;

@@ -11,6 +11,7 @@ import {
   defaultTrainSettings,
   ITERATIONS_PER_SHOT,
   parseDuration,
+  parsePrecision,
   LORA_BLOCKS,
   RECIPE_ADAPTER,
   RECIPE_CHECKPOINT_EVERY,
@@ -32,8 +33,15 @@ import { BUDGET_IN_LARGEST_BUFFERS, deviceMemoryOf, fitTrainSettings, mebibytes 
 import { measureStepTime, runTraining } from '../training/run';
 import type { Evaluation, LabelledImages, StepLog, TrainerCheckpoint } from '../training/trainer';
 import { loadLabelledImages, type LabelledImageSet } from './images';
-import { emit, loadModel, log, readAdapterFor, resultHeader, writeFileAtomic } from './io';
-import { defineCommand, MODEL_OPTION, UsageError, type OptionTable, type OptionValues } from './options';
+import { emit, loadWeights, log, openModelOnDevice, readAdapterFor, resultHeader, writeFileAtomic } from './io';
+import {
+  defineCommand,
+  MODEL_OPTION,
+  PRECISION_OPTION,
+  UsageError,
+  type OptionTable,
+  type OptionValues,
+} from './options';
 import { checkSplitOptions, SPLIT_OPTIONS, splitOf } from './split-options';
 
 /** A number as the help writes it: 2e-4 rather than 0.0002, 0.25 rather than 2.5e-1. */
@@ -111,6 +119,7 @@ export const TRAIN_OPTIONS = {
     min: 1,
     help: `images per pass; B/M passes accumulate into a step (default: the largest that fits ${BUDGET_IN_LARGEST_BUFFERS} x the device's maxBufferSize)`,
   },
+  precision: PRECISION_OPTION,
   lr: { kind: 'number', value: 'LR', default: shortNumber(T.lr), help: 'peak learning rate, cosine to --min-lr' },
   'min-lr': {
     kind: 'number',
@@ -256,10 +265,10 @@ const percent = (fraction: number) => `${(100 * fraction).toFixed(1)}%`;
 
 async function train(values: TrainValues): Promise<void> {
   const out = values.out;
-  const model = await loadModel(values.model);
+  const opened = await openModelOnDevice(values.model);
   const data = await loadLabelledImages(values.images);
   const { split, shots, holdout } = splitOf(values, data);
-  const options = trainSettingsFromOptions(values, model.config, shots);
+  const options = trainSettingsFromOptions(values, opened.config, shots);
   const { adapter, checkpointEvery, patience } = options;
   const classPrompts = values.prompts ? await readClassPrompts(values.prompts) : options.training.classPrompts;
   try {
@@ -267,17 +276,19 @@ async function train(values: TrainValues): Promise<void> {
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
-  // The passes: the largest that fit the GPU, the micro-batch only when --micro-batch is not given.
+  // The passes (the largest that fit the GPU, the micro-batch only when --micro-batch is not given) and
+  // the precision, planned before the weights load in it.
   const automatic = values['micro-batch'] === undefined;
-  const device = deviceMemoryOf(model.ctx.device.limits);
+  const device = deviceMemoryOf(opened.ctx.device.limits);
   const fitted = await fitTrainSettings(
-    model.config,
+    opened.config,
     adapter,
     { ...options.training, classPrompts },
     data.classNames.length,
     device,
-    { keepMicroBatch: !automatic },
+    { keepMicroBatch: !automatic, precision: parsePrecision(values.precision) },
   );
+  const model = await loadWeights(opened, fitted.precision);
   const { plan } = fitted;
   log(
     `passes: ${fitted.training.microBatchSize} images${automatic ? ' (chosen to fit)' : ''}, ${fitted.training.textChunk} prompts; planned GPU memory ${mebibytes(plan.peakBytes)} of ${mebibytes(device.budgetBytes)}`,
@@ -354,7 +365,13 @@ async function train(values: TrainValues): Promise<void> {
       ...resultHeader(model, out),
       method: adapter.method,
       trainableParameters: trainable,
-      settings: { ...training, adapter, shots, ...(holdout !== undefined && { holdout }) },
+      settings: {
+        ...training,
+        adapter,
+        precision: fitted.precision.precision,
+        shots,
+        ...(holdout !== undefined && { holdout }),
+      },
       timeBudget,
       steps,
       evaluations,

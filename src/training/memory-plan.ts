@@ -9,7 +9,18 @@ import { GpuError } from '../gpu/context';
 import { createDryRunContext, type DryRunLimits } from '../gpu/dry-run';
 import { ClipModel } from '../model/clip';
 import type { ClipConfig } from '../model/config';
-import { defaultTrainSettings, type TrainSettings, validatePasses } from '../common/recipe';
+import type { WeightStorage } from '../model/weights';
+import {
+  autoPrecision,
+  defaultTrainSettings,
+  resolvePrecision,
+  validatePasses,
+  WEIGHT_STORAGE,
+  type Precision,
+  type PrecisionSetting,
+  type ResolvedPrecision,
+  type TrainSettings,
+} from '../common/recipe';
 import { Trainer } from './trainer';
 
 export interface TrainingMemoryOptions {
@@ -30,6 +41,8 @@ export interface TrainingMemoryOptions {
    * fail the run. Default: none.
    */
   limits?: DryRunLimits;
+  /** How the frozen weights are held (ClipWeights' storage). Default 'f32'. */
+  weightStorage?: WeightStorage;
 }
 
 export interface MemoryPlan {
@@ -64,7 +77,8 @@ export async function planTrainingMemory(config: ClipConfig, options: TrainingMe
     optimizer: options.optimizer,
     augment: false,
   });
-  return dryRun(config, { promptTokens: options.textPromptTokens, limits: options.limits }, async (model) => {
+  const { textPromptTokens: promptTokens, limits, weightStorage } = options;
+  return dryRun(config, { promptTokens, limits, weightStorage }, async (model) => {
     const adapters = AdapterSet.create(model.ctx, config, options.adapter, { random: () => 0 });
     const images = Array.from({ length: microBatchSize }, () => ({ rgba: new Uint8Array(4), width: 1, height: 1 }));
     const classNames = Array.from({ length: classes }, (_, i) => `class ${i}`);
@@ -189,8 +203,10 @@ export async function choosePassSizes(
 }
 
 /**
- * Training settings with their passes sized for the device (choosePassSizes): their micro-batch and
- * text chunk are the largest wanted. What the studio's worker and `octoclip train` both run with.
+ * Training settings with their passes sized for the device (choosePassSizes), their micro-batch and
+ * text chunk being the largest wanted, and the precision its weights are held in: the one set, or
+ * for 'auto' the recipe's rule (autoPrecision) on the passes each precision fits. What
+ * the studio's worker and `octoclip train` both run with; the weights must be loaded in that precision.
  */
 export async function fitTrainSettings(
   config: ClipConfig,
@@ -198,18 +214,37 @@ export async function fitTrainSettings(
   training: TrainSettings,
   classes: number,
   device: DeviceMemory,
-  options: { keepMicroBatch?: boolean } = {},
-): Promise<{ training: TrainSettings; plan: MemoryPlan }> {
+  { keepMicroBatch = false, precision: setting }: { keepMicroBatch?: boolean; precision: PrecisionSetting },
+): Promise<{ training: TrainSettings; plan: MemoryPlan; precision: ResolvedPrecision }> {
   const { batchSize, microBatchSize, textChunk, optimizer } = training;
-  const passes = await choosePassSizes(
-    config,
-    { batchSize, microBatchSize, classes, adapter, textChunk, optimizer },
-    device,
-    options,
-  );
+  const attempts = new Map<Precision, Promise<PassSizes>>();
+  const passesFor = (precision: Precision) => {
+    let attempt = attempts.get(precision);
+    if (!attempt) {
+      const options = { batchSize, microBatchSize, classes, adapter, textChunk, optimizer };
+      attempt = choosePassSizes(config, { ...options, weightStorage: WEIGHT_STORAGE[precision] }, device, {
+        keepMicroBatch,
+      });
+      attempts.set(precision, attempt);
+    }
+    return attempt;
+  };
+  const fitsOrNull = (precision: Precision) =>
+    passesFor(precision).catch((error: unknown) => {
+      if (error instanceof TrainingDoesNotFitError) return null;
+      throw error;
+    });
+  const resolved = await resolvePrecision(setting, async () => {
+    const f32 = await fitsOrNull('f32');
+    // Passes are at most the largest wanted: when f32 weights fit those, half-precision ones fit no larger.
+    const largest = f32?.microBatchSize === microBatchSize && f32.textChunk === Math.min(textChunk, classes);
+    return autoPrecision(f32, largest ? f32 : await fitsOrNull('f16-storage'));
+  });
+  const passes = await passesFor(resolved.precision); // throws what fell short when nothing fits
   return {
     training: { ...training, microBatchSize: passes.microBatchSize, textChunk: passes.textChunk },
     plan: passes.plan,
+    precision: resolved,
   };
 }
 
@@ -244,6 +279,8 @@ export interface DryRunOptions {
   promptTokens?: number;
   /** As TrainingMemoryOptions.limits. */
   limits?: DryRunLimits;
+  /** As TrainingMemoryOptions.weightStorage. */
+  weightStorage?: WeightStorage;
 }
 
 /**
@@ -266,7 +303,7 @@ export async function dryRun(
   const tokenizer = {
     tokenize: (_text: string, length: number) => ({ ids: new Int32Array(length), eotIndex: promptTokens - 1 }),
   };
-  await work(ClipModel.zeros(ctx, config, tokenizer));
+  await work(ClipModel.zeros(ctx, config, tokenizer, { weightStorage: options.weightStorage ?? 'f32' }));
   return { peakBytes: ctx.memory.peak, breakdown: ctx.memory.peakBreakdown() };
 }
 

@@ -13,7 +13,7 @@ import { AdapterSet } from '../adapters/block-lora';
 import type { AdapterSettings } from '../adapters/settings';
 import { checkPrompts } from '../common/prompts';
 import { Rng, RNG_STREAM } from '../common/random';
-import type { TrainSettings } from '../common/recipe';
+import { precisionOf, type TrainSettings } from '../common/recipe';
 import type { ClipModel } from '../model/clip';
 import {
   evaluate,
@@ -194,9 +194,11 @@ export async function runTraining(
     }
     const finalCheckpoint = kept ? kept.state : await gpuTurn(() => final.checkpoint());
     const supportAccuracy = (await gpuTurn(() => final.evaluate(support))).accuracy;
+    // The precision recorded is the weights' own: what the run computed with.
+    const recorded = { ...training, precision: precisionOf(model.weights.weightStorage) };
     const meta = adapterMetadata(
       setup.adapter,
-      training,
+      recorded,
       model,
       classNames,
       { shots: setup.shots, holdout: setup.holdout },

@@ -17,6 +17,7 @@ import { calibrateTraining } from './calibration';
 import { ImageDecodeError } from './decode';
 import { exclusive } from './gpu-queue';
 import { ModelSession } from './model-session';
+import type { Precision } from '../common/recipe';
 import type {
   EngineError,
   EngineEvent,
@@ -157,9 +158,30 @@ async function loadModel({ id, revision, files }: EngineParams<'loadModel'>): Pr
   return loaded.describe();
 }
 
+/**
+ * The loaded model with its weights in `precision`: loaded again from the same files when they are held
+ * otherwise (posting model-progress, as a load does), and kept in place of the session it replaces.
+ */
+async function sessionIn(precision: Precision): Promise<ModelSession> {
+  const current = loadedModel();
+  const wanted = await exclusive(() =>
+    current.inPrecision(precision, (loadedBytes, totalBytes) =>
+      post({ kind: 'event', type: 'model-progress', loadedBytes, totalBytes }),
+    ),
+  );
+  if (wanted === current) return current;
+  if (session !== current) {
+    wanted.destroy();
+    throw new EngineRefusal('busy', 'Another model was loaded meanwhile: start again on it.');
+  }
+  current.destroy();
+  session = wanted;
+  return wanted;
+}
+
 async function planTraining(params: EngineParams<'planTraining'>): Promise<EngineResult<'planTraining'>> {
   const { model } = loadedModel();
-  const { adapter, training, plan, budgetBytes } = await planRun(
+  const { adapter, training, plan, budgetBytes, precision } = await planRun(
     model,
     params.adapter,
     params.training,
@@ -172,13 +194,17 @@ async function planTraining(params: EngineParams<'planTraining'>): Promise<Engin
     microBatchSize: training.microBatchSize,
     textChunk: training.textChunk,
     budgetBytes,
+    precision,
   };
 }
 
 async function trainStart(request: EngineParams<'trainStart'>): Promise<EngineResult<'trainStart'>> {
   if (run) throw new EngineRefusal('busy', 'A training run is already going: one run at a time.');
-  const started = new TrainingRun(loadedModel(), request, (event, transfer) =>
-    scope.postMessage(event, transfer ?? []),
+  const started = new TrainingRun(
+    loadedModel(),
+    request,
+    (event, transfer) => scope.postMessage(event, transfer ?? []),
+    sessionIn,
   );
   run = started;
   try {
@@ -190,7 +216,7 @@ async function trainStart(request: EngineParams<'trainStart'>): Promise<EngineRe
 
 async function calibrate(params: EngineParams<'calibrateTraining'>): Promise<EngineResult<'calibrateTraining'>> {
   if (run) throw new EngineRefusal('busy', 'A training run is going: its own steps show how fast training is.');
-  return calibrateTraining(loadedModel().model, params);
+  return calibrateTraining(loadedModel(), params, sessionIn);
 }
 
 let suggested: Promise<SuggestedModel[]> | null = null;

@@ -1,5 +1,6 @@
 // The model the engine has loaded, with the last adapter it used on it: loading from Blobs (one weights file
-// or shards), and the inference requests (predict, evaluate) that the studio makes on the loaded model.
+// or shards), loading them again in another precision, and the inference requests (predict, evaluate)
+// that the studio makes on the loaded model.
 
 import { assertAdapterMatchesBase, decodeAdapterFile, type AdapterMetadata } from '../adapters/adapter-file';
 import { AdapterSet } from '../adapters/block-lora';
@@ -7,6 +8,7 @@ import type { GpuContext } from '../gpu/context';
 import { ClipModel } from '../model/clip';
 import { weightFilesFromBlobs } from '../model/weights';
 import { DEFAULT_TEMPLATE, type ClassPrompts } from '../common/prompts';
+import { precisionOf, WEIGHT_STORAGE, type Precision } from '../common/recipe';
 import { classEmbeddings, classify } from '../model/zero-shot';
 import { evaluate } from '../training/trainer';
 import { decodeImage, decodeImages } from './decode';
@@ -33,14 +35,19 @@ export class ModelSession {
   private adapter: LoadedAdapter | null = null;
   private readonly embeddings = new Map<string, Float32Array>();
 
-  private constructor(readonly model: ClipModel) {}
+  private constructor(
+    readonly model: ClipModel,
+    /** What it was loaded from, kept to load the weights again in another precision. */
+    private readonly source: { id: string; revision?: string; files: ModelFileBlobs },
+  ) {}
 
-  /** Streams the weights from the Blobs to the GPU, one tensor at a time. */
+  /** Streams the weights from the Blobs to the GPU, one tensor at a time, in `precision` (f32 unless given). */
   static async load(
     ctx: GpuContext,
     { id, revision }: { id: string; revision?: string },
     files: ModelFileBlobs,
     onProgress: (loaded: number, total: number) => void,
+    precision: Precision = 'f32',
   ): Promise<ModelSession> {
     const model = await ClipModel.load(
       ctx,
@@ -53,9 +60,24 @@ export class ModelSession {
         merges: await files.merges.text(),
         preprocessor: await files.preprocessor?.text(),
       },
-      { onProgress },
+      { weightStorage: WEIGHT_STORAGE[precision], onProgress },
     );
-    return new ModelSession(model);
+    return new ModelSession(model, { id, revision, files });
+  }
+
+  get precision(): Precision {
+    return precisionOf(this.model.weights.weightStorage);
+  }
+
+  /**
+   * This session when its weights are held in `precision`; otherwise a new one with them loaded again in
+   * it from the same files. The caller replaces this one with it (the two are on the GPU meanwhile, so a
+   * failed load leaves this one as it was).
+   */
+  async inPrecision(precision: Precision, onProgress: (loaded: number, total: number) => void): Promise<ModelSession> {
+    if (precision === this.precision) return this;
+    const { id, revision, files } = this.source;
+    return ModelSession.load(this.model.ctx, { id, revision }, files, onProgress, precision);
   }
 
   describe(): LoadedModel {
@@ -66,6 +88,7 @@ export class ModelSession {
       fingerprint: model.weights.fingerprint,
       config: model.config,
       weightBytes: model.weights.byteLength,
+      precision: this.precision,
     };
   }
 

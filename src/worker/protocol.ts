@@ -4,12 +4,32 @@
 // Everything here is structured-clone data: no GPU objects ever cross to the page.
 
 import type { AdapterMetadata } from '../adapters/adapter-file';
-import type { AdapterChoice, TargetMatrix, Tower, TrainSettings } from '../common/recipe';
+import type {
+  AdapterChoice,
+  Precision,
+  PrecisionSetting,
+  ResolvedPrecision,
+  TargetMatrix,
+  Tower,
+  TrainSettings,
+} from '../common/recipe';
 import type { ClipConfig } from '../model/config';
 import type { RunPhase } from '../training/run';
 import type { Evaluation, StepLog, TrainerCheckpoint } from '../training/trainer';
 
-export type { AdapterChoice, AdapterMetadata, ClipConfig, Evaluation, StepLog, TargetMatrix, TrainerCheckpoint, Tower };
+export type {
+  AdapterChoice,
+  AdapterMetadata,
+  ClipConfig,
+  Evaluation,
+  Precision,
+  PrecisionSetting,
+  ResolvedPrecision,
+  StepLog,
+  TargetMatrix,
+  TrainerCheckpoint,
+  Tower,
+};
 
 /** The limits of the opened device that bound what the engine can run. */
 export interface DeviceLimits {
@@ -73,6 +93,8 @@ export interface LoadedModel {
   config: ClipConfig;
   /** Bytes the frozen weights occupy on the GPU. */
   weightBytes: number;
+  /** How they are held: loading holds them in f32; a run in another precision loads them again in it. */
+  precision: Precision;
 }
 
 /** Training settings the studio sends; the rest are the recipe's (defaultTrainSettings). */
@@ -85,6 +107,8 @@ export interface TrainChoice
   microBatchSize: number | null;
   /** The GPU memory a run may use, in bytes (0 or absent: automatic, see deviceMemoryOf). */
   memoryBudgetBytes?: number;
+  /** How the frozen weights are held during the run (absent: the recipe's, auto; see fitTrainSettings). */
+  precision?: PrecisionSetting;
   /** Training images per class (recorded in the adapter: evaluation re-derives the held-out split from it). */
   shots: number;
   /** Instead of the shots: the fraction of each class held out ("use my images"; splitFor), recorded in the adapter too. */
@@ -110,6 +134,8 @@ export interface TrainingPlan {
   textChunk: number;
   /** The GPU memory the passes were sized for (the user's, or deviceMemoryOf's). */
   budgetBytes: number;
+  /** The precision the run holds the weights in (the one set, or what auto chose), and why. */
+  precision: ResolvedPrecision;
 }
 
 /** A few timed training steps with these settings (on synthetic images), before a run starts. */
@@ -210,9 +236,12 @@ export interface EngineMethods {
   loadModel: { params: { id: string; revision?: string; files: ModelFileBlobs }; result: LoadedModel };
   /** Trainable parameters and expected GPU memory of a run on the loaded model; refuses settings trainStart would refuse. */
   planTraining: { params: { adapter: AdapterChoice; training: TrainChoice; classes: number }; result: TrainingPlan };
-  /** Times a few training steps with these settings on the loaded model. */
+  /** Times a few training steps with these settings on the loaded model (in their precision, loading it as trainStart does). */
   calibrateTraining: { params: CalibrationRequest; result: CalibrationResult };
-  /** Trains an adapter; answers when the run completes or is cancelled. Posts train-* events meanwhile. */
+  /**
+   * Trains an adapter; answers when the run completes or is cancelled. Posts train-* events meanwhile; when the
+   * run's precision is not the loaded weights', loads them again in it first from the same files (model-progress).
+   */
   trainStart: { params: TrainRequest; result: TrainResult };
   // biome-ignore-start lint/suspicious/noConfusingVoidType: the answer of a request that returns nothing
   /** Pauses the run after its current step (and posts a checkpoint). */
@@ -301,8 +330,8 @@ export type EngineEvent = { kind: 'event' } & (
   | { type: 'train-checkpoint'; runId: string; checkpoint: TrainerCheckpoint }
 );
 
-/** What a run is doing: decoding images, or one of the driver's phases (RunPhase). */
-export type TrainPhase = 'preparing' | RunPhase;
+/** What a run is doing: loading the weights in its precision, decoding images, or one of the driver's phases (RunPhase). */
+export type TrainPhase = 'loading-weights' | 'preparing' | RunPhase;
 
 /** Page to worker. */
 export type ToEngine = EngineRequest;

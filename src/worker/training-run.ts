@@ -1,9 +1,17 @@
 // A training run in the engine worker: the studio's choices as settings (refused with a sentence when
-// they cannot work), the images decoded, then the one training driver (src/training/run.ts), its reports
-// posted to the page as train-* events.
+// they cannot work), the weights in the run's precision, the images decoded, then the one training
+// driver (src/training/run.ts), its reports posted to the page as train-* events.
 
 import { allLayers, defaultAdapterSettings, type AdapterSettings } from '../adapters/settings';
-import { blocksFor, defaultTrainSettings, type TrainSettings } from '../common/recipe';
+import {
+  blocksFor,
+  defaultTrainSettings,
+  parsePrecision,
+  RECIPE_PRECISION,
+  type Precision,
+  type ResolvedPrecision,
+  type TrainSettings,
+} from '../common/recipe';
 import type { ClipModel } from '../model/clip';
 import type { ClipConfig } from '../model/config';
 import {
@@ -94,12 +102,15 @@ export interface PlannedRun {
   plan: MemoryPlan;
   /** The GPU memory the passes were sized for. */
   budgetBytes: number;
+  /** The precision the weights must be held in for it. */
+  precision: ResolvedPrecision;
 }
 
 /**
  * The run a choice makes on this model's device: its settings with the largest passes that fit the GPU
  * memory (the micro-batch unless the user chose one, and the text chunk), so that a run does not fail
- * for memory when smaller passes would fit. The worker plans, times and trains with this one rule.
+ * for memory when smaller passes would fit, and its precision (fitTrainSettings; planned from the
+ * config, whatever precision the model is loaded in). The worker plans, times and trains with this one rule.
  * Throws EngineRefusal: 'invalid-settings', or 'does-not-fit' with what to do when nothing fits.
  */
 export async function planRun(
@@ -112,10 +123,11 @@ export async function planRun(
   const wanted = trainSettingsFor(choice);
   try {
     const device = deviceMemoryOf(model.ctx.device.limits, choice.memoryBudgetBytes);
-    const { training, plan } = await fitTrainSettings(model.config, adapter, wanted, classes, device, {
+    const { training, plan, precision } = await fitTrainSettings(model.config, adapter, wanted, classes, device, {
       keepMicroBatch: choice.microBatchSize !== null,
+      precision: parsePrecision(choice.precision ?? RECIPE_PRECISION), // a stored setting from another version is refused
     });
-    return { adapter, training, plan, budgetBytes: device.budgetBytes };
+    return { adapter, training, plan, budgetBytes: device.budgetBytes, precision };
   } catch (error) {
     if (error instanceof TrainingDoesNotFitError) {
       const passes =
@@ -136,13 +148,17 @@ export async function planRun(
   }
 }
 
+/** The loaded model with its weights in a precision: the session itself, or one loaded again in it (ModelSession.inPrecision). */
+export type SessionIn = (precision: Precision) => Promise<ModelSession>;
+
 export class TrainingRun {
   private readonly control = new RunControl();
 
   constructor(
-    private readonly session: ModelSession,
+    private session: ModelSession,
     private readonly request: TrainRequest,
     private readonly emit: Emit,
+    private readonly sessionIn: SessionIn,
   ) {}
 
   get runId(): string {
@@ -168,9 +184,9 @@ export class TrainingRun {
   }
 
   async run(): Promise<TrainResult> {
-    const { model } = this.session;
     const { request, runId } = this;
-    const { adapter, training } = await planRun(model, request.adapter, request.training, request.classNames.length);
+    const planned = await planRun(this.session.model, request.adapter, request.training, request.classNames.length);
+    const { adapter, training } = planned;
     if (request.support.images.length === 0)
       throw new EngineRefusal('invalid-settings', 'There are no training images.');
     if (request.training.patience && request.heldOut.images.length === 0) {
@@ -180,6 +196,11 @@ export class TrainingRun {
       );
     }
 
+    if (planned.precision.precision !== this.session.precision) {
+      this.phase('loading-weights');
+      this.session = await this.sessionIn(planned.precision.precision);
+    }
+    const { model } = this.session;
     this.phase('preparing');
     const support = await this.decode(request.support);
     const heldOut = await this.decode(request.heldOut);

@@ -119,6 +119,10 @@ describe('octoclip CLI', () => {
     expect(trained.stderr).toMatch(
       /passes: 4 images \(chosen to fit\), 3 prompts; planned GPU memory [\d.]+ MiB of [\d.]+ MiB/,
     );
+    // auto: f32, as f32 weights already fit the largest passes.
+    expect(trained.stderr).toContain(
+      '\nprecision: f32 (auto: f32 weights fit 4 images and 3 prompts per pass, as large as half-precision ones)\n',
+    );
     const log = JSON.parse(readFileSync(join(work, 'log.json'), 'utf8'));
     expect(log.settings).toMatchObject({ batchSize: 4, microBatchSize: 4, textChunk: 3 });
     expect(log.steps).toHaveLength(3);

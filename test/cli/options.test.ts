@@ -1,7 +1,16 @@
 // The options table: one declaration gives the parser, the checks and the help.
 
 import { describe, expect, it } from 'vitest';
-import { defineCommand, helpText, parseCommandLine, UsageError, usageLine } from '../../src/cli/options';
+import { EMBED, EVAL, PREDICT, ZERO_SHOT } from '../../src/cli/inference';
+import {
+  defineCommand,
+  helpText,
+  parseCommandLine,
+  PRECISION_OPTION,
+  UsageError,
+  usageLine,
+} from '../../src/cli/options';
+import { TRAIN } from '../../src/cli/train';
 import { formatDuration, Progress } from '../../src/cli/progress';
 
 const spec = defineCommand({
@@ -118,5 +127,43 @@ describe('Progress', () => {
       '1h01m',
       '1m59s',
     ]);
+  });
+});
+
+describe('--precision', () => {
+  const commands = [TRAIN, EVAL, PREDICT, EMBED, ZERO_SHOT];
+
+  it('is on every command that loads a model to compute, auto by default, its help saying what each value does', () => {
+    for (const command of commands) {
+      expect(command.options.precision, command.name).toBe(PRECISION_OPTION);
+      const line = helpText(command)
+        .split('\n')
+        .find((row) => row.trimStart().startsWith('--precision P '));
+      expect(line, command.name).toContain('f16-storage, weights stored in 16-bit floats, arithmetic in 32-bit');
+      expect(line, command.name).toContain('(default auto)');
+    }
+    const parsed = (...args: string[]) =>
+      parseCommandLine(EMBED, ['--model', 'm', '--texts', 'a', ...args]).values.precision;
+    expect([parsed(), parsed('--precision', 'f32'), parsed('--precision=f16-storage')]).toEqual([
+      'auto',
+      'f32',
+      'f16-storage',
+    ]);
+  });
+
+  it('refuses f16 arithmetic, saying that f16-storage is what this version has, and a value it does not know', () => {
+    const precisionRefusal = (value: string) => {
+      try {
+        parseCommandLine(EMBED, ['--model', 'm', '--texts', 'a', '--precision', value]);
+      } catch (error) {
+        expect(error).toBeInstanceOf(UsageError);
+        return (error as Error).message;
+      }
+      throw new Error(`accepted --precision ${value}`);
+    };
+    expect(precisionRefusal('f16')).toBe(
+      '--precision: f16 arithmetic is not available in this version; f16-storage stores the weights in half precision (half the weight memory) with f32 arithmetic',
+    );
+    expect(precisionRefusal('fp16')).toBe('--precision: the precision must be auto, f32, f16-storage, got "fp16"');
   });
 });

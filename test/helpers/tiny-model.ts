@@ -6,6 +6,7 @@ import { ClipModel, type ClipModelFiles } from '../../src/model/clip';
 import { decodeTensor, parseSafetensorsHeader } from '../../src/model/safetensors';
 import { makeTinyClip, type TinyClipOptions } from '../../src/model/tiny';
 import { byteSourceFromBytes } from '../../src/model/weights';
+import type { ModelFileBlobs } from '../../src/worker/protocol';
 
 export function tinyModelFiles(options: TinyClipOptions = {}): ClipModelFiles & { safetensors: Uint8Array } {
   const { files } = makeTinyClip(options);
@@ -43,4 +44,20 @@ export async function loadTinyModel(ctx: GpuContext, options: TinyClipOptions = 
   const files = tinyModelFiles(options);
   const model = await ClipModel.load(ctx, files);
   return { model, weights: weightMap(files.safetensors), files };
+}
+
+/** The tiny CLIP's files as the studio hands them to the worker (ModelFileBlobs). */
+export function tinyModelBlobs(options: TinyClipOptions = {}): ModelFileBlobs {
+  const { files } = makeTinyClip(options);
+  const blob = (name: string) => {
+    const file = files[name];
+    return new Blob([typeof file === 'string' ? file : new Uint8Array(file)]);
+  };
+  return {
+    config: blob('config.json'),
+    weights: blob('model.safetensors'),
+    vocab: blob('vocab.json'),
+    merges: blob('merges.txt'),
+    preprocessor: blob('preprocessor_config.json'),
+  };
 }

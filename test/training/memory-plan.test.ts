@@ -7,8 +7,8 @@ import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { AdapterSet } from '../../src/adapters/block-lora';
 import { defaultAdapterSettings, type AdapterSettings } from '../../src/adapters/settings';
 import { GpuContext, GpuError } from '../../src/gpu/context';
-import type { ClipModel } from '../../src/model/clip';
-import { parseClipConfig } from '../../src/model/config';
+import { ClipModel } from '../../src/model/clip';
+import { expectedTensors, parseClipConfig } from '../../src/model/config';
 import { makeTinyClip } from '../../src/model/tiny';
 import { promptFor } from '../../src/common/prompts';
 import { createNodeGpuContext } from '../../src/node/gpu';
@@ -24,7 +24,7 @@ import { frozenClassFeatures, trainMicroBatch, type StepOptions } from '../../sr
 import { defaultTrainSettings } from '../../src/common/recipe';
 import { Trainer } from '../../src/training/trainer';
 import { randomArray } from '../helpers/random';
-import { loadTinyModel } from '../helpers/tiny-model';
+import { loadTinyModel, tinyModelFiles } from '../helpers/tiny-model';
 
 const tinyConfig = parseClipConfig(makeTinyClip().files['config.json'] as string);
 const CLASS_NAMES = ['zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine'];
@@ -339,5 +339,50 @@ describe('choosePassSizes', () => {
     await expect(
       choosePassSizes(config, { ...wanted, microBatchSize: 3 }, { limits: unlimited, budgetBytes: 1 << 30 }),
     ).rejects.toThrow(RangeError);
+  });
+});
+
+describe('weights in half precision (f16-storage)', () => {
+  beforeAll(async () => {
+    Object.assign(globalThis, (await import('webgpu')).globals);
+  });
+
+  /** The large frozen weights: nn.Linear's (q, k, v, out, fc1, fc2, both projections), the patch convolution, the token table. */
+  const HALF =
+    /_proj\.weight$|\.fc[12]\.weight$|^(visual|text)_projection\.weight$|patch_embedding\.weight$|token_embedding\.weight$/;
+
+  /** The weights' bytes on the GPU, from the config: whole u32 words (at least 16 bytes) per tensor, q/k/v as planes 256 bytes apart. */
+  function weightBytes(half: boolean): number {
+    let total = 0;
+    for (const [name, shape] of expectedTensors(tinyConfig)) {
+      const bytes = shape.reduce((a, b) => a * b, 1) * (half && HALF.test(name) ? 2 : 4);
+      const plane = /\.self_attn\.[qkv]_proj\./.test(name);
+      total += plane ? Math.ceil(bytes / 256) * 256 : Math.max(16, Math.ceil(bytes / 4) * 4);
+    }
+    return total;
+  }
+
+  it('plans the large weights in two bytes instead of four, to the byte, as loading them in f16 allocates', async () => {
+    const options: TrainingMemoryOptions = {
+      batchSize: 2,
+      microBatchSize: 2,
+      classes: 3,
+      adapter: defaultAdapterSettings(tinyConfig),
+      textChunk: 3,
+    };
+    const full = await planTrainingMemory(tinyConfig, options);
+    const half = await planTrainingMemory(tinyConfig, { ...options, weightStorage: 'f16' });
+    expect(full.breakdown.weights).toBe(weightBytes(false));
+    expect(half.breakdown.weights).toBe(weightBytes(true));
+    // Only the weights change: every other holder is planned alike.
+    expect(half.peakBytes).toBe(full.peakBytes - (weightBytes(false) - weightBytes(true)));
+
+    const ctx = await createNodeGpuContext();
+    open = ctx;
+    const before = ctx.memory.current;
+    const files = tinyModelFiles();
+    const model = await ClipModel.load(ctx, files, { weightStorage: 'f16' });
+    expect(ctx.memory.current - before).toBe(weightBytes(true));
+    model.destroy();
   });
 });

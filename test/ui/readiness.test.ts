@@ -9,7 +9,15 @@ import type { LoadedModel } from '../../src/worker/protocol';
 const model = { id: 'local/tiny', fingerprint: 'f', weightBytes: 1 } as LoadedModel;
 const ready = {
   status: 'ready',
-  plan: { trainableParameters: 1, peakBytes: 1, breakdown: {}, microBatchSize: 4, textChunk: 2, budgetBytes: 2 },
+  plan: {
+    trainableParameters: 1,
+    peakBytes: 1,
+    breakdown: {},
+    microBatchSize: 4,
+    textChunk: 2,
+    budgetBytes: 2,
+    precision: { precision: 'f32', reason: 'as set' },
+  },
 } as const;
 const cat = { id: 'c-cat', name: 'cat', position: 0 };
 const dog = { id: 'c-dog', name: 'dog', position: 1 };

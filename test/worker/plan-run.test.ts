@@ -27,7 +27,9 @@ const adapter: AdapterChoice = {
   targets: ['q_proj', 'v_proj'],
   towers: ['text', 'vision'],
 };
+/** Weights in f32 throughout: auto could hold them in half precision under the smaller budgets below (test/worker/precision.test.ts). */
 const automatic: TrainChoice = {
+  precision: 'f32',
   shots: 4,
   seed: 2,
   iterations: 4,

@@ -1,0 +1,85 @@
+// `--precision` as a user runs it (bin/octoclip.js in a child process): a run in f16-storage says so,
+// holds the weights in half precision, and its adapter records it (octoclip info shows it); the adapter is
+// used at another precision afterwards; f16 arithmetic is refused before any work, with exit status 2.
+
+import { mkdirSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { runOctoclip } from '../helpers/cli';
+
+const work = mkdtempSync(join(tmpdir(), 'octoclip-precision-'));
+const model = join(work, 'tiny');
+const images = join(work, 'images');
+const octoclip = (...args: string[]) => runOctoclip(work, ...args);
+
+beforeAll(async () => {
+  const colours: Record<string, [number, number, number]> = { red: [220, 30, 30], blue: [30, 40, 220] };
+  for (const [name, [r, g, b]] of Object.entries(colours)) {
+    mkdirSync(join(images, name), { recursive: true });
+    for (let i = 0; i < 3; i++) {
+      await sharp({ create: { width: 20 + 5 * i, height: 24, channels: 3, background: { r: r - 20 * i, g, b } } })
+        .png()
+        .toFile(join(images, name, `${i}.png`));
+    }
+  }
+  const made = octoclip('make-tiny-model', model);
+  expect(made.status, made.stderr).toBe(0);
+}, 300_000);
+
+describe('octoclip --precision', () => {
+  it('train --precision f16-storage says so and records it in the adapter, which eval uses in f32', () => {
+    const adapter = join(work, 'half.octoclip.safetensors');
+    const trained = octoclip(
+      'train',
+      '--model',
+      model,
+      '--images',
+      images,
+      '--shots',
+      '2',
+      '--iterations',
+      '2',
+      '--batch-size',
+      '2',
+      '--precision',
+      'f16-storage',
+      '--out',
+      adapter,
+      '--log',
+      join(work, 'log.json'),
+    );
+    expect(trained.status, trained.stderr).toBe(0);
+    expect(trained.stderr).toContain('\nprecision: f16-storage (as set)\n');
+    expect(trained.stderr).toMatch(/step 2\/2/);
+
+    const info = octoclip('info', adapter);
+    expect(info.status, info.stderr).toBe(0);
+    expect(JSON.parse(info.stdout).training.precision).toBe('f16-storage');
+
+    const evaluated = octoclip(
+      'eval',
+      '--model',
+      model,
+      '--adapter',
+      adapter,
+      '--images',
+      images,
+      '--precision',
+      'f32',
+    );
+    expect(evaluated.status, evaluated.stderr).toBe(0);
+    expect(evaluated.stderr).toContain('\nprecision: f32 (as set)\n');
+    expect(JSON.parse(evaluated.stdout).images).toBe(6);
+  }, 300_000);
+
+  it('refuses f16 arithmetic before loading anything, with exit status 2 and what to use instead', () => {
+    const refused = octoclip('zero-shot', '--model', model, '--images', images, '--precision', 'f16');
+    expect(refused.status).toBe(2);
+    expect(refused.stderr).toContain(
+      'octoclip zero-shot: --precision: f16 arithmetic is not available in this version; f16-storage stores the weights in half precision (half the weight memory) with f32 arithmetic',
+    );
+    expect(refused.stderr).not.toContain('WebGPU adapter');
+  }, 60_000);
+});
