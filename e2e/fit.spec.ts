@@ -100,3 +100,57 @@ test('settings saved before Automatic existed: a micro-batch equal to the batch 
     await page.close();
   }
 });
+
+test('precision: auto by default, f16-storage plans less memory, is kept with the settings and reaches the run', async ({
+  page,
+}, testInfo) => {
+  test.setTimeout(180_000);
+  const errors = collectErrors(page);
+  await loadTinyModel(page);
+  await addDatasetFolder(page);
+  await page.goto('/#/train');
+  await page.getByLabel('Iterations').fill('4');
+  await page.getByLabel('Batch size').fill('4');
+  await page.getByText('Advanced').click();
+  const precision = page.getByLabel('Precision', { exact: true });
+  await expect(precision).toHaveValue('auto');
+  await expect(page.getByTestId('precision')).toHaveText(
+    'f32 (auto: f32 weights fit 4 images and 3 prompts per pass, as large as half-precision ones)',
+  );
+  const f32Peak = await shownPeak(page);
+  await precision.selectOption('f16-storage');
+  await expect(page.getByTestId('precision')).toHaveText('f16-storage (as set)');
+  await expect.poll(() => shownPeak(page)).toBeLessThan(f32Peak);
+  await saveScreen(page, testInfo, 'train-precision');
+
+  // Kept with the Train screen's settings (localStorage, which the workspace file carries), across a reload.
+  const saved = await page.evaluate(
+    () => JSON.parse(localStorage.getItem('octoclip.training-settings') ?? '{}').state.settings.precision,
+  );
+  expect(saved).toBe('f16-storage');
+  await page.reload();
+  await page.getByText('Advanced').click();
+  await expect(precision).toHaveValue('f16-storage');
+
+  // The model was loaded in f32: the run loads its weights again in half precision, and its adapter says so.
+  await expect(startButton(page)).toBeEnabled({ timeout: 60_000 });
+  await startButton(page).click();
+  const run = page.getByRole('article', { name: 'Training run' });
+  await expect(run.getByTestId('run-status')).toHaveText('Finished.', { timeout: 120_000 });
+  const trainedWith = await page.evaluate(async () => {
+    const db = await new Promise<IDBDatabase>((resolve, reject) => {
+      const request = indexedDB.open('octoclip');
+      request.onsuccess = () => resolve(request.result);
+      request.onerror = () => reject(request.error);
+    });
+    const adapters = await new Promise<{ meta: { training: { precision?: string } } }[]>((resolve, reject) => {
+      const request = db.transaction('adapters').objectStore('adapters').getAll();
+      request.onsuccess = () => resolve(request.result);
+      request.onerror = () => reject(request.error);
+    });
+    db.close();
+    return adapters.map((adapter) => adapter.meta.training.precision);
+  });
+  expect(trainedWith).toEqual(['f16-storage']);
+  expect(errors).toEqual([]);
+});

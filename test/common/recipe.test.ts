@@ -156,6 +156,7 @@ describe('the precision setting', () => {
   it('offers auto (the default), f32 and f16-storage, and refuses f16 arithmetic saying what there is instead', () => {
     expect(PRECISION_SETTINGS).toEqual(['auto', 'f32', 'f16-storage']);
     expect(RECIPE_PRECISION).toBe('auto');
+    expect(RECIPE.precision).toBe(RECIPE_PRECISION);
     for (const setting of PRECISION_SETTINGS) expect(parsePrecision(setting)).toBe(setting);
     expect(() => parsePrecision('f16')).toThrow(
       'f16 arithmetic is not available in this version; f16-storage stores the weights in half precision (half the weight memory) with f32 arithmetic',

@@ -243,6 +243,7 @@ const COMPARISON_ROWS: { label: string; value(adapter: AdapterRecord): string }[
   { label: 'Batch size', value: (a) => String(a.meta.training.batchSize ?? '—') },
   { label: 'Learning rate', value: (a) => String(a.meta.training.lr ?? '—') },
   { label: 'Seed', value: (a) => String(a.meta.training.seed ?? '—') },
+  { label: 'Precision', value: (a) => String(a.meta.training.precision ?? '—') },
   { label: 'Zero-shot accuracy', value: (a) => percentOrDash(metric(a, 'zeroShotAccuracy')) },
   { label: 'Held-out accuracy', value: (a) => percentOrDash(metric(a, 'heldOutAccuracy')) },
   { label: 'Training-set accuracy', value: (a) => percentOrDash(metric(a, 'supportAccuracy')) },

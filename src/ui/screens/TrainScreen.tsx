@@ -2,7 +2,13 @@
 // starts, and the run itself: live loss and accuracy, speed, time left, pause, resume and cancel.
 
 import { useEffect, useRef } from 'react';
-import { ITERATIONS_PER_SHOT, RECIPE_ADAPTER } from '../../common/recipe';
+import {
+  ITERATIONS_PER_SHOT,
+  PRECISION_HELP,
+  PRECISION_SETTINGS,
+  RECIPE_ADAPTER,
+  RECIPE_PRECISION,
+} from '../../common/recipe';
 import type { TargetMatrix, Tower } from '../../worker/protocol';
 import { Screen } from '../components/Screen';
 import { Badge, Card } from '../components/Card';
@@ -179,6 +185,18 @@ function SettingsCard() {
             />
           </div>
           <div className="field-row">
+            <SelectField
+              label="Precision"
+              value={settings.precision ?? RECIPE_PRECISION}
+              options={PRECISION_SETTINGS.map((precision) => ({
+                value: precision,
+                label: `${precision}: ${PRECISION_HELP[precision]}`,
+              }))}
+              onChange={(precision) => update({ precision })}
+              help="How the frozen CLIP weights are held on the GPU. Adapters are f32 at every precision."
+            />
+          </div>
+          <div className="field-row">
             <NumberField
               label="Held-out evaluation every (steps)"
               integer
@@ -263,7 +281,8 @@ function PlanSummary() {
         </p>
       );
     case 'ready': {
-      const { trainableParameters, peakBytes, breakdown, microBatchSize, textChunk, budgetBytes } = plan.plan;
+      const { trainableParameters, peakBytes, breakdown, microBatchSize, textChunk, budgetBytes, precision } =
+        plan.plan;
       return (
         <div className="plan" data-testid="training-plan">
           <dl className="facts">
@@ -280,6 +299,12 @@ function PlanSummary() {
                 <span className="muted" data-testid="memory-budget">
                   of {formatBytes(budgetBytes)}
                 </span>
+              </dd>
+            </div>
+            <div>
+              <dt>Precision</dt>
+              <dd data-testid="precision">
+                {precision.precision} <span className="muted">({precision.reason})</span>
               </dd>
             </div>
             <div>
@@ -322,6 +347,9 @@ function RunCard() {
     <Card ref={card} title="Training run" badge={<RunBadge run={run} />} busy={run.status === 'running'}>
       <RunStatus run={run} />
       <RunControls run={run} />
+      {run.phase === 'loading-weights' && run.weightsLoaded && (
+        <ProgressBar label="Weights" value={run.weightsLoaded.loadedBytes} max={run.weightsLoaded.totalBytes} />
+      )}
       {run.iterations > 0 && <RunProgress run={run} />}
       <RunCharts run={run} />
       {run.status === 'finished' && run.adapter && (
@@ -348,6 +376,7 @@ function RunBadge({ run }: { run: RunState }) {
 }
 
 const PHASE_TEXT = {
+  'loading-weights': 'Loading the weights in the precision of this run…',
   preparing: 'Decoding the images…',
   baseline: 'Measuring the zero-shot baseline on the held-out images…',
   training: 'Training…',

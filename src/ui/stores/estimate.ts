@@ -4,6 +4,7 @@
 
 import { create } from 'zustand';
 import { persist } from 'zustand/middleware';
+import { RECIPE_PRECISION } from '../../common/recipe';
 import type { AdapterChoice, CalibrationRequest, TrainChoice } from '../../worker/protocol';
 import { errorMessage, useEngineStore } from './engine';
 
@@ -32,8 +33,8 @@ const KEPT_STEP_TIMES = 24;
 
 /**
  * What a step's time depends on: the device, the model, the adapter, the batch and micro-batch (with
- * the memory budget that sizes an automatic one), the images per batch (a batch is at most the
- * training set) and the classes (the text pass).
+ * the memory budget that sizes an automatic one), the precision, the images per batch (a batch is at
+ * most the training set) and the classes (the text pass).
  */
 export function estimateKey(
   deviceName: string,
@@ -57,6 +58,7 @@ export function estimateKey(
     imagesPerBatch,
     training.microBatchSize,
     training.memoryBudgetBytes ?? 0,
+    training.precision ?? RECIPE_PRECISION,
     training.augment,
     classes,
   ]);

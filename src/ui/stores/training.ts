@@ -10,6 +10,7 @@ import {
   RECIPE_ADAPTER,
   RECIPE_CHECKPOINT_EVERY,
   RECIPE_PATIENCE,
+  RECIPE_PRECISION,
   recipeIterations,
 } from '../../common/recipe';
 import { shotsOf } from '../../common/split';
@@ -53,6 +54,7 @@ function recipeSettings(shots: number): TrainingSettings {
     ...training,
     microBatchSize: null, // automatic: the worker sizes the passes to the GPU
     memoryBudgetBytes: 0, // automatic: see deviceMemoryOf
+    precision: RECIPE_PRECISION,
     shots,
     checkpointEvery: RECIPE_CHECKPOINT_EVERY,
     patience: RECIPE_PATIENCE,
@@ -83,6 +85,8 @@ export interface RunState {
   message: string | null;
   /** The adapter a finished run saved. */
   adapter: AdapterRecord | null;
+  /** While the weights load again in the run's precision: how far (model-progress). */
+  weightsLoaded: { loadedBytes: number; totalBytes: number } | null;
 }
 
 /** A run that did not finish, found in storage (after a reload) or left by a lost device. */
@@ -129,6 +133,7 @@ const IDLE_RUN: RunState = {
   savedStep: null,
   message: null,
   adapter: null,
+  weightsLoaded: null,
 };
 
 function describeRun(settings: TrainingSettings, classes: number): string {
@@ -195,8 +200,12 @@ export const useTrainingStore = create<TrainingState>()(
       }
 
       function onEvent(event: EngineEvent): void {
-        if (!('runId' in event) || event.runId !== get().run.runId) return;
         const { run } = get();
+        if (event.type === 'model-progress' && run.phase === 'loading-weights') {
+          const { loadedBytes, totalBytes } = event;
+          updateRun({ weightsLoaded: { loadedBytes, totalBytes } });
+        }
+        if (!('runId' in event) || event.runId !== run.runId) return;
         switch (event.type) {
           case 'train-phase':
             updateRun({
