@@ -152,5 +152,8 @@ test('precision: auto by default, f16-storage plans less memory, is kept with th
     return adapters.map((adapter) => adapter.meta.training.precision);
   });
   expect(trainedWith).toEqual(['f16-storage']);
+  // The model stays in the precision the run loaded it in, and the Model screen says so.
+  await page.goto('/#/model');
+  await expect(page.locator('dd', { hasText: /B \(f16-storage\)$/ })).toBeVisible();
   expect(errors).toEqual([]);
 });

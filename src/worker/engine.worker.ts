@@ -176,6 +176,7 @@ async function sessionIn(precision: Precision): Promise<ModelSession> {
   }
   current.destroy();
   session = wanted;
+  post({ kind: 'event', type: 'model-reloaded', model: wanted.describe() });
   return wanted;
 }
 

@@ -320,8 +320,10 @@ export type EngineEvent = { kind: 'event' } & (
       reason: string;
       message: string;
     }
-  /** Weights streamed to the GPU so far, while loadModel runs. */
+  /** Weights streamed to the GPU so far, while loadModel runs (or a run loads them again in its precision). */
   | { type: 'model-progress'; loadedBytes: number; totalBytes: number }
+  /** The loaded model's weights were loaded again in another precision (for a run): what it is now. */
+  | { type: 'model-reloaded'; model: LoadedModel }
   | { type: 'train-phase'; runId: string; phase: TrainPhase }
   | { type: 'train-progress'; runId: string; iterations: number; log: StepLog }
   /** Held-out accuracy during the run (every evalEvery steps, and before the first step). */

@@ -65,7 +65,7 @@ function LoadedModelCard() {
               value={`${loaded.config.text.numLayers} layers, width ${loaded.config.text.hiddenSize}`}
             />
             {loaded.revision && <Fact term="Hub revision" value={<code>{loaded.revision}</code>} />}
-            <Fact term="Weights on the GPU" value={formatBytes(loaded.weightBytes)} />
+            <Fact term="Weights on the GPU" value={`${formatBytes(loaded.weightBytes)} (${loaded.precision})`} />
             <Fact term="Fingerprint" value={<code>{loaded.fingerprint}</code>} />
           </dl>
         </>

@@ -119,6 +119,11 @@ export const useModelStore = create<ModelState>()((set, get) => {
     }
   }
 
+  // A run in another precision loads the same model's weights again: the same model, held otherwise.
+  engine().listen((event) => {
+    if (event.type === 'model-reloaded') set({ loaded: event.model });
+  });
+
   // A lost device (or a failed worker) takes the model with it; once the engine is ready again, the
   // same model comes back from the cache.
   useEngineStore.subscribe(({ connection }, previous) => {
