@@ -158,11 +158,15 @@ async function loadModel({ id, revision, files }: EngineParams<'loadModel'>): Pr
   return loaded.describe();
 }
 
+/** The calibration in progress, if any: the session its steps run on is not destroyed under them. */
+let calibration: Promise<unknown> = Promise.resolve();
+
 /**
  * The loaded model with its weights in `precision`: loaded again from the same files when they are held
- * otherwise (posting model-progress, as a load does), and kept in place of the session it replaces.
+ * otherwise (posting model-progress, as a load does), and kept in place of the session it replaces. Only
+ * `forRun`, the run going (if any), may replace the session it trains on; it waits for a calibration's steps.
  */
-async function sessionIn(precision: Precision): Promise<ModelSession> {
+async function sessionIn(precision: Precision, forRun: TrainingRun | null = null): Promise<ModelSession> {
   const current = loadedModel();
   const wanted = await exclusive(() =>
     current.inPrecision(precision, (loadedBytes, totalBytes) =>
@@ -170,10 +174,16 @@ async function sessionIn(precision: Precision): Promise<ModelSession> {
     ),
   );
   if (wanted === current) return current;
-  if (session !== current) {
+  if (session !== current || run !== forRun) {
     wanted.destroy();
-    throw new EngineRefusal('busy', 'Another model was loaded meanwhile: start again on it.');
+    throw new EngineRefusal(
+      'busy',
+      session !== current
+        ? 'Another model was loaded meanwhile: start again on it.'
+        : 'A training run started meanwhile: its own steps show how fast training is.',
+    );
   }
+  await calibration;
   current.destroy();
   session = wanted;
   post({ kind: 'event', type: 'model-reloaded', model: wanted.describe() });
@@ -201,11 +211,11 @@ async function planTraining(params: EngineParams<'planTraining'>): Promise<Engin
 
 async function trainStart(request: EngineParams<'trainStart'>): Promise<EngineResult<'trainStart'>> {
   if (run) throw new EngineRefusal('busy', 'A training run is already going: one run at a time.');
-  const started = new TrainingRun(
+  const started: TrainingRun = new TrainingRun(
     loadedModel(),
     request,
     (event, transfer) => scope.postMessage(event, transfer ?? []),
-    sessionIn,
+    (precision) => sessionIn(precision, started),
   );
   run = started;
   try {
@@ -217,7 +227,9 @@ async function trainStart(request: EngineParams<'trainStart'>): Promise<EngineRe
 
 async function calibrate(params: EngineParams<'calibrateTraining'>): Promise<EngineResult<'calibrateTraining'>> {
   if (run) throw new EngineRefusal('busy', 'A training run is going: its own steps show how fast training is.');
-  return calibrateTraining(loadedModel(), params, sessionIn);
+  const measured = calibrateTraining(loadedModel(), params, (precision) => sessionIn(precision));
+  calibration = measured.catch(() => undefined);
+  return measured;
 }
 
 let suggested: Promise<SuggestedModel[]> | null = null;
