@@ -9,11 +9,19 @@
 #
 # --quick: the tiny model only, a few steps (to try the script on SwiftShader before spending GPU time).
 # Copy the figures into docs/benchmarks.md with the device name the first log prints and the commit.
+#
+# The machine needs Node 20 and node_modules (carry them: the GPU machines here reach no registry) and a
+# Vulkan loader for Dawn (libvulkan1; the device tool's README says how to carry its .deb). Where the
+# NVIDIA driver's Vulkan ICD is not found on its own, set VK_DRIVER_FILES to its JSON file.
 set -uo pipefail
 quick=${1:-}
 out=${OUT:-gpu-check}
 mkdir -p "$out"
 export OCTOCLIP_COMMIT=${OCTOCLIP_COMMIT:-unknown}
+
+command -v node >/dev/null || { echo "gpu-check: no node on the PATH: carry Node 20"; exit 1; }
+[ -d node_modules/webgpu ] || { echo "gpu-check: node_modules/webgpu is missing: carry node_modules"; exit 1; }
+ldconfig -p 2>/dev/null | grep -q libvulkan || echo "gpu-check: ldconfig finds no libvulkan: Dawn will find no GPU"
 
 part() { # part NAME SECONDS COMMAND...: runs COMMAND with a time limit into $out/NAME.log
   local name=$1 limit=$2

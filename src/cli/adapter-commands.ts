@@ -4,7 +4,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { adaptedMatrices, ADAPTER_FORMAT, encodeAdapterFile } from '../adapters/adapter-file';
-import { checkpointFingerprint, mergeAdapter } from '../adapters/merge';
+import { type CheckpointFile, checkpointFingerprint, mergeAdapter } from '../adapters/merge';
 import {
   findPeftFiles,
   fromPeft,
@@ -15,7 +15,7 @@ import {
 } from '../adapters/peft';
 import { MODEL_FILES, PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE } from '../common/file-names';
 import { parseClipConfig } from '../model/config';
-import { ModelFileError, parseSafetensorsHeader } from '../model/safetensors';
+import { parseSafetensorsHeader } from '../model/safetensors';
 import { closeWeightFiles, isSharded } from '../model/weights';
 import { DEFAULT_TEMPLATE } from '../common/prompts';
 import { openSafetensorsFile } from '../node/files';
@@ -27,24 +27,22 @@ import { readZip } from '../common/zip';
 /** Files of a Hub model folder besides MODEL_FILES that a merged model keeps (transformers' tokenizer files). */
 const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json'];
 
-/** The base model's files, its parsed config, checkpoint bytes and fingerprint, without a GPU. */
+/**
+ * The base model's files, its parsed config, its checkpoint's files (model.safetensors, or the index's shards) and
+ * fingerprint, without a GPU.
+ */
 async function readBaseModel(model: string) {
   const files = await openModel(model, log);
   try {
-    if (isSharded(files.weights)) {
-      throw new ModelFileError(
-        `stores its weights in shards (${MODEL_FILES.weightsIndex}), and export --format merged and import-peft read one ${MODEL_FILES.weights}: ` +
-          'save the base model in one file (in Python: model.save_pretrained(out, max_shard_size="10GB")) and pass that folder',
-        model,
-      );
-    }
-    const checkpoint = await files.weights.read(0, files.weights.size);
-    const header = parseSafetensorsHeader(checkpoint, checkpoint.length, MODEL_FILES.weights);
+    const sources = isSharded(files.weights) ? files.weights.shards : [files.weights];
+    const checkpoint: CheckpointFile[] = [];
+    for (const source of sources)
+      checkpoint.push({ name: basename(source.name), bytes: await source.read(0, source.size) });
     return {
       files,
       config: parseClipConfig(files.config),
       checkpoint,
-      fingerprint: checkpointFingerprint(checkpoint, header, MODEL_FILES.weights),
+      fingerprint: checkpointFingerprint(checkpoint),
     };
   } finally {
     await closeWeightFiles(files.weights);
@@ -101,9 +99,12 @@ export const EXPORT = defineCommand({
     }
     const base = await readBaseModel(values.model!);
     const merged = mergeAdapter(base.checkpoint, meta, tensors);
+    const { weights } = base.files;
     const files: Record<string, Uint8Array | string> = {
       [MODEL_FILES.config]: base.files.config,
-      [MODEL_FILES.weights]: merged,
+      // The same files as the base: one model.safetensors, or the index (unchanged: every tensor keeps its place) and its shards.
+      ...(isSharded(weights) ? { [MODEL_FILES.weightsIndex]: weights.index } : {}),
+      ...Object.fromEntries(base.checkpoint.map((file, i) => [file.name, merged[i]])),
       [MODEL_FILES.vocab]: base.files.vocab,
       [MODEL_FILES.merges]: base.files.merges,
       ...(base.files.preprocessor ? { [MODEL_FILES.preprocessor]: base.files.preprocessor } : {}),

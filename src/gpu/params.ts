@@ -18,27 +18,32 @@ export type ParamValues = Readonly<Record<string, number | boolean>>;
 export class ParamsLayout {
   /** Uniform structs round up to 16 bytes. */
   readonly byteLength: number;
+  /** Field names, for the membership check every write makes (a dispatch's hot path). */
+  private readonly declared: ReadonlySet<string>;
 
   constructor(
     readonly shader: string,
     readonly fields: readonly ParamField[],
   ) {
     this.byteLength = Math.max(16, Math.ceil((fields.length * 4) / 16) * 16);
+    this.declared = new Set(fields.map((field) => field.name));
   }
 
   /** Writes values in struct order at byteOffset of view, after checking every name and value. */
   write(entry: string, values: ParamValues, view: DataView, byteOffset: number): void {
-    const where = `${this.shader}.${entry}`;
-    const declared = new Set(this.fields.map((field) => field.name));
-    const unknown = Object.keys(values).filter((name) => !declared.has(name));
-    if (unknown.length) {
-      throw new Error(
-        `${where}: Params has no field ${unknown.join(', ')} (shaders/${this.shader}.wgsl declares ${[...declared].join(', ')})`,
-      );
+    for (const name in values) {
+      if (!this.declared.has(name)) {
+        const unknown = Object.keys(values).filter((given) => !this.declared.has(given));
+        throw new Error(
+          `${this.shader}.${entry}: Params has no field ${unknown.join(', ')} (shaders/${this.shader}.wgsl declares ${[...this.declared].join(', ')})`,
+        );
+      }
     }
-    const words = this.fields.map(({ name, wgslName, type }) => {
+    // Checked in full before the first byte is written, so that a bad value leaves the view as it was.
+    for (const { name, wgslName, type } of this.fields) {
       const given = values[name];
-      if (given === undefined) throw new Error(`${where}: Params field ${name} (${wgslName}: ${type}) is missing`);
+      if (given === undefined)
+        throw new Error(`${this.shader}.${entry}: Params field ${name} (${wgslName}: ${type}) is missing`);
       const value = Number(given);
       const valid =
         type === 'f32'
@@ -47,15 +52,16 @@ export class ParamsLayout {
             (type === 'i32' ? value >= -0x80000000 && value <= 0x7fffffff : value >= 0 && value <= 0xffffffff);
       if (!valid)
         throw new RangeError(
-          `${where}: Params field ${name} must be ${type === 'f32' ? 'a number' : `a ${type}`}, got ${given}`,
+          `${this.shader}.${entry}: Params field ${name} must be ${type === 'f32' ? 'a number' : `a ${type}`}, got ${given}`,
         );
-      return { value, type };
-    });
-    words.forEach(({ value, type }, i) => {
+    }
+    for (let i = 0; i < this.fields.length; i++) {
+      const { name, type } = this.fields[i];
+      const value = Number(values[name]);
       const at = byteOffset + 4 * i;
       if (type === 'f32') view.setFloat32(at, value, true);
       else if (type === 'i32') view.setInt32(at, value, true);
       else view.setUint32(at, value, true);
-    });
+    }
   }
 }

@@ -59,7 +59,20 @@ export class ShaderInterface {
    * is not the shader's, or the names (and params) are not exactly what the entry point uses: layout
    * 'auto' would reject either, but only when the GPU validates the call, without names.
    */
-  bindingNumbers(entry: string, names: readonly string[], withParams: boolean): number[] {
+  bindingNumbers(entry: string, names: readonly string[], withParams: boolean): readonly number[] {
+    // A wrapper gives the same names on every call: checked once per entry point and set of names.
+    const key = `${entry}|${withParams}|${names.join(',')}`;
+    let numbers = this.checkedBindings.get(key);
+    if (!numbers) {
+      numbers = this.checkBindings(entry, names, withParams);
+      this.checkedBindings.set(key, numbers);
+    }
+    return numbers;
+  }
+
+  private readonly checkedBindings = new Map<string, readonly number[]>();
+
+  private checkBindings(entry: string, names: readonly string[], withParams: boolean): readonly number[] {
     const where = `${this.name}.${entry}`;
     const uses = this.entries.get(entry);
     if (!uses) throw new Error(`${where}: shaders/${this.name}.wgsl has no @compute entry point ${entry}`);

@@ -429,36 +429,30 @@ describe('refusals', () => {
     expect(readdirSync(work).filter((name) => name.includes('.partial'))).toEqual([]);
   }, 300_000);
 
-  it('refuses to merge into a base model stored in shards, saying how to get one file, writing nothing', () => {
+  it('merges into a base model stored in shards, writing the same shards and index, as it merges into one file', () => {
     const sharded = join(work, 'tiny-sharded');
     mkdirSync(sharded);
     for (const file of ['config.json', 'vocab.json', 'merges.txt', 'preprocessor_config.json'])
       writeFileSync(join(sharded, file), readFileSync(join(model, file)));
-    for (const [name, bytes] of Object.entries(
-      shardCheckpoint(new Uint8Array(readFileSync(join(model, MODEL_FILES.weights)))),
-    ))
-      writeFileSync(join(sharded, name), bytes);
-    const run = octoclip(
-      'export',
-      '--adapter',
-      adapter,
-      '--format',
-      'merged',
-      '--model',
-      sharded,
-      '--out',
-      join(work, 'merged-sharded'),
-    );
-    expect(run.status).toBe(1);
-    expect(run.stderr).toContain(
-      `${sharded}: stores its weights in shards (${MODEL_FILES.weightsIndex}), and export --format merged and import-peft read one ${MODEL_FILES.weights}`,
-    );
-    expect(run.stderr).toContain('save_pretrained(out, max_shard_size="10GB")');
-    expect(existsSync(join(work, 'merged-sharded'))).toBe(false);
+    const shards = shardCheckpoint(new Uint8Array(readFileSync(join(model, MODEL_FILES.weights))), 3);
+    for (const [name, bytes] of Object.entries(shards)) writeFileSync(join(sharded, name), bytes);
+    const out = join(work, 'merged-sharded');
+    const run = octoclip('export', '--adapter', adapter, '--format', 'merged', '--model', sharded, '--out', out);
+    expect(run.status, run.stderr).toBe(0);
+    expect(
+      readdirSync(out)
+        .filter((name) => name.includes('safetensors'))
+        .sort(),
+    ).toEqual(Object.keys(shards).sort());
+    expect(readFileSync(join(out, MODEL_FILES.weightsIndex))).toEqual(Buffer.from(shards[MODEL_FILES.weightsIndex]));
+    // The shards hold what the one-file merge holds: zero-shot with the merged model predicts alike.
+    const predict = (dir: string) =>
+      octoclip('predict', '--model', dir, '--no-adapter', '--classes', 'blue', 'green', 'red', '--images', images);
+    const [fromShards, fromFile] = [predict(out), predict(join(work, 'merged'))];
+    expect(fromShards.status, fromShards.stderr).toBe(0);
+    expect(JSON.parse(fromShards.stdout).predictions).toEqual(JSON.parse(fromFile.stdout).predictions);
   }, 300_000);
-});
 
-describe('octoclip info', () => {
   it('describes an adapter file, a PEFT folder and a model, and says what is wrong with a damaged adapter', () => {
     const adapterInfo = JSON.parse(octoclip('info', adapter).stdout);
     expect(adapterInfo).toMatchObject({

@@ -10,7 +10,6 @@ import {
 import { checkpointFingerprint } from '../../src/adapters/merge';
 import { defaultAdapterSettings } from '../../src/adapters/settings';
 import { parseClipConfig } from '../../src/model/config';
-import { parseSafetensorsHeader } from '../../src/model/safetensors';
 import { mulberry32 } from './random';
 
 export function randomAdapterFile(
@@ -21,7 +20,7 @@ export function randomAdapterFile(
 ): Uint8Array {
   const config = parseClipConfig(files['config.json'] as string);
   const checkpoint = files['model.safetensors'] as Uint8Array;
-  const fingerprint = checkpointFingerprint(checkpoint, parseSafetensorsHeader(checkpoint, checkpoint.length));
+  const fingerprint = checkpointFingerprint([{ name: 'model.safetensors', bytes: checkpoint }]);
   const settings = defaultAdapterSettings(config, { rank: 4, blocks: 2 });
   const meta = adapterMetadata(
     settings,
