@@ -231,5 +231,5 @@ export const PRECISION_OPTION = {
   value: 'P',
   default: RECIPE_PRECISION,
   validate: parsePrecision,
-  help: `how the frozen weights are held: ${PRECISION_SETTINGS.map((setting) => `${setting}, ${PRECISION_HELP[setting]}`).join('; ')}`,
+  help: `how the frozen weights are held: ${PRECISION_SETTINGS.map((setting) => `${setting} (${PRECISION_HELP[setting]})`).join(', ')}`,
 } as const satisfies OptionSpec;

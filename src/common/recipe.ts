@@ -104,7 +104,7 @@ export const RECIPE_PRECISION: PrecisionSetting = 'auto';
 
 /** One line per setting: the studio's select and the CLI's help. */
 export const PRECISION_HELP: Readonly<Record<PrecisionSetting, string>> = {
-  auto: 'f32, unless half-precision weights fit larger passes in the GPU memory (then f16-storage)',
+  auto: 'f32, or f16-storage when half-precision weights fit larger passes than f32 ones in the GPU memory',
   f32: 'weights and arithmetic in 32-bit floats: nothing rounded',
   'f16-storage': 'weights stored in 16-bit floats, arithmetic in 32-bit: half the weight memory',
 };

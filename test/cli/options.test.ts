@@ -139,7 +139,9 @@ describe('--precision', () => {
       const line = helpText(command)
         .split('\n')
         .find((row) => row.trimStart().startsWith('--precision P '));
-      expect(line, command.name).toContain('f16-storage, weights stored in 16-bit floats, arithmetic in 32-bit');
+      expect(line, command.name).toContain(
+        'f16-storage (weights stored in 16-bit floats, arithmetic in 32-bit: half the weight memory)',
+      );
       expect(line, command.name).toContain('(default auto)');
     }
     const parsed = (...args: string[]) =>
