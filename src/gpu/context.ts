@@ -60,6 +60,8 @@ export class GpuContext {
   private readonly reusable = new Map<number, GPUBuffer[]>();
   /** Readbacks each kept buffer has waited through untaken (see trimReusable). */
   private readonly idleTrims = new Map<GPUBuffer, number>();
+  /** Set by releaseKeptBuffers: the buffers released before the next submission are destroyed after it. */
+  private dropReleased = false;
   private readonly objectIds = new WeakMap<object, number>();
   private objectCount = 0;
   private encoder: GPUCommandEncoder | null = null;
@@ -306,14 +308,30 @@ export class GpuContext {
     if (!this.encoder) return;
     this.endPass();
     // After every command that uses them: a reused buffer starts zeroed, as a new one does.
-    for (const buffer of this.released) this.encoder.clearBuffer(buffer);
+    if (!this.dropReleased) for (const buffer of this.released) this.encoder.clearBuffer(buffer);
     if (this.arenaUsed) this.device.queue.writeBuffer(this.arena, 0, this.arenaBytes, 0, this.arenaUsed);
     this.arenaUsed = 0;
     this.device.queue.submit([this.encoder.finish()]);
     this.encoder = null;
-    for (const buffer of this.released) this.addReusable(buffer);
+    for (const buffer of this.released) {
+      if (this.dropReleased) buffer.destroy();
+      else this.addReusable(buffer);
+    }
     this.released = [];
+    this.dropReleased = false;
     this.memory.destroyDeferred();
+  }
+
+  /**
+   * Gives back to the GPU the buffers kept for reuse, and those released since the last submission
+   * once it is made: after freeing something large that will not come back (a model), so that what is
+   * loaded next does not find the old one's memory still held.
+   */
+  releaseKeptBuffers(): void {
+    for (const buffers of this.reusable.values()) buffers.forEach((buffer) => buffer.destroy());
+    this.reusable.clear();
+    this.idleTrims.clear();
+    this.dropReleased = true;
   }
 
   /** Submits and waits until the GPU has finished everything; throws on recorded GPU errors. */

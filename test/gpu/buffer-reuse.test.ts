@@ -71,7 +71,13 @@ describe('tensor buffer reuse', () => {
       [buffers, bindGroups, dispatches].forEach((spy) => spy.mockRestore());
       trainer.destroy();
       adapters.destroy();
-      model.destroy();
     }
+    // A destroyed model's buffers are given back, not kept: a tensor of its largest weight's size is new.
+    const largest = model.weights.get('text_model.embeddings.token_embedding.weight');
+    model.destroy();
+    ctx.submit();
+    const afterModel = ctx.tensor([largest.size], 'after the model');
+    expect(afterModel.buffer).not.toBe(largest.buffer);
+    afterModel.destroy();
   });
 });
