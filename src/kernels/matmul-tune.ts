@@ -46,8 +46,9 @@ const GPU_PLAN: TunePlan = {
 /**
  * On a CPU adapter (SwiftShader, about 2 GFLOP/s) the shapes shrink 16 times per dimension, and the
  * candidates are the kernels without workgroup barriers: the shared-memory ones compile for one to two
- * seconds each there and ran at a third of the speed (matmulConfigFor's table). A tune costs a few
- * hundred milliseconds, most of it compiling the second direct pipeline.
+ * seconds each there and ran at a third of the speed (matmulConfigFor's table). One sample each: in a
+ * browser every timed sample is a round trip to the GPU process (about 40 ms on SwiftShader). A tune
+ * costs about half a second in Node and one and a half in Chromium, most of it compiling the two pipelines.
  */
 const CPU_PLAN: TunePlan = {
   candidates: GPU_PLAN.candidates.filter((name) => MATMUL_CONFIGS[name].kernel === 'direct'),
@@ -57,7 +58,7 @@ const CPU_PLAN: TunePlan = {
     outFeatures: s.outFeatures / 16,
   })),
   productsPerSample: 1,
-  samples: 3,
+  samples: 1,
 };
 
 export function tunePlan(ctx: GpuContext): TunePlan {
