@@ -37,7 +37,7 @@ const BADGES: Record<Connection['phase'], { label: string; tone: 'pending' | 'go
 function summary(connection: Connection): string {
   switch (connection.phase) {
     case 'connecting':
-      return 'Opening the GPU in the engine worker…';
+      return 'Opening the GPU in the engine worker (on a GPU it has not seen, it first times the matrix products)…';
     case 'ready':
       return 'WebGPU is available.';
     case 'unavailable':
