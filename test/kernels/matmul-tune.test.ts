@@ -1,9 +1,10 @@
 // The matmul autotune on a real adapter: it times every candidate on every shape of its plan, picks the
 // lowest total of what it measured, and every product on the context then runs that configuration and
-// still matches the float64 reference; a cached tuning of the adapter is used without measuring, and
-// records that are damaged, foreign or outdated are passed over.
+// still matches the float64 reference; a cached tuning of the adapter is used without measuring,
+// records that are damaged, foreign or outdated are passed over, and a failed tune leaves the table's.
 
 import { describe, expect, it, vi } from 'vitest';
+import { DeviceLostError, GpuError } from '../../src/gpu/context';
 import { adapterIdentity } from '../../src/gpu/device';
 import { linearForward, MATMUL_CONFIGS, matmulConfigFor, matmulConfigOf } from '../../src/kernels/matmul';
 import {
@@ -131,6 +132,25 @@ describe('matmul autotune', () => {
       const choice = await tuneMatmul(fresh, records);
       expect(choice.source).toBe('tuned');
       expect(matmulConfigOf(fresh)).toBe(MATMUL_CONFIGS[tuned(choice).config]);
+    } finally {
+      fresh.destroy();
+    }
+  });
+
+  it('a failed tune leaves the configuration of the table and says why; a lost device is thrown', async () => {
+    // The failure is injected where a GPU reports one, at the timed samples; the products before them run for real.
+    const fresh = await createNodeGpuContext();
+    try {
+      vi.spyOn(fresh, 'time').mockRejectedValueOnce(new GpuError('GPU validation failed: injected'));
+      const choice = await tuneMatmul(fresh, []);
+      expect(choice).toEqual({
+        source: 'table',
+        config: matmulConfigName(matmulConfigFor(fresh.adapterName)),
+        reason: 'GPU validation failed: injected',
+      });
+      expect(matmulConfigOf(fresh)).toBe(matmulConfigFor(fresh.adapterName));
+      vi.spyOn(fresh, 'time').mockRejectedValueOnce(new DeviceLostError('GPU device lost: injected'));
+      await expect(tuneMatmul(fresh, [])).rejects.toThrow(DeviceLostError);
     } finally {
       fresh.destroy();
     }
