@@ -48,7 +48,7 @@ const GPU_PLAN: TunePlan = {
  * candidates are the kernels without workgroup barriers: the shared-memory ones compile for one to two
  * seconds each there and ran at a third of the speed (matmulConfigFor's table). One sample each: in a
  * browser every timed sample is a round trip to the GPU process (about 40 ms on SwiftShader). A tune
- * costs about half a second in Node and one and a half in Chromium, most of it compiling the two pipelines.
+ * costs 0.5 to 1 s in Node and 1 to 3 s in Chromium on two shared cores, most of it compiling the two pipelines.
  */
 const CPU_PLAN: TunePlan = {
   candidates: GPU_PLAN.candidates.filter((name) => MATMUL_CONFIGS[name].kernel === 'direct'),
