@@ -5,11 +5,23 @@
 
 import type { AdapterMetadata } from '../adapters/adapter-file';
 import type { AdapterChoice, TargetMatrix, Tower, TrainSettings } from '../common/recipe';
+import type { MatmulChoice, MatmulTuning } from '../kernels/matmul-tune';
 import type { ClipConfig } from '../model/config';
 import type { RunPhase } from '../training/run';
 import type { Evaluation, StepLog, TrainerCheckpoint } from '../training/trainer';
 
-export type { AdapterChoice, AdapterMetadata, ClipConfig, Evaluation, StepLog, TargetMatrix, TrainerCheckpoint, Tower };
+export type {
+  AdapterChoice,
+  AdapterMetadata,
+  ClipConfig,
+  Evaluation,
+  MatmulChoice,
+  MatmulTuning,
+  StepLog,
+  TargetMatrix,
+  TrainerCheckpoint,
+  Tower,
+};
 
 /** The limits of the opened device that bound what the engine can run. */
 export interface DeviceLimits {
@@ -32,6 +44,8 @@ export interface EngineInfo {
   features: string[];
   /** A software (CPU) implementation such as SwiftShader: training is orders of magnitude slower. */
   software: boolean;
+  /** The matmul configuration every product runs, tuned on this adapter when the device opened (or cached). */
+  matmul: MatmulChoice;
 }
 
 /** The worker's proof that compute works: `a + b` by a WGSL kernel on the device, read back. */
@@ -200,8 +214,11 @@ export interface SuggestedModel {
 }
 
 export interface EngineMethods {
-  /** Opens the device if it is not open yet, and describes it. */
-  hello: { params: undefined; result: EngineInfo };
+  /**
+   * Opens the device if it is not open yet, and describes it. Opening tunes the matmul unless one of the
+   * page's stored tunings is for this adapter; the page stores a new one (`matmul.source` 'tuned').
+   */
+  hello: { params: { matmulTunings: MatmulTuning[] }; result: EngineInfo };
   /** Runs one real kernel on the device and reads the result back. */
   selfTest: { params: undefined; result: SelfTestResult };
   /** The Hub checkpoints octoclip offers, each planned by a dry run of the engine (no GPU needed). */
