@@ -2,8 +2,11 @@
 // peak GPU memory and the memory planner's figure) at tiny and ViT-B/32 scale, the text tower per class
 // prompt, and the planned ViT-B/16 training peak against the 4 GiB target.
 //
-//   npm run bench [-- --quick] [--profile] [--b32-rounds N] [--recipe] [--recipe-vit N] [--memory-budget-gib G] [--json FILE]
+//   npm run bench [-- --quick] [--profile] [--b32-rounds N] [--recipe] [--tune] [--recipe-vit N] [--memory-budget-gib G] [--json FILE]
 //
+// First the matmul autotune (src/kernels/matmul-tune.ts) on this adapter, measured afresh (no cache): its
+// table of GFLOP/s per candidate and shape, and the choice, which the matrix products below then run.
+// --tune: only that table.
 // --quick: fewer repeats, no ViT-B/32 (the text tower is timed on the tiny model instead) and no
 // 1600x768x2304 product. --profile: also one step of each variant with GPU time and dispatches per
 // kernel. --b32-rounds N: N interleaved rounds of the ViT-B/32 steps whatever they take (by default
@@ -22,6 +25,7 @@ import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { defaultAdapterSettings } from '../src/adapters/settings';
 import type { GpuContext } from '../src/gpu/context';
+import { shapeName, tuneMatmul, tunePlan, type MatmulChoice, type TuneShape } from '../src/kernels/matmul-tune';
 import { visionTokenCount } from '../src/model/config';
 import {
   downloadBytes,
@@ -34,7 +38,7 @@ import {
 import { createNodeGpuContext } from '../src/node/gpu';
 import { planTrainingMemory, type MemoryPlan } from '../src/training/memory-plan';
 import { loadRandomVitB16, loadRandomVitB32, loadTinyBenchModel, vitB16Config, type BenchModel } from './clip-models';
-import { benchMatmul, CLIP_LINEAR_SHAPES, matmulConfigName, type MatmulResult } from './matmul-vs-tfjs';
+import { benchMatmul, CLIP_LINEAR_SHAPES, type MatmulResult } from './matmul-vs-tfjs';
 import { codeVersion, fixed, GIB, mib, percent, printTable, progress, type RepeatPolicy } from './measure';
 import { benchRecipe, printRecipe, type RecipeResult } from './recipe';
 import { loadTfjsWebGpu, type TfjsWebGpu } from './tfjs-webgpu';
@@ -56,6 +60,7 @@ const { values: args } = parseArgs({
     'b32-rounds': { type: 'string' },
     json: { type: 'string' },
     recipe: { type: 'boolean', default: false },
+    tune: { type: 'boolean', default: false },
     'recipe-vit': { type: 'string' },
     'memory-budget-gib': { type: 'string', default: '4' },
   },
@@ -205,6 +210,38 @@ function printMatmul(results: MatmulResult[]): void {
     ]),
     new Set([1, 2, 3, 4, 5, 6]),
   );
+}
+
+const TUNE_TITLE = '## Matmul autotune: linearForward GFLOP/s per candidate and shape (M x K x N), median sample';
+
+/** The autotune's measurements as GFLOP/s, a row per candidate, the chosen one marked. */
+function printTune(choice: MatmulChoice): void {
+  if (choice.source === 'table') {
+    console.log(`the tune failed (${choice.reason}): the table's ${choice.config} runs`);
+    return;
+  }
+  const { measurements, config, milliseconds } = choice.tuning;
+  const shapes = [...new Map(measurements.map((m) => [shapeName(m.shape), m.shape])).values()];
+  const gflops = ({ rows, inFeatures, outFeatures }: TuneShape, ms: number) =>
+    (2 * rows * inFeatures * outFeatures) / (ms * 1e6);
+  const candidates = [...new Set(measurements.map((m) => m.config))];
+  printTable(
+    ['candidate', ...shapes.map(shapeName), 'total ms', ''],
+    candidates.map((candidate) => {
+      const own = measurements.filter((m) => m.config === candidate);
+      return [
+        candidate,
+        ...own.map((m) => fixed(gflops(m.shape, m.ms), 1)),
+        fixed(
+          own.reduce((sum, m) => sum + m.ms, 0),
+          3,
+        ),
+        candidate === config ? '<- chosen' : '',
+      ];
+    }),
+    new Set(shapes.map((_, i) => i + 1).concat(shapes.length + 1)),
+  );
+  console.log(`chosen: ${config} (the lowest total), in ${milliseconds} ms with pipeline compilation`);
 }
 
 function reference(results: StepResult[], scale: string): StepResult | undefined {
@@ -396,6 +433,16 @@ function targets(matmul: MatmulResult[], steps: StepResult[], b16: B16Plans): Ta
 
 // ---- run --------------------------------------------------------------------------------------
 
+/** The first device's matmul tune, which every later device of the run reads back (as the CLI's cache). */
+let matmulTune: MatmulChoice | null = null;
+
+async function openGpu(): Promise<GpuContext> {
+  const ctx = await createNodeGpuContext();
+  const choice = await tuneMatmul(ctx, matmulTune?.source === 'tuned' ? [matmulTune.tuning] : []);
+  matmulTune ??= choice;
+  return ctx;
+}
+
 async function withModel<T>(
   ctx: GpuContext,
   load: (ctx: GpuContext) => Promise<BenchModel>,
@@ -420,7 +467,7 @@ async function runRecipe(): Promise<{ adapter: string; results: RecipeResult[] }
     models.push([loadRandomVitB32, policy], [loadRandomVitB16, policy]);
   }
   for (const [load, policy] of models) {
-    const ctx = await createNodeGpuContext();
+    const ctx = await openGpu();
     adapter = ctx.adapterName;
     await withModel(ctx, load, async (bench) => {
       progress(`${bench.scale} recipe`);
@@ -458,6 +505,17 @@ async function main(): Promise<void> {
     writeJson({ date: new Date().toISOString(), code, adapter, machine, memoryBudgetBytes, recipe });
     return;
   }
+  if (args.tune) {
+    console.log(`octoclip bench --tune, ${new Date().toISOString()}, code ${code}`);
+    const ctx = await openGpu();
+    console.log(`adapter: ${ctx.adapterName}; machine: ${machine}\n`);
+    console.log(TUNE_TITLE);
+    printTune(matmulTune!);
+    const plan = tunePlan(ctx);
+    ctx.destroy();
+    writeJson({ date: new Date().toISOString(), code, adapter: ctx.adapterName, machine, plan, matmulTune });
+    return;
+  }
   let tfjs: TfjsWebGpu | null = null;
   let tfjsError: string | null = null;
   try {
@@ -467,13 +525,18 @@ async function main(): Promise<void> {
   }
   // One device per model: the attention backward's scratch buffer lives as long as its device, and the
   // plan counts the scratch of the steps it describes.
-  const matmulCtx = await createNodeGpuContext();
+  progress('matmul autotune');
+  const matmulCtx = await openGpu();
   const adapter = matmulCtx.adapterName;
+  const tune = matmulTune!;
   console.log(`octoclip bench, ${new Date().toISOString()}${quick ? ' (--quick)' : ''}, code ${code}`);
   console.log(
-    `adapter: ${adapter} (matmul config ${matmulConfigName(adapter)}); tfjs-webgpu 4.22 adapter: ${tfjs?.adapterName ?? `unavailable (${tfjsError})`}`,
+    `adapter: ${adapter} (matmul config ${tune.config}); tfjs-webgpu 4.22 adapter: ${tfjs?.adapterName ?? `unavailable (${tfjsError})`}`,
   );
   console.log(`machine: ${machine}\n`);
+  console.log(TUNE_TITLE);
+  printTune(tune);
+  console.log('');
 
   progress('matmul');
   const shapes = quick ? CLIP_LINEAR_SHAPES.filter((s) => s.rows !== 1600) : CLIP_LINEAR_SHAPES;
@@ -496,7 +559,7 @@ async function main(): Promise<void> {
       profileNote = `(no ${bench.scale} profile: the adapter has no timestamp queries, or a step has more passes than one query set holds)`;
   };
   const text: TextPromptResult[] = [];
-  const tinyCtx = await createNodeGpuContext();
+  const tinyCtx = await openGpu();
   await withModel(tinyCtx, loadTinyBenchModel, async (bench) => {
     progress('tiny training steps');
     steps.push(...(await benchTrainingSteps(tinyCtx, bench, TINY_STEP, TINY_STEP_ROUNDS)));
@@ -505,7 +568,7 @@ async function main(): Promise<void> {
   });
   tinyCtx.destroy();
   if (!quick) {
-    const b32Ctx = await createNodeGpuContext();
+    const b32Ctx = await openGpu();
     await withModel(b32Ctx, loadRandomVitB32, async (bench) => {
       console.log(`\n(ViT-B/32 prompts tokenised with ${bench.tokenizer})`);
       progress('ViT-B/32 training steps');
@@ -564,6 +627,7 @@ async function main(): Promise<void> {
     tfjsAdapter: tfjs?.adapterName ?? null,
     tfjsError,
     machine,
+    matmulTune: tune,
     matmul,
     steps,
     profiles,

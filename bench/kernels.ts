@@ -13,6 +13,7 @@ import type { GpuContext } from '../src/gpu/context';
 import type { Tensor } from '../src/gpu/tensor';
 import * as elementwise from '../src/kernels/elementwise';
 import { MATMUL_CONFIGS, linearForward, matmul, matmulConfigFor, type MatmulConfig } from '../src/kernels/matmul';
+import { matmulConfigName } from '../src/kernels/matmul-tune';
 import { createNodeGpuContext } from '../src/node/gpu';
 
 interface Benchmark {
@@ -56,7 +57,7 @@ const shapeName = ({ rows, inFeatures, outFeatures }: LinearShape) => `${rows}x$
 function linearBenchmark(linearShape: LinearShape, config?: MatmulConfig): Benchmark {
   const { rows, inFeatures, outFeatures } = linearShape;
   return {
-    kernel: config ? `matmul ${configName(config)}` : 'linearForward',
+    kernel: config ? `matmul ${matmulConfigName(config)}` : 'linearForward',
     shape: shapeName(linearShape),
     work: { flops: 2 * rows * inFeatures * outFeatures },
     prepare(ctx) {
@@ -70,10 +71,6 @@ function linearBenchmark(linearShape: LinearShape, config?: MatmulConfig): Bench
       return { run, tensors: [x, weight, bias, y] };
     },
   };
-}
-
-function configName(config: MatmulConfig): string {
-  return Object.entries(MATMUL_CONFIGS).find(([, c]) => c === config)?.[0] ?? JSON.stringify(config);
 }
 
 // ---- memory-bound kernels (GB/s counts each tensor read or written once) -----------------------
@@ -214,7 +211,7 @@ async function main(): Promise<void> {
     : [...shapes.map((shape) => linearBenchmark(shape)), ...MEMORY_BOUND];
 
   const ctx = await createNodeGpuContext();
-  console.log(`adapter: ${ctx.adapterName}; matmul config: ${configName(matmulConfigFor(ctx.adapterName))}`);
+  console.log(`adapter: ${ctx.adapterName}; matmul config: ${matmulConfigName(matmulConfigFor(ctx.adapterName))}`);
   const results: Result[] = [];
   for (const benchmark of benchmarks) {
     results.push(await measure(ctx, benchmark, quick));

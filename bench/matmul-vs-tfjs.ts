@@ -3,7 +3,7 @@
 // the same kind of adapter. Both are timed from dispatch to the GPU's completion (onSubmittedWorkDone).
 
 import type { GpuContext } from '../src/gpu/context';
-import { linearForward, matmulConfigFor, MATMUL_CONFIGS } from '../src/kernels/matmul';
+import { linearForward } from '../src/kernels/matmul';
 import { progress, timeMedian, type RepeatPolicy, type Timing } from './measure';
 import { tfjsLinear, type TfjsWebGpu } from './tfjs-webgpu';
 
@@ -45,11 +45,6 @@ function uniform(length: number, seed: number): Float32Array {
     state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
     return state / 4294967296 - 0.5;
   });
-}
-
-export function matmulConfigName(adapterName: string): string {
-  const config = matmulConfigFor(adapterName);
-  return Object.entries(MATMUL_CONFIGS).find(([, c]) => c === config)?.[0] ?? JSON.stringify(config);
 }
 
 export async function benchMatmul(

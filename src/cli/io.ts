@@ -2,7 +2,7 @@
 // stdout, drained before the process exits), the model, and adapter files checked against it.
 
 import { randomBytes } from 'node:crypto';
-import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import {
   assertAdapterMatchesBase,
@@ -18,10 +18,11 @@ import {
   type ResolvedPrecision,
 } from '../common/recipe';
 import type { GpuContext } from '../gpu/context';
+import { tuneMatmul, type MatmulChoice, type MatmulTuning } from '../kernels/matmul-tune';
 import { ClipModel, type ClipModelFiles } from '../model/clip';
 import { parseClipConfig, type ClipConfig } from '../model/config';
 import { createNodeGpuContext } from '../node/gpu';
-import { openModel } from '../node/model-files';
+import { octoclipCacheDir, openModel } from '../node/model-files';
 import { Progress } from './progress';
 
 export function log(line: string): void {
@@ -62,6 +63,55 @@ export async function emit(result: unknown, out: string | undefined): Promise<vo
     );
 }
 
+/** The matmul configurations tuned on this computer's adapters: a JSON list of tuneMatmul's records. */
+export function matmulTuningFile(env: NodeJS.ProcessEnv = process.env): string {
+  return join(octoclipCacheDir(env), 'matmul-tuning.json');
+}
+
+/** The cached records, or none when the file is missing or not a JSON list (it is rewritten after the tune). */
+async function readTunings(file: string): Promise<unknown[]> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') log(`ignoring ${file}: ${(error as Error).message}`);
+    return [];
+  }
+  try {
+    const records: unknown = JSON.parse(text);
+    if (Array.isArray(records)) return records;
+  } catch {
+    // reported below
+  }
+  log(`ignoring ${file}: not a list of matmul tunings`);
+  return [];
+}
+
+/**
+ * Chooses every matmul's configuration on ctx: this adapter's cached tuning, else a tune now (a few hundred
+ * milliseconds), written into the cache for the next command. A cache that cannot be written costs only the
+ * next command's tune.
+ */
+export async function tuneMatmulCached(ctx: GpuContext, file = matmulTuningFile()): Promise<MatmulChoice> {
+  const cached = await readTunings(file);
+  const choice = await tuneMatmul(ctx, cached);
+  if (choice.source === 'table') log(`matmul tune failed (${choice.reason}): using ${choice.config}`);
+  if (choice.source !== 'tuned') return choice;
+  const { tuning } = choice;
+  log(`tuned matmul for ${ctx.adapterName}: ${tuning.config} (${tuning.milliseconds} ms)`);
+  const others = cached.filter((record) => {
+    const { adapter } = (record ?? {}) as Partial<MatmulTuning>;
+    return typeof adapter === 'string' && adapter !== tuning.adapter; // other adapters' tunings stay
+  });
+  try {
+    await mkdir(dirname(file), { recursive: true });
+    await writeFileAtomic(file, `${JSON.stringify([...others, tuning], null, 2)}\n`);
+  } catch (error) {
+    log(`could not cache the matmul tuning in ${file}: ${(error as Error).message}`);
+  }
+  return choice;
+}
+
 /** The device and the model's files with its config, before any weight is on the GPU (a run plans its precision first). */
 export interface OpenedModel {
   ctx: GpuContext;
@@ -72,6 +122,7 @@ export interface OpenedModel {
 export async function openModelOnDevice(model: string): Promise<OpenedModel> {
   const ctx = await createNodeGpuContext();
   log(`WebGPU adapter: ${ctx.adapterName}`);
+  await tuneMatmulCached(ctx);
   const files = await openModel(model, log);
   return { ctx, files, config: parseClipConfig(files.config, 'config.json') };
 }

@@ -40,6 +40,7 @@ const UNIFORM_ALIGNMENT = 256;
 const UNIFORM_ARENA_BYTES = 1 << 20;
 const MAX_TIMED_PASSES = 2048; // a query set holds at most 4096 timestamps
 const CACHED_BIND_GROUPS = 4096; // a ViT-B/32 training step makes about 800 dispatches
+const MAX_IDLE_READBACKS = 16;
 const LOSS_GRACE_MS = 2000; // how long a failed GPU wait waits for device.lost to explain it
 
 export class GpuContext {
@@ -49,9 +50,18 @@ export class GpuContext {
   private readonly modules = new Map<string, GPUShaderModule>();
   /**
    * Bind groups by pipeline and resources, least recently used first. A training step binds the same
-   * buffers, and its uniforms at the same arena offsets, every step: the groups are made once.
+   * buffers (its activations come back from `reusable` in the same order), and its uniforms at the
+   * same arena offsets, every step: the groups are made once.
    */
   private readonly bindGroups = new Map<string, GPUBindGroup>();
+  /** Tensor buffers released since the last submission: cleared at its end, then reusable. */
+  private released: GPUBuffer[] = [];
+  /** Cleared tensor buffers by size, for the next tensors of that size (see takeReusable). */
+  private readonly reusable = new Map<number, GPUBuffer[]>();
+  /** Readbacks each kept buffer has waited through untaken (see trimReusable). */
+  private readonly idleTrims = new Map<GPUBuffer, number>();
+  /** Set by releaseKeptBuffers: the buffers released before the next submission are destroyed after it. */
+  private dropReleased = false;
   private readonly objectIds = new WeakMap<object, number>();
   private objectCount = 0;
   private encoder: GPUCommandEncoder | null = null;
@@ -65,6 +75,8 @@ export class GpuContext {
   private timing: { querySet: GPUQuerySet; passes: number; overflow: boolean; passLabels: string[] | null } | null =
     null;
   readonly canTime: boolean;
+  /** Every tensor's buffer usage (the WebGPU globals exist only once a host has provided them). */
+  private readonly tensorUsage: GPUBufferUsageFlags;
   /** False on a dry run: dispatches are checked, then dropped (see src/gpu/dry-run.ts). */
   private readonly recordsDispatches: boolean;
 
@@ -75,6 +87,7 @@ export class GpuContext {
     this.adapterName = options.adapterName ?? 'unknown adapter';
     this.recordsDispatches = options.recordsDispatches ?? true;
     this.canTime = device.features.has('timestamp-query');
+    this.tensorUsage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
     this.arena = this.memory.track(
       device.createBuffer({
         label: 'uniform arena',
@@ -82,6 +95,7 @@ export class GpuContext {
         usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
       }),
     );
+    if (this.recordsDispatches) this.memory.recycler = (buffer) => this.recycle(buffer);
     device.addEventListener('uncapturederror', (event) => {
       this.errors.push((event as GPUUncapturedErrorEvent).error.message);
     });
@@ -120,11 +134,8 @@ export class GpuContext {
       );
     }
     const buffer = this.memory.track(
-      this.device.createBuffer({
-        label,
-        size: byteLength,
-        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
-      }),
+      this.takeReusable(byteLength, label) ??
+        this.device.createBuffer({ label, size: byteLength, usage: this.tensorUsage }),
     );
     const tensor = new Tensor(buffer, shape, label, this.memory, true, 0, false, type);
     if (data) this.upload(tensor, data);
@@ -205,6 +216,7 @@ export class GpuContext {
       staging.forEach((s) => this.memory.release(s));
       throw error;
     }
+    this.trimReusable();
     const result = staging.map((s, i) => {
       const { byteLength, size, type } = tensors[i];
       const bytes = s.getMappedRange().slice(0, byteLength);
@@ -295,11 +307,31 @@ export class GpuContext {
   submit(): void {
     if (!this.encoder) return;
     this.endPass();
+    // After every command that uses them: a reused buffer starts zeroed, as a new one does.
+    if (!this.dropReleased) for (const buffer of this.released) this.encoder.clearBuffer(buffer);
     if (this.arenaUsed) this.device.queue.writeBuffer(this.arena, 0, this.arenaBytes, 0, this.arenaUsed);
     this.arenaUsed = 0;
     this.device.queue.submit([this.encoder.finish()]);
     this.encoder = null;
+    for (const buffer of this.released) {
+      if (this.dropReleased) buffer.destroy();
+      else this.addReusable(buffer);
+    }
+    this.released = [];
+    this.dropReleased = false;
     this.memory.destroyDeferred();
+  }
+
+  /**
+   * Gives back to the GPU the buffers kept for reuse, and those released since the last submission
+   * once it is made: after freeing something large that will not come back (a model), so that what is
+   * loaded next does not find the old one's memory still held.
+   */
+  releaseKeptBuffers(): void {
+    for (const buffers of this.reusable.values()) buffers.forEach((buffer) => buffer.destroy());
+    this.reusable.clear();
+    this.idleTrims.clear();
+    this.dropReleased = true;
   }
 
   /** Submits and waits until the GPU has finished everything; throws on recorded GPU errors. */
@@ -307,6 +339,7 @@ export class GpuContext {
     this.submit();
     await this.waitForGpu(this.device.queue.onSubmittedWorkDone());
     if (this.lostInfo) throw this.lostError(this.lostInfo);
+    this.trimReusable();
     this.throwIfErrors();
   }
 
@@ -403,6 +436,62 @@ export class GpuContext {
   }
 
   // ---- internals ----------------------------------------------------------------------------
+
+  /**
+   * A released tensor buffer is kept, not destroyed: cleared when the commands recorded so far are
+   * submitted, then handed to the next tensor of its size. A training step frees and allocates the
+   * same activations every step, so after the first it makes no buffers, and its bind groups are
+   * found in the cache.
+   */
+  private recycle(buffer: GPUBuffer): boolean {
+    if (buffer.usage !== this.tensorUsage) return false;
+    this.released.push(buffer);
+    if (!this.encoder) this.commandEncoder(false); // so that a submission comes to clear it
+    return true;
+  }
+
+  private addReusable(buffer: GPUBuffer): void {
+    const sameSize = this.reusable.get(buffer.size);
+    if (sameSize) sameSize.push(buffer);
+    else this.reusable.set(buffer.size, [buffer]);
+  }
+
+  /**
+   * A kept buffer of exactly `size` bytes, or null: the one that last held a tensor of this label if
+   * there is one, so that a step's tensors get the same buffers as last step's and their bind groups
+   * are found again.
+   */
+  private takeReusable(size: number, label: string): GPUBuffer | null {
+    const sameSize = this.reusable.get(size);
+    if (!sameSize?.length) return null;
+    const labelled = sameSize.findLastIndex((buffer) => buffer.label === label);
+    const [buffer] = sameSize.splice(labelled >= 0 ? labelled : sameSize.length - 1, 1);
+    this.idleTrims.delete(buffer);
+    buffer.label = label;
+    return buffer;
+  }
+
+  /**
+   * At each readback, destroys the kept buffers that no tensor took over the last MAX_IDLE_READBACKS
+   * (a training step makes a few): what the work no longer allocates (another batch size, the end of
+   * a run, a destroyed model) is not held for long.
+   */
+  private trimReusable(): void {
+    for (const [size, buffers] of this.reusable) {
+      const kept: GPUBuffer[] = [];
+      for (const buffer of buffers) {
+        const idle = (this.idleTrims.get(buffer) ?? 0) + 1;
+        if (idle <= MAX_IDLE_READBACKS) {
+          this.idleTrims.set(buffer, idle);
+          kept.push(buffer);
+          continue;
+        }
+        this.idleTrims.delete(buffer);
+        buffer.destroy();
+      }
+      this.reusable.set(size, kept);
+    }
+  }
 
   private bindGroup(pipeline: GPUComputePipeline, label: string, entries: GPUBindGroupEntry[]): GPUBindGroup {
     const resources = entries.map(({ binding, resource }) => {

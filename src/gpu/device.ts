@@ -27,6 +27,15 @@ export function describeAdapter(info: GPUAdapterInfo | undefined): string {
   return parts.length ? parts.join(' / ') : 'unknown adapter';
 }
 
+/**
+ * Everything WebGPU says about an adapter, driver included, such as "google / swiftshader /
+ * swiftshader-device-subzero- / SwiftShader driver 5.0.0": what a measurement on it holds for.
+ */
+export function adapterIdentity(info: GPUAdapterInfo | undefined): string {
+  const parts = info ? [info.vendor, info.architecture, info.device, info.description].filter(Boolean) : [];
+  return parts.length ? parts.join(' / ') : 'unknown adapter';
+}
+
 export async function acquireDevice(
   gpu: GPU | undefined,
   options: { powerPreference?: GPUPowerPreference } = {},

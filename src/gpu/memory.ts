@@ -27,12 +27,19 @@ export class MemoryTracker {
     return buffer;
   }
 
+  /**
+   * Takes a released buffer instead of its being destroyed, returning true (GpuContext keeps storage
+   * buffers for the next tensor of their size); its bytes no longer count as live either way.
+   */
+  recycler: ((buffer: GPUBuffer) => boolean) | null = null;
+
   release(buffer: GPUBuffer): void {
     const size = this.live.get(buffer);
     if (size === undefined) return;
     this.live.delete(buffer);
     this.current -= size;
     if (this.groups) this.addToGroup(buffer, -size);
+    if (this.recycler?.(buffer)) return;
     if (this.deferred) this.deferred.push(buffer);
     else buffer.destroy();
   }

@@ -36,7 +36,7 @@ export interface MatmulOptions {
   kPlanes?: number;
   /** Added as the product is stored (batch 1 only): a Block-LoRA adapter's share of a linear layer. */
   lowRank?: LowRankTerm | null;
-  /** Kernel and tile shape; by default matmulConfigFor(ctx.adapterName). For benchmarks and tests. */
+  /** Kernel and tile shape; by default matmulConfigOf(ctx). For benchmarks, the autotune and tests. */
   config?: MatmulConfig;
 }
 
@@ -117,6 +117,18 @@ export const MATMUL_CONFIGS = {
 // Barriers and workgroup memory cost more than they save on a CPU; a GPU's cache hierarchy wants them.
 export function matmulConfigFor(adapterName: string): MatmulConfig {
   return /swiftshader/i.test(adapterName) ? MATMUL_CONFIGS.direct8x8 : MATMUL_CONFIGS.shared16x8k16;
+}
+
+/** Per context, the configuration the autotune measured fastest on its adapter (matmul-tune.ts). */
+const tunedConfigs = new WeakMap<GpuContext, MatmulConfig>();
+
+export function useMatmulConfig(ctx: GpuContext, config: MatmulConfig): void {
+  tunedConfigs.set(ctx, config);
+}
+
+/** What every matmul on ctx runs: the tuned configuration, else the table's for its adapter. */
+export function matmulConfigOf(ctx: GpuContext): MatmulConfig {
+  return tunedConfigs.get(ctx) ?? matmulConfigFor(ctx.adapterName);
 }
 
 const NO_BATCH: Required<BatchStrides> = { a: 0, b: 0, out: 0, bias: 0 };
@@ -228,7 +240,7 @@ export function matmul(ctx: GpuContext, a: Tensor, b: Tensor, out: Tensor, optio
   else if (bias) expectReach(['bias', bias], batch, strides.bias, n);
   if (lowRank) checkLowRank(lowRank, m, n, batch * kPlanes);
 
-  const config = options.config ?? matmulConfigFor(ctx.adapterName);
+  const config = options.config ?? matmulConfigOf(ctx);
   const constants: Record<string, number> = {
     TRANSPOSE_A: Number(transposeA),
     TRANSPOSE_B: Number(transposeB),

@@ -115,5 +115,6 @@ export class ClipModel {
   destroy(): void {
     this.attentionScratch.destroy();
     this.weights.destroy();
+    this.ctx.releaseKeptBuffers(); // the weights' buffers are not kept for the next model
   }
 }

@@ -105,6 +105,14 @@ export function hubCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   return join(hfHome(env), 'hub');
 }
 
+/**
+ * octoclip's own cache (the matmul configuration tuned per adapter): `octoclip` in HF_ASSETS_CACHE, else in
+ * $HF_HOME/assets, where huggingface_hub keeps the files of libraries built on the Hub, beside the models.
+ */
+export function octoclipCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  return join(env.HF_ASSETS_CACHE ?? join(hfHome(env), 'assets'), 'octoclip');
+}
+
 function hfHome(env: NodeJS.ProcessEnv): string {
   return env.HF_HOME ?? join(env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'huggingface');
 }

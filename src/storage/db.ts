@@ -5,10 +5,10 @@
 import { openDB, type DBSchema, type IDBPDatabase, type IDBPTransaction, type StoreNames } from 'idb';
 import type { AdapterMetadata } from '../adapters/adapter-file';
 import type { StepLog, TrainerCheckpoint } from '../training/trainer';
-import type { AdapterChoice, TrainChoice } from '../worker/protocol';
+import type { AdapterChoice, MatmulTuning, TrainChoice } from '../worker/protocol';
 
 const DATABASE_NAME = 'octoclip';
-const DATABASE_VERSION = 2;
+const DATABASE_VERSION = 3;
 
 /** A model in the cache: where it came from and how much of each file is stored. */
 export interface ModelRecord {
@@ -120,6 +120,8 @@ export interface StudioSchema extends DBSchema {
   images: { key: string; value: ImageRecord; indexes: { byClass: string } };
   adapters: { key: string; value: AdapterRecord };
   checkpoints: { key: string; value: CheckpointRecord };
+  /** The engine's matmul tuning per adapter (keyed by MatmulTuning.adapter), handed back when it opens a device. */
+  matmulTunings: { key: string; value: MatmulTuning };
 }
 
 type StoreName = StoreNames<StudioSchema>;
@@ -140,6 +142,8 @@ export function studioDatabase(): Promise<IDBPDatabase<StudioSchema>> {
       }
       // Version 2: the dataset's prompt template (classes gained an optional prompt, which needs no migration).
       if (oldVersion < 2) db.createObjectStore('datasetSettings', { keyPath: 'id' });
+      // Version 3: the matmul configurations tuned on this browser's adapters.
+      if (oldVersion < 3) db.createObjectStore('matmulTunings', { keyPath: 'adapter' });
     },
     // Another tab upgrading the schema: let it, and open again on the next use.
     blocking() {

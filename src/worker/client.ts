@@ -31,7 +31,7 @@ export interface EnginePort {
   terminate(): void;
 }
 
-/** Methods without params take no argument: `client.request('hello')`. */
+/** Methods without params take no argument: `client.request('selfTest')`. */
 export type ParamsArgs<M extends EngineMethod> = EngineParams<M> extends undefined ? [] : [params: EngineParams<M>];
 
 interface Pending {

@@ -10,6 +10,7 @@ import { DeviceLostError, GpuContext, GpuError } from '../gpu/context';
 import { acquireDevice, WebGpuUnavailableError } from '../gpu/device';
 import type { Tensor } from '../gpu/tensor';
 import { add } from '../kernels/elementwise';
+import { tuneMatmul } from '../kernels/matmul-tune';
 import { ModelFileError } from '../model/safetensors';
 import { downloadBytes, KNOWN_CLIP_MODELS, knownClipConfig, plannedTrainingBytes } from '../training/known-models';
 import { DivergenceError } from '../training/step';
@@ -27,6 +28,7 @@ import type {
   EngineRequest,
   EngineResponse,
   EngineResult,
+  MatmulTuning,
   SelfTestResult,
   SuggestedModel,
 } from './protocol';
@@ -45,8 +47,11 @@ let engine: Promise<Engine> | null = null;
 let session: ModelSession | null = null;
 let run: TrainingRun | null = null;
 
-/** The open engine, opening a device first if there is none (or the last one was lost). */
-function openEngine(): Promise<Engine> {
+/**
+ * The open engine, opening a device first if there is none (or the last one was lost), and choosing its
+ * matmul configuration: one of `matmulTunings` (the page's cache) for this adapter, else a tune.
+ */
+function openEngine(matmulTunings: readonly MatmulTuning[] = []): Promise<Engine> {
   if (engine) return engine;
   const opening: Promise<Engine> = (async () => {
     // navigator.gpu is typed as always present, but it is absent outside secure contexts and in
@@ -62,7 +67,8 @@ function openEngine(): Promise<Engine> {
         post({ kind: 'event', type: 'device-lost', reason: info.reason, message: info.message || 'no detail given' });
       }
     });
-    return { ctx, info: describeDevice(device, adapterName, isFallbackAdapter) };
+    const matmul = await exclusive(() => tuneMatmul(ctx, matmulTunings));
+    return { ctx, info: { ...describeDevice(device, adapterName, isFallbackAdapter), matmul } };
   })();
   engine = opening;
   // A failed attempt is not kept: the next request tries again (after the user changed a setting).
@@ -75,7 +81,11 @@ function openEngine(): Promise<Engine> {
 /** CPU implementations of Vulkan or WebGPU, which not every browser flags as fallback adapters. */
 const SOFTWARE_ADAPTER = /swiftshader|llvmpipe|lavapipe|software|warp/i;
 
-function describeDevice(device: GPUDevice, adapterName: string, isFallbackAdapter: boolean): EngineInfo {
+function describeDevice(
+  device: GPUDevice,
+  adapterName: string,
+  isFallbackAdapter: boolean,
+): Omit<EngineInfo, 'matmul'> {
   const { limits } = device;
   return {
     adapterName,
@@ -258,7 +268,7 @@ function suggestedModels(): Promise<SuggestedModel[]> {
 }
 
 const handlers: Handlers = {
-  hello: async () => (await openEngine()).info,
+  hello: async ({ matmulTunings }) => (await openEngine(matmulTunings)).info,
   suggestedModels,
   selfTest,
   loadModel,

@@ -13,6 +13,7 @@ import type {
   Tower,
   TrainSettings,
 } from '../common/recipe';
+import type { MatmulChoice, MatmulTuning } from '../kernels/matmul-tune';
 import type { ClipConfig } from '../model/config';
 import type { RunPhase } from '../training/run';
 import type { Evaluation, StepLog, TrainerCheckpoint } from '../training/trainer';
@@ -22,6 +23,8 @@ export type {
   AdapterMetadata,
   ClipConfig,
   Evaluation,
+  MatmulChoice,
+  MatmulTuning,
   Precision,
   PrecisionSetting,
   ResolvedPrecision,
@@ -52,6 +55,8 @@ export interface EngineInfo {
   features: string[];
   /** A software (CPU) implementation such as SwiftShader: training is orders of magnitude slower. */
   software: boolean;
+  /** The matmul configuration every product runs, tuned on this adapter when the device opened (or cached). */
+  matmul: MatmulChoice;
 }
 
 /** The worker's proof that compute works: `a + b` by a WGSL kernel on the device, read back. */
@@ -226,8 +231,11 @@ export interface SuggestedModel {
 }
 
 export interface EngineMethods {
-  /** Opens the device if it is not open yet, and describes it. */
-  hello: { params: undefined; result: EngineInfo };
+  /**
+   * Opens the device if it is not open yet, and describes it. Opening tunes the matmul unless one of the
+   * page's stored tunings is for this adapter; the page stores a new one (`matmul.source` 'tuned').
+   */
+  hello: { params: { matmulTunings: MatmulTuning[] }; result: EngineInfo };
   /** Runs one real kernel on the device and reads the result back. */
   selfTest: { params: undefined; result: SelfTestResult };
   /** The Hub checkpoints octoclip offers, each planned by a dry run of the engine (no GPU needed). */

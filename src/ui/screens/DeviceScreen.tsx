@@ -5,7 +5,7 @@ import { Screen } from '../components/Screen';
 import { Problem } from '../components/Notice';
 import { useEngineStore, type Connection, type SelfTest } from '../stores/engine';
 import { formatBytes, formatDuration } from '../format';
-import type { DeviceLimits, EngineInfo, SelfTestResult } from '../../worker/protocol';
+import type { DeviceLimits, EngineInfo, MatmulChoice, SelfTestResult } from '../../worker/protocol';
 
 export function DeviceScreen() {
   return (
@@ -37,7 +37,7 @@ const BADGES: Record<Connection['phase'], { label: string; tone: 'pending' | 'go
 function summary(connection: Connection): string {
   switch (connection.phase) {
     case 'connecting':
-      return 'Opening the GPU in the engine worker…';
+      return 'Opening the GPU in the engine worker (on a GPU it has not seen, it first times the matrix products)…';
     case 'ready':
       return 'WebGPU is available.';
     case 'unavailable':
@@ -125,8 +125,22 @@ function DeviceDetails({ info }: { info: EngineInfo }) {
           <span>none beyond core WebGPU</span>
         )}
       </p>
+      <p className="features" data-testid="matmul-config">
+        <span>Matrix products:</span> <code className="chip">{info.matmul.config}</code> {matmulSource(info.matmul)}
+      </p>
     </>
   );
+}
+
+function matmulSource(choice: MatmulChoice): string {
+  switch (choice.source) {
+    case 'tuned':
+      return `the fastest on this GPU, measured just now (${choice.tuning.milliseconds} ms)`;
+    case 'cached':
+      return 'the fastest on this GPU, measured on an earlier visit';
+    case 'table':
+      return `the default for this kind of GPU: measuring failed (${choice.reason})`;
+  }
 }
 
 // ---- self-test ------------------------------------------------------------------------------------

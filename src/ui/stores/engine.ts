@@ -1,7 +1,9 @@
 // The engine as the UI sees it: whether the worker has a GPU device, what it is, and whether real
-// compute on it works. Components read this store; only its actions talk to the worker.
+// compute on it works. Components read this store; only its actions talk to the worker. Opening a device
+// hands the worker the matmul tunings stored in IndexedDB, and stores the one it reports when it tuned.
 
 import { create } from 'zustand';
+import { readMatmulTunings, saveMatmulTuning } from '../../storage/matmul-tunings';
 import { EngineRequestError, startEngine, type EngineClient, type ParamsArgs } from '../../worker/client';
 import type {
   EngineErrorKind,
@@ -99,7 +101,10 @@ export function createEngineStore(start: () => EngineClient = startEngine) {
       const current = ++generation;
       set({ connection: { phase: 'connecting' }, selfTest: { phase: 'idle' } });
       try {
-        const info = await engine().request('hello');
+        // Without readable storage the engine tunes again: slower to open, nothing lost.
+        const matmulTunings = await readMatmulTunings().catch(() => []);
+        const info = await engine().request('hello', { matmulTunings });
+        if (info.matmul.source === 'tuned') void saveMatmulTuning(info.matmul.tuning).catch(() => undefined);
         if (current !== generation) return;
         set({ connection: { phase: 'ready', info } });
       } catch (error) {
