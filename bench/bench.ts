@@ -2,11 +2,12 @@
 // peak GPU memory and the memory planner's figure) at tiny and ViT-B/32 scale, the text tower per class
 // prompt, and the planned ViT-B/16 training peak against the 4 GiB target.
 //
-//   npm run bench [-- --quick] [--profile] [--b32-rounds N] [--recipe] [--tune] [--recipe-vit N] [--memory-budget-gib G] [--json FILE]
+//   npm run bench [-- --quick] [--profile] [--b32-rounds N] [--recipe] [--tune] [--host] [--recipe-vit N] [--precision P,...] [--memory-budget-gib G] [--json FILE]
 //
 // First the matmul autotune (src/kernels/matmul-tune.ts) on this adapter, measured afresh (no cache): its
 // table of GFLOP/s per candidate and shape, and the choice, which the matrix products below then run.
-// --tune: only that table.
+// --tune: only that table. --host: only what a step costs the host (bench/host.ts: the engine's own
+// JavaScript per ViT-B/32 step, and the buffers and bind groups a tiny step makes); the full bench prints it too.
 // --quick: fewer repeats, no ViT-B/32 (the text tower is timed on the tiny model instead) and no
 // 1600x768x2304 product. --profile: also one step of each variant with GPU time and dispatches per
 // kernel. --b32-rounds N: N interleaved rounds of the ViT-B/32 steps whatever they take (by default
@@ -15,7 +16,8 @@
 // --recipe: only the time-to-adapter table (bench/recipe.ts: the studio's default recipe, batch 32, on
 // the tiny model; the full bench runs it too). --recipe-vit N: also ViT-B/32 and ViT-B/16, N timed steps
 // each after a warm-up whatever they take (a batch-32 ViT step takes minutes on SwiftShader, so not by
-// default). --memory-budget-gib G: the bytes a step may hold, for choosing the micro-batch (default 4).
+// default). --precision P,...: the recipe's rows with the weights held in each (f32, f16-storage; default
+// f32). --memory-budget-gib G: the bytes a step may hold, for choosing the micro-batch (default 4).
 // Times are wall-clock to the GPU's completion; beside them, this process's CPU time, which on SwiftShader
 // (a GPU on the CPU, inside the process) measures the work done even while other programs share the cores.
 // The targets are reported, never asserted.
@@ -24,6 +26,8 @@ import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { defaultAdapterSettings } from '../src/adapters/settings';
+import { parsePrecision, WEIGHT_STORAGE, type Precision } from '../src/common/recipe';
+import type { WeightStorage } from '../src/model/weights';
 import type { GpuContext } from '../src/gpu/context';
 import { shapeName, tuneMatmul, tunePlan, type MatmulChoice, type TuneShape } from '../src/kernels/matmul-tune';
 import { visionTokenCount } from '../src/model/config';
@@ -41,6 +45,7 @@ import { loadRandomVitB16, loadRandomVitB32, loadTinyBenchModel, vitB16Config, t
 import { benchMatmul, CLIP_LINEAR_SHAPES, type MatmulResult } from './matmul-vs-tfjs';
 import { codeVersion, fixed, GIB, mib, percent, printTable, progress, type RepeatPolicy } from './measure';
 import { benchRecipe, printRecipe, type RecipeResult } from './recipe';
+import { measureHostCost, printHostCost, type HostCost } from './host';
 import { loadTfjsWebGpu, type TfjsWebGpu } from './tfjs-webgpu';
 import {
   benchTextPerPrompt,
@@ -61,7 +66,9 @@ const { values: args } = parseArgs({
     json: { type: 'string' },
     recipe: { type: 'boolean', default: false },
     tune: { type: 'boolean', default: false },
+    host: { type: 'boolean', default: false },
     'recipe-vit': { type: 'string' },
+    precision: { type: 'string', default: 'f32' },
     'memory-budget-gib': { type: 'string', default: '4' },
   },
 });
@@ -83,6 +90,11 @@ const b32Rounds = wholeNumber('--b32-rounds', args['b32-rounds']);
 const B32_STEP_ROUNDS: RoundsPolicy =
   b32Rounds === null ? { budgetMs: 60_000, maxRounds: 10 } : { budgetMs: Infinity, maxRounds: b32Rounds };
 const recipeVitSteps = wholeNumber('--recipe-vit', args['recipe-vit']);
+const recipePrecisions = args.precision.split(',').map((name): Precision => {
+  const setting = parsePrecision(name.trim());
+  if (setting === 'auto') throw new Error('--precision takes the precisions to measure: f32, f16-storage');
+  return setting;
+});
 const memoryBudgetBytes = Number(args['memory-budget-gib']) * GIB;
 if (!(memoryBudgetBytes > 0)) throw new Error('--memory-budget-gib takes a positive number of GiB');
 const RECIPE_TINY_POLICY: RepeatPolicy = quick
@@ -460,24 +472,33 @@ async function withModel<T>(
 async function runRecipe(): Promise<{ adapter: string; results: RecipeResult[] }> {
   const results: RecipeResult[] = [];
   let adapter = '';
-  const models: [(ctx: GpuContext) => Promise<BenchModel>, RepeatPolicy][] = [[loadTinyBenchModel, RECIPE_TINY_POLICY]];
+  const models: [(ctx: GpuContext, weightStorage: WeightStorage) => Promise<BenchModel>, RepeatPolicy][] = [
+    [loadTinyBenchModel, RECIPE_TINY_POLICY],
+  ];
   if (recipeVitSteps !== null) {
     if (recipeVitSteps < 1) throw new Error('--recipe-vit takes at least 1 step');
     const policy = { budgetMs: 0, minRepeats: recipeVitSteps, maxRepeats: recipeVitSteps };
     models.push([loadRandomVitB32, policy], [loadRandomVitB16, policy]);
   }
   for (const [load, policy] of models) {
-    const ctx = await openGpu();
-    adapter = ctx.adapterName;
-    await withModel(ctx, load, async (bench) => {
-      progress(`${bench.scale} recipe`);
-      results.push(...(await benchRecipe(ctx, bench, policy, memoryBudgetBytes)));
-    });
-    ctx.destroy();
+    for (const precision of recipePrecisions) {
+      const ctx = await openGpu();
+      adapter = ctx.adapterName;
+      await withModel(
+        ctx,
+        (ctx) => load(ctx, WEIGHT_STORAGE[precision]),
+        async (bench) => {
+          progress(`${bench.scale} recipe, ${precision}`);
+          results.push(...(await benchRecipe(ctx, bench, policy, memoryBudgetBytes)));
+        },
+      );
+      ctx.destroy();
+    }
   }
   return { adapter, results };
 }
 
+const HOST_TITLE = "## What a step costs the host: the engine's JavaScript, and the WebGPU objects a step makes";
 const RECIPE_TITLE =
   '## Time to an adapter: the default recipe (q, k, v of both towers, batch 32, AdamW), a Trainer step, median wall-clock';
 
@@ -503,6 +524,17 @@ async function main(): Promise<void> {
     printRecipe(recipe);
     console.log(`\n(${((performance.now() - started) / 1000).toFixed(0)} s in all)`);
     writeJson({ date: new Date().toISOString(), code, adapter, machine, memoryBudgetBytes, recipe });
+    return;
+  }
+  if (args.host) {
+    console.log(`octoclip bench --host, ${new Date().toISOString()}, code ${code}`);
+    const ctx = await openGpu();
+    const host = await withModel(ctx, loadTinyBenchModel, (tiny) => measureHostCost(ctx, tiny));
+    console.log(`adapter: ${ctx.adapterName}; machine: ${machine}\n`);
+    console.log(HOST_TITLE);
+    printHostCost(host);
+    ctx.destroy();
+    writeJson({ date: new Date().toISOString(), code, adapter: ctx.adapterName, machine, host });
     return;
   }
   if (args.tune) {
@@ -559,10 +591,13 @@ async function main(): Promise<void> {
       profileNote = `(no ${bench.scale} profile: the adapter has no timestamp queries, or a step has more passes than one query set holds)`;
   };
   const text: TextPromptResult[] = [];
+  let host: HostCost | null = null;
   const tinyCtx = await openGpu();
   await withModel(tinyCtx, loadTinyBenchModel, async (bench) => {
     progress('tiny training steps');
     steps.push(...(await benchTrainingSteps(tinyCtx, bench, TINY_STEP, TINY_STEP_ROUNDS)));
+    progress('host cost');
+    host = await measureHostCost(tinyCtx, bench);
     await profile(tinyCtx, bench, TINY_STEP);
     if (quick) text.push(await benchTextPerPrompt(tinyCtx, bench, DIGITS, { stopped: TEXT_POLICY, full: TEXT_POLICY }));
   });
@@ -595,6 +630,8 @@ async function main(): Promise<void> {
   }
   console.log('\n## Text tower per class prompt (frozen), stopping at end-of-text vs all 77 positions');
   printText(text);
+  console.log(`\n${HOST_TITLE}`);
+  printHostCost(host!);
 
   progress('recipe');
   const { results: recipe } = await runRecipe();
@@ -633,6 +670,7 @@ async function main(): Promise<void> {
     profiles,
     text,
     recipe,
+    host,
     b16: { target: B16_TARGET, ...b16 },
     models,
     targets: targetList,

@@ -13,7 +13,7 @@ import type { TokenBatch } from '../src/model/text';
 import { knownClipConfig, knownClipModel } from '../src/training/known-models';
 import { makeTinyClip } from '../src/model/tiny';
 import { ClipTokenizer } from '../src/model/tokenizer';
-import { byteSourceFromBytes } from '../src/model/weights';
+import { byteSourceFromBytes, type WeightStorage } from '../src/model/weights';
 import { promptFor } from '../src/common/prompts';
 
 export interface BenchModel {
@@ -42,8 +42,8 @@ export function vitB16Config(): ClipConfig {
   return knownClipConfig(knownClipModel('openai/clip-vit-base-patch16')!);
 }
 
-export async function loadTinyBenchModel(ctx: GpuContext): Promise<BenchModel> {
-  const model = await loadFromFiles(ctx, 'tiny-clip', makeTinyClip().files);
+export async function loadTinyBenchModel(ctx: GpuContext, weightStorage: WeightStorage = 'f32'): Promise<BenchModel> {
+  const model = await loadFromFiles(ctx, 'tiny-clip', makeTinyClip().files, weightStorage);
   return {
     scale: 'tiny',
     model,
@@ -57,16 +57,21 @@ export async function loadTinyBenchModel(ctx: GpuContext): Promise<BenchModel> {
  * Prompts use OpenAI's vocabulary when its merges are here (so 'a photo of a cat.' is 8 tokens, as with
  * the real model); otherwise the tiny model's, whose prompts are longer.
  */
-export function loadRandomVitB32(ctx: GpuContext): Promise<BenchModel> {
-  return loadRandomVit(ctx, 'ViT-B/32', VIT_B_32_CONFIG);
+export function loadRandomVitB32(ctx: GpuContext, weightStorage: WeightStorage = 'f32'): Promise<BenchModel> {
+  return loadRandomVit(ctx, 'ViT-B/32', VIT_B_32_CONFIG, weightStorage);
 }
 
 /** ViT-B/16 with random weights, as loadRandomVitB32. */
-export function loadRandomVitB16(ctx: GpuContext): Promise<BenchModel> {
-  return loadRandomVit(ctx, 'ViT-B/16', VIT_B_16_CONFIG);
+export function loadRandomVitB16(ctx: GpuContext, weightStorage: WeightStorage = 'f32'): Promise<BenchModel> {
+  return loadRandomVit(ctx, 'ViT-B/16', VIT_B_16_CONFIG, weightStorage);
 }
 
-async function loadRandomVit(ctx: GpuContext, scale: string, rawConfig: object): Promise<BenchModel> {
+async function loadRandomVit(
+  ctx: GpuContext,
+  scale: string,
+  rawConfig: object,
+  weightStorage: WeightStorage,
+): Promise<BenchModel> {
   const config = parseClipConfig(rawConfig);
   const tensors = [...expectedTensors(config)].map(([name, shape], i) => ({
     name,
@@ -74,11 +79,16 @@ async function loadRandomVit(ctx: GpuContext, scale: string, rawConfig: object):
     data: randomWeights(shape, name, i + 1),
   }));
   const tiny = makeTinyClip().files;
-  const model = await loadFromFiles(ctx, `random ${scale}`, {
-    ...tiny,
-    'config.json': JSON.stringify(rawConfig),
-    'model.safetensors': encodeSafetensors(tensors),
-  });
+  const model = await loadFromFiles(
+    ctx,
+    `random ${scale}`,
+    {
+      ...tiny,
+      'config.json': JSON.stringify(rawConfig),
+      'model.safetensors': encodeSafetensors(tensors),
+    },
+    weightStorage,
+  );
   const mergesPath = OPENAI_MERGES.map((path) => resolve(path)).find((path) => existsSync(path));
   if (!mergesPath) {
     return {
@@ -100,18 +110,23 @@ async function loadFromFiles(
   ctx: GpuContext,
   id: string,
   files: Record<string, Uint8Array | string>,
+  weightStorage: WeightStorage,
 ): Promise<ClipModel> {
   const text = (name: string) => {
     const file = files[name];
     return typeof file === 'string' ? file : new TextDecoder().decode(file);
   };
-  return ClipModel.load(ctx, {
-    id,
-    config: text('config.json'),
-    weights: byteSourceFromBytes('model.safetensors', files['model.safetensors'] as Uint8Array),
-    vocab: text('vocab.json'),
-    merges: text('merges.txt'),
-  });
+  return ClipModel.load(
+    ctx,
+    {
+      id,
+      config: text('config.json'),
+      weights: byteSourceFromBytes('model.safetensors', files['model.safetensors'] as Uint8Array),
+      vocab: text('vocab.json'),
+      merges: text('merges.txt'),
+    },
+    { weightStorage },
+  );
 }
 
 /** Small uniform weights (layer-norm scales near 1), from a per-tensor LCG: activations stay finite through 12 layers. */

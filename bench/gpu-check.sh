@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Every check that needs a real GPU, in one pass, for a GPU machine lent for minutes: what Dawn finds,
-# the kernel and model tests on that adapter, the time-to-adapter table in f32 and f16-storage, the
-# matmul configurations, and the same training step in PyTorch (fp32 and fp16 autocast) when torch,
-# transformers and peft are there. Each part's output goes to its own log in $OUT; a part that fails
+# the kernel and model tests on that adapter, the time-to-adapter table in f32 and f16-storage, what a
+# step costs the host, the matmul autotune's table, and the same training step in PyTorch (fp32 and fp16
+# autocast) when torch, transformers and peft are there. Each part's output goes to its own log in $OUT; a part that fails
 # or runs out of time does not stop the next.
 #
 #   OCTOCLIP_COMMIT=$(git rev-parse --short HEAD) OUT=/tmp/gpu-check bash bench/gpu-check.sh [--quick]
@@ -39,7 +39,8 @@ part device 60 node scripts/with-webgpu.mjs node -e "
   Object.assign(globalThis, webgpu.globals);
   webgpu.create([]).requestAdapter().then((adapter) => {
     if (!adapter) throw new Error('Dawn found no adapter');
-    console.log(JSON.stringify({ info: adapter.info, features: [...adapter.features].sort(),
+    const { vendor, architecture, device, description } = adapter.info;
+    console.log(JSON.stringify({ vendor, architecture, device, description, features: [...adapter.features].sort(),
       maxBufferSize: adapter.limits.maxBufferSize, maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize }, null, 1));
     process.exit(0);
   });"
@@ -47,11 +48,13 @@ part device 60 node scripts/with-webgpu.mjs node -e "
 if [ "$quick" = --quick ]; then
   part unit 600 node scripts/with-webgpu.mjs npx vitest run test/gpu test/kernels/matmul.test.ts test/model/half-weights.test.ts
   part recipe 600 npm run bench -- --recipe --precision f32,f16-storage --json "$out/recipe.json"
+  part host 300 npm run bench -- --host
   exit 0
 fi
 part unit 240 node scripts/with-webgpu.mjs npx vitest run test/gpu test/kernels test/model test/training
 part recipe 300 npm run bench -- --recipe --recipe-vit 5 --precision f32,f16-storage --json "$out/recipe.json"
-part matmul 120 npm run bench:kernels -- --matmul-variants --shapes 50x768x768,197x768x3072,1600x768x2304
+part host 60 npm run bench -- --host
+part matmul 120 npm run bench -- --tune
 if python3 -c 'import torch, transformers, peft' 2>/dev/null; then
   part pytorch 240 env PYTHONUNBUFFERED=1 python3 bench/pytorch_step.py --classes 10 --steps 20
 else

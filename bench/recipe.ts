@@ -9,7 +9,7 @@ import { defaultAdapterSettings, type AdapterSettings } from '../src/adapters/se
 import type { GpuContext } from '../src/gpu/context';
 import type { ClipConfig } from '../src/model/config';
 import { choosePassSizes } from '../src/training/memory-plan';
-import { defaultTrainSettings } from '../src/common/recipe';
+import { defaultTrainSettings, precisionOf, type Precision } from '../src/common/recipe';
 import { Trainer } from '../src/training/trainer';
 import type { BenchModel } from './clip-models';
 import { fixed, printTable, progress, timeMedian, type RepeatPolicy, type Timing } from './measure';
@@ -25,6 +25,8 @@ export const RECIPE_SHOTS = [1, 4, 16] as const;
 
 export interface RecipeResult extends Timing {
   scale: string;
+  /** How the frozen weights are held (the model was loaded so). */
+  precision: Precision;
   method: string;
   classes: number;
   batch: number;
@@ -55,6 +57,7 @@ async function benchOne(
   budgetBytes: number,
 ): Promise<RecipeResult> {
   const { model } = bench;
+  const precision = precisionOf(model.weights.weightStorage);
   const config: ClipConfig = model.config;
   const adapter = defaultAdapterSettings(config, method.settings);
   const recipe = defaultTrainSettings(1);
@@ -67,6 +70,7 @@ async function benchOne(
       adapter,
       textChunk: recipe.textChunk,
       optimizer: recipe.optimizer,
+      weightStorage: model.weights.weightStorage,
     },
     { limits: ctx.device.limits, budgetBytes },
   );
@@ -86,13 +90,14 @@ async function benchOne(
   try {
     const timing = await timeMedian(async () => void (await trainer.trainStep()), policy);
     progress(
-      `${bench.scale} ${method.name}, ${classes} classes: ${timing.medianMs.toFixed(0)} ms a step (micro-batch ${passes.microBatchSize})`,
+      `${bench.scale} ${precision} ${method.name}, ${classes} classes: ${timing.medianMs.toFixed(0)} ms a step (micro-batch ${passes.microBatchSize})`,
     );
     const msToAdapter = Object.fromEntries(
       RECIPE_SHOTS.map((shots) => [shots, defaultTrainSettings(shots).iterations * timing.medianMs]),
     );
     return {
       scale: bench.scale,
+      precision,
       method: method.name,
       classes,
       batch: settings.batchSize,
@@ -135,6 +140,7 @@ export function printRecipe(results: readonly RecipeResult[]): void {
   printTable(
     [
       'scale',
+      'precision',
       'adapter',
       'classes',
       'micro-batch',
@@ -146,6 +152,7 @@ export function printRecipe(results: readonly RecipeResult[]): void {
     ],
     results.map((r) => [
       r.scale,
+      r.precision,
       r.method,
       `${r.classes}`,
       `${r.microBatch}/${r.batch}`,
@@ -155,7 +162,7 @@ export function printRecipe(results: readonly RecipeResult[]): void {
       ...RECIPE_SHOTS.map((s) => duration(r.msToAdapter[s])),
       `${r.repeats}`,
     ]),
-    new Set([2, 3, 4, 5, 6, 7, 8, 9, 10]),
+    new Set([3, 4, 5, 6, 7, 8, 9, 10, 11]),
   );
   console.log(
     `(${RECIPE_SHOTS.map((s) => `${s} shot${s > 1 ? 's' : ''}: ${defaultTrainSettings(s).iterations} steps`).join(', ')} of batch 32; text chunk up to 64 classes)`,
