@@ -5,8 +5,8 @@
 import { MemoryTracker } from './memory';
 import type { ParamValues } from './params';
 import { shaderInterface, shaderSource, type ShaderName } from './shaders';
-import { HALF_MAX, packHalves, unpackHalves } from './half';
-import { BYTES_PER_ELEMENT, type ElementType, Tensor, shapeString } from './tensor';
+import { HALF_MAX, HalfRangeError, packHalves, unpackHalves } from './half';
+import { BYTES_PER_ELEMENT, type ElementType, Tensor, shapeString, tensorByteLength } from './tensor';
 
 export type Binding = Tensor | GPUBuffer;
 
@@ -30,6 +30,11 @@ export class DeviceLostError extends Error {
   override name = 'DeviceLostError';
 }
 
+/** The error every use of a lost device meets, in the words of its loss. */
+export function deviceLostError(info: GPUDeviceLostInfo): DeviceLostError {
+  return new DeviceLostError(`GPU device lost: ${info.message || 'no detail given'}`);
+}
+
 /** A shader entry point's share of a profiled run (GpuContext.time with perKernel). */
 export interface KernelTime {
   ms: number;
@@ -50,8 +55,8 @@ export class GpuContext {
   private readonly modules = new Map<string, GPUShaderModule>();
   /**
    * Bind groups by pipeline and resources, least recently used first. A training step binds the same
-   * buffers (its activations come back from `reusable` in the same order), and its uniforms at the
-   * same arena offsets, every step: the groups are made once.
+   * buffers (its activations come back from `reusable`, each to the label it last held), and its
+   * uniforms at the same arena offsets, every step: most groups are made once.
    */
   private readonly bindGroups = new Map<string, GPUBindGroup>();
   /** Tensor buffers released since the last submission: cleared at its end, then reusable. */
@@ -126,7 +131,7 @@ export class GpuContext {
     if (data && data.length !== size) {
       throw new RangeError(`${label}: data has ${data.length} values, shape ${shapeString(shape)} needs ${size}`);
     }
-    const byteLength = Math.max(16, Math.ceil((size * BYTES_PER_ELEMENT[type]) / 4) * 4); // bindings of size 0 are invalid
+    const byteLength = Math.max(16, tensorByteLength(size, type)); // bindings of size 0 are invalid
     if (byteLength > this.device.limits.maxStorageBufferBindingSize) {
       throw new GpuError(
         `${label} ${shapeString(shape)} needs ${byteLength} bytes, more than this GPU binds at once ` +
@@ -155,11 +160,7 @@ export class GpuContext {
       if (elementOffset % 2 !== 0 || (data.length % 2 !== 0 && elementOffset + data.length !== tensor.size))
         throw new RangeError(`${tensor.label}: half-precision uploads start and end on whole pairs of values`);
       const outOfRange = data.findIndex((v) => !(Math.abs(v) <= HALF_MAX));
-      if (outOfRange >= 0) {
-        throw new RangeError(
-          `${tensor.label}: value ${data[outOfRange]} at index ${outOfRange} is beyond half precision's range (±${HALF_MAX}); store it in f32`,
-        );
-      }
+      if (outOfRange >= 0) throw new HalfRangeError(tensor.label, outOfRange, data[outOfRange]);
       bytes = packHalves(data);
     }
     this.submit(); // queue writes run before unsubmitted commands; keep program order
@@ -338,7 +339,7 @@ export class GpuContext {
   async sync(): Promise<void> {
     this.submit();
     await this.waitForGpu(this.device.queue.onSubmittedWorkDone());
-    if (this.lostInfo) throw this.lostError(this.lostInfo);
+    if (this.lostInfo) throw deviceLostError(this.lostInfo);
     this.trimReusable();
     this.throwIfErrors();
   }
@@ -358,12 +359,8 @@ export class GpuContext {
         await Promise.race([this.device.lost, new Promise((resolve) => (timer = setTimeout(resolve, LOSS_GRACE_MS)))]);
         clearTimeout(timer);
       }
-      throw this.lostInfo ? this.lostError(this.lostInfo) : error;
+      throw this.lostInfo ? deviceLostError(this.lostInfo) : error;
     }
-  }
-
-  private lostError(info: GPUDeviceLostInfo): DeviceLostError {
-    return new DeviceLostError(`GPU device lost: ${info.message || 'no detail given'}`);
   }
 
   /**

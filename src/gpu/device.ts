@@ -22,9 +22,7 @@ export interface AcquiredDevice {
 
 /** A short, human-readable adapter name such as "google / swiftshader" or "nvidia / hopper". */
 export function describeAdapter(info: GPUAdapterInfo | undefined): string {
-  if (!info) return 'unknown adapter';
-  const parts = [info.vendor, info.architecture || info.device || info.description].filter(Boolean);
-  return parts.length ? parts.join(' / ') : 'unknown adapter';
+  return nameOf(info && [info.vendor, info.architecture || info.device || info.description]);
 }
 
 /**
@@ -32,8 +30,13 @@ export function describeAdapter(info: GPUAdapterInfo | undefined): string {
  * swiftshader-device-subzero- / SwiftShader driver 5.0.0": what a measurement on it holds for.
  */
 export function adapterIdentity(info: GPUAdapterInfo | undefined): string {
-  const parts = info ? [info.vendor, info.architecture, info.device, info.description].filter(Boolean) : [];
-  return parts.length ? parts.join(' / ') : 'unknown adapter';
+  return nameOf(info && [info.vendor, info.architecture, info.device, info.description]);
+}
+
+/** The parts WebGPU filled in, joined; 'unknown adapter' when there are none. */
+function nameOf(parts: readonly string[] | undefined): string {
+  const given = parts?.filter(Boolean) ?? [];
+  return given.length ? given.join(' / ') : 'unknown adapter';
 }
 
 export async function acquireDevice(

@@ -5,6 +5,21 @@
 /** The largest finite half: 65504. Larger magnitudes would round to infinity. */
 export const HALF_MAX = 65504;
 
+/** A value half precision cannot hold (it would round to infinity), and where it is. */
+export class HalfRangeError extends RangeError {
+  override name = 'HalfRangeError';
+
+  constructor(
+    readonly tensor: string,
+    readonly index: number,
+    readonly value: number,
+  ) {
+    super(
+      `${tensor}: value ${value} at index ${index} is beyond half precision's range (±${HALF_MAX}); store it in f32`,
+    );
+  }
+}
+
 const f32 = new Float32Array(1);
 const f32Bits = new Uint32Array(f32.buffer);
 

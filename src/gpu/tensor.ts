@@ -16,6 +16,11 @@ export type ElementType = 'f32' | 'f16';
 
 export const BYTES_PER_ELEMENT: Record<ElementType, number> = { f32: 4, f16: 2 };
 
+/** The bytes `size` elements take: whole u32 words (an odd number of halves ends with a padding half). */
+export function tensorByteLength(size: number, type: ElementType): number {
+  return Math.ceil((size * BYTES_PER_ELEMENT[type]) / 4) * 4;
+}
+
 /** `elements` rounded up to where the next slice may start: planes of one buffer lie this far apart. */
 export function sliceAlignedElements(elements: number, type: ElementType = 'f32'): number {
   const perSlice = SLICE_ALIGNMENT_BYTES / BYTES_PER_ELEMENT[type];
@@ -40,9 +45,8 @@ export class Tensor {
     this.size = shape.reduce((a, b) => a * b, 1);
   }
 
-  /** Whole u32 words: an odd number of halves ends with a padding half. */
   get byteLength(): number {
-    return Math.ceil((this.size * BYTES_PER_ELEMENT[this.type]) / 4) * 4;
+    return tensorByteLength(this.size, this.type);
   }
 
   /** How kernels bind it: the whole buffer, or a slice's own range. */

@@ -5,7 +5,7 @@
 import { MODEL_FILES } from '../common/file-names';
 import { parseShardIndex, ShardIndexError, type ShardIndex } from '../common/shard-index';
 import type { GpuContext } from '../gpu/context';
-import { HALF_MAX } from '../gpu/half';
+import { HALF_MAX, HalfRangeError } from '../gpu/half';
 import { type ElementType, sliceAlignedElements, type Tensor } from '../gpu/tensor';
 import type { Planes } from '../kernels/matmul';
 import { checkTensors, expectedTensors, type ClipConfig } from './config';
@@ -226,19 +226,19 @@ export class ClipWeights {
         if (values.some((v) => !Number.isFinite(v))) {
           throw new ModelFileError(`tensor ${name} holds NaN or infinite values: the file is corrupt`, source.name);
         }
-        const tooLarge =
-          weightElementType(name, weightStorage) === 'f16' ? values.find((v) => Math.abs(v) > HALF_MAX) : undefined;
-        if (tooLarge !== undefined) {
-          throw new ModelFileError(
-            `tensor ${name} holds ${tooLarge}, beyond half precision's range (±${HALF_MAX}): load this model in f32`,
-            source.name,
-          );
-        }
         if (name === 'logit_scale') logitScale = values[0];
         if ((FINGERPRINT_TENSORS as readonly string[]).includes(name)) fingerprinted.set(name, values);
         const tensor = allocate(name, gpuShape(name, shape));
         tensors.set(name, tensor);
-        ctx.upload(tensor, values);
+        try {
+          ctx.upload(tensor, values);
+        } catch (error) {
+          if (!(error instanceof HalfRangeError)) throw error;
+          throw new ModelFileError(
+            `tensor ${name} holds ${error.value}, beyond half precision's range (±${HALF_MAX}): load this model in f32`,
+            source.name,
+          );
+        }
         loaded += entry.byteLength;
         onProgress?.(loaded, total);
       }

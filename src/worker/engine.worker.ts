@@ -6,7 +6,7 @@
 import { AdapterFileError, AdapterMismatchError, decodeAdapterFile, encodeAdapterFile } from '../adapters/adapter-file';
 import { trainableParameterCount } from '../adapters/settings';
 import { findPeftFiles, fromPeft, PEFT_CLASSES_FILE, peftExportFiles, PeftImportError } from '../adapters/peft';
-import { DeviceLostError, GpuContext, GpuError } from '../gpu/context';
+import { DeviceLostError, deviceLostError, GpuContext, GpuError } from '../gpu/context';
 import { acquireDevice, WebGpuUnavailableError } from '../gpu/device';
 import type { Tensor } from '../gpu/tensor';
 import { add } from '../kernels/elementwise';
@@ -62,7 +62,7 @@ function openEngine(matmulTunings: readonly MatmulTuning[] = []): Promise<Engine
     ctx.onDeviceLost((info) => {
       if (engine === opening) engine = null;
       session = null;
-      run?.abandon(new DeviceLostError(`GPU device lost: ${info.message || 'no detail given'}`));
+      run?.abandon(deviceLostError(info));
       if (info.reason !== 'destroyed') {
         post({ kind: 'event', type: 'device-lost', reason: info.reason, message: info.message || 'no detail given' });
       }

@@ -7,6 +7,8 @@
 import { describe, expect, it } from 'vitest';
 import { defaultAdapterSettings } from '../../src/adapters/settings';
 import { ClipModel } from '../../src/model/clip';
+import { ModelFileError, parseSafetensorsHeader } from '../../src/model/safetensors';
+import { byteSourceFromBytes } from '../../src/model/weights';
 import { expectClose } from '../helpers/compare';
 import { gradientCheck } from '../helpers/gradient-check';
 import { useGpu } from '../helpers/gpu';
@@ -77,6 +79,20 @@ describe('frozen weights in half precision', () => {
 
   it('adapter gradients of a training step match finite differences of that reference', async () => {
     await gradientCheck(ctx, model, rounded, defaultAdapterSettings(config, { rank: 4, blocks: 2, dropout: 0 }));
+  });
+
+  it("refuse a checkpoint holding a weight beyond half precision's range, naming the tensor and the file", async () => {
+    const name = 'vision_model.encoder.layers.0.mlp.fc1.weight';
+    const bytes = files.safetensors.slice();
+    const entry = parseSafetensorsHeader(bytes, bytes.length).tensors.get(name)!;
+    new DataView(bytes.buffer, bytes.byteOffset + entry.byteOffset).setFloat32(0, 70000, true);
+    const withLargeWeight = { ...files, weights: byteSourceFromBytes('model.safetensors', bytes) };
+    const refused = await ClipModel.load(ctx, withLargeWeight, { weightStorage: 'f16' }).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(ModelFileError);
+    expect((refused as Error).message).toMatch(
+      `model.safetensors: tensor ${name} holds 70000, beyond half precision's range (±65504): load this model in f32`,
+    );
+    (await ClipModel.load(ctx, withLargeWeight)).destroy(); // in f32 the same checkpoint loads
   });
 
   it('differ from the f32 model by the rounding of the weights, no more', async () => {
