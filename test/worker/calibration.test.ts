@@ -9,21 +9,13 @@ import { ModelSession } from '../../src/worker/model-session';
 import { EngineRefusal } from '../../src/worker/refusal';
 import { useGpu } from '../helpers/gpu';
 import { tinyModelBlobs } from '../helpers/tiny-model';
+import { ADAPTER_CHOICE } from '../helpers/choices';
 
 const ctx = await useGpu();
 const session = await ModelSession.load(ctx, { id: 'tiny-clip' }, tinyModelBlobs(), () => {});
 /** The session's weights already are f32: a run in f32 loads nothing again. */
 const asLoaded = async () => session;
-const adapter: AdapterChoice = {
-  method: 'block-lora',
-  rank: 2,
-  blocks: 2,
-  alpha: 1,
-  scalingRule: 'alpha/sqrt(r)',
-  dropout: 0,
-  targets: ['q_proj', 'v_proj'],
-  towers: ['text', 'vision'],
-};
+const adapter: AdapterChoice = { ...ADAPTER_CHOICE, dropout: 0 };
 const training: TrainChoice = {
   precision: 'f32',
   shots: 2,

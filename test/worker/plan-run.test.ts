@@ -13,20 +13,12 @@ import { planRun } from '../../src/worker/training-run';
 import { useGpu } from '../helpers/gpu';
 import { mulberry32 } from '../helpers/random';
 import { loadTinyModel } from '../helpers/tiny-model';
+import { ADAPTER_CHOICE } from '../helpers/choices';
 
 const ctx = await useGpu();
 const { model } = await loadTinyModel(ctx);
 const classNames = ['zero', 'one', 'two'];
-const adapter: AdapterChoice = {
-  method: 'block-lora',
-  rank: 2,
-  blocks: 2,
-  alpha: 1,
-  scalingRule: 'alpha/sqrt(r)',
-  dropout: 0.25,
-  targets: ['q_proj', 'v_proj'],
-  towers: ['text', 'vision'],
-};
+const adapter: AdapterChoice = ADAPTER_CHOICE;
 /** Weights in f32 throughout: auto could hold them in half precision under the smaller budgets below (test/worker/precision.test.ts). */
 const automatic: TrainChoice = {
   precision: 'f32',

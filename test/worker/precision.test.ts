@@ -12,20 +12,12 @@ import { EngineRefusal } from '../../src/worker/refusal';
 import { planRun } from '../../src/worker/training-run';
 import { useGpu } from '../helpers/gpu';
 import { tinyModelBlobs } from '../helpers/tiny-model';
+import { ADAPTER_CHOICE } from '../helpers/choices';
 
 const ctx = await useGpu();
 const session = await ModelSession.load(ctx, { id: 'tiny-clip' }, tinyModelBlobs(), () => {});
 const classes = 3;
-const adapter: AdapterChoice = {
-  method: 'block-lora',
-  rank: 2,
-  blocks: 2,
-  alpha: 1,
-  scalingRule: 'alpha/sqrt(r)',
-  dropout: 0.25,
-  targets: ['q_proj', 'v_proj'],
-  towers: ['text', 'vision'],
-};
+const adapter: AdapterChoice = ADAPTER_CHOICE;
 const automatic: TrainChoice = {
   shots: 4,
   seed: 2,

@@ -7,18 +7,10 @@ import { makeTinyClip } from '../../src/model/tiny';
 import type { AdapterChoice, TrainChoice } from '../../src/worker/protocol';
 import { EngineRefusal } from '../../src/worker/refusal';
 import { adapterSettingsFor, trainSettingsFor } from '../../src/worker/training-run';
+import { ADAPTER_CHOICE } from '../helpers/choices';
 
 const config = parseClipConfig(makeTinyClip().files['config.json'] as string);
-const adapter: AdapterChoice = {
-  method: 'block-lora',
-  rank: 4,
-  blocks: 2,
-  alpha: 1,
-  scalingRule: 'alpha/sqrt(r)',
-  dropout: 0.25,
-  targets: ['q_proj', 'v_proj'],
-  towers: ['vision'],
-};
+const adapter: AdapterChoice = { ...ADAPTER_CHOICE, rank: 4, towers: ['vision'] };
 const training: TrainChoice = {
   shots: 4,
   seed: 3,
