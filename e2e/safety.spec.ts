@@ -79,6 +79,8 @@ test('deleting a class, an image or an adapter can be undone; clearing models as
   await expect(adapter).toBeVisible();
 
   await openSection(page, 'Model');
+  // The suggested models' rows arrive once the engine has planned them, moving the cache card down: click after.
+  await expect(page.getByRole('table', { name: 'Suggested models' })).not.toContainText('Planning');
   const confirm = page.getByRole('group', { name: 'Confirm' });
   await page.getByRole('button', { name: 'Delete local/tiny from the cache' }).click();
   await expect(confirm).toContainText('Delete local/tiny (');
