@@ -172,10 +172,13 @@ test('after training, "try it" opens Try it on the new adapter, and a second run
   await quickSettings(page, 2);
   const run = page.getByRole('article', { name: 'Training run' });
   const names: string[] = [];
+  const trainedName = page.getByTestId('trained-adapter-name');
   for (let i = 0; i < 2; i++) {
     await startButton(page).click();
     await expect(run.getByText('Finished', { exact: true })).toBeVisible({ timeout: 120_000 });
-    names.push((await page.getByTestId('trained-adapter-name').textContent()) ?? '');
+    // The first run's "Finished" can still show just after the second Start: wait for the second's adapter.
+    if (i > 0) await expect(trainedName).not.toHaveText(names[0], { timeout: 120_000 });
+    names.push((await trainedName.textContent()) ?? '');
   }
   expect(names).toEqual(['Block-LoRA r2 n2 · 3 classes · 4-shot', 'Block-LoRA r2 n2 · 3 classes · 4-shot (2)']);
   await page.getByRole('link', { name: 'try it on an image' }).click();
