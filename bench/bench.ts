@@ -16,8 +16,8 @@
 // --recipe: only the time-to-adapter table (bench/recipe.ts: the studio's default recipe, batch 32, on
 // the tiny model; the full bench runs it too). --recipe-vit N: also ViT-B/32 and ViT-B/16, N timed steps
 // each after a warm-up whatever they take (a batch-32 ViT step takes minutes on SwiftShader, so not by
-// default). --precision P,...: the recipe's rows with the weights held in each (f32, f16-storage; default
-// f32). --memory-budget-gib G: the bytes a step may hold, for choosing the micro-batch (default 4).
+// default). --precision P,...: the recipe's rows in each precision (f32, f16-storage, f16; default f32;
+// f16 is skipped, saying so, on an adapter without shader-f16). --memory-budget-gib G: the bytes a step may hold, for choosing the micro-batch (default 4).
 // Times are wall-clock to the GPU's completion; beside them, this process's CPU time, which on SwiftShader
 // (a GPU on the CPU, inside the process) measures the work done even while other programs share the cores.
 // The targets are reported, never asserted.
@@ -26,8 +26,13 @@ import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { defaultAdapterSettings } from '../src/adapters/settings';
-import { parsePrecision, WEIGHT_STORAGE, type Precision } from '../src/common/recipe';
-import type { WeightStorage } from '../src/model/weights';
+import {
+  parsePrecision,
+  PRECISION_NUMERICS,
+  precisionNeeds,
+  type Precision,
+  type WeightNumerics,
+} from '../src/common/recipe';
 import type { GpuContext } from '../src/gpu/context';
 import { shapeName, tuneMatmul, tunePlan, type MatmulChoice, type TuneShape } from '../src/kernels/matmul-tune';
 import { visionTokenCount } from '../src/model/config';
@@ -92,7 +97,7 @@ const B32_STEP_ROUNDS: RoundsPolicy =
 const recipeVitSteps = wholeNumber('--recipe-vit', args['recipe-vit']);
 const recipePrecisions = args.precision.split(',').map((name): Precision => {
   const setting = parsePrecision(name.trim());
-  if (setting === 'auto') throw new Error('--precision takes the precisions to measure: f32, f16-storage');
+  if (setting === 'auto') throw new Error('--precision takes the precisions to measure: f32, f16-storage, f16');
   return setting;
 });
 const memoryBudgetBytes = Number(args['memory-budget-gib']) * GIB;
@@ -472,7 +477,7 @@ async function withModel<T>(
 async function runRecipe(): Promise<{ adapter: string; results: RecipeResult[] }> {
   const results: RecipeResult[] = [];
   let adapter = '';
-  const models: [(ctx: GpuContext, weightStorage: WeightStorage) => Promise<BenchModel>, RepeatPolicy][] = [
+  const models: [(ctx: GpuContext, numerics: WeightNumerics) => Promise<BenchModel>, RepeatPolicy][] = [
     [loadTinyBenchModel, RECIPE_TINY_POLICY],
   ];
   if (recipeVitSteps !== null) {
@@ -484,9 +489,15 @@ async function runRecipe(): Promise<{ adapter: string; results: RecipeResult[] }
     for (const precision of recipePrecisions) {
       const ctx = await openGpu();
       adapter = ctx.adapterName;
+      const needed = precisionNeeds(precision);
+      if (needed && !ctx.device.features.has(needed)) {
+        progress(`recipe, ${precision}: skipped, ${ctx.adapterName} lacks ${needed}`);
+        ctx.destroy();
+        continue;
+      }
       await withModel(
         ctx,
-        (ctx) => load(ctx, WEIGHT_STORAGE[precision]),
+        (ctx) => load(ctx, PRECISION_NUMERICS[precision]),
         async (bench) => {
           progress(`${bench.scale} recipe, ${precision}`);
           results.push(...(await benchRecipe(ctx, bench, policy, memoryBudgetBytes)));

@@ -13,7 +13,8 @@ import type { TokenBatch } from '../src/model/text';
 import { knownClipConfig, knownClipModel } from '../src/training/known-models';
 import { makeTinyClip } from '../src/model/tiny';
 import { ClipTokenizer } from '../src/model/tokenizer';
-import { byteSourceFromBytes, type WeightStorage } from '../src/model/weights';
+import { PRECISION_NUMERICS, type WeightNumerics } from '../src/common/recipe';
+import { byteSourceFromBytes } from '../src/model/weights';
 import { promptFor } from '../src/common/prompts';
 
 export interface BenchModel {
@@ -42,8 +43,11 @@ export function vitB16Config(): ClipConfig {
   return knownClipConfig(knownClipModel('openai/clip-vit-base-patch16')!);
 }
 
-export async function loadTinyBenchModel(ctx: GpuContext, weightStorage: WeightStorage = 'f32'): Promise<BenchModel> {
-  const model = await loadFromFiles(ctx, 'tiny-clip', makeTinyClip().files, weightStorage);
+export async function loadTinyBenchModel(
+  ctx: GpuContext,
+  numerics: WeightNumerics = PRECISION_NUMERICS.f32,
+): Promise<BenchModel> {
+  const model = await loadFromFiles(ctx, 'tiny-clip', makeTinyClip().files, numerics);
   return {
     scale: 'tiny',
     model,
@@ -57,20 +61,26 @@ export async function loadTinyBenchModel(ctx: GpuContext, weightStorage: WeightS
  * Prompts use OpenAI's vocabulary when its merges are here (so 'a photo of a cat.' is 8 tokens, as with
  * the real model); otherwise the tiny model's, whose prompts are longer.
  */
-export function loadRandomVitB32(ctx: GpuContext, weightStorage: WeightStorage = 'f32'): Promise<BenchModel> {
-  return loadRandomVit(ctx, 'ViT-B/32', VIT_B_32_CONFIG, weightStorage);
+export function loadRandomVitB32(
+  ctx: GpuContext,
+  numerics: WeightNumerics = PRECISION_NUMERICS.f32,
+): Promise<BenchModel> {
+  return loadRandomVit(ctx, 'ViT-B/32', VIT_B_32_CONFIG, numerics);
 }
 
 /** ViT-B/16 with random weights, as loadRandomVitB32. */
-export function loadRandomVitB16(ctx: GpuContext, weightStorage: WeightStorage = 'f32'): Promise<BenchModel> {
-  return loadRandomVit(ctx, 'ViT-B/16', VIT_B_16_CONFIG, weightStorage);
+export function loadRandomVitB16(
+  ctx: GpuContext,
+  numerics: WeightNumerics = PRECISION_NUMERICS.f32,
+): Promise<BenchModel> {
+  return loadRandomVit(ctx, 'ViT-B/16', VIT_B_16_CONFIG, numerics);
 }
 
 async function loadRandomVit(
   ctx: GpuContext,
   scale: string,
   rawConfig: object,
-  weightStorage: WeightStorage,
+  numerics: WeightNumerics,
 ): Promise<BenchModel> {
   const config = parseClipConfig(rawConfig);
   const tensors = [...expectedTensors(config)].map(([name, shape], i) => ({
@@ -87,7 +97,7 @@ async function loadRandomVit(
       'config.json': JSON.stringify(rawConfig),
       'model.safetensors': encodeSafetensors(tensors),
     },
-    weightStorage,
+    numerics,
   );
   const mergesPath = OPENAI_MERGES.map((path) => resolve(path)).find((path) => existsSync(path));
   if (!mergesPath) {
@@ -110,7 +120,7 @@ async function loadFromFiles(
   ctx: GpuContext,
   id: string,
   files: Record<string, Uint8Array | string>,
-  weightStorage: WeightStorage,
+  numerics: WeightNumerics,
 ): Promise<ClipModel> {
   const text = (name: string) => {
     const file = files[name];
@@ -125,7 +135,7 @@ async function loadFromFiles(
       vocab: text('vocab.json'),
       merges: text('merges.txt'),
     },
-    { weightStorage },
+    numerics,
   );
 }
 

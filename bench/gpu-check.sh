@@ -46,13 +46,13 @@ part device 60 node scripts/with-webgpu.mjs node -e "
   });"
 
 if [ "$quick" = --quick ]; then
-  part unit 600 node scripts/with-webgpu.mjs npx vitest run test/gpu test/kernels/matmul.test.ts test/model/half-weights.test.ts
-  part recipe 600 npm run bench -- --recipe --precision f32,f16-storage --json "$out/recipe.json"
+  part unit 600 node scripts/with-webgpu.mjs npx vitest run test/gpu test/kernels/matmul.test.ts test/model/half-weights.test.ts test/model/f16-arithmetic.test.ts
+  part recipe 600 npm run bench -- --recipe --precision f32,f16-storage,f16 --json "$out/recipe.json"
   part host 300 npm run bench -- --host
   exit 0
 fi
 part unit 240 node scripts/with-webgpu.mjs npx vitest run test/gpu test/kernels test/model test/training
-part recipe 300 npm run bench -- --recipe --recipe-vit 5 --precision f32,f16-storage --json "$out/recipe.json"
+part recipe 300 npm run bench -- --recipe --recipe-vit 5 --precision f32,f16-storage,f16 --json "$out/recipe.json"
 part host 60 npm run bench -- --host
 part matmul 120 npm run bench -- --tune
 if python3 -c 'import torch, transformers, peft' 2>/dev/null; then

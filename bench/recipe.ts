@@ -57,7 +57,7 @@ async function benchOne(
   budgetBytes: number,
 ): Promise<RecipeResult> {
   const { model } = bench;
-  const precision = precisionOf(model.weights.weightStorage);
+  const precision = precisionOf(model.weights);
   const config: ClipConfig = model.config;
   const adapter = defaultAdapterSettings(config, method.settings);
   const recipe = defaultTrainSettings(1);

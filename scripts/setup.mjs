@@ -6,7 +6,7 @@
 // functions gather those facts from the machine, act on the decision and say what they did.
 
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync, utimesSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -155,6 +155,81 @@ export function ensureTestSystemPackages() {
   console.log(`Installed: ${process.platform === 'linux' ? TEST_SYSTEM_PACKAGES.join(', ') : chromiumPath()}`);
 }
 
+// ---- A Vulkan driver with shader-f16, for the 'f16' precision's tests ----
+
+/**
+ * Mesa's lavapipe (a CPU Vulkan) from Debian's bookworm-backports, unpacked under .cache/: Mesa 25
+ * offers shader-f16 through Dawn, where SwiftShader has none and bookworm's own Mesa 22.3 is refused.
+ * Fetched with apt's lists and cache in that folder, so the system's package state is not touched;
+ * the tests name it as OCTOCLIP_F16_VULKAN_ICD (webgpuEnvironment).
+ */
+export const LAVAPIPE_DIR = join(ROOT, '.cache', 'lavapipe');
+export const LAVAPIPE_ICD = join(LAVAPIPE_DIR, 'lvp_icd.json');
+const LAVAPIPE_SOURCE = 'deb http://deb.debian.org/debian bookworm-backports main';
+const LAVAPIPE_PACKAGE = 'mesa-vulkan-drivers/bookworm-backports';
+
+/**
+ * Whether to fetch lavapipe: on Debian bookworm with apt-get, when it is not there yet and no driver is
+ * named for the f16 tests already. Elsewhere those tests run on a GPU that has shader-f16, or skip.
+ * @param {{ platform: NodeJS.Platform, debianCodename: string | null, hasAptGet: boolean, present: boolean, named: boolean }} facts
+ */
+export function shouldFetchLavapipe({ platform, debianCodename, hasAptGet, present, named }) {
+  return platform === 'linux' && debianCodename === 'bookworm' && hasAptGet && !present && !named;
+}
+
+function debianCodename() {
+  if (!existsSync('/etc/os-release')) return null;
+  return /^VERSION_CODENAME=(\w+)$/m.exec(readFileSync('/etc/os-release', 'utf8'))?.[1] ?? null;
+}
+
+export function ensureF16VulkanDriver() {
+  const fetch = shouldFetchLavapipe({
+    platform: process.platform,
+    debianCodename: process.platform === 'linux' ? debianCodename() : null,
+    hasAptGet: process.platform === 'linux' && onPath('apt-get'),
+    present: existsSync(LAVAPIPE_ICD),
+    named: Boolean(process.env.OCTOCLIP_F16_VULKAN_ICD),
+  });
+  if (!fetch) {
+    console.log(
+      existsSync(LAVAPIPE_ICD)
+        ? `lavapipe: ${LAVAPIPE_ICD}`
+        : 'No lavapipe to fetch here: f16 tests need a GPU with shader-f16',
+    );
+    return;
+  }
+  console.log(`Fetching Mesa's lavapipe (${LAVAPIPE_PACKAGE}) into ${LAVAPIPE_DIR}`);
+  const apt = join(LAVAPIPE_DIR, 'apt');
+  for (const folder of ['lists/partial', 'cache/archives/partial']) mkdirSync(join(apt, folder), { recursive: true });
+  writeFileSync(join(apt, 'sources.list'), `${LAVAPIPE_SOURCE}\n`);
+  const options = [
+    `Dir::Etc::SourceList=${join(apt, 'sources.list')}`,
+    `Dir::Etc::SourceParts=${join(apt, 'none')}`,
+    `Dir::State::Lists=${join(apt, 'lists')}`,
+    `Dir::Cache=${join(apt, 'cache')}`,
+    ...(process.getuid?.() === 0 ? ['APT::Sandbox::User=root'] : []),
+  ].flatMap((option) => ['-o', option]);
+  try {
+    run('apt-get', [...options, '-q', 'update']);
+    run('apt-get', [...options, 'download', LAVAPIPE_PACKAGE], { cwd: apt });
+    const deb = readdirSync(apt).find((name) => name.startsWith('mesa-vulkan-drivers_') && name.endsWith('.deb'));
+    if (!deb) throw new Error('apt-get download left no mesa-vulkan-drivers package');
+    run('dpkg-deb', ['-x', join(apt, deb), join(LAVAPIPE_DIR, 'root')]);
+    // The package's own ICD file names the library bare, for the system's library path: name it where it is.
+    const root = join(LAVAPIPE_DIR, 'root');
+    const icd = JSON.parse(readFileSync(join(root, 'usr', 'share', 'vulkan', 'icd.d', 'lvp_icd.json'), 'utf8'));
+    const libraries = join(root, 'usr', 'lib');
+    const library = readdirSync(libraries)
+      .map((folder) => join(libraries, folder, icd.ICD.library_path))
+      .find((path) => existsSync(path));
+    if (!library) throw new Error(`the package holds no ${icd.ICD.library_path}`);
+    writeFileSync(LAVAPIPE_ICD, `${JSON.stringify({ ...icd, ICD: { ...icd.ICD, library_path: library } }, null, 2)}\n`);
+  } catch (error) {
+    // The f16 tests skip, saying why; nothing else depends on this driver.
+    console.log(`Could not fetch lavapipe (${error instanceof Error ? error.message : error}): f16 tests will skip`);
+  }
+}
+
 // ---- npm dependencies ----
 
 /**
@@ -217,9 +292,10 @@ function installedNvidiaIcds() {
  * chooseVulkanIcd), XDG_RUNTIME_DIR (whose absence Dawn warns about), and node_modules/.bin first on
  * the PATH, whatever the working directory (the octoclip CLI runs from anywhere).
  * @param {Record<string, string | undefined>} env
- * @param {{ platform: NodeJS.Platform, icd: string | null, root: string }} facts
+ * @param {{ platform: NodeJS.Platform, icd: string | null, root: string, f16Icd?: string | null }} facts
+ *   f16Icd: a driver with shader-f16 for the f16 tests (LAVAPIPE_ICD where ensureF16VulkanDriver put it)
  */
-export function webgpuEnvironment(env, { platform, icd, root }) {
+export function webgpuEnvironment(env, { platform, icd, root, f16Icd = null }) {
   // Windows spells it Path; whichever spelling is there is the one to extend.
   const pathKey = Object.keys(env).find((key) => key.toUpperCase() === 'PATH') ?? 'PATH';
   const result = {
@@ -230,6 +306,7 @@ export function webgpuEnvironment(env, { platform, icd, root }) {
   };
   if (platform === 'linux') result.XDG_RUNTIME_DIR = env.XDG_RUNTIME_DIR || '/tmp';
   if (icd) result.VK_ICD_FILENAMES = icd;
+  if (f16Icd && !env.OCTOCLIP_F16_VULKAN_ICD) result.OCTOCLIP_F16_VULKAN_ICD = f16Icd;
   return result;
 }
 
@@ -241,7 +318,8 @@ export function currentWebgpuEnvironment() {
     swiftShaderPresent: existsSync(SWIFTSHADER_ICD),
     nvidiaIcds: process.platform === 'linux' ? installedNvidiaIcds() : [],
   });
-  return webgpuEnvironment(process.env, { platform: process.platform, icd, root: ROOT });
+  const f16Icd = existsSync(LAVAPIPE_ICD) ? LAVAPIPE_ICD : null;
+  return webgpuEnvironment(process.env, { platform: process.platform, icd, root: ROOT, f16Icd });
 }
 
 // ---- Running things ----

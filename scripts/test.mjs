@@ -2,6 +2,7 @@
 // npm test: from a fresh clone, installs what is missing and runs every check, each under its own
 // header with its time, stopping at the first failure with a non-zero exit status.
 import {
+  ensureF16VulkanDriver,
   ensureNode,
   ensureNpmDependencies,
   ensureTestSystemPackages,
@@ -17,6 +18,8 @@ const check = (tool, args) => () => runWithWebgpu(tool, args, { cwd: ROOT });
 const STAGES = [
   { title: 'Node.js', run: ensureNode },
   { title: 'System packages', run: ensureTestSystemPackages },
+  // Mesa's lavapipe, where the 'f16' precision's kernels run without a GPU (skipped where it cannot be had).
+  { title: 'Vulkan driver with shader-f16', run: ensureF16VulkanDriver },
   { title: 'npm dependencies', run: ensureNpmDependencies },
   { title: 'Type check', run: check('tsc', ['--noEmit']) },
   // The engine and src/common against a worker's globals, without the DOM.

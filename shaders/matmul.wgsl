@@ -9,7 +9,10 @@
 // Batched, each entry has its own (q, k and v of a layer in one dispatch: a shared, b, bias, out and
 // the low-rank operands strided). With k planes, out = sum_i a_i b_i (+ sum_i low-rank term i): the
 // input gradient of q, k and v together, dy_q W_q + dy_k W_k + dy_v W_v. b (the frozen weight in the
-// linear layer's products) may be stored in half precision; every product is summed in f32.
+// linear layer's products) may be stored in half precision. The products are computed in `arithmetic`:
+// f32, or in the f16 variant (shaders.ts; the 'f16' precision) half precision, 4 products per value
+// of out summed in f16 per step of k, and those partial sums added up in f32. The low-rank term,
+// bias and epilogue are f32 in both.
 
 struct Params {
   m: u32,
@@ -64,6 +67,8 @@ override WORKGROUP_Y: u32 = 8u;      // threads along m
 override K_BLOCKS: u32 = 4u;         // matmul_shared: k-slice held in workgroup memory, in blocks of 4
 
 const LANES = vec4u(0u, 1u, 2u, 3u);
+
+alias arithmetic = f32;
 
 // ---- 4x4 blocks of the operands ---------------------------------------------------------------
 // Blocks come transposed, so that `b_block * a_block` is the transpose of op(a) op(b) and its column
@@ -264,6 +269,12 @@ fn first_workgroup() -> vec3u {
   return vec3u(p.first_workgroup_x, p.first_workgroup_y, p.first_workgroup_z);
 }
 
+// One step of 4 k of a block (b_block * a_block, see above) in the arithmetic's precision, widened to
+// be added to the f32 sums.
+fn block_product(b_block: mat4x4f, a_block: mat4x4f) -> mat4x4f {
+  return mat4x4f(mat4x4<arithmetic>(b_block) * mat4x4<arithmetic>(a_block));
+}
+
 fn direct_product(batch: u32, row0: u32, col0: u32) -> mat4x4f {
   let whole_steps_end = p.k & ~3u;
   let a_advance = a_step();
@@ -273,12 +284,13 @@ fn direct_product(batch: u32, row0: u32, col0: u32) -> mat4x4f {
     var a_at = a_start(a_base(entry), row0, 0u);
     var b_at = b_start(b_base(entry), 0u, col0);
     for (var k0 = 0u; k0 < whole_steps_end; k0 += 4u) {
-      sum += b_block(b_at) * a_block(a_at);
+      sum += block_product(b_block(b_at), a_block(a_at));
       a_at += a_advance;
       b_at += b_advance;
     }
     if (whole_steps_end < p.k) {
-      sum += b_block_tail(b_base(entry), whole_steps_end, col0) * a_block_tail(a_base(entry), row0, whole_steps_end);
+      sum += block_product(b_block_tail(b_base(entry), whole_steps_end, col0),
+                           a_block_tail(a_base(entry), row0, whole_steps_end));
     }
   }
   return sum;
@@ -305,10 +317,10 @@ fn matmul_direct_bias(@builtin(workgroup_id) workgroup: vec3u, @builtin(local_in
 // ---- shared kernel: a workgroup stages k-slices of its rows of a and columns of b -------------
 // Tiles hold the blocks' columns (vec4s) as [k block][column of the block][row or column block],
 // so the threads of a row of the workgroup read consecutive vec4s of b_tile (no bank conflicts) and
-// one vec4 of a_tile (a broadcast).
+// one vec4 of a_tile (a broadcast). Tiles hold the arithmetic's precision: converted once, as staged.
 
-var<workgroup> a_tile: array<vec4f, 4u * K_BLOCKS * WORKGROUP_Y>;
-var<workgroup> b_tile: array<vec4f, 4u * K_BLOCKS * WORKGROUP_X>;
+var<workgroup> a_tile: array<vec4<arithmetic>, 4u * K_BLOCKS * WORKGROUP_Y>;
+var<workgroup> b_tile: array<vec4<arithmetic>, 4u * K_BLOCKS * WORKGROUP_X>;
 
 // The product of this thread's block; tile.z is the batch entry.
 fn shared_product(tile: vec3u, local: vec3u, local_index: u32) -> mat4x4f {
@@ -336,7 +348,7 @@ fn shared_plane_product(entry: u32, tile: vec3u, local: vec3u, local_index: u32)
       let k0 = slice_k0 + k_block * 4u;
       var block: mat4x4f;
       if (k0 + 4u <= p.k) { block = a_block(a_start(a_first, row0, k0)); } else { block = a_block_tail(a_first, row0, k0); }
-      for (var c = 0u; c < 4u; c++) { a_tile[(k_block * 4u + c) * WORKGROUP_Y + row_block] = block[c]; }
+      for (var c = 0u; c < 4u; c++) { a_tile[(k_block * 4u + c) * WORKGROUP_Y + row_block] = vec4<arithmetic>(block[c]); }
     }
     for (var i = local_index; i < WORKGROUP_X * K_BLOCKS; i += threads) {
       let col_block = select(i % WORKGROUP_X, i / K_BLOCKS, TRANSPOSE_B);
@@ -345,15 +357,15 @@ fn shared_plane_product(entry: u32, tile: vec3u, local: vec3u, local_index: u32)
       let k0 = slice_k0 + k_block * 4u;
       var block: mat4x4f;
       if (k0 + 4u <= p.k) { block = b_block(b_start(b_first, k0, col0)); } else { block = b_block_tail(b_first, k0, col0); }
-      for (var c = 0u; c < 4u; c++) { b_tile[(k_block * 4u + c) * WORKGROUP_X + col_block] = block[c]; }
+      for (var c = 0u; c < 4u; c++) { b_tile[(k_block * 4u + c) * WORKGROUP_X + col_block] = vec4<arithmetic>(block[c]); }
     }
     workgroupBarrier();
     for (var k_block = 0u; k_block < K_BLOCKS; k_block++) {
       let a_at = k_block * 4u * WORKGROUP_Y + local.y;
       let b_at = k_block * 4u * WORKGROUP_X + local.x;
-      let a_here = mat4x4f(a_tile[a_at], a_tile[a_at + WORKGROUP_Y], a_tile[a_at + 2u * WORKGROUP_Y], a_tile[a_at + 3u * WORKGROUP_Y]);
-      let b_here = mat4x4f(b_tile[b_at], b_tile[b_at + WORKGROUP_X], b_tile[b_at + 2u * WORKGROUP_X], b_tile[b_at + 3u * WORKGROUP_X]);
-      sum += b_here * a_here;
+      let a_here = mat4x4<arithmetic>(a_tile[a_at], a_tile[a_at + WORKGROUP_Y], a_tile[a_at + 2u * WORKGROUP_Y], a_tile[a_at + 3u * WORKGROUP_Y]);
+      let b_here = mat4x4<arithmetic>(b_tile[b_at], b_tile[b_at + WORKGROUP_X], b_tile[b_at + 2u * WORKGROUP_X], b_tile[b_at + 3u * WORKGROUP_X]);
+      sum += mat4x4f(b_here * a_here);
     }
     workgroupBarrier();
   }

@@ -13,7 +13,8 @@ import {
 import {
   AUTO_WITHOUT_PLAN,
   resolvePrecision,
-  WEIGHT_STORAGE,
+  PRECISION_NUMERICS,
+  precisionNeeds,
   type PrecisionSetting,
   type ResolvedPrecision,
 } from '../common/recipe';
@@ -23,6 +24,7 @@ import { ClipModel, type ClipModelFiles } from '../model/clip';
 import { parseClipConfig, type ClipConfig } from '../model/config';
 import { createNodeGpuContext } from '../node/gpu';
 import { octoclipCacheDir, openModel } from '../node/model-files';
+import { UsageError } from './options';
 import { Progress } from './progress';
 
 export function log(line: string): void {
@@ -132,10 +134,16 @@ export async function loadWeights(
   { ctx, files }: OpenedModel,
   { precision, reason }: ResolvedPrecision,
 ): Promise<ClipModel> {
+  const needed = precisionNeeds(precision);
+  if (needed && !ctx.device.features.has(needed)) {
+    throw new UsageError(
+      `--precision ${precision} needs the GPU adapter's ${needed} feature, which ${ctx.adapterName} does not offer: use f16-storage or f32`,
+    );
+  }
   log(`precision: ${precision} (${reason})`);
   const progress = new Progress('loading weights', 100);
   const clip = await ClipModel.load(ctx, files, {
-    weightStorage: WEIGHT_STORAGE[precision],
+    ...PRECISION_NUMERICS[precision],
     onProgress: (loaded, total) => progress.update(Math.floor((100 * loaded) / total)),
   });
   ctx.onDeviceLost((info) => log(`GPU device lost: ${info.message}`));

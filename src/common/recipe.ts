@@ -88,17 +88,19 @@ export const RECIPE_PATIENCE = 0;
 export const RECIPE_CHECKPOINT_EVERY = 50;
 
 /**
- * How a run holds the frozen CLIP weights. 'f32': as 32-bit floats, nothing rounded. 'f16-storage': as
- * 16-bit floats (pairs in a u32), widened to f32 in the kernels, which compute and accumulate in f32:
- * half the weight memory, the weights rounded once as they load. Adapters, their gradients and the
- * optimizer are f32 at every precision, so an adapter trained at one is used at any.
+ * How a run holds the frozen CLIP weights and multiplies by them. 'f32': 32-bit floats, nothing rounded.
+ * 'f16-storage': the weights as 16-bit floats (pairs in a u32), widened to f32 in the kernels, which
+ * compute and accumulate in f32: half the weight memory, the weights rounded once as they load. 'f16':
+ * f16-storage, and the linear layers' products in 16-bit floats (4 products per sum, those sums added
+ * in f32), on adapters with shader-f16; attention, layer norms, softmax and loss stay f32. Adapters,
+ * their gradients and the optimizer are f32 at every precision, so an adapter trained at one is used at any.
  */
-export type Precision = 'f32' | 'f16-storage';
+export type Precision = 'f32' | 'f16-storage' | 'f16';
 /** The setting: a precision, or 'auto' (autoPrecision). */
 export type PrecisionSetting = 'auto' | Precision;
 
 /** What the studio's select and `--precision` offer, in this order. */
-export const PRECISION_SETTINGS: readonly PrecisionSetting[] = ['auto', 'f32', 'f16-storage'];
+export const PRECISION_SETTINGS: readonly PrecisionSetting[] = ['auto', 'f32', 'f16-storage', 'f16'];
 
 export const RECIPE_PRECISION: PrecisionSetting = 'auto';
 
@@ -107,18 +109,16 @@ export const PRECISION_HELP: Readonly<Record<PrecisionSetting, string>> = {
   auto: 'f32, or f16-storage when half-precision weights fit larger passes than f32 ones in the GPU memory',
   f32: 'weights and arithmetic in 32-bit floats: nothing rounded',
   'f16-storage': 'weights stored in 16-bit floats, arithmetic in 32-bit: half the weight memory',
+  f16: "as f16-storage, and the linear layers' products in 16-bit floats (needs the GPU's shader-f16)",
 };
 
-/**
- * A precision setting from its name; a RangeError saying what is offered otherwise. 'f16' (f16 arithmetic,
- * which needs the adapter's shader-f16) is named apart: it is not in this version.
- */
+/** What a precision needs of the device beyond core WebGPU; null: nothing. */
+export function precisionNeeds(precision: Precision): 'shader-f16' | null {
+  return PRECISION_NUMERICS[precision].arithmetic === 'f16' ? 'shader-f16' : null;
+}
+
+/** A precision setting from its name; a RangeError saying what is offered otherwise. */
 export function parsePrecision(text: string): PrecisionSetting {
-  if (text === 'f16') {
-    throw new RangeError(
-      'f16 arithmetic is not available in this version; f16-storage stores the weights in half precision (half the weight memory) with f32 arithmetic',
-    );
-  }
   const setting = PRECISION_SETTINGS.find((candidate) => candidate === text);
   if (!setting) throw new RangeError(`the precision must be ${PRECISION_SETTINGS.join(', ')}, got "${text}"`);
   return setting;
@@ -169,12 +169,27 @@ export async function resolvePrecision(
 /** 'auto' where nothing is planned (inference: no pass is sized to the memory): full precision. */
 export const AUTO_WITHOUT_PLAN: ResolvedPrecision = { precision: 'f32', reason: 'auto: f32 when not training' };
 
-/** How each precision stores the frozen weights (ClipWeights' weight storage). */
-export const WEIGHT_STORAGE = { f32: 'f32', 'f16-storage': 'f16' } as const satisfies Record<Precision, string>;
+/** How a model holds its frozen weights and multiplies by them: ClipWeights' load options. */
+export interface WeightNumerics {
+  weightStorage: 'f32' | 'f16';
+  arithmetic: 'f32' | 'f16';
+}
 
-/** The precision of weights held in this storage. */
-export function precisionOf(storage: (typeof WEIGHT_STORAGE)[Precision]): Precision {
-  return storage === WEIGHT_STORAGE['f16-storage'] ? 'f16-storage' : 'f32';
+/** How each precision holds the frozen weights and multiplies by them. */
+export const PRECISION_NUMERICS = {
+  f32: { weightStorage: 'f32', arithmetic: 'f32' },
+  'f16-storage': { weightStorage: 'f16', arithmetic: 'f32' },
+  f16: { weightStorage: 'f16', arithmetic: 'f16' },
+} as const satisfies Record<Precision, WeightNumerics>;
+
+/** The precision of weights held and multiplied so. */
+export function precisionOf({ weightStorage, arithmetic }: WeightNumerics): Precision {
+  const precisions = Object.keys(PRECISION_NUMERICS) as Precision[];
+  const found = precisions.find(
+    (p) => PRECISION_NUMERICS[p].weightStorage === weightStorage && PRECISION_NUMERICS[p].arithmetic === arithmetic,
+  );
+  if (!found) throw new RangeError(`no precision holds weights in ${weightStorage} and multiplies in ${arithmetic}`);
+  return found;
 }
 
 export interface TrainSettings {

@@ -4,7 +4,7 @@
 
 import { MemoryTracker } from './memory';
 import type { ParamValues } from './params';
-import { shaderInterface, shaderSource, type ShaderName } from './shaders';
+import { type Arithmetic, shaderInterface, shaderVariantSource, type ShaderName } from './shaders';
 import { HALF_MAX, HalfRangeError, packHalves, unpackHalves } from './half';
 import { BYTES_PER_ELEMENT, type ElementType, Tensor, shapeString, tensorByteLength } from './tensor';
 
@@ -15,6 +15,8 @@ export interface Dispatch {
   entry: string;
   /** WGSL `override` constants, for example tile sizes. */
   constants?: Record<string, number>;
+  /** The shader's variant: 'f16' multiplies in half precision (needs shader-f16; see shaders.ts). Default 'f32'. */
+  arithmetic?: Arithmetic;
   /** The shader's `struct Params` (bound at @binding(0)), every field by the camelCase of its WGSL name. */
   params?: ParamValues;
   /** Storage buffers by the camelCase of their WGSL variable names. */
@@ -232,14 +234,26 @@ export class GpuContext {
 
   // ---- dispatch -----------------------------------------------------------------------------
 
-  pipeline(shader: ShaderName, entry: string, constants: Record<string, number> = {}): GPUComputePipeline {
-    const key = `${shader}:${entry}:${JSON.stringify(constants)}`;
+  /** Whether the device multiplies in half precision (the adapter's shader-f16, which openDevice asks for). */
+  get hasF16Arithmetic(): boolean {
+    return this.device.features.has('shader-f16');
+  }
+
+  pipeline(
+    shader: ShaderName,
+    entry: string,
+    constants: Record<string, number> = {},
+    arithmetic: Arithmetic = 'f32',
+  ): GPUComputePipeline {
+    const key = `${shader}:${arithmetic}:${entry}:${JSON.stringify(constants)}`;
     let pipeline = this.pipelines.get(key);
     if (!pipeline) {
-      let module = this.modules.get(shader);
+      const moduleKey = `${shader}:${arithmetic}`;
+      let module = this.modules.get(moduleKey);
       if (!module) {
-        module = this.device.createShaderModule({ label: shader, code: shaderSource(shader) });
-        this.modules.set(shader, module);
+        const code = shaderVariantSource(shader, arithmetic);
+        module = this.device.createShaderModule({ label: `${shader} (${arithmetic})`, code });
+        this.modules.set(moduleKey, module);
       }
       pipeline = this.device.createComputePipeline({
         label: `${shader}.${entry}`,
@@ -280,6 +294,11 @@ export class GpuContext {
       if (d.params) shader.params!.write(d.entry, d.params, new DataView(this.arenaBytes), 0);
       return;
     }
+    if (d.arithmetic === 'f16' && !this.hasF16Arithmetic) {
+      throw new GpuError(
+        `${d.shader}.${d.entry}: f16 arithmetic needs the adapter's shader-f16 feature, which ${this.adapterName} does not offer`,
+      );
+    }
     if (d.params) {
       const layout = shader.params!; // bindingNumbers checked that the entry point reads p
       const size = layout.byteLength;
@@ -288,9 +307,7 @@ export class GpuContext {
       entries.push({ binding: 0, resource: { buffer: this.arena, offset: this.arenaUsed, size } });
       this.arenaUsed += Math.ceil(size / UNIFORM_ALIGNMENT) * UNIFORM_ALIGNMENT;
     }
-    // A dry run checks the grid, bindings and parameters, then drops the dispatch.
-    if (!this.recordsDispatches) return;
-    const pipeline = this.pipeline(d.shader, d.entry, d.constants);
+    const pipeline = this.pipeline(d.shader, d.entry, d.constants, d.arithmetic);
     const bindGroup = this.bindGroup(pipeline, `${d.shader}.${d.entry}`, entries);
     const profiling = this.timing?.passLabels;
     if (profiling) this.endPass();

@@ -79,9 +79,11 @@ export async function openDevice(adapter: GPUAdapter): Promise<AcquiredDevice> {
     maxComputeWorkgroupSizeY: adapter.limits.maxComputeWorkgroupSizeY,
   };
   const hasTimestampQuery = adapter.features.has('timestamp-query');
+  // shader-f16: the 'f16' precision's half-precision products (GpuContext.hasF16Arithmetic).
+  const wanted: GPUFeatureName[] = ['timestamp-query', 'shader-f16'];
   const device = await adapter.requestDevice({
     requiredLimits,
-    requiredFeatures: hasTimestampQuery ? ['timestamp-query'] : [],
+    requiredFeatures: wanted.filter((feature) => adapter.features.has(feature)),
   });
   const isFallbackAdapter =
     (adapter.info as GPUAdapterInfo & { isFallbackAdapter?: boolean }).isFallbackAdapter ?? false;

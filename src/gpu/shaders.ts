@@ -19,6 +19,23 @@ const INCLUDE = /^\/\/ #include "(\w+)\.wgsl"$/gm;
 
 export type ShaderName = string;
 
+/**
+ * The precision a kernel multiplies in. 'f16' (where the device has shader-f16) is a variant of the
+ * shaders that declare `alias arithmetic = f32;`: that line reads f16, and the module enables f16.
+ * Such shaders convert their operands to `arithmetic` for the products and sum those in f32.
+ */
+export type Arithmetic = 'f32' | 'f16';
+
+const ARITHMETIC_ALIAS = /^alias arithmetic = f32;$/m;
+
+/** shaderSource in the given arithmetic; throws for f16 if the shader has no such variant. */
+export function shaderVariantSource(name: ShaderName, arithmetic: Arithmetic): string {
+  const source = shaderSource(name);
+  if (arithmetic === 'f32') return source;
+  if (!ARITHMETIC_ALIAS.test(source)) throw new Error(`shaders/${name}.wgsl has no f16 arithmetic variant`);
+  return `enable f16;\n${source.replace(ARITHMETIC_ALIAS, 'alias arithmetic = f16;')}`;
+}
+
 export function shaderSource(name: ShaderName, includedBy: readonly ShaderName[] = []): string {
   const text = byName.get(name);
   if (text === undefined) throw new Error(`No shader named shaders/${name}.wgsl`);

@@ -1,11 +1,12 @@
 // Matrix products and nn.Linear's forward and backward (shaders/matmul.wgsl).
 
 import type { GpuContext } from '../gpu/context';
-import { shaderInterface } from '../gpu/shaders';
+import { type Arithmetic, shaderInterface } from '../gpu/shaders';
 import type { Tensor } from '../gpu/tensor';
 import { checkDropout, dropoutParams, NO_DROPOUT, type LoraDropout } from './dropout';
 import { grid1d } from './grid';
 import { dimensionsOf, expectElements, expectPositiveIntegers, shapeError } from './shapes';
+import { isCpuAdapterName } from './tuning';
 
 const SHADER = 'matmul';
 const BLOCK = 4; // every thread computes a 4x4 block of out
@@ -38,6 +39,8 @@ export interface MatmulOptions {
   lowRank?: LowRankTerm | null;
   /** Kernel and tile shape; by default matmulConfigOf(ctx). For benchmarks, the autotune and tests. */
   config?: MatmulConfig;
+  /** The products' precision (shaders/matmul.wgsl): 'f16' needs shader-f16. Sums are f32 either way. Default 'f32'. */
+  arithmetic?: Arithmetic;
 }
 
 export type BatchStrides = Partial<Record<'a' | 'b' | 'out' | 'bias', number>>;
@@ -116,7 +119,7 @@ export const MATMUL_CONFIGS = {
 //   shared8x8k16        0.61        0.54          0.65         0.66  (shared 16x8 or 16x16, k16 or k32: 0.62-0.76 at 512^3)
 // Barriers and workgroup memory cost more than they save on a CPU; a GPU's cache hierarchy wants them.
 export function matmulConfigFor(adapterName: string): MatmulConfig {
-  return /swiftshader/i.test(adapterName) ? MATMUL_CONFIGS.direct8x8 : MATMUL_CONFIGS.shared16x8k16;
+  return isCpuAdapterName(adapterName) ? MATMUL_CONFIGS.direct8x8 : MATMUL_CONFIGS.shared16x8k16;
 }
 
 /** Per context, the configuration the autotune measured fastest on its adapter (matmul-tune.ts). */
@@ -216,7 +219,7 @@ function expectReach([role, tensor]: [string, Tensor], batch: number, stride: nu
 /** out[batch, m, n] (+)= alpha * op(a) op(b) (+ bias), with op(a) [m, k] and op(b) [k, n]. */
 export function matmul(ctx: GpuContext, a: Tensor, b: Tensor, out: Tensor, options: MatmulOptions): void {
   const { m, n, k, batch = 1, transposeA = false, transposeB = false, alpha = 1, accumulate = false } = options;
-  const { bias = null, broadcastB = false, lowRank = null, batchStrides = {}, kPlanes = 1 } = options;
+  const { bias = null, broadcastB = false, lowRank = null, batchStrides = {}, kPlanes = 1, arithmetic } = options;
   expectPositiveIntegers('matmul', { m, n, k, batch, kPlanes });
   const bBatches = broadcastB ? 1 : batch;
   if (kPlanes > 1 && (batchStrides.a === undefined || batchStrides.b === undefined))
@@ -278,6 +281,7 @@ export function matmul(ctx: GpuContext, a: Tensor, b: Tensor, out: Tensor, optio
           shader: SHADER,
           entry,
           constants,
+          arithmetic,
           params: matmulParams({ m, n, k, strides, kPlanes, firstWorkgroup: [x, y, z], alpha, accumulate, lowRank }),
           bindings,
           workgroups: [Math.min(limit, groups[0] - x), Math.min(limit, groups[1] - y), Math.min(limit, groups[2] - z)],
@@ -303,11 +307,15 @@ function linearDimensions(
   return { outFeatures, inFeatures, rows };
 }
 
-/** Options of the linear layer's products: accumulate into the output, and an adapter's low-rank term. */
+/** Options of the linear layer's products: accumulate into the output, an adapter's low-rank term, the products' precision. */
 export interface LinearOptions {
   accumulate?: boolean;
   lowRank?: LowRankTerm | null;
+  arithmetic?: Arithmetic;
 }
+
+/** Options of the products of several layers of one input (q, k and v of a layer) together. */
+export type PlanesOptions = Omit<LinearOptions, 'accumulate'>;
 
 /**
  * y[rows, out] = x[rows, in] · W[out, in]^T + bias[out] (+ lowRank)  (PyTorch nn.Linear, weights stored
@@ -347,7 +355,7 @@ export function linearForwardPlanes(
   bias: Planes,
   y: Planes,
   shape: { out: number; in: number },
-  lowRank: LowRankTerm | null,
+  { lowRank = null, arithmetic }: PlanesOptions = {},
 ): void {
   const op = 'linearForwardPlanes';
   const { count } = weight;
@@ -363,6 +371,7 @@ export function linearForwardPlanes(
     transposeB: true,
     bias: bias.tensor,
     lowRank,
+    arithmetic,
     batchStrides: { a: 0, b: weight.stride, bias: bias.stride, out: y.stride },
   });
 }
@@ -378,7 +387,7 @@ export function linearBackwardInputPlanes(
   weight: Planes,
   dx: Tensor,
   shape: { out: number; in: number },
-  lowRank: LowRankTerm | null,
+  { lowRank = null, arithmetic }: PlanesOptions = {},
 ): void {
   const op = 'linearBackwardInputPlanes';
   const kPlanes = weight.count;
@@ -391,6 +400,7 @@ export function linearBackwardInputPlanes(
     k: shape.out,
     kPlanes,
     lowRank,
+    arithmetic,
     batchStrides: { a: dy.stride, b: weight.stride },
   });
 }

@@ -4,6 +4,7 @@
 import type { LinearAdapter, ModelAdapters } from './adapter';
 import type { TargetMatrix, Tower } from '../common/recipe';
 import type { GpuContext } from '../gpu/context';
+import type { Arithmetic } from '../gpu/shaders';
 import { sliceAlignedElements, Tensor } from '../gpu/tensor';
 import { attentionBackward, attentionForward, type AttentionScratch, type AttentionShape } from '../kernels/attention';
 import {
@@ -136,6 +137,8 @@ export class ClipEncoder {
   readonly headDim: number;
   /** The MLP's activation kernel, from the config's hidden_act. */
   private readonly activation: Activation;
+  /** The precision of the linear layers' products (the weights'). */
+  private readonly arithmetic: Arithmetic;
 
   constructor(
     private readonly ctx: GpuContext,
@@ -148,6 +151,7 @@ export class ClipEncoder {
     this.layers = Array.from({ length: config.numLayers }, (_, i) => encoderLayerWeights(weights, tower, i));
     this.headDim = config.hiddenSize / config.numHeads;
     this.activation = HIDDEN_ACTIVATIONS[config.hiddenAct];
+    this.arithmetic = weights.arithmetic;
   }
 
   allocateTransient(shape: EncoderShape): TransientActivations {
@@ -235,7 +239,7 @@ export class ClipEncoder {
     adapters: ModelAdapters | null,
     options: ForwardOptions,
   ): void {
-    const { ctx } = this;
+    const { ctx, arithmetic } = this;
     const w = this.layers[layer];
     const eps = this.config.layerNormEps;
     // An adapter's down-projection runs first; matmul adds its up-projection as it stores x W0^T + b.
@@ -247,7 +251,7 @@ export class ClipEncoder {
         loraDown(ctx, x, adapter.a, u, dropoutFor(adapter, options));
         lowRank = loraUp(u, adapter.bSum, adapter.scale);
       }
-      linearForward(ctx, x, weights.weight, weights.bias, out, { lowRank });
+      linearForward(ctx, x, weights.weight, weights.bias, out, { lowRank, arithmetic });
     };
     const { attnOut, gelu, fc2, ln1, ln2 } = acts.transient;
     layerNormForward(ctx, input, w.layer_norm1.weight, w.layer_norm1.bias, ln1, acts.mean1, acts.rstd1, eps);
@@ -261,7 +265,7 @@ export class ClipEncoder {
         loraDownPlanes(ctx, ln1, qkv.a, acts.qkvLoraU!, { dIn: d, b }, dropoutFor(qkv.adapters[0], options));
         lowRank = loraUpPlanes(acts.qkvLoraU!, qkv.bSum, { dOut: d, b }, qkv.adapters[0].scale);
       }
-      linearForwardPlanes(ctx, ln1, w.qkv.weight, w.qkv.bias, acts.qkv, { out: d, in: d }, lowRank);
+      linearForwardPlanes(ctx, ln1, w.qkv.weight, w.qkv.bias, acts.qkv, { out: d, in: d }, { lowRank, arithmetic });
     } else {
       QKV.forEach((matrix, i) => linear(matrix, w.self_attn[matrix], ln1, [acts.q, acts.k, acts.v][i]));
     }
@@ -291,7 +295,7 @@ export class ClipEncoder {
     adapters: ModelAdapters | null,
     options: ForwardOptions,
   ): void {
-    const { ctx } = this;
+    const { ctx, arithmetic } = this;
     const w = this.layers[layer];
     // A linear layer's adapter gradients, then its dx with the adapter's share added by the matmul.
     const linearBackward = (
@@ -323,7 +327,7 @@ export class ClipEncoder {
         );
         lowRank = loraInputGradient(du, adapter.a, dropout);
       }
-      linearBackwardInput(ctx, dy, weights.weight, dx, { accumulate, lowRank });
+      linearBackwardInput(ctx, dy, weights.weight, dx, { accumulate, lowRank, arithmetic });
     };
     const dMid = dOutput; // the residual passes dOutput through unchanged
     // MLP: output = mid + fc2(act(fc1(LN2(mid))))
@@ -385,7 +389,14 @@ export class ClipEncoder {
         });
         lowRank = loraInputGradientPlanes(scratch.qkvDu!, qkv.a, { dIn: d, b }, dropoutFor(qkv.adapters[0], options));
       }
-      linearBackwardInputPlanes(ctx, scratch.dqkv, w.qkv.weight, scratch.dNorm, { out: d, in: d }, lowRank);
+      linearBackwardInputPlanes(
+        ctx,
+        scratch.dqkv,
+        w.qkv.weight,
+        scratch.dNorm,
+        { out: d, in: d },
+        { lowRank, arithmetic },
+      );
     } else {
       linearBackward('q_proj', w.self_attn.q_proj, ln1, scratch.dq, scratch.dNorm, false);
       linearBackward('k_proj', w.self_attn.k_proj, ln1, scratch.dk, scratch.dNorm, true);

@@ -83,7 +83,9 @@ export class ClipTextTransformer {
       layerNormEps,
     );
     const features = ctx.tensor([batch, config.projectionDim], 'text.features');
-    linearForward(ctx, pooledNorm, weights.get('text_projection.weight'), null, features);
+    linearForward(ctx, pooledNorm, weights.get('text_projection.weight'), null, features, {
+      arithmetic: weights.arithmetic,
+    });
     run.finish(features, { rows, pooled, mean, rstd }, [pooledNorm]);
     return run;
   }
@@ -95,7 +97,9 @@ export class ClipTextTransformer {
     const { batch, seqLen } = run.shape;
     const head = run.head!;
     const dPooledNorm = ctx.tensor([batch, d], 'text.d_final_layer_norm');
-    linearBackwardInput(ctx, dFeatures, weights.get('text_projection.weight'), dPooledNorm);
+    linearBackwardInput(ctx, dFeatures, weights.get('text_projection.weight'), dPooledNorm, {
+      arithmetic: weights.arithmetic,
+    });
     const dPooled = ctx.tensor([batch, d], 'text.d_pooled');
     layerNormBackward(
       ctx,

@@ -48,7 +48,14 @@ export class ClipVisionTransformer {
     const patchPixels = ctx.tensor([batch * patches, 3 * patchSize * patchSize], 'vision.patches');
     const patchFeatures = ctx.tensor([batch * patches, d], 'vision.patch_features');
     extractPatches(ctx, pixels, patchPixels, { batch, imageSize, patchSize });
-    linearForward(ctx, patchPixels, weights.get('vision_model.embeddings.patch_embedding.weight'), null, patchFeatures);
+    linearForward(
+      ctx,
+      patchPixels,
+      weights.get('vision_model.embeddings.patch_embedding.weight'),
+      null,
+      patchFeatures,
+      { arithmetic: weights.arithmetic },
+    );
     const embeddings = ctx.tensor([batch * this.seqLen, d], 'vision.embeddings');
     visionEmbeddingsForward(
       ctx,
@@ -99,7 +106,9 @@ export class ClipVisionTransformer {
       layerNormEps,
     );
     const features = ctx.tensor([batch, config.projectionDim], 'vision.features');
-    linearForward(ctx, pooledNorm, weights.get('visual_projection.weight'), null, features);
+    linearForward(ctx, pooledNorm, weights.get('visual_projection.weight'), null, features, {
+      arithmetic: weights.arithmetic,
+    });
     run.finish(features, { rows, pooled, mean, rstd }, [pooledNorm]);
     return run;
   }
@@ -111,7 +120,9 @@ export class ClipVisionTransformer {
     const batch = run.shape.batch;
     const head = run.head!;
     const dPooledNorm = ctx.tensor([batch, d], 'vision.d_post_layernorm');
-    linearBackwardInput(ctx, dFeatures, weights.get('visual_projection.weight'), dPooledNorm);
+    linearBackwardInput(ctx, dFeatures, weights.get('visual_projection.weight'), dPooledNorm, {
+      arithmetic: weights.arithmetic,
+    });
     const dPooled = ctx.tensor([batch, d], 'vision.d_pooled');
     layerNormBackward(
       ctx,

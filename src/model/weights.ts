@@ -4,8 +4,9 @@
 
 import { MODEL_FILES } from '../common/file-names';
 import { parseShardIndex, ShardIndexError, type ShardIndex } from '../common/shard-index';
-import type { GpuContext } from '../gpu/context';
+import { type GpuContext, GpuError } from '../gpu/context';
 import { HALF_MAX, HalfRangeError } from '../gpu/half';
+import type { Arithmetic } from '../gpu/shaders';
 import { type ElementType, sliceAlignedElements, type Tensor } from '../gpu/tensor';
 import type { Planes } from '../kernels/matmul';
 import { checkTensors, expectedTensors, type ClipConfig } from './config';
@@ -127,6 +128,8 @@ export async function weightFilesFromBlobs(
 
 export interface WeightLoadOptions {
   weightStorage?: WeightStorage;
+  /** The precision of the products with the frozen weights (the linear layers'); 'f16' needs shader-f16. */
+  arithmetic?: Arithmetic;
   onProgress?: (loadedBytes: number, totalBytes: number) => void;
 }
 
@@ -140,6 +143,7 @@ export class ClipWeights {
     /** Identifies these weights (adapter files record it to refuse another base model). */
     readonly fingerprint: string,
     readonly weightStorage: WeightStorage,
+    readonly arithmetic: Arithmetic,
   ) {}
 
   get(name: string): Tensor {
@@ -176,12 +180,16 @@ export class ClipWeights {
    * Every tensor the model needs, all zero (WebGPU zero-fills new buffers), without a file: for a dry
    * run, where only the allocations matter (src/training/memory-plan.ts).
    */
-  static zeros(ctx: GpuContext, config: ClipConfig, { weightStorage = 'f32' }: WeightLoadOptions = {}): ClipWeights {
+  static zeros(
+    ctx: GpuContext,
+    config: ClipConfig,
+    { weightStorage = 'f32', arithmetic = 'f32' }: WeightLoadOptions = {},
+  ): ClipWeights {
     const tensors = new Map<string, Tensor>();
     const fused = new Map<string, Planes>();
     const allocate = qkvAllocator(ctx, fused, weightStorage);
     for (const [name, shape] of expectedTensors(config)) tensors.set(name, allocate(name, gpuShape(name, shape)));
-    return new ClipWeights(tensors, fused, 1, 'zeros', weightStorage); // exp(logit_scale) of a zero logit_scale
+    return new ClipWeights(tensors, fused, 1, 'zeros', weightStorage, arithmetic); // exp(logit_scale) of a zero logit_scale
   }
 
   /**
@@ -196,6 +204,12 @@ export class ClipWeights {
   ): Promise<ClipWeights> {
     const sources = isSharded(weights) ? weights.shards : [weights];
     try {
+      // Refused before anything is read: its products would fail at the first dispatch.
+      if (options.arithmetic === 'f16' && !ctx.hasF16Arithmetic) {
+        throw new GpuError(
+          `f16 arithmetic needs the adapter's shader-f16 feature, which ${ctx.adapterName} does not offer: use f16-storage or f32`,
+        );
+      }
       const located = await locateTensors(weights);
       checkTensors({ tensors: located }, config, isSharded(weights) ? MODEL_FILES.weightsIndex : weights.name);
       return await ClipWeights.upload(ctx, config, located, options);
@@ -208,7 +222,7 @@ export class ClipWeights {
     ctx: GpuContext,
     config: ClipConfig,
     located: Map<string, LocatedTensor>,
-    { weightStorage = 'f32', onProgress }: WeightLoadOptions,
+    { weightStorage = 'f32', arithmetic = 'f32', onProgress }: WeightLoadOptions,
   ): Promise<ClipWeights> {
     const tensors = new Map<string, Tensor>();
     const fused = new Map<string, Planes>();
@@ -248,7 +262,7 @@ export class ClipWeights {
       throw error;
     }
     const fingerprint = fingerprintWeights(FINGERPRINT_TENSORS.map((name) => fingerprinted.get(name)!));
-    return new ClipWeights(tensors, fused, Math.min(Math.exp(logitScale), 100), fingerprint, weightStorage);
+    return new ClipWeights(tensors, fused, Math.min(Math.exp(logitScale), 100), fingerprint, weightStorage, arithmetic);
   }
 }
 

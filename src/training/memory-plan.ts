@@ -15,7 +15,7 @@ import {
   defaultTrainSettings,
   resolvePrecision,
   validatePasses,
-  WEIGHT_STORAGE,
+  PRECISION_NUMERICS,
   type Precision,
   type PrecisionSetting,
   type ResolvedPrecision,
@@ -222,9 +222,14 @@ export async function fitTrainSettings(
     let attempt = attempts.get(precision);
     if (!attempt) {
       const options = { batchSize, microBatchSize, classes, adapter, textChunk, optimizer };
-      attempt = choosePassSizes(config, { ...options, weightStorage: WEIGHT_STORAGE[precision] }, device, {
-        keepMicroBatch,
-      });
+      attempt = choosePassSizes(
+        config,
+        { ...options, weightStorage: PRECISION_NUMERICS[precision].weightStorage },
+        device,
+        {
+          keepMicroBatch,
+        },
+      );
       attempts.set(precision, attempt);
     }
     return attempt;

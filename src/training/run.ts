@@ -195,7 +195,7 @@ export async function runTraining(
     const finalCheckpoint = kept ? kept.state : await gpuTurn(() => final.checkpoint());
     const supportAccuracy = (await gpuTurn(() => final.evaluate(support))).accuracy;
     // The precision recorded is the weights' own: what the run computed with.
-    const recorded = { ...training, precision: precisionOf(model.weights.weightStorage) };
+    const recorded = { ...training, precision: precisionOf(model.weights) };
     const meta = adapterMetadata(
       setup.adapter,
       recorded,

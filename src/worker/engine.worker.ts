@@ -32,6 +32,7 @@ import type {
   SelfTestResult,
   SuggestedModel,
 } from './protocol';
+import { isCpuAdapterName } from '../kernels/tuning';
 import { EngineRefusal } from './refusal';
 import { planRun, TrainingRun } from './training-run';
 
@@ -78,9 +79,6 @@ function openEngine(matmulTunings: readonly MatmulTuning[] = []): Promise<Engine
   return opening;
 }
 
-/** CPU implementations of Vulkan or WebGPU, which not every browser flags as fallback adapters. */
-const SOFTWARE_ADAPTER = /swiftshader|llvmpipe|lavapipe|software|warp/i;
-
 function describeDevice(
   device: GPUDevice,
   adapterName: string,
@@ -96,7 +94,8 @@ function describeDevice(
       maxComputeInvocationsPerWorkgroup: limits.maxComputeInvocationsPerWorkgroup,
     },
     features: [...device.features].sort(),
-    software: isFallbackAdapter || SOFTWARE_ADAPTER.test(adapterName),
+    // Not every browser flags its CPU implementations as fallback adapters.
+    software: isFallbackAdapter || isCpuAdapterName(adapterName),
   };
 }
 

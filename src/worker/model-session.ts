@@ -8,7 +8,7 @@ import type { GpuContext } from '../gpu/context';
 import { ClipModel } from '../model/clip';
 import { weightFilesFromBlobs } from '../model/weights';
 import { DEFAULT_TEMPLATE, type ClassPrompts } from '../common/prompts';
-import { precisionOf, WEIGHT_STORAGE, type Precision } from '../common/recipe';
+import { PRECISION_NUMERICS, precisionOf, type Precision } from '../common/recipe';
 import { classEmbeddings, classify } from '../model/zero-shot';
 import { evaluate } from '../training/trainer';
 import { decodeImage, decodeImages } from './decode';
@@ -60,13 +60,13 @@ export class ModelSession {
         merges: await files.merges.text(),
         preprocessor: await files.preprocessor?.text(),
       },
-      { weightStorage: WEIGHT_STORAGE[precision], onProgress },
+      { ...PRECISION_NUMERICS[precision], onProgress },
     );
     return new ModelSession(model, { id, revision, files });
   }
 
   get precision(): Precision {
-    return precisionOf(this.model.weights.weightStorage);
+    return precisionOf(this.model.weights);
   }
 
   /**

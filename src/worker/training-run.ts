@@ -7,6 +7,7 @@ import {
   blocksFor,
   defaultTrainSettings,
   parsePrecision,
+  precisionNeeds,
   RECIPE_PRECISION,
   type Precision,
   type ResolvedPrecision,
@@ -127,6 +128,13 @@ export async function planRun(
       keepMicroBatch: choice.microBatchSize !== null,
       precision: parsePrecision(choice.precision ?? RECIPE_PRECISION), // a stored setting from another version is refused
     });
+    const needed = precisionNeeds(precision.precision);
+    if (needed && !model.ctx.device.features.has(needed)) {
+      throw new EngineRefusal(
+        'invalid-settings',
+        `The ${precision.precision} precision needs the GPU's ${needed} feature, which ${model.ctx.adapterName} does not offer: use f16-storage or f32.`,
+      );
+    }
     return { adapter, training, plan, budgetBytes: device.budgetBytes, precision };
   } catch (error) {
     if (error instanceof TrainingDoesNotFitError) {

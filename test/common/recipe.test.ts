@@ -14,6 +14,8 @@ import {
   ITERATIONS_PER_SHOT,
   parseDuration,
   parsePrecision,
+  PRECISION_NUMERICS,
+  precisionNeeds,
   precisionOf,
   PRECISION_SETTINGS,
   LORA_BLOCKS,
@@ -23,7 +25,6 @@ import {
   RECIPE_PRECISION,
   RECIPE_TRAINING,
   resolvePrecision,
-  WEIGHT_STORAGE,
 } from '../../src/common/recipe';
 import { parseClipConfig } from '../../src/model/config';
 import { makeTinyClip } from '../../src/model/tiny';
@@ -153,17 +154,28 @@ describe('the recipe', () => {
 });
 
 describe('the precision setting', () => {
-  it('offers auto (the default), f32 and f16-storage, and refuses f16 arithmetic saying what there is instead', () => {
-    expect(PRECISION_SETTINGS).toEqual(['auto', 'f32', 'f16-storage']);
+  it('offers auto (the default), f32, f16-storage and f16, and says what each holds in which precision', () => {
+    expect(PRECISION_SETTINGS).toEqual(['auto', 'f32', 'f16-storage', 'f16']);
     expect(RECIPE_PRECISION).toBe('auto');
     expect(RECIPE.precision).toBe(RECIPE_PRECISION);
     for (const setting of PRECISION_SETTINGS) expect(parsePrecision(setting)).toBe(setting);
-    expect(() => parsePrecision('f16')).toThrow(
-      'f16 arithmetic is not available in this version; f16-storage stores the weights in half precision (half the weight memory) with f32 arithmetic',
+    expect(() => parsePrecision('bf16')).toThrow('the precision must be auto, f32, f16-storage, f16, got "bf16"');
+    expect(PRECISION_NUMERICS).toEqual({
+      f32: { weightStorage: 'f32', arithmetic: 'f32' },
+      'f16-storage': { weightStorage: 'f16', arithmetic: 'f32' },
+      f16: { weightStorage: 'f16', arithmetic: 'f16' },
+    });
+    for (const precision of ['f32', 'f16-storage', 'f16'] as const) {
+      expect(precisionOf(PRECISION_NUMERICS[precision])).toBe(precision);
+    }
+    expect(() => precisionOf({ weightStorage: 'f32', arithmetic: 'f16' })).toThrow(
+      'no precision holds weights in f32 and multiplies in f16',
     );
-    expect(() => parsePrecision('bf16')).toThrow('the precision must be auto, f32, f16-storage, got "bf16"');
-    expect(WEIGHT_STORAGE).toEqual({ f32: 'f32', 'f16-storage': 'f16' });
-    expect([precisionOf('f32'), precisionOf('f16')]).toEqual(['f32', 'f16-storage']);
+    expect([precisionNeeds('f32'), precisionNeeds('f16-storage'), precisionNeeds('f16')]).toEqual([
+      null,
+      null,
+      'shader-f16',
+    ]);
   });
 
   it('auto keeps f32 unless half-precision weights fit larger passes: a larger micro-batch, or a larger text chunk', () => {

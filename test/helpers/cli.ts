@@ -11,9 +11,14 @@ export const OCTOCLIP_BIN = resolve('bin/octoclip.js');
 const ASSETS = process.env.HF_ASSETS_CACHE ?? mkdtempSync(join(tmpdir(), 'octoclip-test-assets-'));
 
 export function runOctoclip(cwd: string, ...args: string[]) {
+  return runOctoclipWith({}, cwd, ...args);
+}
+
+/** runOctoclip with these environment variables added (such as VK_ICD_FILENAMES, to pick a driver). */
+export function runOctoclipWith(env: Record<string, string>, cwd: string, ...args: string[]) {
   const result = spawnSync(process.execPath, [OCTOCLIP_BIN, ...args], {
     cwd,
-    env: { ...process.env, HF_ASSETS_CACHE: ASSETS },
+    env: { ...process.env, HF_ASSETS_CACHE: ASSETS, ...env },
     encoding: 'utf8',
     timeout: 300_000,
     maxBuffer: 64 * 1024 * 1024,

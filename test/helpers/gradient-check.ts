@@ -11,12 +11,17 @@ import { trainMicroBatch } from '../../src/training/step';
 import * as reference from '../reference/clip';
 import { mulberry32, randomArray } from './random';
 
-/** Checks the GPU's adapter gradients of one micro-batch of `model` (whose weights are `weights`) under `settings`. */
+/**
+ * Checks the GPU's adapter gradients of one micro-batch of `model` (whose weights are `weights`) under
+ * `settings`. The tolerances are f32's; `looser` multiplies them, for a model that rounds more (f16
+ * arithmetic), which states why it needs that much.
+ */
 export async function gradientCheck(
   ctx: GpuContext,
   model: ClipModel,
   weights: reference.WeightMap,
   settings: AdapterSettings,
+  { looser = 1 }: { looser?: number } = {},
 ): Promise<void> {
   const { config } = model;
   const classNames = ['zero', 'one', 'two'];
@@ -86,7 +91,7 @@ export async function gradientCheck(
 
   const point = new Map<string, Float64Array>([...initial].map(([name, v]) => [name, Float64Array.from(v)]));
   // The GPU loss is the reference loss at the same point.
-  expect(Math.abs(result.loss - referenceLoss(point, paths))).toBeLessThan(1e-4);
+  expect(Math.abs(result.loss - referenceLoss(point, paths))).toBeLessThan(looser * 1e-4);
 
   // 1. A directional derivative along a random direction covers every parameter at once.
   const epsilon = 1e-4;
@@ -100,7 +105,7 @@ export async function gradientCheck(
   let analytic = 0;
   parameters.forEach((p, k) => gradients[k].forEach((g, i) => (analytic += g * direction.get(p.name)![i])));
   // f32 forward/backward against float64 differences: agreement to 1e-3 relative is what f32 allows here.
-  expect(Math.abs(analytic - numeric)).toBeLessThan(1e-3 * Math.abs(numeric) + 1e-5);
+  expect(Math.abs(analytic - numeric)).toBeLessThan(looser * (1e-3 * Math.abs(numeric) + 1e-5));
   expect(Math.abs(numeric)).toBeGreaterThan(1e-3); // a vanishing derivative would prove nothing
 
   // 2. Single coordinates, a few per tensor kind, so a wrong gradient in one place cannot hide in the sum.
@@ -116,7 +121,7 @@ export async function gradientCheck(
     };
     const coordinate = (at(epsilon) - at(-epsilon)) / (2 * epsilon);
     expect(Math.abs(gradients[k][index] - coordinate), `${p.name}[${index}]`).toBeLessThan(
-      2e-3 * Math.abs(coordinate) + 2e-5,
+      looser * (2e-3 * Math.abs(coordinate) + 2e-5),
     );
   }
 }

@@ -6,13 +6,14 @@ import { planeSeed } from '../../src/kernels/dropout';
 import * as kernels from '../../src/kernels/matmul';
 import { expectClose } from '../helpers/compare';
 import { centralDifferenceGradient, dot } from '../helpers/finite-difference';
-import { useGpu } from '../helpers/gpu';
+import { useF16Gpu, useGpu } from '../helpers/gpu';
 import { randomArray } from '../helpers/random';
 import { dropoutFactors } from '../reference/block_lora';
 import { roundedToHalf } from '../reference/half';
 import * as reference from '../reference/matmul';
 
 const ctx = await useGpu();
+const f16 = await useF16Gpu();
 
 // Tolerance of an f32 product against the float64 reference. Inputs are exact in both; what differs
 // is rounding in the f32 sums: each of the k + 2 additions (k products, bias, old out) rounds by at
@@ -27,7 +28,20 @@ function accumulationTolerance(k: number, termSums: Float64Array): { rtol: numbe
   return { rtol: 0, atol: 3 * Math.sqrt(k + 2) * F32_EPSILON * largestTermSum };
 }
 
+// Tolerance of products in f16 arithmetic (the 'f16' precision), against float64 on the inputs as
+// given. Each term a_i b_i is off by at most 8u |a_i b_i| (u = 2^-11, half precision's unit roundoff):
+// a and b converted to half, up to 2u each (WGSL lets a conversion round to either neighbour), the
+// product rounded, u, and its share of the 4-term half-precision partial sum, 3u. Errors of both
+// signs, independent between terms, add like a random walk: 3 * 8u * sqrt(sum of squared terms) is
+// over five standard deviations. The f32 sums of the partial sums add accumulationTolerance.
+const HALF_UNIT_ROUNDOFF = 2 ** -11;
+function f16ArithmeticTolerance(squaredTermSums: Float64Array): number {
+  const largest = squaredTermSums.reduce((max, v) => Math.max(max, v), 0);
+  return 3 * 8 * HALF_UNIT_ROUNDOFF * Math.sqrt(largest);
+}
+
 const abs = (values: ArrayLike<number>) => Float64Array.from(values, Math.abs);
+const squares = (values: ArrayLike<number>) => Float64Array.from(values, (v) => v * v);
 
 interface Case extends Omit<kernels.MatmulOptions, 'bias' | 'config'> {
   bias?: boolean;
@@ -57,10 +71,16 @@ function runCase(context: GpuContext, label: string, c: Case, seed: number, conf
     bias: biasData && abs(biasData),
     initial: initialData && abs(initialData),
   });
+  const tolerance = accumulationTolerance(c.k, termSums);
+  if (c.arithmetic === 'f16') {
+    const { bias: _, initial: __, ...product } = referenceOptions;
+    const alpha = (c.alpha ?? 1) ** 2;
+    tolerance.atol += f16ArithmeticTolerance(reference.matmul(squares(aData), squares(bData), { ...product, alpha }));
+  }
   return {
     out,
     check(actual: Float32Array) {
-      expectClose(actual, expected, { ...accumulationTolerance(c.k, termSums), label });
+      expectClose(actual, expected, { ...tolerance, label });
       [a, b, out, ...(bias ? [bias] : [])].forEach((t) => t.destroy());
     },
   };
@@ -137,6 +157,14 @@ describe('matmul', () => {
       await runCases(ctx, shapeCases(shapes, { transposeB, halfB: true, bias: true }), smallSharedConfig);
     });
   }
+
+  it.skipIf(ctx.hasF16Arithmetic)('refuses f16 arithmetic on a device without shader-f16', () => {
+    const x = ctx.tensor([4], 'x');
+    expect(() => kernels.matmul(ctx, x, x, x, { m: 2, n: 2, k: 2, arithmetic: 'f16' })).toThrow(
+      /matmul.matmul_direct: f16 arithmetic needs the adapter's shader-f16 feature, which google \/ swiftshader does not offer/,
+    );
+    x.destroy();
+  });
 
   it('shared-memory kernel with the tile shape real GPUs use (linearForward layout, bias)', async () => {
     expect(realGpuConfig.kernel).toBe('shared');
@@ -266,7 +294,7 @@ describe('matmul', () => {
           planes(bias, biasStride),
           planes(y, yStride),
           { out: d, in: d },
-          lowRank,
+          { lowRank },
         );
       }
       const actual = await ctx.read(y);
@@ -334,7 +362,7 @@ describe('matmul', () => {
           planes(w, wStride),
           dx,
           { out: dOut, in: dIn },
-          lowRank,
+          { lowRank },
         );
       }
       const expected = new Float64Array(rows * dIn);
@@ -378,7 +406,7 @@ describe('matmul', () => {
     const y = ctx.tensor([3 * 32], 'y');
     const planes = (tensor: Tensor, stride: number) => ({ tensor, stride, count: 3 });
     expect(() =>
-      kernels.linearForwardPlanes(ctx, x, planes(w, 64), planes(bias, 8), planes(y, 33), { out: 8, in: 8 }, null),
+      kernels.linearForwardPlanes(ctx, x, planes(w, 64), planes(bias, 8), planes(y, 33), { out: 8, in: 8 }),
     ).toThrow(/out "y" has 96 elements; 3 entries of 32, one every 33, need 98/);
     expect(() =>
       kernels.linearForwardPlanes(
@@ -388,7 +416,6 @@ describe('matmul', () => {
         planes(bias, 8),
         { tensor: y, stride: 32, count: 2 },
         { out: 8, in: 8 },
-        null,
       ),
     ).toThrow(/3 weight planes, 3 bias and 2 output planes/);
     [x, w, bias, y].forEach((t) => t.destroy());
@@ -546,3 +573,45 @@ describe('nn.Linear shape checks', () => {
     [x, weight, dy, wrongY, wrongX, flatWeight].forEach((t) => t.destroy());
   });
 });
+
+// The 'f16' precision's products, on a device with shader-f16 (Mesa's lavapipe where there is no GPU).
+describe.skipIf(typeof f16 === 'string')(
+  `matmul in f16 arithmetic${typeof f16 === 'string' ? ` (skipped: ${f16})` : ''}`,
+  () => {
+    const f16Ctx = f16 as GpuContext;
+    const arithmetic = 'f16';
+    for (const transposeB of [false, true]) {
+      const layout = transposeB ? 'bT (linearForward)' : 'b (linearBackwardInput)';
+      it(`${layout}: awkward and aligned shapes, f32 and half-precision b, both kernels`, async () => {
+        await runCases(f16Ctx, shapeCases(SHAPES, { transposeB, arithmetic }));
+        await runCases(f16Ctx, shapeCases(SHAPES, { transposeB, arithmetic, halfB: true, bias: true }));
+        // The shared kernel's tiles hold halves: staged from f32 and from half-precision b.
+        const shapes = [...SHARED_SCALAR_SHAPES, ...SHARED_VEC4_SHAPES];
+        await runCases(f16Ctx, shapeCases(shapes, { transposeB, arithmetic, bias: true }), smallSharedConfig);
+        await runCases(f16Ctx, shapeCases(SHARED_VEC4_SHAPES, { transposeB, arithmetic, halfB: true }), realGpuConfig);
+      });
+    }
+
+    it('transposed a, batches, broadcast b, alpha and accumulate', async () => {
+      await runCases(f16Ctx, [
+        ['aT', { m: 17, n: 33, k: 68, transposeA: true, arithmetic }],
+        ['batch 3', { m: 5, n: 6, k: 7, batch: 3, transposeA: true, arithmetic }],
+        [
+          'everything at once',
+          { m: 19, n: 10, k: 14, batch: 2, alpha: 0.5, bias: true, accumulate: true, broadcastB: true, arithmetic },
+        ],
+      ]);
+    });
+
+    it('rounds: the same product differs from the f32 variant', async () => {
+      const [m, n, k] = [8, 8, 256];
+      const [a, b] = [m * k, k * n].map((size, i) => f16Ctx.tensor([size], `operand ${i}`, randomArray(size, 7 + i)));
+      const [inF32, inF16] = ['f32', 'f16'].map((label) => f16Ctx.tensor([m * n], label));
+      kernels.matmul(f16Ctx, a, b, inF32, { m, n, k });
+      kernels.matmul(f16Ctx, a, b, inF16, { m, n, k, arithmetic });
+      const [single, half] = await f16Ctx.readMany([inF32, inF16]);
+      expect(half.some((value, i) => value !== single[i])).toBe(true);
+      [a, b, inF32, inF16].forEach((t) => t.destroy());
+    });
+  },
+);

@@ -12,6 +12,7 @@ import {
   startCommand,
   SWIFTSHADER_ICD,
   systemPackagePlan,
+  shouldFetchLavapipe,
   webgpuEnvironment,
 } from '../../scripts/setup.mjs';
 import vitePackage from 'vite/package.json' with { type: 'json' };
@@ -160,6 +161,29 @@ describe('WebGPU environment', () => {
         { platform: 'linux', icd: null, root: '/repo' },
       ).XDG_RUNTIME_DIR,
     ).toBe('/run/user/1');
+  });
+
+  it('names the driver with shader-f16 for the f16 tests, unless one is named already', () => {
+    const facts = { platform: 'linux' as const, icd: SWIFTSHADER_ICD, root: '/repo', f16Icd: '/repo/.cache/lvp.json' };
+    expect(webgpuEnvironment({}, facts).OCTOCLIP_F16_VULKAN_ICD).toBe('/repo/.cache/lvp.json');
+    expect(webgpuEnvironment({ OCTOCLIP_F16_VULKAN_ICD: '/x.json' }, facts).OCTOCLIP_F16_VULKAN_ICD).toBe('/x.json');
+    expect(webgpuEnvironment({}, { ...facts, f16Icd: null })).not.toHaveProperty('OCTOCLIP_F16_VULKAN_ICD');
+  });
+
+  it("fetches Mesa's lavapipe only on Debian bookworm with apt-get, once, and not when a driver is named", () => {
+    const bookworm = {
+      platform: 'linux' as const,
+      debianCodename: 'bookworm',
+      hasAptGet: true,
+      present: false,
+      named: false,
+    };
+    expect(shouldFetchLavapipe(bookworm)).toBe(true);
+    expect(shouldFetchLavapipe({ ...bookworm, present: true })).toBe(false);
+    expect(shouldFetchLavapipe({ ...bookworm, named: true })).toBe(false);
+    expect(shouldFetchLavapipe({ ...bookworm, debianCodename: 'trixie' })).toBe(false);
+    expect(shouldFetchLavapipe({ ...bookworm, hasAptGet: false })).toBe(false);
+    expect(shouldFetchLavapipe({ ...bookworm, platform: 'darwin' })).toBe(false);
   });
 
   it("extends Windows' Path with its own separator and sets nothing else", () => {

@@ -51,13 +51,19 @@ describe('the precision of a studio run', () => {
     expect(auto.plan).toEqual(f32.plan);
 
     // A setting this version does not have (from a settings file of another) is refused, not guessed at.
-    const refused = await plan({ precision: 'f16' as Precision }).catch((error: unknown) => error);
+    const refused = await plan({ precision: 'bf16' as Precision }).catch((error: unknown) => error);
     expect(refused).toBeInstanceOf(EngineRefusal);
     expect(refused).toMatchObject({
       kind: 'invalid-settings',
-      message:
-        'F16 arithmetic is not available in this version; f16-storage stores the weights in half precision (half the weight memory) with f32 arithmetic.',
+      message: 'The precision must be auto, f32, f16-storage, f16, got "bf16".',
     });
+    // f16 arithmetic needs shader-f16: on a device without it the run is refused before anything loads.
+    if (!session.model.ctx.hasF16Arithmetic) {
+      await expect(plan({ precision: 'f16' })).rejects.toMatchObject({
+        kind: 'invalid-settings',
+        message: `The f16 precision needs the GPU's shader-f16 feature, which ${session.model.ctx.adapterName} does not offer: use f16-storage or f32.`,
+      });
+    }
   });
 
   it('auto holds the weights in half precision when only they fit larger passes in the memory budget', async () => {

@@ -54,7 +54,11 @@ export function NumberField(
 }
 
 export function SelectField<T extends string>(
-  props: FieldProps & { value: T; options: readonly { value: T; label: string }[]; onChange(value: T): void },
+  props: FieldProps & {
+    value: T;
+    options: readonly { value: T; label: string; disabled?: boolean }[];
+    onChange(value: T): void;
+  },
 ) {
   const id = useId();
   return (
@@ -68,7 +72,7 @@ export function SelectField<T extends string>(
         aria-describedby={props.help ? `${id}-help` : undefined}
       >
         {props.options.map((option) => (
-          <option key={option.value} value={option.value}>
+          <option key={option.value} value={option.value} disabled={option.disabled}>
             {option.label}
           </option>
         ))}
@@ -118,7 +122,11 @@ export function CheckboxGroup<T extends string>(
 
 /** Radio buttons for one of a few options. */
 export function RadioGroup<T extends string>(
-  props: FieldProps & { value: T; options: readonly { value: T; label: string }[]; onChange(value: T): void },
+  props: FieldProps & {
+    value: T;
+    options: readonly { value: T; label: string; disabled?: boolean }[];
+    onChange(value: T): void;
+  },
 ) {
   const name = useId();
   return (

@@ -6,6 +6,7 @@ import {
   ITERATIONS_PER_SHOT,
   PRECISION_HELP,
   PRECISION_SETTINGS,
+  precisionNeeds,
   RECIPE_ADAPTER,
   RECIPE_PRECISION,
 } from '../../common/recipe';
@@ -21,6 +22,7 @@ import { sectionHref } from '../navigation';
 import { SplitFields } from './SplitFields';
 import { StartCard } from './StartCard';
 import { useDatasetStore } from '../stores/dataset';
+import { useEngineStore } from '../stores/engine';
 import { useModelStore } from '../stores/model';
 import { usePredictionStore } from '../stores/prediction';
 import { isRunActive, type RunState, useTrainingStore } from '../stores/training';
@@ -66,6 +68,12 @@ function SettingsCard() {
   const running = useTrainingStore((s) => isRunActive(s.run.status));
   const loaded = useModelStore((s) => s.loaded);
   const classCount = useDatasetStore((s) => s.classes.length);
+  const features = useEngineStore((s) => (s.connection.phase === 'ready' ? s.connection.info.features : null));
+  // A precision that needs a feature this GPU lacks is shown, but cannot be chosen.
+  const lacks = (precision: (typeof PRECISION_SETTINGS)[number]) => {
+    const needed = precision === 'auto' ? null : precisionNeeds(precision);
+    return needed !== null && features !== null && !features.includes(needed) ? needed : null;
+  };
 
   // biome-ignore lint/correctness/useExhaustiveDependencies: the plan is asked again when the settings, the model or the classes change
   useEffect(() => {
@@ -188,12 +196,16 @@ function SettingsCard() {
             <SelectField
               label="Precision"
               value={settings.precision ?? RECIPE_PRECISION}
-              options={PRECISION_SETTINGS.map((precision) => ({
-                value: precision,
-                label: `${precision}: ${PRECISION_HELP[precision]}`,
-              }))}
+              options={PRECISION_SETTINGS.map((precision) => {
+                const missing = lacks(precision);
+                return {
+                  value: precision,
+                  label: `${precision}: ${PRECISION_HELP[precision]}${missing ? ` (unavailable: this GPU lacks ${missing})` : ''}`,
+                  disabled: missing !== null,
+                };
+              })}
               onChange={(precision) => update({ precision })}
-              help="How the frozen CLIP weights are held on the GPU. Adapters are f32 at every precision."
+              help="How the frozen CLIP weights are held on the GPU and multiplied by. Adapters are f32 at every precision."
             />
           </div>
           <div className="field-row">
