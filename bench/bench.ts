@@ -237,28 +237,32 @@ function printTune(choice: MatmulChoice): void {
     console.log(`the tune failed (${choice.reason}): the table's ${choice.config} runs`);
     return;
   }
-  const { measurements, config, milliseconds } = choice.tuning;
+  const { measurements, config, f16, milliseconds } = choice.tuning;
   const shapes = [...new Map(measurements.map((m) => [shapeName(m.shape), m.shape])).values()];
   const gflops = ({ rows, inFeatures, outFeatures }: TuneShape, ms: number) =>
     (2 * rows * inFeatures * outFeatures) / (ms * 1e6);
-  const candidates = [...new Set(measurements.map((m) => m.config))];
+  const variants = [...new Set(measurements.map((m) => `${m.arithmetic} ${m.config}`))];
+  const chosen = new Set([`f32 ${config}`, ...(f16 ? [`f16 ${f16.config}`] : [])]);
   printTable(
-    ['candidate', ...shapes.map(shapeName), 'total ms', ''],
-    candidates.map((candidate) => {
-      const own = measurements.filter((m) => m.config === candidate);
+    ['arithmetic', 'candidate', ...shapes.map(shapeName), 'total ms', ''],
+    variants.map((variant) => {
+      const own = measurements.filter((m) => `${m.arithmetic} ${m.config}` === variant);
       return [
-        candidate,
+        ...variant.split(' '),
         ...own.map((m) => fixed(gflops(m.shape, m.ms), 1)),
         fixed(
           own.reduce((sum, m) => sum + m.ms, 0),
           3,
         ),
-        candidate === config ? '<- chosen' : '',
+        chosen.has(variant) ? '<- chosen' : '',
       ];
     }),
-    new Set(shapes.map((_, i) => i + 1).concat(shapes.length + 1)),
+    new Set(shapes.map((_, i) => i + 2).concat(shapes.length + 2)),
   );
-  console.log(`chosen: ${config} (the lowest total), in ${milliseconds} ms with pipeline compilation`);
+  console.log(`chosen: ${config} in f32 (the lowest total), in ${milliseconds} ms with pipeline compilation`);
+  if (f16) {
+    console.log(`f16 arithmetic: ${f16.config}, ${fixed(f16.timeRatio, 2)} times f32's total time`);
+  }
 }
 
 function reference(results: StepResult[], scale: string): StepResult | undefined {

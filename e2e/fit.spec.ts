@@ -118,6 +118,10 @@ test('precision: auto by default, f16-storage plans less memory, is kept with th
     'f32 (auto: f32 weights fit 4 images and 3 prompts per pass, as large as half-precision ones)',
   );
   const f32Peak = await shownPeak(page);
+  // f16 arithmetic needs shader-f16, which SwiftShader lacks: offered, greyed out, saying why.
+  const f16 = precision.locator('option[value="f16"]');
+  await expect(f16).toBeDisabled();
+  await expect(f16).toContainText('(unavailable: this GPU lacks shader-f16)');
   await precision.selectOption('f16-storage');
   await expect(page.getByTestId('precision')).toHaveText('f16-storage (as set)');
   await expect.poll(() => shownPeak(page)).toBeLessThan(f32Peak);

@@ -100,7 +100,10 @@ export async function tuneMatmulCached(ctx: GpuContext, file = matmulTuningFile(
   if (choice.source === 'table') log(`matmul tune failed (${choice.reason}): using ${choice.config}`);
   if (choice.source !== 'tuned') return choice;
   const { tuning } = choice;
-  log(`tuned matmul for ${ctx.adapterName}: ${tuning.config} (${tuning.milliseconds} ms)`);
+  const f16 = tuning.f16
+    ? `; in f16 ${tuning.f16.config}, ${Math.round(100 * tuning.f16.timeRatio)}% of f32's time`
+    : '';
+  log(`tuned matmul for ${ctx.adapterName}: ${tuning.config} (${tuning.milliseconds} ms)${f16}`);
   const others = cached.filter((record) => {
     const { adapter } = (record ?? {}) as Partial<MatmulTuning>;
     return typeof adapter === 'string' && adapter !== tuning.adapter; // other adapters' tunings stay

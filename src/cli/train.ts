@@ -26,6 +26,7 @@ import {
   type TrainSettings,
 } from '../common/recipe';
 import { checkPrompts } from '../common/prompts';
+import { f16TimeRatioOf } from '../kernels/matmul-tune';
 import type { ClipModel } from '../model/clip';
 import type { ClipConfig } from '../model/config';
 import { decodeTensor, encodeSafetensors, parseSafetensorsHeader } from '../model/safetensors';
@@ -286,7 +287,11 @@ async function train(values: TrainValues): Promise<void> {
     { ...options.training, classPrompts },
     data.classNames.length,
     device,
-    { keepMicroBatch: !automatic, precision: parsePrecision(values.precision) },
+    {
+      keepMicroBatch: !automatic,
+      precision: parsePrecision(values.precision),
+      f16TimeRatio: f16TimeRatioOf(opened.ctx),
+    },
   );
   const model = await loadWeights(opened, fitted.precision);
   const { plan } = fitted;

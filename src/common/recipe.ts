@@ -106,7 +106,7 @@ export const RECIPE_PRECISION: PrecisionSetting = 'auto';
 
 /** One line per setting: the studio's select and the CLI's help. */
 export const PRECISION_HELP: Readonly<Record<PrecisionSetting, string>> = {
-  auto: 'f32, or f16-storage when half-precision weights fit larger passes than f32 ones in the GPU memory',
+  auto: "f16 where this GPU's f16 products measured 10% faster than f32, else f32, or f16-storage when half-precision weights fit larger passes",
   f32: 'weights and arithmetic in 32-bit floats: nothing rounded',
   'f16-storage': 'weights stored in 16-bit floats, arithmetic in 32-bit: half the weight memory',
   f16: "as f16-storage, and the linear layers' products in 16-bit floats (needs the GPU's shader-f16)",
@@ -136,12 +136,26 @@ export interface ResolvedPrecision {
   reason: string;
 }
 
+/** 'auto' takes f16 where the matmul tune measured f16 products in at most this fraction of f32's time. */
+export const AUTO_F16_TIME_RATIO = 0.9;
+
 /**
- * 'auto': full precision, unless half-precision weights let the planner fit larger passes than f32
- * weights do (a larger micro-batch, or with equal ones a larger text chunk; null: none fits), as on a
- * GPU short of memory: there f16-storage trains in fewer passes. No speed is claimed otherwise.
+ * 'auto': f16 where the device's matmul tune measured f16 products at least 10% faster than f32 ones
+ * (f16TimeRatio, null where the device has no shader-f16) and half-precision weights fit a pass: the
+ * speed was measured, and f16's weights take f16-storage's memory. Otherwise full precision, unless
+ * half-precision weights let the planner fit larger passes than f32 weights do (a larger micro-batch,
+ * or with equal ones a larger text chunk; null: none fits), as on a GPU short of memory: there
+ * f16-storage trains in fewer passes. No speed is claimed for that.
  */
-export function autoPrecision(f32: Passes | null, f16Storage: Passes | null): ResolvedPrecision {
+export function autoPrecision(
+  f32: Passes | null,
+  f16Storage: Passes | null,
+  f16TimeRatio: number | null = null,
+): ResolvedPrecision {
+  if (f16TimeRatio !== null && f16TimeRatio <= AUTO_F16_TIME_RATIO && f16Storage !== null) {
+    const percent = Math.round(100 * f16TimeRatio);
+    return { precision: 'f16', reason: `auto: f16 products took ${percent}% of f32's time in this GPU's matmul tune` };
+  }
   const count = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
   const describe = (passes: Passes | null) =>
     passes ? `${count(passes.microBatchSize, 'image')} and ${count(passes.textChunk, 'prompt')} per pass` : 'no pass';

@@ -1,11 +1,13 @@
 // The matmul autotune: times every candidate configuration (MATMUL_CONFIGS) on linear layers of CLIP's
-// shapes on the adapter at hand, and makes every matmul on that context run the fastest. The result is a
+// shapes on the adapter at hand, in f32 arithmetic and, where the device has shader-f16, in f16, and
+// makes every matmul on that context run the fastest of its arithmetic. The f16 products' time against
+// f32's is what 'auto' precision goes by (autoPrecision). The result is a
 // plain record for the host to cache (a JSON file in the CLI, IndexedDB in the studio) and give back next
 // time; matmulConfigFor's measured table stays the answer until a tune has run, or when one fails.
 
 import { DeviceLostError, type GpuContext } from '../gpu/context';
 import { adapterIdentity } from '../gpu/device';
-import { shaderSource } from '../gpu/shaders';
+import { type Arithmetic, shaderSource } from '../gpu/shaders';
 import type { Tensor } from '../gpu/tensor';
 import { MATMUL_CONFIGS, matmul, matmulConfigFor, useMatmulConfig, type MatmulConfig } from './matmul';
 import { isCpuAdapter } from './tuning';
@@ -28,6 +30,8 @@ const CLIP_SHAPES: readonly TuneShape[] = [
 
 /** What a tune measures on one kind of adapter. */
 export interface TunePlan {
+  /** f32, and f16 where the device has shader-f16. */
+  arithmetics: readonly Arithmetic[];
   candidates: readonly MatmulConfigName[];
   shapes: readonly TuneShape[];
   /** Products per timed sample: enough GPU work that timer quantisation (100 us in browsers) does not decide. */
@@ -36,7 +40,7 @@ export interface TunePlan {
   samples: number;
 }
 
-const GPU_PLAN: TunePlan = {
+const GPU_PLAN: Omit<TunePlan, 'arithmetics'> = {
   candidates: Object.keys(MATMUL_CONFIGS) as MatmulConfigName[],
   shapes: CLIP_SHAPES,
   productsPerSample: 10,
@@ -50,7 +54,7 @@ const GPU_PLAN: TunePlan = {
  * browser every timed sample is a round trip to the GPU process (about 40 ms on SwiftShader). A tune
  * costs 0.5 to 1 s in Node and 1 to 3 s in Chromium on two shared cores, most of it compiling the two pipelines.
  */
-const CPU_PLAN: TunePlan = {
+const CPU_PLAN: Omit<TunePlan, 'arithmetics'> = {
   candidates: GPU_PLAN.candidates.filter((name) => MATMUL_CONFIGS[name].kernel === 'direct'),
   shapes: CLIP_SHAPES.map((s) => ({
     rows: Math.ceil(s.rows / 16),
@@ -62,11 +66,13 @@ const CPU_PLAN: TunePlan = {
 };
 
 export function tunePlan(ctx: GpuContext): TunePlan {
-  return isCpuAdapter(ctx) ? CPU_PLAN : GPU_PLAN;
+  const arithmetics: Arithmetic[] = ctx.hasF16Arithmetic ? ['f32', 'f16'] : ['f32'];
+  return { arithmetics, ...(isCpuAdapter(ctx) ? CPU_PLAN : GPU_PLAN) };
 }
 
-/** Median milliseconds of one product of `shape` with `config`. */
+/** Median milliseconds of one product of `shape` with `config` in `arithmetic`. */
 export interface MatmulMeasurement {
+  arithmetic: Arithmetic;
   config: MatmulConfigName;
   shape: TuneShape;
   ms: number;
@@ -78,8 +84,13 @@ export interface MatmulTuning {
   adapter: string;
   /** Identifies the candidates, shapes and kernel source measured (matmulTuningVersion): any change tunes again. */
   version: string;
-  /** The candidate with the lowest total time over the shapes. */
+  /** The candidate with the lowest total time over the shapes, in f32 arithmetic. */
   config: MatmulConfigName;
+  /**
+   * Where the device has shader-f16: the fastest candidate in f16 arithmetic, and its total time over the
+   * shapes divided by f32's fastest's (below 1: f16 products are faster).
+   */
+  f16?: { config: MatmulConfigName; timeRatio: number };
   measurements: MatmulMeasurement[];
   /** How long the tune took, pipeline compilation included. */
   milliseconds: number;
@@ -139,31 +150,36 @@ export async function measureMatmulConfigs(ctx: GpuContext, plan = tunePlan(ctx)
       y: tensor([shape.rows, shape.outFeatures], 'tune y'),
     }));
     type Operands = (typeof operands)[number];
-    const product = (name: MatmulConfigName, { shape, x, weight, bias, y }: Operands) =>
+    const variants = plan.arithmetics.flatMap((arithmetic) =>
+      plan.candidates.map((config) => ({ arithmetic, config })),
+    );
+    type Variant = (typeof variants)[number];
+    const product = ({ arithmetic, config }: Variant, { shape, x, weight, bias, y }: Operands) =>
       matmul(ctx, x, weight, y, {
         m: shape.rows,
         n: shape.outFeatures,
         k: shape.inFeatures,
         transposeB: true,
         bias,
-        config: MATMUL_CONFIGS[name],
+        config: MATMUL_CONFIGS[config],
+        arithmetic,
       });
     // Every pipeline compiles here, untimed.
-    for (const name of plan.candidates) for (const o of operands) product(name, o);
+    for (const variant of variants) for (const o of operands) product(variant, o);
     await ctx.sync();
-    const samples = plan.candidates.map(() => operands.map((): number[] => []));
+    const samples = variants.map(() => operands.map((): number[] => []));
     for (let sample = 0; sample < plan.samples; sample++) {
-      for (const [c, name] of plan.candidates.entries()) {
+      for (const [v, variant] of variants.entries()) {
         for (const [s, o] of operands.entries()) {
           const { wallMs, gpuMs } = await ctx.time(() => {
-            for (let i = 0; i < plan.productsPerSample; i++) product(name, o);
+            for (let i = 0; i < plan.productsPerSample; i++) product(variant, o);
           });
-          samples[c][s].push((gpuMs ?? wallMs) / plan.productsPerSample);
+          samples[v][s].push((gpuMs ?? wallMs) / plan.productsPerSample);
         }
       }
     }
-    return plan.candidates.flatMap((config, c) =>
-      operands.map(({ shape }, s) => ({ config, shape, ms: median(samples[c][s]) })),
+    return variants.flatMap((variant, v) =>
+      operands.map(({ shape }, s) => ({ ...variant, shape, ms: median(samples[v][s]) })),
     );
   } finally {
     for (const t of created) t.destroy();
@@ -176,22 +192,59 @@ function median(values: readonly number[]): number {
   return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
 }
 
-/** The candidate with the lowest total time over the shapes (the first measured, on a tie). */
-export function fastestMatmulConfig(measurements: readonly MatmulMeasurement[]): MatmulConfigName {
+/** The candidate with the lowest total time over the shapes in `arithmetic` (the first measured, on a tie), and that time. */
+export function fastestMatmulConfig(
+  measurements: readonly MatmulMeasurement[],
+  arithmetic: Arithmetic = 'f32',
+): { config: MatmulConfigName; totalMs: number } {
   const totals = new Map<MatmulConfigName, number>();
-  for (const { config, ms } of measurements) totals.set(config, (totals.get(config) ?? 0) + ms);
-  if (!totals.size) throw new RangeError('fastestMatmulConfig: no measurements');
-  return [...totals].reduce((best, next) => (next[1] < best[1] ? next : best))[0];
+  for (const { config, ms } of measurements.filter((m) => m.arithmetic === arithmetic))
+    totals.set(config, (totals.get(config) ?? 0) + ms);
+  if (!totals.size) throw new RangeError(`fastestMatmulConfig: no measurements in ${arithmetic}`);
+  const [config, totalMs] = [...totals].reduce((best, next) => (next[1] < best[1] ? next : best));
+  return { config, totalMs };
+}
+
+/** The tuning's configurations and f16's time ratio, from its measurements (fastestMatmulConfig). */
+export function tuningChoices(
+  measurements: readonly MatmulMeasurement[],
+  plan: TunePlan,
+): Pick<MatmulTuning, 'config' | 'f16'> {
+  const f32 = fastestMatmulConfig(measurements, 'f32');
+  if (!plan.arithmetics.includes('f16')) return { config: f32.config };
+  const f16 = fastestMatmulConfig(measurements, 'f16');
+  return { config: f32.config, f16: { config: f16.config, timeRatio: f16.totalMs / f32.totalMs } };
+}
+
+const f16TimeRatios = new WeakMap<GpuContext, number | null>();
+
+/** Every matmul on ctx runs the tuning's configuration of its arithmetic. */
+function useTuning(ctx: GpuContext, tuning: Pick<MatmulTuning, 'config' | 'f16'>): void {
+  useMatmulConfig(ctx, MATMUL_CONFIGS[tuning.config], 'f32');
+  if (tuning.f16) useMatmulConfig(ctx, MATMUL_CONFIGS[tuning.f16.config], 'f16');
+  f16TimeRatios.set(ctx, tuning.f16?.timeRatio ?? null);
+}
+
+/**
+ * f16 products' time over f32's in the tune on ctx (below 1: f16 is faster), or null: not tuned, or the
+ * device has no shader-f16.
+ */
+export function f16TimeRatioOf(ctx: GpuContext): number | null {
+  return f16TimeRatios.get(ctx) ?? null;
 }
 
 /** `value` as a tuning for this adapter and version whose choice is among this adapter's candidates, else null. */
 function validTuning(value: unknown, adapter: string, version: string, plan: TunePlan): MatmulTuning | null {
   if (typeof value !== 'object' || value === null) return null;
   const tuning = value as Partial<MatmulTuning>;
+  const f16Fits = plan.arithmetics.includes('f16')
+    ? plan.candidates.includes(tuning.f16?.config as MatmulConfigName) && tuning.f16!.timeRatio > 0
+    : tuning.f16 === undefined;
   const fits =
     tuning.adapter === adapter &&
     tuning.version === version &&
     plan.candidates.includes(tuning.config as MatmulConfigName) &&
+    f16Fits &&
     Array.isArray(tuning.measurements);
   return fits ? (tuning as MatmulTuning) : null;
 }
@@ -208,17 +261,17 @@ export async function tuneMatmul(ctx: GpuContext, cached: readonly unknown[] = [
   const version = await matmulTuningVersion(ctx);
   const hit = cached.map((entry) => validTuning(entry, adapter, version, plan)).find((tuning) => tuning !== null);
   if (hit) {
-    useMatmulConfig(ctx, MATMUL_CONFIGS[hit.config]);
+    useTuning(ctx, hit);
     return { source: 'cached', config: hit.config, tuning: hit };
   }
   const started = performance.now();
   try {
     const measurements = await measureMatmulConfigs(ctx, plan);
-    const config = fastestMatmulConfig(measurements);
-    useMatmulConfig(ctx, MATMUL_CONFIGS[config]);
+    const choices = tuningChoices(measurements, plan);
+    useTuning(ctx, choices);
     const milliseconds = Math.round(performance.now() - started);
-    const tuning = { adapter, version, config, measurements, milliseconds, measuredAt: Date.now() };
-    return { source: 'tuned', config, tuning };
+    const tuning = { adapter, version, ...choices, measurements, milliseconds, measuredAt: Date.now() };
+    return { source: 'tuned', config: choices.config, tuning };
   } catch (error) {
     if (error instanceof DeviceLostError || ctx.isLost) throw error;
     const config = matmulConfigName(matmulConfigFor(ctx.adapterName)) as MatmulConfigName;

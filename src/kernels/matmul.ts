@@ -37,7 +37,7 @@ export interface MatmulOptions {
   kPlanes?: number;
   /** Added as the product is stored (batch 1 only): a Block-LoRA adapter's share of a linear layer. */
   lowRank?: LowRankTerm | null;
-  /** Kernel and tile shape; by default matmulConfigOf(ctx). For benchmarks, the autotune and tests. */
+  /** Kernel and tile shape; by default matmulConfigOf(ctx, arithmetic). For benchmarks, the autotune and tests. */
   config?: MatmulConfig;
   /** The products' precision (shaders/matmul.wgsl): 'f16' needs shader-f16. Sums are f32 either way. Default 'f32'. */
   arithmetic?: Arithmetic;
@@ -122,16 +122,16 @@ export function matmulConfigFor(adapterName: string): MatmulConfig {
   return isCpuAdapterName(adapterName) ? MATMUL_CONFIGS.direct8x8 : MATMUL_CONFIGS.shared16x8k16;
 }
 
-/** Per context, the configuration the autotune measured fastest on its adapter (matmul-tune.ts). */
-const tunedConfigs = new WeakMap<GpuContext, MatmulConfig>();
+/** Per context and arithmetic, the configuration the autotune measured fastest on its adapter (matmul-tune.ts). */
+const tunedConfigs = new WeakMap<GpuContext, Partial<Record<Arithmetic, MatmulConfig>>>();
 
-export function useMatmulConfig(ctx: GpuContext, config: MatmulConfig): void {
-  tunedConfigs.set(ctx, config);
+export function useMatmulConfig(ctx: GpuContext, config: MatmulConfig, arithmetic: Arithmetic = 'f32'): void {
+  tunedConfigs.set(ctx, { ...tunedConfigs.get(ctx), [arithmetic]: config });
 }
 
-/** What every matmul on ctx runs: the tuned configuration, else the table's for its adapter. */
-export function matmulConfigOf(ctx: GpuContext): MatmulConfig {
-  return tunedConfigs.get(ctx) ?? matmulConfigFor(ctx.adapterName);
+/** What every matmul in this arithmetic on ctx runs: the tuned configuration, else the table's for its adapter. */
+export function matmulConfigOf(ctx: GpuContext, arithmetic: Arithmetic = 'f32'): MatmulConfig {
+  return tunedConfigs.get(ctx)?.[arithmetic] ?? matmulConfigFor(ctx.adapterName);
 }
 
 const NO_BATCH: Required<BatchStrides> = { a: 0, b: 0, out: 0, bias: 0 };
@@ -243,7 +243,7 @@ export function matmul(ctx: GpuContext, a: Tensor, b: Tensor, out: Tensor, optio
   else if (bias) expectReach(['bias', bias], batch, strides.bias, n);
   if (lowRank) checkLowRank(lowRank, m, n, batch * kPlanes);
 
-  const config = options.config ?? matmulConfigOf(ctx);
+  const config = options.config ?? matmulConfigOf(ctx, arithmetic);
   const constants: Record<string, number> = {
     TRANSPOSE_A: Number(transposeA),
     TRANSPOSE_B: Number(transposeB),

@@ -214,23 +214,27 @@ export async function fitTrainSettings(
   training: TrainSettings,
   classes: number,
   device: DeviceMemory,
-  { keepMicroBatch = false, precision: setting }: { keepMicroBatch?: boolean; precision: PrecisionSetting },
+  {
+    keepMicroBatch = false,
+    precision: setting,
+    f16TimeRatio = null,
+  }: {
+    keepMicroBatch?: boolean;
+    precision: PrecisionSetting;
+    /** f16 products' time over f32's in the device's matmul tune (f16TimeRatioOf), for 'auto'. */
+    f16TimeRatio?: number | null;
+  },
 ): Promise<{ training: TrainSettings; plan: MemoryPlan; precision: ResolvedPrecision }> {
   const { batchSize, microBatchSize, textChunk, optimizer } = training;
-  const attempts = new Map<Precision, Promise<PassSizes>>();
+  // By weight storage: the memory is the weights' (f16 and f16-storage hold them alike).
+  const attempts = new Map<WeightStorage, Promise<PassSizes>>();
   const passesFor = (precision: Precision) => {
-    let attempt = attempts.get(precision);
+    const { weightStorage } = PRECISION_NUMERICS[precision];
+    let attempt = attempts.get(weightStorage);
     if (!attempt) {
       const options = { batchSize, microBatchSize, classes, adapter, textChunk, optimizer };
-      attempt = choosePassSizes(
-        config,
-        { ...options, weightStorage: PRECISION_NUMERICS[precision].weightStorage },
-        device,
-        {
-          keepMicroBatch,
-        },
-      );
-      attempts.set(precision, attempt);
+      attempt = choosePassSizes(config, { ...options, weightStorage }, device, { keepMicroBatch });
+      attempts.set(weightStorage, attempt);
     }
     return attempt;
   };
@@ -243,7 +247,7 @@ export async function fitTrainSettings(
     const f32 = await fitsOrNull('f32');
     // Passes are at most the largest wanted: when f32 weights fit those, half-precision ones fit no larger.
     const largest = f32?.microBatchSize === microBatchSize && f32.textChunk === Math.min(textChunk, classes);
-    return autoPrecision(f32, largest ? f32 : await fitsOrNull('f16-storage'));
+    return autoPrecision(f32, largest ? f32 : await fitsOrNull('f16-storage'), f16TimeRatio);
   });
   const passes = await passesFor(resolved.precision); // throws what fell short when nothing fits
   return {

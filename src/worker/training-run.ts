@@ -36,6 +36,7 @@ import type {
   TrainRequest,
   TrainResult,
 } from './protocol';
+import { f16TimeRatioOf } from '../kernels/matmul-tune';
 import { EngineRefusal } from './refusal';
 
 type TrainEvent = Extract<EngineEvent, { runId: string }>;
@@ -127,6 +128,7 @@ export async function planRun(
     const { training, plan, precision } = await fitTrainSettings(model.config, adapter, wanted, classes, device, {
       keepMicroBatch: choice.microBatchSize !== null,
       precision: parsePrecision(choice.precision ?? RECIPE_PRECISION), // a stored setting from another version is refused
+      f16TimeRatio: f16TimeRatioOf(model.ctx),
     });
     const needed = precisionNeeds(precision.precision);
     if (needed && !model.ctx.device.features.has(needed)) {

@@ -8,6 +8,7 @@ import { TRAIN, trainSettingsFromOptions } from '../../src/cli/train';
 import { DEFAULT_TEMPLATE } from '../../src/common/prompts';
 import {
   AUTO_WITHOUT_PLAN,
+  AUTO_F16_TIME_RATIO,
   autoPrecision,
   budgetIterations,
   defaultTrainSettings,
@@ -196,6 +197,19 @@ describe('the precision setting', () => {
       reason: 'auto: half-precision weights fit 1 image and 1 prompt per pass, f32 weights no pass',
     });
     expect(autoPrecision(null, null).precision).toBe('f32');
+  });
+
+  it("auto takes f16 where the GPU's matmul tune measured f16 products at least 10% faster, and half-precision weights fit", () => {
+    const fits = { microBatchSize: 32, textChunk: 64 };
+    expect(autoPrecision(fits, fits, 0.62)).toEqual({
+      precision: 'f16',
+      reason: "auto: f16 products took 62% of f32's time in this GPU's matmul tune",
+    });
+    expect(autoPrecision(fits, fits, AUTO_F16_TIME_RATIO).precision).toBe('f16');
+    // Slower, not faster enough, not measured (no shader-f16), or nothing fits: the rules above decide.
+    for (const ratio of [1.4, AUTO_F16_TIME_RATIO + 0.01, null])
+      expect(autoPrecision(fits, fits, ratio).precision).toBe('f32');
+    expect(autoPrecision(null, null, 0.5).precision).toBe('f32');
   });
 
   it('keeps a precision that is set, plans only for auto, and keeps f32 where nothing is planned', async () => {

@@ -8,6 +8,7 @@ import { DeviceLostError, GpuError } from '../../src/gpu/context';
 import { adapterIdentity } from '../../src/gpu/device';
 import { linearForward, MATMUL_CONFIGS, matmulConfigFor, matmulConfigOf } from '../../src/kernels/matmul';
 import {
+  f16TimeRatioOf,
   fastestMatmulConfig,
   matmulConfigName,
   matmulTuningVersion,
@@ -17,14 +18,16 @@ import {
   type MatmulChoice,
   type MatmulTuning,
 } from '../../src/kernels/matmul-tune';
-import { createNodeGpuContext } from '../../src/node/gpu';
+import type { GpuContext } from '../../src/gpu/context';
+import { createNodeF16GpuContext, createNodeGpuContext } from '../../src/node/gpu';
 import { expectClose } from '../helpers/compare';
-import { useGpu } from '../helpers/gpu';
+import { useF16Gpu, useGpu } from '../helpers/gpu';
 import { randomArray } from '../helpers/random';
 import * as reference from '../reference/matmul';
 
 const ctx = await useGpu();
 const plan = tunePlan(ctx);
+const f16 = await useF16Gpu();
 
 function tuned(choice: MatmulChoice): MatmulTuning {
   if (choice.source === 'table') throw new Error(`the tune failed: ${choice.reason}`);
@@ -47,9 +50,12 @@ describe('matmul autotune', () => {
     first = tuned(choice);
     expect(first.adapter).toBe(adapterIdentity(ctx.device.adapterInfo));
     expect(first.version).toBe(await matmulTuningVersion(ctx));
-    expect(first.measurements.map((m) => `${m.config} ${shapeName(m.shape)}`)).toEqual(
-      plan.candidates.flatMap((config) => plan.shapes.map((shape) => `${config} ${shapeName(shape)}`)),
+    expect(plan.arithmetics).toEqual(['f32']); // SwiftShader: no shader-f16
+    expect(first.measurements.map((m) => `${m.arithmetic} ${m.config} ${shapeName(m.shape)}`)).toEqual(
+      plan.candidates.flatMap((config) => plan.shapes.map((shape) => `f32 ${config} ${shapeName(shape)}`)),
     );
+    expect(first.f16).toBeUndefined();
+    expect(f16TimeRatioOf(ctx)).toBeNull();
     for (const { ms } of first.measurements) expect(ms).toBeGreaterThan(0);
     const sums = totals(first);
     expect(sums.get(first.config)).toBe(Math.min(...sums.values()));
@@ -58,7 +64,7 @@ describe('matmul autotune', () => {
     // The rule itself, on the same measurements with one candidate made the fastest (every other one first).
     for (const favourite of plan.candidates) {
       const favoured = first.measurements.map((m) => (m.config === favourite ? { ...m, ms: m.ms / 1000 } : m));
-      expect(fastestMatmulConfig(favoured)).toBe(favourite);
+      expect(fastestMatmulConfig(favoured).config).toBe(favourite);
     }
   });
 
@@ -156,3 +162,47 @@ describe('matmul autotune', () => {
     }
   });
 });
+
+describe.skipIf(typeof f16 === 'string')(
+  `matmul autotune on a device with shader-f16${typeof f16 === 'string' ? ` (skipped: ${f16})` : ''}`,
+  () => {
+    it("times every candidate in f32 and in f16, runs each arithmetic's fastest, and records f16's time over f32's", async () => {
+      const gpu = f16 as GpuContext;
+      const plan16 = tunePlan(gpu);
+      expect(plan16.arithmetics).toEqual(['f32', 'f16']);
+      const tuning = tuned(await tuneMatmul(gpu, []));
+      expect(tuning.measurements.map((m) => `${m.arithmetic} ${m.config} ${shapeName(m.shape)}`)).toEqual(
+        plan16.arithmetics.flatMap((arithmetic) =>
+          plan16.candidates.flatMap((config) =>
+            plan16.shapes.map((shape) => `${arithmetic} ${config} ${shapeName(shape)}`),
+          ),
+        ),
+      );
+      const total = (arithmetic: string, config: string) =>
+        tuning.measurements
+          .filter((m) => m.arithmetic === arithmetic && m.config === config)
+          .reduce((sum, m) => sum + m.ms, 0);
+      const fastest = (arithmetic: string) => Math.min(...plan16.candidates.map((c) => total(arithmetic, c)));
+      expect(total('f32', tuning.config)).toBe(fastest('f32'));
+      expect(total('f16', tuning.f16!.config)).toBe(fastest('f16'));
+      expect(tuning.f16!.timeRatio).toBeCloseTo(fastest('f16') / fastest('f32'), 12);
+      expect(matmulConfigOf(gpu, 'f16')).toBe(MATMUL_CONFIGS[tuning.f16!.config]);
+      expect(f16TimeRatioOf(gpu)).toBe(tuning.f16!.timeRatio);
+
+      // Cached, both configurations and the ratio come back; a record without f16's is passed over here.
+      const fresh = (await createNodeF16GpuContext()) as GpuContext;
+      try {
+        const time = vi.spyOn(fresh, 'time');
+        const f16Config = plan16.candidates.find((name) => name !== tuning.f16!.config)!;
+        const cached = { ...tuning, f16: { config: f16Config, timeRatio: 0.5 } };
+        const { f16: _, ...withoutF16 } = tuning;
+        expect(await tuneMatmul(fresh, [withoutF16, cached])).toMatchObject({ source: 'cached', tuning: cached });
+        expect(time).not.toHaveBeenCalled();
+        expect(matmulConfigOf(fresh, 'f16')).toBe(MATMUL_CONFIGS[f16Config]);
+        expect(f16TimeRatioOf(fresh)).toBe(0.5);
+      } finally {
+        fresh.destroy();
+      }
+    });
+  },
+);

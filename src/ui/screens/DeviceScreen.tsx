@@ -127,6 +127,12 @@ function DeviceDetails({ info }: { info: EngineInfo }) {
       </p>
       <p className="features" data-testid="matmul-config">
         <span>Matrix products:</span> <code className="chip">{info.matmul.config}</code> {matmulSource(info.matmul)}
+        {info.matmul.source !== 'table' && info.matmul.tuning.f16 && (
+          <>
+            ; in f16 arithmetic <code className="chip">{info.matmul.tuning.f16.config}</code>, which took{' '}
+            {Math.round(100 * info.matmul.tuning.f16.timeRatio)}% of f32&rsquo;s time
+          </>
+        )}
       </p>
     </>
   );
