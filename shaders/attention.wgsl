@@ -11,6 +11,10 @@
 //   pass): a thread owns BLOCK positions x BLOCK dimensions of a [batch, seq, heads * head_dim] result.
 // Masked (future) keys hold exact zeros in probs and dqk, so a block straddling the causal diagonal
 // needs no masking when it reads them.
+// Every product (q k, probs v, and the gradients' dout v, dqk k, dqk q, probs dout) is computed in
+// `arithmetic` and added to f32 sums: f32 throughout, or in the f16 variant (shaders.ts; the 'f16'
+// precision) each product of half-precision operands rounded to half. The softmax and its gradient
+// stay f32 in both.
 
 struct Params {
   batch: u32,
@@ -40,6 +44,9 @@ struct Params {
 const WORKGROUP_SIZE = 64u;
 const BLOCK = 4u;  // the width of vec4
 const LOWEST_F32 = -0x1.fffffep+127f;
+
+alias arithmetic = f32;
+
 
 // #include "grid.wgsl"
 
@@ -138,11 +145,12 @@ fn attention_probs(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) gr
     // Zeroed explicitly: Dawn on SwiftShader kept the last iteration's values for a bare declaration.
     var products = array<vec4f, BLOCK>();  // [query][key]
     for (var d = 0u; d < p.head_dim; d++) {
-      let key_values = vec4f(k[key_offsets.x + d], k[key_offsets.y + d], k[key_offsets.z + d], k[key_offsets.w + d]);
-      products[0] += q[query_offsets.x + d] * key_values;
-      products[1] += q[query_offsets.y + d] * key_values;
-      products[2] += q[query_offsets.z + d] * key_values;
-      products[3] += q[query_offsets.w + d] * key_values;
+      let key_values = vec4<arithmetic>(vec4f(k[key_offsets.x + d], k[key_offsets.y + d], k[key_offsets.z + d],
+                                           k[key_offsets.w + d]));
+      products[0] += vec4f(arithmetic(q[query_offsets.x + d]) * key_values);
+      products[1] += vec4f(arithmetic(q[query_offsets.y + d]) * key_values);
+      products[2] += vec4f(arithmetic(q[query_offsets.z + d]) * key_values);
+      products[3] += vec4f(arithmetic(q[query_offsets.w + d]) * key_values);
     }
     for (var r = 0u; r < BLOCK; r++) {
       let query = rows.first + r;
@@ -189,12 +197,12 @@ fn attention_weighted_sum(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgro
   var sums: array<vec4f, BLOCK>;  // [position][dim]
   for (var key = 0u; key < key_end(positions.w); key++) {
     let value_offset = token_offset(tile.batch, key, tile.head);
-    let value = vec4f(values[value_offset + dims.x], values[value_offset + dims.y], values[value_offset + dims.z],
-                      values[value_offset + dims.w]);
-    sums[0] += weights[weight_offsets.x + key] * value;
-    sums[1] += weights[weight_offsets.y + key] * value;
-    sums[2] += weights[weight_offsets.z + key] * value;
-    sums[3] += weights[weight_offsets.w + key] * value;
+    let value = vec4<arithmetic>(vec4f(values[value_offset + dims.x], values[value_offset + dims.y],
+                                    values[value_offset + dims.z], values[value_offset + dims.w]));
+    sums[0] += vec4f(arithmetic(weights[weight_offsets.x + key]) * value);
+    sums[1] += vec4f(arithmetic(weights[weight_offsets.y + key]) * value);
+    sums[2] += vec4f(arithmetic(weights[weight_offsets.z + key]) * value);
+    sums[3] += vec4f(arithmetic(weights[weight_offsets.w + key]) * value);
   }
   for (var r = 0u; r < BLOCK; r++) {
     let position = tile.first_position + r;
@@ -225,11 +233,12 @@ fn attention_qk_grad(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) 
     // Zeroed explicitly: Dawn on SwiftShader kept the last iteration's values for a bare declaration.
     var dprobs = array<vec4f, BLOCK>();  // [query][key]
     for (var d = 0u; d < p.head_dim; d++) {
-      let key_values = vec4f(v[key_offsets.x + d], v[key_offsets.y + d], v[key_offsets.z + d], v[key_offsets.w + d]);
-      dprobs[0] += dout[query_offsets.x + d] * key_values;
-      dprobs[1] += dout[query_offsets.y + d] * key_values;
-      dprobs[2] += dout[query_offsets.z + d] * key_values;
-      dprobs[3] += dout[query_offsets.w + d] * key_values;
+      let key_values = vec4<arithmetic>(vec4f(v[key_offsets.x + d], v[key_offsets.y + d], v[key_offsets.z + d],
+                                           v[key_offsets.w + d]));
+      dprobs[0] += vec4f(arithmetic(dout[query_offsets.x + d]) * key_values);
+      dprobs[1] += vec4f(arithmetic(dout[query_offsets.y + d]) * key_values);
+      dprobs[2] += vec4f(arithmetic(dout[query_offsets.z + d]) * key_values);
+      dprobs[3] += vec4f(arithmetic(dout[query_offsets.w + d]) * key_values);
     }
     for (var r = 0u; r < BLOCK; r++) {
       let query = rows.first + r;
@@ -272,18 +281,18 @@ fn attention_key_value_grad(@builtin(workgroup_id) wg: vec3u, @builtin(num_workg
   for (var query = select(0u, tile.first_position, p.causal == 1u); query < p.seq_len; query++) {
     let row = row_start(tile.batch, tile.head, query);
     let query_offset = token_offset(tile.batch, query, tile.head);
-    let query_value = vec4f(q[query_offset + dims.x], q[query_offset + dims.y], q[query_offset + dims.z],
-                            q[query_offset + dims.w]);
-    let dout_value = vec4f(dout[query_offset + dims.x], dout[query_offset + dims.y], dout[query_offset + dims.z],
-                           dout[query_offset + dims.w]);
-    dk_sums[0] += dqk[row + keys.x] * query_value;
-    dk_sums[1] += dqk[row + keys.y] * query_value;
-    dk_sums[2] += dqk[row + keys.z] * query_value;
-    dk_sums[3] += dqk[row + keys.w] * query_value;
-    dv_sums[0] += probs[row + keys.x] * dout_value;
-    dv_sums[1] += probs[row + keys.y] * dout_value;
-    dv_sums[2] += probs[row + keys.z] * dout_value;
-    dv_sums[3] += probs[row + keys.w] * dout_value;
+    let query_value = vec4<arithmetic>(vec4f(q[query_offset + dims.x], q[query_offset + dims.y],
+                                          q[query_offset + dims.z], q[query_offset + dims.w]));
+    let dout_value = vec4<arithmetic>(vec4f(dout[query_offset + dims.x], dout[query_offset + dims.y],
+                                         dout[query_offset + dims.z], dout[query_offset + dims.w]));
+    dk_sums[0] += vec4f(arithmetic(dqk[row + keys.x]) * query_value);
+    dk_sums[1] += vec4f(arithmetic(dqk[row + keys.y]) * query_value);
+    dk_sums[2] += vec4f(arithmetic(dqk[row + keys.z]) * query_value);
+    dk_sums[3] += vec4f(arithmetic(dqk[row + keys.w]) * query_value);
+    dv_sums[0] += vec4f(arithmetic(probs[row + keys.x]) * dout_value);
+    dv_sums[1] += vec4f(arithmetic(probs[row + keys.y]) * dout_value);
+    dv_sums[2] += vec4f(arithmetic(probs[row + keys.z]) * dout_value);
+    dv_sums[3] += vec4f(arithmetic(probs[row + keys.w]) * dout_value);
   }
   for (var r = 0u; r < BLOCK; r++) {
     let key = tile.first_position + r;

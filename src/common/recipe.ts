@@ -91,8 +91,8 @@ export const RECIPE_CHECKPOINT_EVERY = 50;
  * How a run holds the frozen CLIP weights and multiplies by them. 'f32': 32-bit floats, nothing rounded.
  * 'f16-storage': the weights as 16-bit floats (pairs in a u32), widened to f32 in the kernels, which
  * compute and accumulate in f32: half the weight memory, the weights rounded once as they load. 'f16':
- * f16-storage, and the linear layers' products in 16-bit floats (4 products per sum, those sums added
- * in f32), on adapters with shader-f16; attention, layer norms, softmax and loss stay f32. Adapters,
+ * f16-storage, and the linear layers' and attention's products in 16-bit floats (summed in f32, the
+ * matmul's 4 at a time in f16 first), on adapters with shader-f16; layer norms, softmax and loss stay f32. Adapters,
  * their gradients and the optimizer are f32 at every precision, so an adapter trained at one is used at any.
  */
 export type Precision = 'f32' | 'f16-storage' | 'f16';
@@ -109,7 +109,7 @@ export const PRECISION_HELP: Readonly<Record<PrecisionSetting, string>> = {
   auto: "f16 where this GPU's f16 products measured 10% faster than f32, else f32, or f16-storage when half-precision weights fit larger passes",
   f32: 'weights and arithmetic in 32-bit floats: nothing rounded',
   'f16-storage': 'weights stored in 16-bit floats, arithmetic in 32-bit: half the weight memory',
-  f16: "as f16-storage, and the linear layers' products in 16-bit floats (needs the GPU's shader-f16)",
+  f16: "as f16-storage, and the linear layers' and attention's products in 16-bit floats (needs the GPU's shader-f16)",
 };
 
 /** What a precision needs of the device beyond core WebGPU; null: nothing. */

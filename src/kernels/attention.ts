@@ -3,7 +3,7 @@
 
 import type { GpuContext } from '../gpu/context';
 import type { ParamValues } from '../gpu/params';
-import { shaderInterface } from '../gpu/shaders';
+import { type Arithmetic, shaderInterface } from '../gpu/shaders';
 import type { Tensor } from '../gpu/tensor';
 import { grid1d } from './grid';
 import { expectElements, expectPositiveIntegers } from './shapes';
@@ -24,6 +24,11 @@ export interface AttentionShape {
   scale: number;
 }
 
+/** The precision of attention's products (shaders/attention.wgsl): 'f16' needs shader-f16. Default 'f32'. */
+export interface AttentionOptions {
+  arithmetic?: Arithmetic;
+}
+
 /**
  * q, k, v, out: [batch, seqLen, heads * headDim], the layout of q_proj/k_proj/v_proj outputs (head h uses columns h*headDim..).
  * probs: [batch, heads, seqLen, seqLen] softmax(scale * q k^T (+ causal mask)), saved for backward.
@@ -37,12 +42,14 @@ export function attentionForward(
   out: Tensor,
   probs: Tensor,
   shape: AttentionShape,
+  { arithmetic }: AttentionOptions = {},
 ): void {
   const op = 'attentionForward';
   checkShapes(op, shape, [q, k, v, out], probs);
   ctx.dispatch({
     shader: SHADER,
     entry: 'attention_probs',
+    arithmetic,
     params: packParams(shape, false),
     bindings: { q, k, probs },
     workgroups: queryBlockGrid(shape),
@@ -50,6 +57,7 @@ export function attentionForward(
   ctx.dispatch({
     shader: SHADER,
     entry: 'attention_weighted_sum',
+    arithmetic,
     params: packParams(shape, false),
     bindings: { weights: probs, values: v, result: out },
     workgroups: tokenBlockGrid(shape),
@@ -73,15 +81,15 @@ export function attentionBackward(
   dv: Tensor,
   shape: AttentionShape,
   scratch: AttentionScratch,
-  options: { accumulate?: boolean } = {},
+  { accumulate = false, arithmetic }: AttentionOptions & { accumulate?: boolean } = {},
 ): void {
   const op = 'attentionBackward';
   checkShapes(op, shape, [dout, q, k, v, dq, dk, dv], probs);
-  const accumulate = options.accumulate ?? false;
   const dqk = scratch.qkGradientOf(probs.size);
   ctx.dispatch({
     shader: SHADER,
     entry: 'attention_qk_grad',
+    arithmetic,
     params: packParams(shape, false),
     bindings: { v, dout, probs, dqk },
     workgroups: queryBlockGrid(shape),
@@ -89,6 +97,7 @@ export function attentionBackward(
   ctx.dispatch({
     shader: SHADER,
     entry: 'attention_weighted_sum',
+    arithmetic,
     params: packParams(shape, accumulate),
     bindings: { weights: dqk, values: k, result: dq },
     workgroups: tokenBlockGrid(shape),
@@ -96,6 +105,7 @@ export function attentionBackward(
   ctx.dispatch({
     shader: SHADER,
     entry: 'attention_key_value_grad',
+    arithmetic,
     params: packParams(shape, accumulate),
     bindings: { q, dout, probs, dqk, dk, dv },
     workgroups: tokenBlockGrid(shape),

@@ -137,7 +137,7 @@ export class ClipEncoder {
   readonly headDim: number;
   /** The MLP's activation kernel, from the config's hidden_act. */
   private readonly activation: Activation;
-  /** The precision of the linear layers' products (the weights'). */
+  /** The precision of the linear layers' and attention's products (the weights'). */
   private readonly arithmetic: Arithmetic;
 
   constructor(
@@ -269,7 +269,7 @@ export class ClipEncoder {
     } else {
       QKV.forEach((matrix, i) => linear(matrix, w.self_attn[matrix], ln1, [acts.q, acts.k, acts.v][i]));
     }
-    attentionForward(ctx, acts.q, acts.k, acts.v, acts.attn, acts.probs, this.attentionShape(shape));
+    attentionForward(ctx, acts.q, acts.k, acts.v, acts.attn, acts.probs, this.attentionShape(shape), { arithmetic });
     linear('out_proj', w.self_attn.out_proj, acts.attn, attnOut);
     add(ctx, input, attnOut, acts.mid);
     layerNormForward(ctx, acts.mid, w.layer_norm2.weight, w.layer_norm2.bias, ln2, acts.mean2, acts.rstd2, eps);
@@ -358,6 +358,7 @@ export class ClipEncoder {
       scratch.dv,
       this.attentionShape(shape),
       this.attentionScratch,
+      { arithmetic },
     );
     if (adapted('q_proj') || adapted('k_proj') || adapted('v_proj')) {
       layerNormForward(ctx, input, w.layer_norm1.weight, w.layer_norm1.bias, ln1, acts.mean1, acts.rstd1, eps);

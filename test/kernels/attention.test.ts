@@ -10,7 +10,7 @@ import {
 import { createNodeGpuContext } from '../../src/node/gpu';
 import { expectClose } from '../helpers/compare';
 import { centralDifferenceGradient, dot } from '../helpers/finite-difference';
-import { useGpu } from '../helpers/gpu';
+import { useF16Gpu, useGpu } from '../helpers/gpu';
 import { randomArray } from '../helpers/random';
 import * as reference from '../reference/attention';
 
@@ -22,6 +22,7 @@ const PROBS_TOLERANCE = { rtol: 1e-5, atol: 1e-6 };
 
 const ctx = await useGpu();
 const scratch = new AttentionScratch(ctx);
+const f16 = await useF16Gpu();
 
 function shapeOf(batch: number, seqLen: number, heads: number, headDim: number, causal: boolean): AttentionShape {
   return { batch, seqLen, heads, headDim, causal, scale: headDim ** -0.5 };
@@ -217,3 +218,41 @@ describe('attention kernels', () => {
     [tokens, wrongK, probs, wrongProbs].forEach((t) => t.destroy());
   });
 });
+
+// The 'f16' precision's attention, on a device with shader-f16 (Mesa's lavapipe where there is no GPU).
+// Each product's operands are rounded to half (up to 2u each, u = 2^-11) and the product too (u), then
+// added in f32: a result errs by at most 5u of the sum of its terms' absolute values, O(1) with these
+// inputs (a row of probs sums to 1), and the scores' error reaches probs through the softmax. Worst
+// seen on lavapipe: 1.1e-4 on probs, 5.8e-4 on out, 2.1e-4 on dq and dk, 7.3e-4 on dv (77 queries);
+// f32 errs by 1e-6. These leave over 10 times that; a misplaced term moves a result by order 1.
+const F16_TOLERANCE = { rtol: 0, atol: 1e-2 };
+const F16_PROBS_TOLERANCE = { rtol: 0, atol: 1e-3 };
+describe.skipIf(typeof f16 === 'string')(
+  `attention in f16 arithmetic${typeof f16 === 'string' ? ` (skipped: ${f16})` : ''}`,
+  () => {
+    const gpu = f16 as GpuContext;
+    const f16Scratch = new AttentionScratch(gpu);
+    const arithmetic = 'f16';
+    const shapes = [shapeOf(3, 17, 3, 12, false), shapeOf(1, 5, 1, 10, true), shapeOf(1, 77, 8, 64, true)];
+    for (const [index, shape] of shapes.entries()) {
+      it(`forward and backward match float64, ${describeShape(shape)}`, async () => {
+        const { host, tensors: t, destroy } = setUp(gpu, shape, 500 + 100 * index);
+        attentionForward(gpu, t.q, t.k, t.v, t.out, t.probs, shape, { arithmetic });
+        attentionBackward(gpu, t.dout, t.q, t.k, t.v, t.probs, t.dq, t.dk, t.dv, shape, f16Scratch, { arithmetic });
+        const [out, probs, dq, dk, dv] = await gpu.readMany([t.out, t.probs, t.dq, t.dk, t.dv]);
+        const forward = reference.attentionForward(host.q, host.k, host.v, shape);
+        const backward = reference.attentionBackward(host.dout, host.q, host.k, host.v, shape);
+        expectClose(probs, forward.probs, { ...F16_PROBS_TOLERANCE, label: 'probs' });
+        if (shape.causal) expectCausalZeros(probs, shape);
+        expectClose(out, forward.out, { ...F16_TOLERANCE, label: 'out' });
+        expectClose(dq, backward.dq, { ...F16_TOLERANCE, label: 'dq' });
+        expectClose(dk, backward.dk, { ...F16_TOLERANCE, label: 'dk' });
+        expectClose(dv, backward.dv, { ...F16_TOLERANCE, label: 'dv' });
+        // It rounds: further from float64 than f32 arithmetic may be.
+        const worst = Math.max(...Array.from(out, (x, i) => Math.abs(x - forward.out[i])));
+        expect(worst).toBeGreaterThan(TOLERANCE.atol);
+        destroy();
+      });
+    }
+  },
+);
