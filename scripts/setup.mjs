@@ -207,6 +207,9 @@ export function ensureF16VulkanDriver() {
     `Dir::Etc::SourceParts=${join(apt, 'none')}`,
     `Dir::State::Lists=${join(apt, 'lists')}`,
     `Dir::Cache=${join(apt, 'cache')}`,
+    // Where the mirror cannot be reached, give up in seconds, not minutes: the f16 tests only skip.
+    'Acquire::http::Timeout=20',
+    'Acquire::Retries=0',
     ...(process.getuid?.() === 0 ? ['APT::Sandbox::User=root'] : []),
   ].flatMap((option) => ['-o', option]);
   try {
