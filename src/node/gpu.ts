@@ -76,6 +76,7 @@ export async function createNodeGpuContext(): Promise<GpuContext> {
 export async function createNodeF16GpuContext(): Promise<GpuContext | string> {
   const webgpu = await loadWebgpu();
   const gpu = webgpu.create([]);
+  liveInstances.add(gpu); // held even when its adapter is not used, as every instance is (above)
   const adapter = await gpu.requestAdapter();
   if (adapter?.features.has('shader-f16')) return contextOn(gpu, adapter);
   const lacking = `the default adapter (${adapter ? adapter.info.description || adapter.info.vendor : 'none'}) lacks shader-f16`;
