@@ -29,7 +29,7 @@ import { defaultAdapterSettings } from '../src/adapters/settings';
 import {
   parsePrecision,
   PRECISION_NUMERICS,
-  precisionNeeds,
+  missingFeature,
   type Precision,
   type WeightNumerics,
 } from '../src/common/recipe';
@@ -493,8 +493,8 @@ async function runRecipe(): Promise<{ adapter: string; results: RecipeResult[] }
     for (const precision of recipePrecisions) {
       const ctx = await openGpu();
       adapter = ctx.adapterName;
-      const needed = precisionNeeds(precision);
-      if (needed && !ctx.device.features.has(needed)) {
+      const needed = missingFeature(precision, ctx.device.features);
+      if (needed) {
         progress(`recipe, ${precision}: skipped, ${ctx.adapterName} lacks ${needed}`);
         ctx.destroy();
         continue;

@@ -14,7 +14,7 @@ import {
   AUTO_WITHOUT_PLAN,
   resolvePrecision,
   PRECISION_NUMERICS,
-  precisionNeeds,
+  missingFeature,
   type PrecisionSetting,
   type ResolvedPrecision,
 } from '../common/recipe';
@@ -137,8 +137,8 @@ export async function loadWeights(
   { ctx, files }: OpenedModel,
   { precision, reason }: ResolvedPrecision,
 ): Promise<ClipModel> {
-  const needed = precisionNeeds(precision);
-  if (needed && !ctx.device.features.has(needed)) {
+  const needed = missingFeature(precision, ctx.device.features);
+  if (needed) {
     throw new UsageError(
       `--precision ${precision} needs the GPU adapter's ${needed} feature, which ${ctx.adapterName} does not offer: use f16-storage or f32`,
     );

@@ -117,6 +117,15 @@ export function precisionNeeds(precision: Precision): 'shader-f16' | null {
   return PRECISION_NUMERICS[precision].arithmetic === 'f16' ? 'shader-f16' : null;
 }
 
+/**
+ * The feature a setting needs that a device with these features lacks, or null: the one check of the
+ * CLI, the worker, the studio's select and the bench. 'auto' needs nothing (it picks f16 only where measured).
+ */
+export function missingFeature(setting: PrecisionSetting, features: Iterable<string>): 'shader-f16' | null {
+  const needed = setting === 'auto' ? null : precisionNeeds(setting);
+  return needed !== null && !new Set(features).has(needed) ? needed : null;
+}
+
 /** A precision setting from its name; a RangeError saying what is offered otherwise. */
 export function parsePrecision(text: string): PrecisionSetting {
   const setting = PRECISION_SETTINGS.find((candidate) => candidate === text);

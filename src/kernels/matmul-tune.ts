@@ -1,9 +1,9 @@
 // The matmul autotune: times every candidate configuration (MATMUL_CONFIGS) on linear layers of CLIP's
 // shapes on the adapter at hand, in f32 arithmetic and, where the device has shader-f16, in f16, and
 // makes every matmul on that context run the fastest of its arithmetic. The f16 products' time against
-// f32's is what 'auto' precision goes by (autoPrecision). The result is a
-// plain record for the host to cache (a JSON file in the CLI, IndexedDB in the studio) and give back next
-// time; matmulConfigFor's measured table stays the answer until a tune has run, or when one fails.
+// f32's is what 'auto' precision goes by (autoPrecision). The result is a plain record for the host to
+// cache (a JSON file in the CLI, IndexedDB in the studio) and give back next time; matmulConfigFor's
+// measured table stays the answer until a tune has run, or when one fails.
 
 import { DeviceLostError, type GpuContext } from '../gpu/context';
 import { adapterIdentity } from '../gpu/device';

@@ -7,7 +7,7 @@ import {
   blocksFor,
   defaultTrainSettings,
   parsePrecision,
-  precisionNeeds,
+  missingFeature,
   RECIPE_PRECISION,
   type Precision,
   type ResolvedPrecision,
@@ -130,8 +130,8 @@ export async function planRun(
       precision: parsePrecision(choice.precision ?? RECIPE_PRECISION), // a stored setting from another version is refused
       f16TimeRatio: f16TimeRatioOf(model.ctx),
     });
-    const needed = precisionNeeds(precision.precision);
-    if (needed && !model.ctx.device.features.has(needed)) {
+    const needed = missingFeature(precision.precision, model.ctx.device.features);
+    if (needed) {
       throw new EngineRefusal(
         'invalid-settings',
         `The ${precision.precision} precision needs the GPU's ${needed} feature, which ${model.ctx.adapterName} does not offer: use f16-storage or f32.`,

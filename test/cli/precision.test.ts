@@ -14,7 +14,17 @@ const work = mkdtempSync(join(tmpdir(), 'octoclip-precision-'));
 const model = join(work, 'tiny');
 const images = join(work, 'images');
 const octoclip = (...args: string[]) => runOctoclip(work, ...args);
-const octoclipWith = (env: Record<string, string>, ...args: string[]) => runOctoclipWith(env, work, ...args);
+/** A 2-step run in this precision, on the driver `env` names if any; its adapter file. */
+function trainIn(precision: string, env: Record<string, string> = {}) {
+  const adapter = join(work, `${precision}.octoclip.safetensors`);
+  const trained = runOctoclipWith(
+    env,
+    work,
+    ...['train', '--model', model, '--images', images, '--shots', '2', '--iterations', '2', '--batch-size', '2'],
+    ...['--precision', precision, '--out', adapter, '--log', join(work, `${precision}-log.json`)],
+  );
+  return { adapter, trained };
+}
 /** A Vulkan driver with shader-f16 where there is no GPU (scripts/setup.mjs fetches lavapipe on Debian). */
 const f16Driver = process.env.OCTOCLIP_F16_VULKAN_ICD;
 
@@ -34,26 +44,7 @@ beforeAll(async () => {
 
 describe('octoclip --precision', () => {
   it('train --precision f16-storage says so and records it in the adapter, which eval uses in f32', () => {
-    const adapter = join(work, 'half.octoclip.safetensors');
-    const trained = octoclip(
-      'train',
-      '--model',
-      model,
-      '--images',
-      images,
-      '--shots',
-      '2',
-      '--iterations',
-      '2',
-      '--batch-size',
-      '2',
-      '--precision',
-      'f16-storage',
-      '--out',
-      adapter,
-      '--log',
-      join(work, 'log.json'),
-    );
+    const { adapter, trained } = trainIn('f16-storage');
     expect(trained.status, trained.stderr).toBe(0);
     expect(trained.stderr).toContain('\nprecision: f16-storage (as set)\n');
     expect(trained.stderr).toMatch(/step 2\/2/);
@@ -92,28 +83,7 @@ describe('octoclip --precision', () => {
   it.skipIf(!f16Driver)(
     `train --precision f16 on an adapter with shader-f16 (Mesa's lavapipe) records it in the adapter${f16Driver ? '' : ' (skipped: no such driver here)'}`,
     () => {
-      const adapter = join(work, 'f16.octoclip.safetensors');
-      const onLavapipe = { VK_ICD_FILENAMES: f16Driver! };
-      const trained = octoclipWith(
-        onLavapipe,
-        'train',
-        '--model',
-        model,
-        '--images',
-        images,
-        '--shots',
-        '2',
-        '--iterations',
-        '2',
-        '--batch-size',
-        '2',
-        '--precision',
-        'f16',
-        '--out',
-        adapter,
-        '--log',
-        join(work, 'f16-log.json'),
-      );
+      const { adapter, trained } = trainIn('f16', { VK_ICD_FILENAMES: f16Driver! });
       expect(trained.status, trained.stderr).toBe(0);
       expect(trained.stderr).toMatch(/WebGPU adapter: mesa \/ software\n/);
       expect(trained.stderr).toContain('\nprecision: f16 (as set)\n');

@@ -16,6 +16,7 @@ import {
   parseDuration,
   parsePrecision,
   PRECISION_NUMERICS,
+  missingFeature,
   precisionNeeds,
   precisionOf,
   PRECISION_SETTINGS,
@@ -173,6 +174,17 @@ describe('the precision setting', () => {
       'no precision holds weights in f32 and multiplies in f16',
     );
     expect([precisionNeeds('f32'), precisionNeeds('f16-storage'), precisionNeeds('f16')]).toEqual([
+      null,
+      null,
+      'shader-f16',
+    ]);
+    // What a device lacks for a setting: the same answer from a device's feature set and the studio's list.
+    const withF16 = new Set(['timestamp-query', 'shader-f16']);
+    for (const features of [withF16, [...withF16]]) {
+      expect(PRECISION_SETTINGS.map((setting) => missingFeature(setting, features))).toEqual([null, null, null, null]);
+    }
+    expect(PRECISION_SETTINGS.map((setting) => missingFeature(setting, ['timestamp-query']))).toEqual([
+      null,
       null,
       null,
       'shader-f16',

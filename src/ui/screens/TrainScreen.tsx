@@ -6,7 +6,7 @@ import {
   ITERATIONS_PER_SHOT,
   PRECISION_HELP,
   PRECISION_SETTINGS,
-  precisionNeeds,
+  missingFeature,
   RECIPE_ADAPTER,
   RECIPE_PRECISION,
 } from '../../common/recipe';
@@ -69,11 +69,6 @@ function SettingsCard() {
   const loaded = useModelStore((s) => s.loaded);
   const classCount = useDatasetStore((s) => s.classes.length);
   const features = useEngineStore((s) => (s.connection.phase === 'ready' ? s.connection.info.features : null));
-  // A precision that needs a feature this GPU lacks is shown, but cannot be chosen.
-  const lacks = (precision: (typeof PRECISION_SETTINGS)[number]) => {
-    const needed = precision === 'auto' ? null : precisionNeeds(precision);
-    return needed !== null && features !== null && !features.includes(needed) ? needed : null;
-  };
 
   // biome-ignore lint/correctness/useExhaustiveDependencies: the plan is asked again when the settings, the model or the classes change
   useEffect(() => {
@@ -197,11 +192,12 @@ function SettingsCard() {
               label="Precision"
               value={settings.precision ?? RECIPE_PRECISION}
               options={PRECISION_SETTINGS.map((precision) => {
-                const missing = lacks(precision);
+                // A precision that needs a feature this GPU lacks is shown, but cannot be chosen.
+                const missing = features && missingFeature(precision, features);
                 return {
                   value: precision,
                   label: `${precision}: ${PRECISION_HELP[precision]}${missing ? ` (unavailable: this GPU lacks ${missing})` : ''}`,
-                  disabled: missing !== null,
+                  disabled: Boolean(missing),
                 };
               })}
               onChange={(precision) => update({ precision })}
