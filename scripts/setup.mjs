@@ -217,9 +217,9 @@ export function ensureF16VulkanDriver() {
     run('apt-get', [...options, 'download', LAVAPIPE_PACKAGE], { cwd: apt });
     const deb = readdirSync(apt).find((name) => name.startsWith('mesa-vulkan-drivers_') && name.endsWith('.deb'));
     if (!deb) throw new Error('apt-get download left no mesa-vulkan-drivers package');
-    run('dpkg-deb', ['-x', join(apt, deb), join(LAVAPIPE_DIR, 'root')]);
-    // The package's own ICD file names the library bare, for the system's library path: name it where it is.
     const root = join(LAVAPIPE_DIR, 'root');
+    run('dpkg-deb', ['-x', join(apt, deb), root]);
+    // The package's own ICD file names the library bare, for the system's library path: name it where it is.
     const icd = JSON.parse(readFileSync(join(root, 'usr', 'share', 'vulkan', 'icd.d', 'lvp_icd.json'), 'utf8'));
     const libraries = join(root, 'usr', 'lib');
     const library = readdirSync(libraries)

@@ -15,17 +15,13 @@ import { useF16Gpu, useGpu } from '../helpers/gpu';
 import { randomArray } from '../helpers/random';
 import { tinyModelFiles, weightMap } from '../helpers/tiny-model';
 import * as reference from '../reference/clip';
-import { roundedToHalf } from '../reference/half';
+import { withHalfWeights } from '../reference/half';
 
 const f16 = await useF16Gpu();
 const ctx = await useGpu();
 const files = tinyModelFiles();
 const weights = weightMap(files.safetensors);
-const HALF_WEIGHTS =
-  /^(?:(?:vision|text)_model\.encoder\.layers\.\d+\.(?:self_attn\.[qkvo]\w*_proj|mlp\.fc[12])|visual_projection|text_projection|vision_model\.embeddings\.patch_embedding|text_model\.embeddings\.token_embedding)\.weight$/;
-const rounded: reference.WeightMap = new Map(
-  [...weights].map(([name, values]) => [name, HALF_WEIGHTS.test(name) ? roundedToHalf(values) : values]),
-);
+const rounded = withHalfWeights(weights);
 
 describe.skipIf(ctx.hasF16Arithmetic)('the f16 precision on a device without shader-f16', () => {
   it('is refused before any weight is read, saying what to use instead', async () => {

@@ -15,7 +15,7 @@ import { useGpu } from '../helpers/gpu';
 import { randomArray } from '../helpers/random';
 import { tinyModelFiles, weightMap } from '../helpers/tiny-model';
 import * as reference from '../reference/clip';
-import { roundedToHalf } from '../reference/half';
+import { HALF_WEIGHTS, withHalfWeights } from '../reference/half';
 
 const ctx = await useGpu();
 const files = tinyModelFiles();
@@ -23,14 +23,7 @@ const model = await ClipModel.load(ctx, files, { weightStorage: 'f16' });
 const { config } = model;
 const weights = weightMap(files.safetensors);
 
-// Written out rather than derived from the loader's rule, so that a tensor rounded by mistake, or one
-// left in f32, shows: nn.Linear's weights (attention projections, MLP), the patch convolution, the
-// output projections and the token table.
-const HALF_WEIGHTS =
-  /^(?:(?:vision|text)_model\.encoder\.layers\.\d+\.(?:self_attn\.[qkvo]\w*_proj|mlp\.fc[12])|visual_projection|text_projection|vision_model\.embeddings\.patch_embedding|text_model\.embeddings\.token_embedding)\.weight$/;
-const rounded: reference.WeightMap = new Map(
-  [...weights].map(([name, values]) => [name, HALF_WEIGHTS.test(name) ? roundedToHalf(values) : values]),
-);
+const rounded = withHalfWeights(weights);
 
 const size = config.vision.imageSize;
 const pixelData = randomArray(2 * 3 * size * size, 11, 2);

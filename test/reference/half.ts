@@ -19,3 +19,16 @@ export function roundToHalf(x: number): number {
 export function roundedToHalf(values: ArrayLike<number>): Float32Array {
   return Float32Array.from(values, roundToHalf);
 }
+
+// Which checkpoint tensors half-precision storage rounds, written out rather than derived from the
+// loader's rule, so that a tensor rounded by mistake, or one left in f32, shows: nn.Linear's weights
+// (attention projections, MLP), the patch convolution, the output projections and the token table.
+export const HALF_WEIGHTS =
+  /^(?:(?:vision|text)_model\.encoder\.layers\.\d+\.(?:self_attn\.[qkvo]\w*_proj|mlp\.fc[12])|visual_projection|text_projection|vision_model\.embeddings\.patch_embedding|text_model\.embeddings\.token_embedding)\.weight$/;
+
+/** A checkpoint's weights as the GPU holds them under half-precision storage. */
+export function withHalfWeights(weights: ReadonlyMap<string, ArrayLike<number>>): Map<string, ArrayLike<number>> {
+  return new Map(
+    [...weights].map(([name, values]) => [name, HALF_WEIGHTS.test(name) ? roundedToHalf(values) : values]),
+  );
+}
