@@ -22,13 +22,26 @@ test('adds photos, a held burst and a pasted image to a class', async ({ page },
   await card.getByRole('button', { name: 'Take photo' }).click();
   await expect(thumbnails).toHaveCount(IMAGES_PER_CLASS + 1);
 
-  // Held for about a second: a burst of frames, added together when the button is let go.
+  // Held with the mouse: a burst of frames (5 a second) for as long as the button is held, even when
+  // the pointer strays off it meanwhile, added together when the button is let go.
   const hold = card.getByRole('button', { name: 'Hold to record' });
   await hold.hover();
+  const box = (await hold.boundingBox())!;
   await page.mouse.down();
   await expect(card.getByRole('button', { name: /^Recording… [3-9]/ })).toBeVisible();
+  await page.mouse.move(box.x + box.width / 2, box.y + box.height * 4, { steps: 4 });
+  await expect(card.getByRole('button', { name: /^Recording… ([6-9]|\d\d)/ })).toBeVisible();
   await page.mouse.up();
-  await expect.poll(() => thumbnails.count()).toBeGreaterThanOrEqual(IMAGES_PER_CLASS + 4);
+  await expect(hold).toBeVisible();
+  await expect.poll(() => thumbnails.count()).toBeGreaterThanOrEqual(IMAGES_PER_CLASS + 1 + 6);
+  // Held with the keyboard: Space down records until Space is let go.
+  const afterMouse = await thumbnails.count();
+  await hold.focus();
+  await page.keyboard.down(' ');
+  await expect(card.getByRole('button', { name: /^Recording… [3-9]/ })).toBeVisible();
+  await page.keyboard.up(' ');
+  await expect(hold).toBeVisible();
+  await expect.poll(() => thumbnails.count()).toBeGreaterThanOrEqual(afterMouse + 3);
   const afterBurst = await thumbnails.count();
   await expect(card.getByTestId('captured-count')).toHaveText(
     `${afterBurst - IMAGES_PER_CLASS} images added from the camera or the clipboard`,

@@ -10,7 +10,8 @@ export interface CameraChoice {
 
 /**
  * Opens the camera `deviceId` names (the default one when null) while `open` is true, and shows it in
- * the returned video ref. Lists the cameras once one is open (browsers name them only then).
+ * the returned video ref. Lists the cameras once one is open (browsers name them only then). `stream`
+ * is null until the preview has shown its first frame, so nothing is captured from an empty preview.
  */
 export function useCamera(open: boolean, deviceId: string | null) {
   const video = useRef<HTMLVideoElement>(null);
@@ -52,13 +53,32 @@ export function useCamera(open: boolean, deviceId: string | null) {
     };
   }, [open, deviceId]);
 
+  // Ready once the preview has shown its first frame: a frame taken before would be black or empty.
+  const [ready, setReady] = useState(false);
   useEffect(() => {
-    if (video.current) video.current.srcObject = stream;
+    setReady(false);
+    const element = video.current;
+    if (!element) return;
+    element.srcObject = stream;
+    if (!stream) return;
+    let cancelled = false;
+    const shown = () => !cancelled && setReady(true);
+    if ('requestVideoFrameCallback' in element) {
+      const handle = element.requestVideoFrameCallback(shown);
+      return () => {
+        cancelled = true;
+        element.cancelVideoFrameCallback(handle);
+      };
+    }
+    (element as HTMLVideoElement).addEventListener('playing', shown, { once: true });
+    return () => {
+      cancelled = true;
+    };
   }, [stream]);
 
   /** The camera in use: the one chosen, or the one the browser opened. */
   const activeId = deviceId ?? stream?.getVideoTracks()[0]?.getSettings().deviceId ?? null;
-  return { video, stream, cameras, activeId, problem };
+  return { video, stream: ready ? stream : null, cameras, activeId, problem };
 }
 
 /** The preview's current frame as a JPEG file, or null before the first frame. */

@@ -1,7 +1,7 @@
 // Adding images to a class from the webcam (single photos, or a burst while the button is held) and
 // from the clipboard. The frames take the same path as dropped files: decoded, thumbnailed, stored.
 
-import { useRef, useState, type ClipboardEvent } from 'react';
+import { useEffect, useRef, useState, type ClipboardEvent, type PointerEvent } from 'react';
 import { captureFrame, useCamera } from '../camera';
 import { useDatasetStore } from '../stores/dataset';
 import './capture.css';
@@ -45,6 +45,26 @@ export function ClassCapture({ classId, className }: { classId: string; classNam
     setRecording(0);
     // One addition for the whole burst: it is stored in one transaction.
     await add((await Promise.all(current.frames)).filter((file): file is File => file !== null));
+  };
+
+  // A burst held while the camera closes or the card goes away ends there, without adding its frames.
+  useEffect(
+    () => () => {
+      if (burst.current) clearInterval(burst.current.timer);
+      burst.current = null;
+    },
+    [],
+  );
+
+  /**
+   * Hold to record with a mouse, a pen or a finger: the button captures the pointer, so the burst lasts
+   * until the button is let go wherever the pointer goes meanwhile (a layout shift as the camera starts,
+   * a shaking hand), and a touch the browser takes over for scrolling (pointercancel) ends it too.
+   */
+  const pointerDown = (event: PointerEvent<HTMLButtonElement>) => {
+    if (event.button !== 0) return;
+    event.currentTarget.setPointerCapture(event.pointerId);
+    startBurst();
   };
 
   /** The button: asks the browser for the clipboard, which it may refuse (then Ctrl+V still works). */
@@ -104,9 +124,12 @@ export function ClassCapture({ classId, className }: { classId: string; classNam
             <button
               type="button"
               disabled={!stream || busy}
-              onPointerDown={startBurst}
+              onPointerDown={pointerDown}
               onPointerUp={() => void stopBurst()}
-              onPointerLeave={() => void stopBurst()}
+              onPointerCancel={() => void stopBurst()}
+              onLostPointerCapture={() => void stopBurst()}
+              onContextMenu={(event) => event.preventDefault()}
+              onBlur={() => void stopBurst()}
               onKeyDown={(event) => (event.key === ' ' || event.key === 'Enter') && !event.repeat && startBurst()}
               onKeyUp={(event) => (event.key === ' ' || event.key === 'Enter') && void stopBurst()}
             >
