@@ -49,6 +49,9 @@ export default defineConfig({
   plugins: [react(), serviceWorker()],
   worker: { format: 'es' },
   server: { host: '127.0.0.1', port: 5173 },
+  // The dev server scans only the studio's page for dependencies: examples/ is its own Vite project
+  // (examples/vite.config.ts resolves its `octoclip` import), which this one's scan cannot resolve.
+  optimizeDeps: { entries: ['index.html'] },
   preview: { host: '127.0.0.1', port: 4173 },
   test: {
     include: ['test/**/*.test.ts'],

@@ -6,8 +6,9 @@
 // functions gather those facts from the machine, act on the decision and say what they did.
 
 import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
-import { delimiter, dirname, join } from 'node:path';
+import { delimiter, dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -261,6 +262,63 @@ export function ensureNpmDependencies() {
   // An install that changed nothing leaves the file's time alone: mark this state as installed.
   const now = new Date();
   utimesSync(installed, now, now);
+}
+
+// ---- The built studio (npm start) ----
+
+/** What `vite build` reads for the studio: a change to any of them calls for a new build. */
+export const STUDIO_SOURCES = [
+  'index.html',
+  'src',
+  'shaders',
+  'public',
+  'vite.config.ts',
+  'tsconfig.json',
+  'package.json',
+  'package-lock.json',
+];
+/** Where npm start builds the studio, and the file in it naming the sources it was built from. */
+export const STUDIO_DIST = join(ROOT, 'dist');
+export const STUDIO_BUILD_STAMP = '.octoclip-sources';
+
+/**
+ * A digest of the studio's sources under `root`: every file's path and contents, in a fixed order
+ * (contents, not times: a fresh clone or a checkout sets every time, and a build must not repeat then).
+ * @param {string} root
+ * @param {readonly string[]} [sources]
+ */
+export function studioSourcesDigest(root, sources = STUDIO_SOURCES) {
+  const hash = createHash('sha256');
+  for (const source of sources) {
+    const path = join(root, source);
+    if (!existsSync(path)) continue;
+    const files = statSync(path).isDirectory()
+      ? readdirSync(path, { recursive: true, withFileTypes: true })
+          .filter((entry) => entry.isFile())
+          .map((entry) => join(entry.parentPath, entry.name))
+      : [path];
+    for (const file of files.sort()) {
+      const name = relative(root, file).split(sep).join('/');
+      hash.update(`${name}\0`).update(readFileSync(file)).update('\0');
+    }
+  }
+  return hash.digest('hex');
+}
+
+/** Builds the studio into dist/ unless dist/ holds a build of the current sources. */
+export function ensureStudioBuild() {
+  const stamp = join(STUDIO_DIST, STUDIO_BUILD_STAMP);
+  const digest = studioSourcesDigest(ROOT);
+  if (existsSync(stamp) && readFileSync(stamp, 'utf8').trim() === digest) {
+    console.log('dist/ holds a build of the current sources');
+    return;
+  }
+  console.log('Building the studio into dist/ (the sources changed since the last build)');
+  const status = runWithWebgpu('vite', ['build', '--outDir', STUDIO_DIST, '--emptyOutDir', '--logLevel', 'warn'], {
+    cwd: ROOT,
+  });
+  if (status !== 0) throw new Error(`vite build exited with status ${status}`);
+  writeFileSync(stamp, `${digest}\n`);
 }
 
 // ---- WebGPU in Node ----

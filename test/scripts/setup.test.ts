@@ -10,12 +10,16 @@ import {
   runStages,
   satisfiesNodeRange,
   startCommand,
+  studioSourcesDigest,
   SWIFTSHADER_ICD,
   systemPackagePlan,
   shouldFetchLavapipe,
   webgpuEnvironment,
 } from '../../scripts/setup.mjs';
 import vitePackage from 'vite/package.json' with { type: 'json' };
+import { mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 describe('Node version', () => {
   it('accepts the versions of each alternative and refuses the rest', () => {
@@ -275,5 +279,34 @@ describe('stages', () => {
         { log },
       ),
     ).toBeNull();
+  });
+});
+
+describe('the studio build of npm start', () => {
+  it('is redone when a source changes, is added or is removed, and not when only times change', () => {
+    const root = mkdtempSync(join(tmpdir(), 'octoclip-sources-'));
+    try {
+      mkdirSync(join(root, 'src', 'ui'), { recursive: true });
+      writeFileSync(join(root, 'index.html'), '<div id="root"></div>');
+      writeFileSync(join(root, 'src', 'ui', 'App.tsx'), 'export {};');
+      const sources = ['index.html', 'src', 'public'];
+      const digest = () => studioSourcesDigest(root, sources);
+      const built = digest();
+      utimesSync(join(root, 'index.html'), new Date(0), new Date(0));
+      expect(digest()).toBe(built);
+      writeFileSync(join(root, 'src', 'ui', 'App.tsx'), 'export { };');
+      const changed = digest();
+      expect(changed).not.toBe(built);
+      writeFileSync(join(root, 'src', 'ui', 'More.tsx'), '');
+      expect(digest()).not.toBe(changed);
+      rmSync(join(root, 'src', 'ui', 'More.tsx'));
+      expect(digest()).toBe(changed);
+      // A file moved to another name is another source.
+      rmSync(join(root, 'src', 'ui', 'App.tsx'));
+      writeFileSync(join(root, 'src', 'App.tsx'), 'export { };');
+      expect(digest()).not.toBe(changed);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });
