@@ -151,7 +151,8 @@ export const IMPORT_PEFT = defineCommand({
           return `--peft ${values.peft} has no ${file}: a PEFT adapter folder holds ${PEFT_CONFIG_FILE} and ${PEFT_WEIGHTS_FILE}`;
       }
     }
-    if (values.classes && values.classes.length < 2) return '--classes needs two or more names';
+    if (values.classes && values.classes.length < 2)
+      return 'two or more class names are needed: --classes NAME once per class';
     if (values.template !== undefined && !values.template.includes('{}'))
       return `--template needs a {} for the class name, got "${values.template}"`;
     return null;

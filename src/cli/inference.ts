@@ -1,5 +1,6 @@
 // The commands that run the model on images: embed, zero-shot, eval (labelled folders) and predict (any images).
 
+import { existsSync } from 'node:fs';
 import { AdapterSet } from '../adapters/block-lora';
 import type { ClipModel } from '../model/clip';
 import type { RgbaImage } from '../model/preprocessor';
@@ -252,10 +253,14 @@ export const PREDICT = defineCommand({
     if (!values.adapter === !values['no-adapter'])
       return 'give --adapter FILE, or --no-adapter with --classes for zero-shot';
     if (values['no-adapter'] && (values.classes?.length ?? 0) < 2)
-      return '--no-adapter needs --classes with two or more names';
+      return '--no-adapter needs two or more class names: --classes NAME once per class';
     if (values.adapter && values.classes)
       return "--classes is for --no-adapter: an adapter's classes are the ones it was trained on";
     if (!values.images && !files.length) return 'predict needs --images DIR or image files';
+    // `--classes A B photo.png` as other CLIs would read it: B is an argument, not a class name.
+    const missing = values.classes && files.find((file) => !existsSync(file));
+    if (missing)
+      return `"${missing}" is not a file; to name it as a class, give --classes once per class (--classes A --classes B)`;
     return null;
   },
   notes:

@@ -10,10 +10,14 @@ export class UsageError extends Error {
   override name = 'UsageError';
 }
 
+/** How a list option is written: one sentence, in the help and the CLI reference. */
+export const LIST_OPTION_RULE =
+  'An option shown with NAME... takes one value each time it is given: repeat it for more (--classes cat --classes dog); the other words are the arguments, and -- ends the options.';
+
 export type OptionKind = 'string' | 'number' | 'integer' | 'boolean' | 'list';
 
 export interface OptionSpec {
-  /** `list` takes every following word up to the next option (`--texts "a cat" "a dog"`). */
+  /** `list` is given once per value (`--texts "a cat" --texts "a dog"`): LIST_OPTION_RULE. */
   kind: OptionKind;
   /** The value's placeholder in the help, e.g. `DIR`. */
   value?: string;
@@ -94,20 +98,18 @@ export function parseCommandLine<T extends OptionTable>(
     const name = flag.replace(/^--?/, '');
     const option = flag.startsWith('--') ? spec.options[name] : undefined;
     if (!option) throw new UsageError(`unknown option ${flag}${suggestion(name, Object.keys(spec.options))}`);
-    if (raw.has(name)) throw new UsageError(`${flag} is given twice`);
+    if (raw.has(name) && option.kind !== 'list') throw new UsageError(`${flag} is given twice`);
     if (option.kind === 'boolean') {
       if (inline !== undefined) throw new UsageError(`${flag} takes no value`);
       raw.set(name, true);
-    } else if (option.kind === 'list') {
-      const words = inline !== undefined ? [inline] : [];
-      while (i + 1 < args.length && !args[i + 1].startsWith('--')) words.push(args[++i]);
-      if (!words.length) throw new UsageError(`${flag} needs at least one ${option.value ?? 'value'}`);
-      raw.set(name, words);
-    } else {
-      const value = inline ?? (i + 1 < args.length && !args[i + 1].startsWith('--') ? args[++i] : undefined);
-      if (value === undefined) throw new UsageError(`${flag} needs a value (${option.value ?? option.kind})`);
-      raw.set(name, value);
+      continue;
     }
+    // Every other option takes exactly one value, the next word or the text after `=`; a list is the
+    // option repeated (LIST_OPTION_RULE), so the words after it are positionals, as in git or npm.
+    const value = inline ?? (i + 1 < args.length && !args[i + 1].startsWith('--') ? args[++i] : undefined);
+    if (value === undefined) throw new UsageError(`${flag} needs a value (${option.value ?? option.kind})`);
+    if (option.kind === 'list') raw.set(name, [...((raw.get(name) as string[] | undefined) ?? []), value]);
+    else raw.set(name, value);
   }
 
   const values: Record<string, unknown> = {};
@@ -210,7 +212,11 @@ export function helpText(spec: CommandDescription): string {
     '',
     ...rows.map(([flag, help]) => `  ${flag.padEnd(width)}${help}`),
   ];
-  if (spec.notes) lines.push('', ...spec.notes.split('\n').map((line) => (line ? `  ${line}` : '')));
+  const notes = [
+    ...(Object.values(spec.options).some((option) => option.kind === 'list') ? [LIST_OPTION_RULE] : []),
+    ...(spec.notes ? spec.notes.split('\n') : []),
+  ];
+  if (notes.length) lines.push('', ...notes.map((line) => (line ? `  ${line}` : '')));
   return `${lines.join('\n')}\n`;
 }
 

@@ -121,10 +121,7 @@ describe('octoclip predict', () => {
       '--model',
       model,
       '--no-adapter',
-      '--classes',
-      'blue',
-      'green',
-      'red',
+      ...['--classes', 'blue', '--classes', 'green', '--classes', 'red'],
     );
     expect(run.status, run.stderr).toBe(0);
     expect(JSON.parse(run.stdout)).toMatchObject({ adapter: null, classes: ['blue', 'green', 'red'], images: 1 });
@@ -241,10 +238,7 @@ describe('octoclip export and import-peft', () => {
       '--model',
       merged,
       '--no-adapter',
-      '--classes',
-      'blue',
-      'green',
-      'red',
+      ...['--classes', 'blue', '--classes', 'green', '--classes', 'red'],
       '--images',
       images,
       '--top',
@@ -266,10 +260,7 @@ describe('octoclip export and import-peft', () => {
       '--model',
       model,
       '--no-adapter',
-      '--classes',
-      'blue',
-      'green',
-      'red',
+      ...['--classes', 'blue', '--classes', 'green', '--classes', 'red'],
       '--images',
       images,
       '--top',
@@ -315,7 +306,7 @@ describe('refusals', () => {
       ],
       [['export', '--adapter', adapter, '--format', 'peft', '--out', images], /--out .*images is not empty/],
       [['predict', '--model', model, '--adapter', adapter, '--top', '0', images], /--top must be at least 1, got 0/],
-      [['predict', '--model', model, '--no-adapter', images], /--no-adapter needs --classes/],
+      [['predict', '--model', model, '--no-adapter', images], /--no-adapter needs two or more class names/],
       [['predict', '--model', model, '--adapter', adapter, '--format', 'xml', images], /--format must be json or csv/],
       [['import-peft', '--peft', images, '--model', model, '--out', join(work, 'x')], /has no adapter_config\.json/],
       [['info'], /missing FILE/],
@@ -331,7 +322,7 @@ describe('refusals', () => {
 
   it('refuses PEFT adapters that do not fit, writing nothing', () => {
     const out = join(work, 'refused.octoclip.safetensors');
-    const classes = ['--classes', 'a', 'b'];
+    const classes = ['--classes', 'a', '--classes', 'b'];
     const cases: [string, RegExp][] = [
       [
         peftFolder('llama', {}, [
@@ -447,7 +438,15 @@ describe('refusals', () => {
     expect(readFileSync(join(out, MODEL_FILES.weightsIndex))).toEqual(Buffer.from(shards[MODEL_FILES.weightsIndex]));
     // The shards hold what the one-file merge holds: zero-shot with the merged model predicts alike.
     const predict = (dir: string) =>
-      octoclip('predict', '--model', dir, '--no-adapter', '--classes', 'blue', 'green', 'red', '--images', images);
+      octoclip(
+        'predict',
+        '--model',
+        dir,
+        '--no-adapter',
+        ...['--classes', 'blue', '--classes', 'green', '--classes', 'red'],
+        '--images',
+        images,
+      );
     const [fromShards, fromFile] = [predict(out), predict(join(work, 'merged'))];
     expect(fromShards.status, fromShards.stderr).toBe(0);
     expect(JSON.parse(fromShards.stdout).predictions).toEqual(JSON.parse(fromFile.stdout).predictions);

@@ -77,6 +77,7 @@ describe('octoclip CLI', () => {
       join(images, 'red'),
       '--texts',
       'a photo of a cat.',
+      '--texts',
       'zero',
     );
     expect(run.status, run.stderr).toBe(0);
@@ -211,7 +212,7 @@ describe('octoclip CLI', () => {
 
   it('writes a result larger than a pipe holds (64 KiB) whole through a pipe', () => {
     const texts = Array.from({ length: 400 }, (_, i) => `text number ${i}`);
-    const command = `"${process.execPath}" "${BIN}" embed --model "${model}" --texts ${texts.map((t) => `"${t}"`).join(' ')} | cat > piped.json`;
+    const command = `"${process.execPath}" "${BIN}" embed --model "${model}" ${texts.map((t) => `--texts "${t}"`).join(' ')} | cat > piped.json`;
     const piped = spawnSync('bash', ['-c', command], { cwd: work, encoding: 'utf8', timeout: 300_000 });
     expect(piped.status, piped.stderr).toBe(0);
     const text = readFileSync(join(work, 'piped.json'), 'utf8');

@@ -1,10 +1,12 @@
 // The options table: one declaration gives the parser, the checks and the help.
 
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { EMBED, EVAL, PREDICT, ZERO_SHOT } from '../../src/cli/inference';
 import {
   defineCommand,
   helpText,
+  LIST_OPTION_RULE,
   parseCommandLine,
   PRECISION_OPTION,
   UsageError,
@@ -50,7 +52,7 @@ describe('parseCommandLine', () => {
       '--shots=4',
       '--texts',
       'a cat',
-      'a dog',
+      '--texts=a dog',
       '--quiet',
       '--lr',
       '1e-3',
@@ -67,6 +69,8 @@ describe('parseCommandLine', () => {
       quiet: true,
     });
     expect(positionals).toEqual(['a.png', '--b.png']);
+    // A list option takes one value per occurrence: the words after it are positionals, not more values.
+    expect(parse('--model', 'm', '--texts', 'a cat', 'c.png').positionals).toEqual(['c.png']);
     expect(parse('--model', 'm').values.quiet).toBe(false);
   });
 
@@ -83,8 +87,26 @@ describe('parseCommandLine', () => {
     expect(refusal('--model', 'm', '-x')).toBe('unknown option -x');
     expect(refusal('--model', 'm', '--model', 'n')).toBe('--model is given twice');
     expect(refusal('--model')).toBe('--model needs a value (M)');
-    expect(refusal('--model', 'm', '--texts')).toBe('--texts needs at least one TEXT');
+    expect(refusal('--model', 'm', '--texts')).toBe('--texts needs a value (TEXT)');
     expect(refusal('--model', 'm', '--quiet=yes')).toBe('--quiet takes no value');
+  });
+});
+
+describe('list options', () => {
+  it('read `--classes A B photo.png` as other CLIs do, and say how to name more classes', () => {
+    const predict = (...args: string[]) => parseCommandLine(PREDICT, ['--model', 'm', '--no-adapter', ...args]);
+    const photo = fileURLToPath(import.meta.url); // a file that exists
+    expect(predict('--classes', 'A', '--classes', 'B', photo)).toMatchObject({
+      values: { classes: ['A', 'B'] },
+      positionals: [photo],
+    });
+    expect(() => predict('--classes', 'A', '--classes', 'B', 'C', photo)).toThrow(
+      '"C" is not a file; to name it as a class, give --classes once per class (--classes A --classes B)',
+    );
+    expect(() => predict('--classes', 'A', 'B', 'photo.png')).toThrow(
+      '--no-adapter needs two or more class names: --classes NAME once per class',
+    );
+    expect(helpText(PREDICT)).toContain(`\n  ${LIST_OPTION_RULE}\n`);
   });
 });
 
