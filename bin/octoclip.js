@@ -1,11 +1,7 @@
 #!/usr/bin/env node
-// Runs the octoclip CLI (src/cli) through vite-node, which bundles the WGSL shaders as Vite does for
-// the studio, in the WebGPU environment scripts/setup.mjs sets up.
-import { join } from 'node:path';
-import { ROOT, runWithWebgpu } from '../scripts/setup.mjs';
+// Runs the octoclip CLI (src/cli), built into one Node module from the current sources (scripts/setup.mjs
+// builds it again when they change), in the WebGPU environment scripts/setup.mjs sets up.
+import { ensureCliBuild, runWithWebgpu } from '../scripts/setup.mjs';
 
-process.exit(
-  runWithWebgpu('vite-node', ['--root', ROOT, join(ROOT, 'src/cli/index.ts'), '--', ...process.argv.slice(2)], {
-    cwd: process.cwd(),
-  }),
-);
+const cli = await ensureCliBuild();
+process.exit(runWithWebgpu(process.execPath, [cli, ...process.argv.slice(2)], { cwd: process.cwd() }));

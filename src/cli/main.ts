@@ -2,7 +2,7 @@
 // Results go to stdout (or --out) as JSON; progress and problems go to stderr. Each command is one options
 // table (options.ts) from which its parser and its --help derive.
 
-import { readFileSync } from 'node:fs';
+import { version as packageVersion } from '../../package.json';
 import { makeTinyClip } from '../model/tiny';
 import { writeModelDirectory } from '../node/files';
 import { EXPORT, IMPORT_PEFT, INFO } from './adapter-commands';
@@ -49,7 +49,7 @@ const COMMANDS: CommandSpec<any>[] = [
 ];
 
 export function version(): string {
-  return JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version;
+  return packageVersion;
 }
 
 export function usage(): string {
