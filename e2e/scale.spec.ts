@@ -139,6 +139,8 @@ test('100 classes x 20 images: added class by class, quick screens, confused pai
   await openSection(page, 'Try it');
   await page.getByLabel('Choose an image').setInputFiles(path.join(MANY_DIR, className(7), '0.png'));
   const table = page.getByRole('table', { name: 'Class probabilities' });
+  await expect(table.getByRole('rowheader')).toHaveCount(5); // the top 5 by default
+  await page.getByLabel('Classes shown').selectOption({ label: `All ${CLASSES}` });
   await expect(table.getByRole('rowheader')).toHaveCount(CLASSES);
   const column = (await table.getByRole('columnheader').allTextContents()).length;
   const shown = (await table.getByRole('row').locator(`td:nth-child(${column})`).allTextContents()).map((text) =>

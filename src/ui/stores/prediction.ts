@@ -15,15 +15,25 @@ export interface PredictionState {
   running: boolean;
   result: PredictResult | null;
   problem: string | null;
-  setImage(blob: Blob): Promise<void>;
+  /** How many classes the table lists, most probable first; null lists them all. */
+  topK: number | null;
+  /**
+   * Classifies this image. `live` (a camera frame of the live preview) keeps the last result shown
+   * until this one's arrives, so the table does not flicker between frames.
+   */
+  setImage(blob: Blob, options?: { live?: boolean }): Promise<void>;
   chooseAdapter(id: string | null): Promise<void>;
+  setTopK(k: number | null): void;
 }
+
+/** The classes Try it lists by default, most probable first (Teachable Machine's preview shows all of few). */
+export const DEFAULT_TOP_K = 5;
 
 export const usePredictionStore = create<PredictionState>()((set, get) => {
   // Only the answer to the latest question is shown: a newer image or adapter may be chosen meanwhile.
   let latest = 0;
 
-  async function predict(): Promise<void> {
+  async function predict(live = false): Promise<void> {
     const { image, adapterId } = get();
     if (!image) return;
     const adapter = adapterId ? (useAdaptersStore.getState().adapters.find((a) => a.id === adapterId) ?? null) : null;
@@ -41,7 +51,8 @@ export const usePredictionStore = create<PredictionState>()((set, get) => {
       return;
     }
     const question = ++latest;
-    set({ running: true, problem: null });
+    // A live frame replaces the last result without a "Classifying…" between frames.
+    set({ running: !live, problem: null });
     try {
       const result = await useEngineStore.getState().request('predict', {
         image: image.blob,
@@ -60,12 +71,17 @@ export const usePredictionStore = create<PredictionState>()((set, get) => {
     running: false,
     result: null,
     problem: null,
+    topK: DEFAULT_TOP_K,
 
-    async setImage(blob) {
+    async setImage(blob, { live = false } = {}) {
       const previous = get().image;
       if (previous) URL.revokeObjectURL(previous.url);
-      set({ image: { blob, url: URL.createObjectURL(blob) }, result: null });
-      await predict();
+      set({ image: { blob, url: URL.createObjectURL(blob) }, ...(live ? {} : { result: null }) });
+      await predict(live);
+    },
+
+    setTopK(topK) {
+      set({ topK });
     },
 
     async chooseAdapter(id) {
