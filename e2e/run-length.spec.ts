@@ -36,6 +36,46 @@ test('a time budget sets the iterations from the measured step time; the recipe 
   expect(errors).toEqual([]);
 });
 
+test('the estimate counts held-out evaluations and checkpoints: within 25% of a first run and of the next', async ({
+  page,
+}) => {
+  test.setTimeout(240_000);
+  const errors = collectErrors(page);
+  await loadTinyModel(page);
+  await addDatasetFolder(page);
+  await page.goto('./#/train');
+  await page.getByLabel('Iterations').fill('80');
+  await page.getByLabel('Batch size').fill('4');
+  await page.getByText('Advanced').click();
+  await page.getByLabel('Held-out evaluation every (steps)').fill('8');
+  await page.getByLabel('Checkpoint every (steps)').fill('20');
+  const estimate = page.getByTestId('time-estimate');
+  const run = page.getByRole('article', { name: 'Training run' });
+  /** Runs the settings once; the estimate shown before, and the run's time from Start to Finished. */
+  const timedRun = async (source: RegExp) => {
+    // The zero-shot baseline, steps 8 to 72, and the final one.
+    await expect(estimate).toContainText(/for 80 steps .*and 11 held-out evaluations/, { timeout: 60_000 });
+    await expect(estimate).toContainText(source);
+    const estimated = Number(await estimate.getAttribute('data-milliseconds'));
+    const trained = page.getByTestId('trained-adapter-name');
+    const before = (await trained.count()) ? await trained.textContent() : null;
+    const started = Date.now();
+    await page.getByRole('button', { name: 'Start training' }).click();
+    // Finished, with this run's adapter (a second run's name differs from the first's).
+    await expect(run.getByText('Finished', { exact: true })).toBeVisible({ timeout: 200_000 });
+    if (before) await expect(trained).not.toHaveText(before, { timeout: 200_000 });
+    return { estimated, measured: Date.now() - started };
+  };
+  const first = await timedRun(/from timed steps/);
+  console.log(`[estimate] first run: estimated ${first.estimated} ms, took ${first.measured} ms`);
+  expect(Math.abs(first.estimated - first.measured)).toBeLessThanOrEqual(0.25 * first.measured);
+  await page.goto('./#/train');
+  const second = await timedRun(/as measured by the last run/);
+  console.log(`[estimate] second run: estimated ${second.estimated} ms, took ${second.measured} ms`);
+  expect(Math.abs(second.estimated - second.measured)).toBeLessThanOrEqual(0.25 * second.measured);
+  expect(errors).toEqual([]);
+});
+
 test('early stopping ends a short run when held-out accuracy stops improving and keeps the best adapter', async ({
   page,
 }, testInfo) => {

@@ -14,6 +14,7 @@ import type { AdapterSettings } from '../adapters/settings';
 import { checkPrompts } from '../common/prompts';
 import { Rng, RNG_STREAM } from '../common/random';
 import { precisionOf, type TrainSettings } from '../common/recipe';
+import type { RunPartTimes } from '../common/run-time';
 import type { ClipModel } from '../model/clip';
 import {
   evaluate,
@@ -257,6 +258,48 @@ export async function measureStepTime(
     let milliseconds = 0;
     for (let i = 0; i < TIMED_STEPS; i++) milliseconds += (await gpuTurn(() => stepper.trainStep())).milliseconds;
     return milliseconds / TIMED_STEPS;
+  } finally {
+    trainer?.destroy();
+    adapters.destroy();
+  }
+}
+
+/**
+ * The times of a run's parts on this device (runMilliseconds adds them up): a step as measureStepTime
+ * measures it, an evaluation of one image and of `support`'s images (after an untimed one, which
+ * compiles the pipelines), and a checkpoint read back.
+ */
+export async function measureRunPartTimes(
+  model: ClipModel,
+  classNames: readonly string[],
+  support: LabelledImages,
+  adapter: AdapterSettings,
+  training: TrainSettings,
+  gpuTurn: NonNullable<RunHooks['gpuTurn']> = (work) => work(),
+): Promise<RunPartTimes> {
+  const millisecondsPerStep = await measureStepTime(model, classNames, support, adapter, training, gpuTurn);
+  const adapters = AdapterSet.create(model.ctx, model.config, adapter, { random: Math.random });
+  let trainer: Trainer | null = null;
+  try {
+    trainer = new Trainer(model, adapters, classNames, support, { ...training, iterations: 1 });
+    const evaluator = trainer;
+    const one: LabelledImages = { images: support.images.slice(0, 1), labels: support.labels.slice(0, 1) };
+    const timed = async (work: () => Promise<unknown>) => {
+      const started = performance.now();
+      await gpuTurn(work);
+      return performance.now() - started;
+    };
+    await timed(() => evaluator.evaluate(one));
+    const single = await timed(() => evaluator.evaluate(one));
+    const all = await timed(() => evaluator.evaluate(support));
+    const count = support.images.length;
+    const millisecondsPerImage = count > 1 ? Math.max(0, (all - single) / (count - 1)) : single / 2;
+    const millisecondsPerCheckpoint = await timed(() => evaluator.checkpoint());
+    return {
+      millisecondsPerStep,
+      evaluation: { fixedMilliseconds: Math.max(0, single - millisecondsPerImage), millisecondsPerImage },
+      millisecondsPerCheckpoint,
+    };
   } finally {
     trainer?.destroy();
     adapters.destroy();

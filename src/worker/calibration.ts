@@ -1,8 +1,8 @@
-// A few timed training steps with the studio's settings on synthetic images, so that the page can say
-// how long a run will take before it starts. The steps are the Trainer's own (same kernels, batch and
+// A few timed training steps, evaluations and a checkpoint with the studio's settings on synthetic
+// images, so that the page can say how long a run will take before it starts (runMilliseconds). The steps are the Trainer's own (same kernels, batch and
 // micro-batches, weights in the run's precision, timed by the training driver's measureStepTime).
 
-import { measureStepTime } from '../training/run';
+import { measureRunPartTimes } from '../training/run';
 import { exclusive } from './gpu-queue';
 import type { ModelSession } from './model-session';
 import type { CalibrationRequest, CalibrationResult } from './protocol';
@@ -30,6 +30,5 @@ export async function calibrateTraining(
     height: size,
   }));
   const support = { images, labels: images.map((_, i) => i % classNames.length) };
-  const millisecondsPerStep = await measureStepTime(model, classNames, support, adapter, settings, exclusive);
-  return { millisecondsPerStep };
+  return measureRunPartTimes(model, classNames, support, adapter, settings, exclusive);
 }

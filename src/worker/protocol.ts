@@ -16,6 +16,7 @@ import type {
 import type { MatmulChoice, MatmulTuning } from '../kernels/matmul-tune';
 import type { ClipConfig } from '../model/config';
 import type { RunPhase } from '../training/run';
+import type { RunPartTimes } from '../common/run-time';
 import type { Evaluation, StepLog, TrainerCheckpoint } from '../training/trainer';
 
 export type {
@@ -152,10 +153,8 @@ export interface CalibrationRequest {
   trainingImages: number;
 }
 
-export interface CalibrationResult {
-  /** Mean time of a training step after the first (which compiles the pipelines). */
-  millisecondsPerStep: number;
-}
+/** A step's mean time after the first (which compiles the pipelines), an evaluation's and a checkpoint's. */
+export type CalibrationResult = RunPartTimes;
 
 /** Images as Blobs with their file names (for messages) and class labels (indices into the class names). */
 export interface LabelledBlobs {

@@ -3,6 +3,7 @@
 
 import { useEffect } from 'react';
 import { budgetIterations, recipeIterations, TIME_BUDGET_MINUTES } from '../../common/recipe';
+import { runMilliseconds, runWork } from '../../common/run-time';
 import { shotsOf } from '../../common/split';
 import { Card } from '../components/Card';
 import { Note } from '../components/Notice';
@@ -134,6 +135,14 @@ function TimeEstimate() {
   }, [key, planReady, running, measuring]);
 
   const stepTime = key ? stepTimes[key] : undefined;
+  const shape = {
+    iterations: settings.iterations,
+    evalEvery: settings.evalEvery,
+    checkpointEvery: settings.checkpointEvery,
+    heldOutImages: split.heldOut.imageIds.length,
+    trainingImages,
+  };
+  const evaluations = runWork(shape).heldOutEvaluations;
   return (
     <div className="time-estimate">
       {info?.software && (
@@ -144,10 +153,11 @@ function TimeEstimate() {
         </Note>
       )}
       {stepTime ? (
-        <p data-testid="time-estimate">
-          About <strong>{formatRunTime((stepTime.millisecondsPerStep * settings.iterations) / 1000)}</strong> for{' '}
+        <p data-testid="time-estimate" data-milliseconds={Math.round(runMilliseconds(stepTime, shape))}>
+          About <strong>{formatRunTime(runMilliseconds(stepTime, shape) / 1000)}</strong> for{' '}
           {settings.iterations.toLocaleString('en-US')} steps ({(stepTime.millisecondsPerStep / 1000).toFixed(2)} s per
           step on {info?.adapterName}, {stepTime.source === 'run' ? 'as measured by the last run' : 'from timed steps'}
+          {evaluations > 0 && `, and ${evaluations} held-out ${evaluations === 1 ? 'evaluation' : 'evaluations'}`}
           ).
         </p>
       ) : null}

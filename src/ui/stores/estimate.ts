@@ -1,16 +1,18 @@
-// How long a training step takes on this device with these settings: measured by a few calibration
-// steps before the first run, then kept up to date by the runs themselves. Kept per device, model and
+// How long a training run's parts take on this device with these settings (a step, an evaluation, a
+// checkpoint): measured by a calibration before the first run, the step time then kept up to date by
+// the runs themselves. Kept per device, model and
 // settings in localStorage, so the estimate is there at once the next time.
 
 import { create } from 'zustand';
 import { persist } from 'zustand/middleware';
 import { RECIPE_PRECISION } from '../../common/recipe';
+import { runMilliseconds, type RunPartTimes, type RunShape } from '../../common/run-time';
 import type { AdapterChoice, CalibrationRequest, TrainChoice } from '../../worker/protocol';
 import { errorMessage, useEngineStore } from './engine';
 
-export interface StepTime {
-  millisecondsPerStep: number;
-  /** Calibration steps before any run, or the steps of a run with these settings. */
+/** The times of a run's parts (runMilliseconds adds them up); the step's follows the runs. */
+export interface StepTime extends RunPartTimes {
+  /** Calibration before any run, or a step time the runs with these settings have updated. */
   source: 'calibration' | 'run';
 }
 
@@ -24,6 +26,8 @@ export interface EstimateState {
   calibrate(key: string, request: CalibrationRequest): Promise<void>;
   /** A step of a run took this long: the estimate follows the run. */
   recordStep(key: string, milliseconds: number): void;
+  /** A whole run took this long: the part outside steps, evaluations and checkpoints is kept. */
+  recordRun(key: string, run: RunShape, milliseconds: number): void;
 }
 
 /** How much one run step moves the kept step time (an exponential average over about 10 steps). */
@@ -84,8 +88,8 @@ export const useEstimateStore = create<EstimateState>()(
           if (measuring || stepTimes[key] || problem?.key === key) return;
           set({ measuring: key, problem: null });
           try {
-            const { millisecondsPerStep } = await useEngineStore.getState().request('calibrateTraining', request);
-            keep(key, { millisecondsPerStep, source: 'calibration' });
+            const times = await useEngineStore.getState().request('calibrateTraining', request);
+            keep(key, { ...times, source: 'calibration' });
             set({ measuring: null });
           } catch (error) {
             set({
@@ -96,15 +100,30 @@ export const useEstimateStore = create<EstimateState>()(
         },
 
         recordStep(key, milliseconds) {
+          // Only a calibration measures the evaluations and checkpoints: without one there is nothing to update.
           const kept = get().stepTimes[key];
+          if (!kept) return;
           const millisecondsPerStep =
-            kept?.source === 'run'
+            kept.source === 'run'
               ? (1 - RUN_STEP_WEIGHT) * kept.millisecondsPerStep + RUN_STEP_WEIGHT * milliseconds
               : milliseconds;
-          keep(key, { millisecondsPerStep, source: 'run' });
+          keep(key, { ...kept, millisecondsPerStep, source: 'run' });
+        },
+
+        recordRun(key, run, milliseconds) {
+          const kept = get().stepTimes[key];
+          if (!kept) return;
+          const parts = runMilliseconds({ ...kept, millisecondsPerRun: 0 }, run);
+          keep(key, { ...kept, millisecondsPerRun: Math.max(0, milliseconds - parts) });
         },
       };
     },
-    { name: 'octoclip.step-times', version: 1, partialize: (state) => ({ stepTimes: state.stepTimes }) },
+    {
+      name: 'octoclip.step-times',
+      // Version 1 kept only the step time: those entries are measured again, with the other parts.
+      version: 2,
+      migrate: () => ({ stepTimes: {} }),
+      partialize: (state) => ({ stepTimes: state.stepTimes }),
+    },
   ),
 );

@@ -14,6 +14,7 @@ import {
   recipeIterations,
 } from '../../common/recipe';
 import { shotsOf } from '../../common/split';
+import { runMilliseconds, type RunShape } from '../../common/run-time';
 import type { AdapterRecord, CheckpointRecord, RunHistory } from '../../storage/db';
 import { deleteCheckpoint, latestCheckpoint, saveCheckpoint } from '../../storage/checkpoints';
 import { getImages } from '../../storage/dataset';
@@ -169,6 +170,17 @@ function estimateKeyOf(record: CheckpointRecord): string | null {
   );
 }
 
+/** What runMilliseconds counts of a run: its length (the engine's, which --time-budget may set) and images. */
+function runShape(record: CheckpointRecord, iterations: number): RunShape {
+  return {
+    iterations,
+    evalEvery: record.training.evalEvery,
+    checkpointEvery: record.training.checkpointEvery,
+    heldOutImages: record.heldOut.imageIds.length,
+    trainingImages: record.support.imageIds.length,
+  };
+}
+
 const NO_ELSEWHERE_PROGRESS: ElsewhereRun = { step: null, iterations: null, stepsPerSecond: null, secondsLeft: null };
 
 function interruptedFrom(record: CheckpointRecord, reason: string | null): InterruptedRun {
@@ -194,6 +206,8 @@ export const useTrainingStore = create<TrainingState>()(
       const meter = new RateMeter();
       /** Steps reported since the run (re)started: the first compiles the pipelines and does not count towards the estimate. */
       let stepsSinceStart = 0;
+      /** Whether the run in progress was paused (its wall time then says nothing of its parts). */
+      let wasPaused = false;
 
       function updateRun(patch: Partial<RunState>): void {
         set((state) => ({ run: { ...state.run, ...patch } }));
@@ -212,20 +226,28 @@ export const useTrainingStore = create<TrainingState>()(
               phase: event.phase,
               pending: event.phase === 'paused' && run.pending === 'pause' ? null : run.pending,
             });
-            if (event.phase === 'paused') meter.reset();
+            if (event.phase === 'paused') {
+              meter.reset();
+              wasPaused = true;
+            }
             break;
           case 'train-progress': {
             meter.add(event.log.step);
+            const key = active ? estimateKeyOf(active) : null;
+            if (key && ++stepsSinceStart > 1) useEstimateStore.getState().recordStep(key, event.log.milliseconds);
+            // The steps, evaluations and checkpoints still to come at this device's times; else the step rate.
+            const times = key ? useEstimateStore.getState().stepTimes[key] : undefined;
             const history = { ...run.history, steps: [...run.history.steps, event.log] };
             const progress = {
               iterations: event.iterations,
               stepsPerSecond: meter.perSecond(),
-              secondsLeft: meter.secondsUntil(event.iterations),
+              secondsLeft:
+                times && active
+                  ? runMilliseconds(times, runShape(active, event.iterations), event.log.step) / 1000
+                  : meter.secondsUntil(event.iterations),
             };
             updateRun({ history, ...progress });
             broadcastRun({ type: 'progress', step: event.log.step, ...progress });
-            const key = active && ++stepsSinceStart > 1 ? estimateKeyOf(active) : null;
-            if (key) useEstimateStore.getState().recordStep(key, event.log.milliseconds);
             break;
           }
           case 'train-evaluation':
@@ -300,6 +322,11 @@ export const useTrainingStore = create<TrainingState>()(
         active = record;
         meter.reset();
         stepsSinceStart = 0;
+        // A whole run from its start without a pause: its wall time teaches the estimate what lies outside
+        // the measured parts (reading and decoding the images, planning, saving the adapter).
+        const timedFrom = record.checkpoint === null ? performance.now() : null;
+        const timesKey = estimateKeyOf(record);
+        wasPaused = false;
         set({
           // The form shows what the run trains with (a resumed run keeps its own settings).
           settings: { ...record.adapter, ...record.training },
@@ -375,6 +402,10 @@ export const useTrainingStore = create<TrainingState>()(
           return;
         }
         updateRun({ status: 'finished', phase: null, pending: null, adapter, secondsLeft: 0 });
+        if (timedFrom !== null && timesKey && !wasPaused && !record.training.patience)
+          useEstimateStore
+            .getState()
+            .recordRun(timesKey, runShape(record, record.training.iterations), performance.now() - timedFrom);
         if (result.zeroShot && result.adapted) {
           useEvaluationStore.getState().show({
             adapterId: adapter.id,
