@@ -162,7 +162,7 @@ export const IMPORT_PEFT = defineCommand({
     const classNames = values.classes ?? peft.classes?.class_names;
     if (!classNames)
       throw new UsageError(
-        `the adapter's class names are needed: add --classes NAME... (${values.peft} has no ${PEFT_CLASSES_FILE})`,
+        `the adapter's class names are needed: add --classes NAME once per class (${values.peft} has no ${PEFT_CLASSES_FILE})`,
       );
     const base = await readBaseModel(values.model);
     const { meta, tensors } = fromPeft(

@@ -78,7 +78,8 @@ export const EMBED = defineCommand({
     texts: { kind: 'list', value: 'TEXT', help: 'texts to embed' },
     out: OUT,
   },
-  check: (values) => (values.images || values.texts ? null : 'embed needs --images DIR and/or --texts TEXT...'),
+  check: (values) =>
+    values.images || values.texts ? null : 'embed needs --images DIR and/or --texts TEXT (once per text)',
   async run(values) {
     const data = values.images ? await loadLabelledImages(values.images, { flat: true }) : null;
     const model = await loadModel(values.model, parsePrecision(values.precision));

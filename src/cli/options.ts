@@ -12,7 +12,7 @@ export class UsageError extends Error {
 
 /** How a list option is written: one sentence, in the help and the CLI reference. */
 export const LIST_OPTION_RULE =
-  'An option shown with NAME... takes one value each time it is given: repeat it for more (--classes cat --classes dog); the other words are the arguments, and -- ends the options.';
+  'A repeatable option takes one value each time it is given: repeat it for more (--classes cat --classes dog); the other words are the arguments, and -- ends the options.';
 
 export type OptionKind = 'string' | 'number' | 'integer' | 'boolean' | 'list';
 
@@ -192,11 +192,9 @@ export function usageLine(spec: CommandDescription): string {
 /** The command's `--help`: usage, summary, then one line per option from the table. */
 export function helpText(spec: CommandDescription): string {
   const rows: [string, string][] = Object.entries(spec.options).map(([name, option]) => {
-    const flag =
-      option.kind === 'boolean'
-        ? `--${name}`
-        : `--${name} ${option.value ?? 'VALUE'}${option.kind === 'list' ? '...' : ''}`;
+    const flag = option.kind === 'boolean' ? `--${name}` : `--${name} ${option.value ?? 'VALUE'}`;
     const extras = [
+      option.kind === 'list' ? 'repeatable' : null,
       option.required ? 'required' : null,
       option.choices && !option.help.includes(option.choices.join('|')) ? option.choices.join('|') : null,
       option.default !== undefined ? `default ${option.default}` : null,

@@ -114,10 +114,10 @@ describe('help', () => {
   it('lists every option of the table, with its placeholder, requirement, choices and default', () => {
     expect(usageLine(spec)).toBe('octoclip demo --model M [FILE...] [options]');
     const help = helpText(spec);
-    expect(help).toContain('\n  --model M        the model (required)\n');
-    expect(help).toContain('\n  --format F       output format (json|csv; default json)\n');
-    expect(help).toContain('\n  --texts TEXT...  texts\n');
-    expect(help).toContain('\n  -h, --help       show this help\n');
+    expect(help).toContain('\n  --model M     the model (required)\n');
+    expect(help).toContain('\n  --format F    output format (json|csv; default json)\n');
+    expect(help).toContain('\n  --texts TEXT  texts (repeatable)\n');
+    expect(help).toContain('\n  -h, --help    show this help\n');
   });
 });
 
