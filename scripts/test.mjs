@@ -9,6 +9,7 @@ import {
   ROOT,
   runStages,
   runWithWebgpu,
+  spawn,
 } from './setup.mjs';
 
 /** @param {string} tool @param {string[]} args */
@@ -28,6 +29,8 @@ const STAGES = [
   { title: 'Lint and format', run: check('biome', ['check', '.']) },
   // dependency-cruiser: the layers of docs/architecture.md and no import cycle.
   { title: 'Layers', run: check('depcruise', ['src', '--output-type', 'err']) },
+  // README.md, CHANGELOG.md and docs/: no paragraph twice, README.md within one screen, no broken relative link.
+  { title: 'Docs', run: () => spawn(process.execPath, ['scripts/check-docs.mjs'], { cwd: ROOT }) },
   // WebGPU in Node through Dawn.
   { title: 'Unit tests', run: check('vitest', ['run']) },
   // The built studio in headless Chromium.

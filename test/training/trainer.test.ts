@@ -168,7 +168,7 @@ describe.skipIf(!existsSync(digits))('learning on real data (../shared/data/digi
 // 16 shots fit in 120 steps (measured with the CLI: held-out 51% -> 96%); at batch 8 here they reach
 // support 100% and held-out 88.6%, as at batch 16 in half the time (fewer steps fell short: 60 of 16
 // reached support 83%, 40 of 8 stayed at chance); all ten reached only 23% in
-// 100 steps (see the fine-tuning note in README). Digits are 8x8, so random resized crops at scale
+// 100 steps (see docs/training.md). Digits are 8x8, so random resized crops at scale
 // 0.08 would keep a pixel or two: no augmentation.
 const LEARNING_CLASSES = ['zero', 'one', 'seven'];
 const LEARNING_ADAPTER: Partial<AdapterSettings> = {
