@@ -42,6 +42,18 @@ test('adds photos, a held burst and a pasted image to a class', async ({ page },
   await page.keyboard.up(' ');
   await expect(hold).toBeVisible();
   await expect.poll(() => thumbnails.count()).toBeGreaterThanOrEqual(afterMouse + 3);
+  // Held with a finger: a touch records until it is lifted.
+  const afterKeyboard = await thumbnails.count();
+  const touch = await page.context().newCDPSession(page);
+  await touch.send('Emulation.setTouchEmulationEnabled', { enabled: true, maxTouchPoints: 1 });
+  const now = (await hold.boundingBox())!;
+  const finger = { x: now.x + now.width / 2, y: now.y + now.height / 2 };
+  await touch.send('Input.dispatchTouchEvent', { type: 'touchStart', touchPoints: [finger] });
+  await expect(card.getByRole('button', { name: /^Recording… [3-9]/ })).toBeVisible();
+  await touch.send('Input.dispatchTouchEvent', { type: 'touchEnd', touchPoints: [] });
+  await expect(hold).toBeVisible();
+  await expect.poll(() => thumbnails.count()).toBeGreaterThanOrEqual(afterKeyboard + 3);
+  await touch.send('Emulation.setTouchEmulationEnabled', { enabled: false });
   const afterBurst = await thumbnails.count();
   await expect(card.getByTestId('captured-count')).toHaveText(
     `${afterBurst - IMAGES_PER_CLASS} images added from the camera or the clipboard`,

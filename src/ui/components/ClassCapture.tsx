@@ -124,6 +124,7 @@ export function ClassCapture({ classId, className }: { classId: string; classNam
             <button
               type="button"
               disabled={!stream || busy}
+              className="hold-to-record"
               onPointerDown={pointerDown}
               onPointerUp={() => void stopBurst()}
               onPointerCancel={() => void stopBurst()}
