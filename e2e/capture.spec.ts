@@ -46,6 +46,8 @@ test('adds photos, a held burst and a pasted image to a class', async ({ page },
   const afterKeyboard = await thumbnails.count();
   const touch = await page.context().newCDPSession(page);
   await touch.send('Emulation.setTouchEmulationEnabled', { enabled: true, maxTouchPoints: 1 });
+  // Touch points are in the window's coordinates: the button, below the grown grid of thumbnails, in view.
+  await hold.scrollIntoViewIfNeeded();
   const now = (await hold.boundingBox())!;
   const finger = { x: now.x + now.width / 2, y: now.y + now.height / 2 };
   await touch.send('Input.dispatchTouchEvent', { type: 'touchStart', touchPoints: [finger] });

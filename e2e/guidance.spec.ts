@@ -78,7 +78,7 @@ test('lists every problem next to Start, which stays off until none is left, and
 
   // Timed steps on this device give the time before Start; SwiftShader is named as a software adapter.
   await expect(page.getByTestId('time-estimate')).toHaveText(
-    /^About .+ for 2,000 steps \(\d+\.\d\d s per step on .+, from timed steps\)\.$/,
+    /^About .+ for 2,000 steps \(\d+\.\d\d s per step on .+, from timed steps, and \d+ held-out evaluations\)\.$/,
   );
   await expect(page.getByTestId('software-adapter')).toContainText('software GPU adapter');
   await expect(checklist(page).getByRole('listitem')).toHaveCount(2);
