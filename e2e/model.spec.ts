@@ -87,7 +87,7 @@ test('shows bytes, speed and time left over a slow connection, stops on request 
   page,
 }, testInfo) => {
   const errors = collectErrors(page);
-  await slowHub(page, HUB_REPO, 64 * 1024);
+  await slowHub(page, HUB_REPO, 128 * 1024);
   await page.goto('/#/model');
   await page.getByLabel('Repository').fill(HUB_REPO);
   await page.getByRole('button', { name: 'Download and load' }).click();
