@@ -8,8 +8,9 @@ import { readZip, writeZip } from '../src/common/zip';
 import { randomAdapterFile } from '../test/helpers/random-adapter';
 import { MODEL_FILE_NAMES, TINY_MODEL_DIR } from './fixtures';
 import { loadTinyModel, openSection } from './steps';
+import { saveScreen } from './helpers';
 
-test('downloads an adapter as a PEFT zip, imports the zip back, and shows the snippet', async ({ page }) => {
+test('downloads an adapter as a PEFT zip, imports the zip back, and shows the snippet', async ({ page }, testInfo) => {
   test.setTimeout(180_000);
   await loadTinyModel(page);
   const files = Object.fromEntries(
@@ -65,4 +66,17 @@ test('downloads an adapter as a PEFT zip, imports the zip back, and shows the sn
   await imported.getByText('Use it in your code').click();
   await expect(imported.getByTestId('snippet-browser')).toContainText('adapter: { library: "shapes-peft" }');
   await expect(imported.getByTestId('snippet-node')).toContainText('adapter: "shapes-peft.octoclip.safetensors"');
+  // The code scrolls inside its own box: the page never gets wider than the window.
+  for (const width of [1280, 400]) {
+    await page.setViewportSize({ width, height: 800 });
+    await expect(imported.getByTestId('snippet-node')).toBeVisible();
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    expect(overflow, `${width} px window`).toBeLessThanOrEqual(0);
+    await saveScreen(page, testInfo, `library-snippet-${width}`);
+    // Compare and Delete stay within the window's width.
+    for (const control of [imported.getByText('Compare'), imported.getByRole('button', { name: /^Delete / })]) {
+      const box = (await control.boundingBox())!;
+      expect(box.x + box.width, `${width} px window`).toBeLessThanOrEqual(width);
+    }
+  }
 });
