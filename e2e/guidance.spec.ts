@@ -88,6 +88,49 @@ test('lists every problem next to Start, which stays off until none is left, and
   expect(errors).toEqual([]);
 });
 
+test('marks an out-of-range shots or percentage at the field with its range, and keeps Start off and the split as it was', async ({
+  page,
+}, testInfo) => {
+  const errors = collectErrors(page);
+  await loadTinyModel(page);
+  await addDatasetFolder(page);
+  await page.goto('./#/train');
+  await expect(startButton(page)).toBeEnabled({ timeout: 60_000 });
+  const summary = page.getByTestId('train-data-summary');
+  const before = await summary.textContent();
+
+  const shots = page.getByLabel('Shots per class');
+  for (const value of ['0', '2.5']) {
+    await shots.fill(value);
+    await expect(shots).toHaveAttribute('aria-invalid', 'true');
+    await expect(shots).toHaveAccessibleDescription(/^A whole number at least 1\./);
+    await expect(problem(page, 'field')).toHaveText(
+      'Shots per class: A whole number at least 1. Start waits until it is.',
+    );
+    await expect(startButton(page)).toBeDisabled();
+    await expect(summary).toHaveText(before!);
+  }
+  await saveScreen(page, testInfo, 'train-field-out-of-range');
+  // The Dataset screen still shows the split of the last accepted value.
+  await openSection(page, 'Dataset');
+  for (const name of DATASET_CLASSES) await expect(classCard(page, name).getByRole('img').first()).toBeVisible();
+  await openSection(page, 'Train');
+
+  await page.getByRole('radio', { name: 'Use my images: train on X%, hold out the rest' }).check();
+  const percent = page.getByLabel('Train on (%)');
+  for (const value of ['150', '0']) {
+    await percent.fill(value);
+    await expect(percent).toHaveAccessibleDescription(/^A whole number between 1 and 99\./);
+    await expect(problem(page, 'field')).toContainText('Train on (%): A whole number between 1 and 99.');
+    await expect(startButton(page)).toBeDisabled();
+  }
+  await percent.fill('75');
+  await expect(percent).not.toHaveAttribute('aria-invalid');
+  await expect(problem(page, 'field')).toHaveCount(0);
+  await expect(startButton(page)).toBeEnabled();
+  expect(errors).toEqual([]);
+});
+
 test('refuses a class name that is taken or empty beside the field, keeping the name', async ({ page }, testInfo) => {
   const errors = collectErrors(page);
   await addDatasetFolder(page);

@@ -2,6 +2,7 @@
 // report only numbers.
 
 import { useEffect, useId, useState, type ReactNode } from 'react';
+import { rangeProblem, useFieldProblems } from '../stores/field-problems';
 
 interface FieldProps {
   label: string;
@@ -25,6 +26,16 @@ export function NumberField(
   useEffect(() => {
     setText((current) => (Number(current) === props.value ? current : String(props.value)));
   }, [props.value]);
+  // Text that is not a value this field accepts is marked here and reported (Start stays off); the
+  // setting keeps its last accepted value. Text not yet a number ("1e-") is still being typed.
+  const typed = text.trim() === '' ? Number.NaN : Number(text);
+  const problem = props.disabled ? null : rangeProblem(typed, props);
+  const report = useFieldProblems((s) => s.report);
+  useEffect(() => {
+    report(id, problem ? { label: props.label, text: problem } : null);
+  }, [id, problem, props.label, report]);
+  useEffect(() => () => report(id, null), [id, report]);
+  const describedBy = [problem ? `${id}-problem` : null, props.help ? `${id}-help` : null].filter(Boolean).join(' ');
   return (
     <div className="field">
       <label htmlFor={id}>{props.label}</label>
@@ -37,13 +48,19 @@ export function NumberField(
         max={props.max}
         step={props.step ?? (props.integer ? 1 : 'any')}
         disabled={props.disabled}
+        aria-invalid={problem ? true : undefined}
         onChange={(event) => {
           setText(event.target.value);
-          const value = Number(event.target.value);
-          if (event.target.value.trim() !== '' && Number.isFinite(value)) props.onChange(value);
+          const value = event.target.value.trim() === '' ? Number.NaN : Number(event.target.value);
+          if (rangeProblem(value, props) === null) props.onChange(value);
         }}
-        aria-describedby={props.help ? `${id}-help` : undefined}
+        aria-describedby={describedBy || undefined}
       />
+      {problem && (
+        <small id={`${id}-problem`} className="invalid" data-testid="field-problem">
+          {problem}
+        </small>
+      )}
       {props.help && (
         <small id={`${id}-help`} className="help">
           {props.help}

@@ -13,6 +13,7 @@ import { useDatasetSplit } from '../split';
 import { useDatasetStore } from '../stores/dataset';
 import { useEngineStore } from '../stores/engine';
 import { estimateKey, useEstimateStore } from '../stores/estimate';
+import { useFieldProblems } from '../stores/field-problems';
 import { useModelStore } from '../stores/model';
 import { isRunActive, splitSettings, useTrainingStore } from '../stores/training';
 
@@ -21,17 +22,23 @@ const CALIBRATION_DELAY_MS = 600;
 
 export function StartCard() {
   const problems = useTrainingProblems();
+  const fieldProblems = Object.entries(useFieldProblems((s) => s.problems));
   return (
     <Card title="What will train" className="start-card">
       <ul className="checklist" aria-label="What will train">
         <ModelLine />
         <DataLine />
+        {fieldProblems.map(([id, { label, text }]) => (
+          <li key={id} className="missing" data-check="field">
+            <strong>{label}</strong>: {text} Start waits until it is.
+          </li>
+        ))}
         {problems.map((problem) => (
           <ProblemLine key={problem.check} problem={problem} />
         ))}
       </ul>
       <TimeEstimate />
-      <StartButton ready={problems.length === 0} />
+      <StartButton ready={problems.length === 0 && fieldProblems.length === 0} />
     </Card>
   );
 }
