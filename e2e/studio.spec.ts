@@ -41,6 +41,10 @@ test('shows the adapter the engine worker opened and a kernel result computed on
   expect(adapterName).toMatch(/\S/);
   expect(adapterName).not.toBe('unknown adapter');
   await expect(device.getByRole('status')).toHaveText('WebGPU is available.');
+  // The next step, and a warning where the adapter is a software one (SwiftShader in these tests).
+  await expect(page.getByTestId('next-step')).toHaveText('Next: load a CLIP model. Open the Model screen');
+  if (/swiftshader|llvmpipe|lavapipe/i.test(adapterName))
+    await expect(page.getByTestId('software-adapter')).toContainText(`software GPU adapter (${adapterName})`);
 
   const limits = device.getByRole('definition');
   await expect(limits).toHaveCount(4);
@@ -57,6 +61,8 @@ test('shows the adapter the engine worker opened and a kernel result computed on
   expect(await mainThreadAdapterRequests(page)).toBe(0);
 
   await saveScreen(page, testInfo, 'gpu-ready');
+  await page.getByTestId('next-step').getByRole('link', { name: 'Open the Model screen' }).click();
+  await expect(page.getByRole('heading', { level: 1, name: 'Model' })).toBeVisible();
   expect(errors).toEqual([]);
 });
 

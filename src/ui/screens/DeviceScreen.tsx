@@ -3,6 +3,10 @@
 
 import { Screen } from '../components/Screen';
 import { Problem } from '../components/Notice';
+import { SoftwareAdapterNote } from '../components/SoftwareAdapterNote';
+import { useDatasetStore } from '../stores/dataset';
+import { useModelStore } from '../stores/model';
+import { sectionHref } from '../navigation';
 import { useEngineStore, type Connection, type SelfTest } from '../stores/engine';
 import { formatBytes, formatDuration } from '../format';
 import type { DeviceLimits, EngineInfo, MatmulChoice, SelfTestResult } from '../../worker/protocol';
@@ -62,7 +66,13 @@ function DeviceCard() {
       <p role="status" className="status-line">
         {summary(connection)}
       </p>
-      {connection.phase === 'ready' && <DeviceDetails info={connection.info} />}
+      {connection.phase === 'ready' && (
+        <>
+          {connection.info.software && <SoftwareAdapterNote adapterName={connection.info.adapterName} />}
+          <NextStep />
+          <DeviceDetails info={connection.info} />
+        </>
+      )}
       {connection.phase === 'unavailable' && (
         <Problem title="What to do" action="Try again" onAction={() => void connect()}>
           <p>{connection.message}</p>
@@ -86,6 +96,26 @@ function DeviceCard() {
         </Problem>
       )}
     </article>
+  );
+}
+
+/** Where a newcomer goes from here: the first thing missing for a run. */
+function NextStep() {
+  const model = useModelStore((s) => s.loaded);
+  const classes = useDatasetStore((s) => s.classes.length);
+  const [text, link, href] = !model
+    ? ['Next: load a CLIP model.', 'Open the Model screen', sectionHref('model')]
+    : classes < 2
+      ? [
+          `Next: add images of two or more classes (model ${model.id} is loaded).`,
+          'Open the Dataset screen',
+          '#/dataset',
+        ]
+      : ['Ready to train.', 'Open the Train screen', sectionHref('train')];
+  return (
+    <p className="next-step" data-testid="next-step">
+      {text} <a href={href}>{link}</a>
+    </p>
   );
 }
 

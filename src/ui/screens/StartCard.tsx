@@ -6,7 +6,7 @@ import { budgetIterations, recipeIterations, TIME_BUDGET_MINUTES } from '../../c
 import { runMilliseconds, runWork } from '../../common/run-time';
 import { shotsOf } from '../../common/split';
 import { Card } from '../components/Card';
-import { Note } from '../components/Notice';
+import { SoftwareAdapterNote } from '../components/SoftwareAdapterNote';
 import { formatTimeLeft } from '../format';
 import { trainingProblems, type ReadinessProblem } from '../readiness';
 import { useDatasetSplit } from '../split';
@@ -152,13 +152,7 @@ function TimeEstimate() {
   const evaluations = runWork(shape).heldOutEvaluations;
   return (
     <div className="time-estimate">
-      {info?.software && (
-        <Note>
-          <strong data-testid="software-adapter">This browser gave a software GPU adapter ({info.adapterName}).</strong>{' '}
-          It runs WebGPU on the CPU, often hundreds of times slower than a GPU: one ViT-B/32 step can take half a
-          minute. Enable hardware acceleration in the browser, or use a computer with a GPU, for full-size models.
-        </Note>
-      )}
+      {info?.software && <SoftwareAdapterNote adapterName={info.adapterName} />}
       {stepTime ? (
         <p data-testid="time-estimate" data-milliseconds={Math.round(runMilliseconds(stepTime, shape))}>
           About <strong>{formatRunTime(runMilliseconds(stepTime, shape) / 1000)}</strong> for{' '}
