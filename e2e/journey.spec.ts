@@ -177,6 +177,15 @@ test('trains with live charts, pauses and resumes, and continues from its checkp
   await expect(chart('Loss')).toHaveAttribute('data-points', String(2 * ITERATIONS));
   await expect(chart('Accuracy')).toHaveAccessibleName(new RegExp(`held out \\d+\\.\\d% at step ${ITERATIONS}$`));
   await expect(banner).toHaveCount(0);
+  // Each chart's legend names its series apart.
+  await expect(page.getByRole('list', { name: 'Loss legend' }).getByRole('listitem')).toHaveText([
+    'batch loss',
+    'trend',
+  ]);
+  await expect(page.getByRole('list', { name: 'Accuracy legend' }).getByRole('listitem')).toHaveText([
+    'training batches (trend)',
+    'held-out images',
+  ]);
   await saveScreen(page, testInfo, 'train-finished');
   expect(errors).toEqual([]);
 });

@@ -46,13 +46,14 @@ export function LineChart(props: {
     <figure className="chart">
       <figcaption>
         <span className="chart-title">{props.title}</span>
-        <span className="chart-legend">
+        {/* A list, so that its items read apart ("batch loss", "trend"), not run together as one word. */}
+        <ul className="chart-legend" aria-label={`${props.title} legend`}>
           {props.series.map((s) => (
-            <span key={s.name} className={`legend legend-${s.tone}`}>
+            <li key={s.name} className={`legend legend-${s.tone}`}>
               {s.name}
-            </span>
+            </li>
           ))}
-        </span>
+        </ul>
       </figcaption>
       <svg
         viewBox={`0 0 ${WIDTH} ${HEIGHT}`}
