@@ -249,25 +249,13 @@ export async function measureStepTime(
   training: TrainSettings,
   gpuTurn: NonNullable<RunHooks['gpuTurn']> = (work) => work(),
 ): Promise<number> {
-  const adapters = AdapterSet.create(model.ctx, model.config, adapter, { random: Math.random });
-  let trainer: Trainer | null = null;
-  try {
-    trainer = new Trainer(model, adapters, classNames, support, { ...training, iterations: TIMED_STEPS + 1 });
-    const stepper = trainer;
-    await gpuTurn(() => stepper.trainStep());
-    let milliseconds = 0;
-    for (let i = 0; i < TIMED_STEPS; i++) milliseconds += (await gpuTurn(() => stepper.trainStep())).milliseconds;
-    return milliseconds / TIMED_STEPS;
-  } finally {
-    trainer?.destroy();
-    adapters.destroy();
-  }
+  return withThrowawayTrainer(model, classNames, support, adapter, training, (trainer) => timedSteps(trainer, gpuTurn));
 }
 
 /**
- * The times of a run's parts on this device (runMilliseconds adds them up): a step as measureStepTime
- * measures it, an evaluation of one image and of `support`'s images (after an untimed one, which
- * compiles the pipelines), and a checkpoint read back.
+ * The times of a run's parts on this device (runMilliseconds adds them up), on one throwaway trainer: a
+ * step as measureStepTime measures it, an evaluation of one image and of `support`'s images (after an
+ * untimed one, which compiles the pipelines), and a checkpoint read back.
  */
 export async function measureRunPartTimes(
   model: ClipModel,
@@ -277,33 +265,54 @@ export async function measureRunPartTimes(
   training: TrainSettings,
   gpuTurn: NonNullable<RunHooks['gpuTurn']> = (work) => work(),
 ): Promise<RunPartTimes> {
-  const millisecondsPerStep = await measureStepTime(model, classNames, support, adapter, training, gpuTurn);
-  const adapters = AdapterSet.create(model.ctx, model.config, adapter, { random: Math.random });
-  let trainer: Trainer | null = null;
-  try {
-    trainer = new Trainer(model, adapters, classNames, support, { ...training, iterations: 1 });
-    const evaluator = trainer;
+  return withThrowawayTrainer(model, classNames, support, adapter, training, async (trainer) => {
+    const millisecondsPerStep = await timedSteps(trainer, gpuTurn);
     const one: LabelledImages = { images: support.images.slice(0, 1), labels: support.labels.slice(0, 1) };
     const timed = async (work: () => Promise<unknown>) => {
       const started = performance.now();
       await gpuTurn(work);
       return performance.now() - started;
     };
-    await timed(() => evaluator.evaluate(one));
-    const single = await timed(() => evaluator.evaluate(one));
-    const all = await timed(() => evaluator.evaluate(support));
+    await timed(() => trainer.evaluate(one));
+    const single = await timed(() => trainer.evaluate(one));
+    const all = await timed(() => trainer.evaluate(support));
     const count = support.images.length;
     const millisecondsPerImage = count > 1 ? Math.max(0, (all - single) / (count - 1)) : single / 2;
-    const millisecondsPerCheckpoint = await timed(() => evaluator.checkpoint());
+    const millisecondsPerCheckpoint = await timed(() => trainer.checkpoint());
     return {
       millisecondsPerStep,
       evaluation: { fixedMilliseconds: Math.max(0, single - millisecondsPerImage), millisecondsPerImage },
       millisecondsPerCheckpoint,
     };
+  });
+}
+
+/** A Trainer with fresh random adapters for TIMED_STEPS + 1 steps, destroyed with them after `use`. */
+async function withThrowawayTrainer<T>(
+  model: ClipModel,
+  classNames: readonly string[],
+  support: LabelledImages,
+  adapter: AdapterSettings,
+  training: TrainSettings,
+  use: (trainer: Trainer) => Promise<T>,
+): Promise<T> {
+  const adapters = AdapterSet.create(model.ctx, model.config, adapter, { random: Math.random });
+  let trainer: Trainer | null = null;
+  try {
+    trainer = new Trainer(model, adapters, classNames, support, { ...training, iterations: TIMED_STEPS + 1 });
+    return await use(trainer);
   } finally {
     trainer?.destroy();
     adapters.destroy();
   }
+}
+
+/** The mean time of TIMED_STEPS steps after an untimed first one (which compiles the pipelines). */
+async function timedSteps(trainer: Trainer, gpuTurn: NonNullable<RunHooks['gpuTurn']>): Promise<number> {
+  await gpuTurn(() => trainer.trainStep());
+  let milliseconds = 0;
+  for (let i = 0; i < TIMED_STEPS; i++) milliseconds += (await gpuTurn(() => trainer.trainStep())).milliseconds;
+  return milliseconds / TIMED_STEPS;
 }
 
 /** The best held-out evaluation so far and its state, and whether patience has run out since. */
