@@ -292,12 +292,12 @@ export const STUDIO_DIST = join(ROOT, 'dist');
 export const STUDIO_BUILD_STAMP = '.octoclip-sources';
 
 /**
- * A digest of the studio's sources under `root`: every file's path and contents, in a fixed order
+ * A digest of the sources under `root` (the studio's, or the CLI's): every file's path and contents, in a fixed order
  * (contents, not times: a fresh clone or a checkout sets every time, and a build must not repeat then).
  * @param {string} root
  * @param {readonly string[]} [sources]
  */
-export function studioSourcesDigest(root, sources = STUDIO_SOURCES) {
+export function sourcesDigest(root, sources = STUDIO_SOURCES) {
   const hash = createHash('sha256');
   for (const source of sources) {
     const path = join(root, source);
@@ -318,7 +318,7 @@ export function studioSourcesDigest(root, sources = STUDIO_SOURCES) {
 /** Builds the studio into dist/ unless dist/ holds a build of the current sources. */
 export function ensureStudioBuild() {
   const stamp = join(STUDIO_DIST, STUDIO_BUILD_STAMP);
-  const digest = studioSourcesDigest(ROOT);
+  const digest = sourcesDigest(ROOT);
   if (existsSync(stamp) && readFileSync(stamp, 'utf8').trim() === digest) {
     console.log('dist/ holds a build of the current sources');
     return;
@@ -346,7 +346,7 @@ export const CLI_BUILD_DIR = join(ROOT, '.cache', 'cli');
  * @returns {Promise<string>} the module's path
  */
 export async function ensureCliBuild() {
-  const digest = studioSourcesDigest(ROOT, CLI_SOURCES).slice(0, 16);
+  const digest = sourcesDigest(ROOT, CLI_SOURCES).slice(0, 16);
   const file = join(CLI_BUILD_DIR, `octoclip-${digest}.mjs`);
   if (existsSync(file)) return file;
   const { build } = await import('vite');

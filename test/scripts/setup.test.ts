@@ -10,7 +10,7 @@ import {
   runStages,
   satisfiesNodeRange,
   startCommand,
-  studioSourcesDigest,
+  sourcesDigest,
   SWIFTSHADER_ICD,
   systemPackagePlan,
   shouldFetchLavapipe,
@@ -290,7 +290,7 @@ describe('the studio build of npm start', () => {
       writeFileSync(join(root, 'index.html'), '<div id="root"></div>');
       writeFileSync(join(root, 'src', 'ui', 'App.tsx'), 'export {};');
       const sources = ['index.html', 'src', 'public'];
-      const digest = () => studioSourcesDigest(root, sources);
+      const digest = () => sourcesDigest(root, sources);
       const built = digest();
       utimesSync(join(root, 'index.html'), new Date(0), new Date(0));
       expect(digest()).toBe(built);
