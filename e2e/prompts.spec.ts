@@ -70,3 +70,27 @@ test("the edited template and a class's own prompt are kept with the dataset and
   expect(meta.training).toMatchObject({ template: TEMPLATE, classPrompts: { one: OWN_PROMPT } });
   expect(errors).toEqual([]);
 });
+
+test('example prompts read as sentences: no doubled full stop, and "an" offered where a class name calls for it', async ({
+  page,
+}, testInfo) => {
+  const errors = collectErrors(page);
+  await addDatasetFolder(page);
+  const intro = page.getByRole('main');
+  await expect(intro.getByText(/such as “a photo of a golden retriever\.” Images stay/)).toBeVisible();
+  await expect(intro.getByText(/\.\.|\.”\./)).toHaveCount(0);
+
+  const field = page.getByRole('textbox', { name: 'Name of class zero' });
+  await field.fill('A');
+  await field.press('Enter');
+  const card = classCard(page, 'A');
+  await expect(card.getByTestId('class-prompt')).toHaveText('Prompt: a photo of a A.');
+  await card.getByRole('button', { name: 'Use “a photo of an A.”' }).click();
+  await expect(card.getByTestId('class-prompt')).toHaveText('Prompt: a photo of an A.');
+  await expect(card.getByRole('textbox', { name: 'Own prompt of class A' })).toHaveValue('a photo of an A.');
+  await expect(card.getByRole('button', { name: /^Use “/ })).toHaveCount(0);
+  // "a one" reads right: no offer on the other classes.
+  await expect(page.getByRole('button', { name: /^Use “/ })).toHaveCount(0);
+  await saveScreen(page, testInfo, 'dataset-an-prompt');
+  expect(errors).toEqual([]);
+});

@@ -1,5 +1,5 @@
-// Nothing lost by a slip: deleting a class, an image or an adapter offers Undo for a few seconds,
-// deleting cached models asks first, and the whole workspace moves to another browser as one file
+// Nothing lost by a slip: deleting a class, an image or an adapter offers Undo (the button, or Ctrl+Z) for a
+// few seconds, deleting cached models asks first, and the whole workspace moves to another browser as one file
 // (a file that is not one is refused with the reason, and nothing is imported).
 
 import { expect, test, type Page } from '@playwright/test';
@@ -54,7 +54,15 @@ test('deleting a class, an image or an adapter can be undone; clearing models as
   await image.click();
   await expect(classCard(page, first).getByRole('img')).toHaveCount(IMAGES_PER_CLASS - 1);
   await expect(undoBar(page).getByTestId('undo-message')).toHaveText(`Deleted the image ${imageName}.`);
-  await undoBar(page).getByRole('button', { name: 'Undo' }).click();
+  // Ctrl+Z (⌘Z on a Mac) takes the offer, except in a text field, where it undoes typing.
+  const template = page.getByRole('textbox', { name: 'Prompt template' });
+  await template.focus();
+  await page.keyboard.press('ControlOrMeta+z');
+  await expect(undoBar(page).getByRole('button', { name: 'Undo' })).toBeVisible();
+  await expect(classCard(page, first).getByRole('img')).toHaveCount(IMAGES_PER_CLASS - 1);
+  await template.blur();
+  await page.keyboard.press('ControlOrMeta+z');
+  await expect(undoBar(page)).toHaveCount(0);
   await expect(classCard(page, first).getByRole('img')).toHaveCount(IMAGES_PER_CLASS);
 
   // Without Undo (the offer dismissed here; it also ends by itself: test/ui/undo.test.ts), the deletion stays.

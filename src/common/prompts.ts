@@ -11,6 +11,25 @@ export function promptFor(className: string, template = DEFAULT_TEMPLATE): strin
   return template.replace('{}', className.replace(/_/g, ' ').trim());
 }
 
+/** Letters whose spoken name starts with a vowel sound: "an A", "an F", "an X". */
+const AN_LETTERS = new Set('AEFHILMNORSX');
+/** Word starts that take "a" although they begin with a vowel letter: "a one", "a European". */
+const A_BEFORE_VOWEL = /^(one|once|eu|ewe)/i;
+
+/**
+ * The template's prompt for this class with "an" for "a" where the name calls for it ("a photo of an A."),
+ * or null when it reads correctly as it is or the template has no "a {}". CLIP reads prompts as written and
+ * the CLIP-LoRA template is "a photo of a {}." for every class, so this is offered to the user as the class's
+ * own prompt, never applied silently; the rule is a guide (English spelling does not settle "a" or "an").
+ */
+export function anArticlePrompt(className: string, template = DEFAULT_TEMPLATE): string | null {
+  if (!/(^|\s)a \{\}/i.test(template)) return null;
+  const name = className.replace(/_/g, ' ').trim();
+  const single = /^[A-Za-z]$/.test(name);
+  const needsAn = single ? AN_LETTERS.has(name.toUpperCase()) : /^[aeio]/i.test(name) && !A_BEFORE_VOWEL.test(name);
+  return needsAn ? template.replace(/(^|\s)(a) \{\}/i, (_, space: string, a: string) => `${space}${a}n ${name}`) : null;
+}
+
 /** Each class's prompt, by label: its own text when it has one, else the template filled with its name. */
 export function promptsFor(
   classNames: readonly string[],

@@ -2,7 +2,7 @@
 // embeddings (the text tower on a real device) follow the prompts given.
 
 import { describe, expect, it } from 'vitest';
-import { checkPrompts, DEFAULT_TEMPLATE, promptFor, promptsFor } from '../../src/common/prompts';
+import { anArticlePrompt, checkPrompts, DEFAULT_TEMPLATE, promptFor, promptsFor } from '../../src/common/prompts';
 import { classEmbeddings } from '../../src/model/zero-shot';
 import { useGpu } from '../helpers/gpu';
 import { loadTinyModel } from '../helpers/tiny-model';
@@ -18,6 +18,19 @@ describe('prompts', () => {
       'a drawing of a golden retriever',
     ]);
     expect(promptsFor(['constructor'], DEFAULT_TEMPLATE, {})).toEqual(['a photo of a constructor.']);
+  });
+
+  it('offer "an" where a class name calls for it, and nothing where the prompt reads right or has no "a {}"', () => {
+    expect(anArticlePrompt('A')).toBe('a photo of an A.');
+    expect(anArticlePrompt('x')).toBe('a photo of an x.');
+    expect(anArticlePrompt('B')).toBeNull();
+    expect(anArticlePrompt('African_elephant')).toBe('a photo of an African elephant.');
+    expect(anArticlePrompt('one')).toBeNull();
+    expect(anArticlePrompt('unicorn')).toBeNull();
+    expect(anArticlePrompt('golden_retriever')).toBeNull();
+    expect(anArticlePrompt('owl', 'A {} in the wild')).toBe('An owl in the wild');
+    expect(anArticlePrompt('owl', 'the {}')).toBeNull();
+    expect(anArticlePrompt('owl', 'a photo of a cat or a {}')).toBe('a photo of a cat or an owl');
   });
 
   it('refuse a template without {}, a prompt for a class that is not there, and an empty prompt', () => {

@@ -4,7 +4,7 @@
 
 import { memo, useEffect, useId, useMemo, useRef, useState, type RefObject } from 'react';
 import type { ClassRecord } from '../../storage/db';
-import { promptFor, promptsFor } from '../../common/prompts';
+import { anArticlePrompt, promptFor, promptsFor } from '../../common/prompts';
 import { ClassCapture } from '../components/ClassCapture';
 import { Screen } from '../components/Screen';
 import { Badge, Card } from '../components/Card';
@@ -56,7 +56,7 @@ export function DatasetScreen() {
       intro={
         <>
           Your labelled images, one class per folder. Each class name becomes a prompt such as{' '}
-          <q>{promptFor('golden_retriever', template)}</q>. Images stay in this browser.
+          <QuotedPrompt text={promptFor('golden_retriever', template)} /> Images stay in this browser.
         </>
       }
     >
@@ -247,10 +247,20 @@ function PromptCard() {
       </div>
       <p className="muted">
         {'{}'} is replaced by each class name (underscores read as spaces):{' '}
-        <q>{promptFor('golden_retriever', template)}</q>. A class can have its own prompt instead, on its card. Adapters
-        record the prompts they were trained with, and Evaluate and Try it use those.
+        <QuotedPrompt text={promptFor('golden_retriever', template)} /> A class can have its own prompt instead, on its
+        card. Adapters record the prompts they were trained with, and Evaluate and Try it use those.
       </p>
     </Card>
+  );
+}
+
+/** A prompt quoted at the end of a sentence: the sentence's full stop is the prompt's own when it has one. */
+function QuotedPrompt({ text }: { text: string }) {
+  return (
+    <>
+      <q>{text}</q>
+      {/[.!?]$/.test(text) ? '' : '.'}
+    </>
   );
 }
 
@@ -275,6 +285,7 @@ const ClassCard = memo(function ClassCard({
     template,
     record.prompt === undefined ? {} : { [record.name]: record.prompt },
   );
+  const anPrompt = record.prompt === undefined ? anArticlePrompt(record.name, template) : null;
   const deleteClass = useDatasetStore((s) => s.deleteClass);
   const addImages = useDatasetStore((s) => s.addImages);
   const busy = useDatasetStore((s) => s.adding !== null);
@@ -303,6 +314,14 @@ const ClassCard = memo(function ClassCard({
       <p className="prompt" data-testid="class-prompt">
         Prompt: <q>{prompt}</q>
       </p>
+      {anPrompt && (
+        <p className="muted prompt-suggestion">
+          CLIP reads the prompt as written.{' '}
+          <button type="button" className="secondary small" onClick={() => void setClassPrompt(record.id, anPrompt)}>
+            Use “{anPrompt}”
+          </button>
+        </p>
+      )}
       <div className="prompt-field">
         <InlineRename
           label={`Own prompt of class ${record.name}`}
