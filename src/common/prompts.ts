@@ -8,13 +8,20 @@ export type ClassPrompts = Readonly<Record<string, string>>;
 
 /** "golden_retriever" -> "a photo of a golden retriever." */
 export function promptFor(className: string, template = DEFAULT_TEMPLATE): string {
-  return template.replace('{}', className.replace(/_/g, ' ').trim());
+  return template.replace('{}', spokenName(className));
+}
+
+/** A class name as the prompt says it: underscores read as spaces. */
+function spokenName(className: string): string {
+  return className.replace(/_/g, ' ').trim();
 }
 
 /** Letters whose spoken name starts with a vowel sound: "an A", "an F", "an X". */
 const AN_LETTERS = new Set('AEFHILMNORSX');
 /** Word starts that take "a" although they begin with a vowel letter: "a one", "a European". */
 const A_BEFORE_VOWEL = /^(one|once|eu|ewe)/i;
+/** The article "a" right before the class name in a template: "a photo of a {}.", "A {} in the wild". */
+const A_BEFORE_NAME = /(^|\s)(a) \{\}/i;
 
 /**
  * The template's prompt for this class with "an" for "a" where the name calls for it ("a photo of an A."),
@@ -23,11 +30,11 @@ const A_BEFORE_VOWEL = /^(one|once|eu|ewe)/i;
  * own prompt, never applied silently; the rule is a guide (English spelling does not settle "a" or "an").
  */
 export function anArticlePrompt(className: string, template = DEFAULT_TEMPLATE): string | null {
-  if (!/(^|\s)a \{\}/i.test(template)) return null;
-  const name = className.replace(/_/g, ' ').trim();
+  if (!A_BEFORE_NAME.test(template)) return null;
+  const name = spokenName(className);
   const single = /^[A-Za-z]$/.test(name);
   const needsAn = single ? AN_LETTERS.has(name.toUpperCase()) : /^[aeio]/i.test(name) && !A_BEFORE_VOWEL.test(name);
-  return needsAn ? template.replace(/(^|\s)(a) \{\}/i, (_, space: string, a: string) => `${space}${a}n ${name}`) : null;
+  return needsAn ? template.replace(A_BEFORE_NAME, (_, space: string, a: string) => `${space}${a}n ${name}`) : null;
 }
 
 /** Each class's prompt, by label: its own text when it has one, else the template filled with its name. */
