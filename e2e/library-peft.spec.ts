@@ -1,5 +1,6 @@
-// The Adapter library's PEFT exchange: download an adapter as the self-contained PEFT zip, import that zip
-// back (converted for the loaded model), refuse one without class names, and show the library API snippet.
+// The Adapter library's exchange: an adapter's file and its self-contained PEFT zip keep its name and metrics
+// through a download and an import (the zip converted for the loaded model), a zip without class names is
+// refused, and the library API snippet stays inside the window.
 
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -10,7 +11,11 @@ import { MODEL_FILE_NAMES, TINY_MODEL_DIR } from './fixtures';
 import { loadTinyModel, openSection } from './steps';
 import { saveScreen } from './helpers';
 
-test('downloads an adapter as a PEFT zip, imports the zip back, and shows the snippet', async ({ page }, testInfo) => {
+const METRICS = { zeroShotAccuracy: 0.5, heldOutAccuracy: 0.75 };
+
+test("keeps an adapter's name and metrics through its file and its PEFT zip, refuses a zip without classes, and shows the snippet", async ({
+  page,
+}, testInfo) => {
   test.setTimeout(180_000);
   await loadTinyModel(page);
   const files = Object.fromEntries(
@@ -25,16 +30,34 @@ test('downloads an adapter as a PEFT zip, imports the zip back, and shows the sn
   await page.getByLabel('Import an adapter file').setInputFiles({
     name: 'shapes.octoclip.safetensors',
     mimeType: 'application/octet-stream',
-    buffer: Buffer.from(randomAdapterFile('local/tiny', files, ['circle', 'square'])),
+    buffer: Buffer.from(randomAdapterFile('local/tiny', files, ['circle', 'square'], { metrics: METRICS })),
   });
-  const item = page.getByRole('listitem', { name: 'Adapter shapes' });
+  const accuracy = '75.0% (zero-shot 50.0%)';
+  await expect(page.getByRole('listitem', { name: 'Adapter shapes' })).toContainText(accuracy);
+  // Renamed here, the adapter keeps its name through a download and an import (its file records it).
+  await page.getByRole('textbox', { name: 'Name of adapter shapes' }).fill('Shapes, round 2');
+  await page.getByRole('textbox', { name: 'Name of adapter shapes' }).press('Enter');
+  const item = page.getByRole('listitem', { name: 'Adapter Shapes, round 2' });
   await expect(item).toBeVisible();
+  const [file] = await Promise.all([
+    page.waitForEvent('download'),
+    item.getByRole('button', { name: 'Download Shapes, round 2', exact: true }).click(),
+  ]);
+  expect(file.suggestedFilename()).toBe('shapes-round-2.octoclip.safetensors');
+  await page.getByLabel('Import an adapter file').setInputFiles({
+    name: 'from-a-friend.octoclip.safetensors',
+    mimeType: 'application/octet-stream',
+    buffer: readFileSync((await file.path())!),
+  });
+  const copy = page.getByRole('listitem', { name: 'Adapter Shapes, round 2 (2)' });
+  await expect(copy).toContainText(accuracy);
+  await saveScreen(page, testInfo, 'library-imported-keeps-name');
 
   const [download] = await Promise.all([
     page.waitForEvent('download'),
-    item.getByRole('button', { name: 'Download the PEFT export of shapes as a zip' }).click(),
+    item.getByRole('button', { name: 'Download the PEFT export of Shapes, round 2 as a zip' }).click(),
   ]);
-  expect(download.suggestedFilename()).toBe('shapes-peft.zip');
+  expect(download.suggestedFilename()).toBe('shapes-round-2-peft.zip');
   const zip = new Uint8Array(readFileSync((await download.path())!));
   const entries = await readZip(zip);
   expect([...entries.keys()].sort()).toEqual([
@@ -46,14 +69,17 @@ test('downloads an adapter as a PEFT zip, imports the zip back, and shows the sn
   expect(JSON.parse(new TextDecoder().decode(entries.get('classes.json')))).toEqual({
     class_names: ['circle', 'square'],
     prompt_template: 'a photo of a {}.',
+    name: 'Shapes, round 2',
+    metrics: METRICS,
   });
 
   await page
     .getByLabel('Import a PEFT zip')
-    .setInputFiles({ name: 'shapes-peft.zip', mimeType: 'application/zip', buffer: Buffer.from(zip) });
-  const imported = page.getByRole('listitem', { name: 'Adapter shapes-peft' });
+    .setInputFiles({ name: 'shapes-round-2-peft.zip', mimeType: 'application/zip', buffer: Buffer.from(zip) });
+  const imported = page.getByRole('listitem', { name: 'Adapter Shapes, round 2 (3)' });
   await expect(imported).toBeVisible();
   await expect(imported).toContainText('circle, square');
+  await expect(imported).toContainText(accuracy);
 
   entries.delete('classes.json');
   await page.getByLabel('Import a PEFT zip').setInputFiles({
@@ -64,8 +90,8 @@ test('downloads an adapter as a PEFT zip, imports the zip back, and shows the sn
   await expect(page.getByTestId('library-problem')).toContainText('has no classes.json with its class names');
 
   await imported.getByText('Use it in your code').click();
-  await expect(imported.getByTestId('snippet-browser')).toContainText('adapter: { library: "shapes-peft" }');
-  await expect(imported.getByTestId('snippet-node')).toContainText('adapter: "shapes-peft.octoclip.safetensors"');
+  await expect(imported.getByTestId('snippet-browser')).toContainText('adapter: { library: "Shapes, round 2 (3)" }');
+  await expect(imported.getByTestId('snippet-node')).toContainText('adapter: "shapes-round-2-3.octoclip.safetensors"');
   // The code scrolls inside its own box: the page never gets wider than the window.
   for (const width of [1280, 400]) {
     await page.setViewportSize({ width, height: 800 });

@@ -11,7 +11,9 @@
 // Metadata keys: format ("octoclip-adapter"), format_version ("1"), method, rank, blocks, alpha,
 // scaling_rule, scaling, dropout, targets (JSON list), layers (JSON {"text": [...], "vision": [...]}),
 // base_model, base_model_fingerprint, class_names (JSON list), prompt_template, class_prompts (JSON object
-// of class name to its own prompt; optional, absent in older files), training (JSON object), metrics (JSON object). Readers ignore other keys, so later versions may add some.
+// of class name to its own prompt; optional, absent in older files), training (JSON object), metrics (JSON object),
+// name (the adapter's name in the studio's library, written when it is downloaded; optional). Readers ignore
+// other keys, so later versions may add some.
 
 import { TOWERS } from '../common/recipe';
 import {
@@ -38,6 +40,8 @@ const METHODS: readonly AdapterSettings['method'][] = ['block-lora', 'lora'];
 
 /** Everything an adapter file records besides its tensors. */
 export interface AdapterMetadata extends AdapterSettings {
+  /** What the adapter is called where it was made (the studio's library); absent when it was never named. */
+  name?: string;
   /** Both towers are always listed; an empty list means the tower carries no adapter. */
   layers: Record<Tower, number[]>;
   /** s in delta W = s (sum_i B_i) A_s, as `scalingRule` gives it from alpha and rank (checked). */
@@ -186,6 +190,12 @@ export function decodeAdapterFile(
   return { meta, tensors };
 }
 
+/** The adapter file again, with `name` recorded in its metadata (and everything else as it was). */
+export function namedAdapterFile(bytes: Uint8Array, name: string, fileName?: string): Uint8Array {
+  const { meta, tensors } = decodeAdapterFile(bytes, fileName);
+  return encodeAdapterFile({ ...meta, name: name.trim() }, tensors);
+}
+
 /**
  * Throws `AdapterMismatchError` unless the adapter was trained on the loaded base model. The fingerprint
  * decides: a base saved under another id (a local mirror) with the same weights is accepted.
@@ -266,6 +276,7 @@ function metadataStrings(meta: AdapterMetadata): Record<string, string> {
     ...(meta.classPrompts && { class_prompts: JSON.stringify(meta.classPrompts) }),
     training: JSON.stringify(meta.training),
     metrics: JSON.stringify(meta.metrics),
+    ...(meta.name && { name: meta.name }),
   };
 }
 
@@ -354,6 +365,7 @@ function parseMetadata(strings: Record<string, string>, fail: (problem: string) 
     ...(strings.class_prompts !== undefined && { classPrompts: stringRecord('class_prompts') }),
     training: object('training'),
     metrics: object('metrics'),
+    ...(strings.name?.trim() && { name: strings.name.trim() }),
   };
   const problem = checkMetadata(meta);
   return problem ? fail(problem) : meta;

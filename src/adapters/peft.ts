@@ -214,7 +214,7 @@ export function fromPeft(
   configText: string,
   weights: Uint8Array,
   base: PeftImportBase,
-  labels: { classNames: string[]; promptTemplate: string },
+  labels: { classNames: string[]; promptTemplate: string; name?: string; metrics?: Record<string, unknown> },
 ): { meta: AdapterMetadata; tensors: AdapterTensors } {
   const refuse = (problem: string): never => {
     throw new PeftImportError(problem);
@@ -310,7 +310,9 @@ export function fromPeft(
     classNames: labels.classNames,
     promptTemplate: labels.promptTemplate,
     training: { importedFrom: 'peft', peftBaseModel: config.base_model_name_or_path ?? null },
-    metrics: {},
+    // The export's own metrics hold for the import: converting Block-LoRA to LoRA changes no weight (B summed).
+    metrics: labels.metrics ?? {},
+    ...(labels.name && { name: labels.name }),
   };
 
   const tensors: AdapterTensors = new Map();
@@ -354,10 +356,15 @@ export function fromPeft(
 export const PEFT_CLASSES_FILE = 'classes.json';
 export const PEFT_MODEL_CARD_FILE = 'README.md';
 
-/** `classes.json`: what a classifier needs besides the weights, for Python and for `import-peft`. */
+/**
+ * `classes.json`: what a classifier needs besides the weights, for Python and for `import-peft`, and what
+ * octoclip's library shows of the adapter (its name and metrics), so that an import keeps them.
+ */
 export interface PeftClasses {
   class_names: string[];
   prompt_template: string;
+  name?: string;
+  metrics?: Record<string, unknown>;
 }
 
 /** Every file of the export folder (or zip), by name: toPeft's two, `classes.json` and the `README.md` model card. */
@@ -366,7 +373,12 @@ export function peftExportFiles(
   tensors: AdapterTensors,
   dir = 'octoclip-peft',
 ): Record<string, Uint8Array | string> {
-  const classes: PeftClasses = { class_names: meta.classNames, prompt_template: meta.promptTemplate };
+  const classes: PeftClasses = {
+    class_names: meta.classNames,
+    prompt_template: meta.promptTemplate,
+    ...(meta.name && { name: meta.name }),
+    ...(Object.keys(meta.metrics).length > 0 && { metrics: meta.metrics }),
+  };
   return {
     ...toPeft(meta, tensors),
     [PEFT_CLASSES_FILE]: `${JSON.stringify(classes, null, 2)}\n`,
@@ -389,7 +401,19 @@ export function parsePeftClasses(text: string): PeftClasses {
   if (typeof value.prompt_template !== 'string' || !value.prompt_template.includes('{}')) {
     throw new PeftImportError(`${PEFT_CLASSES_FILE} has no "prompt_template" with a {} for the class name`);
   }
-  return { class_names: names, prompt_template: value.prompt_template };
+  if (value.name !== undefined && (typeof value.name !== 'string' || !value.name.trim())) {
+    throw new PeftImportError(`${PEFT_CLASSES_FILE} has a "name" that is not a non-empty string`);
+  }
+  const { metrics } = value;
+  if (metrics !== undefined && (typeof metrics !== 'object' || metrics === null || Array.isArray(metrics))) {
+    throw new PeftImportError(`${PEFT_CLASSES_FILE} has "metrics" that are not a JSON object`);
+  }
+  return {
+    class_names: names,
+    prompt_template: value.prompt_template,
+    ...(value.name !== undefined && { name: value.name.trim() }),
+    ...(metrics !== undefined && { metrics }),
+  };
 }
 
 /** The Hugging Face model card: base model, classes, prompt, settings, metrics and how to use it. */

@@ -172,6 +172,8 @@ export const IMPORT_PEFT = defineCommand({
       {
         classNames,
         promptTemplate: values.template ?? peft.classes?.prompt_template ?? DEFAULT_TEMPLATE,
+        name: peft.classes?.name,
+        metrics: peft.classes?.metrics,
       },
     );
     const named = meta.training.peftBaseModel;

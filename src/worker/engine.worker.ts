@@ -3,7 +3,13 @@
 // request, answers requests from the page (protocol.ts), and reports device loss as an event; the
 // next request after a loss opens a fresh device. It holds at most one model and one training run.
 
-import { AdapterFileError, AdapterMismatchError, decodeAdapterFile, encodeAdapterFile } from '../adapters/adapter-file';
+import {
+  AdapterFileError,
+  AdapterMismatchError,
+  decodeAdapterFile,
+  encodeAdapterFile,
+  namedAdapterFile,
+} from '../adapters/adapter-file';
 import { trainableParameterCount } from '../adapters/settings';
 import { findPeftFiles, fromPeft, PEFT_CLASSES_FILE, peftExportFiles, PeftImportError } from '../adapters/peft';
 import { DeviceLostError, deviceLostError, GpuContext, GpuError } from '../gpu/context';
@@ -280,10 +286,12 @@ const handlers: Handlers = {
   evaluate: (params) => exclusive(() => loadedModel().evaluate(params)),
   predict: (params) => exclusive(() => loadedModel().predict(params)),
   inspectAdapter: async ({ file, fileName }) => (await loadedModel().readAdapter(file, fileName)).meta,
-  exportPeft: async ({ file, folder }) => {
-    // Conversion needs no model: the adapter file holds everything PEFT's files say.
+  // Neither needs a model: the adapter file holds everything the files written say.
+  namedAdapterFile: async ({ file, name }) =>
+    namedAdapterFile(new Uint8Array(await file.arrayBuffer()), name, 'the adapter'),
+  exportPeft: async ({ file, name, folder }) => {
     const { meta, tensors } = decodeAdapterFile(new Uint8Array(await file.arrayBuffer()), 'the adapter');
-    return peftExportFiles(meta, tensors, folder);
+    return peftExportFiles({ ...meta, name }, tensors, folder);
   },
   importPeft: async ({ files }) => {
     const bytes = new Map(
@@ -302,6 +310,8 @@ const handlers: Handlers = {
     const { meta, tensors } = fromPeft(peft.config, peft.weights, loadedModel().describe(), {
       classNames: peft.classes.class_names,
       promptTemplate: peft.classes.prompt_template,
+      name: peft.classes.name,
+      metrics: peft.classes.metrics,
     });
     return encodeAdapterFile(meta, tensors);
   },

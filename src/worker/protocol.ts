@@ -263,8 +263,10 @@ export interface EngineMethods {
   predict: { params: PredictRequest; result: PredictResult };
   /** Reads an adapter file and checks it against the loaded model. */
   inspectAdapter: { params: { file: Blob; fileName: string }; result: AdapterMetadata };
+  /** The adapter file with its name in the library recorded in it, for a download. */
+  namedAdapterFile: { params: { file: Blob; name: string }; result: Uint8Array };
   /** The adapter as the self-contained PEFT export: PEFT's two files, classes.json and a README.md model card. */
-  exportPeft: { params: { file: Blob; folder: string }; result: PeftFiles };
+  exportPeft: { params: { file: Blob; name: string; folder: string }; result: PeftFiles };
   /** A PEFT LoRA adapter (the files of its folder or zip, by path) converted into an octoclip adapter file for the loaded model. */
   importPeft: { params: { files: PeftFiles }; result: Uint8Array };
 }

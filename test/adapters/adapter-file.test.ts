@@ -6,6 +6,7 @@ import {
   assertAdapterMatchesBase,
   decodeAdapterFile,
   encodeAdapterFile,
+  namedAdapterFile,
   type AdapterMetadata,
   type AdapterTensors,
 } from '../../src/adapters/adapter-file';
@@ -140,6 +141,22 @@ describe('adapter file', () => {
     expect(() => decodeAdapterFile(encodeAdapterFile(wrong, sampleTensors(wrong)), 'wrong.safetensors')).toThrow(
       'wrong.safetensors: metadata "class_prompts" is not a JSON object of strings',
     );
+  });
+
+  it('records the name it is downloaded under, and changes nothing else', () => {
+    const meta = sampleMeta();
+    const tensors = sampleTensors(meta);
+    const file = encodeAdapterFile(meta, tensors);
+    expect(parseSafetensorsHeader(file, file.length).metadata).not.toHaveProperty('name');
+    expect(decodeAdapterFile(file, FILE).meta).not.toHaveProperty('name');
+
+    const named = namedAdapterFile(file, '  Cats, round 2 ', FILE);
+    expect(parseSafetensorsHeader(named, named.length).metadata.name).toBe('Cats, round 2');
+    const decoded = decodeAdapterFile(named, FILE);
+    expect(decoded.meta).toEqual({ ...meta, name: 'Cats, round 2' });
+    for (const [name, tensor] of tensors) expect(decoded.tensors.get(name)!.data).toEqual(tensor.data);
+    // Named again (a rename, then another download): the last name is the one recorded.
+    expect(decodeAdapterFile(namedAdapterFile(named, 'Cats')).meta.name).toBe('Cats');
   });
 
   it('round-trips plain LoRA (one block) and an adapter on one tower only', () => {

@@ -1,7 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import { adaptedMatrices, type AdapterMetadata, type AdapterTensors } from '../../src/adapters/adapter-file';
 import { scalingFor } from '../../src/adapters/settings';
-import { loraAlphaFor, peftPythonRecipe, toPeft, type PeftLoraConfig } from '../../src/adapters/peft';
+import {
+  loraAlphaFor,
+  PEFT_CLASSES_FILE,
+  PeftImportError,
+  parsePeftClasses,
+  peftExportFiles,
+  peftPythonRecipe,
+  toPeft,
+  type PeftLoraConfig,
+} from '../../src/adapters/peft';
 import { decodeTensor, parseSafetensorsHeader } from '../../src/model/safetensors';
 import { mulberry32, randomArray } from '../helpers/random';
 
@@ -199,6 +208,34 @@ describe('toPeft', () => {
     const tensors = tensorsFor(m, 5, false);
     tensors.delete(adaptedMatrices(m)[0].bName);
     expect(() => toPeft(m, tensors)).toThrow(/^toPeft: tensor .* is missing$/);
+  });
+});
+
+describe('classes.json', () => {
+  it("carries the classes and prompt, and the adapter's name and metrics when it has them", () => {
+    const bare = meta();
+    const files = peftExportFiles(bare, tensorsFor(bare, 1, true));
+    expect(JSON.parse(files[PEFT_CLASSES_FILE] as string)).toEqual({
+      class_names: ['cat', 'dog'],
+      prompt_template: 'a photo of a {}.',
+    });
+    const named = meta({ name: 'Pets', metrics: { zeroShotAccuracy: 0.5, heldOutAccuracy: 0.75 } });
+    const text = peftExportFiles(named, tensorsFor(named, 1, true))[PEFT_CLASSES_FILE] as string;
+    expect(parsePeftClasses(text)).toEqual({
+      class_names: ['cat', 'dog'],
+      prompt_template: 'a photo of a {}.',
+      name: 'Pets',
+      metrics: { zeroShotAccuracy: 0.5, heldOutAccuracy: 0.75 },
+    });
+  });
+
+  it('refuses a name or metrics of the wrong kind, saying which', () => {
+    const classes = { class_names: ['cat', 'dog'], prompt_template: 'a {}' };
+    const parse = (extra: object) => () => parsePeftClasses(JSON.stringify({ ...classes, ...extra }));
+    expect(parse({ name: 3 })).toThrow(PeftImportError);
+    expect(parse({ name: ' ' })).toThrow('"name" that is not a non-empty string');
+    expect(parse({ metrics: [0.5] })).toThrow('"metrics" that are not a JSON object');
+    expect(parse({ metrics: null })).toThrow('"metrics" that are not a JSON object');
   });
 });
 

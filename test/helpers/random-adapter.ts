@@ -16,7 +16,7 @@ export function randomAdapterFile(
   modelId: string,
   files: Record<string, Uint8Array | string>,
   classNames: string[],
-  options: { template?: string; seed?: number } = {},
+  options: { template?: string; seed?: number; metrics?: Record<string, unknown> } = {},
 ): Uint8Array {
   const config = parseClipConfig(files['config.json'] as string);
   const checkpoint = files['model.safetensors'] as Uint8Array;
@@ -28,7 +28,7 @@ export function randomAdapterFile(
     { id: modelId, weights: { fingerprint } },
     classNames,
     { shots: 4 },
-    {},
+    options.metrics ?? {},
   );
   const next = mulberry32(options.seed ?? 7);
   const random = (count: number) => Float32Array.from({ length: count }, () => 0.3 * (next() - 0.5));

@@ -159,7 +159,7 @@ function AdapterItem({ adapter }: { adapter: AdapterRecord }) {
         <button
           type="button"
           className="small"
-          onClick={() => download(adapter.id)}
+          onClick={() => void download(adapter.id)}
           aria-label={`Download ${adapter.name}`}
         >
           Download

@@ -31,11 +31,18 @@ export interface AdaptersState {
   /** A PEFT export: one .zip, or the files of its folder. */
   importPeft(files: File[]): Promise<void>;
   toggleCompared(id: string): void;
-  download(id: string): void;
+  download(id: string): Promise<void>;
   downloadPeft(id: string, part: 'weights' | 'config'): Promise<void>;
   /** The self-contained PEFT export (weights, config, classes.json, README.md model card) as one zip. */
   downloadPeftZip(id: string): Promise<void>;
   dismissProblem(): void;
+}
+
+/** `name`, or "name (2)", "name (3)", ... where the library already has it. */
+export function uniqueName(name: string, taken: readonly string[]): string {
+  let candidate = name;
+  for (let n = 2; taken.includes(candidate); n++) candidate = `${name} (${n})`;
+  return candidate;
 }
 
 /** The name an adapter downloads as: "Block-LoRA r2" -> "block-lora-r2.octoclip.safetensors". */
@@ -64,8 +71,11 @@ export const useAdaptersStore = create<AdaptersState>()((set, get) => {
   }
 
   /** Stores an adapter file once the engine has checked it against the loaded model. */
-  async function addImported(file: File, name: string): Promise<void> {
+  /** Stores an imported adapter under the name its file records (written on download), else `fallbackName`. */
+  async function addImported(file: File, fallbackName: string): Promise<void> {
     const meta = await useEngineStore.getState().request('inspectAdapter', { file, fileName: file.name });
+    const taken = get().adapters.map((a) => a.name);
+    const name = uniqueName(meta.name ?? fallbackName, taken);
     await get().add({ id: crypto.randomUUID(), name, createdAt: Date.now(), source: 'imported', meta, file });
     set({ notice: `Imported “${name}”.` });
   }
@@ -142,9 +152,16 @@ export const useAdaptersStore = create<AdaptersState>()((set, get) => {
       }));
     },
 
-    download(id) {
+    async download(id) {
       const record = find(id);
-      if (record) saveFile(record.file, adapterFileName(record.name));
+      if (!record) return;
+      await attempt(async () => {
+        // The file records the name it has here, so that importing it elsewhere keeps the name.
+        const file = await useEngineStore
+          .getState()
+          .request('namedAdapterFile', { file: record.file, name: record.name });
+        saveFile(file as Uint8Array<ArrayBuffer>, adapterFileName(record.name));
+      });
     },
 
     async downloadPeftZip(id) {
@@ -152,7 +169,9 @@ export const useAdaptersStore = create<AdaptersState>()((set, get) => {
       if (!record) return;
       await attempt(async () => {
         const slug = `${fileSlug(record.name)}-peft`;
-        const files = await useEngineStore.getState().request('exportPeft', { file: record.file, folder: slug });
+        const files = await useEngineStore
+          .getState()
+          .request('exportPeft', { file: record.file, name: record.name, folder: slug });
         saveFile(writeZip(files), `${slug}.zip`, 'application/zip');
       });
     },
@@ -163,7 +182,7 @@ export const useAdaptersStore = create<AdaptersState>()((set, get) => {
       await attempt(async () => {
         const files = await useEngineStore
           .getState()
-          .request('exportPeft', { file: record.file, folder: fileSlug(record.name) });
+          .request('exportPeft', { file: record.file, name: record.name, folder: fileSlug(record.name) });
         if (part === 'weights') saveFile(files[PEFT_WEIGHTS_FILE] as Uint8Array<ArrayBuffer>, PEFT_WEIGHTS_FILE);
         else saveFile(files[PEFT_CONFIG_FILE] as string, PEFT_CONFIG_FILE, 'application/json');
       });

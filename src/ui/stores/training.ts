@@ -30,7 +30,7 @@ import type { AdapterChoice, EngineEvent, TrainChoice, TrainPhase, TrainResult }
 import { RateMeter } from '../rate';
 import { trainingProblems, type ElsewhereRun, type PlanState } from '../readiness';
 import { splitDataset } from '../split';
-import { useAdaptersStore } from './adapters';
+import { uniqueName, useAdaptersStore } from './adapters';
 import { classPromptsOf, useDatasetStore } from './dataset';
 import { errorMessage, useEngineStore } from './engine';
 import { estimateKey, useEstimateStore } from './estimate';
@@ -144,12 +144,6 @@ function describeRun(settings: TrainingSettings, classes: number): string {
 }
 
 /** `name`, or `name (2)`, `name (3)`… : the first the library does not hold yet. */
-function uniqueName(name: string, taken: readonly string[]): string {
-  let candidate = name;
-  for (let n = 2; taken.includes(candidate); n++) candidate = `${name} (${n})`;
-  return candidate;
-}
-
 /** The settings as the engine takes them: the adapter's, and the run's. */
 export function splitSettings(settings: TrainingSettings): { adapter: AdapterChoice; training: TrainChoice } {
   const { method, rank, blocks, alpha, scalingRule, dropout, targets, towers, ...training } = settings;
