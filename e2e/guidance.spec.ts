@@ -1,7 +1,8 @@
 // The studio guides a person from images to an adapter: every problem that would stop a run is listed
 // next to Start (which stays off until there are none), the time a run takes is measured before it
 // starts, renames that cannot be done say why beside the field, one run trains at a time per browser
-// profile (a second tab shows its progress), and each screen fits a 400 px wide window.
+// profile (a second tab shows its progress, and neither tab deletes a class while it trains), and each screen
+// fits a 400 px wide window.
 
 import { expect, test, type Page } from '@playwright/test';
 import { DATASET_CLASSES, TRY_IMAGE } from './fixtures';
@@ -167,7 +168,7 @@ test('refuses a class name that is taken or empty beside the field, keeping the 
   expect(errors).toEqual([]);
 });
 
-test('trains one run at a time per browser profile: a second tab shows its progress, never "interrupted"', async ({
+test('trains one run at a time per browser profile: a second tab shows its progress, never "interrupted", and no tab deletes a class meanwhile', async ({
   context,
 }, testInfo) => {
   test.setTimeout(180_000);
@@ -197,8 +198,21 @@ test('trains one run at a time per browser profile: a second tab shows its progr
   await expect.poll(shownStep, { timeout: 60_000 }).toBeGreaterThan(before);
   await saveScreen(second, testInfo, 'train-other-tab');
 
+  // The run's classes stay while it trains: Delete is off in both tabs, and a note says why.
+  const deleteClass = (page: Page) => page.getByRole('button', { name: `Delete class ${DATASET_CLASSES[0]}` });
+  await openSection(second, 'Dataset');
+  await expect(deleteClass(second)).toBeDisabled();
+  await expect(deleteClass(second)).toHaveAccessibleDescription(/training on these classes in another tab/);
+  await openSection(first, 'Dataset');
+  await expect(deleteClass(first)).toBeDisabled();
+  await expect(deleteClass(first)).toHaveAccessibleDescription(/training on these classes now/);
+  await saveScreen(first, testInfo, 'dataset-while-training');
+  await openSection(first, 'Train');
+
   await run.getByRole('button', { name: 'Cancel' }).click();
   await expect(run.getByText('Cancelled', { exact: true })).toBeVisible({ timeout: 60_000 });
+  await expect(deleteClass(second)).toBeEnabled();
+  await openSection(second, 'Train');
   await expect(elsewhere).toHaveCount(0);
   await expect(second.getByRole('region', { name: 'Interrupted training run' })).toHaveCount(0);
   expect(errors).toEqual([]);

@@ -15,7 +15,7 @@ import { ProgressBar } from '../components/ProgressBar';
 import { filesFromDrop, filesFromInput, groupIntoClasses } from '../dropped-files';
 import { useDatasetSplit, type DatasetSplit } from '../split';
 import { classNameProblem, templateProblem, useDatasetStore, type DatasetImage } from '../stores/dataset';
-import { isRunActive, useTrainingStore } from '../stores/training';
+import { isRunActive, isTrainingAnywhere, useTrainingStore } from '../stores/training';
 import { SplitFields } from './SplitFields';
 
 const IMAGE_TYPES = 'image/*';
@@ -64,6 +64,7 @@ export function DatasetScreen() {
       <DatasetProblems />
       <SplitCard split={split} />
       <PromptCard />
+      <ClassesLockedNote />
       <div className="class-grid">
         {classes.map((c) => {
           const mine = imagesByClass.get(c.id) ?? NO_IMAGES;
@@ -264,6 +265,24 @@ function QuotedPrompt({ text }: { text: string }) {
   );
 }
 
+/** The id of the note saying why Delete is off on every class card. */
+const CLASSES_LOCKED_NOTE = 'classes-locked-note';
+
+/** While a run trains (here or in another tab) its classes cannot be deleted: the run and its adapter name them. */
+function ClassesLockedNote() {
+  const locked = useTrainingStore(isTrainingAnywhere);
+  const elsewhere = useTrainingStore((s) => s.elsewhere !== null && !isRunActive(s.run.status));
+  if (!locked) return null;
+  return (
+    <Note>
+      <p id={CLASSES_LOCKED_NOTE}>
+        A run is training on these classes {elsewhere ? 'in another tab' : 'now'}: a class can be deleted once the run
+        ends (or is stopped).
+      </p>
+    </Note>
+  );
+}
+
 const ClassCard = memo(function ClassCard({
   record,
   images: mine,
@@ -287,6 +306,7 @@ const ClassCard = memo(function ClassCard({
   );
   const anPrompt = record.prompt === undefined ? anArticlePrompt(record.name, template) : null;
   const deleteClass = useDatasetStore((s) => s.deleteClass);
+  const locked = useTrainingStore(isTrainingAnywhere);
   const addImages = useDatasetStore((s) => s.addImages);
   const busy = useDatasetStore((s) => s.adding !== null);
   const [card, seen] = useSeen<HTMLElement>();
@@ -306,6 +326,8 @@ const ClassCard = memo(function ClassCard({
           type="button"
           className="secondary small"
           onClick={() => void deleteClass(record.id)}
+          disabled={locked}
+          aria-describedby={locked ? CLASSES_LOCKED_NOTE : undefined}
           aria-label={`Delete class ${record.name}`}
         >
           Delete

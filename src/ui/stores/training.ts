@@ -70,6 +70,11 @@ export function isRunActive(status: RunStatus): boolean {
   return status === 'starting' || status === 'running';
 }
 
+/** A run trains in this tab or in another tab of this browser profile (the dataset's classes stay put). */
+export function isTrainingAnywhere(state: { run: { status: RunStatus }; elsewhere: unknown }): boolean {
+  return isRunActive(state.run.status) || state.elsewhere !== null;
+}
+
 export interface RunState {
   status: RunStatus;
   runId: string | null;
