@@ -296,6 +296,7 @@ test('keeps the dataset and the adapter across a reload; downloads, checks and i
   const file = await readFile(await download.path());
   const { meta, tensors } = decodeAdapterFile(new Uint8Array(file), download.suggestedFilename());
   expect(meta).toMatchObject({
+    name: adapterName,
     method: 'block-lora',
     rank: 2,
     blocks: 2,
@@ -343,11 +344,11 @@ test('keeps the dataset and the adapter across a reload; downloads, checks and i
     header.tensors.get('base_model.model.text_model.encoder.layers.1.self_attn.k_proj.lora_B.weight')!.shape,
   ).toEqual([32, 1]);
 
-  // Importing the downloaded file adds it again; the two compare side by side.
+  // Importing the downloaded file adds it again under its own name (made unique); the two compare side by side.
   await page
     .getByLabel('Import an adapter file')
     .setInputFiles({ name: download.suggestedFilename(), mimeType: 'application/octet-stream', buffer: file });
-  await expect(page.getByText('Imported “block-lora-r2-n2-3-classes-4-shot”.')).toBeVisible();
+  await expect(page.getByText(`Imported “${adapterName} (2)”.`)).toBeVisible();
   await expect(page.getByRole('list', { name: 'Adapters' }).getByRole('listitem')).toHaveCount(2);
   for (const checkbox of await page.getByRole('checkbox', { name: 'Compare' }).all()) await checkbox.check();
   const comparison = page.getByRole('table', { name: 'Adapter comparison' });
@@ -377,8 +378,8 @@ test('keeps the dataset and the adapter across a reload; downloads, checks and i
   await saveScreen(page, testInfo, 'library-import-refused');
 
   // Rename the imported copy, try it from the library, then delete it.
-  await page.getByLabel('Name of adapter block-lora-r2-n2-3-classes-4-shot').fill('digits copy');
-  await page.getByLabel('Name of adapter block-lora-r2-n2-3-classes-4-shot').press('Enter');
+  await page.getByLabel(`Name of adapter ${adapterName} (2)`).fill('digits copy');
+  await page.getByLabel(`Name of adapter ${adapterName} (2)`).press('Enter');
   const copy = page.getByRole('listitem', { name: 'Adapter digits copy' });
   await copy.getByRole('link', { name: 'Try digits copy' }).click();
   await expect(page.getByRole('heading', { level: 1, name: 'Try it' })).toBeVisible();

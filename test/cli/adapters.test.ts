@@ -166,9 +166,11 @@ describe('octoclip export and import-peft', () => {
       'adapter_model.safetensors',
       'classes.json',
     ]);
+    const trained = decodeAdapterFile(new Uint8Array(readFileSync(adapter))).meta;
     expect(JSON.parse(readFileSync(join(peft, 'classes.json'), 'utf8'))).toEqual({
       class_names: ['blue', 'green', 'red'],
       prompt_template: 'a photo of a {}.',
+      metrics: trained.metrics,
     });
     const card = readFileSync(join(peft, 'README.md'), 'utf8');
     expect(card).toContain(`base_model: ${JSON.stringify(model)}`);
@@ -192,6 +194,8 @@ describe('octoclip export and import-peft', () => {
       classNames: original.meta.classNames,
       promptTemplate: original.meta.promptTemplate,
       baseModelFingerprint: original.meta.baseModelFingerprint,
+      // The metrics travel with classes.json: the conversion changes no weight.
+      metrics: original.meta.metrics,
     });
     for (const [name, tensor] of original.tensors) {
       const copy = back.tensors.get(name)!;
