@@ -36,25 +36,29 @@ test('a time budget sets the iterations from the measured step time; the recipe 
   expect(errors).toEqual([]);
 });
 
-test('the estimate counts held-out evaluations and checkpoints: within 35% of a first run, 25% of the next', async ({
-  page,
-}) => {
-  test.setTimeout(240_000);
+// Tagged @alone: the playwright config runs it after the others, with no test beside it, since a test in
+// the other worker would take the CPU from this run's steps and not from the calibration's.
+test('the estimate counts held-out evaluations and checkpoints: within 35% of a first run, 25% of the next', {
+  tag: '@alone',
+}, async ({ page }) => {
+  test.setTimeout(300_000);
   const errors = collectErrors(page);
   await loadTinyModel(page);
   await addDatasetFolder(page);
   await page.goto('./#/train');
-  await page.getByLabel('Iterations').fill('80');
   await page.getByLabel('Batch size').fill('4');
   await page.getByText('Advanced').click();
-  await page.getByLabel('Held-out evaluation every (steps)').fill('8');
-  await page.getByLabel('Checkpoint every (steps)').fill('20');
   const estimate = page.getByTestId('time-estimate');
   const run = page.getByRole('article', { name: 'Training run' });
-  /** Runs the settings once; the estimate shown before, and the run's time from Start to Finished. */
-  const timedRun = async (source: RegExp) => {
-    // The zero-shot baseline, steps 8 to 72, and the final one.
-    await expect(estimate).toContainText(/for 80 steps .*and 11 held-out evaluations/, { timeout: 60_000 });
+  /** Runs these settings once; the estimate shown before, and the run's time from Start to Finished. */
+  const timedRun = async (iterations: number, evalEvery: number, source: RegExp) => {
+    await page.getByLabel('Iterations').fill(String(iterations));
+    await page.getByLabel('Held-out evaluation every (steps)').fill(String(evalEvery));
+    await page.getByLabel('Checkpoint every (steps)').fill(String(iterations / 4));
+    // The zero-shot baseline, the 9 periodic ones before the last step, and the final one.
+    await expect(estimate).toContainText(new RegExp(`for ${iterations} steps .*and 11 held-out evaluations`), {
+      timeout: 60_000,
+    });
     await expect(estimate).toContainText(source);
     const estimated = Number(await estimate.getAttribute('data-milliseconds'));
     const trained = page.getByTestId('trained-adapter-name');
@@ -64,22 +68,25 @@ test('the estimate counts held-out evaluations and checkpoints: within 35% of a 
     // Finished, with this run's adapter (a second run's name differs from the first's).
     await expect(run.getByText('Finished', { exact: true })).toBeVisible({ timeout: 200_000 });
     if (before) await expect(trained).not.toHaveText(before, { timeout: 200_000 });
-    return { estimated, measured: Date.now() - started };
+    const measured = Date.now() - started;
+    const kept = await page.evaluate(() => localStorage.getItem('octoclip.step-times'));
+    console.log(
+      `[estimate] ${iterations} steps: estimated ${estimated} ms, took ${measured} ms; kept after it ` +
+        JSON.stringify(Object.values(JSON.parse(kept ?? '{}').state.stepTimes)),
+    );
+    return { estimated, measured };
   };
-  const first = await timedRun(/from timed steps/);
-  const outside = await page.evaluate(() =>
-    Object.values<{ millisecondsPerRun?: number; millisecondsPerStep: number; evaluation: unknown }>(
-      JSON.parse(localStorage.getItem('octoclip.step-times') ?? '{}').state.stepTimes,
-    ).map((times) => JSON.stringify(times)),
-  );
-  console.log(`[estimate] first run: estimated ${first.estimated} ms, took ${first.measured} ms; kept ${outside}`);
-  // Before any run the step time is the calibration's, taken while the page is idle; a run's steps share
-  // the CPU with the page drawing its charts (SwiftShader here), so the first estimate is off by up to
-  // 23% on this machine (seen 4% to 23% short, once 16% long). A second run is estimated from the first's own steps.
+  // Before any run the step time is the calibration's (a second of timed steps with the page idle), and
+  // what a run does besides its parts (reading the images from storage, decoding them, saving the adapter:
+  // 0.8 to 1.7 s here) is learnt only from a run. On SwiftShader the GPU is this CPU, which a run shares
+  // with the page drawing its progress: beside a CPU hog a first run of 200 steps (about 20 s; a real one
+  // takes minutes) came out 6%, 7% and 29% short of the estimate, one of 80 steps 12% to 33%. The issue's
+  // 25% holds for every later run, not for this first one: 35% here, and the figure is in the notes.
+  const first = await timedRun(200, 20, /from timed steps/);
   expect(Math.abs(first.estimated - first.measured)).toBeLessThanOrEqual(0.35 * first.measured);
+  // The next run is estimated from the first's own steps and what it did besides them: a short one too.
   await page.goto('./#/train');
-  const second = await timedRun(/as measured by the last run/);
-  console.log(`[estimate] second run: estimated ${second.estimated} ms, took ${second.measured} ms`);
+  const second = await timedRun(80, 8, /as measured by the last run/);
   expect(Math.abs(second.estimated - second.measured)).toBeLessThanOrEqual(0.25 * second.measured);
   expect(errors).toEqual([]);
 });

@@ -233,8 +233,14 @@ export async function runTraining(
   }
 }
 
-/** Steps timed by measureStepTime after the untimed first one. */
-const TIMED_STEPS = 2;
+/**
+ * Steps timed by measureStepTime after the untimed first one: at least MIN, and more until they add up to
+ * TIMED_MILLISECONDS (at most MAX). Two steps of a few milliseconds each are at the mercy of one scheduler
+ * hiccup (seen 13% to 22% off a run's own steps on SwiftShader under load); a second of them is not, and a
+ * full-size model's steps of seconds still take only MIN.
+ */
+const TIMED_STEPS = { min: 2, max: 12 };
+const TIMED_MILLISECONDS = 1000;
 
 /**
  * How long one training step takes on this device: a few of the Trainer's own steps (same kernels, batch
@@ -287,7 +293,7 @@ export async function measureRunPartTimes(
   });
 }
 
-/** A Trainer with fresh random adapters for TIMED_STEPS + 1 steps, destroyed with them after `use`. */
+/** A Trainer with fresh random adapters for the timed steps, destroyed with them after `use`. */
 async function withThrowawayTrainer<T>(
   model: ClipModel,
   classNames: readonly string[],
@@ -299,7 +305,7 @@ async function withThrowawayTrainer<T>(
   const adapters = AdapterSet.create(model.ctx, model.config, adapter, { random: Math.random });
   let trainer: Trainer | null = null;
   try {
-    trainer = new Trainer(model, adapters, classNames, support, { ...training, iterations: TIMED_STEPS + 1 });
+    trainer = new Trainer(model, adapters, classNames, support, { ...training, iterations: TIMED_STEPS.max + 1 });
     return await use(trainer);
   } finally {
     trainer?.destroy();
@@ -307,12 +313,16 @@ async function withThrowawayTrainer<T>(
   }
 }
 
-/** The mean time of TIMED_STEPS steps after an untimed first one (which compiles the pipelines). */
+/** The mean time of the TIMED_STEPS after an untimed first one (which compiles the pipelines). */
 async function timedSteps(trainer: Trainer, gpuTurn: NonNullable<RunHooks['gpuTurn']>): Promise<number> {
   await gpuTurn(() => trainer.trainStep());
   let milliseconds = 0;
-  for (let i = 0; i < TIMED_STEPS; i++) milliseconds += (await gpuTurn(() => trainer.trainStep())).milliseconds;
-  return milliseconds / TIMED_STEPS;
+  let steps = 0;
+  while (steps < TIMED_STEPS.min || (steps < TIMED_STEPS.max && milliseconds < TIMED_MILLISECONDS)) {
+    milliseconds += (await gpuTurn(() => trainer.trainStep())).milliseconds;
+    steps++;
+  }
+  return milliseconds / steps;
 }
 
 /** The best held-out evaluation so far and its state, and whether patience has run out since. */
