@@ -38,7 +38,7 @@ test('a time budget sets the iterations from the measured step time; the recipe 
 
 // Tagged @alone: the playwright config runs it after the others, with no test beside it, since a test in
 // the other worker would take the CPU from this run's steps and not from the calibration's.
-test('the estimate counts held-out evaluations and checkpoints: within 35% of a first run, 25% of the next', {
+test('the estimate counts held-out evaluations and checkpoints: within 25% of a first run and of the next', {
   tag: '@alone',
 }, async ({ page }) => {
   test.setTimeout(300_000);
@@ -78,12 +78,12 @@ test('the estimate counts held-out evaluations and checkpoints: within 35% of a 
   };
   // Before any run the step time is the calibration's (a second of timed steps with the page idle), and
   // what a run does besides its parts (reading the images from storage, decoding them, saving the adapter:
-  // 0.8 to 1.7 s here) is learnt only from a run. On SwiftShader the GPU is this CPU, which a run shares
-  // with the page drawing its progress: beside a CPU hog a first run of 200 steps (about 20 s; a real one
-  // takes minutes) came out 6%, 7% and 29% short of the estimate, one of 80 steps 12% to 33%. The issue's
-  // 25% holds for every later run, not for this first one: 35% here, and the figure is in the notes.
+  // 0.8 to 1.7 s here) is learnt only from a run: a first run of 200 steps (about 20 s on SwiftShader; a
+  // real one takes minutes) keeps that small. On SwiftShader the GPU is the CPU that draws the page: while
+  // the run card redrew at every step, first runs came out 6% to 29% short beside a CPU hog; drawn at most
+  // 4 times a second, 2% short and 2% long.
   const first = await timedRun(200, 20, /from timed steps/);
-  expect(Math.abs(first.estimated - first.measured)).toBeLessThanOrEqual(0.35 * first.measured);
+  expect(Math.abs(first.estimated - first.measured)).toBeLessThanOrEqual(0.25 * first.measured);
   // The next run is estimated from the first's own steps and what it did besides them: a short one too.
   await page.goto('./#/train');
   const second = await timedRun(80, 8, /as measured by the last run/);
