@@ -33,9 +33,11 @@ const NO_WEBGPU = ['--disable-webgpu'];
 /** A synthetic camera (a moving test pattern) that needs no permission prompt: Try it's camera path. */
 const FAKE_CAMERA = ['--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream'];
 
-const WEBGPU_BROWSER = {
-  launchOptions: { executablePath: CHROMIUM, args: [...QUIET_CHROMIUM, ...WEBGPU, ...FAKE_CAMERA] },
-};
+/** The browser a project drives: the quiet Chromium with these flags. */
+const chromiumWith = (...flags: string[]) => ({
+  launchOptions: { executablePath: CHROMIUM, args: [...QUIET_CHROMIUM, ...flags] },
+});
+const WEBGPU_BROWSER = chromiumWith(...WEBGPU, ...FAKE_CAMERA);
 
 const server =
   process.env.OCTOCLIP_E2E_SERVER === 'dev'
@@ -75,7 +77,7 @@ export default defineConfig({
     {
       name: 'no-webgpu',
       testMatch: /no-webgpu\.spec\.ts$/,
-      use: { launchOptions: { executablePath: CHROMIUM, args: [...QUIET_CHROMIUM, ...NO_WEBGPU] } },
+      use: chromiumWith(...NO_WEBGPU),
     },
     {
       // Once the others are done, so that nothing runs beside these (a project waits for its dependencies).

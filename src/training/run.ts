@@ -236,8 +236,8 @@ export async function runTraining(
 /**
  * Steps timed by measureStepTime after the untimed first one: at least MIN, and more until they add up to
  * TIMED_MILLISECONDS (at most MAX). Two steps of a few milliseconds each are at the mercy of one scheduler
- * hiccup (seen 13% to 22% off a run's own steps on SwiftShader under load); a second of them is not, and a
- * full-size model's steps of seconds still take only MIN.
+ * hiccup on a busy machine; a second of them is less so, and a full-size model's steps of seconds still
+ * take only MIN.
  */
 const TIMED_STEPS = { min: 2, max: 12 };
 const TIMED_MILLISECONDS = 1000;
